@@ -1,0 +1,1 @@
+"""Result formats: Marteau's compact binary results, FunkLoad XML, merging nodes."""

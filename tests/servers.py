@@ -1,0 +1,91 @@
+"""Real HTTP servers on 127.0.0.1 for the tests.
+
+`LocalServer` runs a threaded stdlib HTTP/1.1 server with keep-alive in a
+background thread. Routes map a path (without query) to a function taking
+the `Request` and returning `(status, headers, body)`; every request is kept
+in `server.requests` so tests can assert what was really sent on the wire.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # path + query, as sent
+    headers: list[tuple[str, str]]  # in the order received
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+Reply = tuple[int, list[tuple[str, str]], bytes]
+Route = Callable[[Request], Reply]
+
+
+def ok(body: bytes | str = b"OK", content_type: str = "text/plain") -> Reply:
+    data = body.encode() if isinstance(body, str) else body
+    return 200, [("Content-Type", content_type)], data
+
+
+@dataclass
+class LocalServer:
+    routes: dict[str, Route] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    requests: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(self.command, self.path, list(self.headers.items()), body)
+                server.requests.append(request)
+                route = server.routes.get(urlsplit(self.path).path)
+                status, headers, data = route(request) if route else (404, [], b"not found")
+                self.send_response(status)
+                names = {name.lower() for name, _ in headers}
+                for name, value in headers:
+                    self.send_header(name, value)
+                if "content-length" not in names and "transfer-encoding" not in names:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _handle
+            do_PROPFIND = do_LOCK = do_PATCH = _handle
+
+        self._httpd = ThreadingHTTPServer((self.host, 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> LocalServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,1 @@
+"""The bench engine: HTTP client, recorder, cycles and virtual users, worker processes."""

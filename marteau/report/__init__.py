@@ -1,0 +1,1 @@
+"""Reports: FunkLoad statistics, HTML and charts, summary.json, thresholds, diff and trend."""

@@ -8,6 +8,8 @@ import pytest
 
 from tests.servers import LocalServer
 
+pytest_plugins = ["tests.conftest_nodes"]
+
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:

@@ -1,0 +1,5 @@
+"""Import shim: ``from funkload.Lipsum import Lipsum``."""
+
+from marteau.funkload.lipsum import Lipsum
+
+__all__ = ["Lipsum"]

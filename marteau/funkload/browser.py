@@ -1,0 +1,502 @@
+"""The browser behind `FunkLoadTestCase`: what FunkLoad's patched webunit did.
+
+One `Browser` per virtual user wraps one `HTTPClient` (kept across
+iterations, so keep-alive connections survive `clearContext`).  It builds
+each request's headers in webunit's order, keeps cookies, Basic auth and the
+extra headers, decodes gzip when the test asked for it and finds the images
+and stylesheets of an HTML page.  Redirects, logging and outcome rules are
+the test case's job (they need its counters).
+
+Hot path: a plain GET costs one cached URL lookup, a short header list, the
+client call and a `HTTPResponse` whose body, headers and HTML checks are all
+lazy.  Nothing here formats a log line or compiles a regex per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import gzip
+import html
+import mimetypes
+import os
+import re
+import ssl
+import time
+from collections.abc import Iterable
+from email.utils import parsedate_tz
+from http.cookies import CookieError, Morsel
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from marteau.engine.http import HTTPClient
+from marteau.funkload.response import HTTPResponse
+
+BOUNDARY = "--------------GHSKFJDLGDS7543FJKLFHRE75642756743254"
+MULTIPART_CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# webunit's default ok codes for images and stylesheets.
+LINK_OK_CODES = (200, 301, 302)
+_NOT_SENT = frozenset(("deleted", '"deleted"', "null"))
+_URL_CACHE_SIZE = 1024
+
+
+class UrlInfo:
+    """What the browser needs from one URL, computed once per URL and cached."""
+
+    __slots__ = (
+        "url",
+        "connect_url",
+        "protocol",
+        "server",
+        "port",
+        "host",
+        "cookie_host",
+        "path",
+        "path_query",
+        "secure",
+    )
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.protocol = parts.scheme.lower() or "http"
+        self.secure = self.protocol == "https"
+        default_port = 443 if self.secure else 80
+        hostname = parts.hostname or ""
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        self.port = port or default_port
+        # webunit's quirk: localhost is reached (and announced) as 127.0.0.1.
+        server = "127.0.0.1" if hostname == "localhost" else hostname
+        self.server = server
+        shown = f"[{server}]" if ":" in server else server
+        self.host = shown if self.port == default_port else f"{shown}:{self.port}"
+        self.cookie_host = hostname
+        path = parts.path or "/"
+        self.path = path
+        self.path_query = f"{path}?{parts.query}" if parts.query else path
+        if server != hostname:
+            netloc = parts.netloc.rpartition("@")
+            auth = netloc[0] + "@" if netloc[1] else ""
+            self.connect_url = f"{self.protocol}://{auth}{self.host}{self.path_query}"
+        else:
+            self.connect_url = url.partition("#")[0]
+
+
+def flatten_params(params: Any) -> list[tuple[str, Any]]:
+    """FunkLoad's params (dict, pairs, 2-lists) as pairs, expanding list and dict values."""
+    items: Iterable[Any] = params.items() if isinstance(params, dict) else params
+    pairs: list[tuple[str, Any]] = []
+    for item in items:
+        key, value = item
+        if isinstance(value, dict):  # a select box: the keys whose value is truthy
+            pairs.extend((key, choice) for choice, selected in value.items() if selected)
+        elif isinstance(value, (list, tuple)):
+            pairs.extend((key, element) for element in value)
+        else:
+            pairs.append((key, value))
+    return pairs
+
+
+def _to_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+def encode_body(params: Any) -> tuple[bytes, str | None]:
+    """The body and Content-type for a POST/PUT ``params`` (Data, pairs, uploads)."""
+    from marteau.funkload.utils import Data, Upload
+
+    if isinstance(params, Data):
+        return _to_bytes(params.data if params.data is not None else b""), (
+            params.content_type or None
+        )
+    if isinstance(params, (str, bytes)):
+        return _to_bytes(params), FORM_CONTENT_TYPE
+    pairs = flatten_params(params)
+    if any(isinstance(value, Upload) for _, value in pairs):
+        return multipart_body(pairs), MULTIPART_CONTENT_TYPE
+    return urlencode(pairs).encode("ascii"), FORM_CONTENT_TYPE
+
+
+def multipart_body(pairs: list[tuple[str, Any]]) -> bytes:
+    """webunit's multipart/form-data: fixed boundary, CRLF, files read now."""
+    from marteau.funkload.utils import Upload
+
+    parts: list[bytes] = []
+    for key, value in pairs:
+        parts.append(f"--{BOUNDARY}\r\n".encode())
+        if isinstance(value, Upload):
+            filename = value.filename or ""
+            basename = os.path.basename(filename)
+            head = f'Content-Disposition: form-data; name="{key}"; filename="{basename}"\r\n'
+            ctype = mimetypes.guess_type(basename)[0] if basename else None
+            if ctype:
+                head += f"Content-Type: {ctype}\r\n"
+            parts.append(head.encode("utf-8") + b"\r\n")
+            if filename:
+                with open(filename, "rb") as handle:
+                    parts.append(handle.read())
+        else:
+            head = f'Content-Disposition: form-data; name="{key}"\r\n\r\n'
+            parts.append(head.encode("utf-8") + _to_bytes(value))
+        parts.append(b"\r\n")
+    parts.append(f"--{BOUNDARY}--\r\n".encode())
+    return b"".join(parts)
+
+
+def get_url_with_params(url: str, params: Any) -> str:
+    """FunkLoad's GET: ``url + '?' + urlencode(params)`` (no check for an existing ``?``)."""
+    from marteau.funkload.utils import Data
+
+    if isinstance(params, Data):
+        return f"{url}?{params.data}"
+    if isinstance(params, str):
+        return f"{url}?{params}"
+    return f"{url}?{urlencode(flatten_params(params))}"
+
+
+def _parse_expires(text: str) -> float | None:
+    """Cookie ``expires`` as an epoch (webunit's format, then RFC 1123 and friends)."""
+    text = text.strip()
+    try:
+        return calendar.timegm(time.strptime(text, "%a, %d-%b-%Y %H:%M:%S %Z"))
+    except ValueError:
+        pass
+    parsed = parsedate_tz(text.replace("-", " "))
+    if parsed is None:
+        return None
+    return calendar.timegm(parsed[:9]) - (parsed[9] or 0)
+
+
+_link_tag_re: re.Pattern[str] | None = None
+_attr_re: re.Pattern[str] | None = None
+
+
+def _link_regexes() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Compiled on the first HTML page that needs them, then kept."""
+    global _link_tag_re, _attr_re
+    if _link_tag_re is None or _attr_re is None:
+        _link_tag_re = re.compile(r"<(img|link|base)\b([^>]*)>", re.I)
+        _attr_re = re.compile(r"""([^\s=/>"']+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.S)
+    return _link_tag_re, _attr_re
+
+
+def _attributes(text: str, attr_re: re.Pattern[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for match in attr_re.finditer(text):
+        name = match.group(1).lower()
+        if name not in found:
+            value = match.group(2)
+            if value is None:
+                value = match.group(3) if match.group(3) is not None else match.group(4)
+            found[name] = html.unescape(value)
+    return found
+
+
+def page_links(body: str, page_url: str) -> list[tuple[str, str]]:
+    """``[(kind, absolute url)]`` for the page's ``<img src>`` and ``<link href>``.
+
+    Resolved against ``<base href>`` when there is one; only absolute
+    http(s) URLs are kept, each once, in document order.
+    """
+    tag_re, attr_re = _link_regexes()
+    if "<!--" in body:
+        body = re.sub(r"<!--.*?-->", "", body, flags=re.S)
+    base = page_url
+    links: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for match in tag_re.finditer(body):
+        tag = match.group(1).lower()
+        attributes = _attributes(match.group(2), attr_re)
+        if tag == "base":
+            if "href" in attributes and base is page_url:
+                base = urljoin(page_url, attributes["href"].strip())
+            continue
+        target = attributes.get("src" if tag == "img" else "href", "").strip()
+        if not target:
+            continue
+        absolute = urljoin(base, target).partition("#")[0]
+        parts = urlsplit(absolute)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            continue
+        if absolute not in seen:
+            seen.add(absolute)
+            links.append(("image" if tag == "img" else "link", absolute))
+    return links
+
+
+class Browser:
+    """One virtual user's web state: webunit's ``WebTestCase`` as FunkLoad used it."""
+
+    def __init__(self, client: HTTPClient | None = None) -> None:
+        self.client = client or HTTPClient()
+        self._tls_client: HTTPClient | None = None
+        self._urls: dict[str, UrlInfo] = {}
+        self._proxied: dict[tuple[str, str], bool] = {}
+        self.debug_headers = False
+        self.clear_context()
+
+    def clear_context(self) -> None:
+        """Cookies, auth, caches, history and extra headers back to empty."""
+        self.cookies: dict[str, dict[str, dict[str, Morsel]]] = {}
+        self._expiry: dict[tuple[str, str, str], float] = {}
+        self.authinfo: str | bytes | None = None
+        self.extra_headers: list[list[str]] = []
+        self.images: dict[str, int] = {}
+        self.css: dict[str, int] = {}
+        self.history: list[Any] = []
+        self.gzip = False
+        self._user_host = False
+        self.key_file: str | None = None
+        self.cert_file: str | None = None
+
+    def close(self) -> None:
+        self.client.close()
+        if self._tls_client is not None:
+            self._tls_client.close()
+
+    # -- headers -----------------------------------------------------------------
+
+    def set_header(self, key: str, value: str | None) -> None:
+        """Replace the first header named ``key`` (case-sensitive) or append; None deletes."""
+        headers = self.extra_headers
+        for index, pair in enumerate(headers):
+            if pair[0] == key:
+                if value is None:
+                    del headers[index]
+                else:
+                    pair[1] = value
+                break
+        else:
+            if value is not None:
+                headers.append([key, value])
+        self._headers_changed()
+
+    def add_header(self, key: str, value: str) -> None:
+        self.extra_headers.append([key, value])
+        self._headers_changed()
+
+    def clear_headers(self) -> None:
+        self.extra_headers = []
+        self._headers_changed()
+
+    def _headers_changed(self) -> None:
+        gzip_on = False
+        user_host = False
+        for key, value in self.extra_headers:
+            low = key.lower()
+            if low == "accept-encoding":
+                gzip_on = str(value).strip().lower() == "gzip"
+            elif low == "host":
+                user_host = True
+        self.gzip = gzip_on
+        self._user_host = user_host
+
+    def set_key_and_certificate(self, key_file: str | None, cert_file: str | None) -> None:
+        self.key_file, self.cert_file = key_file, cert_file
+        if self._tls_client is not None:
+            self._tls_client.close()
+            self._tls_client = None
+
+    # -- one request ---------------------------------------------------------------
+
+    def url_info(self, url: str) -> UrlInfo:
+        info = self._urls.get(url)
+        if info is None:
+            info = UrlInfo(url)
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[url] = info
+        return info
+
+    def fetch(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> HTTPResponse:
+        """Send one request with webunit's headers; store cookies from the answer."""
+        info = self._urls.get(url)
+        if info is None:
+            info = self.url_info(url)
+        headers: list[tuple[str, str]] = []
+        if body is not None:
+            if content_type:
+                headers.append(("Content-type", content_type))
+            headers.append(("Content-length", str(len(body))))
+        if self.authinfo:
+            auth = self.authinfo
+            if isinstance(auth, bytes):
+                auth = auth.decode("ascii")
+            headers.append(("Authorization", "Basic " + auth.strip()))
+        if not self._user_host and not self._proxy_for(info):
+            headers.append(("Host", info.host))
+        for key, value in self.extra_headers:
+            headers.append((key, value))
+        if self.cookies:
+            cookie = self.cookie_header(info)
+            if cookie:
+                headers.append(("Cookie", cookie))
+        if self.debug_headers:
+            print(f"{method} {info.connect_url}")
+            for key, value in headers:
+                print(f"{key}: {value}")
+        client = self.client
+        if info.secure and (self.key_file or self.cert_file):
+            client = self._client_with_certificate()
+        raw = client.request(method, info.connect_url, headers, body)
+        raw_body = None
+        if self.gzip and raw.body:
+            encoding = raw.header("content-encoding")
+            if encoding and encoding.strip().lower() == "gzip":
+                raw_body = gzip.decompress(raw.body)
+        for key, value in raw.headers:
+            if len(key) == 10 and key.lower() == "set-cookie":
+                self.store_cookie(value, info)
+        return HTTPResponse(
+            raw, info.protocol, info.server, info.port, info.path_query, self.cookies, raw_body
+        )
+
+    def _proxy_for(self, info: UrlInfo) -> bool:
+        """Whether a plain-HTTP proxy carries this request (then no Host header: quirk)."""
+        if info.secure:
+            return False
+        key = (info.protocol, info.server)
+        proxied = self._proxied.get(key)
+        if proxied is None:
+            proxy = os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY")
+            proxied = bool(proxy and proxy.strip()) and not _no_proxy(info.server, info.port)
+            self._proxied[key] = proxied
+        return proxied
+
+    def _client_with_certificate(self) -> HTTPClient:
+        if self._tls_client is None:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.load_cert_chain(self.cert_file or self.key_file, self.key_file)  # type: ignore[arg-type]
+            self._tls_client = HTTPClient(ssl_context=context)
+        return self._tls_client
+
+    # -- cookies -------------------------------------------------------------------
+
+    def cookie_header(self, info: UrlInfo) -> str:
+        """``a=1; b=2;`` for the cookies this URL gets (domain, path, secure, expiry)."""
+        host = info.cookie_host
+        path = info.path
+        now = 0.0
+        items: list[str] = []
+        for domain, paths in self.cookies.items():
+            if not host.endswith(domain):
+                continue
+            for cookie_path, morsels in paths.items():
+                if not path.startswith(cookie_path):
+                    continue
+                for name, morsel in list(morsels.items()):
+                    value = morsel.value
+                    if value in _NOT_SENT:
+                        continue
+                    if morsel["secure"] and not info.secure:
+                        continue
+                    if self._expiry:
+                        expires = self._expiry.get((domain, cookie_path, name))
+                        if expires is not None:
+                            now = now or time.time()
+                            if expires <= now:
+                                del morsels[name]
+                                continue
+                    items.append(f"{name}={value};")
+        return " ".join(items)
+
+    def store_cookie(self, header: str, info: UrlInfo) -> None:
+        """Keep one ``Set-Cookie`` value under ``cookies[domain][path][name]``."""
+        first, _, rest = header.partition(";")
+        name, sep, value = first.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            return
+        value = value.strip()
+        morsel = Morsel()
+        try:
+            morsel.set(name, value, value)
+        except CookieError:  # a name Morsel rejects: keep it anyway, as webunit did
+            morsel._key, morsel._value, morsel._coded_value = name, value, value  # type: ignore[attr-defined]
+        max_age: str | None = None
+        expires: str | None = None
+        for attribute in rest.split(";"):
+            key, _, attr_value = attribute.partition("=")
+            key = key.strip().lower()
+            attr_value = attr_value.strip()
+            if key == "domain":
+                morsel["domain"] = attr_value
+            elif key == "path":
+                morsel["path"] = attr_value
+            elif key == "max-age":
+                morsel["max-age"] = max_age = attr_value
+            elif key == "expires":
+                morsel["expires"] = expires = attr_value
+            elif key == "secure":
+                morsel["secure"] = True
+            elif key == "httponly":
+                morsel["httponly"] = True
+            elif key == "comment":
+                morsel["comment"] = attr_value
+            elif key == "version":
+                morsel["version"] = attr_value
+        domain = (morsel["domain"] or info.cookie_host).lstrip(".").lower()
+        if not info.cookie_host.endswith(domain):
+            return  # a cookie for another site
+        path = morsel["path"]
+        if not path:
+            request_path = info.path
+            if len(request_path) > 2 and request_path.endswith("/"):
+                path = request_path[:-1]
+            else:
+                path = "/"
+        deadline: float | None = None
+        if max_age is not None:
+            try:
+                deadline = time.time() + int(max_age)
+            except ValueError:
+                deadline = None
+        elif expires is not None:
+            deadline = _parse_expires(expires)
+        key = (domain, path, name)
+        if deadline is not None and deadline <= time.time():
+            morsels = self.cookies.get(domain, {}).get(path)
+            if morsels is not None:
+                morsels.pop(name, None)
+            self._expiry.pop(key, None)
+            return
+        self.cookies.setdefault(domain, {}).setdefault(path, {})[name] = morsel
+        if deadline is not None:
+            self._expiry[key] = deadline
+        else:
+            self._expiry.pop(key, None)
+
+    # -- basic auth ----------------------------------------------------------------
+
+    def set_basic_auth(self, login: str, password: str) -> None:
+        token = f"{login}:{password}".encode()
+        self.authinfo = base64.b64encode(token).decode("ascii")
+
+    def clear_basic_auth(self) -> None:
+        self.authinfo = None
+
+
+def _no_proxy(host: str, port: int) -> bool:
+    """``no_proxy`` as the HTTP client reads it."""
+    value = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    for entry in value.split(","):
+        entry = entry.strip().lstrip(".").lower()
+        if not entry:
+            continue
+        if entry == "*" or entry == host or entry == f"{host}:{port}" or host.endswith("." + entry):
+            return True
+    return False

@@ -1,0 +1,180 @@
+"""FunkLoad's page response (webunit's ``HTTPResponse``) on top of a `RawResponse`.
+
+Everything beyond ``code`` and ``message`` is computed on first access:
+a load test usually reads only the code, so decoding the body or building a
+header mapping on every request would be wasted work on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from marteau.funkload import dom
+
+_MISSING: Any = object()
+
+
+class ResponseHeaders:
+    """Case-insensitive header access like Python 2's ``httplib`` message.
+
+    ``get(name)`` / ``[name]`` return the first value; ``items()`` gives
+    lower-cased names (FunkLoad's failure records rely on it).
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[str, str]]) -> None:
+        self._raw = raw
+
+    def get(self, name: str, default: Any = None) -> Any:
+        name = name.lower()
+        for key, value in self._raw:
+            if key.lower() == name:
+                return value
+        return default
+
+    getheader = get
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name, _MISSING)
+        if value is _MISSING:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name, _MISSING) is not _MISSING
+
+    def get_all(self, name: str, default: Any = None) -> Any:
+        name = name.lower()
+        values = [value for key, value in self._raw if key.lower() == name]
+        return values or default
+
+    getheaders = get_all
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(key.lower(), value) for key, value in self._raw]
+
+    def keys(self) -> list[str]:
+        return [key.lower() for key, _ in self._raw]
+
+    def values(self) -> list[str]:
+        return [value for _, value in self._raw]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __str__(self) -> str:
+        return "".join(f"{key}: {value}\n" for key, value in self._raw)
+
+    def __repr__(self) -> str:
+        return f"ResponseHeaders({self.items()!r})"
+
+
+def charset_of(content_type: str | None) -> str:
+    """The ``charset=`` of a Content-Type, else utf-8."""
+    if content_type:
+        low = content_type.lower()
+        at = low.find("charset=")
+        if at >= 0:
+            value = content_type[at + 8 :].split(";", 1)[0].strip().strip("\"'")
+            if value:
+                return value
+    return "utf-8"
+
+
+class HTTPResponse:
+    """What ``get``/``post``... return: webunit's response, attribute for attribute."""
+
+    def __init__(
+        self,
+        raw: Any,
+        protocol: str,
+        server: str,
+        port: int,
+        url: str,
+        cookies: dict,
+        raw_body: bytes | None = None,
+    ) -> None:
+        self.raw = raw
+        self.code: int = raw.status
+        self.message: str = raw.reason
+        self.protocol = protocol
+        self.server = server
+        self.port = port
+        self.url = url  # path + query, as webunit kept it
+        self.cookies = cookies
+        # The body after gzip decoding (the browser passes it when it decoded).
+        self.raw_body: bytes = raw.body if raw_body is None else raw_body
+        self._body: Any = _MISSING
+        self._headers: ResponseHeaders | None = None
+        self._is_html: bool | None = None
+        self._dom: dom.Element | None = None
+
+    # -- lazily computed ---------------------------------------------------------
+
+    @property
+    def headers(self) -> ResponseHeaders:
+        if self._headers is None:
+            self._headers = ResponseHeaders(self.raw.headers)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: ResponseHeaders) -> None:
+        self._headers = value
+
+    @property
+    def body(self) -> str | None:
+        """Text (charset of the response, else utf-8); None for ``Content-Length: 0``."""
+        if self._body is _MISSING:
+            data = self.raw_body
+            if not data and self.raw.header("content-length") == "0":
+                self._body = None
+            else:
+                charset = charset_of(self.raw.header("content-type")) if data else "utf-8"
+                try:
+                    self._body = data.decode(charset, "replace")
+                except LookupError:  # an unknown charset name
+                    self._body = data.decode("utf-8", "replace")
+        return self._body
+
+    @body.setter
+    def body(self, value: str | None) -> None:
+        self._body = value
+        self._dom = None
+
+    @property
+    def is_html(self) -> bool:
+        """``<html`` in the first 300 characters, case-insensitive (FunkLoad's test)."""
+        if self._is_html is None:
+            self._is_html = is_html_bytes(self.raw_body)
+        return self._is_html
+
+    @is_html.setter
+    def is_html(self, value: bool) -> None:
+        self._is_html = value
+
+    def getDOM(self) -> dom.Element:
+        """The parsed page (parsed once per response)."""
+        if self._dom is None:
+            self._dom = dom.parse(self.body)
+        return self._dom
+
+    # -- string forms --------------------------------------------------------------
+
+    def __str__(self) -> str:
+        return f"{self.url}\nHTTP Response {self.code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f'<response url="{self.protocol}://{self.server}:{self.port}/{self.url}" '
+            f'code="{self.code}" message="{self.message}" />'
+        )
+
+
+def is_html_bytes(data: bytes | None) -> bool:
+    """FunkLoad's HTML detection on a raw body."""
+    return bool(data) and b"<html" in data[:300].lower()  # type: ignore[index]

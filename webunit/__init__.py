@@ -1,0 +1,1 @@
+"""Import shim for the parts of webunit that FunkLoad tests import."""

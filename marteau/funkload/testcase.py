@@ -69,6 +69,15 @@ class NullSink:
         pass
 
 
+_default_options: Any = None
+
+
+def set_default_options(options: Any) -> None:
+    """Options for test cases built without any (``test_suite()`` functions, doctests)."""
+    global _default_options
+    _default_options = options
+
+
 _sinks_lock = threading.Lock()
 _functional_sinks: dict[str, Any] = {}
 
@@ -172,7 +181,7 @@ class FunkLoadTestCase(unittest.TestCase):
 
     def _funkload_init(self, options: Any) -> None:
         if options is None:
-            options = SimpleNamespace()
+            options = _default_options if _default_options is not None else SimpleNamespace()
         self._options = options
         self._config = FunkLoadConfig.for_class(self.suite_name, options)
         self._config_path = self._config.path
@@ -202,6 +211,11 @@ class FunkLoadTestCase(unittest.TestCase):
         self._stop_on_fail = bool(getattr(options, "stop_on_fail", False))
         self._pause = bool(getattr(options, "pause", False))
         self._loop_mode = bool(getattr(options, "loop_steps", False))
+        self._loop_steps = _parse_loop_steps(getattr(options, "loop_steps", None))
+        self._loop_number = int(getattr(options, "loop_number", 10) or 10)
+        self._loop_pages: list[tuple[Any, ...]] = []
+        self._looping = False
+        self._last_request: tuple[str, str, int | None] | None = None
         self._sink_cache: Any = getattr(options, "marteau_sink", None)
         self._keyfile_path: str | None = None
         self._certfile_path: str | None = None
@@ -503,9 +517,40 @@ class FunkLoadTestCase(unittest.TestCase):
         self._response = response
         if self._dumping:
             self._dump_content(response)
-        if sleep:
+        if self._loop_mode and not self._looping:
+            self._loop_page(
+                (url_in, params_in, description, ok_codes, method, follow_redirect, load_auto_links)
+            )
+        if sleep and not self._looping:
             self.sleep()
         return response
+
+    def _loop_page(self, page: tuple[Any, ...]) -> None:
+        """``-l``: keep the pages of the loop range; at its last page replay them ``-n`` times."""
+        start, end = self._loop_steps
+        if start <= self.steps < end:
+            self._loop_pages.append(page)
+        if self.steps != end - 1 or not self._loop_pages:
+            return
+        self._looping = True
+        pages = self._loop_pages
+        self._loop_pages = []
+        rendered = 0
+        t_start = time.time()
+        try:
+            for _ in range(self._loop_number):
+                for args in pages:
+                    self._browse(*args, sleep=False)
+                    rendered += 1
+        finally:
+            self._looping = False
+        elapsed = time.time() - t_start
+        average = elapsed / rendered if rendered else 0.0
+        spps = rendered / elapsed if elapsed else 0.0
+        print(
+            f"End of loop: {rendered} pages rendered in {elapsed:.3f}s, "
+            f"avg of {average:.3f}s per page, {spps:.3f} SPPS without concurrency."
+        )
 
     def _connect(
         self,
@@ -528,6 +573,7 @@ class FunkLoadTestCase(unittest.TestCase):
             self.total_time += t_stop - t_start
             self.step_success = False
             self.test_status = "Failure"
+            self._last_request = (rtype.upper(), url, None)
             self._log_response_error(url, rtype, description, t_start, t_stop)
             if self.logger.isEnabledFor(_DEBUG):
                 self.logd(f" Failed in {t_stop - t_start:.3f}s")
@@ -536,6 +582,7 @@ class FunkLoadTestCase(unittest.TestCase):
             raise
         t_stop = time.time()
         self.total_time += t_stop - t_start
+        self._last_request = (rtype.upper(), url, response.code)
         if response.code not in ok_codes:
             self.step_success = False
             self.test_status = "Failure"
@@ -945,6 +992,7 @@ class FunkLoadTestCase(unittest.TestCase):
         if self.logger.isEnabledFor(_DEBUG):
             description = self.conf_get(self.test_name, "description", "", quiet=True)
             self.logd(f"Starting -----------------------------------\n\t{description}")
+        self._sink  # noqa: B018 - open the result file before the clock starts
         t_start = time.time()
         skipped = False
         try:
@@ -1064,6 +1112,17 @@ class FunkLoadTestCase(unittest.TestCase):
                     + ",".join(f"{k!r}: {subset[k]!r} != {dictionary[k]!r}" for k in mismatched)
                 )
             self.fail(self._formatMessage(msg, "; ".join(parts)))
+
+
+def _parse_loop_steps(value: Any) -> tuple[int, int]:
+    """``N`` → (N, N+1); ``A:B`` → (A, B); nothing → an empty range."""
+    if not value:
+        return 0, 0
+    text = str(value)
+    if ":" in text:
+        first, _, last = text.partition(":")
+        return int(first), int(last)
+    return int(text), int(text) + 1
 
 
 def _format(info: Any) -> str:

@@ -50,3 +50,8 @@ def fl_run_test() -> None:
 def fl_run_bench() -> None:
     """`fl-run-bench`: FunkLoad's bench runner."""
     _load(SUBCOMMANDS["bench"]).main(prog_name="fl-run-bench")
+
+
+def fl_build_report() -> None:
+    """`fl-build-report`: FunkLoad's report builder."""
+    _load(SUBCOMMANDS["report"]).main(prog_name="fl-build-report")

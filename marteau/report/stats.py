@@ -32,8 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from marteau.results.merge import NodeInfo, cycle_duration, parse_cycles
 from marteau.results.records import RESULT_NAMES, SUCCESSFUL
 from marteau.results.resultset import ResultSet
+
+__all__ = ["NodeInfo", "cycle_duration", "compute", "parse_cycles"]
 
 DEFAULT_APDEX_T = 1.5
 PAGE_TYPES = frozenset(("post", "get", "xmlrpc", "put", "delete", "head"))
@@ -179,17 +182,6 @@ class HttpCodeStats:
     error: int
     sample_url: str
     sample_body: str | None
-
-
-@dataclass
-class NodeInfo:
-    """One input node as the merger saw it (name, thread id range, own samples)."""
-
-    name: str
-    index: int
-    source: str
-    cycles: list[int]  # the node's own users per cycle
-    samples: Any = None  # numpy array, SAMPLE_FIELDS dtype
 
 
 @dataclass
@@ -455,14 +447,6 @@ def _test_stats(tests: Any, rs: ResultSet, duration: float) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- main
-
-
-def cycle_duration(config: dict[str, str]) -> float:
-    """The config ``duration`` as a float, 0 when absent or unreadable."""
-    try:
-        return float(config.get("duration", 0) or 0)
-    except ValueError:
-        return 0.0
 
 
 def compute(
@@ -857,12 +841,3 @@ def slowest_requests(stats: BenchStats, number: int = 5) -> list[StepStats]:
 def launched(config: dict[str, str]) -> str:
     """The bench start as FunkLoad prints it: the root time's first 19 chars, 'T' -> ' '."""
     return config.get("marteau:time", config.get("time", ""))[:19].replace("T", " ")
-
-
-def parse_cycles(value: str | None) -> list[int]:
-    """The ``cycles`` config value, FunkLoad's list repr ``[1, 2, 3]``; [] if unreadable."""
-    text = (value or "").strip().strip("[]")
-    try:
-        return [int(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        return []

@@ -1,0 +1,262 @@
+"""``marteau report`` (alias ``fl-build-report``): FunkLoad's report builder.
+
+Usage as FunkLoad's: ``marteau report [options] RESULTS...`` where the
+results are FunkLoad XML or Marteau compact files, several meaning several
+nodes of one bench (merged, see `marteau.results.merge`).  Without
+``--html`` the ReST report goes to stdout; with it, a report directory
+``<id>-<YYYYMMDDTHHMMSS>[-label]`` receives ``index.rst``,
+``summary.json``, a copy of the results (``funkload.xml``) and, when the
+HTML renderer is installed (`marteau.report.html.render_html`), the HTML
+report and charts.  Unusable inputs are skipped with a reason; the command
+fails only when nothing can be built (exit 2) or a threshold is violated
+(exit 1, after writing everything).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+from typing import Any
+
+import click
+
+from marteau.errors import MarteauError
+
+
+def report_directory_name(config: dict[str, str]) -> str:
+    """FunkLoad's ``<id>-<stamp>[-label]``, stamp = root time[:19] without '-' and ':'."""
+    stamp = config.get("marteau:time", config.get("time", ""))[:19]
+    stamp = stamp.replace("-", "").replace(":", "")
+    name = f"{config.get('id') or 'bench'}-{stamp}" if stamp else config.get("id") or "bench"
+    if config.get("label"):
+        name += f"-{config['label']}"
+    return name.replace(os.sep, "_")
+
+
+def _html_renderer() -> Any:
+    """The HTML renderer (built by another part of Marteau), or None while it is absent."""
+    try:
+        module = importlib.import_module("marteau.report.html")
+    except ImportError:
+        return None
+    return getattr(module, "render_html", None)
+
+
+def _copy_results(merged: Any, directory: str) -> list[str]:
+    """FunkLoad copies its input as funkload.xml (the merged file for several)."""
+    from marteau.results.merge import is_compact_source, write_merged_xml
+
+    sources = merged.sources
+    written = []
+    if len(sources) == 1:
+        rs = sources[0]
+        name = "funkload.xml" if not is_compact_source(rs) else os.path.basename(rs.source)
+        shutil.copyfile(rs.source, os.path.join(directory, name))
+        written.append(name)
+    elif not any(is_compact_source(rs) for rs in sources):
+        write_merged_xml(merged, os.path.join(directory, "funkload.xml"))
+        written.append("funkload.xml")
+    else:
+        for node, rs in zip(merged.nodes, sources, strict=True):
+            name = f"{node.name}-{os.path.basename(rs.source)}".replace(os.sep, "_")
+            shutil.copyfile(rs.source, os.path.join(directory, name))
+            written.append(name)
+    return written
+
+
+def build_report(
+    results: tuple[str, ...],
+    *,
+    html: bool = False,
+    output_directory: str = ".",
+    report_directory: str | None = None,
+    apdex_t: float = 1.5,
+    css: str | None = None,
+    skip_definitions: bool = False,
+    with_percentiles: bool = True,
+    thresholds: str | None = None,
+) -> int:
+    """Build the report; returns the exit status (0, or 1 when a threshold failed)."""
+    from marteau.report import rst, stats, summary
+    from marteau.results.merge import load_all
+
+    threshold_set = None
+    if thresholds:
+        from marteau.report.thresholds import load_thresholds
+
+        threshold_set = load_thresholds(thresholds)
+    merged = load_all(list(results))
+    for skipped in merged.skipped:
+        click.echo(f"Warning: {skipped.reason}", err=True)
+    bench = stats.compute(
+        merged.results, apdex_t=apdex_t, nodes=merged.nodes, thread_base=merged.thread_base
+    )
+    threshold_report = None
+    if threshold_set is not None:
+        from marteau.report.thresholds import evaluate
+
+        threshold_report = evaluate(threshold_set, bench)
+    notes = [s.reason for s in merged.skipped if s.reason not in bench.warnings]
+    renderer = _html_renderer() if html else None
+    text = rst.render_rst(
+        bench,
+        with_percentiles=with_percentiles,
+        with_charts=renderer is not None,
+        skip_definitions=skip_definitions,
+        thresholds=threshold_report,
+        notes=notes,
+    )
+    data = summary.build_summary(bench, inputs=merged.inputs(), thresholds=threshold_report)
+
+    if html:
+        directory = report_directory or os.path.join(
+            output_directory, report_directory_name(bench.config)
+        )
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "index.rst"), "w", encoding="utf-8") as f:
+            f.write(text)
+        summary.write_summary(directory, data)
+        _copy_results(merged, directory)
+        if css:
+            shutil.copyfile(css, os.path.join(directory, os.path.basename(css)))
+        if threshold_report is not None:
+            from marteau.report.junit import write_junit
+
+            write_junit(directory, threshold_report)
+        shown = directory
+        if renderer is not None:
+            shown = renderer(directory, bench, data, css=css) or directory
+        click.echo(os.path.abspath(shown))
+    else:
+        click.echo(text)
+        if threshold_report is not None:
+            from marteau.report.junit import write_junit
+
+            os.makedirs(output_directory, exist_ok=True)
+            write_junit(output_directory, threshold_report)
+
+    if threshold_report is not None:
+        failed = [r for r in threshold_report["results"] if not r["passed"]]
+        for result in failed:
+            click.echo(f"Threshold failed: {result['message']}", err=True)
+        if failed:
+            return 1
+        click.echo(f"All {len(threshold_report['results'])} threshold(s) passed.", err=True)
+    return 0
+
+
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("results", nargs=-1, type=click.Path())
+@click.option(
+    "-H", "--html", is_flag=True, help="Write a report directory (index.rst, summary.json, HTML)."
+)
+@click.option("--org", is_flag=True, help="Emacs org-mode output (not available yet).")
+@click.option(
+    "-P",
+    "--with-percentiles/--no-percentiles",
+    default=True,
+    show_default=True,
+    help="P10/MED/P90/P95 columns in the tables.",
+)
+@click.option(
+    "-d", "--diff", "diff", is_flag=True, help="Differential report of 2 report directories."
+)
+@click.option(
+    "-t", "--trend", "trend", is_flag=True, help="Trend report of 2 or more report directories."
+)
+@click.option(
+    "-o",
+    "--output-directory",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Parent directory of the generated report directory.",
+)
+@click.option(
+    "-r", "--report-directory", type=click.Path(file_okay=False), help="Exact report directory."
+)
+@click.option(
+    "-T",
+    "--apdex-T",
+    "apdex_t",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="Apdex T, seconds.",
+)
+@click.option(
+    "-x", "--css", type=click.Path(dir_okay=False), help="Custom CSS file for the HTML report."
+)
+@click.option("--skip-definitions", is_flag=True, help="Leave out the Definitions section.")
+@click.option("-q", "--quiet", is_flag=True, help="Fewer messages.")
+@click.option(
+    "--thresholds",
+    type=click.Path(dir_okay=False),
+    help="YAML thresholds (a list, a map, or a .marteau.yml 'thresholds:' key); "
+    "exit 1 and junit.xml when one is violated.",
+)
+def report_command(
+    results: tuple[str, ...],
+    html: bool,
+    org: bool,
+    with_percentiles: bool,
+    diff: bool,
+    trend: bool,
+    output_directory: str,
+    report_directory: str | None,
+    apdex_t: float,
+    css: str | None,
+    skip_definitions: bool,
+    quiet: bool,
+    thresholds: str | None,
+) -> None:
+    """Build a FunkLoad-style report from bench RESULTS (XML or .mrt files; several = nodes)."""
+    try:
+        if apdex_t <= 0:
+            raise MarteauError(f"--apdex-T must be positive, not {apdex_t}")
+        if diff or trend:
+            _diff_or_trend(results, diff, output_directory, report_directory)
+            return
+        if org:
+            raise MarteauError("--org output is not available yet; use the ReST output or --html")
+        if not results:
+            raise click.UsageError("give at least one result file")
+        if css and not os.path.isfile(css):
+            raise MarteauError(f"{css}: CSS file not found")
+        status = build_report(
+            results,
+            html=html,
+            output_directory=output_directory,
+            report_directory=report_directory,
+            apdex_t=apdex_t,
+            css=css,
+            skip_definitions=skip_definitions,
+            with_percentiles=with_percentiles,
+            thresholds=thresholds,
+        )
+    except MarteauError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(status)
+
+
+def _diff_or_trend(
+    directories: tuple[str, ...], diff: bool, output_directory: str, report_directory: str | None
+) -> None:
+    """Hand over to the diff/trend renderers when they are installed."""
+    mode = "diff" if diff else "trend"
+    if diff and len(directories) != 2:
+        raise click.UsageError("--diff takes exactly 2 report directories")
+    if not diff and len(directories) < 2:
+        raise click.UsageError("--trend takes at least 2 report directories")
+    try:
+        module = importlib.import_module(f"marteau.report.{mode}")
+        build = module.build
+    except (ImportError, AttributeError):
+        raise MarteauError(f"--{mode} reports are not available yet in this Marteau") from None
+    path = build(
+        list(directories), output_directory=output_directory, report_directory=report_directory
+    )
+    click.echo(os.path.abspath(path))

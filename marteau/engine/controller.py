@@ -1,0 +1,436 @@
+"""The parent side of a bench: hooks, workers, console, and the node's result files.
+
+The parent never runs a virtual user itself (with one worker, the worker is
+a thread of the parent).  It runs FunkLoad's hooks on the main test
+instance at the planned instants (`marteau.engine.runner` documents the
+schedule), follows the workers' counters for the console, and at the end
+(or on SIGTERM/SIGINT) combines the worker files into the node's ``.mrt``
+and exports FunkLoad XML.  Each worker flushes its file every second and at
+every cycle end, so a killed bench keeps every finished cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from marteau.engine.console import Console, now_iso, status_word
+from marteau.engine.runner import BenchPlan, CycleTimes, last_line, schedule
+from marteau.engine.workers import ABORT_SIGNALS, WorkerPool, WorkerSpec, describe_failure
+from marteau.errors import MarteauError
+
+START_MARGIN = 0.25  # seconds between "all workers ready" and cycle 0 without --start-at
+READY_TIMEOUT = 120.0  # a worker that cannot import the test in this time is broken
+DONE_TIMEOUT = 15.0  # after the last cycle or an abort, for workers to flush and exit
+
+
+class ParentSink:
+    """The main instance's sink: it records nothing, but keeps ``addMetadata`` entries."""
+
+    recording = False
+
+    def __init__(self) -> None:
+        self.entries: dict[str, str] = {}
+
+    def response(self, **fields: Any) -> None:
+        pass
+
+    def test_result(self, **fields: Any) -> None:
+        pass
+
+    def config(self, key: str, value: str) -> None:
+        self.entries[str(key)] = str(value)
+
+
+@dataclass
+class Outcome:
+    """How the bench went: FunkLoad's counts and the process exit status."""
+
+    successes: int = 0
+    failures: int = 0
+    errors: int = 0
+    responses: int = 0
+    cycles_done: int = 0
+    signum: int | None = None
+    hook_error: str | None = None
+    problems: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """FunkLoad's console entry point: 0, 1 with failures, 255 with errors."""
+        if self.signum is not None:
+            return 128 + self.signum
+        if self.errors or self.hook_error:
+            return 255
+        if self.failures:
+            return 1
+        return 0
+
+
+@dataclass
+class BenchSetup:
+    """What the bench command resolved: plan, hooks, workers, files, header values."""
+
+    plan: BenchPlan
+    hooks: Any  # the main test instance ("<method>:0:0:0")
+    sink: ParentSink
+    specs: list[WorkerSpec]
+    config: dict[str, str]  # FunkLoad's <config> entries (section 4) + Marteau's
+    xml_path: str
+    compact_path: str
+    start_at: float | None
+    header: list[str]  # the "* Key: value" lines of the Configuration section
+    title: str
+    description: str
+
+
+class BenchController:
+    """Runs one bench on this node; `run` returns the `Outcome`."""
+
+    def __init__(self, setup: BenchSetup, console: Console) -> None:
+        self.setup = setup
+        self.console = console
+        self.plan = setup.plan
+        self.abort = threading.Event()
+        self.outcome = Outcome()
+        self.pool = WorkerPool(setup.specs, self.abort)
+        self.start: float | None = None
+        self._ready: set[int] = set()
+        self._done: set[int] = set()
+        self._gone: set[int] = set()
+        self._failed: dict[int, str] = {}
+        self._joined: dict[int, set[int]] = {}
+        self._progress: dict[int, tuple[int, ...]] = {}
+        self._cycle: CycleTimes | None = None
+        self._mid_done = False
+        self._last_rate = (0.0, 0)
+        self._rate = 0.0
+        self._phase = -1
+
+    # -- the bench ------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        previous = self._install_signals()
+        try:
+            self._header()
+            self.pool.start()
+            try:
+                self._bench()
+            finally:
+                self._stop_workers()
+            self._write_results()
+            self._summary()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return self.outcome
+
+    def _bench(self) -> None:
+        console = self.console
+        console.title("Benching")
+        if not self._hook("setUpBench"):
+            return
+        if not self._pump(lambda: self._ready | self._gone >= self._all, READY_TIMEOUT):
+            return
+        if not self._ready | self._gone >= self._all:
+            raise MarteauError(f"workers not ready after {READY_TIMEOUT:.0f}s")
+        if self._failed:
+            index, message = next(iter(self._failed.items()))
+            raise MarteauError(f"worker {index} failed to start: {describe_failure(message)}")
+        times: list[CycleTimes] = []
+        for index, users in enumerate(self.plan.cycles):
+            title = f"Cycle #{index} with {users} virtual users"
+            console.line()
+            console.title(title, "-")
+            if not self._hook("setUpCycle"):
+                return
+            if index == 0:
+                now = time.time()
+                start = self.setup.start_at if self.setup.start_at else now + START_MARGIN
+                if start < now:
+                    console.line(f"* Warning: --start-at is {now - start:.1f}s in the past")
+                self.start = start
+                self.setup.config["start_at"] = repr(start)
+                times = schedule(self.plan, start)
+                self.pool.broadcast(("start", start))
+                if start - now > 1:
+                    console.line(f"* Waiting for the start instant: {now_iso(start)}")
+            cycle = times[index]
+            console.line(f"* Current time: {now_iso()}")
+            console.line(
+                f"* Starting threads: {users} users, {self.plan.startup_delay}s apart, "
+                f"from {now_iso(cycle.stage)}"
+            )
+            self.pool.broadcast(("go", index))
+            if not self._follow_cycle(cycle):
+                return
+            if self.plan.cycle_time:
+                console.line(f"* Waiting cycle sleeptime {self.plan.cycle_time}s: done.")
+            if not self._pump(lambda: False, cycle.next - time.time()):
+                return
+            if not self._hook("tearDownCycle"):
+                return
+            self._cycle_result(cycle)
+        self.console.line()
+        self._hook("tearDownBench")
+
+    @property
+    def _all(self) -> set[int]:
+        return {spec.index for spec in self.setup.specs}
+
+    def _follow_cycle(self, cycle: CycleTimes) -> bool:
+        """Pump until every worker joined ``cycle``; midCycle at its planned instant."""
+        self._cycle = cycle
+        self._mid_done = False
+        self._progress = {}
+        self._joined[cycle.index] = set()
+        self._last_rate = (time.time(), 0)
+        self._rate = 0.0
+        self._phase = -1
+        console = self.console
+        console.line(
+            f"* Logging for {self.plan.duration}s "
+            f"(from {now_iso(cycle.open)[11:19]} until {now_iso(cycle.close)[11:19]}):"
+        )
+
+        def joined() -> bool:
+            return self._joined[cycle.index] | self._gone >= self._all
+
+        ok = self._pump(joined, None)
+        self._cycle = None
+        if ok:
+            waited = max(time.time() - cycle.close, 0.0)
+            console.line(f"* Waiting end of threads: done, {waited:.2f}s after the window.")
+        return ok
+
+    def _cycle_result(self, cycle: CycleTimes) -> None:
+        ok = failures = errors = responses = 0
+        for _, *counts in self._progress.values():
+            ok += counts[0]
+            failures += counts[1]
+            errors += counts[2]
+            responses += counts[3]
+        out = self.outcome
+        out.successes += ok
+        out.failures += failures
+        out.errors += errors
+        out.responses += responses
+        out.cycles_done += 1
+        word = status_word(ok, failures, errors)
+        self.console.line(f"* End of cycle, {time.time() - cycle.stage:.2f}s elapsed.")
+        self.console.line(
+            f"* Cycle result: {self.console.status(word)}, {ok} success, "
+            f"{failures} failure, {errors} errors."
+        )
+
+    # -- hooks ----------------------------------------------------------------
+
+    def _hook(self, name: str) -> bool:
+        """Run a FunkLoad hook on the main instance; a failing hook ends the bench."""
+        method = getattr(self.setup.hooks, name, None)
+        if method is None:
+            return not self.abort.is_set()
+        self.console.partial(f"* {name} hook: ... ")
+        try:
+            if name == "midCycle":
+                assert self._cycle is not None
+                method(self._cycle.index, self._cycle.users)
+            else:
+                method()
+        except Exception:
+            text = traceback.format_exc()
+            self.outcome.hook_error = f"{name} failed: {last_line(text)}"
+            self.console.line("FAILED")
+            self.console.line(text.rstrip())
+            self.abort.set()
+            return False
+        self.console.line("done.")
+        return not self.abort.is_set()
+
+    # -- following the workers ------------------------------------------------
+
+    def _pump(
+        self, done: Callable[[], bool], timeout: float | None, *, abortable: bool = True
+    ) -> bool:
+        """Handle worker messages until ``done()`` or ``timeout``; False on abort."""
+        deadline = None if timeout is None else time.time() + timeout
+        next_live = 0.0
+        while True:
+            if abortable and self.abort.is_set():
+                return False
+            if done():
+                return True
+            now = time.time()
+            if deadline is not None and now >= deadline:
+                return True
+            cycle = self._cycle
+            if cycle is not None and not self._mid_done and now >= cycle.mid:
+                self._mid_done = True
+                if not self._hook("midCycle"):
+                    return False
+            if cycle is not None and now >= next_live:
+                next_live = now + 1.0
+                self._show_progress(cycle, now)
+            wait = 0.2
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if cycle is not None and not self._mid_done:
+                wait = min(wait, cycle.mid - now)
+            for message in self.pool.receive(max(wait, 0.0)):
+                self._handle(message)
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind, index = message[0], message[1]
+        if kind == "ready":
+            self._ready.add(index)
+        elif kind == "progress":  # worker, cycle, started, ok, failures, errors, responses
+            if self._cycle is not None and message[2] == self._cycle.index:
+                self._progress[index] = tuple(message[3:8])
+        elif kind == "joined":  # worker, cycle, ok, failures, errors, responses
+            self._joined.setdefault(message[2], set()).add(index)
+            started = self._progress.get(index, (0,))[0]
+            self._progress[index] = (started, *message[3:7])
+        elif kind == "problem":
+            _, _, problem, text = message
+            if problem not in self.outcome.problems:
+                self.outcome.problems[problem] = text
+                self.console.line(f"* First {problem}: {last_line(text)}")
+        elif kind == "failed":
+            self._failed[index] = message[2]
+            self._gone.add(index)
+            if self._ready >= self._all or index in self._ready:
+                self.console.line(f"* Worker {index} failed: {describe_failure(message[2])}")
+        elif kind == "done":
+            self._done.add(index)
+        elif kind == "exited":
+            self._gone.add(index)
+
+    def _show_progress(self, cycle: CycleTimes, now: float) -> None:
+        started = ok = failures = errors = responses = 0
+        for values in self._progress.values():
+            started += values[0]
+            ok += values[1]
+            failures += values[2]
+            errors += values[3]
+            responses += values[4]
+        last_time, last_responses = self._last_rate
+        if now - last_time >= 0.9:
+            self._rate = max(responses - last_responses, 0) / (now - last_time)
+            self._last_rate = (now, responses)
+        if now < cycle.open:
+            phase, text = 0, "staging"
+        elif now < cycle.close:
+            phase, text = 1, f"recording {now - cycle.open:3.0f}s/{self.plan.duration}s"
+        else:
+            phase, text = 2, "stopping"
+        changed = phase != self._phase
+        self._phase = phase
+        self.console.live(
+            f"cycle #{cycle.index}  users {started}/{cycle.users}  {text}  "
+            f"tests {ok} ok, {failures} failures, {errors} errors  {self._rate:.0f} req/s",
+            force=changed,
+        )
+
+    # -- end, signals, files --------------------------------------------------
+
+    def _stop_workers(self) -> None:
+        if self.abort.is_set():
+            self.pool.broadcast(("stop",))
+        self._cycle = None
+        self._pump(lambda: self._done | self._gone >= self._all, DONE_TIMEOUT, abortable=False)
+        self.pool.join(5.0)
+
+    def _install_signals(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return previous
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if self.outcome.signum is None:
+                self.outcome.signum = signum
+                self.abort.set()
+                return
+            signal.signal(signum, signal.SIG_DFL)  # a second signal: really die
+            os.kill(os.getpid(), signum)
+
+        for signum in ABORT_SIGNALS:
+            previous[signum] = signal.signal(signum, on_signal)
+        return previous
+
+    def _header(self) -> None:
+        console = self.console
+        setup = self.setup
+        console.line("=" * 72)
+        console.line(f"Benching {setup.config.get('class')}.{setup.config.get('method')}")
+        console.line("=" * 72)
+        console.line(setup.description)
+        console.line()
+        console.title("Configuration")
+        console.line(f"* Current time: {now_iso()}")
+        for text in setup.header:
+            console.line(text)
+        console.line()
+
+    def _write_results(self) -> None:
+        """Combine the worker files into the node file, then export FunkLoad XML."""
+        from marteau.results.compact import CompactWriter, combine
+        from marteau.results.funkload_xml import export_xml
+
+        setup = self.setup
+        out = self.outcome
+        config = dict(setup.config)
+        config.update(setup.sink.entries)
+        config["marteau_cycles_completed"] = str(out.cycles_done)
+        if out.signum is not None:
+            config["marteau_aborted"] = signal.Signals(out.signum).name
+        parent_path = setup.compact_path[: -len(".mrt")] + ".parent.mrt"
+        with CompactWriter(parent_path, config):
+            pass
+        parts = [spec.path for spec in setup.specs if os.path.exists(spec.path)]
+        parts.append(parent_path)
+        try:
+            for warning in combine(parts, setup.compact_path):
+                self.console.line(f"* Warning: {warning}")
+        except (MarteauError, OSError) as exc:
+            self.console.line(f"* Error: cannot combine the worker results ({exc}); kept {parts}")
+            return
+        for part in parts:
+            os.remove(part)
+        try:
+            for warning in export_xml(setup.compact_path, setup.xml_path):
+                self.console.line(f"* Warning: {warning}")
+        except (MarteauError, OSError) as exc:
+            self.console.line(f"* Error: cannot write {setup.xml_path}: {exc}")
+
+    def _summary(self) -> None:
+        console = self.console
+        out = self.outcome
+        console.line()
+        console.title("Result")
+        console.line(f"* Success: {out.successes}")
+        console.line(f"* Failures: {out.failures}")
+        console.line(f"* Errors: {out.errors}")
+        console.line()
+        for kind in ("error", "failure"):
+            if kind in out.problems:
+                console.line(f"First {kind}: {last_line(out.problems[kind])}")
+        if out.hook_error:
+            console.line(f"Hook error: {out.hook_error}")
+        if out.signum is not None:
+            name = signal.Signals(out.signum).name
+            console.line(
+                f"Bench aborted by {name} after {out.cycles_done} of "
+                f"{len(self.plan.cycles)} cycles: {console.status('ABORTED')}"
+            )
+        else:
+            word = "ERROR" if out.hook_error else status_word(0, out.failures, out.errors)
+            console.line(f"Bench status: {console.status(word)}")
+        console.line()
+        console.line(f"Log xml: {self.setup.xml_path}")
+        console.line(f"Compact results: {self.setup.compact_path}")

@@ -1,0 +1,336 @@
+"""``marteau bench FILE Class.method`` (alias ``fl-run-bench``): FunkLoad's bench runner.
+
+This module is the FunkLoad side of a bench: the command line (FunkLoad's
+options, same names, same ``<section>_<key>`` option attributes), importing
+the test, the main ``<method>:0:0:0`` instance whose conf values and hooks
+drive the bench, and the ``<config>`` entries of the result file.  The
+engine (`marteau.engine.controller`, `marteau.engine.runner`) does the rest.
+
+Bad input (conf, cycles, test file, class, method, arguments) is a
+`MarteauError`: ``Error: <message>`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import os
+import platform
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+import click
+
+from marteau import __version__
+from marteau.errors import MarteauError
+
+# FunkLoad's optparse dests a test may read from its options object.
+_FUNKLOAD_OPTION_DEFAULTS: dict[str, Any] = {
+    "config": None,
+    "label": None,
+    "main_url": None,
+    "bench_cycles": None,
+    "bench_duration": None,
+    "bench_sleep_time_min": None,
+    "bench_sleep_time_max": None,
+    "bench_sleep_time": None,
+    "bench_startup_delay": None,
+    "bench_simple_fetch": False,
+    "bench_runner_class": None,
+    "accept_invalid_links": False,
+    "no_color": False,
+    "debugserver": False,
+    "debugport": 8000,
+    "distribute": False,
+    "is_distributed": False,
+    "feedback": False,
+    "failfast": False,
+    "debug_level": 0,
+    "marteau_sink": None,
+}
+
+# option attribute -> how the user spelled it (for error messages)
+_CLI_NAMES = {
+    "bench_cycles": "--cycles",
+    "bench_duration": "--duration",
+    "bench_sleep_time_min": "--sleep-time-min",
+    "bench_sleep_time_max": "--sleep-time-max",
+    "bench_sleep_time": "--test-sleep-time",
+    "bench_startup_delay": "--startup-delay",
+}
+
+
+def make_options(**values: Any) -> SimpleNamespace:
+    """FunkLoad's options object: every bench dest, CLI values as strings."""
+    options = dict(_FUNKLOAD_OPTION_DEFAULTS)
+    options.update({key: value for key, value in values.items() if value is not None})
+    if options.pop("as_fast_as_possible", False):
+        for key in ("bench_sleep_time_min", "bench_sleep_time_max", "bench_sleep_time"):
+            options[key] = "0"
+    return SimpleNamespace(**options)
+
+
+def load_test_factory(arg: tuple[str, str, SimpleNamespace]) -> Any:
+    """In a worker: import the test and return ``make(meta_name, sink) -> instance``.
+
+    Top-level so that a spawned worker process can unpickle it.
+    """
+    from marteau.funkload.loader import import_test_module, resolve_test
+
+    test_arg, spec, options = arg
+    module = import_test_module(test_arg)
+    klass, _ = resolve_test(module, spec)
+
+    def make(meta_name: str, sink: Any) -> Any:
+        instance_options = copy.copy(options)
+        instance_options.marteau_sink = sink
+        return klass(meta_name, instance_options)
+
+    return make
+
+
+class _BenchConf:
+    """The bench's required conf values, read through the main instance."""
+
+    def __init__(self, main: Any, options: SimpleNamespace, conf_path: str) -> None:
+        self.main = main
+        self.options = options
+        self.conf_path = conf_path
+
+    def source(self, section: str, key: str) -> str:
+        attribute = f"{section}_{key}"
+        if getattr(self.options, attribute, None):
+            return _CLI_NAMES.get(attribute, "--" + attribute.replace("_", "-"))
+        return f"[{section}] {key} in {self.conf_path}"
+
+    def get(self, section: str, key: str, default: Any = None) -> str:
+        if default is None:
+            return str(self.main.conf_get(section, key)).strip()
+        return str(self.main.conf_get(section, key, default, quiet=True)).strip()
+
+    def number(self, key: str, *, integer: bool = False, minimum: float = 0) -> Any:
+        value = self.get("bench", key)
+        try:
+            number = int(value) if integer else float(value)
+        except ValueError:
+            number = None
+        if number is None or number < minimum:
+            kind = "an integer" if integer else "a number"
+            bound = f" >= {minimum:g}" if minimum else " >= 0"
+            raise MarteauError(
+                f"bad {key} '{value}' ({self.source('bench', key)}): expected {kind}{bound}"
+            )
+        return number
+
+    def cycles(self) -> tuple[int, ...]:
+        value = self.get("bench", "cycles")
+        try:
+            cycles = tuple(int(item) for item in value.split(":"))
+        except ValueError:
+            cycles = ()
+        if not cycles or min(cycles) < 1:
+            raise MarteauError(
+                f"bad cycles '{value}' ({self.source('bench', 'cycles')}): expected "
+                "users per cycle, positive integers separated by ':', e.g. 5:10:20"
+            )
+        return cycles
+
+
+def _check_conf(path: str) -> None:
+    if not os.path.exists(path):
+        raise MarteauError(
+            f"configuration file not found: {path} (use --config, or run from the "
+            "directory holding <Class>.conf)"
+        )
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise MarteauError(f"cannot read configuration file {path}: {exc.strerror}") from None
+
+
+def prepare(
+    test_file: str, spec: str, options: SimpleNamespace, workers: int | None, start_at: float | None
+) -> Any:
+    """Everything before the first hook: import, main instance, conf, files, workers."""
+    from marteau.engine.controller import BenchSetup, ParentSink
+    from marteau.engine.runner import BenchPlan
+    from marteau.engine.workers import WorkerSpec, worker_path
+    from marteau.funkload.config import conf_path_for
+    from marteau.funkload.loader import import_test_module, resolve_test
+
+    if "." not in spec:
+        raise MarteauError(f"expected Class.method as second argument, got '{spec}'")
+    module = import_test_module(test_file)
+    klass, method = resolve_test(module, spec)
+    conf_path = conf_path_for(klass.__name__, options.config)
+    _check_conf(conf_path)
+
+    sink = ParentSink()
+    main_options = copy.copy(options)
+    main_options.marteau_sink = sink
+    try:
+        main = klass(f"{method}:0:0:0", main_options)
+    except MarteauError:
+        raise
+    except Exception as exc:
+        raise MarteauError(
+            f"cannot create {klass.__name__}('{method}:0:0:0'): {type(exc).__name__}: {exc}"
+        ) from None
+    conf = _BenchConf(main, options, conf_path)
+    title = conf.get("main", "title")
+    class_description = conf.get("main", "description")
+    server_url = conf.get("main", "url")
+    cycles = conf.cycles()
+    duration = conf.number("duration", integer=True, minimum=1)
+    startup_delay = conf.number("startup_delay")
+    sleep_time = conf.number("sleep_time")
+    cycle_time = conf.number("cycle_time")
+    sleep_time_min = conf.number("sleep_time_min")
+    sleep_time_max = conf.number("sleep_time_max")
+    description = conf.get(method, "description", "No test description")
+    result_path = os.path.abspath(conf.get("bench", "result_path", "funkload.xml"))
+    result_dir = os.path.dirname(result_path)
+    if not os.path.isdir(result_dir) or not os.access(result_dir, os.W_OK):
+        raise MarteauError(
+            f"cannot write results to {result_path} ([bench] result_path in {conf_path}): "
+            f"{result_dir} is not a writable directory"
+        )
+    base = result_path[:-4] if result_path.lower().endswith(".xml") else result_path
+    compact_path = base + ".mrt"
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        workers = max(1, workers or 1)
+
+    config = {
+        "id": method,
+        "description": description,
+        "class_title": title,
+        "class_description": class_description,
+        "module": module.__name__,
+        "class": klass.__name__,
+        "method": method,
+        "cycles": str(list(cycles)),
+        "duration": str(duration),
+        "sleep_time": str(sleep_time),
+        "startup_delay": str(startup_delay),
+        "sleep_time_min": str(sleep_time_min),
+        "sleep_time_max": str(sleep_time_max),
+        "cycle_time": str(cycle_time),
+        "configuration_file": conf_path,
+        "server_url": server_url,
+        "log_xml": result_path,
+        "node": platform.node(),
+        "python_version": platform.python_version(),
+        "marteau_version": __version__,
+        "workers": str(workers),
+        "marteau:time": datetime.datetime.now().isoformat(),
+    }
+    if options.label:
+        config["label"] = options.label
+
+    plan = BenchPlan(cycles, duration, startup_delay, sleep_time, cycle_time)
+    worker_options = copy.copy(options)
+    specs = [
+        WorkerSpec(
+            index=index,
+            workers=workers,
+            plan=plan,
+            suite=klass.__name__,
+            method=method,
+            path=worker_path(base, index),
+            config=config,
+            loader=load_test_factory,
+            loader_arg=(test_file, spec, worker_options),
+        )
+        for index in range(workers)
+    ]
+    header = [
+        f"* Configuration file: {conf_path}",
+        f"* Log xml: {result_path}",
+        f"* Server: {server_url}",
+        f"* Cycles: {list(cycles)}",
+        f"* Cycle duration: {duration}s",
+        f"* Sleeptime between request: from {sleep_time_min}s to {sleep_time_max}s",
+        f"* Sleeptime between test case: {sleep_time}s",
+        f"* Startup delay between thread: {startup_delay}s",
+        f"* Workers: {workers} "
+        + ("(in this process)" if workers == 1 else "processes, users split by thread id"),
+    ]
+    if start_at:
+        when = datetime.datetime.fromtimestamp(start_at).isoformat()
+        header.append(f"* Start at: {when} ({start_at})")
+    if options.label:
+        header.append(f"* Label: {options.label}")
+    return BenchSetup(
+        plan=plan,
+        hooks=main,
+        sink=sink,
+        specs=specs,
+        config=config,
+        xml_path=result_path,
+        compact_path=compact_path,
+        start_at=start_at,
+        header=header,
+        title=title,
+        description=f"{method}: {description}",
+    )
+
+
+@click.command(
+    "bench",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.argument("arguments", nargs=-1, metavar="FILE Class.method")
+@click.option("--config", metavar="PATH", help="Alternative conf file (default ./<Class>.conf).")
+@click.option("-l", "--label", help="Stored as config 'label' and in the report name.")
+@click.option("-u", "--url", "main_url", metavar="URL", help="Override [main] url.")
+@click.option("-c", "--cycles", "bench_cycles", metavar="5:10:20", help="Users per cycle.")
+@click.option("-D", "--duration", "bench_duration", metavar="S", help="Seconds per cycle.")
+@click.option("-m", "--sleep-time-min", "bench_sleep_time_min", metavar="S", help="Min think time.")
+@click.option("-M", "--sleep-time-max", "bench_sleep_time_max", metavar="S", help="Max think time.")
+@click.option(
+    "-t", "--test-sleep-time", "bench_sleep_time", metavar="S", help="Sleep between tests."
+)
+@click.option(
+    "-s", "--startup-delay", "bench_startup_delay", metavar="S", help="Delay between user starts."
+)
+@click.option("-f", "--as-fast-as-possible", is_flag=True, help="Same as -m0 -M0 -t0.")
+@click.option("--simple-fetch", "bench_simple_fetch", is_flag=True, help="Do not fetch img/css.")
+@click.option("--accept-invalid-links", is_flag=True, help="Do not fail on broken img/css.")
+@click.option("--no-color", is_flag=True, help="Monochrome output.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Worker processes (default: one per CPU core); users are split by thread id.",
+)
+@click.option(
+    "--start-at",
+    type=float,
+    metavar="EPOCH",
+    help="Start cycle 0 at this instant (epoch seconds), the same on every node.",
+)
+def bench_command(
+    arguments: tuple[str, ...], workers: int | None, start_at: float | None, **values: Any
+) -> None:
+    """Bench FILE's Class.method in cycles of concurrent users, as fl-run-bench."""
+    try:
+        if len(arguments) != 2:
+            got = " ".join(arguments) or "nothing"
+            raise MarteauError(f"expected 2 arguments, FILE Class.method; got {got}")
+        options = make_options(**values)
+        setup = prepare(arguments[0], arguments[1], options, workers, start_at)
+        from marteau.engine.console import Console
+        from marteau.engine.controller import BenchController
+
+        outcome = BenchController(setup, Console(color=not options.no_color)).run()
+    except MarteauError as exc:
+        sys.stdout.flush()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(outcome.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    bench_command.main(prog_name="fl-run-bench")

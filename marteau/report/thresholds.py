@@ -280,7 +280,8 @@ def evaluate(thresholds: ThresholdSet, stats: BenchStats) -> dict[str, Any]:
         failures = []
         actual: float | None = None
         failing_cycle: int | None = None
-        for cycle, target in _targets(stats, threshold, thresholds.scope):
+        targets = _targets(stats, threshold, thresholds.scope)
+        for cycle, target in targets:
             value = _value(target, threshold.metric)
             label = where + (f", cycle {cycle}" if cycle is not None else "")
             if value is None:
@@ -294,6 +295,8 @@ def evaluate(thresholds: ThresholdSet, stats: BenchStats) -> dict[str, Any]:
                 if failing_cycle is None:
                     failing_cycle, actual = cycle, value
         passed = not failures
+        if passed and len(targets) == 1:
+            failing_cycle = targets[0][0]  # the one cycle checked (best/last scope)
         scope = (
             "whole bench"
             if thresholds.scope == "bench" or threshold.page

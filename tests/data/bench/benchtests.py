@@ -1,0 +1,47 @@
+"""FunkLoad-style tests driven by tests/test_bench_command.py (run from a copy of this dir)."""
+
+import os
+
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+
+HOOK_LOG = "hooks.log"  # in the bench's current directory
+
+
+class Bench(FunkLoadTestCase):
+    """Hooks append to hooks.log so the tests can check their order."""
+
+    def _hook(self, text):
+        with open(HOOK_LOG, "a") as log:
+            log.write(f"{text} pid={os.getpid()}\n")
+
+    def setUpBench(self):
+        self._hook("setUpBench")
+        self.addMetadata(purpose="marteau tests")
+
+    def tearDownBench(self):
+        self._hook("tearDownBench")
+
+    def setUpCycle(self):
+        self._hook("setUpCycle")
+
+    def midCycle(self, cycle, cvus):
+        self._hook(f"midCycle {cycle} {cvus}")
+
+    def tearDownCycle(self):
+        self._hook("tearDownCycle")
+
+    def setUp(self):
+        self.url = self.conf_get("main", "url")
+        self.iteration = getattr(self, "iteration", 0) + 1
+
+    def test_get(self):
+        self.get(self.url + "/ok", description="Get ok")
+
+    def test_fail(self):
+        self.get(self.url + "/missing", description="Get a missing page")
+
+    def test_flaky(self):
+        """Raises on every third iteration of every user: the bench goes on."""
+        self.get(self.url + "/ok", description="Get ok")
+        if self.iteration % 3 == 0:
+            raise RuntimeError(f"boom at iteration {self.iteration}")

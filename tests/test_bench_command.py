@@ -1,0 +1,408 @@
+"""`marteau bench` / `fl-run-bench` end to end, against a real local server.
+
+Every bench here is small (1-4 users, 1 s cycles, a think time between
+tests), so each load loop is bounded in time and in count.  Nothing asserts
+speed: only counts, ids, ordering and the recording-window invariants.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import LocalServer, ok
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DATA = REPO / "tests" / "data" / "bench"
+XML_TIME_ROUNDING = 0.006  # FunkLoad writes times with py2 str(float): 10 ms steps
+
+
+@pytest.fixture
+def site() -> Any:
+    with LocalServer(routes={"/ok": lambda request: ok("OK")}) as server:
+        yield server
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    for item in DATA.iterdir():
+        if item.is_file():
+            shutil.copy(item, tmp_path / item.name)
+    return tmp_path
+
+
+def _env() -> dict[str, str]:
+    # The repository root carries the `funkload` import shim the test files use.
+    return dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+
+
+MARTEAU_BENCH = [str(BIN / "marteau"), "bench"]
+
+
+def bench(
+    workdir: Path, *args: str, command: list[str] | None = None, timeout: int = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*(command or MARTEAU_BENCH), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+    )
+
+
+def parse_xml(path: Path) -> tuple[dict[str, str], list[ET.Element], list[ET.Element]]:
+    root = ET.parse(path).getroot()  # strict: the file must be well-formed
+    assert root.tag == "funkload"
+    config = {item.get("key"): item.get("value") for item in root.iter("config")}
+    return config, root.findall("response"), root.findall("testResult")
+
+
+def windows(config: dict[str, str]) -> list[tuple[float, float]]:
+    """The recording windows, from the documented schedule (marteau.engine.runner)."""
+    stage = float(config["start_at"])
+    cycles = [int(item) for item in config["cycles"].strip("[]").split(",")]
+    delay, duration = float(config["startup_delay"]), int(config["duration"])
+    result = []
+    for users in cycles:
+        opened = stage + users * delay
+        result.append((opened, opened + duration))
+        stage = opened + duration + float(config["cycle_time"])
+    return result
+
+
+def assert_inside_windows(workdir: Path, config: dict[str, str], elements: list[ET.Element]):
+    """FunkLoad's rule: a response or test counts only if it *ends* inside its window."""
+    spans = windows(config)
+    for element in elements:
+        opened, closed = spans[int(element.get("cycle"))]
+        end = float(element.get("time")) + float(element.get("duration"))
+        assert opened - XML_TIME_ROUNDING <= end <= closed + XML_TIME_ROUNDING, element.attrib
+    # Exactly, from the compact file (full precision).
+    from marteau.results import load
+
+    results = load(workdir / "bench.mrt")
+    for records in (results.responses, results.tests):
+        assert len(records)
+        for cycle, (opened, closed) in enumerate(spans):
+            mine = records[records["cycle"] == cycle]
+            ends = mine["time"] + mine["duration"]
+            assert (ends >= opened).all() and (ends <= closed).all()
+
+
+def hooks(workdir: Path) -> list[str]:
+    lines = (workdir / "hooks.log").read_text().splitlines()
+    return [line.rsplit(" pid=", 1)[0] for line in lines]
+
+
+# -- a normal bench -----------------------------------------------------------
+
+
+def test_bench_header_xml_cycles_threads_hooks_and_windows(workdir: Path, site: LocalServer):
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1:3", "--workers", "1"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    xml_path = workdir / "bench.xml"
+    assert f"* Configuration file: {workdir / 'Bench.conf'}" in out
+    assert f"* Log xml: {xml_path}" in out
+    assert f"\nLog xml: {xml_path}\n" in out
+    assert f"Compact results: {workdir / 'bench.mrt'}" in out
+    assert "Cycle #0 with 1 virtual users" in out and "Cycle #1 with 3 virtual users" in out
+    assert out.count("* Cycle result: **SUCCESSFUL**") == 2
+    assert "Bench status: **SUCCESSFUL**" in out
+    assert not list(workdir.glob("bench.w*.mrt")) and not list(workdir.glob("*.parent.mrt"))
+
+    config, responses, tests = parse_xml(xml_path)
+    assert config["cycles"] == "[1, 3]"
+    assert config["duration"] == "1"
+    assert config["startup_delay"] == "0.01" and config["cycle_time"] == "0.2"
+    assert config["sleep_time"] == "0.02" and config["sleep_time_min"] == "0.0"
+    assert config["id"] == "test_get" and config["method"] == "test_get"
+    assert config["class"] == "Bench" and config["module"] == "benchtests"
+    assert config["class_title"] == "Marteau bench tests"
+    assert config["description"] == "One GET of /ok"
+    assert config["server_url"] == site.url
+    assert config["log_xml"] == str(xml_path)
+    assert config["configuration_file"] == str(workdir / "Bench.conf")
+    assert config["workers"] == "1" and "python_version" in config and "node" in config
+    assert config["meta:purpose"] == "marteau tests"  # addMetadata in setUpBench
+    assert responses and tests
+
+    cvus = {0: 1, 1: 3}
+    for element in responses + tests:
+        cycle = int(element.get("cycle"))
+        assert element.get("cvus") == f"{cvus[cycle]:03d}"
+        assert 0 <= int(element.get("thread")) < cvus[cycle]
+        assert element.get("result") == "Successful"
+    for cycle, users in cvus.items():
+        threads = {int(t.get("thread")) for t in tests if int(t.get("cycle")) == cycle}
+        assert threads == set(range(users))
+    assert {r.get("url") for r in responses} == {"/ok"}
+    assert_inside_windows(workdir, config, responses + tests)
+
+    assert hooks(workdir) == [
+        "setUpBench",
+        "setUpCycle",
+        "midCycle 0 1",
+        "tearDownCycle",
+        "setUpCycle",
+        "midCycle 1 3",
+        "tearDownCycle",
+        "tearDownBench",
+    ]
+    # The hooks run on the main instance, in the parent process.
+    pids = {line.rsplit("pid=", 1)[1] for line in (workdir / "hooks.log").read_text().splitlines()}
+    assert len(pids) == 1
+
+
+def test_fl_run_bench_alias_and_long_options(workdir: Path, site: LocalServer):
+    run = bench(
+        workdir,
+        f"--url={site.url}",
+        "--cycles=2",
+        "--duration=1",
+        "--test-sleep-time=0.05",
+        "--startup-delay=0",
+        "--label=alias",
+        "--workers=1",
+        "benchtests.py",
+        "Bench.test_get",
+        command=[str(BIN / "fl-run-bench")],
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert config["cycles"] == "[2]" and config["label"] == "alias"
+    assert config["sleep_time"] == "0.05" and config["startup_delay"] == "0.0"
+    assert {int(t.get("thread")) for t in tests} == {0, 1}
+
+
+def test_as_fast_as_possible_sets_the_sleep_times_to_zero(workdir: Path, site: LocalServer):
+    # -f with a think time of 0 would loop as fast as it can: 1 user, 1 s only.
+    run = bench(
+        workdir,
+        "benchtests.py",
+        "Bench.test_get",
+        "-u",
+        site.url,
+        "-c",
+        "1",
+        "-f",
+        "--workers",
+        "1",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    config, _, tests = parse_xml(workdir / "bench.xml")
+    assert config["sleep_time"] == config["sleep_time_min"] == config["sleep_time_max"] == "0.0"
+    assert tests
+
+
+def test_two_workers_make_one_node_result_with_users_split(workdir: Path, site: LocalServer):
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "4", "--workers", "2"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "* Workers: 2 processes" in run.stdout
+    assert not list(workdir.glob("bench.w*.mrt"))
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert config["workers"] == "2"
+    assert {t.get("cvus") for t in tests} == {"004"}
+    assert {int(t.get("thread")) for t in tests} == {0, 1, 2, 3}
+    assert_inside_windows(workdir, config, responses + tests)
+
+    from marteau.results import load
+
+    results = load(workdir / "bench.mrt")
+    assert set(results.samples["worker"].tolist()) == {0, 1}  # one CPU series per process
+    assert len(hooks(workdir)) == 5  # the hooks ran once, in the parent
+
+
+def test_start_at_delays_the_first_request(workdir: Path, site: LocalServer):
+    start_at = time.time() + 3
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "2",
+        "--workers", "2", "--start-at", repr(start_at),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert float(config["start_at"]) == start_at
+    from marteau.results import load
+
+    results = load(workdir / "bench.mrt")
+    assert results.responses["time"].min() >= start_at
+    assert results.tests["time"].min() >= start_at
+    assert_inside_windows(workdir, config, responses + tests)
+
+
+# -- outcomes and exit codes --------------------------------------------------
+
+
+def test_failures_exit_1(workdir: Path, site: LocalServer):
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_fail", "-u", site.url, "-c", "1", "--workers", "1"
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "* Cycle result: **FAILURE**" in run.stdout
+    assert "Bench status: **FAILURE**" in run.stdout
+    _, responses, tests = parse_xml(workdir / "bench.xml")
+    assert {r.get("result") for r in responses} == {"Failure"}
+    assert {r.get("code") for r in responses} == {"404"}
+    assert {t.get("result") for t in tests} == {"Failure"}
+
+
+def test_an_exception_in_the_test_is_an_error_and_the_bench_goes_on(
+    workdir: Path, site: LocalServer
+):
+    run = bench(workdir, "benchtests.py", "Bench.test_flaky", "-u", site.url, "--workers", "1")
+    assert run.returncode == 255, run.stdout + run.stderr
+    assert "Bench status: **ERROR**" in run.stdout
+    assert "RuntimeError: boom at iteration" in run.stdout  # the first error, in one line
+    config, _, tests = parse_xml(workdir / "bench.xml")
+    for cycle in (0, 1):  # both cycles ran, with successes and errors
+        results = [t.get("result") for t in tests if int(t.get("cycle")) == cycle]
+        assert "Successful" in results and "Error" in results
+    errors = [t for t in tests if t.get("result") == "Error"]
+    assert all("RuntimeError: boom at iteration" in t.get("traceback") for t in errors)
+    assert all("Traceback (most recent call last)" in t.get("traceback") for t in errors)
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("http://127.0.0.1:1", "http://127.0.0.1:1/ok"),  # nothing listens on port 1
+        ("http://no-such-host.invalid", "http://no-such-host.invalid/ok"),  # RFC 2606
+    ],
+)
+def test_unreachable_target_runs_records_errors_and_exits_255(workdir: Path, url: str, named: str):
+    run = bench(workdir, "benchtests.py", "Bench.test_get", "-u", url, "-c", "1", "--workers", "1")
+    assert run.returncode == 255, run.stdout + run.stderr
+    assert "Bench status: **ERROR**" in run.stdout
+    first = [line for line in run.stdout.splitlines() if line.startswith("First error:")]
+    assert first and named in first[0]
+    _, responses, tests = parse_xml(workdir / "bench.xml")
+    assert responses and {r.get("result") for r in responses} == {"Error"}
+    assert {r.get("url") for r in responses} == {named}
+    assert {r.get("code") for r in responses} == {"-1"}
+    assert {t.get("result") for t in tests} == {"Error"}
+
+
+def test_sigterm_keeps_the_finished_cycles(workdir: Path, site: LocalServer):
+    bench_process = subprocess.Popen(
+        [
+            *MARTEAU_BENCH,
+            "benchtests.py",
+            "Bench.test_get",
+            "-u",
+            site.url,
+            "-c",
+            "1:1:1:1",
+            "-D",
+            "2",
+            "--workers",
+            "2",
+        ],  # fmt: skip
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert bench_process.stdout is not None
+    seen = []
+    try:
+        for line in bench_process.stdout:
+            seen.append(line)
+            if line.startswith("Cycle #1 with"):  # cycle 0 is over
+                bench_process.send_signal(signal.SIGTERM)
+                break
+        out, err = bench_process.communicate(timeout=60)
+    finally:
+        if bench_process.poll() is None:
+            bench_process.kill()
+            bench_process.wait()
+    out = "".join(seen) + out
+    assert bench_process.returncode == 128 + signal.SIGTERM, out + err
+    assert "Bench aborted by SIGTERM after 1 of 4 cycles" in out
+    assert f"\nLog xml: {workdir / 'bench.xml'}\n" in out
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert config["marteau_aborted"] == "SIGTERM"
+    assert config["marteau_cycles_completed"] == "1"
+    assert any(t.get("cycle") == "000" for t in tests)
+    assert not any(int(t.get("cycle")) >= 2 for t in tests)
+    assert "Traceback" not in err
+
+
+# -- bad input: exit 2, one line naming the culprit ---------------------------
+
+
+def _write_conf(workdir: Path, drop: str | None = None, cycles: str | None = None) -> None:
+    lines = []
+    for line in (DATA / "Bench.conf").read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key == drop:
+            continue
+        if key == "cycles" and cycles is not None:
+            line = f"cycles = {cycles}"
+        lines.append(line)
+    (workdir / "Bench.conf").write_text("\n".join(lines) + "\n")
+
+
+BAD_INPUTS = {
+    "missing conf": (["benchtests.py", "Bench.test_get"], "Bench.conf"),
+    "conf is not a file": (["benchtests.py", "Bench.test_get"], "Bench.conf"),
+    "missing bench key": (["benchtests.py", "Bench.test_get"], "[bench] cycle_time"),
+    "cycles not numbers": (
+        ["benchtests.py", "Bench.test_get", "-c", "1:x:3"],
+        "'1:x:3' (--cycles)",
+    ),
+    "cycles zero": (["benchtests.py", "Bench.test_get", "-c", "0"], "'0' (--cycles)"),
+    "cycles empty": (["benchtests.py", "Bench.test_get"], "[bench] cycles in"),
+    "duration not a number": (
+        ["benchtests.py", "Bench.test_get", "-D", "soon"],
+        "'soon' (--duration)",
+    ),
+    "syntax error": (["broken_syntax.py", "Bench.test_get"], "broken_syntax.py, line 5"),
+    "failing import": (["broken_import.py", "Bench.test_get"], "this test module fails at import"),
+    "missing test file": (["nothere.py", "Bench.test_get"], "nothere.py"),
+    "unknown class": (["benchtests.py", "Nope.test_get"], "Nope"),
+    "unknown method": (["benchtests.py", "Bench.test_nope"], "test_nope"),
+    "no dot": (["benchtests.py", "Bench"], "Class.method"),
+    "one argument": (["benchtests.py"], "expected 2 arguments"),
+    "three arguments": (["benchtests.py", "Bench.test_get", "extra"], "expected 2 arguments"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_exits_2_naming_the_culprit(workdir: Path, case: str):
+    args, culprit = BAD_INPUTS[case]
+    if case == "missing conf":
+        (workdir / "Bench.conf").unlink()
+    elif case == "conf is not a file":
+        (workdir / "Bench.conf").unlink()
+        (workdir / "Bench.conf").mkdir()
+    elif case == "missing bench key":
+        _write_conf(workdir, drop="cycle_time")
+    elif case == "cycles empty":
+        _write_conf(workdir, cycles="")
+    run = bench(workdir, *args, "--workers", "1")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.startswith("Error: "), run.stderr
+    assert culprit in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    if case == "missing bench key":
+        assert str(workdir / "Bench.conf") in run.stderr
+    if case == "cycles empty":
+        assert str(workdir / "Bench.conf") in run.stderr
+    assert not (workdir / "bench.xml").exists()

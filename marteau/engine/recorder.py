@@ -17,6 +17,7 @@ uses is written in an earlier chunk of the file.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import os
 import threading
@@ -24,7 +25,7 @@ import time as _time
 from dataclasses import dataclass
 from typing import Any
 
-from marteau.results.compact import RESPONSES, SAMPLES, TESTS, CompactWriter
+from marteau.results.compact import RESPONSES, ROOT_TIME_KEY, SAMPLES, TESTS, CompactWriter
 from marteau.results.records import (
     ERROR,
     FAILURE,
@@ -74,7 +75,8 @@ class Recorder:
     inside the recording window).  Config entries are always kept.  The
     ``suite`` and ``name`` of every record are the ones given here (one test
     method per bench); they are stored as the ``class``/``method`` config
-    keys unless the config already has them.
+    keys unless the config already has them, and the creation time as the
+    bench start (``marteau:time``, FunkLoad's root ``time``).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class Recorder:
         config = dict(config or {})
         config.setdefault("class", suite)
         config.setdefault("method", name)
+        config.setdefault(ROOT_TIME_KEY, datetime.datetime.now().isoformat())
         self._writer = CompactWriter(self.path, config)
         self._ids: dict[str, int] = {"": 0}
         self._new_strings: list[str] = []

@@ -24,6 +24,7 @@ Chunk kinds (one ASCII letter each):
 ``R`` responses / ``T`` tests / ``P`` samples
     Packed ``RESPONSE_STRUCT`` / ``TEST_STRUCT`` / ``SAMPLE_STRUCT`` records
     (`marteau.results.records`), any number per chunk.
+    The key ``marteau:time`` is the bench start (FunkLoad's root ``time``).
 ``M`` monitors
     JSON list of objects (FunkLoad ``<monitor>`` attributes, strings).
 ``E`` end
@@ -69,6 +70,10 @@ TESTS = b"T"
 SAMPLES = b"P"
 MONITORS = b"M"
 END = b"E"
+
+# Config key holding the bench start (FunkLoad's root ``time`` attribute,
+# isoformat).  The XML export writes it on the root, not as a <config> line.
+ROOT_TIME_KEY = "marteau:time"
 
 KNOWN_KINDS = frozenset((CONFIG, STRINGS, DETAILS, RESPONSES, TESTS, SAMPLES, MONITORS, END))
 RECORD_STRUCTS = {RESPONSES: RESPONSE_STRUCT, TESTS: TEST_STRUCT, SAMPLES: SAMPLE_STRUCT}
@@ -329,6 +334,7 @@ def combine(paths: Iterable[str | os.PathLike[str]], out_path: str | os.PathLike
     warnings: list[str] = []
     table: dict[str, int] = {"": 0}
     details_written = 0
+    started: list[str] = []
     with CompactWriter(out_path) as out:
         for path in paths:
             name = os.fspath(path)
@@ -355,10 +361,16 @@ def combine(paths: Iterable[str | os.PathLike[str]], out_path: str | os.PathLike
                     data = _aligned(name, kind, payload, warnings)
                     out.records(kind, _remap_tests(data, detail_base))
                 else:  # config, samples, monitors: ids-free
+                    if kind == CONFIG:
+                        value = decode_json_chunk(name, kind, payload).get(ROOT_TIME_KEY)
+                        if value:
+                            started.append(str(value))
                     if kind == SAMPLES:
                         payload = _aligned(name, kind, payload, warnings)
                     out.chunk(kind, payload)
             out.flush()
+        if started:  # the earliest worker start is the node's bench start
+            out.config({ROOT_TIME_KEY: min(started)})
     return warnings
 
 

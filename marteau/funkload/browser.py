@@ -39,6 +39,8 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 LINK_OK_CODES = (200, 301, 302)
 _NOT_SENT = frozenset(("deleted", '"deleted"', "null"))
 _URL_CACHE_SIZE = 1024
+# Headers whose presence changes the browser's behaviour (gzip decoding, no Host).
+_FLAG_HEADERS = frozenset(("accept-encoding", "host"))
 
 
 class UrlInfo:
@@ -275,11 +277,13 @@ class Browser:
         else:
             if value is not None:
                 headers.append([key, value])
-        self._headers_changed()
+        if key.lower() in _FLAG_HEADERS:
+            self._headers_changed()
 
     def add_header(self, key: str, value: str) -> None:
         self.extra_headers.append([key, value])
-        self._headers_changed()
+        if key.lower() in _FLAG_HEADERS:
+            self._headers_changed()
 
     def clear_headers(self) -> None:
         self.extra_headers = []

@@ -1,0 +1,93 @@
+"""Helpers shared by the FunkLoad API tests (this module holds no tests itself)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import unittest
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from marteau.funkload.testcase import FunkLoadTestCase
+from tests.servers import LocalServer
+
+DATA = Path(__file__).parent / "data" / "funkload_tests"
+MARTEAU = str(Path(sys.executable).parent / "marteau")
+
+
+class ListSink:
+    """A `ResultSink` that keeps everything in lists, for assertions."""
+
+    recording = True
+
+    def __init__(self) -> None:
+        self.responses: list[dict[str, Any]] = []
+        self.tests: list[dict[str, Any]] = []
+        self.configs: list[tuple[str, str]] = []
+
+    def response(self, **record: Any) -> None:
+        self.responses.append(record)
+
+    def test_result(self, **record: Any) -> None:
+        self.tests.append(record)
+
+    def config(self, key: str, value: str) -> None:
+        self.configs.append((key, value))
+
+
+def fast_server(server: LocalServer) -> LocalServer:
+    """No Nagle on the test server: avoids 40 ms delayed-ACK stalls per keep-alive request."""
+    server._httpd.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+    return server
+
+
+def serve() -> Iterator[LocalServer]:
+    """Body of the ``web`` fixtures: a started local server without Nagle."""
+    with LocalServer() as local:
+        yield fast_server(local)
+
+
+def write_conf(directory: Path, class_name: str, text: str) -> Path:
+    path = directory / f"{class_name}.conf"
+    path.write_text(text)
+    return path
+
+
+QUIET_CONF = """\
+[main]
+url = {url}
+
+[ftest]
+log_to =
+result_path = {result}
+
+[bench]
+log_to =
+result_path = {result}
+"""
+
+
+def make_test(
+    klass: type[FunkLoadTestCase],
+    method: str,
+    directory: Path,
+    url: str = "http://127.0.0.1:9/",
+    conf: str | None = None,
+    sink: ListSink | None = None,
+    **options: Any,
+) -> tuple[FunkLoadTestCase, ListSink]:
+    """An instance with its conf in ``directory`` (which must be the CWD) and a list sink."""
+    assert Path(os.getcwd()) == directory, "chdir to the conf directory first"
+    text = conf if conf is not None else QUIET_CONF
+    write_conf(directory, klass.__name__, text.format(url=url, result=directory / "r.xml"))
+    sink = sink or ListSink()
+    test = klass(method, SimpleNamespace(marteau_sink=sink, **options))
+    return test, sink
+
+
+def run_test(test: unittest.TestCase) -> unittest.TestResult:
+    result = unittest.TestResult()
+    test.run(result)
+    return result

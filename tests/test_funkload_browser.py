@@ -24,6 +24,8 @@ from webunit.utility import Upload
 class Case(FunkLoadTestCase):
     """A test case used as a browser; tests call its methods directly."""
 
+    __test__ = False  # a fixture class, not for pytest to collect
+
     def test_nothing(self) -> None:
         pass
 

@@ -135,6 +135,8 @@ def test_combine_remaps_strings_and_details(tmp_path: Path) -> None:
     rs = read_compact(out)
     assert rs.warnings == []
     assert rs.config["w0"] == "yes" and rs.config["w1"] == "yes"
+    starts = [read_compact_raw(p).config["marteau:time"] for p in paths]
+    assert rs.config["marteau:time"] == min(starts)  # the node's bench start
     r = rs.responses
     assert len(r) == 6
     assert len(rs.strings) == len(set(rs.strings))

@@ -374,6 +374,7 @@ def test_read_funkload_bench_file() -> None:
     assert list(r["code"]) == [200, 200, 200, 404, -1, 200]
     assert list(r["cycle"]) == [0, 0, 0, 0, 1, 1] and list(r["thread"]) == [0, 0, 0, 0, 1, 0]
     assert r["time"][2] == 1433152801.2 and r["duration"][2] == 0.003
+    assert r["time"][0] == 1433152801.12 and r["duration"][0] == 0.0042  # the fast path
     failure = rs.detail(int(r["detail"][3]))
     assert failure is not None
     assert failure["headers"] == [

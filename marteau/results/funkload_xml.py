@@ -574,10 +574,11 @@ class _XmlReader:
 
         self.np = numpy
         self.dtype = numpy_dtype(RESPONSE_FIELDS)
-        self.range28 = numpy.arange(28)
+        self.range28 = numpy.arange(28, dtype=numpy.int32)
+        self.powers = 10 ** numpy.arange(8, -1, -1, dtype=numpy.int64)
         self.key_widths = numpy.array(_KEY_WIDTHS)
         self.probe_keys = numpy.array(_PROBE_KEYS)
-        self.probe_offsets = numpy.array(_PROBE_OFFSETS)
+        self.probe_offsets = numpy.array(_PROBE_OFFSETS, numpy.int32)
         self.probe_bytes = numpy.frombuffer(_PROBE_BYTES, numpy.uint8)
         self.path = path
         self.config: dict[str, str] = {}
@@ -630,12 +631,12 @@ class _XmlReader:
     def block(self, data: bytes, first_line: int) -> None:
         np = self.np
         buf = np.frombuffer(data, np.uint8)
-        newlines = np.flatnonzero(buf == 10)
-        line_start = np.concatenate(([0], newlines + 1))
-        line_end = np.concatenate((newlines, [len(data)]))
+        newlines = np.flatnonzero(buf == 10).astype(np.int32)  # blocks are < 2 GiB
+        line_start = np.concatenate((np.zeros(1, np.int32), newlines + 1))
+        line_end = np.concatenate((newlines, np.full(1, len(data), np.int32)))
         if line_start[-1] == len(data):  # data ends with a newline: no empty last line
             line_start, line_end = line_start[:-1], line_end[:-1]
-        quotes = np.flatnonzero(buf == 34)
+        quotes = np.flatnonzero(buf == 34).astype(np.int32)
         lo = np.searchsorted(quotes, line_start)
         hi = np.searchsorted(quotes, line_end)
         fast = np.flatnonzero(hi - lo == 28)
@@ -685,29 +686,32 @@ class _XmlReader:
             return lines, {}
         q = quotes.take(first_quote[:, None] + self.range28)  # (n, 28) quote positions
         # Key j runs from just after quote 2j-1 (the line start for j = 0) to
-        # quote 2j (the line end for the closing " />").
-        key_start = np.empty((len(lines), 15), np.int64)
+        # quote 2j (the line end for the closing " />"); all widths are fixed.
+        ok = q[:, 0] - line_start[lines] == _KEY_WIDTHS[0]
+        ok &= line_end[lines] - q[:, 27] - 1 == _KEY_WIDTHS[14]
+        ok &= (q[:, 2::2] - q[:, 1:27:2] - 1 == self.key_widths[1:14]).all(1)
+        # Probe 3 bytes per key: the first two letters of the attribute name
+        # (unique among FunkLoad's names) and its "=".
+        key_start = np.empty((len(lines), 15), np.int32)
         key_start[:, 0] = line_start[lines]
         key_start[:, 1:] = q[:, 1::2] + 1
-        key_end = np.empty_like(key_start)
-        key_end[:, :14] = q[:, 0::2]
-        key_end[:, 14] = line_end[lines]
-        ok = (key_end - key_start == self.key_widths).all(1)
-        # Probe 3 bytes per key: the first two letters of the attribute name
-        # (unique among FunkLoad's names) and its "=".  Indexes stay inside
-        # the block whatever the widths: a key starts after a quote.
-        probes = buf.take(key_start.take(self.probe_keys, axis=1) + self.probe_offsets)
+        probes = buf.take(key_start.take(self.probe_keys, axis=1) + self.probe_offsets, mode="clip")
         ok &= (probes == self.probe_bytes).all(1)
         value_start = q[:, 0::2] + 1
         value_width = q[:, 1::2] - value_start
         numeric = [*_INT_VALUES.values(), *_FLOAT_VALUES.values()]
         ok &= ((value_width[:, numeric] > 0) & (value_width[:, numeric] <= _MAX_NUMBER)).all(1)
-        result_first = buf[value_start[:, _RESULT_VALUE]]
+        result_first = buf.take(value_start[:, _RESULT_VALUE])
         result_width = value_width[:, _RESULT_VALUE]
+        result_last = buf.take(value_start[:, _RESULT_VALUE] + result_width - 1)
         result = np.full(len(lines), 255, np.uint8)
-        for code, name in enumerate(RESULT_NAMES):
+        for code, name in enumerate(RESULT_NAMES):  # others go to the generic parser
             raw_name = name.encode()
-            result[(result_first == raw_name[0]) & (result_width == len(raw_name))] = code
+            result[
+                (result_first == raw_name[0])
+                & (result_last == raw_name[-1])
+                & (result_width == len(raw_name))
+            ] = code
         ok &= result != 255
         if not ok.all():
             lines, q = lines[ok], q[ok]
@@ -733,14 +737,21 @@ class _XmlReader:
         return lines, columns
 
     def numbers(self, buf: Any, starts: Any, widths: Any, dtype: Any) -> Any:
-        """Parse numbers in place: gather into fixed-width bytes, convert in C."""
+        """Parse numbers where they lie: fixed-width gathers, converted in C."""
         np = self.np
         width = int(widths.max())
-        offsets = np.arange(width)
-        idx = np.minimum(starts[:, None] + offsets, len(buf) - 1)
-        matrix = buf.take(idx)
-        matrix[offsets >= widths[:, None]] = 0
-        strings = np.ascontiguousarray(matrix).view(f"S{width}").ravel()
+        offsets = np.arange(width, dtype=np.int32)
+        if dtype is np.int64 and width <= 9:
+            # Right-aligned digits times powers of ten: no string parsing at all.
+            ends = starts + widths
+            matrix = buf.take(ends[:, None] - width + offsets, mode="clip")
+            matrix[offsets < width - widths[:, None]] = 48  # left padding: "0"
+            digits = matrix - np.uint8(48)
+            if (digits <= 9).all():  # else a sign or garbage: let the cast handle it
+                return digits.astype(np.int64) @ self.powers[-width:]
+        matrix = buf.take(starts[:, None] + offsets, mode="clip")
+        matrix *= offsets < widths[:, None]
+        strings = matrix.view(f"S{width}").ravel()
         try:
             return strings.astype(dtype)
         except ValueError:

@@ -1,0 +1,277 @@
+"""Engine benchmark: Marteau against wrk and Locust, in one run, on this machine.
+
+nginx (one worker, pinned to core 0) serves a tiny body with keep-alive. On
+core 1, one after the other: wrk (1 thread), Locust FastHttpUser, and
+`marteau bench --workers 1` with a one-GET FunkLoad test, each at 10 then
+100 concurrent users for DURATION seconds. Prints requests/s and the ratios,
+then the memory per user of one Marteau process holding 1,000 idle users.
+
+Needs Debian's nginx and wrk (`apt-get install nginx wrk`) and Locust in the
+virtualenv (`pip install locust`). Usage: `python bench/engine.py [--duration 10]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{ return 200 "ok"; }}
+    }}
+}}
+"""
+LOCUSTFILE = """
+from locust import FastHttpUser, constant, task
+
+
+class OneGet(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def get(self):
+        self.client.get("/")
+"""
+TEST_MODULE = """
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+
+
+class OneGet(FunkLoadTestCase):
+    def test_get(self):
+        self.get(self.conf_get("main", "url") + "/")
+"""
+TEST_CONF = """
+[main]
+title=One GET
+description=One GET of a tiny body
+url={url}
+
+[test_get]
+description=One GET
+
+[bench]
+cycles = 10
+duration = 10
+startup_delay = 0
+sleep_time = 0
+cycle_time = 0
+log_to =
+log_path = bench.log
+result_path = bench.xml
+sleep_time_min = 0
+sleep_time_max = 0
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def start_nginx(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+    nginx = subprocess.Popen(
+        ["taskset", "-c", "0", "nginx", "-c", str(conf), "-e", str(tmp / "e.log")]
+    )
+    wait_for_port(port)
+    return nginx
+
+
+def run_wrk(url: str, users: int, duration: int) -> float:
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{users}", f"-d{duration}s", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        raise SystemExit(f"wrk printed no Requests/sec:\n{out}")
+    return float(match.group(1))
+
+
+def run_locust(tmp: Path, url: str, users: int, duration: int) -> float:
+    locustfile = tmp / "locustfile.py"
+    locustfile.write_text(LOCUSTFILE)
+    prefix = tmp / f"locust-{users}"
+    subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "1",
+            str(BIN / "locust"),
+            "-f",
+            str(locustfile),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{duration}s",
+            "--host",
+            url,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "ERROR",
+        ],
+        capture_output=True,
+        check=False,
+        timeout=duration + 60,
+    )
+    with open(f"{prefix}_stats.csv") as stats:
+        for row in csv.DictReader(stats):
+            if row["Name"] == "Aggregated":
+                return float(row["Requests/s"])
+    raise SystemExit("Locust wrote no aggregated stats")
+
+
+def write_test(tmp: Path, url: str) -> Path:
+    workdir = tmp / "marteau"
+    workdir.mkdir(exist_ok=True)
+    (workdir / "one_get.py").write_text(textwrap.dedent(TEST_MODULE))
+    (workdir / "OneGet.conf").write_text(TEST_CONF.format(url=url))
+    return workdir
+
+
+def marteau_bench(
+    workdir: Path, users: int, duration: int, extra: list[str]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "1",
+            str(BIN / "marteau"),
+            "bench",
+            "one_get.py",
+            "OneGet.test_get",
+            "--workers",
+            "1",
+            "-c",
+            str(users),
+            "-D",
+            str(duration),
+            *extra,
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def run_marteau(workdir: Path, users: int, duration: int) -> float:
+    from marteau.results import load
+
+    bench = marteau_bench(workdir, users, duration, [])
+    if bench.wait(timeout=duration + 120) not in (0, 1):
+        raise SystemExit(f"marteau bench exited with {bench.returncode}")
+    results = load(workdir / "bench.xml")
+    return len(results.responses) / duration
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+)", status)
+        total += int(match.group(1)) if match else 0
+        pending.extend(int(child) for child in children)
+    return total
+
+
+def peak_rss_kb(workdir: Path, users: int, duration: int) -> int:
+    """Peak memory of a bench whose users each do one GET then stay idle."""
+    bench = marteau_bench(workdir, users, duration, ["-s", "0", "-t", str(duration * 3)])
+    peak, deadline = 0, time.monotonic() + duration + 120
+    while bench.poll() is None and time.monotonic() < deadline:
+        peak = max(peak, tree_rss_kb(bench.pid))
+        time.sleep(0.2)
+    if bench.poll() is None:
+        bench.kill()
+    return peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Marteau vs wrk and Locust on one core")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk", "taskset"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not installed: apt-get install nginx wrk util-linux")
+    with tempfile.TemporaryDirectory(prefix="marteau-bench-") as name:
+        tmp = Path(name)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        nginx = start_nginx(tmp, port)
+        try:
+            workdir = write_test(tmp, url)
+            print(f"nginx on core 0 at {url}; generators on core 1; {args.duration} s per run\n")
+            print(
+                f"{'users':>6} {'wrk':>10} {'locust':>10} {'marteau':>10} {'m/locust':>9} {'m/wrk':>7}"
+            )
+            for users in (10, 100):
+                wrk = run_wrk(url + "/", users, args.duration)
+                locust = run_locust(tmp, url, users, args.duration)
+                marteau = run_marteau(workdir, users, args.duration)
+                print(
+                    f"{users:>6} {wrk:>10.0f} {locust:>10.0f} {marteau:>10.0f} "
+                    f"{marteau / locust:>8.2f}x {marteau / wrk:>6.0%}",
+                    flush=True,
+                )
+            baseline = peak_rss_kb(workdir, 1, 5)
+            loaded = peak_rss_kb(workdir, 1000, 5)
+            per_user = (loaded - baseline) / 999
+            print(
+                f"\nmemory: 1 user {baseline / 1024:.1f} MiB, 1,000 idle users "
+                f"{loaded / 1024:.1f} MiB: {per_user:.1f} KiB per user (target < 64)"
+            )
+        finally:
+            nginx.terminate()
+            nginx.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -31,6 +31,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check marteau funkload webunit tests bench examples
 	$(BIN)/ruff format --check marteau funkload webunit tests bench examples
+	$(BIN)/ansible-lint --offline --nocolor playbooks roles
 
 # Install everything and run the whole test suite (what CI runs).
 test: system-deps $(VENV)/.installed lint

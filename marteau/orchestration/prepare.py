@@ -1,0 +1,306 @@
+"""What the controller prepares before a run: the node wheelhouse and the test archive.
+
+* **Wheelhouse.** Marteau's own wheel, built here from the code this
+  controller runs (deterministically: the same code gives the same bytes),
+  plus wheels of the node requirements (click, httptools, rich), of the
+  test's `deps` and of pip itself, packed as one tar. Nodes install from it
+  with `--no-index`: they need no internet. Its sha256 names the install on
+  the node, so an up-to-date node skips it.
+* **Test archive.** The test directory (`wdir`) as one `.tar.gz`, without
+  VCS data, byte code or earlier results (FunkLoad's exclusions).
+
+`python -m marteau.orchestration.prepare PROJECT` prints the extra vars of
+a run as JSON; the plain `ansible-playbook playbooks/loadtest.yml` path
+calls it from its prepare play.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import marteau
+from marteau.errors import MarteauError
+from marteau.orchestration.project import Project
+
+NODE_PACKAGES = ("marteau", "funkload", "webunit")
+# Not needed on a node: the controller's Ansible content and caches.
+SKIP_DIRS = {"__pycache__", "ansible"}
+ARCHIVE_SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "marteau-runs", ".tox"}
+ARCHIVE_SKIP_MARKERS = (".log", ".bak", ".pyc", ".gplot", ".png", ".data", ".xml", ".mrt")
+EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "marteau"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def node_requirements() -> list[str]:
+    """Marteau's install_requires (the node part: no extras)."""
+    try:
+        requires = metadata.requires("marteau") or []
+    except metadata.PackageNotFoundError:
+        requires = []
+    found = [r.split(";")[0].strip() for r in requires if "extra ==" not in r]
+    return found or ["click>=8.1", "httptools>=0.6", "rich>=13.0"]
+
+
+def _package_dir(name: str) -> Path:
+    """Where package `name` lives: importable, or beside `marteau` (a source tree)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent
+    sibling = Path(marteau.__file__).resolve().parent.parent / name
+    if (sibling / "__init__.py").is_file():
+        return sibling
+    raise MarteauError(f"cannot find the {name!r} package to build the node wheel")
+
+
+def _package_files() -> list[tuple[str, Path]]:
+    files = []
+    for name in NODE_PACKAGES:
+        top = _package_dir(name)
+        for directory, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+            for filename in sorted(filenames):
+                if filename.endswith((".pyc", ".pyo")):
+                    continue
+                path = Path(directory) / filename
+                files.append((f"{name}/{path.relative_to(top).as_posix()}", path))
+    return files
+
+
+def _entry_points() -> str:
+    try:
+        points = metadata.distribution("marteau").entry_points
+        lines = [f"{p.name} = {p.value}" for p in points if p.group == "console_scripts"]
+    except metadata.PackageNotFoundError:
+        lines = []
+    lines = lines or ["marteau = marteau.cli:main"]
+    return "[console_scripts]\n" + "\n".join(sorted(lines)) + "\n"
+
+
+def build_node_wheel(directory: Path) -> Path:
+    """Marteau's node wheel, from the running code, byte-for-byte reproducible."""
+    version = marteau.__version__
+    dist_info = f"marteau-{version}.dist-info"
+    entries: list[tuple[str, bytes]] = [
+        (arcname, path.read_bytes()) for arcname, path in _package_files()
+    ]
+    requires = "".join(f"Requires-Dist: {r}\n" for r in node_requirements())
+    entries += [
+        (
+            f"{dist_info}/METADATA",
+            f"Metadata-Version: 2.1\nName: marteau\nVersion: {version}\n"
+            f"Summary: Marteau's node part (built by the controller)\n"
+            f"Requires-Python: >=3.11\n{requires}".encode(),
+        ),
+        (
+            f"{dist_info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: marteau\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        ),
+        (f"{dist_info}/entry_points.txt", _entry_points().encode()),
+        (f"{dist_info}/top_level.txt", "\n".join(NODE_PACKAGES).encode() + b"\n"),
+    ]
+    record = []
+    for arcname, data in entries:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{arcname},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    entries.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"marteau-{version}-py3-none-any.whl"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for arcname, data in entries:
+            info = zipfile.ZipInfo(arcname, EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            wheel.writestr(info, data)
+    if not target.exists() or target.read_bytes() != buffer.getvalue():
+        target.write_bytes(buffer.getvalue())
+    return target
+
+
+def download_wheels(requirements: list[str], python: str = sys.executable) -> Path:
+    """Wheels for `requirements` and pip, cached by the requirement list."""
+    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
+    directory = cache_dir() / "wheels" / key
+    done = directory / ".complete"
+    if done.exists():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--dest",
+        str(directory),
+        "pip",
+        *requirements,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise MarteauError(
+            f"cannot download the node's wheels ({' '.join(requirements)}): "
+            f"{lines[-1] if lines else result.returncode}"
+        )
+    done.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    return directory
+
+
+def _deterministic_tar(
+    target: Path, members: list[tuple[str, Path]], *, gzip: bool = False
+) -> None:
+    """A tar (or .tar.gz) whose bytes depend only on the members' names and contents."""
+    import gzip as gz
+
+    temporary = target.with_name(target.name + ".tmp")
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(temporary, "wb"))
+        if gzip:
+            out = stack.enter_context(gz.GzipFile(filename="", mode="wb", fileobj=out, mtime=0))
+        handle = stack.enter_context(tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT))
+        for arcname, path in members:
+            info = tarfile.TarInfo(arcname)
+            stat = path.stat()
+            info.size = stat.st_size
+            info.mode = 0o755 if stat.st_mode & 0o111 else 0o644
+            info.mtime = 0
+            with open(path, "rb") as data:
+                handle.addfile(info, data)
+    os.replace(temporary, target)
+
+
+def build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
+    """The wheelhouse tar for the nodes and its sha256."""
+    node_wheel = build_node_wheel(directory / "node-wheel")
+    wheels = download_wheels(node_requirements() + list(deps))
+    members = [(node_wheel.name, node_wheel)]
+    members += [(p.name, p) for p in sorted(wheels.glob("*.whl"))]
+    target = directory / "wheelhouse.tar"
+    _deterministic_tar(target, members)
+    return target, sha256_file(target)
+
+
+def archive_test(project: Project, target: Path) -> Path:
+    """The test directory as one .tar.gz (no VCS data, byte code or results)."""
+    top = project.test_dir
+    members = []
+    for directory, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in ARCHIVE_SKIP_DIRS and d not in ("bin", "lib")
+        )
+        for filename in sorted(filenames):
+            if any(marker in filename for marker in ARCHIVE_SKIP_MARKERS):
+                continue
+            path = Path(directory) / filename
+            if path.is_file():
+                members.append((path.relative_to(top).as_posix(), path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _deterministic_tar(target, members, gzip=True)
+    return target
+
+
+def new_job_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 100000:05d}"
+
+
+def job_vars(
+    project: Project,
+    run_dir: Path,
+    job: str,
+    *,
+    cycles: str | None = None,
+    duration: int | None = None,
+    owner: str | None = None,
+) -> dict:
+    """Build the archive and wheelhouse; return the run's Ansible extra vars."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    archive = archive_test(project, run_dir / "test.tar.gz")
+    wheelhouse, sha = build_wheelhouse(project.deps, cache_dir() / "wheelhouse")
+    values = {
+        "marteau_job": job,
+        "marteau_owner": owner or default_owner(),
+        "marteau_run_dir": str(run_dir),
+        "marteau_archive": str(archive),
+        "marteau_wheelhouse": str(wheelhouse),
+        "marteau_wheelhouse_sha": sha,
+        "marteau_script": project.script,
+        "marteau_test": project.test,
+        "marteau_deps": project.deps,
+        "marteau_cycles": cycles or project.cycles or "",
+        "marteau_duration": duration or project.duration or 0,
+        "marteau_project_commit": project.commit or "",
+    }
+    return values
+
+
+def default_owner() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from marteau.orchestration.project import locate
+
+    parser = argparse.ArgumentParser(prog="python -m marteau.orchestration.prepare")
+    parser.add_argument("project", help="project directory or git URL")
+    parser.add_argument("--run-dir", help="default: ./marteau-runs/<job>")
+    parser.add_argument("--job", help="job id (default: time and pid)")
+    args = parser.parse_args(argv)
+    try:
+        project = locate(args.project)
+        job = args.job or new_job_id()
+        run_dir = Path(args.run_dir or Path("marteau-runs") / job).resolve()
+        values = job_vars(project, run_dir, job)
+    except MarteauError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    values["marteau_pool"] = project.pool or "marteau"
+    values["marteau_nodes"] = project.nodes or 1
+    json.dump(values, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""A load-test project: its `.marteau.yml`, located in a directory or a git URL.
+
+`.marteau.yml` (FunkLoad.md §6.2, plus `pool`, `thresholds`, `email`) is
+validated strictly: an unknown key, a value of the wrong type or a missing
+`script`/`test` is a `MarteauError` naming the file, the key and its line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marteau.errors import MarteauError
+
+CONFIG_NAME = ".marteau.yml"
+
+# key -> (accepted python types, what to say when the type is wrong)
+KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a string"),
+    "script": ((str,), "a file name (string)"),
+    "test": ((str,), "Class.method (string)"),
+    "xml": ((str,), "a file name (string)"),
+    "wdir": ((str,), "a directory relative to the project root (string)"),
+    "nodes": ((int, list), "a number of nodes (integer >= 1) or a list of host names"),
+    "deps": ((list,), "a list of package requirements"),
+    "cycles": ((str, int), "a cycle list such as 10:20:30"),
+    "duration": ((int,), "seconds per cycle (integer >= 1)"),
+    "email": ((str,), "an email address (string)"),
+    "lookup": ((list,), "a list of python module names"),
+    "fixtures": ((dict,), "a map of fixture name -> {class, arguments}"),
+    "pool": ((str,), "an inventory group name (string)"),
+    "thresholds": ((str,), "a thresholds file, relative to the project root (string)"),
+}
+REQUIRED = ("script", "test")
+CYCLES = re.compile(r"^\d+(:\d+)*$")
+TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
+GIT_URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:|\.git/?$")
+
+
+@dataclass
+class Project:
+    """A validated load-test project."""
+
+    root: Path  # the repository (or directory) root
+    config_path: Path
+    script: str
+    test: str
+    name: str = ""
+    wdir: str = ""
+    nodes: int | None = None
+    hosts: list[str] = field(default_factory=list)
+    deps: list[str] = field(default_factory=list)
+    cycles: str | None = None
+    duration: int | None = None
+    email: str | None = None
+    pool: str | None = None
+    thresholds: Path | None = None
+    xml: str | None = None
+    lookup: list[str] = field(default_factory=list)
+    fixtures: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the path or URL given by the user
+    commit: str | None = None  # git commit of the test, when the root is a git work tree
+
+    @property
+    def test_dir(self) -> Path:
+        return self.root / self.wdir if self.wdir else self.root
+
+    @property
+    def test_class(self) -> str:
+        return self.test.split(".", 1)[0]
+
+
+def is_git_url(source: str) -> bool:
+    return bool(GIT_URL.search(source)) and not Path(source).is_dir()
+
+
+def _line(node: Any) -> int:
+    return node.start_mark.line + 1
+
+
+def parse_config(text: str, path: Path) -> dict[str, tuple[Any, int]]:
+    """`.marteau.yml` text -> {key: (value, line)}; MarteauError on bad YAML or keys."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise MarteauError(f"{path}: empty file, expected at least 'script' and 'test'")
+        if not isinstance(root, yaml.MappingNode):
+            raise MarteauError(f"{path}:{_line(root)}: expected a mapping of keys to values")
+        found: dict[str, tuple[Any, int]] = {}
+        for key_node, value_node in root.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = _line(key_node)
+            if not isinstance(key, str) or key not in KEYS:
+                known = ", ".join(sorted(KEYS))
+                raise MarteauError(f"{path}:{line}: unknown key {key!r} (known keys: {known})")
+            if key in found:
+                raise MarteauError(
+                    f"{path}:{line}: key {key!r} given twice (first on line {found[key][1]})"
+                )
+            if key == "cycles" and isinstance(value_node, yaml.ScalarNode) and not value_node.style:
+                # YAML 1.1 reads an unquoted 10:20 as the base-60 integer 620: keep the text.
+                value: Any = value_node.value
+            else:
+                value = loader.construct_object(value_node, deep=True)
+            found[key] = (value, _line(value_node))
+        return found
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise MarteauError(f"{where}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _check(path: Path, key: str, value: Any, line: int) -> Any:
+    types, expected = KEYS[key]
+    bad = not isinstance(value, types) or isinstance(value, bool)
+    if not bad and key in ("nodes", "duration") and isinstance(value, int) and value < 1:
+        bad = True
+    if not bad and isinstance(value, list):
+        bad = not all(isinstance(item, str) and item for item in value)
+    if not bad and key == "cycles":
+        value = str(value)
+        bad = not CYCLES.match(value) or "0" in value.split(":")
+    if not bad and key == "test":
+        bad = not TEST.match(value)
+    if not bad and key in ("script", "wdir", "thresholds"):
+        bad = not value or Path(value).is_absolute() or ".." in Path(value).parts
+        expected += ", inside the project"
+    if bad:
+        raise MarteauError(f"{path}:{line}: key {key!r}: expected {expected}, got {value!r}")
+    return value
+
+
+def load_config(path: Path, source: str = "") -> Project:
+    """Read and validate one `.marteau.yml`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MarteauError(f"{path}: no {CONFIG_NAME} in {path.parent}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MarteauError(f"{path}: cannot read: {exc}") from None
+    found = parse_config(text, path)
+    for key in REQUIRED:
+        if key not in found:
+            raise MarteauError(f"{path}: missing required key {key!r}")
+    values = {key: _check(path, key, value, line) for key, (value, line) in found.items()}
+    root = path.parent
+    project = Project(
+        root=root,
+        config_path=path,
+        script=values["script"],
+        test=values["test"],
+        name=values.get("name", ""),
+        wdir=values.get("wdir", ""),
+        deps=values.get("deps", []),
+        cycles=values.get("cycles"),
+        duration=values.get("duration"),
+        email=values.get("email"),
+        pool=values.get("pool"),
+        xml=values.get("xml"),
+        lookup=values.get("lookup", []),
+        fixtures=values.get("fixtures", {}),
+        source=source or str(root),
+    )
+    nodes = values.get("nodes")
+    if isinstance(nodes, list):
+        project.hosts = nodes
+        project.nodes = len(nodes)
+    else:
+        project.nodes = nodes
+    if "thresholds" in values:
+        project.thresholds = root / values["thresholds"]
+    for key, missing in (
+        ("wdir", not project.test_dir.is_dir()),
+        ("script", not (project.test_dir / project.script).is_file()),
+        ("thresholds", project.thresholds is not None and not project.thresholds.is_file()),
+    ):
+        if key in found and missing:
+            target = {"wdir": project.test_dir, "script": project.test_dir / project.script}.get(
+                key, project.thresholds
+            )
+            raise MarteauError(f"{path}:{found[key][1]}: key {key!r}: {target} does not exist")
+    project.commit = git_commit(root)
+    return project
+
+
+def git_commit(directory: Path) -> str | None:
+    """The commit checked out in `directory`, or None outside a git work tree."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def default_workdir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "marteau" / "checkouts"
+
+
+def checkout(url: str, workdir: Path | None = None) -> Path:
+    """Clone `url` into the work directory, or update the clone already there."""
+    workdir = workdir or default_workdir()
+    segment = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    name = segment.split(".", 1)[0] or "project"
+    target = workdir / f"{name}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    if (target / ".git").is_dir():
+        commands = [["git", "-C", str(target), "pull", "--quiet", "--ff-only"]]
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
+        commands = [["git", "clone", "--quiet", url, str(target)]]
+    for command in commands:
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        except subprocess.TimeoutExpired:
+            raise MarteauError(f"{url}: git timed out ({' '.join(command[:4])})") from None
+        if result.returncode != 0:
+            message = (result.stderr or result.stdout).strip().splitlines()
+            raise MarteauError(
+                f"{url}: {' '.join(command[:2])} failed: {message[-1] if message else result.returncode}"
+            )
+    return target
+
+
+def locate(source: str, workdir: Path | None = None) -> Project:
+    """The project at `source`: a directory (or its `.marteau.yml`) or a git URL."""
+    if is_git_url(source):
+        root = checkout(source, workdir)
+    else:
+        root = Path(source).expanduser().resolve()
+        if root.is_file() and root.name == CONFIG_NAME:
+            root = root.parent
+        if not root.is_dir():
+            raise MarteauError(f"{source}: no such directory (and not a git URL)")
+    return load_config(root / CONFIG_NAME, source)

@@ -1,0 +1,115 @@
+#!/usr/bin/python
+"""async_status for Marteau's bench, plus the bench's live progress."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: marteau_bench_status
+short_description: Poll a bench started with async, and read its progress
+description:
+  - Reads the async job file like C(async_status) and, while the bench runs,
+    the last progress line of its log (cycle, users, tests, requests/s), so
+    that a controller can show each node's progress at every poll.
+options:
+  jid:
+    description: The async job id returned by the task that started the bench.
+    type: str
+    required: true
+  log:
+    description: The bench's console log on the node.
+    type: path
+    required: true
+  async_dir:
+    description: Ansible's async directory on the node.
+    type: path
+    default: ~/.ansible_async
+"""
+
+RETURN = r"""
+finished:
+  description: 1 when the bench has ended, else 0.
+  type: int
+rc:
+  description: The bench command's exit code, once finished.
+  type: int
+progress:
+  description: The last progress line, parsed (cycle, users, cycle_users, phase, ok, failures, errors, rps).
+  type: dict
+log_xml:
+  description: The result file the bench announced with C(Log xml:), if any.
+  type: str
+"""
+
+import json
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PROGRESS = re.compile(
+    r"cycle #(?P<cycle>\d+)\s+users (?P<users>\d+)/(?P<cycle_users>\d+)\s+(?P<phase>.*?)\s+"
+    r"tests (?P<ok>\d+) ok, (?P<failures>\d+) failures, (?P<errors>\d+) errors\s+(?P<rps>[\d.]+) req/s"
+)
+
+
+def tail(path, size=16384):
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            end = handle.tell()
+            handle.seek(max(0, end - size))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "jid": {"type": "str", "required": True},
+            "log": {"type": "path", "required": True},
+            "async_dir": {"type": "path", "default": "~/.ansible_async"},
+        },
+        supports_check_mode=True,
+    )
+    jid = module.params["jid"]
+    job_file = os.path.join(os.path.expanduser(module.params["async_dir"]), jid)
+    result = {"changed": False, "ansible_job_id": jid, "finished": 0, "started": 1}
+    try:
+        with open(job_file) as handle:
+            data = json.loads(handle.read() or "{}")
+    except FileNotFoundError:
+        module.fail_json(msg=f"no async job {jid} on this node", **result)
+    except ValueError:
+        data = {}
+    if data and not data.get("started"):
+        result["finished"] = 1
+        result["rc"] = data.get("rc", -1)
+        if data.get("failed") and data.get("msg"):
+            result["bench_error"] = data["msg"]
+    elif data.get("finished"):
+        result["finished"] = 1
+        result["rc"] = data.get("rc", -1)
+    text = ANSI.sub("", tail(module.params["log"])).replace("\r", "\n")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        match = PROGRESS.search(line)
+        if match:
+            progress = match.groupdict()
+            for key in ("cycle", "users", "cycle_users", "ok", "failures", "errors"):
+                progress[key] = int(progress[key])
+            progress["rps"] = float(progress["rps"])
+            result["progress"] = progress
+            break
+    for line in reversed(lines):
+        if line.startswith("Log xml:"):
+            result["log_xml"] = line.split(":", 1)[1].strip()
+            break
+    result["last_line"] = lines[-1] if lines else ""
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+#!/usr/bin/python
+"""Marteau's node lock: one JSON file, changed only under flock."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: marteau_lock
+short_description: Take, release or read Marteau's lock on a load-test node
+description:
+  - The lock is a JSON file (job id, owner, taken and expiry times).
+  - Every check-and-write happens while holding an exclusive C(flock) on a
+    companion file, so two controllers racing for a node never both win.
+  - An expired lock is taken over, with a warning naming its former holder.
+options:
+  path:
+    description: Lock file on the node; C(~) is expanded.
+    type: path
+    default: ~/.marteau/lock.json
+  state:
+    description: C(present) takes the lock, C(absent) releases it, C(query) reads it.
+    type: str
+    choices: [present, absent, query]
+    default: present
+  job:
+    description: The job id that takes or releases the lock.
+    type: str
+  owner:
+    description: Who runs the job (user@host), shown to anyone who finds the node taken.
+    type: str
+    default: ""
+  ttl:
+    description: Seconds until the lock expires if its holder never releases it.
+    type: int
+    default: 3600
+  force:
+    description: With C(state=absent), release whoever holds the lock.
+    type: bool
+    default: false
+"""
+
+RETURN = r"""
+acquired:
+  description: True when this job holds the lock after the call (state=present).
+  type: bool
+released:
+  description: True when the call removed the lock (state=absent).
+  type: bool
+holder:
+  description: The lock's content after the call, or the blocking holder; empty when free.
+  type: dict
+"""
+
+import fcntl
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def read(path):
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write(path, data):
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump(data, handle, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "default": "~/.marteau/lock.json"},
+            "state": {"type": "str", "choices": ["present", "absent", "query"], "default": "present"},
+            "job": {"type": "str"},
+            "owner": {"type": "str", "default": ""},
+            "ttl": {"type": "int", "default": 3600},
+            "force": {"type": "bool", "default": False},
+        },
+        required_if=[("state", "present", ["job"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    path = os.path.expanduser(params["path"])
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    now = time.time()
+    result = {"changed": False, "acquired": False, "released": False, "holder": {}, "path": path}
+    with open(path + ".flock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        current = read(path)
+        expired = bool(current) and float(current.get("expires", 0)) <= now
+        if current:
+            current["expired"] = expired
+        state = params["state"]
+        if state == "query":
+            result["holder"] = current
+        elif state == "present":
+            mine = current.get("job") == params["job"]
+            if current and not mine and not expired:
+                result["holder"] = current
+            else:
+                if current and not mine:
+                    module.warn(
+                        "took over the expired lock of job {} (owner {}, expired {:.0f}s ago)".format(
+                            current.get("job"), current.get("owner"), now - float(current["expires"])
+                        )
+                    )
+                    result["taken_over"] = current
+                lock = {
+                    "job": params["job"],
+                    "owner": params["owner"],
+                    "taken": float(current["taken"]) if mine else now,
+                    "expires": now + params["ttl"],
+                    "host": os.uname().nodename,
+                }
+                if not module.check_mode:
+                    write(path, lock)
+                result.update(acquired=True, changed=not mine, holder=lock)
+        else:
+            mine = bool(current) and current.get("job") == params["job"]
+            if current and (mine or params["force"] or expired):
+                if not module.check_mode:
+                    os.remove(path)
+                result.update(released=True, changed=True, holder={})
+                result["was"] = current
+            else:
+                result["holder"] = current
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The Ansible content: layout, documented defaults, shipped with the package."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from marteau.orchestration import content_dir
+
+ROLES = ("marteau_node", "marteau_lock", "marteau_deploy", "marteau_bench", "marteau_collect")
+STAGES = ("loadtest", "provision", "deploy", "bench", "collect", "unlock")
+
+
+def test_content_is_found_from_the_package() -> None:
+    top = content_dir()
+    assert (top / "ansible.cfg").is_file()
+    assert (top / "inventory" / "localhost.ini").is_file()
+    for stage in STAGES:
+        assert (top / "playbooks" / f"{stage}.yml").is_file(), stage
+
+
+def test_ansible_cfg_has_no_inline_comments_and_keeps_nodes_alive() -> None:
+    text = (content_dir() / "ansible.cfg").read_text()
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";")):
+            assert " #" not in line and " ;" not in line, line
+    assert "ServerAliveInterval=5" in text and "ServerAliveCountMax=3" in text
+    assert "ControlPersist" in text and "pipelining = True" in text
+
+
+def test_every_role_default_is_documented() -> None:
+    for role in ROLES:
+        path = content_dir() / "roles" / role / "defaults" / "main.yml"
+        lines = path.read_text().splitlines()
+        defaults = yaml.safe_load(path.read_text())
+        assert defaults, role
+        for name in defaults:
+            assert name.startswith(role + "_"), (role, name)
+            index = next(i for i, line in enumerate(lines) if line.startswith(f"{name}:"))
+            assert lines[index - 1].startswith("#"), f"{role}: {name} has no comment above it"
+
+
+def test_lock_is_released_in_always_without_when() -> None:
+    run = yaml.safe_load((content_dir() / "playbooks" / "run.yml").read_text())
+    block = run[0]["tasks"][0]
+    assert [t["ansible.builtin.include_role"]["name"] for t in block["block"]] == [
+        "marteau_node",
+        "marteau_deploy",
+        "marteau_bench",
+        "marteau_collect",
+    ]
+    (release,) = block["always"]
+    assert release["ansible.builtin.include_role"] == {
+        "name": "marteau_lock",
+        "tasks_from": "release",
+    }
+    assert "when" not in release and "when" not in block
+    text = (content_dir() / "roles" / "marteau_lock" / "tasks" / "release.yml").read_text()
+    assert not re.search(r"^\s*when:", text, re.M)
+
+
+def test_lock_play_takes_nodes_one_at_a_time_in_order() -> None:
+    play = yaml.safe_load((content_dir() / "playbooks" / "lock.yml").read_text())[0]
+    assert play["serial"] == 1 and play["order"] == "sorted"
+
+
+def test_bench_starts_async_under_timeout() -> None:
+    tasks = yaml.safe_load(
+        (content_dir() / "roles" / "marteau_bench" / "tasks" / "main.yml").read_text()
+    )
+    start = next(t for t in tasks if t["name"].startswith("Start the bench"))
+    assert start["poll"] == 0 and "async" in start
+    assert "exec timeout -k" in start["ansible.builtin.shell"]["cmd"]
+    assert "bench.pgid" in start["ansible.builtin.shell"]["cmd"]
+    deploy = (content_dir() / "roles" / "marteau_deploy" / "tasks" / "main.yml").read_text()
+    assert "ansible.builtin.unarchive" in deploy and "ansible.builtin.copy" not in deploy
+
+
+def test_packaged_in_setup_cfg() -> None:
+    setup = (Path(__file__).parent.parent / "setup.cfg").read_text()
+    assert "ansible/roles/**/*" in setup and "ansible/playbooks/*.yml" in setup

@@ -284,15 +284,26 @@ def segment_sums(values: Any, starts: Any, lengths: Any) -> Any:
     if not len(starts):
         return out
     short = lengths <= _SHORT_SEGMENT
-    s_starts, s_lengths = starts[short], lengths[short]
-    s_out = np.zeros(len(s_starts), dtype=np.float64)
-    for k in range(int(s_lengths.max()) if len(s_lengths) else 0):
-        active = s_lengths > k
-        s_out[active] += values[s_starts[active] + k]
-    out[short] = s_out
+    active = np.flatnonzero(short)
+    k = 0
+    while active.size:
+        # one vectorised step per position; finished segments drop out
+        out[active] += values[starts[active] + k]
+        k += 1
+        active = active[lengths[active] > k]
     for i in np.flatnonzero(~short):
         out[i] = np.cumsum(values[starts[i] : starts[i] + lengths[i]])[-1]
     return out
+
+
+def distinct(values: Any) -> Any:
+    """Sorted distinct values (np.unique without sorting when the range is small)."""
+    if not values.size:
+        return np.zeros(0, np.int64)
+    low, high = int(values.min()), int(values.max())
+    if high - low < 10_000_000:
+        return np.flatnonzero(np.bincount((values - low).astype(np.int64))) + low
+    return np.unique(values)
 
 
 def max_per_second(seconds: Any) -> int:
@@ -337,6 +348,78 @@ def _segments(keys: Any) -> tuple[Any, Any]:
     return starts, lengths
 
 
+class _LazyColumns(dict):
+    """name -> contiguous column of a structured array, extracted on first use."""
+
+    def __init__(self, array: Any) -> None:
+        super().__init__()
+        self.array = array
+        self.names = list(array.dtype.names)
+
+    def __missing__(self, name: str) -> Any:
+        column = np.ascontiguousarray(self.array[name])
+        self[name] = column
+        return column
+
+
+class Columns:
+    """Records as separate contiguous columns, gathered lazily.
+
+    Why: fancy-indexing a packed 53-byte structured array copies whole
+    records and is several times slower than taking the one or two
+    columns a computation reads.  Indexing by a name returns a column;
+    by a slice, mask or index array, another lazy `Columns`; by an int, a
+    row (name -> value).
+    """
+
+    def __init__(self, data: dict[str, Any], index: Any = None, size: int | None = None) -> None:
+        self._data = data
+        self._index = index  # None, a range, or an int array
+        self._cache: dict[str, Any] = {}
+        if size is None:
+            size = len(next(iter(data.values()))) if data else 0
+        self.size = size if index is None else len(index)
+
+    @classmethod
+    def of(cls, array: Any) -> Columns:
+        """Columns of a structured array, each copied out only when first used."""
+        return cls(_LazyColumns(array), size=len(array))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _resolve(self, key: Any) -> Any:
+        current = self._index if self._index is not None else range(self.size)
+        if isinstance(key, slice):
+            return current[key] if isinstance(current, range) else current[key]
+        key = np.asarray(key)
+        if key.dtype == bool:
+            key = np.flatnonzero(key)
+        if isinstance(current, range):
+            return current.start + key * current.step
+        return current[key]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            column = self._cache.get(key)
+            if column is None:
+                base = self._data[key]
+                index = self._index
+                if index is None:
+                    column = base
+                elif isinstance(index, range):
+                    column = base[index.start : index.stop : index.step]
+                else:
+                    column = base[index]
+                self._cache[key] = column
+            return column
+        if isinstance(key, int | np.integer):
+            position = int(key) % self.size if self.size else 0
+            names = getattr(self._data, "names", None) or list(self._data)
+            return {name: self[name][position] for name in names}
+        return Columns(self._data, self._resolve(key))
+
+
 # ----------------------------------------------------------------- pages
 
 
@@ -355,7 +438,7 @@ class _Pages:
 def _pages(responses: Any, page_type: Any) -> _Pages:
     """Group responses into pages per (cycle, thread), FunkLoad style."""
     key = (responses["cycle"].astype(np.int64) << 32) | responses["thread"].astype(np.int64)
-    order = np.argsort(key, kind="stable")
+    order = stable_order(key)
     key = key[order]
     r = responses[order]
     starts_page = page_type[r["type"]]
@@ -463,26 +546,24 @@ def compute(
     """
     t = float(apdex_t)
     duration = cycle_duration(rs.config)
-    responses = rs.responses
-    tests = rs.tests
+    responses = Columns.of(rs.responses)
+    tests = Columns.of(rs.tests)
     strings = rs.strings
     page_type = np.array([s in PAGE_TYPES for s in strings] or [False], dtype=np.int64)
     nonempty = np.array([bool(s) for s in strings] or [False], dtype=bool)
 
-    r_cycles = np.unique(responses["cycle"]) if responses.size else np.zeros(0, np.int64)
-    t_cycles = np.unique(tests["cycle"]) if tests.size else np.zeros(0, np.int64)
+    r_cycles = distinct(responses["cycle"])
+    t_cycles = distinct(tests["cycle"])
     all_cycles = sorted(set(r_cycles.tolist()) | set(t_cycles.tolist()))
 
     # responses grouped by cycle, file order inside a cycle
-    c_order = np.argsort(responses["cycle"], kind="stable")
-    by_cycle = responses[c_order]
+    by_cycle = _in_order(responses, responses["cycle"])
     c_starts, c_lengths = _segments(by_cycle["cycle"])
     cycle_slices = {
         int(by_cycle["cycle"][s]): (int(s), int(s + n))
         for s, n in zip(c_starts, c_lengths, strict=True)
     }
-    t_order = np.argsort(tests["cycle"], kind="stable")
-    tests_by_cycle = tests[t_order]
+    tests_by_cycle = _in_order(tests, tests["cycle"])
     tc_starts, tc_lengths = _segments(tests_by_cycle["cycle"])
     test_slices = {
         int(tests_by_cycle["cycle"][s]): (int(s), int(s + n))
@@ -579,6 +660,32 @@ def compute(
     )
 
 
+def stable_order(key: Any) -> Any:
+    """np.argsort(key, kind="stable"), in O(n) when there are few distinct keys.
+
+    Keys are mapped to dense ids through a presence table; up to 65536 ids
+    fit uint16, which numpy sorts stably with a radix sort.
+    """
+    if key.size:
+        low = int(key.min())
+        span = int(key.max()) - low + 1
+        if span <= 50_000_000:
+            offset = (key - low).astype(np.int64)
+            present = np.zeros(span, dtype=bool)
+            present[offset] = True
+            dense = np.cumsum(present, dtype=np.int64) - 1
+            if dense[-1] < 65536:
+                return np.argsort(dense[offset].astype(np.uint16), kind="stable")
+    return np.argsort(key, kind="stable")
+
+
+def _in_order(records: Columns, key: Any) -> Columns:
+    """`records` stably sorted by `key`; no copy when already sorted (file order by cycle)."""
+    if key.size < 2 or bool(np.all(key[1:] >= key[:-1])):
+        return records
+    return records[stable_order(key)]
+
+
 def best_cycle(cycles: Sequence[CycleStats]) -> int | None:
     """Highest SPPS x page Apdex among cycles with page Apdex >= 0.85, else the first."""
     best, best_value = None, -1.0
@@ -612,7 +719,7 @@ def _step_stats(
         | (responses["step"].astype(np.int64) << 16)
         | responses["number"].astype(np.int64)
     )
-    order = np.argsort(key, kind="stable")
+    order = stable_order(key)
     r = responses[order]
     starts, lengths = _segments(key[order])
     has_description = nonempty[r["description"]]
@@ -649,7 +756,7 @@ def _description_stats(
     if not responses.size:
         return []
     described = responses[nonempty[responses["description"]]]
-    order = np.argsort(described["description"], kind="stable")
+    order = stable_order(described["description"])
     described = described[order]
     starts, lengths = _segments(described["description"])
     out = []
@@ -748,9 +855,10 @@ def _error_groups(responses: Any, rs: ResultSet) -> list[ErrorGroup]:
 def _http_codes(responses: Any, rs: ResultSet) -> list[HttpCodeStats]:
     if not responses.size:
         return []
-    codes, first, counts = np.unique(responses["code"], return_index=True, return_counts=True)
+    codes = distinct(responses["code"])
+    counts = [int(np.count_nonzero(responses["code"] == code)) for code in codes.tolist()]
     out = []
-    for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
+    for code, count in zip(codes.tolist(), counts, strict=True):
         mask = responses["code"] == code
         results = responses["result"][mask]
         not_ok = np.flatnonzero(mask & (responses["result"] != SUCCESSFUL))
@@ -795,7 +903,7 @@ def _node_stats(
         mine = responses if node_of is None else responses[node_of == node.index]
         per_cycle = []
         if mine.size:
-            order = np.argsort(mine["cycle"], kind="stable")
+            order = stable_order(mine["cycle"])
             mine_sorted = mine[order]
             starts, lengths = _segments(mine_sorted["cycle"])
             for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):

@@ -104,12 +104,29 @@ def filter_tests(suite: unittest.TestSuite, regex: str | None) -> unittest.TestS
     return unittest.TestSuite(kept)
 
 
+class MutableStream:
+    """The runner's output stream; muted once bad input is found (no summary then)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.muted = False
+
+    def write(self, text: str) -> int:
+        if self.muted:
+            return len(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 class FunkLoadTextResult(unittest.TextTestResult):
     """Adds the last request's URL and code to failures; stops on bad input."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, stream: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(stream, *args, **kwargs)
         self.bad_input: list[MarteauError] = []
+        self._mutable = getattr(stream, "stream", None)
 
     def _exc_info_to_string(self, err: Any, test: unittest.TestCase) -> str:
         text = super()._exc_info_to_string(err, test)
@@ -125,6 +142,9 @@ class FunkLoadTextResult(unittest.TextTestResult):
         if isinstance(exc, MarteauError):
             self.bad_input.append(exc)
             self.stop()
+            if isinstance(self._mutable, MutableStream):
+                self._mutable.stream.write("\n")
+                self._mutable.muted = True
             return True
         return False
 
@@ -225,7 +245,7 @@ def run_tests(file: str, names: tuple[str, ...], values: dict[str, Any]) -> int:
         return 0
     verbosity = 0 if values["quiet"] else (2 if values["verbose"] else 1)
     runner = unittest.TextTestRunner(
-        stream=sys.stderr,
+        stream=MutableStream(sys.stderr),  # type: ignore[arg-type]
         verbosity=verbosity,
         failfast=bool(values["stop_on_fail"]),
         resultclass=FunkLoadTextResult,

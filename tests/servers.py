@@ -49,6 +49,7 @@ class LocalServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else Nagle + delayed ACK add 40 ms
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -693,7 +693,8 @@ class FunkLoadTestCase(unittest.TestCase):
         deadline = time.time() + time_out
         while True:
             try:
-                self._browser.client.request("GET", self._browser.url_info(url).connect_url)
+                info = self._browser.url_info(url)
+                self._browser.client.request("GET", info.connect_url, [("Host", info.host)])
                 return
             except OSError:
                 if time.time() >= deadline:

@@ -160,3 +160,22 @@ def test_loader_refuses_a_file_outside_the_cwd(tests_dir: Path, tmp_path: Path) 
     (other / "faraway_test.py").write_text("X = 1\n")
     with pytest.raises(MarteauError, match="must be importable from the current directory"):
         import_test_module(str(other / "faraway_test.py"))
+
+
+def test_funkload_doctest_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from funkload.FunkLoadDocTest import FunkLoadDocTest
+    from marteau.funkload import testcase
+    from tests.servers import LocalServer, ok
+
+    monkeypatch.chdir(tmp_path)  # no conf file here: none is needed
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    with LocalServer({"/": lambda r: ok("<HTML>hi</HTML>", "text/html")}) as server:
+        fl = FunkLoadDocTest()
+        response = fl.get(f"http://localhost:{server.port}/")
+    testcase.close_functional_sinks()
+    assert repr(response) == (
+        f'<response url="http://127.0.0.1:{server.port}//" code="200" message="OK" />'
+    )
+    assert "HTML" in response.body
+    assert fl.sleep_time_min == fl.sleep_time_max == 0.001
+    assert 'url="/" code="200"' in (tmp_path / "fl-doc-test.xml").read_text()

@@ -549,6 +549,17 @@ def test_https_does_not_verify_by_default_and_sends_sni(certs: dict[str, Path]) 
     assert raw.heads[0] == b"GET /s HTTP/1.1\r\nHost: x"
 
 
+def test_https_connection_close_reconnects_with_the_saved_session(certs: dict[str, Path]) -> None:
+    sni: list[str | None] = []
+    reply = [response(b"bye", "Connection: close"), CLOSE]
+    raw = RawServer(lambda n, head: reply, tls=server_context(certs, sni))
+    with raw, HTTPClient(timeout=10) as http:
+        for _ in range(3):
+            assert http.request("GET", raw.url()).body == b"bye"
+        assert list(http._tls_sessions) == [("https", "127.0.0.1", raw.port)]
+    assert raw.accepted == 3
+
+
 def test_https_with_a_verifying_context(certs: dict[str, Path]) -> None:
     sni: list[str | None] = []
     with RawServer(lambda n, head: response(b"v"), tls=server_context(certs, sni)) as raw:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from xmlrpc.server import SimpleXMLRPCServer
 import pytest
 
 from tests.servers import LocalServer, ok
-from tests.test_funkload_support import DATA, MARTEAU, serve
+from tests.test_funkload_support import MARTEAU, install, serve
 from tests.test_funkload_testcase import Credentials, closed_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,11 +27,7 @@ def web() -> Iterator[LocalServer]:
         yield local
 
 
-def copy(tmp_path: Path, *names: str) -> Path:
-    for name in names:
-        target = tmp_path / name.removesuffix(".txt")
-        shutil.copy(DATA / name, target)
-    return tmp_path
+copy = install
 
 
 def set_url(conf: Path, url: str) -> None:
@@ -223,7 +218,7 @@ def test_explicit_config_path(web: LocalServer, tmp_path: Path) -> None:
 
 
 def test_syntax_error(tmp_path: Path) -> None:
-    copy(tmp_path, "syntax_error.py.txt")
+    copy(tmp_path, "syntax_error.py")
     bad(
         marteau_test(tmp_path, "syntax_error.py"),
         str(tmp_path / "syntax_error.py"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import unittest
 from collections.abc import Iterator
@@ -14,6 +15,17 @@ from marteau.funkload.testcase import FunkLoadTestCase
 from tests.servers import LocalServer
 
 DATA = Path(__file__).parent / "data" / "funkload_tests"
+# Test files are stored as demo_*.py so that pytest does not collect them (and
+# the syntax error as .txt so that no tool parses it); `install` restores the
+# names a FunkLoad user would run.
+STORED = {
+    "test_Simple.py": "demo_Simple.py",
+    "test_Credential.py": "demo_Credential.py",
+    "test_Target.py": "demo_Target.py",
+    "test_dummy.py": "demo_dummy.py",
+    "test_failing_import.py": "demo_failing_import.py",
+    "syntax_error.py": "demo_syntax_error.py.txt",
+}
 MARTEAU = str(Path(sys.executable).parent / "marteau")
 
 
@@ -35,6 +47,13 @@ class ListSink:
 
     def config(self, key: str, value: str) -> None:
         self.configs.append((key, value))
+
+
+def install(directory: Path, *names: str) -> Path:
+    """Copy test files and confs into ``directory`` under their FunkLoad names."""
+    for name in names:
+        shutil.copy(DATA / STORED.get(name, name), directory / name)
+    return directory
 
 
 def fast_server(server: LocalServer) -> LocalServer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import unittest
@@ -14,7 +13,7 @@ import pytest
 
 from marteau.errors import MarteauError
 from marteau.funkload.loader import import_test_module, module_name_for, resolve_test
-from tests.test_funkload_support import DATA
+from tests.test_funkload_support import install
 
 
 def test_import_shims() -> None:
@@ -104,9 +103,7 @@ def test_lipsum() -> None:
 
 @pytest.fixture
 def tests_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in ("loadtest.py", "test_dummy.py", "test_failing_import.py"):
-        shutil.copy(DATA / name, tmp_path / name)
-    shutil.copy(DATA / "syntax_error.py.txt", tmp_path / "syntax_error.py")
+    install(tmp_path, "loadtest.py", "test_dummy.py", "test_failing_import.py", "syntax_error.py")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
     (tmp_path / "pkg" / "scenario.py").write_text(

@@ -229,6 +229,21 @@ def test_two_workers_make_one_node_result_with_users_split(workdir: Path, site: 
     assert len(hooks(workdir)) == 5  # the hooks ran once, in the parent
 
 
+def test_a_slow_join_keeps_the_planned_windows(workdir: Path, site: LocalServer):
+    # Tests take 0.9 s: the last one of a 2 s window ends 0.7 s after it,
+    # later than cycle_time (0.2 s), so the next cycle's users start late;
+    # its window stays where the schedule put it.
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_slow", "-u", site.url, "-c", "2:2:2", "-D", "2",
+        "-s", "0", "-t", "0", "--workers", "2",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert {int(t.get("cycle")) for t in tests} == {0, 1, 2}
+    assert_inside_windows(workdir, config, responses + tests)
+    assert hooks(workdir).count("tearDownCycle") == 3
+
+
 def test_start_at_delays_the_first_request(workdir: Path, site: LocalServer):
     start_at = time.time() + 3
     run = bench(

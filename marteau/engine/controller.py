@@ -170,10 +170,19 @@ class BenchController:
             self.pool.broadcast(("go", index))
             if not self._follow_cycle(cycle):
                 return
-            if self.plan.cycle_time:
-                console.line(f"* Waiting cycle sleeptime {self.plan.cycle_time}s: done.")
+            late = time.time() - cycle.next
+            waiting = late <= 0.05 and bool(self.plan.cycle_time)
+            if waiting:
+                console.partial(f"* Waiting cycle sleeptime {self.plan.cycle_time}s: ... ")
+            elif late > 0.05 and index + 1 < len(self.plan.cycles):
+                console.line(
+                    f"* Cycle sleeptime {self.plan.cycle_time}s already over: cycle "
+                    f"#{index + 1} starts {late:.2f}s late (its window does not move)."
+                )
             if not self._pump(lambda: False, cycle.next - time.time()):
                 return
+            if waiting:
+                console.line("done.")
             if not self._hook("tearDownCycle"):
                 return
             self._cycle_result(cycle)

@@ -304,16 +304,22 @@ class ProcessRunner:
         self._send("joined", self.worker, times.index, *self._counts)
 
     def _join(self, threads: list[threading.Thread]) -> None:
-        """Wait for every user to finish its test (briefly only when aborted)."""
+        """Wait for every user to finish its test (only `ABORT_GRACE` when aborted).
 
-        def joined() -> bool:
-            return not any(thread.is_alive() for thread in threads)
-
-        if self._wait(joined) or joined():
-            return
-        deadline = time.time() + ABORT_GRACE
-        while time.time() < deadline and not joined():
-            time.sleep(0.05)
+        ``Thread.join`` returns the moment a user ends, so the parent hears
+        "joined" at once and a late next cycle is as little late as can be.
+        """
+        grace_end: float | None = None
+        for thread in threads:
+            while thread.is_alive():
+                if self.abort.is_set():
+                    grace_end = grace_end or time.time() + ABORT_GRACE
+                    if time.time() >= grace_end:
+                        return
+                thread.join(min(POLL_SLICE, max(self._next_tick - time.time(), 0.001)))
+                self._receive()
+                if time.time() >= self._next_tick:
+                    self._tick(time.time())
 
     # -- a virtual user ---------------------------------------------------------
 

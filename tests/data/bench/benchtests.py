@@ -1,6 +1,7 @@
 """FunkLoad-style tests driven by tests/test_bench_command.py (run from a copy of this dir)."""
 
 import os
+import time
 
 from funkload.FunkLoadTestCase import FunkLoadTestCase
 
@@ -45,3 +46,8 @@ class Bench(FunkLoadTestCase):
         self.get(self.url + "/ok", description="Get ok")
         if self.iteration % 3 == 0:
             raise RuntimeError(f"boom at iteration {self.iteration}")
+
+    def test_slow(self):
+        """Outlives the window: joining it delays the next cycle's staging."""
+        self.get(self.url + "/ok", description="Get ok")
+        time.sleep(self.conf_getFloat("test_slow", "pause"))

@@ -137,6 +137,7 @@ class FunkLoadConfig:
 
     def __init__(self, path: str, options: Any = None) -> None:
         self.options = options
+        self._cache: dict[tuple[str, str], Any] = {}
         self.parser = make_parser()
         if os.path.exists(path):
             try:
@@ -161,12 +162,23 @@ class FunkLoadConfig:
         return value if value else None
 
     def get(self, section: str, key: str, default: Any = REQUIRED) -> Any:
-        """The value (override first), the default, or a clear error."""
-        value = self.override(section, key)
+        """The value (override first), the default, or a clear error.
+
+        Found values are cached: tests read the conf in ``setUp``, which runs
+        on every iteration of a bench, and the file and options do not change.
+        """
+        cache_key = (section, key)
+        value = self._cache.get(cache_key)
         if value is not None:
             return value
+        value = self.override(section, key)
+        if value is not None:
+            self._cache[cache_key] = value
+            return value
         try:
-            return self.parser.get(section, key)
+            value = self.parser.get(section, key)
+            self._cache[cache_key] = value
+            return value
         except configparser.NoSectionError:
             if default is REQUIRED:
                 raise MissingConfSection(self.path, section, key) from None

@@ -601,3 +601,29 @@ def test_run_records_test_result_counters(web: LocalServer, workdir: Path) -> No
     assert (result["steps"], result["pages"], result["requests"]) == (2, 2, 6)
     assert (result["images"], result["links"], result["redirects"]) == (2, 2, 0)
     assert result["result"] == "Successful" and result["traceback"] is None
+
+
+def test_host_header_port_only_when_not_default() -> None:
+    from marteau.funkload.browser import UrlInfo
+
+    assert UrlInfo("http://example.org/x").host == "example.org"
+    assert UrlInfo("https://example.org:443/x").host == "example.org"
+    assert UrlInfo("https://example.org:8443/x").host == "example.org:8443"
+    assert UrlInfo("http://localhost/").host == "127.0.0.1"
+    info = UrlInfo("http://localhost:8080/a?b=1#frag")
+    assert (info.connect_url, info.path_query) == ("http://127.0.0.1:8080/a?b=1", "/a?b=1")
+
+
+def test_no_host_header_through_a_proxy(
+    web: LocalServer, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("http_proxy", f"127.0.0.1:{web.port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    web.routes["/via-proxy"] = lambda r: ok("proxied")
+    case, _ = make_test(Case, "test_nothing", workdir, url=web.url)
+    response = case.get("http://example.test/via-proxy")
+    assert response.body == "proxied"
+    request = web.requests[-1]
+    assert request.path == "http://example.test/via-proxy"  # absolute URL on the request line
+    assert "Host" not in names(request)

@@ -15,8 +15,10 @@ from marteau import __version__
 # name -> "module:attribute" of a click command
 SUBCOMMANDS = {
     "test": "marteau.funkload.test_command:test_command",
-    "bench": "marteau.engine.bench_command:bench_command",
+    "bench": "marteau.funkload.bench_command:bench_command",
     "report": "marteau.report.command:report_command",
+    "run": "marteau.orchestration.run_command:run_command",
+    "nodes": "marteau.orchestration.nodes_command:nodes_command",
 }
 
 

@@ -29,7 +29,10 @@ from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
 BASE = Path(os.environ.get("MARTEAU_TEST_NODES_DIR", "/tmp/mtn"))
-USERS = ("mtnode1", "mtnode2", "mtnode3")
+# Another prefix and directory (MARTEAU_TEST_NODES_PREFIX/_DIR) give a second,
+# independent node set, e.g. for trying things by hand while the suite runs.
+PREFIX = os.environ.get("MARTEAU_TEST_NODES_PREFIX", "mtnode")
+USERS = tuple(f"{PREFIX}{i}" for i in (1, 2, 3))
 ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 FIRST_PORT = 22022
 

@@ -35,8 +35,9 @@ from marteau.errors import MarteauError
 from marteau.orchestration.project import Project
 
 NODE_PACKAGES = ("marteau", "funkload", "webunit")
-# Not needed on a node: the controller's Ansible content and caches.
-SKIP_DIRS = {"__pycache__", "ansible"}
+# Not needed on a node: the controller's layers (report, orchestration, service).
+SKIP_DIRS = {"__pycache__"}
+CONTROLLER_ONLY = {"marteau/report", "marteau/orchestration", "marteau/service"}
 ARCHIVE_SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "marteau-runs", ".tox"}
 ARCHIVE_SKIP_MARKERS = (".log", ".bak", ".pyc", ".gplot", ".png", ".data", ".xml", ".mrt")
 EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -86,7 +87,12 @@ def _package_files() -> list[tuple[str, Path]]:
     for name in NODE_PACKAGES:
         top = _package_dir(name)
         for directory, dirnames, filenames in os.walk(top):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+            relative = Path(name) / Path(directory).relative_to(top)
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if d not in SKIP_DIRS and (relative / d).as_posix() not in CONTROLLER_ONLY
+            )
             for filename in sorted(filenames):
                 if filename.endswith((".pyc", ".pyo")):
                     continue

@@ -1,0 +1,183 @@
+"""The terminal view of a run: the stage, each node's state and, during the
+bench, each node's cycle, users, requests/s and errors.
+
+On a terminal it is a rich live table refreshed twice a second; elsewhere
+(a log, CI, a pipe) it prints one plain line per change of stage or node
+state, and bench progress at most every few seconds per node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+PLAIN_PROGRESS_EVERY = 5.0
+
+
+@dataclass
+class NodeView:
+    name: str
+    state: str = "waiting"
+    cycle: int | None = None
+    users: str = ""
+    rps: float | None = None
+    ok: int | None = None
+    failures: int | None = None
+    errors: int | None = None
+    note: str = ""
+    last_plain: float = field(default=0.0, repr=False)
+
+
+STATE_STYLE = {
+    "failed": "bold red",
+    "unreachable": "bold red",
+    "benching": "cyan",
+    "released": "green",
+    "done": "green",
+}
+
+
+class LiveView:
+    """What `marteau run` shows while it runs."""
+
+    def __init__(self, console: Console | None = None, *, live: bool | None = None) -> None:
+        self.console = console or Console(stderr=False, highlight=False)
+        self.interactive = self.console.is_terminal if live is None else live
+        self.stage = "starting"
+        self.title = ""
+        self.nodes: dict[str, NodeView] = {}
+        self.messages: list[str] = []
+        self._lock = threading.RLock()
+        self._live: Live | None = None
+        self._started = time.monotonic()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def __enter__(self) -> LiveView:
+        if self.interactive:
+            self._live = Live(
+                get_renderable=self.render,
+                console=self.console,
+                refresh_per_second=2,
+                transient=False,
+            )
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
+
+    # -- updates ------------------------------------------------------------
+
+    def set_stage(self, stage: str) -> None:
+        with self._lock:
+            if stage == self.stage:
+                return
+            self.stage = stage
+        if not self.interactive:
+            self.console.print(f"[{self._elapsed()}] {stage}", highlight=False)
+
+    def message(self, text: str) -> None:
+        with self._lock:
+            self.messages.append(text)
+            self.messages = self.messages[-6:]
+        if self._live is not None:
+            self._live.console.print(text, highlight=False)
+        else:
+            self.console.print(f"[{self._elapsed()}] {text}", highlight=False)
+
+    def node(
+        self, name: str, state: str | None = None, note: str | None = None, **progress: Any
+    ) -> None:
+        with self._lock:
+            view = self.nodes.setdefault(name, NodeView(name))
+            changed = state is not None and state != view.state
+            if state is not None:
+                view.state = state
+            if note is not None:
+                view.note = note
+            if progress:
+                view.cycle = progress.get("cycle", view.cycle)
+                if "users" in progress:
+                    view.users = f"{progress['users']}/{progress.get('cycle_users', '?')}"
+                view.rps = progress.get("rps", view.rps)
+                view.ok = progress.get("ok", view.ok)
+                view.failures = progress.get("failures", view.failures)
+                view.errors = progress.get("errors", view.errors)
+            if self.interactive:
+                return
+            now = time.monotonic()
+            if changed:
+                text = f"{name}: {view.state}" + (f" ({view.note})" if view.note else "")
+            elif progress and now - view.last_plain >= PLAIN_PROGRESS_EVERY:
+                text = f"{name}: {self._progress_text(view)}"
+            else:
+                return
+            view.last_plain = now
+        self.console.print(f"[{self._elapsed()}] {text}", highlight=False)
+
+    # -- rendering ----------------------------------------------------------
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self._started:6.1f}s"
+
+    @staticmethod
+    def _progress_text(view: NodeView) -> str:
+        parts = []
+        if view.cycle is not None:
+            parts.append(f"cycle #{view.cycle} users {view.users}")
+        if view.rps is not None:
+            parts.append(f"{view.rps:.0f} req/s")
+        if view.ok is not None:
+            parts.append(f"{view.ok} ok, {view.failures} failures, {view.errors} errors")
+        return ", ".join(parts) or view.state
+
+    def render(self) -> Group:
+        with self._lock:
+            table = Table(expand=False, box=None, pad_edge=False)
+            for column in (
+                "node",
+                "state",
+                "cycle",
+                "users",
+                "req/s",
+                "tests ok",
+                "failures",
+                "errors",
+                "",
+            ):
+                table.add_column(
+                    column, justify="right" if column not in ("node", "state", "") else "left"
+                )
+            for view in self.nodes.values():
+                table.add_row(
+                    view.name,
+                    Text(view.state, style=STATE_STYLE.get(view.state, "")),
+                    "" if view.cycle is None else str(view.cycle),
+                    view.users,
+                    "" if view.rps is None else f"{view.rps:.0f}",
+                    "" if view.ok is None else str(view.ok),
+                    "" if view.failures is None else str(view.failures),
+                    Text(
+                        "" if view.errors is None else str(view.errors),
+                        style="red" if view.errors else "",
+                    ),
+                    Text(view.note, style="dim"),
+                )
+            header = Text.assemble(
+                ("marteau run ", "bold"),
+                (self.title + "  ", ""),
+                ("stage: ", "dim"),
+                (self.stage, "bold cyan"),
+                (f"  {self._elapsed().strip()}", "dim"),
+            )
+            return Group(header, table)

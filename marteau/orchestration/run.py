@@ -1,0 +1,461 @@
+"""One distributed run: locate → lock → provision → deploy → bench → collect →
+release → report → thresholds. See docs/ansible.md.
+
+Stages after the lock run as ONE playbook (`playbooks/run.yml`), the same
+one the plain `ansible-playbook playbooks/loadtest.yml` path runs; the
+wrapper follows it through ansible-runner's events. Cancel (Ctrl-C,
+SIGTERM): the running playbook is stopped, then `stop.yml` kills the
+benches' process groups on the nodes (they write what they have),
+`collect.yml` fetches the partial results, `unlock.yml` releases the nodes,
+and the report is built from what finished.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marteau.errors import MarteauError
+from marteau.orchestration.driver import Ansible, Event, PlayResult
+from marteau.orchestration.live import LiveView
+from marteau.orchestration.prepare import job_vars, new_job_id
+from marteau.orchestration.project import Project, locate
+
+CYCLES = re.compile(r"^\d+(:\d+)*$")
+ROLE_STATES = {
+    "marteau_node": ("provision", "provisioning"),
+    "marteau_deploy": ("deploy", "deploying"),
+    "marteau_bench": ("bench", "benching"),
+    "marteau_collect": ("collect", "collecting"),
+    "marteau_lock": ("release", "releasing"),
+}
+# Node states only move forward (a role's later tasks do not step back).
+STATE_RANK = {
+    state: rank
+    for rank, state in enumerate(
+        [
+            "waiting",
+            "locking",
+            "locked",
+            "provisioning",
+            "deploying",
+            "benching",
+            "bench done",
+            "collecting",
+            "stopping",
+            "releasing",
+            "released",
+            "failed",
+            "unreachable",
+        ]
+    )
+}
+LOCK_TASK = "Take Marteau's lock on the node"
+WAIT_TASK = "Wait for the bench to end"
+START_TASK = "Start the bench (async, in its own process group, under timeout)"
+FACTS_TASK = "Write the node's facts beside its results"
+RELEASE_TASK = "Release Marteau's lock on the node"
+CLOCK_TASK = "Measure the node's clock offset to the controller"
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class RunFailed(Exception):
+    """The run could not go on (not bad input): exit 1 with this message."""
+
+
+@dataclass
+class RunOptions:
+    source: str = "."
+    inventory: Path | None = None
+    pool: str | None = None
+    nodes: int | None = None
+    cycles: str | None = None
+    duration: int | None = None
+    label: str | None = None
+    report_dir: Path | None = None
+    split: bool = False
+    lock_timeout: float = 60.0
+    url: str | None = None
+    workers: int | None = None
+    max_clock_offset: float = 0.5
+    thresholds: Path | None = None
+    workdir: Path | None = None
+    runs_dir: Path = Path("marteau-runs")
+    bench_timeout: int | None = None
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int
+    run_dir: Path | None = None
+    report_dir: Path | None = None
+    nodes: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)
+    cancelled: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def conf_cycles(project: Project) -> tuple[str | None, int | None]:
+    """[bench] cycles and duration of the test's `<Class>.conf`, if it has them."""
+    path = project.test_dir / f"{project.test_class}.conf"
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error:
+        return None, None
+    cycles = parser.get("bench", "cycles", fallback=None)
+    duration = parser.get("bench", "duration", fallback=None)
+    cycles = cycles.strip() if cycles else None
+    return cycles, int(duration) if duration and duration.strip().isdigit() else None
+
+
+def split_cycles(cycles: str, count: int) -> list[str]:
+    """Each node's share of every cycle (the first nodes take the remainder)."""
+    values = [int(c) for c in cycles.split(":")]
+    return [
+        ":".join(str(v // count + (1 if i < v % count else 0)) for v in values)
+        for i in range(count)
+    ]
+
+
+class LoadTestRun:
+    def __init__(self, options: RunOptions, view: LiveView | None = None) -> None:
+        self.options = options
+        self.view = view or LiveView()
+        self.cancelled: int | None = None  # the signal that cancelled the run
+        self.locked: list[str] = []
+        self.released: set[str] = set()
+        self.timings: dict[str, float] = {}
+        self.warnings: list[str] = []
+        self._t0 = time.monotonic()
+
+    # -- signals --------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.cancelled is None:
+            self.cancelled = signum
+            self.view.message(
+                f"{signal.Signals(signum).name}: cancelling (stopping the benches, collecting)"
+            )
+            return
+        raise KeyboardInterrupt  # a second signal: stop waiting
+
+    def cancel_requested(self) -> bool:
+        return self.cancelled is not None
+
+    # -- events ---------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        kind = event.get("event", "")
+        data = event.get("event_data", {})
+        host = data.get("host")
+        task = data.get("task", "")
+        role = data.get("role", "")
+        if not host or host == "localhost" and host not in self.locked:
+            return
+        res = data.get("res", {}) if isinstance(data.get("res"), dict) else {}
+        if kind == "runner_on_start" and role in ROLE_STATES:
+            stage, state = ROLE_STATES[role]
+            if role == "marteau_lock" and task != RELEASE_TASK:
+                stage, state = "lock", "locking"
+            self.view.set_stage(stage)
+            self.timings.setdefault(f"{stage}_start", time.monotonic() - self._t0)
+            current = self.view.nodes.get(host)
+            if current is None or STATE_RANK.get(state, 0) > STATE_RANK.get(current.state, 0):
+                self.view.node(host, state, note="")
+        elif kind == "runner_on_ok" and task == START_TASK:
+            self.timings.setdefault("bench_started", time.monotonic() - self._t0)
+            self.view.node(host, "benching", note="started")
+        elif kind == "runner_retry" and task == WAIT_TASK:
+            progress = res.get("progress")
+            if progress:
+                self.view.node(host, "benching", note=progress.get("phase", ""), **progress)
+        elif kind == "runner_on_ok" and task == WAIT_TASK:
+            rc = res.get("rc")
+            progress = res.get("progress") or {}
+            self.view.node(host, "bench done", note=f"exit {rc}", **progress)
+        elif kind == "runner_on_ok" and task == CLOCK_TASK:
+            self.view.node(host, note=f"clock {res.get('offset', 0) * 1000:+.0f} ms")
+        elif kind == "runner_on_ok" and task == RELEASE_TASK:
+            self.released.add(host)
+            current = self.view.nodes.get(host)
+            if current is None or STATE_RANK.get(current.state, 0) < STATE_RANK["released"]:
+                self.view.node(host, "released")
+        elif kind == "runner_on_unreachable" and not data.get("ignore_errors"):
+            self.view.node(host, "unreachable", note=str(res.get("msg", ""))[:60])
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            message = res.get("msg") or res.get("stderr") or "failed"
+            self.view.node(host, "failed", note=f"{task}: {str(message).strip()[:80]}")
+        for warning in res.get("warnings", []) or []:
+            self.view.message(f"{host}: warning: {warning}")
+            self.warnings.append(f"{host}: {warning}")
+
+    # -- the run --------------------------------------------------------------
+
+    def run(self) -> RunOutcome:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _run(self) -> RunOutcome:
+        opts = self.options
+        self.view.set_stage("project")
+        project = locate(opts.source, opts.workdir)
+        cycles = opts.cycles or project.cycles
+        duration = opts.duration or project.duration
+        if cycles and not CYCLES.match(cycles):
+            raise MarteauError(f"--cycles {cycles!r}: expected users per cycle such as 10:20:30")
+        if opts.split and not cycles:
+            cycles, conf_duration = conf_cycles(project)
+            duration = duration or conf_duration
+            if not cycles:
+                raise MarteauError(
+                    f"--split needs the cycles: give -c, `cycles` in {project.config_path} "
+                    f"or [bench] cycles in {project.test_class}.conf"
+                )
+        pool = opts.pool or project.pool or "marteau"
+        wanted = opts.nodes or project.nodes or 1
+        if opts.split and cycles and min(int(c) for c in cycles.split(":")) < wanted:
+            raise MarteauError(
+                f"--split: cycles {cycles} leave a node without users on {wanted} nodes"
+            )
+        thresholds = opts.thresholds or project.thresholds
+        job = new_job_id()
+        run_dir = (opts.runs_dir / job).resolve()
+        report_dir = (opts.report_dir or run_dir / "report").resolve()
+        self.view.title = f"{project.name or project.test} · job {job}"
+        ansible = Ansible(run_dir, opts.inventory)  # checks the inventory path first
+        self.view.set_stage("prepare")
+        extravars = job_vars(project, run_dir, job, cycles=cycles, duration=duration)
+        bench_args = []
+        if opts.url:
+            bench_args += ["--url", opts.url]
+        if opts.label:
+            bench_args += ["--label", opts.label]
+        extravars.update(
+            marteau_pool=pool,
+            marteau_nodes=wanted,
+            marteau_split=opts.split,
+            marteau_workers=opts.workers or 0,
+            marteau_bench_extra_args=bench_args,
+            marteau_max_clock_offset=opts.max_clock_offset,
+        )
+        if opts.bench_timeout:
+            extravars["marteau_bench_timeout"] = opts.bench_timeout
+        extravars.update(opts.extra_vars)
+        shutil.copy(
+            ansible.inventory, run_dir / "inventory.ini"
+        ) if ansible.inventory.is_file() else None
+        self.timings["prepared"] = self._elapsed()
+        outcome = RunOutcome(EXIT_FAILED, run_dir=run_dir, report_dir=report_dir)
+        main: PlayResult | None = None
+        try:
+            self.locked = self._lock(ansible, extravars, pool, wanted)
+            outcome.nodes = list(self.locked)
+            self.timings["locked"] = self._elapsed()
+            if not self.cancel_requested():
+                main = ansible.play(
+                    "run",
+                    {**extravars, "marteau_hosts": ",".join(self.locked)},
+                    on_event=self.on_event,
+                    cancel=self.cancel_requested,
+                    forks=max(len(self.locked), 5),
+                )
+            self.timings["ran"] = self._elapsed()
+        finally:
+            if self.cancel_requested() and self.locked:
+                self._after_cancel(ansible, extravars)
+            pending = [h for h in self.locked if h not in self.released]
+            if pending:
+                self.view.set_stage("release")
+                result = ansible.play(
+                    "unlock",
+                    {"marteau_job": job, "marteau_hosts": ",".join(pending)},
+                    on_event=self.on_event,
+                )
+                for host in result.hosts_with("dark"):
+                    self.view.message(f"{host}: unreachable, its lock stays until it expires")
+        completed = self._completed(run_dir)
+        outcome.completed = completed
+        failures = main.failure_messages() if main else {}
+        for host in self.locked:
+            if host not in completed:
+                outcome.missing[host] = failures.get(host, "no results")
+        outcome.cancelled = self.cancel_requested()
+        self._write_provenance(run_dir, project, opts, extravars, outcome, cycles)
+        code = self._report(run_dir, report_dir, thresholds, outcome)
+        outcome.timings = dict(self.timings)
+        if outcome.cancelled:
+            outcome.exit_code = 128 + int(self.cancelled or signal.SIGINT)
+        elif code == EXIT_OK and (outcome.missing or not completed):
+            outcome.exit_code = EXIT_FAILED
+        else:
+            outcome.exit_code = code
+        return outcome
+
+    # -- stages ---------------------------------------------------------------
+
+    def _lock(self, ansible: Ansible, extravars: dict, pool: str, wanted: int) -> list[str]:
+        self.view.set_stage("lock")
+        deadline = time.monotonic() + self.options.lock_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            result = ansible.play(
+                "lock", extravars, on_event=self.on_event, cancel=self.cancel_requested
+            )
+            taken = result.results(LOCK_TASK)
+            acquired = sorted(h for h, res in taken.items() if res.get("acquired"))
+            seen = set(taken) | set(result.results(LOCK_TASK, "runner_on_skipped"))
+            seen |= set(result.results(LOCK_TASK, "runner_on_unreachable"))
+            if result.rc == 0 and len(acquired) >= wanted:
+                for host in acquired:
+                    self.view.node(host, "locked")
+                return acquired
+            if not seen and not taken:
+                errors = result.failure_messages()
+                raise MarteauError(
+                    f"pool {pool!r}: no such group (or no hosts) in {ansible.inventory}"
+                    + (f": {'; '.join(errors.values())}" if errors else "")
+                )
+            held = []
+            for host in sorted(taken):
+                res = taken[host]
+                holder = res.get("holder") or {}
+                if res.get("unreachable"):
+                    held.append(f"{host} unreachable")
+                elif not res.get("acquired") and holder:
+                    until = time.strftime(
+                        "%H:%M:%S", time.localtime(float(holder.get("expires", 0)))
+                    )
+                    held.append(
+                        f"{host} held by job {holder.get('job')} of {holder.get('owner')} until {until}"
+                    )
+            if len(seen) < wanted:
+                raise MarteauError(f"pool {pool!r} has {len(seen)} node(s), {wanted} wanted")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.cancel_requested():
+                raise RunFailed(
+                    f"could not lock {wanted} free node(s) of pool {pool!r} within "
+                    f"{self.options.lock_timeout:g}s: " + ("; ".join(held) or "no node free")
+                )
+            if attempt == 1:
+                self.view.message(
+                    f"waiting for {wanted} free node(s): " + ("; ".join(held) or "busy")
+                )
+            time.sleep(min(remaining, 1.0 + random.random() * 2))
+
+    def _after_cancel(self, ansible: Ansible, extravars: dict) -> None:
+        """Stop the benches on the nodes, fetch what they wrote."""
+        ansible.terminate()
+        hosts = ",".join(self.locked)
+        self.view.set_stage("stop")
+        for host in self.locked:
+            self.view.node(host, "stopping")
+        ansible.play("stop", {**extravars, "marteau_hosts": hosts}, on_event=self.on_event)
+        self.view.set_stage("collect")
+        ansible.play("collect", {**extravars, "marteau_hosts": hosts}, on_event=self.on_event)
+
+    @staticmethod
+    def _completed(run_dir: Path) -> list[str]:
+        results = run_dir / "results"
+        if not results.is_dir():
+            return []
+        return sorted(p.name for p in results.iterdir() if p.is_dir() and any(p.glob("*.mrt")))
+
+    def _write_provenance(
+        self,
+        run_dir: Path,
+        project: Project,
+        opts: RunOptions,
+        extravars: dict,
+        outcome: RunOutcome,
+        cycles: str | None,
+    ) -> None:
+        nodes = {}
+        for host in outcome.completed:
+            try:
+                nodes[host] = json.loads((run_dir / "results" / host / "node.json").read_text())
+            except (OSError, ValueError):
+                nodes[host] = {}
+        count = len(outcome.nodes) or 1
+        per_cycle = [int(c) for c in cycles.split(":")] if cycles else []
+        total = per_cycle if opts.split else [c * count for c in per_cycle]
+        provenance = {
+            "job": extravars["marteau_job"],
+            "owner": extravars["marteau_owner"],
+            "project": project.source,
+            "commit": project.commit,
+            "test": f"{project.script} {project.test}",
+            "inventory": str(self.options.inventory or "embedded default (this machine)"),
+            "pool": extravars["marteau_pool"],
+            "nodes_wanted": extravars["marteau_nodes"],
+            "nodes": outcome.nodes,
+            "completed": outcome.completed,
+            "missing": outcome.missing,
+            "cancelled": outcome.cancelled,
+            "split": opts.split,
+            "cycles": cycles,
+            "total_users_per_cycle": ":".join(map(str, total)) if total else None,
+            "clock_offsets": {h: n.get("clock_offset") for h, n in nodes.items()},
+            "node_facts": {h: n.get("facts") for h, n in nodes.items()},
+            "warnings": self.warnings,
+            "timings": self.timings,
+        }
+        (run_dir / "run.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+        if total:
+            rule = "split among" if opts.split else "run in full on each of"
+            self.view.message(
+                f"users per cycle {cycles} {rule} {count} node(s): total users per cycle "
+                f"{provenance['total_users_per_cycle']}"
+            )
+
+    def _report(
+        self, run_dir: Path, report_dir: Path, thresholds: Path | None, outcome: RunOutcome
+    ) -> int:
+        files = (
+            sorted((run_dir / "results").glob("*/*.mrt")) if (run_dir / "results").is_dir() else []
+        )
+        for host, why in outcome.missing.items():
+            self.view.message(f"{host}: MISSING from the report ({why})")
+        if not files:
+            self.view.message(
+                f"no results to report; raw files (if any) are in {run_dir / 'results'}"
+            )
+            return EXIT_FAILED
+        self.view.set_stage("report")
+        command = [sys.executable, "-c", "from marteau.cli import main; main()", "report", "--html"]
+        command += ["-r", str(report_dir)]
+        if thresholds:
+            command += ["--thresholds", str(thresholds)]
+        command += [str(f) for f in files]
+        with open(run_dir / "report.log", "w") as log:
+            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+        self.timings["reported"] = self._elapsed()
+        if result.returncode not in (0, 1):
+            self.view.message(
+                f"the report failed (exit {result.returncode}), see {run_dir / 'report.log'}"
+            )
+            return EXIT_FAILED
+        if result.returncode == 1:
+            self.view.message("thresholds violated, see junit.xml in the report")
+        return result.returncode

@@ -1,0 +1,132 @@
+"""`marteau run [PATH|GIT_URL]`: a distributed load test, start to report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from marteau.errors import MarteauError
+
+
+@click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("source", default=".", metavar="[PATH|GIT_URL]")
+@click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(path_type=Path),
+    help="Ansible inventory (default: this machine only).",
+)
+@click.option(
+    "--pool",
+    metavar="GROUP",
+    help="Inventory group to take nodes from (default: .marteau.yml `pool`, else `marteau`).",
+)
+@click.option(
+    "--nodes",
+    "nodes",
+    type=click.IntRange(min=1),
+    help="How many nodes (default: .marteau.yml `nodes`, else 1).",
+)
+@click.option(
+    "-c",
+    "--cycles",
+    metavar="5:10:20",
+    help="Users per cycle (default: .marteau.yml, else the test's .conf).",
+)
+@click.option(
+    "-D", "--duration", type=click.IntRange(min=1), metavar="S", help="Seconds per cycle."
+)
+@click.option(
+    "--split",
+    is_flag=True,
+    help="Divide each cycle's users among the nodes (default: every node runs the full cycle).",
+)
+@click.option("-l", "--label", help="Label of the bench, shown in the report.")
+@click.option("-u", "--url", help="Override the test's [main] url.")
+@click.option(
+    "-o",
+    "--report-dir",
+    type=click.Path(path_type=Path),
+    help="Report directory (default: <run dir>/report).",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=Path("marteau-runs"),
+    show_default=True,
+    help="Where run directories go.",
+)
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds to wait for free nodes.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Bench processes per node (default: one per core).",
+)
+@click.option(
+    "--max-clock-offset",
+    type=float,
+    default=0.5,
+    show_default=True,
+    metavar="S",
+    help="Refuse nodes whose clock is further off.",
+)
+@click.option(
+    "--thresholds",
+    type=click.Path(path_type=Path, exists=True),
+    help="Thresholds file (default: .marteau.yml `thresholds`).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    help="Where git URLs are cloned (default: ~/.cache/marteau/checkouts).",
+)
+@click.option(
+    "--bench-timeout",
+    type=click.IntRange(min=1),
+    metavar="S",
+    help="Hard limit for one node's bench.",
+)
+@click.option("--plain", is_flag=True, help="Plain progress lines instead of the live table.")
+def run_command(source: str, plain: bool, **options: object) -> None:
+    """Lock nodes, provision them, deploy the test, bench on every node at one
+    instant, collect, release and build one merged report.
+
+    With no inventory this machine is the only node (ansible_connection=local).
+    Exit: 0 done, 1 failed (or thresholds violated, or a node missing),
+    2 bad input, 128+signal when cancelled.
+    """
+    from marteau.orchestration.live import LiveView
+    from marteau.orchestration.run import LoadTestRun, RunFailed, RunOptions
+
+    run_options = RunOptions(source=source, **options)  # type: ignore[arg-type]
+    view = LiveView(live=False if plain else None)
+    try:
+        with view:
+            outcome = LoadTestRun(run_options, view).run()
+    except MarteauError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except RunFailed as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    click.echo(f"Run directory: {outcome.run_dir}")
+    if outcome.missing:
+        click.echo(
+            "Missing nodes: " + ", ".join(f"{h} ({why})" for h, why in outcome.missing.items())
+        )
+    if outcome.report_dir and outcome.report_dir.exists():
+        index = outcome.report_dir / "index.html"
+        click.echo(f"Report: {index if index.exists() else outcome.report_dir}")
+    sys.exit(outcome.exit_code)

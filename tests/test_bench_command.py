@@ -313,6 +313,18 @@ def test_unreachable_target_runs_records_errors_and_exits_255(workdir: Path, url
     assert {t.get("result") for t in tests} == {"Error"}
 
 
+def test_a_failing_hook_stops_the_bench_and_tears_it_down(workdir: Path, site: LocalServer):
+    run = bench(
+        workdir, "benchtests.py", "HookFail.test_get", "--config", "Bench.conf", "-u", site.url,
+        "--workers", "1",
+    )  # fmt: skip
+    assert run.returncode == 255, run.stdout + run.stderr
+    assert "ValueError: no data for this cycle" in run.stdout
+    assert "Bench status: **ERROR**" in run.stdout
+    assert hooks(workdir) == ["setUpBench", "setUpCycle", "tearDownBench"]
+    parse_xml(workdir / "bench.xml")  # still written, and well-formed
+
+
 def test_sigterm_keeps_the_finished_cycles(workdir: Path, site: LocalServer):
     bench_process = subprocess.Popen(
         [
@@ -411,6 +423,11 @@ def test_bad_input_exits_2_naming_the_culprit(workdir: Path, case: str):
         _write_conf(workdir, drop="cycle_time")
     elif case == "cycles empty":
         _write_conf(workdir, cycles="")
+    elif case == "syntax error":  # written here: a broken .py in the repo upsets linters
+        (workdir / "broken_syntax.py").write_text(
+            "from funkload.FunkLoadTestCase import FunkLoadTestCase\n\n\n"
+            "class Bench(FunkLoadTestCase):\n    def test_get(self)\n        pass\n"
+        )
     run = bench(workdir, *args, "--workers", "1")
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr.startswith("Error: "), run.stderr

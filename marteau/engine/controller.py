@@ -112,6 +112,7 @@ class BenchController:
         self._last_rate = (0.0, 0)
         self._rate = 0.0
         self._phase = -1
+        self._set_up = False
 
     # -- the bench ------------------------------------------------------------
 
@@ -124,6 +125,9 @@ class BenchController:
                 self._bench()
             finally:
                 self._stop_workers()
+                if self._set_up:  # cleanup even after an abort or a failed hook
+                    self.console.line()
+                    self._hook("tearDownBench")
             self._write_results()
             self._summary()
         finally:
@@ -136,6 +140,7 @@ class BenchController:
         console.title("Benching")
         if not self._hook("setUpBench"):
             return
+        self._set_up = True
         if not self._pump(lambda: self._ready | self._gone >= self._all, READY_TIMEOUT):
             return
         if not self._ready | self._gone >= self._all:
@@ -186,8 +191,6 @@ class BenchController:
             if not self._hook("tearDownCycle"):
                 return
             self._cycle_result(cycle)
-        self.console.line()
-        self._hook("tearDownBench")
 
     @property
     def _all(self) -> set[int]:

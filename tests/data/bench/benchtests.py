@@ -51,3 +51,11 @@ class Bench(FunkLoadTestCase):
         """Outlives the window: joining it delays the next cycle's staging."""
         self.get(self.url + "/ok", description="Get ok")
         time.sleep(self.conf_getFloat("test_slow", "pause"))
+
+
+class HookFail(Bench):
+    """setUpCycle fails: the bench stops, tearDownBench still runs."""
+
+    def setUpCycle(self):
+        super().setUpCycle()
+        raise ValueError("no data for this cycle")

@@ -158,6 +158,8 @@ def test_combine_remaps_strings_and_details(tmp_path: Path) -> None:
         detail = rs.detail(int(row["detail"]))
         assert detail is not None and detail["traceback"] == f"tb {row['thread']}"
     assert sorted(rs.samples["worker"]) == [0, 1]
+    rs.responses["thread"] += 1000  # writable (a merger renumbers threads in place)
+    assert list(rs.responses["thread"][:1]) == [1000]
 
 
 def test_combine_tolerates_a_killed_worker(tmp_path: Path) -> None:

@@ -306,9 +306,9 @@ def read_compact(path: str | os.PathLike[str]) -> Any:
     from marteau.results.resultset import ResultSet
 
     raw = read_compact_raw(path)
-    responses = numpy.frombuffer(bytes(raw.responses), dtype=numpy_dtype(RESPONSE_FIELDS))
-    tests = numpy.frombuffer(bytes(raw.tests), dtype=numpy_dtype(TEST_FIELDS))
-    samples = numpy.frombuffer(bytes(raw.samples), dtype=numpy_dtype(SAMPLE_FIELDS))
+    responses = numpy.frombuffer(raw.responses, dtype=numpy_dtype(RESPONSE_FIELDS))
+    tests = numpy.frombuffer(raw.tests, dtype=numpy_dtype(TEST_FIELDS))
+    samples = numpy.frombuffer(raw.samples, dtype=numpy_dtype(SAMPLE_FIELDS))
     return ResultSet(
         config=raw.config,
         strings=raw.strings,

@@ -164,6 +164,8 @@ class BenchController:
                 self.setup.config["start_at"] = repr(start)
                 times = schedule(self.plan, start)
                 self.pool.broadcast(("start", start))
+                # Also in a worker's own file, in case the parent dies before combining.
+                self.pool.send(0, ("config", "start_at", repr(start)))
                 if start - now > 1:
                     console.line(f"* Waiting for the start instant: {now_iso(start)}")
             cycle = times[index]
@@ -321,6 +323,8 @@ class BenchController:
         elif kind == "done":
             self._done.add(index)
         elif kind == "exited":
+            if index not in self._done and index not in self._failed:
+                self.console.line(f"* Warning: worker {index} exited unexpectedly")
             self._gone.add(index)
 
     def _show_progress(self, cycle: CycleTimes, now: float) -> None:

@@ -15,7 +15,7 @@ def sshd_nodes() -> Iterator[NodeSet]:
     reason = available()
     if reason:
         pytest.skip(reason)
-    nodes = NodeSet().up()
+    nodes = NodeSet().claim().up()
     try:
         yield nodes
     finally:

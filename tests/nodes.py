@@ -199,6 +199,7 @@ class NodeSet:
     """The three test nodes, their client key, known_hosts and inventory."""
 
     base: Path = BASE
+    prefix: str = PREFIX
     port: int = 0
     nodes: list[Node] = field(default_factory=list)
 
@@ -216,6 +217,26 @@ class NodeSet:
 
     def names(self) -> list[str]:
         return [node.name for node in self.nodes]
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        return tuple(f"{self.prefix}{i}" for i in (1, 2, 3))
+
+    def claim(self) -> NodeSet:
+        """Take this node set for this process; if another live process (a
+        concurrent test session) holds it, switch to a node set of our own."""
+        import fcntl
+
+        handle = open(f"{self.base}.lock", "a")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            self.prefix = f"mt{os.getpid() % 100000}n"
+            self.base = Path(f"/tmp/{self.prefix}")
+            return self
+        self._claim = handle
+        return self
 
     def up(self) -> NodeSet:
         self.down()
@@ -238,7 +259,7 @@ class NodeSet:
         authorized.write_text(self.key.with_suffix(".pub").read_text())
         authorized.chmod(0o644)
         known = []
-        for index, (user, address) in enumerate(zip(USERS, ADDRESSES, strict=True), 1):
+        for index, (user, address) in enumerate(zip(self.users, ADDRESSES, strict=True), 1):
             node = Node(user, address, self.port, self.base / f"node{index}")
             node.directory.mkdir(mode=0o755)
             if not _user_exists(user):
@@ -318,7 +339,7 @@ class NodeSet:
 
     def down(self) -> None:
         """Stop every sshd, kill the users' processes, remove users and files."""
-        for index, user in enumerate(USERS, 1):
+        for index, user in enumerate(self.users, 1):
             node = Node(user, ADDRESSES[index - 1], self.port, self.base / f"node{index}")
             node.kill_sshd()
             if _user_exists(user):

@@ -1,0 +1,340 @@
+"""`marteau run` and the playbooks against three real sshd nodes (tests/nodes.py).
+
+No mocks: real ansible-runner, real ssh to 127.0.0.2-4, real benches
+against a real HTTP server on 127.0.0.1. The node set is shared by the
+whole module; the first test provisions it cold, the others run warm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from marteau.orchestration import content_dir
+from marteau.orchestration.driver import Ansible
+from marteau.orchestration.prepare import job_vars, new_job_id
+from marteau.orchestration.project import locate
+from marteau.results import load
+from tests.nodes import NodeSet
+from tests.servers import LocalServer, ok
+
+MARTEAU = str(Path(sys.executable).with_name("marteau"))
+POOL = "pool"
+
+TEST = """\
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+
+
+class Tiny(FunkLoadTestCase):
+    def test_get(self):
+        self.get(self.conf_get("main", "url") + "/", description="root")
+"""
+
+CONF = """\
+[main]
+title=Tiny
+description=One GET
+url={url}
+
+[test_get]
+description=GET /
+
+[ftest]
+log_to = console file
+log_path = tiny-test.log
+result_path = tiny-test.xml
+
+[bench]
+cycles = 1:2
+duration = 2
+startup_delay = 0
+sleep_time = 0
+cycle_time = 0
+log_to =
+log_path = tiny-bench.log
+result_path = tiny-bench.xml
+sleep_time_min = 0.01
+sleep_time_max = 0.01
+"""
+
+
+@pytest.fixture(scope="module")
+def target():
+    with LocalServer(routes={"/": lambda request: ok("hello")}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, target) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    (root / "loadtest.py").write_text(TEST)
+    (root / "Tiny.conf").write_text(CONF.format(url=target.url))
+    (root / ".marteau.yml").write_text("name: Tiny\nscript: loadtest.py\ntest: Tiny.test_get\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def inventory(sshd_nodes: NodeSet, tmp_path_factory) -> Path:
+    return sshd_nodes.write_inventory(
+        tmp_path_factory.mktemp("inventory") / "nodes.ini", group=POOL
+    )
+
+
+@pytest.fixture
+def nodes(sshd_nodes: NodeSet) -> NodeSet:
+    """The shared nodes, every sshd up, no lock, nothing running (also after the test)."""
+
+    def reset() -> None:
+        for node in sshd_nodes.nodes:
+            node.start()
+            for pid, _ in node.bench_processes():
+                os.kill(pid, signal.SIGKILL)
+            lock_file(node).unlink(missing_ok=True)
+
+    reset()
+    yield sshd_nodes
+    reset()
+
+
+def lock_file(node) -> Path:
+    return node.home / ".marteau" / "lock.json"
+
+
+def marteau_run(project: Path, inventory: Path, cwd: Path, *args: str, timeout: float = 120):
+    command = [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_dir_of(output: str) -> Path:
+    line = next(line for line in output.splitlines() if line.startswith("Run directory: "))
+    return Path(line.split(": ", 1)[1])
+
+
+def node_counts(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """{node: (responses, tests)} from each node's own result file."""
+    counts = {}
+    for path in sorted((run_dir / "results").glob("*/*.mrt")):
+        results = load(str(path))
+        counts[path.parent.name] = (len(results.responses), len(results.tests))
+    return counts
+
+
+def summary(report_dir: Path) -> dict:
+    (path,) = report_dir.rglob("summary.json")
+    return json.loads(path.read_text())
+
+
+def assert_nodes_clean(nodes: NodeSet) -> None:
+    for node in nodes.nodes:
+        assert not lock_file(node).exists(), f"{node.name} still locked"
+        assert node.bench_processes() == [], f"{node.name} still runs {node.bench_processes()}"
+        jobs = node.home / ".marteau" / "jobs"
+        assert not jobs.exists() or list(jobs.iterdir()) == [], f"{node.name} kept a job directory"
+
+
+def test_provision_twice_changes_nothing(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    job = new_job_id()
+    variables = job_vars(locate(str(project)), tmp_path / "run", job)
+    variables["marteau_hosts"] = POOL
+    ansible = Ansible(tmp_path / "run", inventory)
+    first = ansible.play("provision", variables)
+    assert first.ok, first.failure_messages()
+    second = ansible.play("provision", variables)
+    assert second.ok, second.failure_messages()
+    assert sorted(second.hosts_with("ok")) == nodes.names()
+    assert second.hosts_with("changed") == set(), "a second provision changed something"
+    assert (tmp_path / "run" / "ansible.log").read_text().count("PLAY RECAP") == 2
+
+
+def test_three_node_split_run_takes_over_an_expired_lock(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    stale = nodes.nodes[1]
+    lock_file(stale).parent.mkdir(parents=True, exist_ok=True)
+    lock_file(stale).write_text(
+        json.dumps({"job": "dead-job", "owner": "ghost@nowhere", "taken": 1, "expires": 2})
+    )
+    os.chown(lock_file(stale), stale.uid(), stale.uid())
+    started = time.monotonic()
+    result = marteau_run(
+        project, inventory, tmp_path, "--nodes", "3", "--split", "-c", "3:6", "-D", "2"
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "took over the expired lock of job dead-job" in result.stdout
+    run_dir = run_dir_of(result.stdout)
+    provenance = json.loads((run_dir / "run.json").read_text())
+    assert provenance["split"] is True and provenance["total_users_per_cycle"] == "3:6"
+    assert provenance["completed"] == nodes.names() and provenance["missing"] == {}
+    assert all(abs(offset) < 0.5 for offset in provenance["clock_offsets"].values())
+    assert "total users per cycle 3:6" in result.stdout.replace("\n", " ")
+    for name in nodes.names():
+        node_json = json.loads((run_dir / "results" / name / "node.json").read_text())
+        assert node_json["cycles"] == "1:2", node_json
+        assert node_json["facts"]["python"].startswith("3.")
+    counts = node_counts(run_dir)
+    assert sorted(counts) == nodes.names()
+    totals = summary(run_dir / "report")["totals"]
+    assert totals["requests"] == sum(c[0] for c in counts.values()) > 0
+    assert totals["tests"] == sum(c[1] for c in counts.values())
+    assert_nodes_clean(nodes)
+    print(f"3-node split run: {elapsed:.1f}s")
+
+
+def test_plain_ansible_playbook_gives_the_same_results_directory(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        ANSIBLE_CONFIG=str(content_dir() / "ansible.cfg"),
+        ANSIBLE_HOST_KEY_CHECKING="True",
+        LC_ALL="C.UTF-8",
+    )
+    command = [
+        "ansible-playbook",
+        "-i",
+        str(inventory),
+        str(content_dir() / "playbooks" / "loadtest.yml"),
+        "-e",
+        f"marteau_project={project}",
+        "-e",
+        f"marteau_pool={POOL}",
+        "-e",
+        "marteau_nodes=3",
+        "-e",
+        "marteau_run_dir=" + str(tmp_path / "run"),
+        "-e",
+        '{"marteau_cycles": "2", "marteau_duration": 2}',
+    ]
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    run_dir = tmp_path / "run"
+    for name in nodes.names():
+        files = sorted(p.name for p in (run_dir / "results" / name).iterdir())
+        assert files == ["bench.log", "node.json", "tiny-bench.mrt", "tiny-bench.xml"], files
+        assert json.loads((run_dir / "results" / name / "node.json").read_text())["cycles"] == "2"
+    counts = node_counts(run_dir)
+    assert (
+        summary(run_dir / "report")["totals"]["requests"] == sum(c[0] for c in counts.values()) > 0
+    )
+    assert_nodes_clean(nodes)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def start_run(project: Path, inventory: Path, cwd: Path, *args: str) -> subprocess.Popen:
+    command = [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain", *args]
+    return subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_two_runs_contend_for_the_same_nodes(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    first = start_run(project, inventory, tmp_path, "--nodes", "3", "-c", "1", "-D", "4")
+    try:
+        wait_for(
+            lambda: all(lock_file(n).exists() for n in nodes.nodes), 60, "the first run's locks"
+        )
+        holder = json.loads(lock_file(nodes.nodes[0]).read_text())["job"]
+        second = marteau_run(project, inventory, tmp_path, "--nodes", "2", "--lock-timeout", "2")
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, out + err
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "could not lock 2 free node(s)" in second.stderr
+    for name in nodes.names():
+        assert f"{name} held by job {holder}" in second.stderr
+    runs = sorted((tmp_path / "marteau-runs").iterdir())
+    used = [run for run in runs if (run / "results").exists()]
+    assert len(runs) == 2 and len(used) == 1, "a node was used by both runs"
+    assert_nodes_clean(nodes)
+
+
+def test_cancel_mid_bench_stops_everything_and_keeps_partial_results(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    run = start_run(
+        project,
+        inventory,
+        tmp_path,
+        "--nodes",
+        "3",
+        "-c",
+        "2:2",
+        "-D",
+        "3",
+        "--bench-timeout",
+        "120",
+    )
+    try:
+        wait_for(lambda: all(n.bench_processes() for n in nodes.nodes), 60, "the benches")
+        time.sleep(5.5)  # into the second cycle: the first is on disk
+        cancelled_at = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    took = time.monotonic() - cancelled_at
+    assert run.returncode == 128 + signal.SIGINT, out + err
+    run_dir = run_dir_of(out)
+    provenance = json.loads((run_dir / "run.json").read_text())
+    assert provenance["cancelled"] is True
+    counts = node_counts(run_dir)
+    assert sorted(counts) == nodes.names(), out
+    assert all(responses > 0 for responses, _ in counts.values())
+    assert summary(run_dir / "report")["totals"]["requests"] == sum(c[0] for c in counts.values())
+    assert_nodes_clean(nodes)
+    print(f"cancel to clean exit: {took:.1f}s")
+
+
+def test_a_node_killed_mid_run_does_not_lose_the_others(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    victim = nodes.nodes[2]
+    run = start_run(
+        project, inventory, tmp_path, "--nodes", "3", "-c", "1", "-D", "6", "--bench-timeout", "60"
+    )
+    try:
+        wait_for(lambda: all(n.bench_processes() for n in nodes.nodes), 60, "the benches")
+        victim.kill_sshd()
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, out + err
+    assert f"Missing nodes: {victim.name}" in out
+    run_dir = run_dir_of(out)
+    provenance = json.loads((run_dir / "run.json").read_text())
+    survivors = [n for n in nodes.names() if n != victim.name]
+    assert provenance["completed"] == survivors and victim.name in provenance["missing"]
+    counts = node_counts(run_dir)
+    assert sorted(counts) == survivors
+    assert (
+        summary(run_dir / "report")["totals"]["requests"] == sum(c[0] for c in counts.values()) > 0
+    )
+    for node in nodes.nodes[:2]:
+        assert not lock_file(node).exists()
+        assert node.bench_processes() == []

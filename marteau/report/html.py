@@ -1,0 +1,248 @@
+"""``index.html``: the bench report as one self-contained, responsive page.
+
+Rendered with Jinja2 (autoescaping on) from the ``summary.json`` data
+(`marteau.report.summary.build_summary`), so that the page shows exactly
+the figures of the machine-readable summary, formatted as FunkLoad's
+tables (``%.3f``, ERROR ``%.2f%%``).  The charts are PNG files beside it
+(`marteau.report.charts`), drawn by worker processes while the page is
+written.
+
+Offline by construction: no script at all, the CSS inlined in a
+``<style>`` element, no web font (system font stacks), and a
+Content-Security-Policy that forbids scripts and any fetch but the
+report's own images and stylesheet, so even a failure body that slipped
+through escaping could not run or call out.  Untrusted text (URLs,
+descriptions, tracebacks, sample bodies) is only ever inserted escaped.
+
+FunkLoad's tables keep FunkLoad's columns; Marteau's additions (P99 and
+P99.9, per-node figures, HTTP codes with sample bodies, load generator CPU,
+thresholds) are separate tables and sections.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+from marteau import __version__
+from marteau.report.stats import APDEX_RATINGS, apdex_label
+
+TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
+CSS_NAME = "marteau.css"
+FUNKLOAD_PERCENTILES = (("P10", "p10"), ("MED", "p50"), ("P90", "p90"), ("P95", "p95"))
+RATING_LETTERS = {
+    "UNACCEPTABLE": "U",
+    "POOR": "P",
+    "FAIR": "F",
+    "Good": "G",
+    "Excellent": "E",
+}
+
+
+def environment() -> Any:
+    """The Jinja2 environment of Marteau's HTML templates (autoescaped)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        f3=lambda v: f"{v:.3f}" if v is not None else "",
+        f2=lambda v: f"{v:.2f}" if v is not None else "",
+        pct=lambda v: f"{v:.2f}%" if v is not None else "",
+        num=lambda v: f"{v:,}" if isinstance(v, int) else f"{v:,.1f}",
+        rating=lambda score: apdex_label(score),
+        rating_class=lambda score: "r-" + RATING_LETTERS[apdex_label(score)],
+        seconds=_seconds,
+    )
+    return env
+
+
+def _seconds(value: float | None) -> str:
+    """A duration for the key figures: ms below one second."""
+    if value is None or value < 0:
+        return "n/a"
+    if value < 1:
+        return f"{value * 1000:.0f} ms" if value >= 0.01 else f"{value * 1000:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def default_css() -> str:
+    with open(os.path.join(TEMPLATES, CSS_NAME), encoding="utf-8") as f:
+        return f.read()
+
+
+def _pages(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Page detail: the representative cycle's requests grouped by page, rows over cycles."""
+    cycles = data.get("cycles") or []
+    representative = next(
+        (c for c in cycles if c["cycle"] == data.get("representative_cycle")), None
+    )
+    if representative is None:
+        return []
+    by_key = [{s["key"]: s for s in c["steps"]} for c in cycles]
+    pages: list[dict[str, Any]] = []
+    for step in representative["steps"]:
+        if not pages or pages[-1]["step"] != step["step"]:
+            pages.append(
+                {
+                    "step": step["step"],
+                    "title": step["description"] or step["url"],
+                    "requests": [],
+                }
+            )
+        rows = [steps[step["key"]] for steps in by_key if step["key"] in steps]
+        pages[-1]["requests"].append({"step": step, "rows": rows})
+    return pages
+
+
+def _key_figures(data: dict[str, Any]) -> list[dict[str, str]]:
+    """The few numbers a reader looks for first, for the cards at the top."""
+    overall = data.get("overall") or {}
+    requests = overall.get("requests")
+    pages = overall.get("pages")
+    cycles = data.get("cycles") or []
+    best = next((c for c in cycles if c["cycle"] == data.get("best_cycle")), None)
+    figures = []
+    if requests:
+        figures.append({"label": "requests", "value": f"{requests['count']:,}"})
+        figures.append(
+            {
+                "label": "errors",
+                "value": f"{requests['error_percent']:.2f}%",
+                "class": "bad" if requests["error"] else "good",
+            }
+        )
+        figures.append({"label": "P95 request", "value": _seconds(requests["percentiles"]["p95"])})
+        figures.append({"label": "P99 request", "value": _seconds(requests["percentiles"]["p99"])})
+    if best and best.get("pages"):
+        figures.append(
+            {
+                "label": f"best SPPS ({best['cvus']} CUs)",
+                "value": f"{best['pages']['spps']:.1f}",
+            }
+        )
+    if best and best.get("requests"):
+        figures.append(
+            {"label": f"RPS ({best['cvus']} CUs)", "value": f"{best['requests']['rps']:.1f}"}
+        )
+    if pages:
+        score = pages["apdex"]["score"]
+        figures.append(
+            {
+                "label": f"page Apdex (T={data['apdex_t']:g} s)",
+                "value": f"{score:.2f} {apdex_label(score)}",
+                "class": "r-" + RATING_LETTERS[apdex_label(score)],
+            }
+        )
+    return figures
+
+
+def _skipped(data: dict[str, Any]) -> list[str]:
+    """What was left out and why: skipped inputs and reading warnings, once each."""
+    out: list[str] = []
+    for item in data.get("inputs") or []:
+        if not item.get("used", True) and item.get("reason"):
+            out.append(item["reason"])
+    for warning in data.get("warnings") or []:
+        if warning not in out:
+            out.append(warning)
+    return out
+
+
+def render_page(
+    data: dict[str, Any],
+    charts: dict[str, str] | None = None,
+    *,
+    css_link: str | None = None,
+    with_percentiles: bool = True,
+    skip_definitions: bool = False,
+) -> str:
+    """The HTML text of a bench report from its summary data."""
+    charts = charts or {}
+    bench = data.get("bench") or {}
+    percentiles = FUNKLOAD_PERCENTILES if with_percentiles else ()
+    context = {
+        "data": data,
+        "bench": bench,
+        "cycles": data.get("cycles") or [],
+        "charts": charts,
+        "percentiles": percentiles,
+        "pages": _pages(data),
+        "key_figures": _key_figures(data),
+        "skipped": _skipped(data),
+        "nodes": data.get("nodes") or [],
+        "cpu_nodes": [n for n in data.get("nodes") or [] if n.get("cpu")],
+        "best": next(
+            (c for c in data.get("cycles") or [] if c["cycle"] == data.get("best_cycle")), None
+        ),
+        "skip_definitions": skip_definitions,
+        "ratings": [(label, limit) for limit, label in APDEX_RATINGS],
+        "letters": RATING_LETTERS,
+        "css": default_css(),
+        "css_link": css_link,
+        "version": __version__,
+        "title": "{}.{}".format(bench.get("class", ""), bench.get("method", "")).strip("."),
+    }
+    return environment().get_template("report.html").render(**context)
+
+
+def render_html(
+    directory: str,
+    stats: Any,
+    data: dict[str, Any],
+    *,
+    css: str | None = None,
+    results: Any = None,
+    with_percentiles: bool = True,
+    skip_definitions: bool = False,
+    charts: bool = True,
+    workers: int | None = None,
+) -> str:
+    """Write ``index.html`` and the charts into `directory`; returns the page's path.
+
+    `stats` is the `BenchStats` the summary `data` was built from (for the
+    charts), `results` the merged `ResultSet` (for the charts over time;
+    without it they are left out).  `css`: a custom stylesheet, copied
+    under its own basename and linked after Marteau's.  The page is written
+    before waiting for the charts, so a chart failure (`MarteauError`)
+    still leaves a readable page, as FunkLoad's gnuplot failure did.
+    """
+    from marteau.report import charts as charting
+
+    css_link = None
+    if css:
+        css_link = os.path.basename(css)
+        target = os.path.join(directory, css_link)
+        if not os.path.exists(target) or not os.path.samefile(css, target):
+            shutil.copyfile(css, target)
+    rendering = None
+    names: dict[str, str] = {}
+    if charts and stats is not None:
+        responses = getattr(results, "responses", None)
+        jobs = charting.plan(stats, responses)
+        rendering = charting.Rendering(directory, jobs, workers)
+        names = {job.name: f"{job.name}.png" for job in jobs}
+    page = render_page(
+        data,
+        names,
+        css_link=css_link,
+        with_percentiles=with_percentiles,
+        skip_definitions=skip_definitions,
+    )
+    path = os.path.join(directory, "index.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    if rendering is not None:
+        rendering.wait()
+    return path
+
+
+def chart_names(jobs: Sequence[Any]) -> list[str]:
+    return [job.name for job in jobs]

@@ -127,7 +127,18 @@ def build_report(
             write_junit(directory, threshold_report)
         shown = directory
         if renderer is not None:
-            shown = renderer(directory, bench, data, css=css) or directory
+            shown = (
+                renderer(
+                    directory,
+                    bench,
+                    data,
+                    css=css,
+                    results=merged.results,
+                    with_percentiles=with_percentiles,
+                    skip_definitions=skip_definitions,
+                )
+                or directory
+            )
         click.echo(os.path.abspath(shown))
     else:
         click.echo(text)

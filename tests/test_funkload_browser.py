@@ -14,14 +14,16 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from funkload.utils import Data
+from marteau.funkload import (
+    testcase as fl,
+)  # the module: pytest would build a TestCase class found here
 from marteau.funkload.browser import BOUNDARY, page_links
-from marteau.funkload.testcase import FunkLoadTestCase
 from tests.servers import LocalServer, Request, ok
 from tests.test_funkload_support import ListSink, make_test, run_test, serve
 from webunit.utility import Upload
 
 
-class Case(FunkLoadTestCase):
+class Case(fl.FunkLoadTestCase):
     """A test case used as a browser; tests call its methods directly."""
 
     __test__ = False  # a fixture class, not for pytest to collect
@@ -55,7 +57,7 @@ def case(web: LocalServer, workdir: Path) -> Case:
     return test  # type: ignore[return-value]
 
 
-def sink_of(case: FunkLoadTestCase) -> ListSink:
+def sink_of(case: fl.FunkLoadTestCase) -> ListSink:
     return case._sink  # type: ignore[no-any-return]
 
 
@@ -590,7 +592,7 @@ def test_body_charset(case: Case, web: LocalServer) -> None:
 def test_run_records_test_result_counters(web: LocalServer, workdir: Path) -> None:
     links_app(web)
 
-    class Pages(FunkLoadTestCase):
+    class Pages(fl.FunkLoadTestCase):
         def test_pages(self) -> None:
             self.get(web.url + "/dir/page")
             self.get(web.url + "/dir/page")

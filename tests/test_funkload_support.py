@@ -11,7 +11,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from marteau.funkload.testcase import FunkLoadTestCase
+from marteau.funkload import (
+    testcase as fl,
+)  # the module: pytest would build a TestCase class found here
 from tests.servers import LocalServer
 
 DATA = Path(__file__).parent / "data" / "funkload_tests"
@@ -89,14 +91,14 @@ result_path = {result}
 
 
 def make_test(
-    klass: type[FunkLoadTestCase],
+    klass: type[fl.FunkLoadTestCase],
     method: str,
     directory: Path,
     url: str = "http://127.0.0.1:9/",
     conf: str | None = None,
     sink: ListSink | None = None,
     **options: Any,
-) -> tuple[FunkLoadTestCase, ListSink]:
+) -> tuple[fl.FunkLoadTestCase, ListSink]:
     """An instance with its conf in ``directory`` (which must be the CWD) and a list sink."""
     assert Path(os.getcwd()) == directory, "chdir to the conf directory first"
     text = conf if conf is not None else QUIET_CONF

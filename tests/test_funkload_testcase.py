@@ -15,7 +15,7 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 import pytest
 
-from funkload.FunkLoadTestCase import FunkLoadTestCase
+import funkload.FunkLoadTestCase as fl  # the module: pytest would build a TestCase class found here
 from marteau.funkload import testcase as testcase_module
 from marteau.funkload.config import MissingConfOption
 from tests.servers import LocalServer, ok
@@ -55,7 +55,7 @@ def closed_port() -> int:
     return port
 
 
-class Scenario(FunkLoadTestCase):
+class Scenario(fl.FunkLoadTestCase):
     """Behaviour chosen by the ``scenario`` attribute set by each test."""
 
     __test__ = False  # a fixture class, not for pytest to collect
@@ -113,7 +113,7 @@ def test_functional_and_bench_identity(web: LocalServer, workdir: Path) -> None:
 
 
 def test_subclass_init_with_args_kwargs(web: LocalServer, workdir: Path) -> None:
-    class Market(FunkLoadTestCase):
+    class Market(fl.FunkLoadTestCase):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.root = self.conf_get("main", "url")
@@ -597,11 +597,11 @@ def test_removed_unittest_aliases(web: LocalServer, workdir: Path) -> None:
             failing()
     # defined on our class, so they survive Python 3.12's removal from unittest
     for name in ("assert_", "assertEquals", "failUnless", "assertRaisesRegexp"):
-        assert name in vars(FunkLoadTestCase)
+        assert name in vars(fl.FunkLoadTestCase)
 
 
 def test_plain_skip_and_expected_failure(web: LocalServer, workdir: Path) -> None:
-    class Marked(FunkLoadTestCase):
+    class Marked(fl.FunkLoadTestCase):
         @unittest.skip("not today")
         def test_skipped(self) -> None:
             raise AssertionError

@@ -1,0 +1,227 @@
+"""index.html: FunkLoad's numbers in the tables, escaping, options, charts, offline."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from marteau.report.command import report_command
+
+DATA = Path(__file__).parent / "data" / "report"
+SIMPLE = DATA / "simple.xml"
+MALICIOUS = "<script>window.__pwned = 1; document.title = 'pwned'</script>"
+
+
+class Tables(HTMLParser):
+    """Every <table>: its caption and rows of cell texts (th and td)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict] = []
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._caption: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.tables.append({"caption": "", "rows": []})
+        elif tag == "caption":
+            self._caption = []
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "caption" and self._caption is not None:
+            self.tables[-1]["caption"] = " ".join("".join(self._caption).split())
+            self._caption = None
+        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[-1]["rows"].append(self._row)
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        for part in (self._cell, self._caption):
+            if part is not None:
+                part.append(data)
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+def tables_of(html: str) -> dict[str, list[list[str]]]:
+    parser = Tables()
+    parser.feed(html)
+    return {t["caption"]: t["rows"] for t in parser.tables if t["caption"]}
+
+
+def build(tmp_path: Path, *args: str, source: Path = SIMPLE) -> tuple[Path, str]:
+    target = tmp_path / "report"
+    result = CliRunner().invoke(
+        report_command, ["--html", "-r", str(target), *args, str(source)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return target, (target / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return build(tmp_path_factory.mktemp("html"))
+
+
+def test_funkload_tables_have_funkloads_numbers(report: tuple[Path, str]) -> None:
+    _, html = report
+    tables = tables_of(html)
+    assert tables["Test stats"] == [
+        ["CUs", "STPS", "TOTAL", "SUCCESS", "ERROR"],
+        ["2", "0.100", "2", "1", "50.00%"],
+    ]
+    pages = tables["Page stats"]
+    assert pages[0] == (
+        words("CUs Apdex* Rating SPPS maxSPPS TOTAL SUCCESS ERROR MIN AVG MAX P10 MED P90 P95")
+    )
+    # the hand-computed rows of tests/test_report_rst.py
+    assert pages[1] == (
+        words("2 0.750 FAIR 0.400 2.000 6 4 33.33% 0.010 1.332 5.990 0.010 1.490 5.990 5.990")
+    )
+    assert pages[2] == (
+        words("4 1.000 Excellent 0.200 2.000 2 2 0.00% 0.100 0.150 0.200 0.100 0.200 0.200 0.200")
+    )
+    requests = tables["Request stats"]
+    assert requests[0][:5] == ["CUs", "Apdex*", "Rating*", "RPS", "maxRPS"]
+    assert requests[1] == (
+        words("2 0.778 FAIR 0.900 4.000 9 7 22.22% 0.010 1.777 6.000 0.010 0.400 6.000 6.000")
+    )
+    # Marteau's tails are a separate table: FunkLoad's columns stay as they are
+    assert "P99" not in pages[0] and "P99" not in requests[0]
+    tails = tables["Requests: response time tails (s)"]
+    assert tails[0] == ["CUs", "P95", "P99", "P99.9", "MAX"]
+    assert tails[1] == ["2", "6.000", "6.000", "6.000", "6.000"]
+
+
+def test_sections_and_content(report: tuple[Path, str]) -> None:
+    _, html = report
+    for section in (
+        "configuration",
+        "content",
+        "test-stats",
+        "page-stats",
+        "request-stats",
+        "response-times",
+        "slowest",
+        "page-detail",
+        "errors",
+        "definitions",
+    ):
+        assert f'<section id="{section}"' in html, section
+    assert "PAGE 001: /early.png" in html  # FunkLoad's page detail title: url without description
+    assert "8 pages, 2 error(s)" in html and "11 requests, 2 error(s)" in html
+    assert "socket.timeout: timed out" in html  # the Error's traceback
+    # FunkLoad's Bench metadata, and the inputs
+    assert "<dt>build</dt><dd>42</dd>" in html
+    assert "tests/data/report/simple.xml" in html
+    assert "Sleeptime between requests" in html
+
+
+def test_charts_written_and_linked(report: tuple[Path, str]) -> None:
+    directory, html = report
+    names = [
+        "tests",
+        "pages_spps",
+        "pages",
+        "requests_rps",
+        "requests",
+        "time_rps",
+        "percentiles_time",
+        "distribution",
+        "request_001.002",
+        "request_004.001",
+    ]
+    for name in names:
+        png = directory / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f'src="{name}.png"' in html, name
+    # index.rst links the same names (FunkLoad's .. image:: lines)
+    assert ".. image:: pages_spps.png" in (directory / "index.rst").read_text()
+
+
+def test_offline_no_script_no_external_resource(report: tuple[Path, str]) -> None:
+    _, html = report
+    assert "<script" not in html.lower()
+    assert "Content-Security-Policy" in html and "script-src 'none'" in html
+    # every src/href is relative to the report directory or an anchor
+    for url in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert not re.match(r"^[a-z]+:|^//", url), url
+    assert "@import" not in html and "url(" not in html
+
+
+def test_malicious_body_is_escaped(tmp_path: Path) -> None:
+    xml = SIMPLE.read_text().replace("<html>Not <b>found</b></html>", MALICIOUS)
+    xml = xml.replace('description="Search"', 'description="Search &lt;b onmouseover=x&gt;"')
+    source = tmp_path / "evil.xml"
+    source.write_text(xml)
+    _, html = build(tmp_path, source=source)
+    assert MALICIOUS not in html
+    assert (
+        "&lt;script&gt;window.__pwned = 1; document.title = &#39;pwned&#39;&lt;/script&gt;" in html
+    )
+    assert "<b onmouseover" not in html and "&lt;b onmouseover=x&gt;" in html
+    # the sample body section is there, with its url
+    assert "Sample body of a 404 response" in html
+
+
+def test_skip_definitions_no_percentiles_and_css(tmp_path: Path) -> None:
+    css = tmp_path / "house.css"
+    css.write_text("body { color: #123456; }\n")
+    directory, html = build(
+        tmp_path, "--skip-definitions", "--no-percentiles", "-x", str(css), "-T", "2"
+    )
+    assert 'id="definitions"' not in html
+    pages = tables_of(html)["Page stats"]
+    assert pages[0] == words("CUs Apdex* Rating SPPS maxSPPS TOTAL SUCCESS ERROR MIN AVG MAX")
+    # with T = 2 the cycle 0 page Apdex is 0.875 (see test_report_command)
+    assert pages[1][:3] == ["2", "0.875", "Good"]
+    assert (directory / "house.css").read_text() == css.read_text()
+    assert '<link rel="stylesheet" href="house.css">' in html
+    assert "Apdex T = 2.0 s" in html
+
+
+def test_warnings_and_nodes(tmp_path: Path) -> None:
+    target = tmp_path / "merged"
+    result = CliRunner().invoke(
+        report_command,
+        [
+            "-H",
+            "-r",
+            str(target),
+            str(SIMPLE),
+            str(DATA / "node2.xml"),
+            str(DATA / "other_duration.xml"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    html = (target / "index.html").read_text()
+    assert 'id="warnings"' in html and "skipped: cycle duration 20 differs from 10" in html
+    assert 'id="nodes"' in html
+    assert '<th scope="rowgroup" rowspan="' in html and ">alpha</th>" in html
+    assert ">beta</th>" in html
+
+
+def test_render_page_from_summary_only() -> None:
+    """The page needs only the summary data (e.g. re-rendered from summary.json)."""
+    from marteau.report import stats, summary
+    from marteau.report.html import render_page
+    from marteau.results import load
+
+    data = summary.build_summary(stats.compute(load(SIMPLE)))
+    html = render_page(data, {})
+    assert "<img" not in html  # no chart given, none linked
+    assert tables_of(html)["Page stats"][1][1] == "0.750"

@@ -232,6 +232,14 @@ def test_keep_alive_reuses_one_connection(client: HTTPClient) -> None:
     assert raw.accepted == 1
 
 
+def test_request_saying_connection_close_is_not_reused(client: HTTPClient) -> None:
+    # The server keeps the connection open, but the request asked to close it.
+    with RawServer(lambda n, head: response(b"x")) as raw:
+        for _ in range(3):
+            client.request("GET", raw.url(), [("Connection", "close")])
+    assert raw.accepted == 3
+
+
 def test_one_connection_per_server(client: HTTPClient) -> None:
     with (
         RawServer(lambda n, head: response(b"a")) as one,

@@ -286,15 +286,18 @@ class HTTPClient:
             data += body
             body = None
         head_only = method == "HEAD"
+        # A request that says `Connection: close` (FunkLoad sends it after a 303)
+        # must not leave its connection in the pool, whatever the server answers.
+        closing = "\r\nconnection: close\r\n" in text.lower()
         conn = self._conns.pop(route.key, None)
         if conn is not None:
             try:
-                return self._exchange(conn, route, url, data, body, head_only)
+                return self._exchange(conn, route, url, data, body, head_only, closing)
             except _Stale:
                 pass  # the server closed the idle connection: one fresh try
         conn = self._open(route, url)
         try:
-            return self._exchange(conn, route, url, data, body, head_only)
+            return self._exchange(conn, route, url, data, body, head_only, closing)
         except _Stale:  # pragma: no cover - _exchange never raises it for a fresh conn
             raise _error(url, "connection closed before any response") from None
 
@@ -443,6 +446,7 @@ class HTTPClient:
         data: bytes,
         body: bytes | None,
         head_only: bool,
+        closing: bool,
     ) -> RawResponse:
         """Send, read the response, and put the connection back if it can be reused."""
         received = False
@@ -472,7 +476,7 @@ class HTTPClient:
         except BaseException:
             self._discard(conn, None)
             raise
-        if keep and not leftover:
+        if keep and not leftover and not closing:
             conn.reused = True
             old = self._conns.get(route.key)
             if old is not None:  # pragma: no cover - one thread, one request at a time

@@ -323,7 +323,7 @@ def diff_name(reference: str, challenger: str) -> str:
         return f"diff_{a}_vs_idem"
     common = os.path.commonprefix([a, b])
     cut = max(common.rfind("-"), common.rfind("_")) + 1
-    suffix = b[cut:] if cut >= 4 else b
+    suffix = b[cut:] if cut > 0 else b
     return f"diff_{a}_vs_{suffix or b}"
 
 

@@ -225,3 +225,36 @@ def test_render_page_from_summary_only() -> None:
     html = render_page(data, {})
     assert "<img" not in html  # no chart given, none linked
     assert tables_of(html)["Page stats"][1][1] == "0.750"
+
+
+def test_time_aggregation_percentiles_and_counts() -> None:
+    """The wall-clock charts' numbers: exact counts, percentiles within a bin (±1.2 %)."""
+    import numpy as np
+
+    from marteau.report.charts import aggregate
+    from marteau.results.records import RESPONSE_FIELDS, numpy_dtype
+
+    rng = np.random.default_rng(3)
+    n = 200_000
+    r = np.zeros(n, dtype=numpy_dtype(RESPONSE_FIELDS))
+    r["time"] = 1_700_000_000.25 + np.sort(rng.uniform(0, 120, n))
+    r["duration"] = rng.lognormal(-2.5, 1.0, n)
+    r["cycle"] = (r["time"] - r["time"][0] >= 60).astype(int)
+    r["cvus"] = np.where(r["cycle"] == 0, 10, 20)
+    series = aggregate(r)
+    assert series.bucket == 1 and series.cycles == [0, 1] and series.cvus == [10, 20]
+    seconds = (np.floor(r["time"]) - series.start).astype(int)
+    assert series.counts.sum() == n
+    assert np.array_equal(series.counts.sum(axis=0), np.bincount(seconds))
+    for p in (50, 95, 99):
+        values = series.percentile(p)
+        for second in (0, 30, 90, 119):
+            durations = np.sort(r["duration"][seconds == second])
+            exact = durations[int(p / 100.0 * durations.size)]
+            assert values[second] == pytest.approx(exact, rel=0.012), (p, second)
+    edges, counts = series.distribution()
+    assert counts.sum() == n and edges.size == counts.size + 1
+    # a long bench is cut into wider buckets: at most MAX_TIME_POINTS points
+    r["time"] = 1_700_000_000 + np.sort(rng.uniform(0, 86_400, n))
+    wide = aggregate(r)
+    assert wide.bucket == 58 and wide.counts.shape[1] <= 1500 and wide.counts.sum() == n

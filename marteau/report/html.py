@@ -136,8 +136,8 @@ def _key_figures(data: dict[str, Any]) -> list[dict[str, str]]:
         score = pages["apdex"]["score"]
         figures.append(
             {
-                "label": f"page Apdex (T={data['apdex_t']:g} s)",
-                "value": f"{score:.2f} {apdex_label(score)}",
+                "label": f"page Apdex: {apdex_label(score)} (T={data['apdex_t']:g} s)",
+                "value": f"{score:.3f}",
                 "class": "r-" + RATING_LETTERS[apdex_label(score)],
             }
         )

@@ -1,0 +1,251 @@
+"""The HTML report in a real headless Chromium (Debian's), loaded from disk.
+
+Builds a report from generated bench results (two nodes' compact files,
+with failures whose body holds a script), opens ``index.html`` as a
+``file://`` URL and checks: no console error, no failed request, tables
+and charts visible, the script of the failure body not run, no sideways
+scrolling of the page on a phone.  Saves ``docs/report.png`` and
+``docs/report-phone.png`` (the README's screenshots).  Then a diff report
+of two such benches loads as cleanly.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from marteau.report.command import report_command
+from marteau.results.compact import RESPONSES, SAMPLES, TESTS, CompactWriter
+from marteau.results.records import RESPONSE_FIELDS, SAMPLE_FIELDS, TEST_FIELDS, numpy_dtype
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+EVIL_BODY = (
+    "<html><body><h1>Internal Server Error</h1>"
+    "<script>window.__pwned = 1; document.title = 'pwned';</script>"
+    '<img src=x onerror="window.__pwned = 2"></body></html>'
+)
+# (step, number, type, url, description, typical seconds)
+SCRIPT = (
+    (1, 1, "get", "/", "Home page", 0.040),
+    (1, 2, "image", "/static/logo.png", "", 0.004),
+    (1, 3, "link", "/static/site.css", "", 0.003),
+    (2, 1, "post", "/login", "Log in", 0.090),
+    (2, 2, "get", "/account", "Redirect to the account", 0.030),
+    (3, 1, "get", "/search?q=hammer&page=1", "Search", 0.150),
+    (4, 1, "post", "/cart", "Add to cart", 0.120),
+)
+CYCLES = (5, 10, 20, 40)
+DURATION = 30
+
+
+def write_node(path: Path, node: int, slower: float = 1.0, day: int = 27) -> None:
+    """A node's compact result file: 4 cycles, ~4,000 tests, failures with a script body."""
+    rng = np.random.default_rng(node + int(slower * 10))
+    strings = [""]
+    ids = {}
+    for _step, _number, kind, url, description, _t in SCRIPT:
+        for text in (kind, url, description):
+            if text and text not in ids:
+                ids[text] = len(strings)
+                strings.append(text)
+    start = datetime.datetime(2026, 11, day, 3, 0, 0)
+    config = {
+        "id": "test_shop",
+        "class": "Shop",
+        "method": "test_shop",
+        "module": "test_Shop",
+        "class_title": "Shop",
+        "class_description": "Browse, log in, search and buy.",
+        "description": "The shop's main path.",
+        "cycles": str(list(CYCLES)),
+        "duration": str(DURATION),
+        "sleep_time": "0.0",
+        "sleep_time_min": "0.0",
+        "sleep_time_max": "0.2",
+        "startup_delay": "0.05",
+        "server_url": "http://127.0.0.1:8080",
+        "node": f"node{node + 1}",
+        "label": "nightly",
+        "marteau:time": start.isoformat(timespec="microseconds"),
+        "meta:build": "1.4.2",
+    }
+    steps = len(SCRIPT)
+    typical = np.array([s[5] for s in SCRIPT])
+    with CompactWriter(path, config) as writer:
+        writer.strings(strings[1:])
+        writer.details([{"headers": [["content-type", "text/html"]], "body": EVIL_BODY}])
+        for cycle, users in enumerate(CYCLES):
+            tests = 60 * users
+            n = tests * steps
+            t0 = start.timestamp() + cycle * (DURATION + 5)
+            index = np.tile(np.arange(steps), tests)
+            duration = typical[index] * (1 + 0.5 * cycle) * slower * rng.lognormal(0, 0.4, n)
+            test_start = t0 + rng.uniform(0, DURATION - 2, tests)
+            offsets = (
+                np.cumsum(duration.reshape(tests, steps), axis=1) - duration.reshape(tests, steps)
+            ).reshape(-1)
+            r = np.zeros(n, dtype=numpy_dtype(RESPONSE_FIELDS))
+            r["time"] = np.repeat(test_start, steps) + offsets
+            r["duration"] = duration
+            r["cycle"] = cycle
+            r["cvus"] = users
+            r["thread"] = np.repeat(np.arange(tests) % users, steps)
+            r["step"] = np.array([s[0] for s in SCRIPT])[index]
+            r["number"] = np.array([s[1] for s in SCRIPT])[index]
+            r["type"] = np.array([ids[s[2]] for s in SCRIPT])[index]
+            r["url"] = np.array([ids[s[3]] for s in SCRIPT])[index]
+            r["description"] = np.array([ids.get(s[4], 0) for s in SCRIPT])[index]
+            r["code"] = 200
+            failed = (index == 5) & (rng.random(n) < 0.01 * (cycle + 1))
+            r["code"][failed] = 500
+            r["result"][failed] = 1
+            r["detail"][failed] = 1
+            r = r[np.argsort(r["time"] + r["duration"], kind="stable")]
+            writer.records(RESPONSES, r.tobytes())
+            t = np.zeros(tests, dtype=numpy_dtype(TEST_FIELDS))
+            t["time"] = test_start
+            t["duration"] = t["connection_duration"] = duration.reshape(tests, steps).sum(axis=1)
+            t["cycle"], t["cvus"], t["thread"] = cycle, users, np.arange(tests) % users
+            t["result"] = failed.reshape(tests, steps).any(axis=1)
+            t["steps"], t["requests"], t["pages"], t["redirects"] = 4, steps, 4, 1
+            t["images"], t["links"] = 1, 1
+            writer.records(TESTS, t.tobytes())
+            s = np.zeros(DURATION, dtype=numpy_dtype(SAMPLE_FIELDS))
+            s["time"] = t0 + np.arange(DURATION)
+            s["cpu_percent"] = 30 + 15 * cycle + 10 * node  # node2 overloaded in the last cycle
+            s["users"] = users
+            writer.records(SAMPLES, s.tobytes())
+
+
+def build(root: Path, name: str, slower: float = 1.0, day: int = 27) -> Path:
+    paths = []
+    for node in range(2):
+        path = root / f"{name}-node{node + 1}.mrt"
+        write_node(path, node, slower, day)
+        paths.append(str(path))
+    target = root / name
+    result = CliRunner().invoke(
+        report_command, ["--html", "-r", str(target), *paths], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return target
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is not installed (make system-deps)")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser, path: Path, **context):  # type: ignore[no-untyped-def]
+    page = browser.new_page(**context)
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
+    page.on("request", lambda r: None if r.url.startswith("file://") else problems.append(r.url))
+    page.goto(path.resolve().as_uri(), wait_until="load")
+    return page, problems
+
+
+def test_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    directory = build(tmp_path, "report")
+    page, problems = open_page(
+        browser, directory / "index.html", viewport={"width": 1280, "height": 900}
+    )
+    assert problems == []
+    # FunkLoad's tables and Marteau's, visible and filled
+    for caption in (
+        "Test stats",
+        "Page stats",
+        "Request stats",
+        "Requests: response time tails (s)",
+    ):
+        table = page.locator("table", has=page.locator(f"caption:text-is('{caption}')"))
+        assert table.is_visible(), caption
+        assert table.locator("tbody tr").count() == len(CYCLES), caption
+    assert page.locator("#nodes table").first.is_visible()
+    assert "OVERLOADED" in page.locator("#nodes").inner_text()
+    # every chart loaded; the main ones visible
+    images = page.evaluate(
+        "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
+    )
+    assert len(images) >= 8 + len(SCRIPT)
+    assert all(complete and width > 0 for _src, complete, width in images), images
+    for name in ("pages_spps", "requests", "time_rps", "percentiles_time", "distribution"):
+        assert page.locator(f"#chart-{name} img").is_visible(), name
+    # the failure body is shown as text, and its script did not run
+    sample = page.locator("details.sample").first
+    sample.locator("summary").click()
+    assert "<script>window.__pwned = 1;" in sample.locator("pre.body").inner_text()
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.title() != "pwned"
+    assert problems == []
+    # a tall viewport rather than full_page: the sticky navigation stays in place
+    page.set_viewport_size({"width": 1280, "height": 2300})
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(DOCS / "report.png"))
+    page.close()
+
+    phone, problems = open_page(
+        browser,
+        directory / "index.html",
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+    )
+    # the page itself does not scroll sideways: wide tables and charts scroll in their box
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert phone.locator("table", has=phone.locator("caption:text-is('Page stats')")).is_visible()
+    assert problems == []
+    phone.set_viewport_size({"width": 390, "height": 1500})
+    phone.locator("#page-stats").scroll_into_view_if_needed()
+    phone.evaluate("window.scrollTo(0, document.getElementById('page-stats').offsetTop - 50)")
+    phone.screenshot(path=str(DOCS / "report-phone.png"))
+    phone.close()
+
+
+def test_diff_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ref = build(tmp_path, "ref")
+    new = build(tmp_path, "new", slower=1.3, day=28)
+    result = CliRunner().invoke(
+        report_command, ["--diff", str(ref), str(new), "-o", str(tmp_path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip())
+    page, problems = open_page(browser, path, viewport={"width": 1280, "height": 900})
+    assert problems == []
+    assert page.locator("table.diff").first.is_visible()
+    assert page.locator("td.delta.worse").count() > 0  # 30% slower
+    images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+    assert len(images) == 5 and all(images)
+    # the links to the two reports resolve to their pages
+    hrefs = page.evaluate("Array.from(document.querySelectorAll('#benches a')).map(a => a.href)")
+    assert hrefs == [
+        (ref / "index.html").resolve().as_uri(),
+        (new / "index.html").resolve().as_uri(),
+    ]
+    page.close()

@@ -136,7 +136,8 @@ class LoadTestRun:
         self.options = options
         self.view = view or LiveView()
         self.cancelled: int | None = None  # the signal that cancelled the run
-        self.locked: list[str] = []
+        self.locked: list[str] = []  # every node this run took a lock on
+        self.nodes: list[str] = []  # the nodes of the run
         self.released: set[str] = set()
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = []
@@ -176,6 +177,11 @@ class LoadTestRun:
             current = self.view.nodes.get(host)
             if current is None or STATE_RANK.get(state, 0) > STATE_RANK.get(current.state, 0):
                 self.view.node(host, state, note="")
+        elif kind == "runner_on_ok" and task == LOCK_TASK and res.get("acquired"):
+            if host not in self.locked:
+                self.locked.append(host)
+            self.released.discard(host)
+            self.view.node(host, "locked")
         elif kind == "runner_on_ok" and task == START_TASK:
             self.timings.setdefault("bench_started", time.monotonic() - self._t0)
             self.view.node(host, "benching", note="started")
@@ -269,17 +275,8 @@ class LoadTestRun:
         outcome = RunOutcome(EXIT_FAILED, run_dir=run_dir, report_dir=report_dir)
         main: PlayResult | None = None
         try:
-            self.locked = self._lock(ansible, extravars, pool, wanted)
-            outcome.nodes = list(self.locked)
-            self.timings["locked"] = self._elapsed()
-            if not self.cancel_requested():
-                main = ansible.play(
-                    "run",
-                    {**extravars, "marteau_hosts": ",".join(self.locked)},
-                    on_event=self.on_event,
-                    cancel=self.cancel_requested,
-                    forks=max(len(self.locked), 5),
-                )
+            main = self._lock_and_run(ansible, extravars, pool, wanted)
+            outcome.nodes = list(self.nodes)
             self.timings["ran"] = self._elapsed()
         finally:
             if self.cancel_requested() and self.locked:
@@ -297,7 +294,7 @@ class LoadTestRun:
         completed = self._completed(run_dir)
         outcome.completed = completed
         failures = main.failure_messages() if main else {}
-        for host in self.locked:
+        for host in self.nodes:
             if host not in completed:
                 outcome.missing[host] = failures.get(host, "no results")
         outcome.cancelled = self.cancel_requested()
@@ -314,23 +311,29 @@ class LoadTestRun:
 
     # -- stages ---------------------------------------------------------------
 
-    def _lock(self, ansible: Ansible, extravars: dict, pool: str, wanted: int) -> list[str]:
+    def _lock_and_run(
+        self, ansible: Ansible, extravars: dict, pool: str, wanted: int
+    ) -> PlayResult | None:
+        """Play lockrun.yml (lock, then run on the locked nodes) until it gets the nodes."""
         self.view.set_stage("lock")
         deadline = time.monotonic() + self.options.lock_timeout
         attempt = 0
         while True:
             attempt += 1
+            if attempt > 1:
+                self.view.nodes.clear()
             result = ansible.play(
-                "lock", extravars, on_event=self.on_event, cancel=self.cancel_requested
+                "lockrun", extravars, on_event=self.on_event, cancel=self.cancel_requested
             )
             taken = result.results(LOCK_TASK)
             acquired = sorted(h for h, res in taken.items() if res.get("acquired"))
             seen = set(taken) | set(result.results(LOCK_TASK, "runner_on_skipped"))
             seen |= set(result.results(LOCK_TASK, "runner_on_unreachable"))
-            if result.rc == 0 and len(acquired) >= wanted:
-                for host in acquired:
-                    self.view.node(host, "locked")
-                return acquired
+            if len(acquired) >= wanted:
+                self.nodes = acquired
+                return result
+            if self.cancel_requested():
+                return None
             if not seen and not taken:
                 errors = result.failure_messages()
                 raise MarteauError(
@@ -367,9 +370,12 @@ class LoadTestRun:
     def _after_cancel(self, ansible: Ansible, extravars: dict) -> None:
         """Stop the benches on the nodes, fetch what they wrote."""
         ansible.terminate()
-        hosts = ",".join(self.locked)
+        held = [h for h in self.locked if h not in self.released]
+        if not held:
+            return
+        hosts = ",".join(held)
         self.view.set_stage("stop")
-        for host in self.locked:
+        for host in held:
             self.view.node(host, "stopping")
         ansible.play("stop", {**extravars, "marteau_hosts": hosts}, on_event=self.on_event)
         self.view.set_stage("collect")

@@ -207,8 +207,8 @@ def _child_peak_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
 
-def time_report(paths: list[Path], out: Path) -> tuple[float, int]:
-    """Wall time and peak RSS of `marteau report --html` in a fresh process."""
+def time_report(paths: list[Path], out: Path) -> tuple[float, int, float]:
+    """Wall time, peak RSS and CPU time (with its chart workers) of `marteau report --html`."""
     if out.exists():
         shutil.rmtree(out)
     code = "import sys; from marteau.cli import main; sys.argv = ['marteau'] + sys.argv[1:]; main()"
@@ -220,40 +220,72 @@ def time_report(paths: list[Path], out: Path) -> tuple[float, int]:
         "t = time.perf_counter()\n"
         "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
         "w = time.perf_counter() - t\n"
-        "print(rc, w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)\n"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(rc, w, u.ru_maxrss * 1024, u.ru_utime + u.ru_stime)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", runner, *command], capture_output=True, text=True, check=True
     )
-    rc, wall, peak = result.stdout.split()
+    rc, wall, peak, cpu = result.stdout.split()
     if int(rc) != 0:
         raise SystemExit(f"marteau report failed with exit code {rc}")
-    return float(wall), int(peak)
+    return float(wall), int(peak), float(cpu)
 
 
-def time_xml(xml: Path) -> tuple[int, float]:
-    """(responses, seconds) of marteau.results.load on a FunkLoad XML file, in a child."""
+def time_xml(xml: Path) -> tuple[int, float, float]:
+    """(responses, wall seconds, CPU seconds) of marteau.results.load on a FunkLoad XML file."""
     code = (
         "import sys, time; from marteau.results import load\n"
-        "t = time.perf_counter(); rs = load(sys.argv[1]); w = time.perf_counter() - t\n"
-        "print(rs.responses.size, w)\n"
+        "t = time.perf_counter(); c = time.process_time(); rs = load(sys.argv[1])\n"
+        "print(rs.responses.size, time.perf_counter() - t, time.process_time() - c)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(xml)], capture_output=True, text=True, check=True
     )
-    count, seconds = result.stdout.split()
-    return int(count), float(seconds)
+    count, seconds, cpu = result.stdout.split()
+    return int(count), float(seconds), float(cpu)
+
+
+PHASES = (
+    ("load_all", "results.merge.load_all (read + merge the nodes)"),
+    ("compute", "report.stats.compute (FunkLoad's statistics)"),
+    ("render_rst", "report.rst.render_rst"),
+    ("build_summary", "report.summary.build_summary"),
+    ("write_summary", "report.summary.write_summary"),
+    ("_copy_results", "report.command._copy_results (copy inputs)"),
+    ("render_html", "report.html.render_html (page + charts)"),
+    ("plan", "  report.charts.plan (numpy aggregation)"),
+    ("wait", "  report.charts.Rendering.wait (charts drawn)"),
+)
 
 
 def profile(paths: list[Path], out: Path) -> None:
+    """cProfile of the report in a fresh process: time per phase, then the top functions."""
     if out.exists():
         shutil.rmtree(out)
-    command = [sys.executable, "-m", "cProfile", "-s", "cumulative", "-m", "marteau.cli"]
-    command += ["report", "--html", "-r", str(out)] + [str(p) for p in paths]
-    result = subprocess.run(command, capture_output=True, text=True)
-    lines = result.stdout.splitlines()
-    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-    print("\n".join(lines[start : start + 45]))
+    code = (
+        "import cProfile, pstats, sys\n"
+        "from marteau.report.command import build_report\n"
+        "cProfile.run('build_report(tuple(sys.argv[2:]), html=True, report_directory=sys.argv[1])',"
+        " sys.argv[1] + '.prof')\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(out), *map(str, paths)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    import pstats
+
+    stats = pstats.Stats(str(out) + ".prof")
+    cumulative: dict[str, float] = {}
+    for (filename, _line, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        if "marteau" in filename:
+            cumulative[name] = max(cumulative.get(name, 0.0), row[3])
+    print("  phase                                              cumulative s")
+    for name, label in PHASES:
+        print(f"  {label:50s} {cumulative.get(name, 0.0):8.2f}")
+    print()
+    stats.sort_stats("tottime").print_stats(15)
 
 
 def main() -> None:
@@ -276,9 +308,10 @@ def main() -> None:
                 f"(generated in {time.perf_counter() - t0:.1f} s, "
                 f"{sum(p.stat().st_size for p in paths) / 1e6:.0f} MB of .mrt)"
             )
-            wall, peak = time_report(paths, work / f"report-{size}")
+            wall, peak, cpu = time_report(paths, work / f"report-{size}")
             print(
-                f"  marteau report --html: {wall:6.2f} s wall, {peak / 1024**2:7.0f} MiB peak RSS"
+                f"  marteau report --html: {wall:6.2f} s wall, {cpu:6.2f} s CPU (user+sys, "
+                f"all processes), {peak / 1024**2:7.0f} MiB peak RSS"
             )
             scale = count / 10_000_000
             if scale >= 0.99:
@@ -286,7 +319,7 @@ def main() -> None:
                     f"  target <= {TARGET_SECONDS:.0f} s: {wall / TARGET_SECONDS:.2f} of it; "
                     f"target <= 2 GiB: {peak / TARGET_BYTES:.2f} of it"
                 )
-            figures[str(count)] = {"seconds": wall, "peak_bytes": peak}
+            figures[str(count)] = {"seconds": wall, "cpu_seconds": cpu, "peak_bytes": peak}
         if args.xml_requests:
             t0 = time.perf_counter()
             from marteau.results.funkload_xml import export_xml
@@ -301,13 +334,14 @@ def main() -> None:
                 f"\nFunkLoad XML: {xml.stat().st_size / 1e6:.0f} MB "
                 f"(written in {time.perf_counter() - t0:.1f} s)"
             )
-            count, seconds = time_xml(xml)
+            count, seconds, cpu = time_xml(xml)
             rate = count / seconds
             print(
-                f"  read {count:,} responses in {seconds:.2f} s: {rate:,.0f} responses/s; "
+                f"  read {count:,} responses in {seconds:.2f} s wall ({cpu:.2f} s CPU): "
+                f"{rate:,.0f} responses/s ({count / cpu:,.0f}/s of CPU); "
                 f"target >= {TARGET_XML_RATE:,}/s: {rate / TARGET_XML_RATE:.2f}x"
             )
-            figures["xml"] = {"responses": count, "seconds": seconds, "rate": rate}
+            figures["xml"] = {"responses": count, "seconds": seconds, "cpu_seconds": cpu}
         if args.profile and sizes:
             biggest = max(sizes)
             print(f"\ncProfile of marteau report --html, {biggest:,} requests:")

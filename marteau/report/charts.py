@@ -180,6 +180,7 @@ def rate_chart(
         ax.plot(x, max_rate, "s--", color=COLORS["max"], lw=1.2, ms=4, label=max_label)
     ax.set_ylabel(unit)
     ax.set_ylim(bottom=0)
+    _thousands(ax.yaxis)
     ax.set_title(title, loc="left")
     _legend(ax, loc="upper left")
     row = 1
@@ -468,25 +469,54 @@ def _shade_cycles(ax: Any, spans: list[tuple[float, float, int]]) -> None:
     for i, (a, b, users) in enumerate(spans):
         if i % 2 == 0:
             ax.axvspan(a, b, color="#eef3f8", zorder=0, lw=0)
-        ax.text((a + b) / 2, 1.0, f"{users} CUs", ha="center", va="bottom", fontsize=7.5,
-                transform=transform)  # fmt: skip
+        ax.text(
+            (a + b) / 2,
+            0.02,
+            f"{users} CUs",
+            ha="center",
+            va="bottom",
+            fontsize=8.5,
+            color="#5b6775",
+            transform=transform,
+        )
 
 
 def time_rps_chart(
     directory: str, name: str, bucket: int, lines: list[tuple[str, Any, Any]]
 ) -> str:
     """Requests per second over wall-clock time, one line per cycle."""
-    fig, (ax,) = _figure(SIZE)
+    columns = min(8, max(1, len(lines)))
+    rows = math.ceil(len(lines) / columns)
+    fig, (ax,) = _figure(SIZE, top=0.22 * rows)
     for i, (label, x, y) in enumerate(lines):
         marker = "o" if len(x) <= 30 else None  # a short cycle would be an invisible line
         color = CYCLE_PALETTE[i % len(CYCLE_PALETTE)]
         ax.plot(x, y, color=color, lw=1.3, marker=marker, ms=3.5, label=label)
     ax.set_ylim(bottom=0)
+    _thousands(ax.yaxis)
     ax.set_xlabel("time since the first request (s)")
     ax.set_ylabel("requests per second")
-    ax.set_title(f"Requests per second over time ({_bucket_label(bucket)})", loc="left")
-    _legend(ax, loc="lower left", ncols=min(4, len(lines)))
+    ax.set_title(
+        f"Requests per second over time ({_bucket_label(bucket)})", loc="left", pad=6 + 16 * rows
+    )
+    _legend(
+        ax,
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncols=columns,
+        borderaxespad=0.2,
+        handlelength=1.4,
+        columnspacing=1.2,
+        fontsize=9,
+    )
     return _save(fig, directory, name)
+
+
+def _thousands(axis: Any) -> None:
+    """Large counts with thousands separators (60,000 rather than 60000)."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1000 else f"{v:g}"))
 
 
 def percentiles_time_chart(
@@ -498,7 +528,7 @@ def percentiles_time_chart(
     spans: list[tuple[float, float, int]],
 ) -> str:
     """P50/P95/P99 of the response times per time bucket (log scale)."""
-    fig, (ax,) = _figure(SIZE)
+    fig, (ax,) = _figure(SIZE, top=0.22)
     styles = ((COLORS["med"], 1.5), (COLORS["p95"], 1.2), (COLORS["p99"], 1.0))
     for (label, y), (color, width) in zip(lines, styles, strict=False):
         ax.plot(x, y, color=color, lw=width, label=label)
@@ -511,9 +541,9 @@ def percentiles_time_chart(
     ax.set_ylabel("response time (s, log scale)")
     _shade_cycles(ax, spans)
     ax.set_title(
-        f"Response time percentiles over time ({_bucket_label(bucket)})", loc="left", pad=14
+        f"Response time percentiles over time ({_bucket_label(bucket)})", loc="left", pad=22
     )
-    _legend(ax, loc="upper left", ncols=3)
+    _legend(ax, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, borderaxespad=0.2, fontsize=9)
     return _save(fig, directory, name)
 
 
@@ -552,11 +582,11 @@ def time_jobs(series: TimeSeries | None, stats: BenchStats | None = None) -> lis
         return []
     x = series.seconds
     lines = []
-    for number, users, row in zip(series.cycles, series.cvus, series.counts, strict=True):
+    for users, row in zip(series.cvus, series.counts, strict=True):
         used = np.flatnonzero(row)
         if used.size:
             part = slice(used[0], used[-1] + 1)
-            lines.append((f"cycle {number} ({users} CUs)", x[part], row[part] / series.bucket))
+            lines.append((f"{users} CUs", x[part], row[part] / series.bucket))
     totals = series.histogram.sum(axis=1)
     # a bucket with few responses (a cycle's ragged end) makes a meaningless P99
     busy = totals[totals > 0]
@@ -696,17 +726,25 @@ def comparison_chart(
     labels: tuple[str, str],
     higher_is_better: bool,
 ) -> str:
-    """Reference vs challenger per CUs for some metrics, with a % change panel."""
-    fig, (ax, delta_ax) = _figure((SIZE[0], 4.8), 2, [3, 1.4])
+    """Reference vs challenger per CUs for some metrics, with a % change panel.
+
+    Colours name the metrics; dashed lines are the reference, solid ones the
+    challenger.  The bars (one per metric, in legend order) are the change,
+    green when better and red when worse.
+    """
+    from matplotlib.lines import Line2D
+
+    fig, (ax, delta_ax) = _figure((SIZE[0], 4.9), 2, [3, 1.4], top=0.25)
     x = np.arange(len(cvus))
     width = 0.8 / max(1, len(series))
     markers = "osD^v"
+    handles = []
     for i, (metric, ref, chal) in enumerate(series):
         color = CYCLE_PALETTE[i % len(CYCLE_PALETTE)]
-        ax.plot(x, ref, ls="--", marker=markers[i % 5], color=color, alpha=0.55, lw=1.2,
-                label=f"{metric} {labels[0]}")  # fmt: skip
-        ax.plot(x, chal, ls="-", marker=markers[i % 5], color=color, lw=2,
-                label=f"{metric} {labels[1]}")  # fmt: skip
+        marker = markers[i % len(markers)]
+        ax.plot(x, ref, ls="--", marker=marker, color=color, alpha=0.5, lw=1.2, ms=4)
+        ax.plot(x, chal, ls="-", marker=marker, color=color, lw=2, ms=5)
+        handles.append(Line2D([], [], color=color, marker=marker, lw=2, label=metric))
         change = [100.0 * (c - r) / r if r else 0.0 for r, c in zip(ref, chal, strict=True)]
         better = [(c >= 0) == higher_is_better or c == 0 for c in change]
         delta_ax.bar(
@@ -717,12 +755,33 @@ def comparison_chart(
             edgecolor=color,
             lw=1.0,
         )
+    handles.append(Line2D([], [], color="#555555", ls="--", lw=1.2, label=labels[0]))
+    handles.append(Line2D([], [], color="#555555", ls="-", lw=2, label=labels[1]))
     ax.set_ylabel(unit)
     ax.set_ylim(bottom=0)
-    ax.set_title(title, loc="left")
-    _legend(ax, loc="upper left", ncols=2)
+    _thousands(ax.yaxis)
+    ax.set_title(title, loc="left", pad=22)
+    ax.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncols=len(handles),
+        borderaxespad=0.2,
+        handlelength=1.8,
+        columnspacing=1.1,
+        fontsize=9,
+    )
     delta_ax.axhline(0, color="#555", lw=0.8)
-    delta_ax.set_ylabel(f"{labels[1]} vs\n{labels[0]} (%)")
+    delta_ax.set_ylabel("change (%)")
+    delta_ax.text(
+        0.0,
+        1.02,
+        f"{labels[1]} vs {labels[0]}: green better, red worse",
+        transform=delta_ax.transAxes,
+        fontsize=8.5,
+        color="#5b6775",
+        va="bottom",
+    )
     _cycle_axis(delta_ax, cvus)
     return _save(fig, directory, name)
 

@@ -308,6 +308,7 @@ def main() -> None:
                 f"(generated in {time.perf_counter() - t0:.1f} s, "
                 f"{sum(p.stat().st_size for p in paths) / 1e6:.0f} MB of .mrt)"
             )
+            os.sync()  # the generated files' writeback must not be timed with the report
             wall, peak, cpu = time_report(paths, work / f"report-{size}")
             print(
                 f"  marteau report --html: {wall:6.2f} s wall, {cpu:6.2f} s CPU (user+sys, "
@@ -334,6 +335,7 @@ def main() -> None:
                 f"\nFunkLoad XML: {xml.stat().st_size / 1e6:.0f} MB "
                 f"(written in {time.perf_counter() - t0:.1f} s)"
             )
+            os.sync()
             count, seconds, cpu = time_xml(xml)
             rate = count / seconds
             print(

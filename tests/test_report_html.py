@@ -258,3 +258,19 @@ def test_time_aggregation_percentiles_and_counts() -> None:
     r["time"] = 1_700_000_000 + np.sort(rng.uniform(0, 86_400, n))
     wide = aggregate(r)
     assert wide.bucket == 58 and wide.counts.shape[1] <= 1500 and wide.counts.sum() == n
+
+
+def test_thresholds_verdict_and_table(tmp_path: Path) -> None:
+    rules = tmp_path / "thresholds.yml"
+    rules.write_text("thresholds:\n  - error_rate < 20%\n  - p95 < 0.5\n")
+    target = tmp_path / "gated"
+    result = CliRunner().invoke(
+        report_command, ["-H", "-r", str(target), "--thresholds", str(rules), str(SIMPLE)]
+    )
+    assert result.exit_code == 1  # p95 is 6 s
+    html = (target / "index.html").read_text()
+    assert 'class="verdict fail"' in html and "1 of 2 threshold(s) failed." in html
+    assert 'id="thresholds"' in html
+    rows = re.findall(r'<tr class="(pass|fail)">\s*<td class="badge">(PASS|FAIL)</td>', html)
+    assert rows == [("pass", "PASS"), ("fail", "FAIL")]
+    assert "<code>p95 &lt; 0.5</code>" in html

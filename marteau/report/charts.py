@@ -796,7 +796,7 @@ def trend_chart(
     rating_bars: bool = False,
 ) -> str:
     """One line per series (a CUs level, or a metric) across benches."""
-    fig, (ax,) = _figure(SIZE)
+    fig, (ax,) = _figure((SIZE[0], 4.3), top=0.22)
     x = np.arange(len(bench_labels))
     for i, (label, values) in enumerate(lines):
         y = np.array([np.nan if v is None else v for v in values], dtype=float)
@@ -808,12 +808,21 @@ def trend_chart(
     else:
         ax.set_ylim(bottom=0)
     ax.set_xticks(x)
-    ax.set_xticklabels(bench_labels, rotation=30 if len(bench_labels) > 4 else 0, ha="right"
-                       if len(bench_labels) > 4 else "center")  # fmt: skip
-    ax.set_xlabel("bench")
+    many = len(bench_labels) > 6
+    ax.set_xticklabels(
+        bench_labels, rotation=35 if many else 0, ha="right" if many else "center", fontsize=9
+    )
+    ax.set_xlim(-0.5, len(bench_labels) - 0.5)
     ax.set_ylabel(unit)
-    ax.set_title(title, loc="left")
-    _legend(ax, loc="best", ncols=min(3, max(1, len(lines))))
+    ax.set_title(title, loc="left", pad=22)
+    _legend(
+        ax,
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncols=max(1, len(lines)),
+        borderaxespad=0.2,
+        fontsize=9,
+    )
     return _save(fig, directory, name)
 
 

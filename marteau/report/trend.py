@@ -40,8 +40,8 @@ SERIES = (
 def _short(report: Report, index: int) -> str:
     """A bench's name on the charts: its label, else its number and date."""
     if report.label:
-        return report.label[:24]
-    return f"#{index + 1} {report.launched[:16]}".strip()
+        return f"#{index + 1}\n{report.label[:20]}"
+    return f"#{index + 1}\n{report.launched[:10]}".strip()
 
 
 def _levels(reports: list[Report]) -> list[int]:

@@ -274,3 +274,20 @@ def test_thresholds_verdict_and_table(tmp_path: Path) -> None:
     rows = re.findall(r'<tr class="(pass|fail)">\s*<td class="badge">(PASS|FAIL)</td>', html)
     assert rows == [("pass", "PASS"), ("fail", "FAIL")]
     assert "<code>p95 &lt; 0.5</code>" in html
+
+
+def test_chart_workers_and_failure(tmp_path: Path) -> None:
+    """Charts drawn by worker processes; a chart that cannot be drawn is a MarteauError."""
+    from marteau.errors import MarteauError
+    from marteau.report import stats
+    from marteau.report.charts import Job, Rendering, plan
+    from marteau.results import load
+
+    rs = load(SIMPLE)
+    jobs = plan(stats.compute(rs), rs.responses)
+    names = Rendering(str(tmp_path), jobs, workers=2).wait()
+    assert sorted(names) == sorted(job.name for job in jobs)
+    assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in names.values())
+    broken = jobs[:3] + [Job("broken", "candle_chart", {"title": "x", "candles": [{}]})]
+    with pytest.raises(MarteauError, match="cannot draw the charts"):
+        Rendering(str(tmp_path), broken, workers=2).wait()

@@ -657,18 +657,25 @@ class Rendering:
             import subprocess
             import tempfile
 
+            # the workers import this very marteau, installed or not
+            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
             self.tmp = tempfile.mkdtemp(prefix="marteau-charts-")
             for i in range(workers):
-                mine = jobs[i::workers]
                 path = os.path.join(self.tmp, f"jobs-{i}.pickle")
                 with open(path, "wb") as f:
-                    pickle.dump((directory, mine), f, protocol=pickle.HIGHEST_PROTOCOL)
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "marteau.report.charts", path],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
+                    pickle.dump((directory, jobs[i::workers]), f, pickle.HIGHEST_PROTOCOL)
+                try:
+                    process = subprocess.Popen(
+                        [sys.executable, "-m", "marteau.report.charts", path],
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                        env=env,
+                    )
+                except OSError:
+                    break  # wait() draws what no worker took
                 self.processes.append((process, path))
 
     def wait(self) -> dict[str, str]:
@@ -683,19 +690,20 @@ class Rendering:
             except Exception as exc:  # matplotlib errors
                 raise MarteauError(f"{self.directory}: cannot draw the charts: {exc}") from exc
         written: dict[str, str] = {}
-        problems = []
         try:
             for process, _path in self.processes:
-                out, err = process.communicate()
-                if process.returncode != 0:
-                    lines = err.strip().splitlines()
-                    problems.append(lines[-1] if lines else f"exit status {process.returncode}")
-                else:
+                out, _err = process.communicate()
+                if process.returncode == 0:
                     written.update(json.loads(out))
         finally:
             shutil.rmtree(self.tmp or "", ignore_errors=True)
-        if problems:
-            raise MarteauError(f"{self.directory}: cannot draw the charts: {problems[0]}")
+        # what a failed (or unstarted) worker did not draw is drawn here, once more
+        try:
+            for job in self.jobs:
+                if job.name not in written:
+                    written[job.name] = _run(self.directory, job)
+        except Exception as exc:  # matplotlib errors
+            raise MarteauError(f"{self.directory}: cannot draw the charts: {exc}") from exc
         return {job.name: written[job.name] for job in self.jobs}
 
 

@@ -23,6 +23,7 @@ exact value (the bin width is 1/100 of a decade).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -635,68 +636,82 @@ class Rendering:
     """Charts being drawn, by worker processes when there are several cores.
 
     Why processes: drawing a chart is ~0.1 s of pure-Python matplotlib
-    work and a report has a dozen or more; two cores halve that, and the
-    workers start (and import matplotlib) while the caller writes the
-    HTML.  The workers are ``python -m marteau.report.charts JOBFILE``
-    subprocesses, not `multiprocessing` ones, so that nothing depends on
-    the caller's main module or threads.  `wait` returns {chart name: file
-    name} and raises `MarteauError` if a chart failed.
+    work and a report has a dozen or more; two cores halve that.  The
+    workers start (and import matplotlib) as soon as the object exists,
+    before the jobs are known, so that their start overlaps the numpy
+    aggregation and the writing of the page.  They are ``python -m
+    marteau.report.charts`` subprocesses reading their jobs (a pickle) on
+    stdin, not `multiprocessing` ones, so that nothing depends on the
+    caller's main module or threads.
+
+    Use: ``r = Rendering(directory, expected=n)``, ``r.submit(jobs)``,
+    ``r.wait()`` -> {chart name: file name}; `MarteauError` if a chart
+    cannot be drawn (what a failed worker left is retried in-process).
     """
 
-    def __init__(self, directory: str, jobs: list[Job], workers: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: str,
+        jobs: list[Job] | None = None,
+        workers: int | None = None,
+        expected: int | None = None,
+    ) -> None:
         self.directory = directory
-        self.jobs = jobs
+        self.jobs: list[Job] = []
+        count = len(jobs) if jobs is not None else (expected or 0)
         if workers is None:
             # a process that already has matplotlib draws faster than new workers start
             warm = "matplotlib.pyplot" in sys.modules
-            workers = 1 if warm or len(jobs) < 6 else min(len(jobs), _cores(), 4)
-        self.processes: list[tuple[Any, str]] = []
-        self.tmp = None
-        if workers > 1 and len(jobs) > 2:
-            import pickle
+            workers = 1 if warm or count < 6 else min(count, _cores(), 4)
+        self.processes: list[Any] = []
+        if workers > 1 and count > 2:
             import subprocess
-            import tempfile
 
             # the workers import this very marteau, installed or not
             root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-            self.tmp = tempfile.mkdtemp(prefix="marteau-charts-")
-            for i in range(workers):
-                path = os.path.join(self.tmp, f"jobs-{i}.pickle")
-                with open(path, "wb") as f:
-                    pickle.dump((directory, jobs[i::workers]), f, pickle.HIGHEST_PROTOCOL)
+            for _ in range(workers):
                 try:
                     process = subprocess.Popen(
-                        [sys.executable, "-m", "marteau.report.charts", path],
+                        [sys.executable, "-m", "marteau.report.charts"],
+                        stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
-                        text=True,
                         env=env,
                     )
                 except OSError:
                     break  # wait() draws what no worker took
-                self.processes.append((process, path))
+                self.processes.append(process)
+        if jobs is not None:
+            self.submit(jobs)
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Hand the jobs to the workers (round robin); call once."""
+        import pickle
+
+        self.jobs = list(jobs)
+        workers = len(self.processes)
+        for i, process in enumerate(self.processes):
+            payload = pickle.dumps((self.directory, self.jobs[i::workers]), pickle.HIGHEST_PROTOCOL)
+            # a worker that died at start: wait() redraws its share
+            with contextlib.suppress(OSError):
+                process.stdin.write(payload)
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            process.stdin = None  # closed: communicate() must not flush it
 
     def wait(self) -> dict[str, str]:
         import json
-        import shutil
 
         from marteau.errors import MarteauError
 
-        if not self.processes:
-            try:
-                return {job.name: _run(self.directory, job) for job in self.jobs}
-            except Exception as exc:  # matplotlib errors
-                raise MarteauError(f"{self.directory}: cannot draw the charts: {exc}") from exc
         written: dict[str, str] = {}
-        try:
-            for process, _path in self.processes:
-                out, _err = process.communicate()
-                if process.returncode == 0:
+        for process in self.processes:
+            out, _err = process.communicate()  # stdin still open (no submit): EOF, exit
+            if process.returncode == 0:
+                with contextlib.suppress(ValueError):
                     written.update(json.loads(out))
-        finally:
-            shutil.rmtree(self.tmp or "", ignore_errors=True)
         # what a failed (or unstarted) worker did not draw is drawn here, once more
         try:
             for job in self.jobs:
@@ -834,15 +849,15 @@ def trend_chart(
     return _save(fig, directory, name)
 
 
-def _worker(path: str) -> None:
-    """Draw the charts of a job file (see `Rendering`); print {name: file} as JSON."""
+def _worker() -> None:
+    """Draw the charts of the pickled jobs on stdin (see `Rendering`); print {name: file}."""
     import json
     import pickle
 
-    with open(path, "rb") as f:
-        directory, jobs = pickle.load(f)
+    _pyplot()  # import matplotlib while the parent is still planning
+    directory, jobs = pickle.load(sys.stdin.buffer)
     print(json.dumps({job.name: _run(directory, job) for job in jobs}))
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1])
+    _worker()

@@ -226,8 +226,13 @@ def render_html(
     names: dict[str, str] = {}
     if charts and stats is not None:
         responses = getattr(results, "responses", None)
-        jobs = charting.plan(stats, responses)
-        rendering = charting.Rendering(directory, jobs, workers)
+        # start the chart workers first: they load matplotlib while numpy aggregates
+        first, steps = charting.cycle_jobs(stats), charting.step_jobs(stats)
+        rendering = charting.Rendering(
+            directory, workers=workers, expected=len(first) + len(steps) + 3
+        )
+        jobs = first + charting.time_jobs(charting.aggregate(responses), stats) + steps
+        rendering.submit(jobs)
         names = {job.name: f"{job.name}.png" for job in jobs}
     page = render_page(
         data,

@@ -354,7 +354,11 @@ def main(argv: list[str]) -> int:
     action = argv[1] if len(argv) > 1 else "up"
     if action == "up":
         started = time.monotonic()
-        nodes = NodeSet().up()
+        nodes = NodeSet().claim()
+        if nodes.base != BASE:
+            print(f"{BASE} is in use by a test session", file=sys.stderr)
+            return 1
+        nodes.up()
         print(f"{len(nodes.nodes)} nodes up in {time.monotonic() - started:.2f}s")
         print(f"inventory: {nodes.inventory}")
     elif action == "down":

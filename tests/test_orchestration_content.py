@@ -51,7 +51,8 @@ def test_lock_is_released_in_always_without_when() -> None:
         "marteau_bench",
         "marteau_collect",
     ]
-    (release,) = block["always"]
+    cleanup, release = block["always"]
+    assert cleanup["ansible.builtin.include_role"]["tasks_from"] == "cleanup"
     assert release["ansible.builtin.include_role"] == {
         "name": "marteau_lock",
         "tasks_from": "release",

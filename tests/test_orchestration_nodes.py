@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,10 @@ def nodes(sshd_nodes: NodeSet) -> NodeSet:
             for pid, _ in node.bench_processes():
                 os.kill(pid, signal.SIGKILL)
             lock_file(node).unlink(missing_ok=True)
+            jobs = node.home / ".marteau" / "jobs"
+            if jobs.is_dir():  # a killed node keeps its job: not for the next test
+                for job in jobs.iterdir():
+                    shutil.rmtree(job)
 
     reset()
     yield sshd_nodes
@@ -105,6 +110,15 @@ def nodes(sshd_nodes: NodeSet) -> NodeSet:
 
 def lock_file(node) -> Path:
     return node.home / ".marteau" / "lock.json"
+
+
+def plant_lock(node, **lock: object) -> None:
+    """Write a lock on `node` as another job would have (owned by the node's user)."""
+    path = lock_file(node)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(json.dumps(lock))
+    for item in (path.parent, path):
+        os.chown(item, node.uid(), node.uid())
 
 
 def marteau_run(project: Path, inventory: Path, cwd: Path, *args: str, timeout: float = 120):
@@ -338,3 +352,55 @@ def test_a_node_killed_mid_run_does_not_lose_the_others(
     for node in nodes.nodes[:2]:
         assert not lock_file(node).exists()
         assert node.bench_processes() == []
+
+
+def test_nodes_list_check_unlock(nodes: NodeSet, inventory: Path) -> None:
+    held = nodes.nodes[0]
+    now = time.time()
+    plant_lock(held, job="other-job", owner="someone@elsewhere", taken=now, expires=now + 600)
+    base = ["-i", str(inventory), "--pool", POOL]
+    listed = subprocess.run(
+        [MARTEAU, "nodes", "list", *base], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    lines = {
+        line.split()[0]: line
+        for line in listed.stdout.splitlines()
+        if line.strip().startswith("mt")
+    }
+    assert "locked" in lines[held.name] and "job other-job of someone@elsewhere" in lines[held.name]
+    assert all("free" in lines[n.name] and "ms" in lines[n.name] for n in nodes.nodes[1:])
+    nodes.nodes[2].kill_sshd()
+    checked = subprocess.run(
+        [MARTEAU, "nodes", "check", *base], capture_output=True, text=True, timeout=90
+    )
+    assert checked.returncode == 1 and "unreachable" in checked.stdout, (
+        checked.stdout + checked.stderr
+    )
+    nodes.nodes[2].start()
+    kept = subprocess.run(
+        [MARTEAU, "nodes", "unlock", *base, "--job", "mine", held.name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"{held.name}: kept, held by job other-job" in kept.stdout and lock_file(held).exists()
+    freed = subprocess.run(
+        [MARTEAU, "nodes", "unlock", *base, "--force", held.name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert freed.returncode == 0, freed.stdout + freed.stderr
+    assert f"{held.name}: released (was job other-job of someone@elsewhere)" in freed.stdout
+    assert not lock_file(held).exists()
+
+
+def test_a_clock_beyond_the_bound_stops_the_run(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    result = marteau_run(project, inventory, tmp_path, "--nodes", "3", "--max-clock-offset", "-1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "controller's (bound -1" in result.stdout.replace("\n", " ")
+    assert not list(tmp_path.glob("marteau-runs/*/results/*/*.mrt")), "a node benched anyway"
+    assert_nodes_clean(nodes)

@@ -47,9 +47,9 @@ def _state(inventory: Path | None, pool: str, limit: tuple[str, ...]) -> tuple[l
     unreachable = result.hosts_with("dark") | set(
         result.results(READ_LOCK, "runner_on_unreachable")
     )
-    hosts = sorted(
-        set(locks) | set(unreachable) | {h for h, r in locks.items() if r.get("unreachable")}
-    )
+    unreachable |= {h for h, r in locks.items() if r.get("unreachable")}
+    errors = result.failure_messages()
+    hosts = sorted(set(locks) | unreachable | set(errors))
     if not hosts:
         raise MarteauError(f"pool {pool!r}: no such group (or no hosts) in {ansible.inventory}")
     rows = []
@@ -63,9 +63,10 @@ def _state(inventory: Path | None, pool: str, limit: tuple[str, ...]) -> tuple[l
                 "lock": {} if down else lock.get("holder") or {},
                 "version": (versions.get(host, {}).get("stdout") or "").split()[-1:] or [""],
                 "clock": clocks.get(host, {}).get("offset"),
+                "error": "" if down else errors.get(host, ""),
             }
         )
-    return rows, not unreachable
+    return rows, not unreachable and not errors
 
 
 def _show(rows: list[dict]) -> None:
@@ -80,6 +81,8 @@ def _show(rows: list[dict]) -> None:
         lock = row["lock"]
         if not row["reachable"]:
             state, held = "[red]unreachable[/]", ""
+        elif row["error"]:
+            state, held = "[red]error[/]", row["error"][:80]
         elif lock and not lock.get("expired"):
             state = "[yellow]locked[/]"
             held = f"job {lock.get('job')} of {lock.get('owner')}, expires in {float(lock.get('expires', now)) - now:.0f}s"

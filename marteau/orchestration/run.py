@@ -329,6 +329,8 @@ class LoadTestRun:
             acquired = sorted(h for h, res in taken.items() if res.get("acquired"))
             seen = set(taken) | set(result.results(LOCK_TASK, "runner_on_skipped"))
             seen |= set(result.results(LOCK_TASK, "runner_on_unreachable"))
+            broken = result.results(LOCK_TASK, "runner_on_failed")
+            seen |= set(broken)
             if len(acquired) >= wanted:
                 self.nodes = acquired
                 return result
@@ -340,12 +342,17 @@ class LoadTestRun:
                     f"pool {pool!r}: no such group (or no hosts) in {ansible.inventory}"
                     + (f": {'; '.join(errors.values())}" if errors else "")
                 )
-            held = []
+            held = [
+                f"{host} cannot be locked: {res.get('msg', 'failed')}"
+                for host, res in sorted(broken.items())
+            ]
             for host in sorted(taken):
                 res = taken[host]
                 holder = res.get("holder") or {}
                 if res.get("unreachable"):
                     held.append(f"{host} unreachable")
+                elif not res.get("acquired") and not holder and res.get("msg"):
+                    held.append(f"{host} cannot be locked: {res['msg']}")
                 elif not res.get("acquired") and holder:
                     until = time.strftime(
                         "%H:%M:%S", time.localtime(float(holder.get("expires", 0)))

@@ -95,8 +95,16 @@ from marteau.errors import MarteauError
     metavar="S",
     help="Hard limit for one node's bench.",
 )
+@click.option(
+    "-e",
+    "--extra-vars",
+    "extra_vars",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Ansible variable for the playbooks (repeatable), e.g. marteau_node_tune=false.",
+)
 @click.option("--plain", is_flag=True, help="Plain progress lines instead of the live table.")
-def run_command(source: str, plain: bool, **options: object) -> None:
+def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options: object) -> None:
     """Lock nodes, provision them, deploy the test, bench on every node at one
     instant, collect, release and build one merged report.
 
@@ -107,7 +115,14 @@ def run_command(source: str, plain: bool, **options: object) -> None:
     from marteau.orchestration.live import LiveView
     from marteau.orchestration.run import LoadTestRun, RunFailed, RunOptions
 
-    run_options = RunOptions(source=source, **options)  # type: ignore[arg-type]
+    variables = {}
+    for item in extra_vars:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            click.echo(f"Error: -e {item!r}: expected KEY=VALUE", err=True)
+            sys.exit(2)
+        variables[key] = value
+    run_options = RunOptions(source=source, extra_vars=variables, **options)  # type: ignore[arg-type]
     view = LiveView(live=False if plain else None)
     try:
         with view:

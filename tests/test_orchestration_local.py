@@ -1,0 +1,52 @@
+"""`marteau run` on the embedded default: this machine is the only node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from marteau.orchestration import content_dir
+from tests.servers import LocalServer, ok
+
+MARTEAU = str(Path(sys.executable).with_name("marteau"))
+
+
+def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    with LocalServer(routes={"/": lambda request: ok("hello")}) as target:
+        from tests.test_orchestration_nodes import CONF, TEST
+
+        (project / "loadtest.py").write_text(TEST)
+        (project / "Tiny.conf").write_text(CONF.format(url=target.url))
+        (project / ".marteau.yml").write_text(
+            "script: loadtest.py\ntest: Tiny.test_get\ncycles: 2\nduration: 1\n"
+        )
+        result = subprocess.run(
+            # No system tuning: this is a developer's or CI's own machine.
+            [MARTEAU, "run", str(project), "--plain", "-e", "marteau_node_tune=false"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=dict(os.environ, HOME=os.environ.get("HOME", "/root")),
+        )
+        requests = len(target.requests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_dir = Path(
+        next(x for x in result.stdout.splitlines() if x.startswith("Run directory: ")).split(": ")[
+            1
+        ]
+    )
+    provenance = json.loads((run_dir / "run.json").read_text())
+    assert provenance["nodes"] == ["localhost"] and provenance["completed"] == ["localhost"]
+    assert provenance["inventory"].startswith("embedded default")
+    assert (run_dir / "inventory.ini").read_text() == (
+        content_dir() / "inventory" / "localhost.ini"
+    ).read_text()
+    (summary,) = (run_dir / "report").rglob("summary.json")
+    assert 0 < json.loads(summary.read_text())["totals"]["requests"] <= requests
+    assert "Report: " in result.stdout

@@ -1,0 +1,52 @@
+"""The live view of `marteau run`: a rich table on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from marteau.orchestration.live import LiveView
+from marteau.orchestration.run import split_cycles
+
+
+def test_table_shows_stage_nodes_and_bench_progress() -> None:
+    view = LiveView(Console(file=io.StringIO(), width=120, force_terminal=True), live=True)
+    view.title = "Tiny"
+    view.set_stage("bench")
+    view.node(
+        "node1", "benching", cycle=1, users=4, cycle_users=4, rps=812.4, ok=90, failures=1, errors=2
+    )
+    view.node("node2", "unreachable", note="ssh: connection refused")
+    out = Console(file=io.StringIO(), width=120)
+    out.print(view.render())
+    text = out.file.getvalue()
+    assert "stage: bench" in text
+    row = next(line for line in text.splitlines() if line.startswith("node1"))
+    assert row.split()[:8] == ["node1", "benching", "1", "4/4", "812", "90", "1", "2"]
+    assert "unreachable" in text and "connection refused" in text
+
+
+def test_plain_lines_on_changes_and_throttled_progress() -> None:
+    stream = io.StringIO()
+    view = LiveView(Console(file=stream, width=200), live=False)
+    view.set_stage("provision")
+    view.node("node1", "provisioning")
+    view.node("node1", "provisioning")  # no change: no line
+    view.node(
+        "node1", "benching", cycle=0, users=1, cycle_users=2, rps=10.0, ok=1, failures=0, errors=0
+    )
+    view.node(
+        "node1", cycle=0, users=2, cycle_users=2, rps=20.0, ok=5, failures=0, errors=0
+    )  # throttled
+    lines = stream.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == [
+        "provision",
+        "node1: provisioning",
+        "node1: benching",
+    ]
+
+
+def test_split_cycles_gives_the_remainder_to_the_first_nodes() -> None:
+    assert split_cycles("10:20:3", 3) == ["4:7:1", "3:7:1", "3:6:1"]
+    assert split_cycles("5", 1) == ["5"]

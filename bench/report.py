@@ -254,7 +254,7 @@ PHASES = (
     ("write_summary", "report.summary.write_summary"),
     ("_copy_results", "report.command._copy_results (copy inputs)"),
     ("render_html", "report.html.render_html (page + charts)"),
-    ("plan", "  report.charts.plan (numpy aggregation)"),
+    ("aggregate", "  report.charts.aggregate (numpy, wall-clock charts)"),
     ("wait", "  report.charts.Rendering.wait (charts drawn)"),
 )
 

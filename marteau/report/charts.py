@@ -4,8 +4,9 @@ Rendered with matplotlib's Agg backend (no display, no gnuplot).  Why PNG
 rather than SVG: ``index.rst`` (FunkLoad's layout, §5.4) links
 ``<name>.png``; a PNG's size does not grow with the data (an SVG of a
 5,000-point time series is a 5,000-vertex path); and the Agg rasteriser is
-the fastest matplotlib backend.  They are drawn at 2x density so they stay
-sharp on high-DPI laptop and phone screens.
+the fastest matplotlib backend.  They are 864 pixels wide, the size the
+page shows them at on a laptop; on a phone they scroll sideways rather
+than shrink their text.
 
 FunkLoad's charts, from the per-cycle statistics (a few points each):
 ``tests``, ``pages_spps``, ``pages``, ``requests_rps``, ``requests`` and
@@ -19,6 +20,11 @@ requests become a small 2-D table before anything is drawn; the time
 buckets widen so that no chart has more than `MAX_TIME_POINTS` points.
 The per-bucket percentiles are read from those bins: within ±1.2 % of the
 exact value (the bin width is 1/100 of a decade).
+
+Every chart is a `Job` (a drawing function of this module and plain
+arguments), drawn by `Rendering`: in worker processes on a multi-core
+machine, else in-process.  Diff and trend charts are `comparison_chart`
+and `trend_chart`.
 """
 
 from __future__ import annotations

@@ -368,7 +368,7 @@ def build(
         common = ""
     chart_names: dict[str, str] = {}
     if charts and (pages or requests):
-        chart_names = _charts(directory, pages, requests, (ref.name, new.name))
+        chart_names = _charts(directory, pages, requests)
     data = {
         "schema": "marteau.diff/1",
         "generator": f"marteau {__version__}",
@@ -411,7 +411,6 @@ def _charts(
     directory: str,
     pages: list[dict[str, Any]],
     requests: list[dict[str, Any]],
-    names: tuple[str, str],
 ) -> dict[str, str]:
     from marteau.report.charts import comparison_chart
 

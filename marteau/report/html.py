@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
 from typing import Any
 
 from marteau import __version__
@@ -247,7 +246,3 @@ def render_html(
     if rendering is not None:
         rendering.wait()
     return path
-
-
-def chart_names(jobs: Sequence[Any]) -> list[str]:
-    return [job.name for job in jobs]

@@ -133,17 +133,26 @@ def write_node(path: Path, node: int, slower: float = 1.0, day: int = 27) -> Non
 
 
 def build(root: Path, name: str, slower: float = 1.0, day: int = 27) -> Path:
+    """Two nodes' results in `root` and their report `root/name`.
+
+    The report is built from inside `root` with relative names, so the page
+    (and its screenshot) does not change with the temporary directory.
+    """
     paths = []
     for node in range(2):
-        path = root / f"{name}-node{node + 1}.mrt"
-        write_node(path, node, slower, day)
-        paths.append(str(path))
-    target = root / name
-    result = CliRunner().invoke(
-        report_command, ["--html", "-r", str(target), *paths], catch_exceptions=False
-    )
+        path = f"{name}-node{node + 1}.mrt"
+        write_node(root / path, node, slower, day)
+        paths.append(path)
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        result = CliRunner().invoke(
+            report_command, ["--html", "-r", name, *paths], catch_exceptions=False
+        )
+    finally:
+        os.chdir(here)
     assert result.exit_code == 0, result.output
-    return target
+    return root / name
 
 
 @pytest.fixture(scope="module")

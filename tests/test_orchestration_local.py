@@ -24,6 +24,7 @@ def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
         (project / "Tiny.conf").write_text(CONF.format(url=target.url))
         (project / ".marteau.yml").write_text(
             "script: loadtest.py\ntest: Tiny.test_get\ncycles: 2\nduration: 1\n"
+            "thresholds:\n  global: [count > 1000000000]\n"
         )
         result = subprocess.run(
             # No system tuning: this is a developer's or CI's own machine.
@@ -35,7 +36,9 @@ def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
             env=dict(os.environ, HOME=os.environ.get("HOME", "/root")),
         )
         requests = len(target.requests)
-    assert result.returncode == 0, result.stdout + result.stderr
+    # The bench ran and the report was built, but the (impossible) threshold failed.
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "thresholds violated" in result.stdout
     run_dir = Path(
         next(x for x in result.stdout.splitlines() if x.startswith("Run directory: ")).split(": ")[
             1
@@ -50,3 +53,4 @@ def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
     (summary,) = (run_dir / "report").rglob("summary.json")
     assert 0 < json.loads(summary.read_text())["totals"]["requests"] <= requests
     assert "Report: " in result.stdout
+    assert list((run_dir / "report").rglob("junit.xml"))

@@ -58,6 +58,15 @@ def test_marteau_own_file_with_wdir(tmp_path: Path) -> None:
     assert project.test_dir == tmp_path / "marteau" / "tests"
 
 
+def test_inline_thresholds_point_at_the_config_itself(tmp_path: Path) -> None:
+    text = "script: loadtest.py\ntest: A.test_a\nthresholds:\n  global: [p95 < 0.5]\n"
+    path = make(tmp_path, text)
+    assert load_config(path).thresholds == path
+    path.write_text("script: loadtest.py\ntest: A.test_a\nthresholds: 3\n")
+    with pytest.raises(MarteauError, match=":3: key 'thresholds'"):
+        load_config(path)
+
+
 def test_integer_cycles_and_host_list(tmp_path: Path) -> None:
     text = "script: loadtest.py\ntest: A.test_a\ncycles: 5\nnodes: [n1, n2, n3]\n"
     project = load_config(make(tmp_path, text))

@@ -219,8 +219,9 @@ def build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
     return target, sha256_file(target)
 
 
-def archive_test(project: Project, target: Path) -> Path:
-    """The test directory as one .tar.gz (no VCS data, byte code or results)."""
+def archive_test(project: Project, target: Path, prefix: str = "") -> Path:
+    """The test directory as one .tar.gz (no VCS data, byte code or results),
+    its members under `prefix/` (`<job>/test`: one unarchive into the jobs dir)."""
     top = project.test_dir
     members = []
     for directory, dirnames, filenames in os.walk(top):
@@ -232,7 +233,8 @@ def archive_test(project: Project, target: Path) -> Path:
                 continue
             path = Path(directory) / filename
             if path.is_file():
-                members.append((path.relative_to(top).as_posix(), path))
+                name = path.relative_to(top).as_posix()
+                members.append((f"{prefix}/{name}" if prefix else name, path))
     target.parent.mkdir(parents=True, exist_ok=True)
     _deterministic_tar(target, members, gzip=True)
     return target
@@ -253,7 +255,7 @@ def job_vars(
 ) -> dict:
     """Build the archive and wheelhouse; return the run's Ansible extra vars."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    archive = archive_test(project, run_dir / "test.tar.gz")
+    archive = archive_test(project, run_dir / "test.tar.gz", prefix=f"{job}/test")
     wheelhouse, sha = build_wheelhouse(project.deps, cache_dir() / "wheelhouse")
     values = {
         "marteau_job": job,

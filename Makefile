@@ -24,7 +24,7 @@ system-deps:
 	  fi; \
 	fi
 
-# Start the demo target on 127.0.0.1, bench the demo test against it, print where the results are.
+# Start the demo target on 127.0.0.1 and `marteau run` the demo test against it (this machine is the only node).
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo/run_demo.py
 

@@ -1,16 +1,14 @@
-"""The README's first command: bench the demo test against the demo target.
+"""The README's first command: `marteau run` of the demo test against the demo target.
 
-Starts the demo shop on a free port of 127.0.0.1, copies the demo test into
-a fresh run directory under `demo-output/`, runs `marteau bench` there (this
-machine is the only node), builds the report and prints where everything is.
+Starts the demo shop on a free port of 127.0.0.1, then runs the demo
+project with `marteau run` on the embedded default (this machine is the only
+node); the run directory and the report path are printed at the end.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,28 +30,16 @@ def start_target() -> tuple[subprocess.Popen[str], str]:
 
 
 def main() -> int:
-    run_dir = ROOT / "demo-output" / time.strftime("%Y%m%dT%H%M%S")
-    shutil.copytree(HERE, run_dir, ignore=shutil.ignore_patterns("__pycache__", "run_demo.py"))
     target, url = start_target()
     try:
-        print(f"Demo target: {url}\nRun directory: {run_dir}\n", flush=True)
-        bench = subprocess.run(
-            [str(MARTEAU), "bench", "loadtest.py", "Demo.test_shop", "--url", url], cwd=run_dir
+        print(f"Demo target: {url}", flush=True)
+        run = subprocess.run(
+            [str(MARTEAU), "run", str(HERE), "--url", url, "--runs-dir", str(ROOT / "demo-output")]
         )
     finally:
         target.terminate()
         target.wait()
-    results = sorted(run_dir.glob("*.xml"))
-    if not results:
-        print("Error: the bench wrote no results", file=sys.stderr)
-        return bench.returncode or 1
-    report = subprocess.run(
-        [str(MARTEAU), "report", "--html", "-o", str(run_dir / "reports"), *map(str, results)],
-        cwd=run_dir,
-    )
-    print(f"\nResults: {', '.join(map(str, results))}")
-    print(f"Report: {run_dir / 'reports'}")
-    return bench.returncode or report.returncode
+    return run.returncode
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ def plant_lock(node, **lock: object) -> None:
 
 def marteau_run(project: Path, inventory: Path, cwd: Path, *args: str, timeout: float = 120):
     command = [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain", *args]
+    cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -256,33 +257,54 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 def start_run(project: Path, inventory: Path, cwd: Path, *args: str) -> subprocess.Popen:
     command = [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain", *args]
+    cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
-def test_two_runs_contend_for_the_same_nodes(
+def request_span(run_dir: Path, node: str) -> tuple[float, float]:
+    (path,) = (run_dir / "results" / node).glob("*.mrt")
+    times = load(str(path)).responses["time"]
+    return float(times.min()), float(times.max())
+
+
+def test_runs_contending_for_the_same_nodes_wait_or_fail_cleanly(
     nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
 ) -> None:
-    first = start_run(project, inventory, tmp_path, "--nodes", "3", "-c", "1", "-D", "4")
+    first = start_run(project, inventory, tmp_path / "a", "--nodes", "3", "-c", "1", "-D", "4")
+    waiting = None
     try:
         wait_for(
             lambda: all(lock_file(n).exists() for n in nodes.nodes), 60, "the first run's locks"
         )
         holder = json.loads(lock_file(nodes.nodes[0]).read_text())["job"]
-        second = marteau_run(project, inventory, tmp_path, "--nodes", "2", "--lock-timeout", "2")
+        # One that waits for the nodes, one that gives up after 2 s.
+        waiting = start_run(
+            project, inventory, tmp_path / "b", "--nodes", "2", "--lock-timeout", "120"
+        )
+        failing = marteau_run(
+            project, inventory, tmp_path / "c", "--nodes", "2", "--lock-timeout", "2"
+        )
         out, err = first.communicate(timeout=120)
+        waited_out, waited_err = waiting.communicate(timeout=180)
     finally:
-        if first.poll() is None:
-            first.kill()
+        for process in (first, waiting):
+            if process is not None and process.poll() is None:
+                process.kill()
     assert first.returncode == 0, out + err
-    assert second.returncode == 1, second.stdout + second.stderr
-    assert "could not lock 2 free node(s)" in second.stderr
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert "could not lock 2 free node(s)" in failing.stderr
     for name in nodes.names():
-        assert f"{name} held by job {holder}" in second.stderr
-    runs = sorted((tmp_path / "marteau-runs").iterdir())
-    used = [run for run in runs if (run / "results").exists()]
-    assert len(runs) == 2 and len(used) == 1, "a node was used by both runs"
+        assert f"{name} held by job {holder}" in failing.stderr
+    assert not list((tmp_path / "c").glob("marteau-runs/*/results")), "the failed run used a node"
+    assert waiting.returncode == 0, waited_out + waited_err
+    assert "waiting for 2 free node(s)" in waited_out
+    first_dir, second_dir = run_dir_of(out), run_dir_of(waited_out)
+    second_nodes = json.loads((second_dir / "run.json").read_text())["nodes"]
+    assert len(second_nodes) == 2
+    for node in second_nodes:  # no node served both runs at once
+        assert request_span(first_dir, node)[1] < request_span(second_dir, node)[0]
     assert_nodes_clean(nodes)
 
 

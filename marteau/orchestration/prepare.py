@@ -149,7 +149,9 @@ def build_node_wheel(directory: Path) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             wheel.writestr(info, data)
     if not target.exists() or target.read_bytes() != buffer.getvalue():
-        target.write_bytes(buffer.getvalue())
+        temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(buffer.getvalue())
+        os.replace(temporary, target)
     return target
 
 
@@ -191,7 +193,7 @@ def _deterministic_tar(
     """A tar (or .tar.gz) whose bytes depend only on the members' names and contents."""
     import gzip as gz
 
-    temporary = target.with_name(target.name + ".tmp")
+    temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(temporary, "wb"))
         if gzip:
@@ -209,7 +211,17 @@ def _deterministic_tar(
 
 
 def build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
-    """The wheelhouse tar for the nodes and its sha256."""
+    """The wheelhouse tar for the nodes and its sha256 (one builder at a time:
+    concurrent runs share the cache)."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        return _build_wheelhouse(deps, directory)
+
+
+def _build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
     node_wheel = build_node_wheel(directory / "node-wheel")
     wheels = download_wheels(node_requirements() + list(deps))
     members = [(node_wheel.name, node_wheel)]

@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "report": "marteau.report.command:report_command",
     "run": "marteau.orchestration.run_command:run_command",
     "nodes": "marteau.orchestration.nodes_command:nodes_command",
+    "serve": "marteau.service.serve:serve_command",
+    "worker": "marteau.service.serve:worker_command",
 }
 
 

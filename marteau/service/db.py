@@ -1,0 +1,127 @@
+"""Engine, sessions and schema migrations.
+
+SQLite (the embedded default) runs in WAL mode, so readers never wait for the writer.
+Every *write* transaction starts with ``BEGIN IMMEDIATE``: it takes SQLite's write lock
+up front, so a transaction that read the queue cannot be overtaken by another writer
+before it writes (no lost claim, no "database is locked" on a lock upgrade); other
+writers wait up to the busy timeout. Read-only sessions use a plain deferred ``BEGIN``.
+On PostgreSQL the scheduler locks rows with ``SELECT ... FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from marteau.service.models import Node
+
+IMMEDIATE = "marteau_immediate"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, record):  # type: ignore[no-untyped-def]
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):  # type: ignore[no-untyped-def]
+            immediate = conn.get_execution_options().get(IMMEDIATE)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """One engine and its two kinds of sessions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            self.engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False
+        )
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed at the end of the block (rolled back on error)."""
+        with self._write() as session, session.begin():
+            session.connection()  # BEGIN (IMMEDIATE) now: times read after this are ordered
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(connection=None):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "marteau.service:migrations")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def current_revision(db: Database) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade(db: Database, default_node: bool = True) -> tuple[str | None, str | None]:
+    """Bring the schema to the newest revision; return (before, after).
+
+    A brand-new database also gets node `localhost` (this machine, pool `marteau`),
+    the embedded default of `marteau run`.
+    """
+    from alembic import command
+
+    before = current_revision(db)
+    fresh = before is None and not inspect(db.engine).has_table("jobs")
+    if before != head_revision():
+        with db.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+    if fresh and default_node:
+        with db.write() as session:
+            if session.scalar(select(Node.id).limit(1)) is None:
+                session.add(
+                    Node(
+                        name="localhost",
+                        pool="marteau",
+                        vars={"ansible_connection": "local"},
+                        created=time.time(),
+                    )
+                )
+    return before, current_revision(db)

@@ -1,0 +1,192 @@
+"""The `marteau serve` and `marteau worker` commands."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from marteau.errors import MarteauError
+from marteau.service.settings import MARTEAU
+
+
+def _settings_options(function):  # type: ignore[no-untyped-def]
+    options = [
+        click.option(
+            "--config", type=click.Path(path_type=Path, exists=True), help="TOML settings file."
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(path_type=Path),
+            help="Database, consoles, reports (default: ~/.local/share/marteau).",
+        ),
+        click.option("--database-url", help="SQLAlchemy URL (default: SQLite in the data folder)."),
+        click.option("--run-command", help="The command a job runs (default: marteau run)."),
+        click.option(
+            "--poll-interval", type=float, help="Seconds between looks at the queue (default 1)."
+        ),
+        click.option(
+            "--lease-ttl",
+            type=float,
+            help="Seconds a job's and its nodes' lease lives unrenewed (default 60).",
+        ),
+        click.option(
+            "--kill-grace",
+            type=float,
+            help="Seconds from SIGTERM to SIGKILL on cancel (default 60).",
+        ),
+        click.option("--lock-timeout", type=float, help="marteau run --lock-timeout (default 60)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _load(**options: object):  # type: ignore[no-untyped-def]
+    from marteau.service.settings import load_settings
+
+    try:
+        return load_settings(**options)  # type: ignore[arg-type]
+    except MarteauError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+def bootstrap_admin(db, settings) -> str | None:  # type: ignore[no-untyped-def]
+    """A database without users gets an admin (MARTEAU_ADMIN_EMAIL / MARTEAU_ADMIN_PASSWORD,
+    else admin@localhost with a generated password written to <data>/admin-password)."""
+    from sqlalchemy import select
+
+    from marteau.service.accounts import create_user
+    from marteau.service.models import User
+
+    with db.write() as session:
+        if session.scalar(select(User.id).limit(1)) is not None:
+            return None
+        email = os.environ.get("MARTEAU_ADMIN_EMAIL", "admin@localhost")
+        password = os.environ.get("MARTEAU_ADMIN_PASSWORD")
+        message = f"created admin user {email}"
+        if not password:
+            password = secrets.token_urlsafe(12)
+            path = settings.data_dir / "admin-password"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(password + "\n")
+            message += f", password in {path}"
+        create_user(session, email, password, admin=True)
+    return message
+
+
+class WorkerPool:
+    """`--workers N` worker processes, restarted when one dies."""
+
+    def __init__(self, settings, count: int) -> None:  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self.count = count
+        self.procs: list[subprocess.Popen] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="marteau-workers", daemon=True)
+
+    def _spawn(self) -> subprocess.Popen:
+        command = [*MARTEAU, "worker", *self.settings.worker_args()]
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        self.procs = [self._spawn() for _ in range(self.count)]
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(0.5):
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None and not self.stopping.is_set():
+                    click.echo(
+                        f"marteau serve: worker {proc.pid} ended ({proc.returncode}), restarting",
+                        err=True,
+                    )
+                    self.procs[i] = self._spawn()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.kill_grace + 5
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
+@_settings_options
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default 8080).")
+@click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default 2).")
+@click.option("--base-url", help="Public URL of the service, for links in mails.")
+def serve_command(**options: object) -> None:
+    """The web app, its JSON API and its workers: a queue of load tests run with
+    `marteau run` on disjoint nodes. Upgrades the database schema first."""
+    import uvicorn
+
+    from marteau.service.app import create_app
+    from marteau.service.db import Database, upgrade
+    from marteau.service.scheduler import reap
+
+    settings = _load(**options)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    before, after = upgrade(db, settings.default_node)
+    if before != after:
+        click.echo(f"marteau serve: database schema {before or 'empty'} -> {after}")
+    message = bootstrap_admin(db, settings)
+    if message:
+        click.echo(f"marteau serve: {message}")
+    reap(db)
+    pool = WorkerPool(settings, settings.workers)
+    pool.start()
+    click.echo(
+        f"marteau serve: http://{settings.host}:{settings.port}/ (data in {settings.data_dir}, "
+        f"{settings.workers} worker(s))"
+    )
+    try:
+        uvicorn.run(
+            create_app(settings, db),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )
+    finally:
+        pool.stop()
+        db.dispose()
+
+
+@click.command("worker", context_settings={"help_option_names": ["-h", "--help"]})
+@_settings_options
+@click.option("--once", is_flag=True, help="Stop when the queue has nothing to do.")
+def worker_command(once: bool, **options: object) -> None:
+    """A worker for `marteau serve`'s queue (on this machine or another one sharing
+    the database and the data folder): prepares job sources and runs the jobs."""
+    from marteau.service.db import Database, current_revision, head_revision
+    from marteau.service.worker import JobWorker
+
+    settings = _load(**options)
+    db = Database(settings.db_url)
+    if current_revision(db) != head_revision():
+        click.echo(
+            f"Error: database schema {current_revision(db)} is not {head_revision()}: "
+            "start `marteau serve` (it upgrades the schema) first",
+            err=True,
+        )
+        sys.exit(2)
+    JobWorker(settings, db).run_forever(once=once)

@@ -1,0 +1,132 @@
+"""The service's settings: defaults < TOML file (`--config`) < environment (`MARTEAU_<NAME>`)
+< command-line options. Workers started by `marteau serve` get them on their command line."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from marteau.errors import MarteauError
+
+# `python -c` rather than `-m marteau.cli`: the cli module has no __main__ block
+MARTEAU = [sys.executable, "-c", "from marteau.cli import main; main()"]
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(base) / "marteau"
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""  # default: sqlite:///<data_dir>/marteau.db
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    base_url: str = ""  # public URL of the service, for links in mails (default http://host:port)
+    # the command a job runs, before its arguments (a stand-in can be injected for tests)
+    run_command: list[str] = field(default_factory=lambda: [*MARTEAU, "run"])
+    poll_interval: float = 1.0  # seconds between a worker's looks at the queue and at cancel
+    lease_ttl: float = 60.0  # seconds a lease (job, nodes) lives without renewal
+    kill_grace: float = 60.0  # seconds between SIGTERM and SIGKILL of a cancelled job
+    lock_timeout: float = 60.0  # `marteau run --lock-timeout` (the node lock, the second lock)
+    git_timeout: float = 300.0
+    session_hours: float = 24.0 * 7
+    max_upload_mb: int = 50
+    max_extracted_mb: int = 500
+    secure_cookies: bool = False  # set behind HTTPS
+    default_node: bool = True  # a new database gets node `localhost` (this machine)
+    # mail (used when smtp_host is set)
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    mail_sender: str = "marteau@localhost"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'marteau.db'}"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.jobs_dir / str(job_id)
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def worker_args(self) -> list[str]:
+        """The options that give a `marteau worker` these settings."""
+        return [
+            "--data-dir",
+            str(self.data_dir),
+            "--database-url",
+            self.db_url,
+            "--run-command",
+            shlex.join(self.run_command),
+            "--poll-interval",
+            str(self.poll_interval),
+            "--lease-ttl",
+            str(self.lease_ttl),
+            "--kill-grace",
+            str(self.kill_grace),
+            "--lock-timeout",
+            str(self.lock_timeout),
+        ]
+
+
+def _convert(name: str, value: object, kind: object) -> object:
+    text = isinstance(value, str)
+    if name == "run_command":
+        return shlex.split(value) if text else [str(v) for v in value]  # type: ignore[union-attr]
+    if name == "data_dir":
+        return Path(str(value)).expanduser()
+    if kind in (bool, "bool"):
+        return value.strip().lower() in ("1", "true", "yes", "on") if text else bool(value)
+    if kind in (int, "int"):
+        return int(value)  # type: ignore[arg-type]
+    if kind in (float, "float"):
+        return float(value)  # type: ignore[arg-type]
+    return str(value)
+
+
+def load_settings(config: Path | None = None, **options: object) -> Settings:
+    """Settings from a TOML file, the environment and options (None means "not given")."""
+    values: dict[str, object] = {}
+    known = {f.name: f.type for f in fields(Settings)}
+    if config:
+        try:
+            data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise MarteauError(f"{config}: {exc}") from None
+        data = data.get("marteau", data)
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise MarteauError(f"{config}: unknown setting {key!r}")
+            values[name] = value
+    for name in known:
+        env = os.environ.get(f"MARTEAU_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    for name, value in options.items():
+        if value is not None:
+            values[name] = value
+    settings = Settings()
+    for name, value in values.items():
+        try:
+            setattr(settings, name, _convert(name, value, known[name]))
+        except (TypeError, ValueError) as exc:
+            raise MarteauError(f"setting {name}: {value!r}: {exc}") from None
+    return settings

@@ -1,0 +1,417 @@
+"""A worker: prepares job sources and runs jobs, one at a time.
+
+A job runs `marteau run` (or `settings.run_command`) in its own process group, its
+output going to the job's console file. The worker renews its leases while the job
+runs and checks for cancel; cancel sends SIGTERM to the group (`marteau run` then
+stops the benches, collects and unlocks its nodes) and SIGKILL after `kill_grace`.
+The child gets SIGTERM if the worker itself dies (Linux's parent-death signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from marteau.errors import MarteauError
+from marteau.service.db import Database
+from marteau.service.models import (
+    ARCHIVE,
+    CANCELLED,
+    FAILED,
+    GIT,
+    SUCCEEDED,
+    Job,
+    Node,
+    Worker,
+)
+from marteau.service.scheduler import Claim, Scheduler, reap
+from marteau.service.settings import Settings
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _prctl = _libc.prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+PR_SET_PDEATHSIG = 1
+REAP_EVERY = 1.0
+ERROR_LINE = re.compile(r"^Error: (.+)$")
+
+
+def _child_setup() -> None:
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def console_path(settings: Settings, job_id: int) -> Path:
+    return settings.job_dir(job_id) / "console.log"
+
+
+def source_dir(settings: Settings, job: Job) -> Path:
+    if job.source_kind == GIT:
+        return settings.job_dir(job.id) / "source"
+    if job.source_kind == ARCHIVE:
+        return settings.job_dir(job.id) / job.source_url
+    return Path(job.source_url)
+
+
+def inventory_text(pool: str, nodes: list[Node]) -> str:
+    lines = [f"# written by marteau serve: the nodes leased to this job\n[{pool}]"]
+    for node in nodes:
+        variables = " ".join(
+            f"{key}={shlex.quote(str(value))}" for key, value in sorted((node.vars or {}).items())
+        )
+        lines.append(f"{node.name} {variables}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+class JobWorker:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.db_url)
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.scheduler = Scheduler(self.db, self.id, settings.lease_ttl)
+        self.stopping = False
+        self._last_reap = 0.0
+
+    # -- life -------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def register(self) -> None:
+        now = time.time()
+        with self.db.write() as session:
+            session.add(
+                Worker(
+                    id=self.id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started=now,
+                    heartbeat=now,
+                )
+            )
+
+    def run_forever(self, once: bool = False) -> None:
+        """Work until SIGTERM/SIGINT (or, with `once`, until the queue has nothing to do)."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        self.register()
+        try:
+            while not self.stopping:
+                if self.step():
+                    continue
+                if once:
+                    break
+                time.sleep(self.settings.poll_interval)
+        finally:
+            with self.db.write() as session:
+                session.execute(
+                    update(Worker)
+                    .where(Worker.id == self.id)
+                    .values(stopped=time.time(), job_id=None)
+                )
+
+    def step(self) -> bool:
+        """One look at the queue: reap, prepare one job or run one; True if it did work."""
+        now = time.time()
+        if now - self._last_reap >= REAP_EVERY:
+            self._last_reap = now
+            for job_id in reap(self.db):
+                self._log(job_id, "job failed: its worker was lost (lease expired)")
+            with self.db.write() as session:
+                session.execute(update(Worker).where(Worker.id == self.id).values(heartbeat=now))
+        job_id = self.scheduler.claim_prepare()
+        if job_id is not None:
+            self.prepare(job_id)
+            return True
+        claim = self.scheduler.claim_run()
+        if claim is not None:
+            self.run_job(claim)
+            return True
+        return False
+
+    # -- console ----------------------------------------------------------------
+
+    def _log(self, job_id: int, message: str) -> None:
+        path = console_path(self.settings, job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%H:%M:%S")
+        with open(path, "a", encoding="utf-8") as console:
+            console.write(f"[marteau serve {stamp}] {message}\n")
+
+    # -- supervision --------------------------------------------------------------
+
+    def _supervise(self, job_id: int, command: list[str], cwd: Path) -> tuple[int, str | None]:
+        """Run `command` in its own process group, output to the console; renew the
+        leases, honour cancel. Returns (exit code, why it was stopped or None)."""
+        settings = self.settings
+        with open(console_path(settings, job_id), "ab") as console:
+            env = dict(os.environ, PYTHONUNBUFFERED="1", MARTEAU_SERVICE_JOB=str(job_id))
+            proc = subprocess.Popen(
+                command,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_child_setup,
+                env=env,
+            )
+        renew_every = max(min(settings.lease_ttl / 3, 10.0), 0.05)
+        next_renew = time.monotonic() + renew_every
+        stopped: str | None = None
+        terminated_at: float | None = None
+        killed = False
+        while True:
+            try:
+                code = proc.wait(timeout=min(settings.poll_interval, 0.5))
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if now >= next_renew:
+                next_renew = now + renew_every
+                ours, cancel = self.scheduler.renew(job_id)
+                if not ours and stopped is None:
+                    stopped = "lost"
+            else:
+                cancel = self._cancel_requested(job_id)
+            if stopped is None and cancel:
+                stopped = "cancel"
+            if stopped is None and self.stopping:
+                stopped = "stopping"
+            if stopped and terminated_at is None:
+                self._log(job_id, f"stopping the job ({stopped}): SIGTERM to its process group")
+                _killpg(proc.pid, signal.SIGTERM)
+                terminated_at = now
+            elif (
+                terminated_at is not None
+                and not killed
+                and now - terminated_at > settings.kill_grace
+            ):
+                self._log(job_id, f"still running after {settings.kill_grace:g}s: SIGKILL")
+                _killpg(proc.pid, signal.SIGKILL)
+                killed = True
+        _killpg(proc.pid, signal.SIGKILL)  # whatever the job left in its group
+        return code, stopped
+
+    def _cancel_requested(self, job_id: int) -> bool:
+        with self.db.read() as session:
+            row = session.execute(
+                select(Job.cancel_requested, Job.state).where(Job.id == job_id)
+            ).first()
+        return row is None or bool(row[0]) or row[1] == CANCELLED
+
+    # -- preparing ----------------------------------------------------------------
+
+    def prepare(self, job_id: int) -> None:
+        with self.db.read() as session:
+            job = session.get(Job, job_id)
+        if job is None:
+            return
+        settings = self.settings
+        job_dir = settings.job_dir(job.id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            src = source_dir(settings, job)
+            if job.source_kind == GIT:
+                self._fetch(job, src)
+            self._log(job.id, f"reading the project in {src}")
+            from marteau.orchestration.project import CONFIG_NAME, load_config
+
+            overrides = job.overrides or {}
+            if job.source_kind != "path" and (overrides.get("script") or overrides.get("test")):
+                rewrite_config(src / CONFIG_NAME, overrides)
+            project = load_config(src / CONFIG_NAME, job.source)
+        except MarteauError as exc:
+            self._log(job.id, f"Error: {exc}")
+            self.scheduler.finish(job.id, FAILED, f"bad input: {exc}", exit_code=2)
+            return
+        except _Stopped as exc:
+            self.scheduler.finish(job.id, CANCELLED if exc.why == "cancel" else FAILED, exc.reason)
+            return
+        pool = str(overrides.get("pool") or project.pool or "marteau")
+        nodes = int(overrides.get("nodes") or project.nodes or 1)
+        self._log(
+            job.id,
+            f"project {project.name or project.test}: {project.script} {project.test}; "
+            f"waiting for {nodes} node(s) of pool {pool!r}",
+        )
+        self.scheduler.prepared(job.id, pool, nodes, project.name, project.email)
+
+    def _fetch(self, job: Job, src: Path) -> None:
+        if src.exists():
+            shutil.rmtree(src)
+        url = job.source_url
+        self._log(
+            job.id, f"git clone {url}" + (f" (ref {job.source_ref})" if job.source_ref else "")
+        )
+        clone = ["git", "clone", "--quiet"]
+        clone += ["--no-checkout"] if job.source_ref else ["--depth", "1"]
+        steps = [clone + ["--", url, str(src)]]
+        if job.source_ref:
+            steps.append(["git", "-C", str(src), "checkout", "--quiet", job.source_ref, "--"])
+        for command in steps:
+            code, stopped = self._supervise_git(job.id, command)
+            if stopped:
+                raise _Stopped(stopped)
+            if code != 0:
+                raise MarteauError(
+                    f"{url}: {' '.join(command[:2])} failed (exit {code}), see the console"
+                )
+
+    def _supervise_git(self, job_id: int, command: list[str]) -> tuple[int, str | None]:
+        os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
+        return self._supervise(job_id, command, self.settings.job_dir(job_id))
+
+    # -- running ------------------------------------------------------------------
+
+    def run_job(self, claim: Claim) -> None:
+        settings = self.settings
+        with self.db.read() as session:
+            job = session.get(Job, claim.job_id)
+            owner = job.owner.email if job and job.owner else "anonymous"
+        assert job is not None
+        job_dir = settings.job_dir(job.id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        names = ", ".join(n.name for n in claim.nodes)
+        self._log(job.id, f"running on {len(claim.nodes)} node(s) of pool {claim.pool!r}: {names}")
+        inventory = job_dir / "inventory.ini"
+        inventory.write_text(inventory_text(claim.pool, claim.nodes))
+        src = source_dir(settings, job)
+        try:
+            command = (
+                settings.run_command
+                + [str(src)]
+                + run_arguments(job, claim, job_dir, src, settings)
+            )
+            command += ["-e", f"marteau_owner={owner} (marteau serve job {job.id})"]
+        except MarteauError as exc:
+            self._log(job.id, f"Error: {exc}")
+            self.scheduler.finish(job.id, FAILED, f"bad input: {exc}", exit_code=2)
+            return
+        self._log(job.id, "$ " + shlex.join(command))
+        try:
+            code, stopped = self._supervise(job.id, command, job_dir)
+        except OSError as exc:
+            self._log(job.id, f"Error: cannot start {command[0]}: {exc}")
+            self.scheduler.finish(job.id, FAILED, f"cannot start {command[0]}: {exc}")
+            return
+        state, reason = outcome(code, stopped, console_path(settings, job.id))
+        report = job_dir / "report" / "index.html"
+        report_path = "report/index.html" if report.is_file() else None
+        self._log(job.id, f"job {state}: {reason}")
+        self.scheduler.finish(job.id, state, reason, exit_code=code, report_path=report_path)
+
+
+class _Stopped(Exception):
+    def __init__(self, why: str) -> None:
+        self.why = why
+        self.reason = {
+            "cancel": "cancelled",
+            "stopping": "interrupted: the worker was stopped",
+        }.get(why, "worker lost its lease")
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def last_error(console: Path) -> str | None:
+    """The last `Error: ...` line `marteau run` printed."""
+    try:
+        with open(console, "rb") as f:
+            f.seek(max(0, os.path.getsize(console) - 16384))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        match = ERROR_LINE.match(line.strip())
+        if match:
+            return match.group(1)
+    return None
+
+
+def outcome(code: int, stopped: str | None, console: Path) -> tuple[str, str]:
+    if stopped == "cancel":
+        return CANCELLED, "cancelled"
+    if stopped == "stopping":
+        return FAILED, "interrupted: the worker was stopped"
+    if stopped == "lost":
+        return FAILED, "the worker lost the job's lease"
+    if code == 0:
+        return SUCCEEDED, "done"
+    error = last_error(console)
+    if code == 2:
+        return FAILED, f"bad input: {error}" if error else "bad input (exit 2)"
+    if code < 0:
+        return FAILED, f"killed by signal {signal.Signals(-code).name}"
+    if code > 128:
+        return FAILED, f"stopped by signal {code - 128} (exit {code})"
+    return FAILED, error or f"marteau run failed (exit {code})"
+
+
+def run_arguments(
+    job: Job, claim: Claim, job_dir: Path, src: Path, settings: Settings
+) -> list[str]:
+    """`marteau run` options for this job and its leased nodes."""
+    o = job.overrides or {}
+    args = ["-i", str(job_dir / "inventory.ini"), "--pool", claim.pool]
+    args += ["--nodes", str(len(claim.nodes)), "--runs-dir", str(job_dir / "runs")]
+    args += [
+        "-o",
+        str(job_dir / "report"),
+        "--lock-timeout",
+        f"{settings.lock_timeout:g}",
+        "--plain",
+    ]
+    if o.get("cycles"):
+        args += ["-c", str(o["cycles"])]
+    if o.get("duration"):
+        args += ["-D", str(int(o["duration"]))]
+    if o.get("label"):
+        args += ["-l", str(o["label"])]
+    if o.get("url"):
+        args += ["-u", str(o["url"])]
+    if o.get("split"):
+        args.append("--split")
+    if o.get("thresholds"):
+        path = (src / str(o["thresholds"])).resolve()
+        try:
+            path.relative_to(src.resolve())
+        except ValueError:
+            raise MarteauError(f"thresholds {o['thresholds']!r}: outside the project") from None
+        if not path.is_file():
+            raise MarteauError(f"thresholds {o['thresholds']!r}: no such file in the project")
+        args += ["--thresholds", str(path)]
+    return args
+
+
+def rewrite_config(path: Path, overrides: dict) -> None:
+    """Set `script`/`test` of the job's own copy of `.marteau.yml`."""
+    import yaml
+
+    from marteau.orchestration.project import parse_config
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MarteauError(f"{path}: cannot read: {exc}") from None
+    values = {key: value for key, (value, _line) in parse_config(text, path).items()}
+    for key in ("script", "test"):
+        if overrides.get(key):
+            values[key] = str(overrides[key])
+    path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")

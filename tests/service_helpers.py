@@ -1,0 +1,132 @@
+"""Helpers for the service tests, and a stand-in for `marteau run`.
+
+`python tests/service_helpers.py fake-run SRC [marteau run options]` behaves like a
+very fast `marteau run` for the scheduler: it takes its nodes from the `-i` inventory
+and holds one lock file per node (created with O_EXCL in $MARTEAU_FAKE_LOCKS), so a
+node given to two jobs at once makes the second one fail loudly ("DOUBLE BOOKED").
+The label (`-l`) steers it: `sleep=S` (default $MARTEAU_FAKE_SLEEP or 0.1 s),
+`exit=N`. It writes `<-o>/index.html`, its pid to `<job dir>/fake.pid`, and on
+SIGTERM releases its locks and exits 143, as `marteau run` exits 128+signal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PYTHON = sys.executable
+MARTEAU = [PYTHON, "-c", "from marteau.cli import main; main()"]
+FAKE_RUN = f"{PYTHON} {HERE / 'service_helpers.py'} fake-run"
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def fake_run(argv: list[str]) -> int:
+    inventory = Path(_option(argv, "-i") or "")
+    report = Path(_option(argv, "-o") or "report")
+    label = _option(argv, "-l") or ""
+    nodes = [
+        line.split()[0]
+        for line in inventory.read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "["))
+    ]
+    sleep = float(os.environ.get("MARTEAU_FAKE_SLEEP", "0.1"))
+    code = 0
+    for part in label.split(","):
+        key, _, value = part.partition("=")
+        if key == "sleep":
+            sleep = float(value)
+        elif key == "exit":
+            code = int(value)
+    Path("fake.pid").write_text(str(os.getpid()))
+    locks = Path(os.environ.get("MARTEAU_FAKE_LOCKS", "locks"))
+    locks.mkdir(parents=True, exist_ok=True)
+    held: list[Path] = []
+
+    def release() -> None:
+        for path in held:
+            path.unlink(missing_ok=True)
+
+    def on_term(signum: int, frame: object) -> None:
+        print("fake run: SIGTERM, releasing", flush=True)
+        release()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    for node in nodes:
+        path = locks / node
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            print(f"Error: DOUBLE BOOKED node {node}", flush=True)
+            release()
+            return 3
+        held.append(path)
+    print(f"fake run of {argv[0]} on {', '.join(nodes)} ({' '.join(argv[1:])})", flush=True)
+    time.sleep(sleep)
+    if code == 0:
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "index.html").write_text("<html><body><h1>fake report</h1></body></html>")
+        (report / "data.txt").write_text("figures\n")
+    else:
+        print(f"Error: the fake run failed with exit {code}", flush=True)
+    release()
+    return code
+
+
+def make_project(path: Path, **config: object) -> Path:
+    """A minimal load-test project (`.marteau.yml` + the test script)."""
+    path.mkdir(parents=True, exist_ok=True)
+    values = {"script": "loadtest.py", "test": "Simple.test_simple", **config}
+    lines = [f"{key}: {value}" for key, value in values.items()]
+    (path / ".marteau.yml").write_text("\n".join(lines) + "\n")
+    (path / "loadtest.py").write_text(
+        "from funkload.FunkLoadTestCase import FunkLoadTestCase\n\n\n"
+        "class Simple(FunkLoadTestCase):\n    def test_simple(self):\n        pass\n"
+    )
+    return path
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(locks: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
+    env.update(MARTEAU_FAKE_LOCKS=str(locks), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def start_worker(data_dir: Path, locks: Path, *options: str) -> subprocess.Popen:
+    command = [*MARTEAU, "worker", "--data-dir", str(data_dir)]
+    command += ["--run-command", FAKE_RUN, "--poll-interval", "0.05", "--lease-ttl", "3"]
+    command += ["--kill-grace", "2", *options]
+    return subprocess.Popen(command, env=service_env(locks), cwd=ROOT)
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["fake-run"]:
+        sys.exit(fake_run(sys.argv[2:]))
+    sys.exit(f"usage: {sys.argv[0]} fake-run SRC [options]")

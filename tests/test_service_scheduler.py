@@ -1,0 +1,322 @@
+"""The service's storage and scheduler: migrations on a real SQLite file, claims under
+contention by real worker processes running a stand-in for `marteau run`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sqlalchemy")
+pytest.importorskip("alembic")
+
+from sqlalchemy import select  # noqa: E402
+
+from marteau.service.db import Database, current_revision, head_revision, upgrade  # noqa: E402
+from marteau.service.models import (  # noqa: E402
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+    JobNode,
+    Node,
+)
+from marteau.service.scheduler import Scheduler, reap, request_cancel  # noqa: E402
+from tests.service_helpers import make_project, start_worker, wait_for  # noqa: E402
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = Database(f"sqlite:///{tmp_path / 'marteau.db'}")
+    upgrade(database, default_node=False)
+    yield database
+    database.dispose()
+
+
+def add_nodes(db: Database, pool: str, *names: str) -> None:
+    with db.write() as session:
+        for name in names:
+            session.add(Node(name=name, pool=pool, vars={}, created=time.time()))
+
+
+def add_job(db: Database, project: Path, prepared: bool = False, **overrides: object) -> int:
+    with db.write() as session:
+        job = Job(
+            source_kind="path",
+            source_url=str(project),
+            overrides=overrides,
+            created=time.time(),
+        )
+        if prepared:
+            job.prepared = True
+            job.pool = str(overrides.get("pool", "marteau"))
+            job.nodes_wanted = int(overrides.get("nodes", 1))  # type: ignore[arg-type]
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def jobs(db: Database) -> list[Job]:
+    with db.read() as session:
+        return list(session.scalars(select(Job).order_by(Job.id)))
+
+
+# -- storage -------------------------------------------------------------------
+
+
+def test_upgrade_creates_the_schema_in_wal_mode_once(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "marteau.db"
+    db = Database(f"sqlite:///{path}")
+    before, after = upgrade(db)
+    assert before is None and after == head_revision() == current_revision(db)
+    assert upgrade(db) == (after, after)  # a second start changes nothing
+    with db.read() as session:
+        nodes = list(session.scalars(select(Node)))
+    assert [(n.name, n.pool, n.vars) for n in nodes] == [
+        ("localhost", "marteau", {"ansible_connection": "local"})
+    ]
+    db.dispose()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {
+        "users",
+        "api_tokens",
+        "login_sessions",
+        "jobs",
+        "job_nodes",
+        "nodes",
+        "workers",
+    } <= tables
+    assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == after
+    raw.close()
+
+
+# -- claims, in process --------------------------------------------------------
+
+
+def test_claims_are_fifo_per_pool_and_take_job_and_nodes_together(db: Database, tmp_path) -> None:
+    add_nodes(db, "a", "a1", "a2")
+    add_nodes(db, "b", "b1")
+    project = tmp_path / "p"
+    big = add_job(db, project, prepared=True, pool="a", nodes=3)  # more than pool a has
+    small_a = add_job(db, project, prepared=True, pool="a", nodes=1)  # waits behind `big`
+    first_b = add_job(db, project, prepared=True, pool="b", nodes=1)
+    second_b = add_job(db, project, prepared=True, pool="b", nodes=1)
+    one = Scheduler(db, "w1", lease_ttl=30)
+    two = Scheduler(db, "w2", lease_ttl=30)
+    claim = one.claim_run()
+    assert claim and claim.job_id == first_b and [n.name for n in claim.nodes] == ["b1"]
+    assert two.claim_run() is None  # b1 is leased, pool a is blocked by `big`
+    state = {j.id: j.state for j in jobs(db)}
+    assert state == {big: QUEUED, small_a: QUEUED, first_b: RUNNING, second_b: QUEUED}
+    with db.read() as session:
+        b1 = session.scalar(select(Node).where(Node.name == "b1"))
+        assert b1.lease_job_id == first_b and b1.lease_expires > time.time() + 20
+        assert session.scalars(
+            select(JobNode.node_name).where(JobNode.job_id == first_b)
+        ).all() == ["b1"]
+    assert one.finish(first_b, SUCCEEDED, "done", exit_code=0)
+    claim = two.claim_run()
+    assert claim and claim.job_id == second_b
+    # cancel the big job: the small one of pool a may go now
+    assert request_cancel(db, big) == CANCELLED
+    claim = one.claim_run()
+    assert claim and claim.job_id == small_a and [n.name for n in claim.nodes] == ["a1"]
+
+
+def test_disabled_nodes_are_not_given_and_expired_leases_are_reaped(db: Database, tmp_path) -> None:
+    add_nodes(db, "a", "a1", "a2")
+    with db.write() as session:
+        session.scalar(select(Node).where(Node.name == "a2")).enabled = False
+    job1 = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    job2 = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    dead = Scheduler(db, "dead", lease_ttl=0.3)
+    assert dead.claim_run().job_id == job1
+    alive = Scheduler(db, "alive", lease_ttl=30)
+    assert alive.claim_run() is None  # a1 leased, a2 disabled
+    time.sleep(0.4)  # the dead worker's lease expires
+    assert reap(db) == [job1]
+    job = jobs(db)[0]
+    assert job.state == FAILED and "worker lost" in job.exit_reason
+    claim = alive.claim_run()
+    assert claim and claim.job_id == job2 and claim.nodes[0].name == "a1"
+    assert not dead.finish(job1, SUCCEEDED, "late")  # the dead worker's word no longer counts
+    assert jobs(db)[0].state == FAILED
+
+
+# -- real workers --------------------------------------------------------------
+
+
+def _intervals_disjoint(db: Database) -> dict[str, int]:
+    """Per node, the jobs that ran on it, checked for overlapping [started, ended]."""
+    with db.read() as session:
+        rows = session.execute(
+            select(JobNode.node_name, Job.started, Job.ended, Job.id).join(Job)
+        ).all()
+    per_node: dict[str, list[tuple[float, float, int]]] = {}
+    for node, started, ended, job_id in rows:
+        per_node.setdefault(node, []).append((started, ended, job_id))
+    for node, spans in per_node.items():
+        spans.sort()
+        for (_s1, e1, j1), (s2, _e2, j2) in zip(spans, spans[1:], strict=False):
+            assert e1 <= s2, f"node {node} double-booked: job {j1} until {e1}, job {j2} from {s2}"
+    return {node: len(spans) for node, spans in per_node.items()}
+
+
+def test_contention_many_jobs_few_nodes_several_workers(db: Database, tmp_path: Path) -> None:
+    data_dir = Path(db.url.split("///", 1)[1]).parent
+    add_nodes(db, "a", "a1", "a2", "a3", "a4")
+    add_nodes(db, "b", "b1", "b2")
+    project = make_project(tmp_path / "project")
+    wanted = {}
+    for i in range(60):
+        pool = "a" if i % 3 else "b"
+        nodes = 1 + i % (3 if pool == "a" else 2)
+        wanted[add_job(db, project, pool=pool, nodes=nodes, label="sleep=0.1")] = (pool, nodes)
+    locks = tmp_path / "locks"
+    t0 = time.monotonic()
+    workers = [start_worker(data_dir, locks) for _ in range(4)]
+    try:
+        wait_for(
+            lambda: all(j.state in FINISHED for j in jobs(db)),
+            timeout=90,
+            what="60 jobs to end",
+        )
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=20)
+    elapsed = time.monotonic() - t0
+    done = jobs(db)
+    failed = {j.id: j.exit_reason for j in done if j.state != SUCCEEDED}
+    assert not failed, failed
+    counts = _intervals_disjoint(db)
+    with db.read() as session:
+        assert session.scalars(select(Node).where(Node.lease_job_id.is_not(None))).all() == []
+        used = session.execute(select(JobNode.job_id, JobNode.node_name)).all()
+    by_job: dict[int, list[str]] = {}
+    for job_id, node in used:
+        by_job.setdefault(job_id, []).append(node)
+    for job_id, (pool, nodes) in wanted.items():
+        assert len(by_job[job_id]) == nodes and all(n.startswith(pool) for n in by_job[job_id])
+    assert sum(counts.values()) == sum(n for _, n in wanted.values())
+    assert all(
+        (Path(data_dir) / "jobs" / str(j.id) / "report" / "index.html").is_file() for j in done
+    )
+    assert not any(locks.iterdir())
+    events = sorted([(j.started, 1) for j in done] + [(j.ended, -1) for j in done])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    parallel = sum(j.ended - j.started for j in done) / elapsed
+    print(
+        f"\n60 jobs, 4 workers, 6 nodes: {elapsed:.1f}s, mean parallelism {parallel:.2f}, peak {peak}"
+    )
+    assert peak >= 2  # several jobs ran at once, on disjoint nodes
+
+
+def test_cancel_kills_the_process_group_and_frees_the_nodes(db: Database, tmp_path: Path) -> None:
+    data_dir = Path(db.url.split("///", 1)[1]).parent
+    add_nodes(db, "a", "a1")
+    project = make_project(tmp_path / "project")
+    long = add_job(db, project, pool="a", label="sleep=60")
+    after = add_job(db, project, pool="a", label="sleep=0.05")
+    worker = start_worker(data_dir, tmp_path / "locks")
+    try:
+        wait_for(lambda: jobs(db)[0].state == RUNNING, what="the long job to run")
+        pid_file = data_dir / "jobs" / str(long) / "fake.pid"
+        pid = int(
+            wait_for(lambda: pid_file.is_file() and pid_file.read_text(), what="the fake run")
+        )
+        t0 = time.monotonic()
+        assert request_cancel(db, long) == RUNNING
+        wait_for(lambda: jobs(db)[0].state == CANCELLED, timeout=10, what="the cancel")
+        assert time.monotonic() - t0 < 3
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        wait_for(lambda: jobs(db)[1].state == SUCCEEDED, what="the next job on the freed node")
+        console = (data_dir / "jobs" / str(long) / "console.log").read_text()
+        assert "SIGTERM to its process group" in console and "job cancelled" in console
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert jobs(db)[1].id == after
+
+
+def test_killed_worker_its_job_fails_its_nodes_come_back(db: Database, tmp_path: Path) -> None:
+    data_dir = Path(db.url.split("///", 1)[1]).parent
+    add_nodes(db, "a", "a1")
+    project = make_project(tmp_path / "project")
+    locks = tmp_path / "locks"
+    first = add_job(db, project, pool="a", label="sleep=60")
+    second = add_job(db, project, pool="a", label="sleep=0.05")
+    victim = start_worker(data_dir, locks, "--lease-ttl", "1")
+    try:
+        wait_for(lambda: jobs(db)[0].state == RUNNING, what="the first job to run")
+        pid_file = data_dir / "jobs" / str(first) / "fake.pid"
+        pid = int(
+            wait_for(lambda: pid_file.is_file() and pid_file.read_text(), what="the fake run")
+        )
+        victim.kill()
+        victim.wait()
+        # the job's process got SIGTERM when its worker died (parent-death signal)
+        wait_for(lambda: not _alive(pid), timeout=5, what="the orphaned job to stop")
+        rescuer = start_worker(data_dir, locks)
+        try:
+            wait_for(lambda: jobs(db)[0].state == FAILED, timeout=10, what="the reaper")
+            assert "worker lost" in jobs(db)[0].exit_reason
+            wait_for(lambda: jobs(db)[1].state == SUCCEEDED, timeout=10, what="the second job")
+        finally:
+            rescuer.terminate()
+            rescuer.wait(timeout=20)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert jobs(db)[1].id == second
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie not yet reaped by init counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_bad_project_fails_fast_and_the_next_job_runs(db: Database, tmp_path: Path) -> None:
+    data_dir = Path(db.url.split("///", 1)[1]).parent
+    add_nodes(db, "marteau", "n1")
+    good = make_project(tmp_path / "good")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / ".marteau.yml").write_text("script: [unclosed\n")
+    missing = make_project(tmp_path / "missing", script="nothere.py")
+    ids = [
+        add_job(db, bad),
+        add_job(db, missing),
+        add_job(db, tmp_path / "nope"),
+        add_job(db, good),
+    ]
+    worker = start_worker(data_dir, tmp_path / "locks", "--once")
+    assert worker.wait(timeout=30) == 0
+    result = jobs(db)
+    assert [j.state for j in result] == [FAILED, FAILED, FAILED, SUCCEEDED]
+    assert "invalid YAML" in result[0].exit_reason
+    assert "nothere.py" in result[1].exit_reason
+    assert "no .marteau.yml" in result[2].exit_reason
+    for job_id in ids[:3]:
+        assert "Error:" in (data_dir / "jobs" / str(job_id) / "console.log").read_text()

@@ -1,0 +1,818 @@
+"""The web app: the JSON API under /api (OpenAPI at /docs and /openapi.json) and the
+server-rendered pages. Auth: a login session cookie (with a CSRF token for every
+unsafe request: a form field, or the X-CSRF-Token header for the API) or
+`Authorization: Bearer <API token>`."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select, update
+from starlette.concurrency import run_in_threadpool
+
+from marteau import __version__
+from marteau.errors import MarteauError
+from marteau.service import accounts
+from marteau.service.db import Database
+from marteau.service.jobs import (
+    check_node,
+    create_job,
+    delete_job,
+    job_json,
+    node_json,
+    replay_job,
+)
+from marteau.service.models import (
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    ApiToken,
+    Job,
+    LoginSession,
+    Node,
+    User,
+    Worker,
+)
+from marteau.service.scheduler import request_cancel
+from marteau.service.settings import Settings
+from marteau.service.worker import console_path
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "marteau_session"
+LOGIN_CSRF = "marteau_login_csrf"
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass
+class Auth:
+    user: User
+    login: LoginSession | None  # None when authenticated by an API token
+
+    @property
+    def csrf(self) -> str:
+        return self.login.csrf_token if self.login else ""
+
+
+class LoginRequired(Exception):
+    pass
+
+
+# -- API models ------------------------------------------------------------------
+
+
+class LoginIn(BaseModel):
+    email: str
+    password: str
+
+
+class JobIn(BaseModel):
+    git_url: str | None = Field(
+        None, description="http(s), ssh or git URL (file:// and local paths: admins)"
+    )
+    ref: str | None = Field(None, description="branch, tag or commit")
+    path: str | None = Field(None, description="a local project directory (admins only)")
+    cycles: str | None = None
+    duration: int | None = None
+    nodes: int | None = None
+    pool: str | None = None
+    script: str | None = None
+    test: str | None = None
+    label: str | None = None
+    url: str | None = None
+    thresholds: str | None = None
+    split: bool = False
+
+
+class NodeIn(BaseModel):
+    name: str
+    pool: str = "marteau"
+    vars: dict[str, Any] = Field(default_factory=dict, description="Ansible host variables")
+
+
+class UserIn(BaseModel):
+    email: str
+    password: str
+    admin: bool = False
+
+
+class TokenIn(BaseModel):
+    name: str = "token"
+
+
+# -- auth ----------------------------------------------------------------------
+
+
+def find_auth(request: Request) -> Auth | None:
+    db: Database = request.app.state.db
+    header = request.headers.get("authorization", "")
+    with db.read() as session:
+        if header.lower().startswith("bearer "):
+            token = accounts.find_token(session, header[7:].strip())
+            if token is None:
+                return None
+            user = token.user
+            stale = token.last_used is None or token.last_used < time.time() - 60
+            token_id = token.id
+            auth = Auth(user=user, login=None)
+        else:
+            cookie = request.cookies.get(COOKIE)
+            login = accounts.find_session(session, cookie) if cookie else None
+            if login is None:
+                return None
+            return Auth(user=login.user, login=login)
+    if stale:
+        with db.write() as session:
+            session.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used=time.time())
+            )
+    return auth
+
+
+def api_auth(request: Request) -> Auth:
+    auth = find_auth(request)
+    if auth is None:
+        raise HTTPException(401, "log in or send Authorization: Bearer <API token>")
+    if request.method in UNSAFE and auth.login is not None:
+        sent = request.headers.get("x-csrf-token", "")
+        if not secrets.compare_digest(sent, auth.login.csrf_token):
+            raise HTTPException(403, "missing or wrong X-CSRF-Token header")
+    return auth
+
+
+def api_admin(auth: Annotated[Auth, Depends(api_auth)]) -> Auth:
+    if not auth.user.is_admin:
+        raise HTTPException(403, "admins only")
+    return auth
+
+
+def page_auth(request: Request) -> Auth:
+    auth = find_auth(request)
+    if auth is None or auth.login is None:
+        raise LoginRequired()
+    return auth
+
+
+async def form_auth(request: Request) -> Auth:
+    """A logged-in user posting a form with the right CSRF token."""
+    auth = await run_in_threadpool(find_auth, request)
+    if auth is None or auth.login is None:
+        raise LoginRequired()
+    form = await request.form()
+    if not secrets.compare_digest(str(form.get("csrf_token", "")), auth.login.csrf_token):
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+    return auth
+
+
+ApiAuth = Annotated[Auth, Depends(api_auth)]
+ApiAdmin = Annotated[Auth, Depends(api_admin)]
+PageAuth = Annotated[Auth, Depends(page_auth)]
+FormAuth = Annotated[Auth, Depends(form_auth)]
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def _duration(job: Job) -> str:
+    if not job.started:
+        return ""
+    seconds = int((job.ended or time.time()) - job.started)
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
+
+
+def safe_file(base: Path, relative: str) -> Path | None:
+    """`base/relative` if it is a file inside `base` (no `..`, no link out), else None."""
+    parts = [p for p in relative.split("/") if p]
+    if any(p in (".", "..") or "\\" in p or "\0" in p for p in parts):
+        return None
+    try:
+        root = base.resolve(strict=True)
+        target = root.joinpath(*parts).resolve(strict=True)
+        target.relative_to(root)
+    except (OSError, ValueError):
+        return None
+    if target.is_dir():
+        target = target / "index.html"
+    return target if target.is_file() else None
+
+
+def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
+    db = db or Database(settings.db_url)
+    app = FastAPI(
+        title="Marteau",
+        version=__version__,
+        description="A queue of distributed load tests run with `marteau run`.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["when"] = _when
+    templates.env.globals["version"] = __version__
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    def owner_or_admin(auth: Auth, job: Job) -> None:
+        if not (auth.user.is_admin or job.owner_id == auth.user.id):
+            raise HTTPException(403, "only the job's owner or an admin may do this")
+
+    def get_job(job_id: int) -> Job:
+        with db.read() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise HTTPException(404, f"no job {job_id}")
+            _ = job.owner, job.nodes  # load them now
+            return job
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(MarteauError)
+    async def _bad_input(request: Request, exc: MarteauError) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+        return templates.TemplateResponse(
+            request, "error.html", {"message": str(exc), "auth": None}, status_code=400
+        )
+
+    # -- API: accounts ---------------------------------------------------------
+
+    @app.post("/api/login", tags=["accounts"])
+    def api_login(body: LoginIn) -> JSONResponse:
+        """Open a login session: sets the session cookie; returns the CSRF token."""
+        with db.write() as session:
+            user = accounts.authenticate(session, body.email, body.password)
+            if user is None:
+                raise HTTPException(401, "wrong email or password")
+            token, login = accounts.open_session(session, user, settings.session_hours)
+            csrf = login.csrf_token
+            data = {"email": user.email, "admin": user.is_admin, "csrf_token": csrf}
+        response = JSONResponse(data)
+        _set_cookie(response, token)
+        return response
+
+    def _set_cookie(response: Response, token: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(settings.session_hours * 3600),
+            httponly=True,
+            samesite="lax",
+            secure=settings.secure_cookies,
+        )
+
+    @app.post("/api/logout", tags=["accounts"])
+    def api_logout(auth: ApiAuth) -> JSONResponse:
+        if auth.login is not None:
+            with db.write() as session:
+                session.execute(
+                    LoginSession.__table__.delete().where(LoginSession.id == auth.login.id)
+                )
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(COOKIE)
+        return response
+
+    @app.get("/api/me", tags=["accounts"])
+    def api_me(auth: ApiAuth) -> dict:
+        return {
+            "email": auth.user.email,
+            "admin": auth.user.is_admin,
+            "csrf_token": auth.csrf or None,
+        }
+
+    @app.get("/api/users", tags=["accounts"])
+    def api_users(auth: ApiAdmin) -> dict:
+        with db.read() as session:
+            users = session.scalars(select(User).order_by(User.email)).all()
+            return {"users": [{"id": u.id, "email": u.email, "admin": u.is_admin} for u in users]}
+
+    @app.post("/api/users", tags=["accounts"], status_code=201)
+    def api_add_user(body: UserIn, auth: ApiAdmin) -> dict:
+        with db.write() as session:
+            user = accounts.create_user(session, body.email, body.password, body.admin)
+            return {"id": user.id, "email": user.email, "admin": user.is_admin}
+
+    @app.get("/api/tokens", tags=["accounts"])
+    def api_tokens(auth: ApiAuth) -> dict:
+        with db.read() as session:
+            rows = session.scalars(
+                select(ApiToken).where(ApiToken.user_id == auth.user.id).order_by(ApiToken.id)
+            ).all()
+            return {"tokens": [_token_json(t) for t in rows]}
+
+    def _token_json(t: ApiToken) -> dict:
+        return {
+            "id": t.id,
+            "name": t.name,
+            "prefix": t.prefix,
+            "created": t.created,
+            "last_used": t.last_used,
+            "revoked": t.revoked,
+        }
+
+    @app.post("/api/tokens", tags=["accounts"], status_code=201)
+    def api_new_token(body: TokenIn, auth: ApiAuth) -> dict:
+        """A new API token for the caller; the token itself is shown only in this answer."""
+        with db.write() as session:
+            user = session.get(User, auth.user.id)
+            token, row = accounts.create_token(session, user, body.name)
+            return {**_token_json(row), "token": token}
+
+    @app.delete("/api/tokens/{token_id}", tags=["accounts"])
+    def api_revoke_token(token_id: int, auth: ApiAuth) -> dict:
+        with db.write() as session:
+            row = session.get(ApiToken, token_id)
+            if row is None or (row.user_id != auth.user.id and not auth.user.is_admin):
+                raise HTTPException(404, f"no token {token_id}")
+            row.revoked = row.revoked or time.time()
+            return _token_json(row)
+
+    # -- API: jobs -------------------------------------------------------------
+
+    @app.post("/api/jobs", tags=["jobs"], status_code=201)
+    def api_create_job(body: JobIn, auth: ApiAuth) -> dict:
+        """Queue a job from a git URL (and ref), or a local path (admins)."""
+        job = create_job(db, settings, auth.user, body.model_dump())
+        return job_json(get_job(job.id), settings)
+
+    @app.post("/api/jobs/upload", tags=["jobs"], status_code=201)
+    async def api_upload_job(
+        archive: Annotated[
+            UploadFile, File(description=".tar.gz, .tgz, .tar or .zip of the project")
+        ],
+        auth: ApiAuth,
+        cycles: Annotated[str | None, Form()] = None,
+        duration: Annotated[int | None, Form()] = None,
+        nodes: Annotated[int | None, Form()] = None,
+        pool: Annotated[str | None, Form()] = None,
+        script: Annotated[str | None, Form()] = None,
+        test: Annotated[str | None, Form()] = None,
+        label: Annotated[str | None, Form()] = None,
+        url: Annotated[str | None, Form()] = None,
+        thresholds: Annotated[str | None, Form()] = None,
+        split: Annotated[bool, Form()] = False,
+    ) -> dict:
+        """Queue a job from an uploaded archive of the project's directory."""
+        data = await archive.read(settings.max_upload_mb * 2**20 + 1)
+        fields = dict(
+            cycles=cycles,
+            duration=duration,
+            nodes=nodes,
+            pool=pool,
+            script=script,
+            test=test,
+            label=label,
+            url=url,
+            thresholds=thresholds,
+            split=split,
+        )
+        job = await run_in_threadpool(
+            create_job, db, settings, auth.user, fields, (archive.filename or "upload", data)
+        )
+        return job_json(get_job(job.id), settings)
+
+    @app.get("/api/jobs", tags=["jobs"])
+    def api_jobs(auth: ApiAuth, state: str | None = None, limit: int = 50, offset: int = 0) -> dict:
+        limit = max(1, min(limit, 500))
+        with db.read() as session:
+            query = select(Job).order_by(Job.id.desc()).limit(limit).offset(max(0, offset))
+            count = select(func.count(Job.id))
+            if state:
+                query = query.where(Job.state == state)
+                count = count.where(Job.state == state)
+            rows = session.scalars(query).all()
+            for job in rows:
+                _ = job.owner, job.nodes
+            return {"jobs": [job_json(j, settings) for j in rows], "total": session.scalar(count)}
+
+    @app.get("/api/jobs/{job_id}", tags=["jobs"])
+    def api_job(job_id: int, auth: ApiAuth) -> dict:
+        return job_json(get_job(job_id), settings)
+
+    @app.post("/api/jobs/{job_id}/cancel", tags=["jobs"])
+    def api_cancel(job_id: int, auth: ApiAuth) -> dict:
+        job = get_job(job_id)
+        owner_or_admin(auth, job)
+        if job.state in FINISHED:
+            raise HTTPException(409, f"job {job_id} is already {job.state}")
+        request_cancel(db, job_id)
+        return job_json(get_job(job_id), settings)
+
+    @app.post("/api/jobs/{job_id}/replay", tags=["jobs"], status_code=201)
+    def api_replay(job_id: int, auth: ApiAuth) -> dict:
+        job = get_job(job_id)
+        owner_or_admin(auth, job)
+        new = replay_job(db, settings, auth.user, job)
+        return job_json(get_job(new.id), settings)
+
+    @app.delete("/api/jobs/{job_id}", tags=["jobs"])
+    def api_delete(job_id: int, auth: ApiAuth) -> dict:
+        job = get_job(job_id)
+        owner_or_admin(auth, job)
+        if job.state not in FINISHED:
+            raise HTTPException(409, f"job {job_id} is {job.state}: cancel it first")
+        delete_job(db, settings, job_id)
+        return {"deleted": job_id}
+
+    @app.get("/api/jobs/{job_id}/console", tags=["jobs"], response_class=PlainTextResponse)
+    def api_console(job_id: int, auth: ApiAuth, offset: int = 0) -> Response:
+        """The console from byte `offset`; X-Console-Offset is where to go on from."""
+        job = get_job(job_id)
+        data, end = _read_console(job_id, max(0, offset), 4 * 2**20)
+        return PlainTextResponse(
+            data.decode("utf-8", "replace"),
+            headers={"X-Console-Offset": str(end), "X-Job-State": job.state},
+        )
+
+    def _read_console(job_id: int, offset: int, limit: int) -> tuple[bytes, int]:
+        path = console_path(settings, job_id)
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(limit)
+        except FileNotFoundError:
+            return b"", offset
+        return data, offset + len(data)
+
+    def _state(job_id: int) -> str | None:
+        with db.read() as session:
+            return session.scalar(select(Job.state).where(Job.id == job_id))
+
+    @app.get("/api/jobs/{job_id}/console/stream", tags=["jobs"])
+    async def api_console_stream(
+        job_id: int, request: Request, auth: ApiAuth, offset: int = 0
+    ) -> StreamingResponse:
+        """Server-sent events: one `line` event per console line (its id is the byte
+        offset after it, for Last-Event-ID), then an `end` event with the job's state."""
+        await run_in_threadpool(get_job, job_id)
+        last = request.headers.get("last-event-id", "")
+        start = int(last) if last.isdigit() else max(0, offset)
+
+        async def events():  # type: ignore[no-untyped-def]
+            position = start
+            pending = b""
+            checked = 0.0
+            yield "retry: 1000\n\n"
+            while True:
+                data, end = await run_in_threadpool(_read_console, job_id, position, 2**20)
+                if data:
+                    pending += data
+                    position = end
+                    *lines, pending = pending.split(b"\n")
+                    consumed = position - len(pending)
+                    out = []
+                    for line in lines:
+                        text = line.decode("utf-8", "replace").replace("\r", "")
+                        out.append(f"event: line\ndata: {text}\n\n")
+                    if out:
+                        out[-1] = out[-1][:-1] + f"id: {consumed}\n\n"
+                        yield "".join(out)
+                    continue
+                now = time.monotonic()
+                if now - checked >= 0.5:
+                    checked = now
+                    state = await run_in_threadpool(_state, job_id)
+                    if state is None or state in FINISHED:
+                        data, end = await run_in_threadpool(_read_console, job_id, position, 2**20)
+                        if data:
+                            continue
+                        if pending:
+                            yield f"event: line\ndata: {pending.decode('utf-8', 'replace')}\nid: {position}\n\n"
+                        yield f"event: end\ndata: {state or 'deleted'}\n\n"
+                        return
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.1)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    # -- API: nodes and workers ----------------------------------------------
+
+    def _nodes() -> list[dict]:
+        now = time.time()
+        with db.read() as session:
+            return [
+                node_json(n, now)
+                for n in session.scalars(select(Node).order_by(Node.pool, Node.name))
+            ]
+
+    @app.get("/api/nodes", tags=["nodes"])
+    def api_nodes(auth: ApiAuth) -> dict:
+        return {"nodes": _nodes()}
+
+    def _add_node(name: str, pool: str, variables: Any) -> dict:
+        name, pool, variables = check_node(name, pool, variables)
+        with db.write() as session:
+            if session.scalar(select(Node.id).where(Node.name == name)):
+                raise MarteauError(f"node {name} exists")
+            node = Node(name=name, pool=pool, vars=variables, created=time.time())
+            session.add(node)
+            session.flush()
+            return node_json(node, time.time())
+
+    def _node_action(name: str, action: str) -> dict:
+        with db.write() as session:
+            node = session.scalar(select(Node).where(Node.name == name))
+            if node is None:
+                raise HTTPException(404, f"no node {name}")
+            if action == "remove":
+                if node.lease_job_id is not None and (node.lease_expires or 0) >= time.time():
+                    raise HTTPException(
+                        409,
+                        f"node {name} runs job {node.lease_job_id}: disable it, or cancel the job",
+                    )
+                session.delete(node)
+                return {"removed": name}
+            node.enabled = action == "enable"
+            return node_json(node, time.time())
+
+    @app.post("/api/nodes", tags=["nodes"], status_code=201)
+    def api_add_node(body: NodeIn, auth: ApiAdmin) -> dict:
+        return _add_node(body.name, body.pool, body.vars)
+
+    @app.delete("/api/nodes/{name}", tags=["nodes"])
+    def api_remove_node(name: str, auth: ApiAdmin) -> dict:
+        return _node_action(name, "remove")
+
+    @app.post("/api/nodes/{name}/enable", tags=["nodes"])
+    def api_enable_node(name: str, auth: ApiAdmin) -> dict:
+        return _node_action(name, "enable")
+
+    @app.post("/api/nodes/{name}/disable", tags=["nodes"])
+    def api_disable_node(name: str, auth: ApiAdmin) -> dict:
+        return _node_action(name, "disable")
+
+    def _workers() -> list[dict]:
+        stale = time.time() - max(settings.lease_ttl, 10) * 2
+        with db.read() as session:
+            rows = session.scalars(
+                select(Worker)
+                .where(Worker.stopped.is_(None), Worker.heartbeat >= stale)
+                .order_by(Worker.started)
+            ).all()
+            return [
+                {
+                    "id": w.id,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "job": w.job_id,
+                    "heartbeat": w.heartbeat,
+                }
+                for w in rows
+            ]
+
+    @app.get("/api/workers", tags=["nodes"])
+    def api_workers(auth: ApiAuth) -> dict:
+        return {"workers": _workers()}
+
+    # -- pages -----------------------------------------------------------------
+
+    def render(
+        request: Request, name: str, auth: Auth | None, status: int = 200, **context: Any
+    ) -> Response:
+        return templates.TemplateResponse(
+            request,
+            name,
+            {"auth": auth, "csrf": auth.csrf if auth else "", **context},
+            status_code=status,
+        )
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request, next: str = "/") -> Response:
+        token = secrets.token_urlsafe(24)
+        response = render(request, "login.html", None, login_csrf=token, next=_local(next))
+        response.set_cookie(
+            LOGIN_CSRF, token, httponly=True, samesite="lax", secure=settings.secure_cookies
+        )
+        return response
+
+    def _local(target: str) -> str:
+        return target if target.startswith("/") and not target.startswith("//") else "/"
+
+    @app.post("/login", include_in_schema=False)
+    def login_submit(
+        request: Request,
+        email: str = Form(...),
+        password: str = Form(...),
+        csrf_token: str = Form(""),
+        next: str = Form("/"),
+    ) -> Response:
+        cookie = request.cookies.get(LOGIN_CSRF, "")
+        if not cookie or not secrets.compare_digest(cookie, csrf_token):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the login page")
+        with db.write() as session:
+            user = accounts.authenticate(session, email, password)
+            token = None
+            if user is not None:
+                token, _login = accounts.open_session(session, user, settings.session_hours)
+        if token is None:
+            new = secrets.token_urlsafe(24)
+            response = render(
+                request,
+                "login.html",
+                None,
+                status=401,
+                login_csrf=new,
+                next=_local(next),
+                error="Wrong email or password.",
+                email=email,
+            )
+            response.set_cookie(
+                LOGIN_CSRF, new, httponly=True, samesite="lax", secure=settings.secure_cookies
+            )
+            return response
+        response = RedirectResponse(_local(next), status_code=303)
+        _set_cookie(response, token)
+        response.delete_cookie(LOGIN_CSRF)
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(auth: FormAuth) -> Response:
+        with db.write() as session:
+            session.execute(LoginSession.__table__.delete().where(LoginSession.id == auth.login.id))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard(request: Request, auth: PageAuth) -> Response:
+        with db.read() as session:
+
+            def jobs_in(*states: str, limit: int = 50) -> list[Job]:
+                rows = session.scalars(
+                    select(Job).where(Job.state.in_(states)).order_by(Job.id.desc()).limit(limit)
+                ).all()
+                for job in rows:
+                    _ = job.owner, job.nodes
+                return list(rows)
+
+            queued = list(reversed(jobs_in(QUEUED)))
+            running = jobs_in(RUNNING)
+            finished = jobs_in(*FINISHED, limit=20)
+        nodes = _nodes()
+        return render(
+            request,
+            "dashboard.html",
+            auth,
+            queued=queued,
+            running=running,
+            finished=finished,
+            nodes=nodes,
+            workers=_workers(),
+            duration=_duration,
+        )
+
+    @app.get("/jobs/new", response_class=HTMLResponse, include_in_schema=False)
+    def new_job_page(request: Request, auth: PageAuth) -> Response:
+        return render(request, "job_new.html", auth, values={})
+
+    @app.post("/jobs", include_in_schema=False)
+    async def new_job_submit(request: Request, auth: FormAuth) -> Response:
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        upload = form.get("archive")
+        archive = None
+        if upload is not None and not isinstance(upload, str) and upload.filename:
+            archive = (upload.filename, await upload.read(settings.max_upload_mb * 2**20 + 1))
+        try:
+            job = await run_in_threadpool(create_job, db, settings, auth.user, fields, archive)
+        except MarteauError as exc:
+            return render(request, "job_new.html", auth, status=400, values=fields, error=str(exc))
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+    @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    def job_page(job_id: int, request: Request, auth: PageAuth) -> Response:
+        job = get_job(job_id)
+        data, _end = _read_console(job_id, 0, 4 * 2**20)
+        can_act = auth.user.is_admin or job.owner_id == auth.user.id
+        return render(
+            request,
+            "job.html",
+            auth,
+            job=job,
+            console=data.decode("utf-8", "replace"),
+            console_end=_end,
+            can_act=can_act,
+            duration=_duration(job),
+        )
+
+    @app.post("/jobs/{job_id}/{action}", include_in_schema=False)
+    def job_action(job_id: int, action: str, auth: FormAuth) -> Response:
+        job = get_job(job_id)
+        owner_or_admin(auth, job)
+        if action == "cancel":
+            if job.state not in FINISHED:
+                request_cancel(db, job_id)
+            return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+        if action == "replay":
+            new = replay_job(db, settings, auth.user, job)
+            return RedirectResponse(f"/jobs/{new.id}", status_code=303)
+        if action == "delete":
+            delete_job(db, settings, job_id)
+            return RedirectResponse("/", status_code=303)
+        raise HTTPException(404, f"no action {action}")
+
+    @app.get("/jobs/{job_id}/report", include_in_schema=False)
+    def report_root(job_id: int, auth: PageAuth) -> Response:
+        return RedirectResponse(f"/jobs/{job_id}/report/", status_code=303)
+
+    @app.get("/jobs/{job_id}/report/{path:path}", include_in_schema=False)
+    def report_file(job_id: int, path: str, auth: PageAuth) -> Response:
+        target = safe_file(settings.job_dir(job_id) / "report", path)
+        if target is None:
+            raise HTTPException(404, "no such report file")
+        return FileResponse(target)
+
+    @app.get("/nodes", response_class=HTMLResponse, include_in_schema=False)
+    def nodes_page(request: Request, auth: PageAuth) -> Response:
+        return render(request, "nodes.html", auth, nodes=_nodes(), workers=_workers())
+
+    @app.post("/nodes", include_in_schema=False)
+    async def nodes_add(request: Request, auth: FormAuth) -> Response:
+        if not auth.user.is_admin:
+            raise HTTPException(403, "admins only")
+        form = await request.form()
+        try:
+            await run_in_threadpool(
+                _add_node,
+                str(form.get("name", "")),
+                str(form.get("pool", "") or "marteau"),
+                str(form.get("vars", "")),
+            )
+        except MarteauError as exc:
+            return render(
+                request,
+                "nodes.html",
+                auth,
+                status=400,
+                nodes=_nodes(),
+                workers=_workers(),
+                error=str(exc),
+            )
+        return RedirectResponse("/nodes", status_code=303)
+
+    @app.post("/nodes/{name}/{action}", include_in_schema=False)
+    def nodes_action(name: str, action: str, auth: FormAuth) -> Response:
+        if not auth.user.is_admin:
+            raise HTTPException(403, "admins only")
+        if action not in ("enable", "disable", "remove"):
+            raise HTTPException(404, f"no action {action}")
+        _node_action(name, action)
+        return RedirectResponse("/nodes", status_code=303)
+
+    @app.get("/account", response_class=HTMLResponse, include_in_schema=False)
+    def account_page(request: Request, auth: PageAuth) -> Response:
+        with db.read() as session:
+            tokens = session.scalars(
+                select(ApiToken).where(ApiToken.user_id == auth.user.id).order_by(ApiToken.id)
+            ).all()
+        return render(request, "account.html", auth, tokens=tokens, new_token=None)
+
+    @app.post("/account/tokens", include_in_schema=False)
+    async def account_new_token(request: Request, auth: FormAuth) -> Response:
+        form = await request.form()
+        with db.write() as session:
+            user = session.get(User, auth.user.id)
+            token, _row = accounts.create_token(session, user, str(form.get("name", "token")))
+        with db.read() as session:
+            tokens = session.scalars(
+                select(ApiToken).where(ApiToken.user_id == auth.user.id).order_by(ApiToken.id)
+            ).all()
+        return render(request, "account.html", auth, tokens=tokens, new_token=token)
+
+    @app.post("/account/tokens/{token_id}/revoke", include_in_schema=False)
+    def account_revoke_token(token_id: int, auth: FormAuth) -> Response:
+        with db.write() as session:
+            row = session.get(ApiToken, token_id)
+            if row is not None and row.user_id == auth.user.id:
+                row.revoked = row.revoked or time.time()
+        return RedirectResponse("/account", status_code=303)
+
+    return app

@@ -1,0 +1,283 @@
+"""Creating, replaying and deleting jobs, and what they look like in the API.
+
+Shared by the JSON API and the web pages."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from marteau.errors import MarteauError
+from marteau.service import archive
+from marteau.service.db import Database
+from marteau.service.models import ARCHIVE, FINISHED, GIT, PATH, Job, JobNode, Node, User
+from marteau.service.settings import Settings
+
+CYCLES = re.compile(r"^\d+(:\d+)*$")
+TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
+POOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[^\s]+$")
+OVERRIDES = (
+    "cycles",
+    "duration",
+    "nodes",
+    "pool",
+    "script",
+    "test",
+    "label",
+    "url",
+    "thresholds",
+    "split",
+)
+
+
+def check_source(url: str, admin: bool) -> tuple[str, str]:
+    """(kind, url) for a git URL or, for admins, a local path or file:// URL."""
+    url = url.strip()
+    if not url:
+        raise MarteauError("give a git URL or an archive")
+    if url.startswith("-") or any(c in url for c in "\n\r\0"):
+        raise MarteauError(f"{url!r}: not a git URL")
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https", "ssh", "git") and urlsplit(url).netloc:
+        return GIT, url
+    if SCP_LIKE.match(url):
+        return GIT, url
+    if scheme == "file" or url.startswith(("/", "~", ".")):
+        if not admin:
+            raise MarteauError(
+                f"{url}: only http(s), ssh and git URLs are accepted (local sources are for admins)"
+            )
+        if scheme == "file":
+            return GIT, url
+        path = Path(url).expanduser().resolve()
+        return PATH, str(path)
+    raise MarteauError(f"{url!r}: expected an http(s), ssh or git URL")
+
+
+def _relative(key: str, value: str) -> str:
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise MarteauError(f"{key} {value!r}: expected a path inside the project")
+    return value
+
+
+def check_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """Validated overrides; empty values are dropped."""
+    out: dict[str, Any] = {}
+    for key in OVERRIDES:
+        value = values.get(key)
+        if value is None or value == "" or value is False:
+            continue
+        if key == "cycles":
+            value = str(value).strip()
+            if not CYCLES.match(value) or "0" in value.split(":"):
+                raise MarteauError(f"cycles {value!r}: expected users per cycle such as 10:20:30")
+        elif key in ("duration", "nodes"):
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise MarteauError(f"{key} {value!r}: expected a whole number") from None
+            if not 1 <= value <= (86400 if key == "duration" else 1000):
+                raise MarteauError(f"{key} {value}: out of range")
+        elif key == "pool":
+            value = str(value).strip()
+            if not POOL.match(value):
+                raise MarteauError(
+                    f"pool {value!r}: expected an inventory group name (letters, digits, _)"
+                )
+        elif key == "test":
+            value = str(value).strip()
+            if not TEST.match(value):
+                raise MarteauError(f"test {value!r}: expected Class.method")
+        elif key in ("script", "thresholds"):
+            value = _relative(key, str(value).strip())
+        elif key == "url":
+            value = str(value).strip()
+            if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+                raise MarteauError(f"url {value!r}: expected an http(s) URL")
+        elif key == "label":
+            value = str(value).strip()[:200]
+        elif key == "split":
+            value = value in (True, "1", "true", "on", "yes")
+        out[key] = value
+    return out
+
+
+def create_job(
+    db: Database,
+    settings: Settings,
+    user: User,
+    fields: dict[str, Any],
+    upload: tuple[str, bytes] | None = None,
+) -> Job:
+    """Queue a job from a git URL (+ ref), a local path (admins) or an uploaded archive."""
+    overrides = check_overrides(fields)
+    ref = (fields.get("ref") or "").strip() or None
+    if ref and (ref.startswith("-") or not re.match(r"^[\w./@^~{}-]+$", ref)):
+        raise MarteauError(f"ref {ref!r}: not a branch, tag or commit")
+    if upload is not None:
+        name, data = upload
+        if len(data) > settings.max_upload_mb * 2**20:
+            raise MarteauError(f"{name}: larger than {settings.max_upload_mb} MB")
+        settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        staging = settings.jobs_dir / f".upload-{secrets.token_hex(8)}"
+        try:
+            root = archive.extract(
+                data, name, staging / "source", settings.max_extracted_mb * 2**20
+            )
+            relative = str(root.relative_to(staging))
+            with db.write() as session:
+                job = Job(
+                    owner_id=user.id,
+                    source_kind=ARCHIVE,
+                    source_url=relative,
+                    archive_name=Path(name).name[:255],
+                    overrides=overrides,
+                    created=time.time(),
+                )
+                session.add(job)
+                session.flush()
+                target = settings.job_dir(job.id)
+                if target.exists():
+                    shutil.rmtree(target)
+                staging.rename(target)
+            return job
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    kind, url = check_source(str(fields.get("git_url") or fields.get("path") or ""), user.is_admin)
+    if kind == PATH and ref:
+        raise MarteauError("a ref goes with a git URL, not a local path")
+    with db.write() as session:
+        job = Job(
+            owner_id=user.id,
+            source_kind=kind,
+            source_url=url,
+            source_ref=ref,
+            overrides=overrides,
+            created=time.time(),
+        )
+        session.add(job)
+    return job
+
+
+def replay_job(db: Database, settings: Settings, user: User, job: Job) -> Job:
+    """A new queued job with the same source and overrides."""
+    with db.write() as session:
+        new = Job(
+            owner_id=user.id,
+            source_kind=job.source_kind,
+            source_url=job.source_url,
+            source_ref=job.source_ref,
+            archive_name=job.archive_name,
+            overrides=dict(job.overrides or {}),
+            created=time.time(),
+            replay_of=job.id,
+        )
+        session.add(new)
+        session.flush()
+        if job.source_kind == ARCHIVE:
+            source = settings.job_dir(job.id) / "source"
+            if not source.is_dir():
+                raise MarteauError(f"job {job.id}: its uploaded source is gone")
+            shutil.copytree(source, settings.job_dir(new.id) / "source", symlinks=True)
+    return new
+
+
+def delete_job(db: Database, settings: Settings, job_id: int) -> None:
+    with db.write() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        if job.state not in FINISHED:
+            raise MarteauError(f"job {job_id} is {job.state}: cancel it first")
+        session.delete(job)
+    shutil.rmtree(settings.job_dir(job_id), ignore_errors=True)
+
+
+def job_nodes(db: Database, job_id: int) -> list[str]:
+    with db.read() as session:
+        return list(session.scalars(select(JobNode.node_name).where(JobNode.job_id == job_id)))
+
+
+def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> dict[str, Any]:
+    base = settings.public_url
+    return {
+        "id": job.id,
+        "state": job.state,
+        "source": {
+            "kind": job.source_kind,
+            "url": job.source_url if job.source_kind != ARCHIVE else None,
+            "ref": job.source_ref,
+            "archive": job.archive_name,
+        },
+        "overrides": job.overrides or {},
+        "owner": job.owner.email if job.owner else None,
+        "project": job.project_name,
+        "pool": job.pool,
+        "nodes_wanted": job.nodes_wanted,
+        "nodes": nodes if nodes is not None else [n.node_name for n in job.nodes],
+        "created": job.created,
+        "started": job.started,
+        "ended": job.ended,
+        "exit_code": job.exit_code,
+        "exit_reason": job.exit_reason,
+        "cancel_requested": job.cancel_requested,
+        "replay_of": job.replay_of,
+        "url": f"{base}/jobs/{job.id}",
+        "console_url": f"{base}/api/jobs/{job.id}/console",
+        "report_url": f"{base}/jobs/{job.id}/report/" if job.report_path else None,
+    }
+
+
+def node_json(node: Node, now: float) -> dict[str, Any]:
+    leased = node.lease_job_id is not None and (node.lease_expires or 0) >= now
+    status = "disabled" if not node.enabled else ("busy" if leased else "idle")
+    return {
+        "name": node.name,
+        "pool": node.pool,
+        "vars": node.vars or {},
+        "enabled": node.enabled,
+        "status": status,
+        "job": node.lease_job_id if leased else None,
+        "lease_expires": node.lease_expires if leased else None,
+        "last_check": node.last_check,
+        "check": node.status,
+    }
+
+
+NODE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,253}$")
+VAR_NAME = re.compile(r"^[A-Za-z_]\w{0,99}$")
+
+
+def check_node(
+    name: str, pool: str, variables: dict[str, Any] | str | None
+) -> tuple[str, str, dict]:
+    name = name.strip()
+    pool = (pool or "marteau").strip()
+    if not NODE_NAME.match(name):
+        raise MarteauError(f"node {name!r}: expected a host name")
+    if not POOL.match(pool):
+        raise MarteauError(f"pool {pool!r}: expected an inventory group name (letters, digits, _)")
+    if isinstance(variables, str):  # "key=value key=value", as in an inventory line
+        parsed: dict[str, Any] = {}
+        for item in variables.split():
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise MarteauError(f"node variable {item!r}: expected key=value")
+            parsed[key] = value
+        variables = parsed
+    variables = dict(variables or {})
+    for key, value in variables.items():
+        if not VAR_NAME.match(str(key)) or not isinstance(value, str | int | float | bool):
+            raise MarteauError(f"node variable {key!r}: expected a name and a plain value")
+        if isinstance(value, str) and any(c in value for c in "\n\r\0"):
+            raise MarteauError(f"node variable {key!r}: the value holds a line break")
+    return name, pool, variables

@@ -1,0 +1,474 @@
+"""The JSON API and the pages of `marteau serve`, against a real server (uvicorn on
+127.0.0.1, SQLite file, worker processes) whose jobs run a stand-in for `marteau run`."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import re
+import signal
+import subprocess
+import tarfile
+import time
+import zipfile
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from tests.service_helpers import (  # noqa: E402
+    FAKE_RUN,
+    MARTEAU,
+    ROOT,
+    free_port,
+    make_project,
+    service_env,
+    wait_for,
+)
+
+ADMIN, ADMIN_PASSWORD = "admin@example.org", "admin-password-1"
+
+
+class Service:
+    def __init__(self, data_dir: Path, locks: Path, workers: int = 2) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / f"serve-{self.port}.log"
+        command = [*MARTEAU, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
+        command += ["--workers", str(workers), "--run-command", FAKE_RUN, "--poll-interval", "0.05"]
+        command += ["--lease-ttl", "3", "--kill-grace", "2"]
+        env = service_env(locks, MARTEAU_ADMIN_EMAIL=ADMIN, MARTEAU_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for(self._up, timeout=30, what=f"marteau serve on {self.url}")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"marteau serve exited: {self.log.read_text()}")
+        try:
+            return httpx.get(self.url + "/login", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self, email: str | None = None, password: str | None = None) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, timeout=10)
+        if email:
+            r = client.post("/api/login", json={"email": email, "password": password})
+            assert r.status_code == 200, r.text
+            client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        return client
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("service")
+    svc = Service(base / "data", base / "locks")
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(service: Service):
+    with closing(service.client(ADMIN, ADMIN_PASSWORD)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def alice(service: Service, admin):
+    r = admin.post("/api/users", json={"email": "alice@example.org", "password": "alice-password"})
+    assert r.status_code == 201, r.text
+    with closing(service.client("alice@example.org", "alice-password")) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bob(service: Service, admin):
+    admin.post("/api/users", json={"email": "bob@example.org", "password": "bob-password"})
+    with closing(service.client("bob@example.org", "bob-password")) as client:
+        yield client
+
+
+def tar_of(project: Path, prefix: str = "project") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(project, arcname=prefix)
+    return buffer.getvalue()
+
+
+def upload(client, data: bytes, name: str = "project.tar.gz", **fields):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/jobs/upload",
+        files={"archive": (name, data, "application/gzip")},
+        data={k: str(v) for k, v in fields.items()},
+    )
+
+
+def wait_job(client, job_id: int, states=("succeeded", "failed", "cancelled"), timeout=30):  # type: ignore[no-untyped-def]
+    def done():  # type: ignore[no-untyped-def]
+        job = client.get(f"/api/jobs/{job_id}").json()
+        return job if job["state"] in states else None
+
+    return wait_for(done, timeout=timeout, what=f"job {job_id} in {states}")
+
+
+# -- accounts ------------------------------------------------------------------
+
+
+def test_login_sessions_csrf_and_api_tokens(service: Service, alice) -> None:
+    with closing(service.client()) as anonymous:
+        assert anonymous.get("/api/jobs").status_code == 401
+        bad = anonymous.post("/api/login", json={"email": ADMIN, "password": "wrong"})
+        assert bad.status_code == 401
+    r = alice.get("/api/me")
+    assert r.json()["email"] == "alice@example.org" and r.json()["admin"] is False
+    # a cookie-authenticated unsafe request needs the CSRF header
+    csrf = alice.headers.pop("X-CSRF-Token")
+    try:
+        assert alice.post("/api/tokens", json={"name": "ci"}).status_code == 403
+    finally:
+        alice.headers["X-CSRF-Token"] = csrf
+    created = alice.post("/api/tokens", json={"name": "ci"})
+    assert created.status_code == 201
+    token = created.json()["token"]
+    assert token.startswith("mt_") and created.json()["prefix"] == token[:10]
+    with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}) as api:
+        assert api.get("/api/me").json()["email"] == "alice@example.org"
+        # a token needs no CSRF header
+        assert api.post("/api/tokens", json={"name": "other"}).status_code == 201
+        listed = alice.get("/api/tokens").json()["tokens"]
+        assert [t["name"] for t in listed] == ["ci", "other"] and "token" not in listed[0]
+        assert alice.delete(f"/api/tokens/{created.json()['id']}").json()["revoked"]
+        assert api.get("/api/me").status_code == 401
+    # admin-only routes
+    assert alice.get("/api/users").status_code == 403
+    assert alice.post("/api/nodes", json={"name": "x1"}).status_code == 403
+
+
+def test_openapi_schema_is_served(service: Service) -> None:
+    schema = httpx.get(service.url + "/openapi.json").json()
+    for path in (
+        "/api/jobs",
+        "/api/jobs/upload",
+        "/api/jobs/{job_id}/cancel",
+        "/api/nodes",
+        "/api/tokens",
+    ):
+        assert path in schema["paths"], path
+
+
+# -- nodes -----------------------------------------------------------------------
+
+
+def test_nodes_add_disable_enable_remove(admin) -> None:
+    assert [n["name"] for n in admin.get("/api/nodes").json()["nodes"]] == ["localhost"]
+    r = admin.post(
+        "/api/nodes", json={"name": "n1.lab", "pool": "lab", "vars": {"ansible_port": 2222}}
+    )
+    assert r.status_code == 201 and r.json()["status"] == "idle"
+    assert admin.post("/api/nodes", json={"name": "n1.lab", "pool": "lab"}).status_code == 400
+    assert admin.post("/api/nodes", json={"name": "bad name", "pool": "lab"}).status_code == 400
+    assert admin.post("/api/nodes", json={"name": "n2", "pool": "no-dash"}).status_code == 400
+    assert admin.post("/api/nodes/n1.lab/disable").json()["status"] == "disabled"
+    assert admin.post("/api/nodes/n1.lab/enable").json()["status"] == "idle"
+    assert admin.delete("/api/nodes/n1.lab").json() == {"removed": "n1.lab"}
+    assert admin.delete("/api/nodes/n1.lab").status_code == 404
+
+
+# -- jobs --------------------------------------------------------------------------
+
+
+def test_uploaded_archive_runs_console_sse_and_report(service: Service, alice, tmp_path) -> None:
+    project = make_project(tmp_path / "project", name="demo")
+    r = upload(alice, tar_of(project), cycles="1:2", duration=5, label="sleep=0.3")
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["state"] == "queued" and job["owner"] == "alice@example.org"
+    assert job["source"] == {
+        "kind": "archive",
+        "url": None,
+        "ref": None,
+        "archive": "project.tar.gz",
+    }
+    # the live console: SSE lines, then the end event with the final state
+    lines, end = [], None
+    with alice.stream("GET", f"/api/jobs/{job['id']}/console/stream", timeout=30) as stream:
+        event = None
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "line":
+                lines.append(line[6:])
+            elif line.startswith("data: ") and event == "end":
+                end = line[6:]
+                break
+    assert end == "succeeded"
+    assert any("fake run of" in line and "-c 1:2 -D 5" in line for line in lines), lines
+    done = alice.get(f"/api/jobs/{job['id']}").json()
+    assert (
+        done["state"] == "succeeded"
+        and done["nodes"] == ["localhost"]
+        and done["project"] == "demo"
+    )
+    assert done["report_url"].endswith(f"/jobs/{job['id']}/report/")
+    text = alice.get(f"/api/jobs/{job['id']}/console")
+    assert "job succeeded" in text.text and int(text.headers["x-console-offset"]) == len(
+        text.content
+    )
+    tail = alice.get(f"/api/jobs/{job['id']}/console", params={"offset": len(text.content) - 10})
+    assert tail.text == text.text[-10:] or tail.content == text.content[-10:]
+    # the report, served from the data folder, with no way out of it
+    report = alice.get(f"/jobs/{job['id']}/report/")
+    assert report.status_code == 200 and "fake report" in report.text
+    assert alice.get(f"/jobs/{job['id']}/report/data.txt").text == "figures\n"
+    for escape in ("../console.log", "..%2fconsole.log", "%2e%2e/console.log", "/etc/passwd"):
+        r = alice.get(f"/jobs/{job['id']}/report/{escape}")
+        assert r.status_code in (404, 405) and "marteau serve" not in r.text, escape
+    # the same, sent as is (no client-side normalisation of the path)
+    cookie = "; ".join(f"{k}={v}" for k, v in alice.cookies.items())
+    for raw in ("../console.log", "..%2fconsole.log", "sub/../../console.log"):
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
+        connection.request("GET", f"/jobs/{job['id']}/report/{raw}", headers={"Cookie": cookie})
+        answer = connection.getresponse()
+        assert answer.status == 404 and b"marteau serve" not in answer.read(), raw
+        connection.close()
+
+
+def _tar(members) -> bytes:  # type: ignore[no-untyped-def]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def _member(name: str, data: bytes = b"x", link: str | None = None) -> tuple:
+    info = tarfile.TarInfo(name)
+    if link is not None:
+        info.type, info.linkname = tarfile.SYMTYPE, link
+        return info, None
+    info.size = len(data)
+    return info, data
+
+
+def test_archives_that_escape_are_refused(alice) -> None:
+    cases = {
+        "dotdot": _tar([_member("p/.marteau.yml"), _member("p/../../evil")]),
+        "absolute": _tar([_member("/tmp/evil")]),
+        "symlink": _tar([_member("p/.marteau.yml"), _member("p/out", link="../../../etc")]),
+        "abs-symlink": _tar([_member("p/out", link="/etc/passwd")]),
+    }
+    for what, data in cases.items():
+        r = upload(alice, data)
+        assert r.status_code == 400, (what, r.text)
+        assert (
+            "escape" in r.json()["detail"]
+            or "absolute" in r.json()["detail"]
+            or "leaves" in r.json()["detail"]
+        )
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("../evil.txt", "x")
+    assert upload(alice, zipped.getvalue(), name="p.zip").status_code == 400
+    assert upload(alice, b"not an archive", name="p.tar.gz").status_code == 400
+    assert upload(alice, b"x", name="p.rar").status_code == 400
+
+
+def test_sources_urls_and_overrides_are_checked(alice, admin, tmp_path) -> None:
+    for body in (
+        {"git_url": "file:///etc"},
+        {"git_url": "/srv/tests"},
+        {"path": "/srv/tests"},
+        {"git_url": "--upload-pack=evil"},
+        {"git_url": "ftp://example.org/x.git"},
+        {"git_url": "https://example.org/x.git", "cycles": "1:x"},
+        {"git_url": "https://example.org/x.git", "script": "../x.py"},
+        {"git_url": "https://example.org/x.git", "pool": "a b"},
+        {"git_url": "https://example.org/x.git", "ref": "--orphan"},
+        {"git_url": "https://example.org/x.git", "url": "javascript:alert(1)"},
+    ):
+        r = alice.post("/api/jobs", json=body)
+        assert r.status_code == 400, (body, r.text)
+    # a git URL that does not answer: the job fails fast, the reason in its console
+    r = alice.post("/api/jobs", json={"git_url": "http://127.0.0.1:9/none.git"})
+    assert r.status_code == 201
+    failed = wait_job(alice, r.json()["id"])
+    assert failed["state"] == "failed" and "git clone failed" in failed["exit_reason"]
+    assert "Error:" in alice.get(f"/api/jobs/{failed['id']}/console").text
+
+
+def test_admin_runs_a_file_git_url_at_a_ref(admin, tmp_path) -> None:
+    repo = make_project(tmp_path / "repo", name="v1")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "v1"], check=True)
+    subprocess.run([*git, "tag", "v1"], check=True)
+    (repo / ".marteau.yml").write_text("script: loadtest.py\ntest: Simple.test_simple\nname: v2\n")
+    subprocess.run([*git, "commit", "-q", "-am", "v2"], check=True)
+    r = admin.post("/api/jobs", json={"git_url": f"file://{repo}", "ref": "v1"})
+    assert r.status_code == 201, r.text
+    job = wait_job(admin, r.json()["id"])
+    assert job["state"] == "succeeded" and job["project"] == "v1"
+    assert job["source"] == {"kind": "git", "url": f"file://{repo}", "ref": "v1", "archive": None}
+    r = admin.post("/api/jobs", json={"path": str(repo), "label": "exit=1"})
+    job = wait_job(admin, r.json()["id"])
+    assert job["state"] == "failed" and "the fake run failed with exit 1" in job["exit_reason"]
+    assert job["exit_code"] == 1 and job["project"] == "v2"
+
+
+def test_cancel_replay_delete_owner_or_admin(service: Service, alice, bob, admin, tmp_path) -> None:
+    project = make_project(tmp_path / "project")
+    job = upload(alice, tar_of(project), label="sleep=30").json()
+    wait_job(alice, job["id"], states=("running",))
+    assert bob.post(f"/api/jobs/{job['id']}/cancel").status_code == 403
+    assert alice.delete(f"/api/jobs/{job['id']}").status_code == 409  # running: cancel first
+    t0 = time.monotonic()
+    assert alice.post(f"/api/jobs/{job['id']}/cancel").status_code == 200
+    cancelled = wait_job(alice, job["id"], timeout=10)
+    assert cancelled["state"] == "cancelled" and time.monotonic() - t0 < 5
+    nodes = {n["name"]: n for n in alice.get("/api/nodes").json()["nodes"]}
+    assert nodes["localhost"]["status"] == "idle"
+    assert alice.post(f"/api/jobs/{job['id']}/cancel").status_code == 409
+    # replay: a new job with the same source and parameters, owned by who replays it
+    assert bob.post(f"/api/jobs/{job['id']}/replay").status_code == 403
+    r = admin.post(f"/api/jobs/{job['id']}/replay")
+    assert r.status_code == 201
+    replay = r.json()
+    assert replay["replay_of"] == job["id"] and replay["overrides"] == {"label": "sleep=30"}
+    assert replay["owner"] == ADMIN and replay["source"]["archive"] == "project.tar.gz"
+    wait_job(admin, replay["id"], states=("running",))
+    assert admin.post(f"/api/jobs/{replay['id']}/cancel").status_code == 200
+    wait_job(admin, replay["id"])
+    # delete: the row and the files
+    assert bob.delete(f"/api/jobs/{job['id']}").status_code == 403
+    assert alice.delete(f"/api/jobs/{job['id']}").json() == {"deleted": job["id"]}
+    assert alice.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert not (service.data_dir / "jobs" / str(job["id"])).exists()
+    assert admin.delete(f"/api/jobs/{replay['id']}").status_code == 200
+    listed = alice.get("/api/jobs", params={"state": "cancelled"}).json()
+    assert job["id"] not in [j["id"] for j in listed["jobs"]]
+
+
+# -- pages -------------------------------------------------------------------------
+
+
+def test_pages_login_dashboard_new_job_and_csrf(service: Service, alice, tmp_path) -> None:
+    with httpx.Client(base_url=service.url, timeout=10) as browser:
+        r = browser.get("/")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        page = browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        assert (
+            browser.post(
+                "/login", data={"email": "alice@example.org", "password": "alice-password"}
+            ).status_code
+            == 403
+        )  # no CSRF token
+        r = browser.post(
+            "/login",
+            data={"email": "alice@example.org", "password": "nope", "csrf_token": token},
+        )
+        assert r.status_code == 401 and "Wrong email or password" in r.text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', r.text).group(1)
+        r = browser.post(
+            "/login",
+            data={"email": "alice@example.org", "password": "alice-password", "csrf_token": token},
+        )
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        home = browser.get("/")
+        assert home.status_code == 200 and "Dashboard" in home.text and "localhost" in home.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', home.text).group(1)
+        form = browser.get("/jobs/new")
+        assert 'enctype="multipart/form-data"' in form.text
+        project = make_project(tmp_path / "project")
+        fields = {"csrf_token": csrf, "label": "sleep=0.05", "cycles": "2"}
+        files = {"archive": ("p.tar.gz", tar_of(project), "application/gzip")}
+        assert (
+            browser.post("/jobs", data={**fields, "csrf_token": "forged"}, files=files).status_code
+            == 403
+        )
+        r = browser.post("/jobs", data=fields, files=files)
+        assert r.status_code == 303
+        job_id = int(r.headers["location"].rsplit("/", 1)[1])
+        page = browser.get(r.headers["location"])
+        assert f"Job #{job_id}" in page.text and 'id="console"' in page.text
+        wait_job(alice, job_id)
+        page = browser.get(f"/jobs/{job_id}")
+        assert "succeeded" in page.text and f'href="/jobs/{job_id}/report/"' in page.text
+        assert "EventSource" not in page.text  # finished: no live script
+        bad = browser.post("/jobs", data={"csrf_token": csrf, "git_url": "file:///etc"})
+        assert bad.status_code == 400 and "only http(s), ssh and git URLs" in bad.text
+        assert browser.post(f"/jobs/{job_id}/delete", data={}).status_code == 403
+        r = browser.post(f"/jobs/{job_id}/delete", data={"csrf_token": csrf})
+        assert r.status_code == 303 and browser.get(f"/jobs/{job_id}").status_code == 404
+        # nodes: admins only
+        assert browser.post("/nodes", data={"csrf_token": csrf, "name": "x"}).status_code == 403
+        assert "Add a node" not in browser.get("/nodes").text
+        r = browser.post("/logout", data={"csrf_token": csrf})
+        assert r.status_code == 303 and browser.get("/").status_code == 303
+
+
+def test_admin_manages_nodes_from_the_page(service: Service) -> None:
+    with httpx.Client(base_url=service.url, timeout=10) as browser:
+        page = browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        browser.post(
+            "/login", data={"email": ADMIN, "password": ADMIN_PASSWORD, "csrf_token": token}
+        )
+        page = browser.get("/nodes")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        r = browser.post(
+            "/nodes",
+            data={
+                "csrf_token": csrf,
+                "name": "web1",
+                "pool": "web",
+                "vars": "ansible_host=127.0.0.9",
+            },
+        )
+        assert r.status_code == 303
+        page = browser.get("/nodes").text
+        assert "web1" in page and "ansible_host=127.0.0.9" in page
+        assert browser.post("/nodes/web1/disable", data={"csrf_token": csrf}).status_code == 303
+        assert "node-disabled" in browser.get("/nodes").text
+        assert browser.post("/nodes/web1/remove", data={"csrf_token": csrf}).status_code == 303
+        assert "web1" not in browser.get("/nodes").text
+
+
+# -- restart -------------------------------------------------------------------------
+
+
+def test_restart_keeps_queued_jobs(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project")
+    first = Service(tmp_path / "data", tmp_path / "locks", workers=0)
+    try:
+        with closing(first.client(ADMIN, ADMIN_PASSWORD)) as admin:
+            ids = [upload(admin, tar_of(project)).json()["id"] for _ in range(3)]
+            assert {admin.get(f"/api/jobs/{i}").json()["state"] for i in ids} == {"queued"}
+    finally:
+        first.stop()
+    second = Service(tmp_path / "data", tmp_path / "locks", workers=2)
+    try:
+        with closing(second.client(ADMIN, ADMIN_PASSWORD)) as admin:
+            for job_id in ids:
+                assert wait_job(admin, job_id)["state"] == "succeeded"
+    finally:
+        second.stop()
+    log = second.log.read_text()
+    assert "schema" not in log  # the second start found the schema up to date

@@ -50,3 +50,17 @@ def test_plain_lines_on_changes_and_throttled_progress() -> None:
 def test_split_cycles_gives_the_remainder_to_the_first_nodes() -> None:
     assert split_cycles("10:20:3", 3) == ["4:7:1", "3:7:1", "3:6:1"]
     assert split_cycles("5", 1) == ["5"]
+
+
+def test_bench_timeout_follows_the_cycles(tmp_path) -> None:
+    from marteau.orchestration.project import Project
+    from marteau.orchestration.run import bench_timeout
+
+    project = Project(
+        root=tmp_path, config_path=tmp_path / ".marteau.yml", script="t.py", test="T.test"
+    )
+    assert bench_timeout(project, None, None) == 3600  # nothing known
+    assert bench_timeout(project, "1:2", 5) == 600  # short: the floor
+    assert bench_timeout(project, "1:2:3:4:5:6:7:8:9:10", 120) == 3 * (10 * 130 + 60)
+    (tmp_path / "T.conf").write_text("[bench]\ncycles = 10:20\nduration = 300\n")
+    assert bench_timeout(project, None, None) == 3 * (2 * 310 + 60)

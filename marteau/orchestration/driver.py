@@ -137,7 +137,8 @@ class Ansible:
             if pid:
                 with self._lock:
                     self.main_pids.add(int(pid))
-            events.append(event)
+            if event.get("event") != "runner_retry":  # one per poll and node: not kept
+                events.append(event)
             text = event.get("stdout")
             if text:
                 log.write(text + "\n")

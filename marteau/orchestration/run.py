@@ -122,6 +122,17 @@ def conf_cycles(project: Project) -> tuple[str | None, int | None]:
     return cycles, int(duration) if duration and duration.strip().isdigit() else None
 
 
+def bench_timeout(project: Project, cycles: str | None, duration: int | None) -> int:
+    """A hard limit for one node's bench: 3x its expected length, at least 10 minutes."""
+    conf_cycles_, conf_duration = conf_cycles(project)
+    cycles = cycles or conf_cycles_
+    duration = duration or conf_duration
+    if not cycles or not duration:
+        return 3600
+    expected = len(cycles.split(":")) * (duration + 10) + 60
+    return max(600, 3 * expected)
+
+
 def split_cycles(cycles: str, count: int) -> list[str]:
     """Each node's share of every cycle (the first nodes take the remainder)."""
     values = [int(c) for c in cycles.split(":")]
@@ -265,8 +276,10 @@ class LoadTestRun:
             marteau_bench_extra_args=bench_args,
             marteau_max_clock_offset=opts.max_clock_offset,
         )
-        if opts.bench_timeout:
-            extravars["marteau_bench_timeout"] = opts.bench_timeout
+        timeout = opts.bench_timeout or bench_timeout(project, cycles, duration)
+        extravars["marteau_bench_timeout"] = timeout
+        # A lock outlives the bench it guards (its expiry only matters if we die).
+        extravars["marteau_lock_ttl"] = timeout + 600
         extravars.update(opts.extra_vars)
         shutil.copy(
             ansible.inventory, run_dir / "inventory.ini"

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "nodes": "marteau.orchestration.nodes_command:nodes_command",
     "serve": "marteau.service.serve:serve_command",
     "worker": "marteau.service.serve:worker_command",
+    "submit": "marteau.service.submit:submit_command",
 }
 
 

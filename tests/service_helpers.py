@@ -11,6 +11,7 @@ SIGTERM releases its locks and exits 143, as `marteau run` exits 128+signal.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -78,6 +79,19 @@ def fake_run(argv: list[str]) -> int:
         report.mkdir(parents=True, exist_ok=True)
         (report / "index.html").write_text("<html><body><h1>fake report</h1></body></html>")
         (report / "data.txt").write_text("figures\n")
+        summary = {
+            "overall": {
+                "tests": {"count": 40, "success": 39, "stps": 3.9, "error_percent": 2.5},
+                "pages": {
+                    "spps": 12.25,
+                    "error_percent": 0.0,
+                    "percentiles": {"p95": 0.125},
+                    "apdex": {"score": 0.97, "label": "Excellent"},
+                },
+            },
+            "thresholds": {"passed": True},
+        }
+        (report / "summary.json").write_text(json.dumps(summary))
     else:
         print(f"Error: the fake run failed with exit {code}", flush=True)
     release()
@@ -109,11 +123,13 @@ def service_env(locks: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(data_dir: Path, locks: Path, *options: str) -> subprocess.Popen:
+def start_worker(
+    data_dir: Path, locks: Path, *options: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     command = [*MARTEAU, "worker", "--data-dir", str(data_dir)]
     command += ["--run-command", FAKE_RUN, "--poll-interval", "0.05", "--lease-ttl", "3"]
     command += ["--kill-grace", "2", *options]
-    return subprocess.Popen(command, env=service_env(locks), cwd=ROOT)
+    return subprocess.Popen(command, env=service_env(locks, **(env or {})), cwd=ROOT)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]

@@ -472,3 +472,50 @@ def test_restart_keeps_queued_jobs(tmp_path: Path) -> None:
         second.stop()
     log = second.log.read_text()
     assert "schema" not in log  # the second start found the schema up to date
+
+
+# -- marteau submit --------------------------------------------------------------------
+
+
+def test_submit_a_directory_and_wait(service: Service, alice, tmp_path) -> None:
+    token = alice.post("/api/tokens", json={"name": "ci"}).json()["token"]
+    project = make_project(tmp_path / "shop")
+    (project / ".git").mkdir()
+    (project / ".git" / "big").write_bytes(b"x" * 1000)
+    env = service_env(tmp_path / "unused", MARTEAU_TOKEN=token)
+    submit = [*MARTEAU, "submit", "--server", service.url]
+    ok = subprocess.run(
+        [*submit, str(project), "--wait", "-l", "sleep=0.05", "-c", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert re.fullmatch(rf"{service.url}/jobs/\d+", lines[0])
+    assert any("fake run of" in line and "-c 3" in line for line in lines)
+    assert re.search(r"job \d+ succeeded", ok.stdout) and "Report: " in ok.stdout
+    job_id = int(lines[0].rsplit("/", 1)[1])
+    source = service.data_dir / "jobs" / str(job_id) / "source" / "shop"
+    assert (source / ".marteau.yml").is_file() and not (source / ".git").exists()
+    failed = subprocess.run(
+        [*submit, str(project), "--wait", "-l", "exit=1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 1 and "the fake run failed with exit 1" in failed.stdout
+    refused = subprocess.run(
+        [*submit, "file:///srv/project"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2 and "only http(s), ssh and git URLs" in refused.stderr
+    no_wait = subprocess.run(
+        [*submit, "https://127.0.0.1:9/none.git"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert no_wait.returncode == 0 and no_wait.stdout.startswith(service.url + "/jobs/")

@@ -173,6 +173,7 @@ def serve_command(**options: object) -> None:
 
 @click.command("worker", context_settings={"help_option_names": ["-h", "--help"]})
 @_settings_options
+@click.option("--base-url", help="Public URL of the service, for links in mails.")
 @click.option("--once", is_flag=True, help="Stop when the queue has nothing to do.")
 def worker_command(once: bool, **options: object) -> None:
     """A worker for `marteau serve`'s queue (on this machine or another one sharing

@@ -50,6 +50,7 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = ""
     mail_sender: str = "marteau@localhost"
+    config_path: str = ""  # the TOML file these settings came from (handed to the workers)
 
     @property
     def db_url(self) -> str:
@@ -83,7 +84,9 @@ class Settings:
             str(self.kill_grace),
             "--lock-timeout",
             str(self.lock_timeout),
-        ]
+            "--base-url",
+            self.public_url,
+        ] + (["--config", self.config_path] if self.config_path else [])
 
 
 def _convert(name: str, value: object, kind: object) -> object:
@@ -124,6 +127,8 @@ def load_settings(config: Path | None = None, **options: object) -> Settings:
         if value is not None:
             values[name] = value
     settings = Settings()
+    if config:
+        values["config_path"] = str(Path(config).resolve())
     for name, value in values.items():
         try:
             setattr(settings, name, _convert(name, value, known[name]))

@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import time
@@ -237,7 +238,8 @@ class JobWorker:
             project = load_config(src / CONFIG_NAME, job.source)
         except MarteauError as exc:
             self._log(job.id, f"Error: {exc}")
-            self.scheduler.finish(job.id, FAILED, f"bad input: {exc}", exit_code=2)
+            if self.scheduler.finish(job.id, FAILED, f"bad input: {exc}", exit_code=2):
+                self.mail(job.id, FAILED, f"bad input: {exc}")
             return
         except _Stopped as exc:
             self.scheduler.finish(job.id, CANCELLED if exc.why == "cancel" else FAILED, exc.reason)
@@ -313,7 +315,40 @@ class JobWorker:
         report = job_dir / "report" / "index.html"
         report_path = "report/index.html" if report.is_file() else None
         self._log(job.id, f"job {state}: {reason}")
-        self.scheduler.finish(job.id, state, reason, exit_code=code, report_path=report_path)
+        if self.scheduler.finish(job.id, state, reason, exit_code=code, report_path=report_path):
+            self.mail(job.id, state, reason, report_path is not None)
+
+    def mail(self, job_id: int, state: str, reason: str, has_report: bool = False) -> None:
+        """Mail the owner and the project's `email`; a failure is logged on the job only."""
+        from marteau.service.mail import build_message, send
+
+        settings = self.settings
+        if not settings.smtp_host:
+            return
+        with self.db.read() as session:
+            job = session.get(Job, job_id)
+            owner = job.owner.email if job and job.owner else None
+        if job is None:
+            return
+        recipients = sorted({e for e in (owner, job.email) if e})
+        if not settings.smtp_host or not recipients:
+            return
+        message = build_message(
+            settings,
+            recipients,
+            job.id,
+            job.project_name,
+            state,
+            reason,
+            settings.job_dir(job.id),
+            has_report,
+        )
+        try:
+            send(settings, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            self._log(job.id, f"mail not sent to {', '.join(recipients)}: {exc}")
+            return
+        self._log(job.id, f"mail sent to {', '.join(recipients)}")
 
 
 class _Stopped(Exception):

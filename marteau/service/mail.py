@@ -1,0 +1,85 @@
+"""The mail sent when a job ends: to its owner and to `.marteau.yml`'s `email`, with
+the status, the key figures of the report's `summary.json` and the report link."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from marteau.service.settings import Settings
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def key_figures(summary_path: Path) -> list[str]:
+    """Lines of figures from a report's summary.json (none if it is missing or unreadable)."""
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    lines = []
+    tests = _get(summary, "overall", "tests")
+    pages = _get(summary, "overall", "pages")
+    if isinstance(tests, dict):
+        lines.append(
+            f"Tests: {tests.get('count', 0)} ({tests.get('success', 0)} successful), "
+            f"STPS {float(tests.get('stps') or 0):.3f}, errors {float(tests.get('error_percent') or 0):.2f}%"
+        )
+    if isinstance(pages, dict):
+        p95 = _get(pages, "percentiles", "p95")
+        apdex = pages.get("apdex") or {}
+        lines.append(
+            f"Pages: SPPS {float(pages.get('spps') or 0):.3f}, p95 {float(p95 if p95 is not None else -1):.3f} s, "
+            f"errors {float(pages.get('error_percent') or 0):.2f}%, "
+            f"Apdex {float(apdex.get('score') or 0):.3f} {apdex.get('label') or ''}".rstrip()
+        )
+    thresholds = summary.get("thresholds") if isinstance(summary, dict) else None
+    if isinstance(thresholds, dict):
+        lines.append(f"Thresholds: {'passed' if thresholds.get('passed') else 'FAILED'}")
+    return lines
+
+
+def build_message(
+    settings: Settings,
+    recipients: list[str],
+    job_id: int,
+    project: str | None,
+    state: str,
+    reason: str,
+    job_dir: Path,
+    has_report: bool,
+) -> EmailMessage:
+    base = settings.public_url
+    name = project or f"job {job_id}"
+    message = EmailMessage()
+    message["Subject"] = f"[marteau] {name}: {state}"
+    message["From"] = settings.mail_sender
+    message["To"] = ", ".join(recipients)
+    body = [f"Marteau job #{job_id} ({name}) {state}: {reason}", ""]
+    figures = key_figures(job_dir / "report" / "summary.json") if has_report else []
+    body += figures + ([""] if figures else [])
+    if has_report:
+        body.append(f"Report: {base}/jobs/{job_id}/report/")
+    body.append(f"Job: {base}/jobs/{job_id}")
+    message.set_content("\n".join(body) + "\n")
+    return message
+
+
+def send(settings: Settings, message: EmailMessage) -> None:
+    """Send over SMTP (STARTTLS and login when configured); raises on failure."""
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if settings.smtp_user:
+            smtp.login(settings.smtp_user, settings.smtp_password)
+        smtp.send_message(message)

@@ -1,0 +1,111 @@
+"""The mail at the end of a job, received by a real SMTP server (aiosmtpd) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sqlalchemy")
+aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+
+from marteau.service.accounts import create_user  # noqa: E402
+from marteau.service.db import Database, upgrade  # noqa: E402
+from marteau.service.models import Job, Node  # noqa: E402
+from tests.service_helpers import free_port, make_project, start_worker  # noqa: E402
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    controller = aiosmtpd_controller.Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, inbox
+    controller.stop()
+
+
+def _setup(tmp_path: Path, **config: object) -> tuple[Database, list[int]]:
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'marteau.db'}")
+    upgrade(db, default_node=False)
+    project = make_project(tmp_path / "project", name="shop", email="team@example.org", **config)
+    with db.write() as session:
+        user = create_user(session, "owner@example.org", "owner-password")
+        session.add(Node(name="n1", pool="marteau", vars={}, created=time.time()))
+        ids = []
+        for label in ("sleep=0.05", "exit=1"):
+            job = Job(
+                owner_id=user.id,
+                source_kind="path",
+                source_url=str(project),
+                overrides={"label": label},
+                created=time.time(),
+            )
+            session.add(job)
+            session.flush()
+            ids.append(job.id)
+    return db, ids
+
+
+def test_mail_on_job_end_with_figures_and_report_link(smtp, tmp_path: Path) -> None:
+    controller, inbox = smtp
+    db, (good, bad) = _setup(tmp_path)
+    worker = start_worker(
+        tmp_path / "data",
+        tmp_path / "locks",
+        "--once",
+        "--base-url",
+        "https://marteau.example.org",
+        env={
+            "MARTEAU_SMTP_HOST": "127.0.0.1",
+            "MARTEAU_SMTP_PORT": str(controller.port),
+            "MARTEAU_MAIL_SENDER": "marteau@example.org",
+        },
+    )
+    assert worker.wait(timeout=30) == 0
+    assert len(inbox.messages) == 2
+    (sender, to, raw), (_, _, raw_bad) = inbox.messages
+    assert sender == "marteau@example.org" and sorted(to) == [
+        "owner@example.org",
+        "team@example.org",
+    ]
+    mail = message_from_bytes(raw)
+    assert mail["Subject"] == "[marteau] shop: succeeded"
+    body = mail.get_payload(decode=True).decode()
+    assert f"Marteau job #{good} (shop) succeeded: done" in body
+    assert "Tests: 40 (39 successful), STPS 3.900, errors 2.50%" in body
+    assert "Pages: SPPS 12.250, p95 0.125 s, errors 0.00%, Apdex 0.970 Excellent" in body
+    assert "Thresholds: passed" in body
+    assert f"Report: https://marteau.example.org/jobs/{good}/report/" in body
+    failed = message_from_bytes(raw_bad)
+    assert failed["Subject"] == "[marteau] shop: failed"
+    assert "the fake run failed with exit 1" in failed.get_payload(decode=True).decode()
+    console = (tmp_path / "data" / "jobs" / str(good) / "console.log").read_text()
+    assert "mail sent to owner@example.org, team@example.org" in console
+    db.dispose()
+
+
+def test_a_mail_that_cannot_be_sent_is_logged_and_the_result_stays(tmp_path: Path) -> None:
+    db, (good, _bad) = _setup(tmp_path)
+    worker = start_worker(
+        tmp_path / "data",
+        tmp_path / "locks",
+        "--once",
+        env={"MARTEAU_SMTP_HOST": "127.0.0.1", "MARTEAU_SMTP_PORT": str(free_port())},
+    )
+    assert worker.wait(timeout=30) == 0
+    with db.read() as session:
+        assert session.get(Job, good).state == "succeeded"
+    console = (tmp_path / "data" / "jobs" / str(good) / "console.log").read_text()
+    assert "mail not sent to owner@example.org, team@example.org" in console
+    db.dispose()

@@ -420,63 +420,366 @@ class Columns:
         return Columns(self._data, self._resolve(key))
 
 
-# ----------------------------------------------------------------- pages
+# ----------------------------------------------------------------- grouped responses
+#
+# Why this shape: gathering whole records (or many columns) through index
+# arrays dominated the time of a 10-million-request report.  Here each
+# cycle's responses are taken once as contiguous columns (copies of file
+# slices when the file is grouped by cycle, as recorders write it), and
+# every per-group figure comes from one pass in file order:
+# ``np.bincount(ids, weights=d)`` adds each group's values left to right
+# in index order, exactly as FunkLoad's Python float sums did, so no sort
+# is needed for the sums.  Only the percentiles need sorted values: one
+# stable radix sort of small group ids, then each group's slice sorted.
+
+_CHUNK = 1 << 21
+_MAX_RUNS = 4096
+
+
+def _cycle_parts(cycle: Any) -> dict[int, Any]:
+    """cycle -> its responses in file order: a list of slices, or an index array."""
+    n = int(cycle.size)
+    if not n:
+        return {}
+    change = np.flatnonzero(cycle[1:] != cycle[:-1]) + 1
+    if change.size < _MAX_RUNS:
+        bounds = [0, *change.tolist(), n]
+        parts: dict[int, Any] = {}
+        values = cycle[bounds[:-1]].tolist()
+        for value, lo, hi in zip(values, bounds[:-1], bounds[1:], strict=True):
+            parts.setdefault(int(value), []).append(slice(lo, hi))
+        return parts
+    order = stable_order(cycle)
+    ordered = cycle[order]
+    starts, lengths = _segments(ordered)
+    return {
+        int(ordered[s]): order[s : s + n]
+        for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)
+    }
+
+
+def _take(array: Any, name: str, part: Any) -> Any:
+    """The contiguous column `name` of the rows `part` (slices or indexes) of `array`."""
+    column = array[name]
+    if isinstance(part, list):
+        if len(part) == 1:
+            return np.ascontiguousarray(column[part[0]])
+        return np.concatenate([column[s] for s in part])
+    return column[part]
+
+
+def _dense(values: Any) -> tuple[Any, Any]:
+    """(sorted distinct values, index of each value among them)."""
+    if not values.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.intp)
+    low, high = int(values.min()), int(values.max())
+    if high - low < 10_000_000:
+        offset = (values - low).astype(np.intp)
+        present = np.zeros(high - low + 1, dtype=bool)
+        present[offset] = True
+        uniq = np.flatnonzero(present)
+        ids = (np.cumsum(present, dtype=np.intp) - 1)[offset]
+        return uniq + low, ids
+    uniq, ids = np.unique(values, return_inverse=True)
+    return uniq, ids.reshape(-1)
 
 
 @dataclass
-class _Pages:
-    """Pages of a set of responses (one row per page), plus the responses they own."""
+class _Seconds:
+    """Events per int(time) second, combinable across parts (for maxRPS/maxSPPS)."""
 
-    cycle: Any  # per page
-    duration: Any  # per page, left-to-right sum of its responses
-    ok: Any  # per page, bool
-    second: Any  # per page, int(time) of its first response
-    owned_cycle: Any  # per owned response (page Apdex quirk)
-    owned_duration: Any
+    seconds: Any
+    counts: Any
+
+    @classmethod
+    def of(cls, seconds: Any) -> _Seconds:
+        if not seconds.size:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        low, high = int(seconds.min()), int(seconds.max())
+        if high - low < 50_000_000:
+            counts = np.bincount(seconds - low)
+            used = np.flatnonzero(counts)
+            return cls(used + low, counts[used])
+        uniq, counts = np.unique(seconds, return_counts=True)
+        return cls(uniq, counts)
+
+    @classmethod
+    def combine(cls, parts: Sequence[_Seconds]) -> _Seconds:
+        parts = [p for p in parts if p.seconds.size]
+        if len(parts) <= 1:
+            return parts[0] if parts else cls.of(np.zeros(0, np.int64))
+        uniq, inverse = np.unique(np.concatenate([p.seconds for p in parts]), return_inverse=True)
+        counts = np.zeros(uniq.size, np.int64)
+        np.add.at(counts, inverse.reshape(-1), np.concatenate([p.counts for p in parts]))
+        return cls(uniq, counts)
+
+    def max(self) -> int:
+        return int(self.counts.max()) if self.counts.size else 0
 
 
-def _pages(responses: Any, page_type: Any) -> _Pages:
-    """Group responses into pages per (cycle, thread), FunkLoad style."""
-    key = (responses["cycle"].astype(np.int64) << 32) | responses["thread"].astype(np.int64)
-    order = stable_order(key)
-    key = key[order]
-    r = responses[order]
-    starts_page = page_type[r["type"]]
-    count = np.cumsum(starts_page)
-    # pages counted before each (cycle, thread) group: to drop the responses
-    # that come before a thread's first page
-    group_starts, group_lengths = _segments(key)
-    before = np.repeat(count[group_starts] - starts_page[group_starts], group_lengths)
-    owned = count > before
-    r = r[owned]
-    page_id = count[owned]
-    p_starts, p_lengths = _segments(page_id)
-    durations = r["duration"]
-    not_ok = (
-        np.maximum.reduceat((r["result"] != SUCCESSFUL).astype(np.int8), p_starts)
-        if p_starts.size
-        else np.zeros(0, np.int8)
+@dataclass
+class _Group:
+    """One group's figures; `sorted` its durations in ascending order."""
+
+    count: int
+    success: int
+    total: float  # left-to-right sum in file order
+    min: float
+    max: float
+    satisfied: int
+    tolerating: int
+    sorted: Any
+    first: int  # index of its first row in the part
+    last: int  # index of its last row in the part
+    picked: dict[str, float] | None = None  # the percentiles, when `sorted` is not kept
+
+
+def _apdex_of(n: int, satisfied: int, tolerating: int, t: float) -> Apdex:
+    score = (satisfied + tolerating / 2.0) / n if n else 0
+    return Apdex(t, satisfied, tolerating, n - satisfied - tolerating, score, apdex_label(score))
+
+
+def _timing_of(g: _Group, t: float) -> dict[str, Any]:
+    """The `_timing` figures of a group (same arithmetic)."""
+    n = g.count
+    error = n - g.success
+    return dict(
+        count=n,
+        success=g.success,
+        error=error,
+        error_percent=_ratio(error, n),
+        min=g.min if n else 0.0,
+        avg=g.total / n if n else 0.0,
+        max=g.max if n else 0.0,
+        percentiles=g.picked if g.picked is not None else percentiles(g.sorted),
+        apdex=_apdex_of(n, g.satisfied, g.tolerating, t),
     )
-    return _Pages(
-        cycle=r["cycle"][p_starts],
-        duration=segment_sums(durations, p_starts, p_lengths),
-        ok=not_ok == 0,
-        second=r["time"][p_starts].astype(np.int64),
-        owned_cycle=r["cycle"],
-        owned_duration=durations,
+
+
+def _group_order(gid: Any, ngroups: int) -> Any:
+    """np.argsort(gid, kind="stable") of dense group ids (a radix sort when they are few)."""
+    if ngroups <= 256:
+        return np.argsort(gid.astype(np.uint8), kind="stable")
+    if ngroups <= 65536:
+        return np.argsort(gid.astype(np.uint16), kind="stable")
+    return stable_order(gid)
+
+
+def _groups(d: Any, ok: Any, gid: Any, ngroups: int, t: float) -> tuple[dict[int, _Group], Any]:
+    """Figures of each non-empty group of `gid` (0 <= gid < ngroups), and the stable order."""
+    if ngroups == 1:
+        n = int(d.size)
+        satisfied_1 = int(np.count_nonzero(d < t))
+        count = np.array([n])
+        success = np.array([int(np.count_nonzero(ok))])
+        total = np.array([sequential_sum(d)])
+        satisfied = np.array([satisfied_1])
+        below4 = np.array([int(np.count_nonzero(d < 4 * t))])
+        order = np.arange(n)
+        grouped = d.copy()
+    else:
+        # one bincount: group, success, Apdex class (2 satisfied, 1 tolerating, 0 other)
+        code = gid * 6
+        code += ok * 3
+        code += d < t
+        code += d < 4 * t
+        counts = np.bincount(code, minlength=ngroups * 6).reshape(ngroups, 2, 3)
+        del code
+        count = counts.sum(axis=(1, 2))
+        success = counts[:, 1, :].sum(axis=1)
+        satisfied = counts[:, :, 2].sum(axis=1)
+        below4 = satisfied + counts[:, :, 1].sum(axis=1)
+        total = np.bincount(gid, weights=d, minlength=ngroups)  # sequential, file order
+        order = _group_order(gid, ngroups)
+        grouped = d[order]
+    used = np.flatnonzero(count)
+    ends = np.cumsum(count)
+    starts = ends - count
+    mins = np.minimum.reduceat(grouped, starts[used]) if used.size else used
+    maxs = np.maximum.reduceat(grouped, starts[used]) if used.size else used
+    out = {}
+    for j, g in enumerate(used.tolist()):
+        lo, hi = int(starts[g]), int(ends[g])
+        values = grouped[lo:hi]
+        values.sort()
+        out[g] = _Group(
+            count=int(count[g]),
+            success=int(success[g]),
+            total=float(total[g]),
+            min=float(mins[j]),
+            max=float(maxs[j]),
+            satisfied=int(satisfied[g]),
+            tolerating=int(below4[g] - satisfied[g]),
+            sorted=values,
+            first=int(order[lo]),
+            last=int(order[hi - 1]),
+        )
+    return out, order
+
+
+def _merge_groups(parts: Sequence[_Group], total: float) -> _Group:
+    """One group from parts of it; `total` summed in file order by the caller."""
+    return _Group(
+        count=sum(p.count for p in parts),
+        success=sum(p.success for p in parts),
+        total=total,
+        min=float(np.min([p.min for p in parts])),
+        max=float(np.max([p.max for p in parts])),
+        satisfied=sum(p.satisfied for p in parts),
+        tolerating=sum(p.tolerating for p in parts),
+        sorted=None,
+        first=0,
+        last=0,
+        picked=run_percentiles([p.sorted for p in parts]),
     )
 
 
-def _page_stats(
-    pages: _Pages, select: Any, owned_select: Any, t: float, duration: float
+def run_percentiles(runs: Sequence[Any]) -> dict[str, float]:
+    """`percentiles` of the union of sorted arrays, without merging them.
+
+    The value at sorted index r of the union is, over the runs, the
+    smallest ``run[i]`` with more than r values <= ``run[i]`` in all runs
+    (a binary search in each run, counting with searchsorted).  NaN (sorted
+    last, not ordered) falls back to sorting the union.
+    """
+    runs = [r for r in runs if r.size]
+    if len(runs) <= 1 or any(np.isnan(r[-1]) for r in runs):
+        return percentiles(np.sort(np.concatenate(runs)) if runs else np.zeros(0))
+    n = sum(int(r.size) for r in runs)
+    ranks = np.array([int(p / 100.0 * n) for _, p in PERCENTILES], dtype=np.int64)
+    best = np.zeros(ranks.size)
+    found = np.zeros(ranks.size, dtype=bool)
+    for run in runs:
+        lo = np.zeros(ranks.size, np.int64)
+        hi = np.full(ranks.size, run.size, np.int64)
+        while True:
+            active = lo < hi
+            if not active.any():
+                break
+            mid = (lo + hi) // 2
+            values = run[np.minimum(mid, run.size - 1)]
+            below = sum(np.searchsorted(r, values, side="right") for r in runs)
+            enough = below > ranks
+            hi = np.where(active & enough, mid, hi)
+            lo = np.where(active & ~enough, mid + 1, lo)
+        hit = lo < run.size
+        values = run[np.minimum(lo, run.size - 1)]
+        better = hit & (~found | (values < best))
+        best = np.where(better, values, best)
+        found |= hit
+    return {key: float(value) for (key, _), value in zip(PERCENTILES, best, strict=True)}
+
+
+def _empty_group() -> _Group:
+    return _Group(0, 0, 0.0, 0.0, 0.0, 0, 0, np.zeros(0), 0, 0)
+
+
+def _file_order_sums(
+    responses: Any, node_ids: Any, thread_base: int, nonempty: Any
+) -> tuple[float, Any, Any]:
+    """Left-to-right duration sums in file order: all, per node, per description.
+
+    Chunked to bound memory: each chunk's sums start from the previous
+    chunk's (the carries go first in the bincount), so the additions are
+    exactly those of one pass over the whole file.
+    """
+    n = int(responses.size)
+    total = np.zeros(1)
+    groups = int(node_ids.max()) + 1 if node_ids is not None else 1
+    per_node = np.zeros(groups)
+    every_node = np.arange(groups)
+    per_description = np.zeros(nonempty.size)
+    description_ids = np.arange(nonempty.size)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        d = np.ascontiguousarray(responses["duration"][lo:hi])
+        total = np.bincount(
+            np.zeros(hi - lo + 1, np.intp), weights=np.concatenate([total, d]), minlength=1
+        )
+        if node_ids is not None:
+            nodes = node_ids[_node_slot(responses["thread"][lo:hi], thread_base, node_ids.size)]
+            per_node = np.bincount(
+                np.concatenate([every_node, nodes]),
+                weights=np.concatenate([per_node, d]),
+                minlength=groups,
+            )
+        description = responses["description"][lo:hi]
+        described = nonempty[description]
+        per_description = np.bincount(
+            np.concatenate([description_ids, description[described].astype(np.intp)]),
+            weights=np.concatenate([per_description, d[described]]),
+            minlength=nonempty.size,
+        )
+    return float(total[0]), per_node, per_description
+
+
+@dataclass
+class _CyclePages:
+    """A cycle's pages (FunkLoad grouping), in (thread, position) order."""
+
+    count: int
+    ok_durations: Any  # durations of successful pages, page order
+    ok_seconds: _Seconds
+    owned: _Group  # Apdex counts of the responses that belong to a page (page Apdex quirk)
+
+
+def _cycle_pages(
+    d: Any,
+    ok: Any,
+    seconds: Any,
+    thread_ids: Any,
+    threads: int,
+    starts_page: Any,
+    every: _Group,
+    t: float,
+) -> _CyclePages:
+    """Group one cycle's responses (file order) into pages per thread, FunkLoad style.
+
+    `thread_ids`: dense thread ids (0 <= id < threads, each present);
+    `every`: the cycle's request figures (the page Apdex when every response
+    belongs to a page).  Pages are numbered in (thread, position) order, the
+    responses taken stably by thread, so each page's sum runs in file order.
+    """
+    n = int(d.size)
+    order = _group_order(thread_ids, threads)
+    begins = starts_page[order]
+    page = np.cumsum(begins, dtype=np.int64)  # 1-based page number, in thread order
+    pages = int(page[-1]) if n else 0
+    lengths = np.bincount(thread_ids, minlength=threads)
+    firsts = np.cumsum(lengths) - lengths
+    durations = d[order]
+    good = ok[order]
+    if bool(begins[firsts].all()):
+        owned = every
+    else:
+        # the responses before a thread's first page are ignored
+        before = np.repeat(page[firsts] - begins[firsts], lengths)
+        keep = page > before
+        del before
+        page, durations, good = page[keep], durations[keep], good[keep]
+        owned = _counts_group(durations, t)
+    sums = np.bincount(page, weights=durations, minlength=pages + 1)[1:]
+    failed = np.bincount(page[~good], minlength=pages + 1)[1:]
+    del page, durations, good
+    success = failed == 0
+    second = seconds[order[np.flatnonzero(begins)]]  # a page's second: its first response's
+    return _CyclePages(pages, sums[success], _Seconds.of(second[success]), owned)
+
+
+def _pages_figures(
+    count: int,
+    ok_durations: Any,
+    ok_seconds: _Seconds,
+    owned: _Group,
+    t: float,
+    duration: float,
+    total: float | None = None,
 ) -> dict[str, Any]:
-    """Page timing of the selected pages (quirk: avg over all pages)."""
-    count = int(np.count_nonzero(select))
-    ok = pages.ok & select
-    ok_durations = pages.duration[ok]
+    """Page timing (quirk: avg over all pages; Apdex over the owned responses)."""
     success = int(ok_durations.size)
     error = count - success
-    total = sequential_sum(ok_durations)
+    if total is None:
+        total = sequential_sum(ok_durations)
     return dict(
         count=count,
         success=success,
@@ -486,9 +789,268 @@ def _page_stats(
         avg=total / count if count else 0.0,
         max=float(ok_durations.max()) if success else 0.0,
         percentiles=percentiles(np.sort(ok_durations)),
-        apdex=apdex(pages.owned_duration[owned_select], t),
+        apdex=_apdex_of(owned.count, owned.satisfied, owned.tolerating, t),
         spps=success / duration if duration else 0.0,
-        max_spps=max_per_second(pages.second[ok]),
+        max_spps=ok_seconds.max(),
+    )
+
+
+def _node_slot(thread: Any, thread_base: int, size: int) -> Any:
+    """thread // thread_base, with nodes beyond the table sent to its last slot."""
+    return np.minimum(thread // thread_base, size - 1).astype(np.intp)
+
+
+def _node_table(nodes: Sequence[NodeInfo]) -> Any:
+    """node index (thread // base) -> position in `nodes`; the last slot: no node."""
+    table = np.full(max(n.index for n in nodes) + 2, len(nodes), np.intp)
+    for i, node in enumerate(nodes):
+        table[node.index] = i
+    return table
+
+
+def _counts_group(durations: Any, t: float) -> _Group:
+    """Apdex counts only (the page Apdex of a cycle)."""
+    a = apdex(durations, t)
+    return _Group(int(durations.size), 0, 0.0, 0.0, 0.0, a.satisfied, a.tolerating, None, 0, 0)
+
+
+@dataclass
+class _Responses:
+    """Everything computed from the responses."""
+
+    requests: dict[int, RequestStats]
+    pages: dict[int, PageStats]
+    cvus: dict[int, int]
+    steps: dict[int, list[StepStats]]
+    overall_requests: RequestStats | None
+    overall_pages: PageStats | None
+    descriptions: list[DescriptionStats]
+    nodes: list[tuple[list[RequestStats], RequestStats]]
+
+
+def _responses(
+    responses: Any,
+    parts: dict[int, Any],
+    strings: list[str],
+    t: float,
+    duration: float,
+    recorded: float,
+    nodes: Sequence[NodeInfo],
+    thread_base: int,
+) -> _Responses:
+    """Request, page, per-request, per-description and per-node figures, cycle by cycle."""
+    page_type = np.array([s in PAGE_TYPES for s in strings] or [False], dtype=bool)
+    nonempty = np.array([bool(s) for s in strings] or [False], dtype=bool)
+    split = len(nodes) > 1
+    table = _node_table(nodes) if split else None
+    requests: dict[int, RequestStats] = {}
+    pages: dict[int, PageStats] = {}
+    cvus_of: dict[int, int] = {}
+    steps: dict[int, list[StepStats]] = {}
+    cycle_groups: list[_Group] = []
+    cycle_seconds: list[_Seconds] = []
+    page_parts: list[_CyclePages] = []
+    page_owned: list[_Group] = []
+    node_parts: list[list[tuple[_Group, _Seconds]]] = [[] for _ in nodes]
+    node_cycles: list[list[RequestStats]] = [[] for _ in nodes]
+    description_parts: dict[int, list[_Group]] = {}
+    for cycle in sorted(parts):
+        part = parts[cycle]
+        d = _take(responses, "duration", part)
+        ok = _take(responses, "result", part) == SUCCESSFUL
+        seconds = _take(responses, "time", part).astype(np.int64)
+        cvus_column = _take(responses, "cvus", part)
+        n = int(d.size)
+        group = _groups(d, ok, np.zeros(n, np.intp), 1, t)[0][0]
+        cvus = int(cvus_column[0])
+        cvus_of[cycle] = cvus
+        per_second = _Seconds.of(seconds)
+        cycle_groups.append(group)
+        cycle_seconds.append(per_second)
+        requests[cycle] = RequestStats(
+            **_timing_of(group, t),
+            cycle=cycle,
+            cvus=cvus,
+            rps=n / duration if duration else 0.0,
+            max_rps=per_second.max(),
+        )
+
+        # pages
+        kinds = _take(responses, "type", part)
+        threads, thread_ids = _dense(_take(responses, "thread", part))
+        cycle_pages = _cycle_pages(
+            d, ok, seconds, thread_ids, int(threads.size), page_type[kinds], group, t
+        )
+        owned = cycle_pages.owned
+        page_parts.append(cycle_pages)
+        page_owned.append(owned)
+        pages[cycle] = PageStats(
+            **_pages_figures(
+                cycle_pages.count,
+                cycle_pages.ok_durations,
+                cycle_pages.ok_seconds,
+                owned,
+                t,
+                duration,
+            ),
+            cycle=cycle,
+            cvus=cvus,
+        )
+
+        # per request (step.number): last url and type, last non-empty description
+        step = _take(responses, "step", part).astype(np.int64)
+        keys, key_ids = _dense((step << 16) | _take(responses, "number", part))
+        del step
+        by_key, order = _groups(d, ok, key_ids, int(keys.size), t)
+        descriptions = _take(responses, "description", part)
+        described = nonempty[descriptions]
+        positions = np.where(described[order], order, -1)
+        urls = _take(responses, "url", part)
+        cycle_steps = []
+        at = 0
+        for k, g in sorted(by_key.items()):
+            last_described = int(positions[at : at + g.count].max())
+            at += g.count
+            key = int(keys[k])
+            step_number, request_number = key >> 16, key & 0xFFFF
+            cycle_steps.append(
+                StepStats(
+                    **_timing_of(g, t),
+                    cycle=cycle,
+                    cvus=int(cvus_column[g.first]),
+                    key=f"{step_number:03d}.{request_number:03d}",
+                    step=step_number,
+                    number=request_number,
+                    url=strings[int(urls[g.last])],
+                    type=strings[int(kinds[g.last])],
+                    description=(
+                        strings[int(descriptions[last_described])] if last_described >= 0 else ""
+                    ),
+                )
+            )
+        cycle_steps.sort(key=lambda s: s.key)
+        steps[cycle] = cycle_steps
+        del positions, order, urls, kinds, key_ids, by_key
+
+        # per description (whole bench: combined below)
+        by_description, _ = _groups(
+            d[described],
+            ok[described],
+            descriptions[described].astype(np.intp),
+            int(nonempty.size),
+            t,
+        )
+        for k, g in by_description.items():
+            description_parts.setdefault(k, []).append(g)
+        del descriptions, described, by_description
+
+        # per node
+        if table is not None:
+            node_of_thread = table[_node_slot(threads, thread_base, table.size)]
+            by_node, order = _groups(d, ok, node_of_thread[thread_ids], len(nodes) + 1, t)
+            ordered_seconds = seconds[order]
+            at = 0
+            for i in range(len(nodes) + 1):
+                g = by_node.get(i)
+                if g is None:
+                    continue
+                if i < len(nodes):
+                    node_parts[i].append((g, _Seconds.of(ordered_seconds[at : at + g.count])))
+                at += g.count
+            del order, ordered_seconds
+        elif nodes:
+            node_parts[0].append((group, per_second))
+        for i, node in enumerate(nodes):
+            if len(node_parts[i]) > len(node_cycles[i]):
+                g, node_seconds = node_parts[i][-1]
+                own = node.cycles[cycle] if cycle < len(node.cycles) else int(cvus_column[g.first])
+                node_cycles[i].append(
+                    RequestStats(
+                        **_timing_of(g, t),
+                        cycle=cycle,
+                        cvus=own,
+                        rps=g.count / duration if duration else 0.0,
+                        max_rps=node_seconds.max(),
+                    )
+                )
+        del d, ok, seconds, thread_ids, cvus_column
+
+    if not parts:
+        return _Responses({}, {}, {}, {}, None, None, [], [])
+    total, node_totals, description_totals = _file_order_sums(
+        responses, table, thread_base, nonempty
+    )
+    overall = _merge_groups(cycle_groups, total)
+    del cycle_groups
+    overall_requests = RequestStats(
+        **_timing_of(overall, t),
+        cvus=max(cvus_of.values()),
+        rps=overall.count / recorded if recorded else 0.0,
+        max_rps=_Seconds.combine(cycle_seconds).max(),
+    )
+    del overall
+    ok_durations = np.concatenate([p.ok_durations for p in page_parts])
+    overall_pages = PageStats(
+        **_pages_figures(
+            sum(p.count for p in page_parts),
+            ok_durations,
+            _Seconds.combine([p.ok_seconds for p in page_parts]),
+            _merge_counts(page_owned),
+            t,
+            recorded,
+        ),
+        cvus=overall_requests.cvus,
+    )
+    del ok_durations, page_parts
+    descriptions_out = []
+    for k in sorted(description_parts):
+        g = _merge_groups(description_parts.pop(k), float(description_totals[k]))
+        descriptions_out.append(
+            DescriptionStats(
+                **_timing_of(g, t),
+                description=strings[k],
+                rps=g.count / recorded if recorded else 0.0,
+            )
+        )
+    descriptions_out.sort(key=lambda x: x.description)
+    node_out = []
+    for i in range(len(nodes)):
+        per_cycle = node_cycles[i]
+        node_recorded = duration * len(per_cycle)
+        if node_parts[i]:
+            node_total = float(node_totals[i]) if table is not None else total
+            g = _merge_groups([g for g, _ in node_parts[i]], node_total)
+        else:
+            g = _empty_group()
+        node_out.append(
+            (
+                per_cycle,
+                RequestStats(
+                    **_timing_of(g, t),
+                    cvus=max((c.cvus for c in per_cycle), default=0),
+                    rps=g.count / node_recorded if node_recorded else 0.0,
+                    max_rps=_Seconds.combine([s for _, s in node_parts[i]]).max(),
+                ),
+            )
+        )
+        node_parts[i] = []
+    return _Responses(
+        requests, pages, cvus_of, steps, overall_requests, overall_pages, descriptions_out, node_out
+    )
+
+
+def _merge_counts(parts: Sequence[_Group]) -> _Group:
+    return _Group(
+        sum(p.count for p in parts),
+        0,
+        0.0,
+        0.0,
+        0.0,
+        sum(p.satisfied for p in parts),
+        sum(p.tolerating for p in parts),
+        None,
+        0,
+        0,
     )
 
 
@@ -546,53 +1108,28 @@ def compute(
     """
     t = float(apdex_t)
     duration = cycle_duration(rs.config)
-    responses = Columns.of(rs.responses)
+    responses = rs.responses
     tests = Columns.of(rs.tests)
-    strings = rs.strings
-    page_type = np.array([s in PAGE_TYPES for s in strings] or [False], dtype=np.int64)
-    nonempty = np.array([bool(s) for s in strings] or [False], dtype=bool)
-
-    r_cycles = distinct(responses["cycle"])
+    parts = _cycle_parts(responses["cycle"])
     t_cycles = distinct(tests["cycle"])
-    all_cycles = sorted(set(r_cycles.tolist()) | set(t_cycles.tolist()))
+    all_cycles = sorted(set(parts) | set(t_cycles.tolist()))
+    recorded = duration * len(all_cycles)
 
-    # responses grouped by cycle, file order inside a cycle
-    by_cycle = _in_order(responses, responses["cycle"])
-    c_starts, c_lengths = _segments(by_cycle["cycle"])
-    cycle_slices = {
-        int(by_cycle["cycle"][s]): (int(s), int(s + n))
-        for s, n in zip(c_starts, c_lengths, strict=True)
-    }
-    tests_by_cycle = _in_order(tests, tests["cycle"])
+    tests_by_cycle = tests
+    if tests.size > 1 and not bool(np.all(tests["cycle"][1:] >= tests["cycle"][:-1])):
+        tests_by_cycle = tests[stable_order(tests["cycle"])]
     tc_starts, tc_lengths = _segments(tests_by_cycle["cycle"])
     test_slices = {
         int(tests_by_cycle["cycle"][s]): (int(s), int(s + n))
         for s, n in zip(tc_starts, tc_lengths, strict=True)
     }
 
-    pages = _pages(responses, page_type)
-    steps_by_cycle = _step_stats(responses, strings, nonempty, t)
+    found = _responses(responses, parts, rs.strings, t, duration, recorded, nodes, thread_base)
 
     cycles: list[CycleStats] = []
     for cycle in all_cycles:
-        request_stats = page_stats = test_stats = None
-        cvus = 0
-        if cycle in cycle_slices:
-            lo, hi = cycle_slices[cycle]
-            part = by_cycle[lo:hi]
-            cvus = int(part["cvus"][0])
-            request_stats = RequestStats(
-                **_timing(part["duration"], part["result"], t),
-                cycle=cycle,
-                cvus=cvus,
-                rps=(hi - lo) / duration if duration else 0.0,
-                max_rps=max_per_second(part["time"].astype(np.int64)),
-            )
-            page_stats = PageStats(
-                **_page_stats(pages, pages.cycle == cycle, pages.owned_cycle == cycle, t, duration),
-                cycle=cycle,
-                cvus=cvus,
-            )
+        test_stats = None
+        cvus = found.cvus.get(cycle, 0)
         if cycle in test_slices:
             lo, hi = test_slices[cycle]
             part = tests_by_cycle[lo:hi]
@@ -601,24 +1138,21 @@ def compute(
             cvus = cvus or test_cvus
         cycles.append(
             CycleStats(
-                cycle, cvus, test_stats, page_stats, request_stats, steps_by_cycle.get(cycle, [])
+                cycle,
+                cvus,
+                test_stats,
+                found.pages.get(cycle),
+                found.requests.get(cycle),
+                found.steps.get(cycle, []),
             )
         )
 
-    recorded = duration * len(cycles)
-    overall_requests = overall_pages = overall_tests = None
-    if responses.size:
-        overall_requests = RequestStats(
-            **_timing(responses["duration"], responses["result"], t),
-            cvus=max(c.cvus for c in cycles),
-            rps=responses.size / recorded if recorded else 0.0,
-            max_rps=max_per_second(responses["time"].astype(np.int64)),
-        )
-        every = np.ones(pages.cycle.size, bool)
-        overall_pages = PageStats(
-            **_page_stats(pages, every, np.ones(pages.owned_cycle.size, bool), t, recorded),
-            cvus=overall_requests.cvus,
-        )
+    overall_requests, overall_pages = found.overall_requests, found.overall_pages
+    if overall_requests is not None:
+        overall_requests.cvus = max(c.cvus for c in cycles)
+    if overall_pages is not None:
+        overall_pages.cvus = max(c.cvus for c in cycles)
+    overall_tests = None
     if tests.size:
         overall_tests = TestStats(
             cycle=None, cvus=max(c.cvus for c in cycles), **_test_stats(tests, rs, recorded)
@@ -632,7 +1166,10 @@ def compute(
         requests=sum(c.requests.count for c in cycles if c.requests),
         requests_error=sum(c.requests.error for c in cycles if c.requests),
     )
-    node_stats = _node_stats(responses, nodes, thread_base, t, duration)
+    node_stats = [
+        NodeStats(node.name, node.source, per_cycle, overall, _cpu(node.samples))
+        for node, (per_cycle, overall) in zip(nodes, found.nodes, strict=True)
+    ]
     warnings = list(rs.warnings)
     for node in node_stats:
         if node.cpu and node.cpu.warning:
@@ -652,7 +1189,7 @@ def compute(
         overall_requests=overall_requests,
         overall_pages=overall_pages,
         overall_tests=overall_tests,
-        descriptions=_description_stats(responses, strings, nonempty, t, recorded),
+        descriptions=found.descriptions,
         errors=_error_groups(responses, rs),
         http_codes=_http_codes(responses, rs),
         nodes=node_stats,
@@ -679,13 +1216,6 @@ def stable_order(key: Any) -> Any:
     return np.argsort(key, kind="stable")
 
 
-def _in_order(records: Columns, key: Any) -> Columns:
-    """`records` stably sorted by `key`; no copy when already sorted (file order by cycle)."""
-    if key.size < 2 or bool(np.all(key[1:] >= key[:-1])):
-        return records
-    return records[stable_order(key)]
-
-
 def best_cycle(cycles: Sequence[CycleStats]) -> int | None:
     """Highest SPPS x page Apdex among cycles with page Apdex >= 0.85, else the first."""
     best, best_value = None, -1.0
@@ -706,71 +1236,6 @@ def representative_cycle(cycles: Sequence[CycleStats]) -> int | None:
         if stats.steps:
             return stats.cycle
     return cycles[0].cycle if cycles else None
-
-
-def _step_stats(
-    responses: Any, strings: list[str], nonempty: Any, t: float
-) -> dict[int, list[StepStats]]:
-    """Per (cycle, step, number) stats, last url/type, last non-empty description."""
-    if not responses.size:
-        return {}
-    key = (
-        (responses["cycle"].astype(np.int64) << 48)
-        | (responses["step"].astype(np.int64) << 16)
-        | responses["number"].astype(np.int64)
-    )
-    order = stable_order(key)
-    r = responses[order]
-    starts, lengths = _segments(key[order])
-    has_description = nonempty[r["description"]]
-    positions = np.where(has_description, np.arange(r.size), -1)
-    last_description = np.maximum.reduceat(positions, starts)
-    out: dict[int, list[StepStats]] = {}
-    for start, length, described in zip(
-        starts.tolist(), lengths.tolist(), last_description.tolist(), strict=True
-    ):
-        part = r[start : start + length]
-        last = part[-1]
-        step, number = int(last["step"]), int(last["number"])
-        out.setdefault(int(last["cycle"]), []).append(
-            StepStats(
-                **_timing(part["duration"], part["result"], t),
-                cycle=int(last["cycle"]),
-                cvus=int(part["cvus"][0]),
-                key=f"{step:03d}.{number:03d}",
-                step=step,
-                number=number,
-                url=strings[int(last["url"])],
-                type=strings[int(last["type"])],
-                description=strings[int(r["description"][described])] if described >= 0 else "",
-            )
-        )
-    for steps in out.values():
-        steps.sort(key=lambda s: s.key)
-    return out
-
-
-def _description_stats(
-    responses: Any, strings: list[str], nonempty: Any, t: float, recorded: float
-) -> list[DescriptionStats]:
-    if not responses.size:
-        return []
-    described = responses[nonempty[responses["description"]]]
-    order = stable_order(described["description"])
-    described = described[order]
-    starts, lengths = _segments(described["description"])
-    out = []
-    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-        part = described[start : start + length]
-        out.append(
-            DescriptionStats(
-                **_timing(part["duration"], part["result"], t),
-                description=strings[int(part["description"][0])],
-                rps=length / recorded if recorded else 0.0,
-            )
-        )
-    out.sort(key=lambda d: d.description)
-    return out
 
 
 def _header(detail: dict[str, Any] | None, name: str) -> str | None:
@@ -855,11 +1320,67 @@ def _error_groups(responses: Any, rs: ResultSet) -> list[ErrorGroup]:
 def _http_codes(responses: Any, rs: ResultSet) -> list[HttpCodeStats]:
     if not responses.size:
         return []
-    codes = distinct(responses["code"])
-    counts = [int(np.count_nonzero(responses["code"] == code)) for code in codes.tolist()]
+    code_column, result_column, url_column = (
+        responses["code"],
+        responses["result"],
+        responses["url"],
+    )
+    low, high = int(code_column.min()), int(code_column.max())
+    span = high - low + 1
+    if span > 100_000:
+        return _http_codes_sparse(responses, rs)
+    # per code: counts by result value (one pass, chunked) and the first row
+    by_result = np.zeros(span * 256, np.int64)
+    first = np.full(span, -1, np.int64)
+    n = int(responses.size)
+    for lo in range(0, n, _CHUNK):
+        offset = code_column[lo : lo + _CHUNK].astype(np.int64) - low
+        present = np.bincount(offset, minlength=span) > 0
+        for new in np.flatnonzero(present & (first < 0)).tolist():
+            first[new] = lo + int(np.argmax(offset == new))
+        offset *= 256
+        offset += result_column[lo : lo + _CHUNK]
+        by_result += np.bincount(offset, minlength=span * 256)
+        del offset
+    by_result = by_result.reshape(span, 256)
+    bad = np.flatnonzero(result_column != SUCCESSFUL)
+    bad_codes = code_column[bad]
     out = []
-    for code, count in zip(codes.tolist(), counts, strict=True):
+    for index in np.flatnonzero(first >= 0).tolist():
+        code = index + low
+        counts = by_result[index]
+        not_ok = bad[bad_codes == code]
+        sample_url, sample_body = rs.strings[int(url_column[first[index]])], None
+        for row in not_ok[:50].tolist():
+            detail = rs.detail(int(responses["detail"][row]))
+            if detail and detail.get("body"):
+                sample_url = rs.strings[int(url_column[row])]
+                sample_body = printable_body(detail["body"])
+                break
+        else:
+            if not_ok.size:
+                sample_url = rs.strings[int(url_column[not_ok[0]])]
+        out.append(
+            HttpCodeStats(
+                code=int(code),
+                count=int(counts.sum()),
+                success=int(counts[0]),
+                failure=int(counts[1]),
+                error=int(counts[2]),
+                sample_url=sample_url,
+                sample_body=sample_body,
+            )
+        )
+    return out
+
+
+def _http_codes_sparse(responses: Any, rs: ResultSet) -> list[HttpCodeStats]:
+    """`_http_codes` for codes spread over a wide range (one pass per code)."""
+    codes = distinct(responses["code"])
+    out = []
+    for code in codes.tolist():
         mask = responses["code"] == code
+        count = int(np.count_nonzero(mask))
         results = responses["result"][mask]
         not_ok = np.flatnonzero(mask & (responses["result"] != SUCCESSFUL))
         sample_url, sample_body = rs.strings[int(responses["url"][np.flatnonzero(mask)[0]])], None
@@ -875,7 +1396,7 @@ def _http_codes(responses: Any, rs: ResultSet) -> list[HttpCodeStats]:
         out.append(
             HttpCodeStats(
                 code=int(code),
-                count=int(count),
+                count=count,
                 success=int(np.count_nonzero(results == 0)),
                 failure=int(np.count_nonzero(results == 1)),
                 error=int(np.count_nonzero(results == 2)),
@@ -892,42 +1413,6 @@ def _cpu(samples: Any) -> CpuStats | None:
     cpu = samples["cpu_percent"].astype(np.float64)
     peak = float(cpu.max())
     return CpuStats(int(cpu.size), peak, float(cpu.mean()), peak > CPU_WARNING_PERCENT)
-
-
-def _node_stats(
-    responses: Any, nodes: Sequence[NodeInfo], thread_base: int, t: float, duration: float
-) -> list[NodeStats]:
-    out = []
-    node_of = responses["thread"] // thread_base if len(nodes) > 1 else None
-    for node in nodes:
-        mine = responses if node_of is None else responses[node_of == node.index]
-        per_cycle = []
-        if mine.size:
-            order = stable_order(mine["cycle"])
-            mine_sorted = mine[order]
-            starts, lengths = _segments(mine_sorted["cycle"])
-            for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-                part = mine_sorted[start : start + length]
-                cycle = int(part["cycle"][0])
-                own = node.cycles[cycle] if cycle < len(node.cycles) else int(part["cvus"][0])
-                per_cycle.append(
-                    RequestStats(
-                        **_timing(part["duration"], part["result"], t),
-                        cycle=cycle,
-                        cvus=own,
-                        rps=length / duration if duration else 0.0,
-                        max_rps=max_per_second(part["time"].astype(np.int64)),
-                    )
-                )
-        recorded = duration * len(per_cycle)
-        overall = RequestStats(
-            **_timing(mine["duration"], mine["result"], t),
-            cvus=max((c.cvus for c in per_cycle), default=0),
-            rps=mine.size / recorded if recorded else 0.0,
-            max_rps=max_per_second(mine["time"].astype(np.int64)),
-        )
-        out.append(NodeStats(node.name, node.source, per_cycle, overall, _cpu(node.samples)))
-    return out
 
 
 def slowest_requests(stats: BenchStats, number: int = 5) -> list[StepStats]:

@@ -169,13 +169,16 @@ def iter_chunks(
     warnings: list[str] | None = None,
     *,
     skip: frozenset[bytes] = frozenset(),
+    spans: list[tuple[int, int]] | None = None,
 ) -> Iterator[tuple[bytes, bytes]]:
     """Yield ``(kind, payload)`` for every whole chunk, streaming.
 
     Problems that lose nothing already written (truncated last chunk, no end
     marker, unknown kinds) go to `warnings`; a file that is not a compact
     result file raises `MarteauError`.  Kinds in `skip` are seeked over and
-    yielded with an empty payload.
+    yielded with an empty payload; with `spans`, the (payload offset,
+    length) of each is appended to it before it is yielded, and a truncated
+    one is reported with the same words as when it is read.
     """
     name = os.fspath(path)
     warn = warnings.append if warnings is not None else (lambda _message: None)
@@ -208,13 +211,24 @@ def iter_chunks(
             if kind in skip:
                 # Seeking past the end succeeds silently: check the real size.
                 payload = b""
+                start = f.tell()
                 f.seek(length, os.SEEK_CUR)
-                if os.fstat(f.fileno()).st_size < f.tell():
-                    warn(
-                        f"{name}: truncated last chunk at byte {offset} ignored "
-                        "(the writer was probably killed)"
-                    )
+                size = os.fstat(f.fileno()).st_size
+                if size < f.tell():
+                    if spans is not None:
+                        warn(
+                            f"{name}: truncated last chunk at byte {offset} "
+                            f"({max(0, size - start)} of {length} bytes) ignored "
+                            "(the writer was probably killed)"
+                        )
+                    else:
+                        warn(
+                            f"{name}: truncated last chunk at byte {offset} ignored "
+                            "(the writer was probably killed)"
+                        )
                     break
+                if spans is not None:
+                    spans.append((start, length))
             else:
                 payload = f.read(length)
                 if len(payload) < length:
@@ -265,16 +279,21 @@ class RawCompact:
     warnings: list[str] = field(default_factory=list)
 
 
-def _aligned(name: str, kind: bytes, payload: bytes, warnings: list[str]) -> bytes:
+def _whole_records(name: str, kind: bytes, length: int, warnings: list[str]) -> int:
+    """The bytes of whole records in a record chunk of `length` bytes (warns on a rest)."""
     size = RECORD_STRUCTS[kind].size
-    extra = len(payload) % size
+    extra = length % size
     if extra:
         warnings.append(
-            f"{name}: {kind.decode()!r} chunk of {len(payload)} bytes is not a whole "
+            f"{name}: {kind.decode()!r} chunk of {length} bytes is not a whole "
             f"number of {size}-byte records; last {extra} bytes dropped"
         )
-        return payload[: len(payload) - extra]
-    return payload
+    return length - extra
+
+
+def _aligned(name: str, kind: bytes, payload: bytes, warnings: list[str]) -> bytes:
+    whole = _whole_records(name, kind, len(payload), warnings)
+    return payload if whole == len(payload) else payload[:whole]
 
 
 def read_compact_raw(path: str | os.PathLike[str]) -> RawCompact:
@@ -298,17 +317,76 @@ def read_compact_raw(path: str | os.PathLike[str]) -> RawCompact:
     return raw
 
 
-def read_compact(path: str | os.PathLike[str]) -> Any:
-    """Read a compact file into a `ResultSet` of numpy arrays (controller side)."""
-    import numpy
+@dataclass
+class CompactScan:
+    """A compact file's tables, its records located but not read yet (controller side).
 
-    from marteau.results.records import numpy_dtype
+    Why: `read_compact` then reads the records straight into arrays of the
+    right size (no growing buffer, no copy), and the report's merge of
+    several nodes reads each node's records into its slice of the merged
+    arrays (`read_records`).
+    """
+
+    raw: RawCompact  # config, strings, details, monitors, warnings; no records
+    spans: dict[bytes, list[tuple[int, int]]]  # kind -> (offset, bytes of whole records)
+
+    def count(self, kind: bytes) -> int:
+        """Number of `kind` records."""
+        return sum(length for _, length in self.spans[kind]) // RECORD_STRUCTS[kind].size
+
+
+def scan_compact(path: str | os.PathLike[str]) -> CompactScan:
+    """Read a compact file's tables and locate its record chunks (same warnings as reading)."""
+    name = os.fspath(path)
+    raw = RawCompact(name)
+    spans: dict[bytes, list[tuple[int, int]]] = {RESPONSES: [], TESTS: [], SAMPLES: []}
+    located: list[tuple[int, int]] = []
+    skip = frozenset(spans)
+    for kind, payload in iter_chunks(name, raw.warnings, skip=skip, spans=located):
+        if kind in spans:
+            offset, length = located[-1]
+            spans[kind].append((offset, _whole_records(name, kind, length, raw.warnings)))
+        elif kind == CONFIG:
+            raw.config.update(
+                {str(k): str(v) for k, v in decode_json_chunk(name, kind, payload).items()}
+            )
+        elif kind == STRINGS:
+            raw.strings.extend(decode_json_chunk(name, kind, payload))
+        elif kind == DETAILS:
+            raw.details.extend(decode_json_chunk(name, kind, payload))
+        elif kind == MONITORS:
+            raw.monitors.extend(decode_json_chunk(name, kind, payload))
+    return CompactScan(raw, spans)
+
+
+def read_records(scan: CompactScan, kind: bytes, out: Any) -> None:
+    """Read the `kind` records of a scanned file into `out` (contiguous, `count` records)."""
+    target = memoryview(out.view("u1"))
+    name = scan.raw.path
+    if len(target) != sum(length for _, length in scan.spans[kind]):
+        raise ValueError(f"{name}: {len(target)} bytes given for {kind.decode()!r} records")
+    try:
+        f = open(name, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise MarteauError(f"{name}: cannot read results: {exc.strerror}") from exc
+    with f:
+        at = 0
+        for offset, length in scan.spans[kind]:
+            f.seek(offset)
+            done = 0
+            while done < length:
+                got = f.readinto(target[at + done : at + length])
+                if not got:
+                    raise MarteauError(f"{name}: changed while being read")
+                done += got
+            at += length
+
+
+def resultset_of(scan: CompactScan, responses: Any, tests: Any, samples: Any) -> Any:
+    """The `ResultSet` of a scanned file, given its record arrays."""
     from marteau.results.resultset import ResultSet
 
-    raw = read_compact_raw(path)
-    responses = numpy.frombuffer(raw.responses, dtype=numpy_dtype(RESPONSE_FIELDS))
-    tests = numpy.frombuffer(raw.tests, dtype=numpy_dtype(TEST_FIELDS))
-    samples = numpy.frombuffer(raw.samples, dtype=numpy_dtype(SAMPLE_FIELDS))
+    raw = scan.raw
     return ResultSet(
         config=raw.config,
         strings=raw.strings,
@@ -321,6 +399,24 @@ def read_compact(path: str | os.PathLike[str]) -> Any:
         monitors=raw.monitors,
         warnings=raw.warnings,
     )
+
+
+RECORD_FIELDS = {RESPONSES: RESPONSE_FIELDS, TESTS: TEST_FIELDS, SAMPLES: SAMPLE_FIELDS}
+
+
+def read_compact(path: str | os.PathLike[str]) -> Any:
+    """Read a compact file into a `ResultSet` of numpy arrays (controller side)."""
+    import numpy
+
+    from marteau.results.records import numpy_dtype
+
+    scan = scan_compact(path)
+    arrays = []
+    for kind in (RESPONSES, TESTS, SAMPLES):
+        array = numpy.empty(scan.count(kind), dtype=numpy_dtype(RECORD_FIELDS[kind]))
+        read_records(scan, kind, array)
+        arrays.append(array)
+    return resultset_of(scan, *arrays)
 
 
 def combine(paths: Iterable[str | os.PathLike[str]], out_path: str | os.PathLike[str]) -> list[str]:

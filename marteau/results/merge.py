@@ -98,23 +98,112 @@ def is_compact_source(rs: ResultSet) -> bool:
 def load_all(paths: Sequence[str]) -> Merged:
     """Load and merge result files; unreadable or incompatible ones are skipped.
 
-    Raises MarteauError only when no input can be used.
+    Raises MarteauError only when no input can be used.  When every input
+    is a compact file whose config gives its cycles (what nodes write), the
+    files' tables are read first and the records of the accepted ones are
+    then read straight into their slices of the merged arrays: no node's
+    arrays are ever held next to the merged ones.
     """
     from marteau.results import load
 
-    loaded: list[ResultSet] = []
+    entries: list[Any] = []
     skipped: list[Skipped] = []
     for path in paths:
         try:
-            loaded.append(load(path))
+            entries.append(_scan(path) or load(path))
         except MarteauError as exc:
             skipped.append(Skipped(os.fspath(path), str(exc)))
-    if not loaded:
+    if not entries:
         reasons = "; ".join(s.reason for s in skipped) or "no input"
         raise MarteauError(f"no usable result file: {reasons}")
-    merged = merge(loaded)
+    loaded, into = _read_in_place(entries)
+    del entries
+    merged = merge(loaded, release=True, _into=into)
+    del loaded
     merged.skipped = skipped + merged.skipped
     return merged
+
+
+def _scan(path: str) -> Any:
+    """A compact file's `CompactScan` (records not read), None for another format.
+
+    Errors are worded as `marteau.results.load` words them.
+    """
+    from marteau.results.compact import MAGIC_PREFIX, scan_compact
+
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            head = f.read(len(MAGIC_PREFIX))
+    except OSError:
+        return None  # load() reports it
+    if head != MAGIC_PREFIX:
+        return None
+    try:
+        return scan_compact(name)
+    except MarteauError:
+        raise
+    except (ValueError, OSError, UnicodeError) as exc:
+        raise MarteauError(f"{name}: unreadable result file: {exc}") from exc
+
+
+def _read_in_place(entries: list[Any]) -> tuple[list[ResultSet], Any]:
+    """ResultSets of the entries; scanned files' records read into one set of merged arrays.
+
+    Returns the ResultSets and, when the records were read in place, the
+    merged (responses, tests, samples) arrays that `merge` completes.
+    """
+    import numpy as np
+
+    from marteau.results.compact import (
+        RECORD_FIELDS,
+        RESPONSES,
+        SAMPLES,
+        TESTS,
+        CompactScan,
+        read_records,
+        resultset_of,
+    )
+    from marteau.results.records import numpy_dtype
+
+    kinds = (RESPONSES, TESTS, SAMPLES)
+    dtypes = [numpy_dtype(RECORD_FIELDS[kind]) for kind in kinds]
+    scans = [e for e in entries if isinstance(e, CompactScan)]
+    in_place = len(scans) == len(entries) > 1 and all(
+        parse_cycles(s.raw.config.get("cycles")) for s in scans
+    )
+
+    def empty_set(scan: CompactScan) -> ResultSet:
+        return resultset_of(scan, *(np.empty(0, dtype) for dtype in dtypes))
+
+    if not in_place:
+        out = []
+        for entry in entries:
+            if isinstance(entry, CompactScan):
+                arrays = [np.empty(entry.count(k), d) for k, d in zip(kinds, dtypes, strict=True)]
+                for kind, array in zip(kinds, arrays, strict=True):
+                    read_records(entry, kind, array)
+                entry = resultset_of(entry, *arrays)
+            out.append(entry)
+        return out, None
+    # the same acceptance as merge(), decided on the configs alone
+    sets = [empty_set(scan) for scan in scans]
+    accepted = [0] + [i for i in range(1, len(sets)) if not _compatible(sets[0], sets[i])]
+    into = [
+        np.empty(sum(scans[i].count(kind) for i in accepted), dtype)
+        for kind, dtype in zip(kinds, dtypes, strict=True)
+    ]
+    at = [0, 0, 0]
+    for i in accepted:
+        arrays = []
+        for j, kind in enumerate(kinds):
+            n = scans[i].count(kind)
+            part = into[j][at[j] : at[j] + n]
+            read_records(scans[i], kind, part)
+            at[j] += n
+            arrays.append(part)
+        sets[i].responses, sets[i].tests, sets[i].samples = arrays
+    return sets, tuple(into)
 
 
 def _own_cycles(rs: ResultSet) -> list[int]:
@@ -153,8 +242,18 @@ def _compatible(first: ResultSet, rs: ResultSet) -> str | None:
     return None
 
 
-def merge(resultsets: Sequence[ResultSet]) -> Merged:
-    """Merge loaded results of the nodes of one bench (see the module docstring)."""
+def merge(resultsets: Sequence[ResultSet], *, release: bool = False, _into: Any = None) -> Merged:
+    """Merge loaded results of the nodes of one bench (see the module docstring).
+
+    The merged arrays are allocated once and each node's records copied and
+    remapped into their slice.  With `release` (`load_all`, which owns its
+    inputs), each accepted input's record arrays are replaced by empty ones
+    as soon as they are copied, so the nodes' arrays are not kept next to
+    the merged ones: `Merged.sources` then keep their config, source and
+    tables, which is all the report reads from them afterwards.  `_into`
+    (from `load_all`): the merged arrays, the accepted inputs' records
+    already read into their slices, completed in place.
+    """
     import numpy as np
 
     if not resultsets:
@@ -187,7 +286,8 @@ def merge(resultsets: Sequence[ResultSet]) -> Merged:
     strings: list[str] = []
     ids: dict[str, int] = {}
     details: list[dict[str, Any]] = []
-    responses, tests, samples, monitors, warnings = [], [], [], [], []
+    monitors: list[dict[str, str]] = []
+    warnings: list[str] = []
     users_by_cycle = np.array(users or [0], dtype=np.int64)
 
     def merged_cvus(array: Any) -> Any:
@@ -197,6 +297,37 @@ def merge(resultsets: Sequence[ResultSet]) -> Merged:
         out[inside] = users_by_cycle[cycle[inside]]
         return out
 
+    def set_cvus(array: Any) -> None:
+        """array["cvus"] = merged_cvus(array), run by run of one cycle (records come so)."""
+        cycle = array["cycle"]
+        n = int(cycle.size)
+        change = np.flatnonzero(cycle[1:] != cycle[:-1]) + 1 if n else None
+        if change is None or change.size >= 4096:
+            array["cvus"] = merged_cvus(array)
+            return
+        bounds = [0, *change.tolist(), n]
+        column = array["cvus"]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            number = int(cycle[lo])
+            if number < len(users):
+                column[lo:hi] = users_by_cycle[number]
+            else:
+                column[lo:hi] = column[lo:hi].astype(np.int64) * count
+
+    def allocate(name: str) -> Any:
+        arrays = [getattr(rs, name) for rs in accepted]
+        dtype = np.result_type(*[a.dtype for a in arrays])
+        return np.empty(sum(a.size for a in arrays), dtype=dtype)
+
+    if _into is not None:
+        all_responses, all_tests, all_samples = _into
+    else:
+        all_responses, all_tests, all_samples = (
+            allocate("responses"),
+            allocate("tests"),
+            allocate("samples"),
+        )
+    r_at = t_at = s_at = 0
     for node, rs in zip(nodes, accepted, strict=True):
         remap = np.empty(max(len(rs.strings), 1), dtype=np.uint32)
         for old, text in enumerate(rs.strings):
@@ -207,17 +338,32 @@ def merge(resultsets: Sequence[ResultSet]) -> Merged:
             remap[old] = new
         offset = len(details)
         details.extend(rs.details)
-        r = rs.responses.copy()
-        for name in ("type", "url", "description"):
-            r[name] = remap[r[name]]
-        t = rs.tests.copy()
-        for array in (r, t):
-            array["thread"] = array["thread"] + node.index * thread_base
-            array["detail"] = np.where(array["detail"] > 0, array["detail"] + offset, 0)
-            array["cvus"] = merged_cvus(array)
-        responses.append(r)
-        tests.append(t)
-        samples.append(rs.samples)
+        r = all_responses[r_at : r_at + rs.responses.size]
+        t = all_tests[t_at : t_at + rs.tests.size]
+        r_at += r.size
+        t_at += t.size
+        for out, source in ((r, rs.responses), (t, rs.tests)):
+            if not _same_memory(out, source):
+                out[...] = source
+            # in place, same arithmetic as thread + index * base, detail + offset if > 0
+            if node.index:
+                column = out["thread"]
+                column += node.index * thread_base
+            if offset:
+                column = out["detail"]
+                used = np.flatnonzero(column)
+                column[used] += offset
+            set_cvus(out)
+        if not np.array_equal(remap[: len(rs.strings)], np.arange(len(rs.strings))):
+            for name in ("type", "url", "description"):
+                r[name] = remap[r[name]]
+        part = all_samples[s_at : s_at + rs.samples.size]
+        if not _same_memory(part, rs.samples):
+            part[...] = rs.samples
+        s_at += rs.samples.size
+        if release:
+            rs.responses = rs.responses[:0]
+            rs.tests = rs.tests[:0]
         for monitor in rs.monitors:
             monitor = dict(monitor)
             if monitor.get("host") == "localhost":
@@ -231,9 +377,9 @@ def merge(resultsets: Sequence[ResultSet]) -> Merged:
     merged = ResultSet(
         config=config,
         strings=strings,
-        responses=np.concatenate(responses),
-        tests=np.concatenate(tests),
-        samples=np.concatenate(samples),
+        responses=all_responses,
+        tests=all_tests,
+        samples=all_samples,
         details=details,
         source=", ".join(rs.source for rs in accepted),
         node=config["node"],
@@ -241,6 +387,13 @@ def merge(resultsets: Sequence[ResultSet]) -> Merged:
         warnings=warnings,
     )
     return Merged(merged, nodes, thread_base, skipped, accepted)
+
+
+def _same_memory(a: Any, b: Any) -> bool:
+    """Whether `b` is `a` itself (records read in place by `load_all`)."""
+    return a.size == b.size and (
+        not a.size or a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
 
 
 # -- FunkLoad's merged XML file (the report directory's funkload.xml) ---------

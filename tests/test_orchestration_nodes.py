@@ -174,11 +174,7 @@ def test_three_node_split_run_takes_over_an_expired_lock(
     nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
 ) -> None:
     stale = nodes.nodes[1]
-    lock_file(stale).parent.mkdir(parents=True, exist_ok=True)
-    lock_file(stale).write_text(
-        json.dumps({"job": "dead-job", "owner": "ghost@nowhere", "taken": 1, "expires": 2})
-    )
-    os.chown(lock_file(stale), stale.uid(), stale.uid())
+    plant_lock(stale, job="dead-job", owner="ghost@nowhere", taken=1, expires=2)
     started = time.monotonic()
     result = marteau_run(
         project, inventory, tmp_path, "--nodes", "3", "--split", "-c", "3:6", "-D", "2"

@@ -63,7 +63,7 @@ def _state(inventory: Path | None, pool: str, limit: tuple[str, ...]) -> tuple[l
                 "lock": {} if down else lock.get("holder") or {},
                 "version": (versions.get(host, {}).get("stdout") or "").split()[-1:] or [""],
                 "clock": clocks.get(host, {}).get("offset"),
-                "error": "" if down else errors.get(host, ""),
+                "error": "" if down else errors.get(host, "") or lock.get("error", ""),
             }
         )
     return rows, not unreachable and not errors

@@ -364,8 +364,10 @@ class LoadTestRun:
                 holder = res.get("holder") or {}
                 if res.get("unreachable"):
                     held.append(f"{host} unreachable")
-                elif not res.get("acquired") and not holder and res.get("msg"):
-                    held.append(f"{host} cannot be locked: {res['msg']}")
+                elif (
+                    not res.get("acquired") and not holder and (res.get("error") or res.get("msg"))
+                ):
+                    held.append(f"{host} cannot be locked: {res.get('error') or res['msg']}")
                 elif not res.get("acquired") and holder:
                     until = time.strftime(
                         "%H:%M:%S", time.localtime(float(holder.get("expires", 0)))

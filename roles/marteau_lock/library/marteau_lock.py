@@ -78,7 +78,24 @@ def write(path, data):
 
 
 def main():
-    module = AnsibleModule(
+    module = make_module()
+    try:
+        run(module)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: a node we cannot lock is skipped
+        import traceback
+
+        module.exit_json(
+            changed=False,
+            acquired=False,
+            released=False,
+            holder={},
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )
+
+
+def make_module():
+    return AnsibleModule(
         argument_spec={
             "path": {"type": "path", "default": "~/.marteau/lock.json"},
             "state": {"type": "str", "choices": ["present", "absent", "query"], "default": "present"},
@@ -90,6 +107,9 @@ def main():
         required_if=[("state", "present", ["job"])],
         supports_check_mode=True,
     )
+
+
+def run(module):
     params = module.params
     path = os.path.expanduser(params["path"])
     directory = os.path.dirname(path) or "."

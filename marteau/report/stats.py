@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from marteau.results.merge import NodeInfo, cycle_duration, parse_cycles
+from marteau.results.merge import NodeInfo, cycle_duration, parse_cycles, small_pages
 from marteau.results.records import RESULT_NAMES, SUCCESSFUL
 from marteau.results.resultset import ResultSet
 
@@ -1106,11 +1106,15 @@ def compute(
     node of a record is ``thread // thread_base``; with one node or none,
     there is no per-node breakdown (only its CPU samples).
     """
-    t = float(apdex_t)
+    with small_pages():  # many large temporary arrays: see small_pages
+        return _compute(rs, float(apdex_t), nodes, thread_base)
+
+
+def _compute(rs: ResultSet, t: float, nodes: Sequence[NodeInfo], thread_base: int) -> BenchStats:
     duration = cycle_duration(rs.config)
     responses = rs.responses
     tests = Columns.of(rs.tests)
-    parts = _cycle_parts(responses["cycle"])
+    parts = _cycle_parts(np.ascontiguousarray(responses["cycle"]))
     t_cycles = distinct(tests["cycle"])
     all_cycles = sorted(set(parts) | set(t_cycles.tolist()))
     recorded = duration * len(all_cycles)

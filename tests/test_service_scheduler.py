@@ -80,7 +80,11 @@ def test_upgrade_creates_the_schema_in_wal_mode_once(tmp_path: Path) -> None:
     with db.read() as session:
         nodes = list(session.scalars(select(Node)))
     assert [(n.name, n.pool, n.vars) for n in nodes] == [
-        ("localhost", "marteau", {"ansible_connection": "local"})
+        (
+            "localhost",
+            "marteau",
+            {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"},
+        )
     ]
     db.dispose()
     raw = sqlite3.connect(path)

@@ -100,6 +100,22 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def default_node_vars() -> dict[str, str]:
+    """The host variables of `marteau run`'s embedded default inventory (this machine)."""
+    variables = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}
+    try:
+        from marteau.orchestration import content_dir
+
+        text = (content_dir() / "inventory" / "localhost.ini").read_text()
+    except (ImportError, OSError):
+        return variables
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0] == "localhost":
+            return dict(w.split("=", 1) for w in words[1:] if "=" in w) or variables
+    return variables
+
+
 def upgrade(db: Database, default_node: bool = True) -> tuple[str | None, str | None]:
     """Bring the schema to the newest revision; return (before, after).
 
@@ -120,7 +136,7 @@ def upgrade(db: Database, default_node: bool = True) -> tuple[str | None, str | 
                     Node(
                         name="localhost",
                         pool="marteau",
-                        vars={"ansible_connection": "local"},
+                        vars=default_node_vars(),
                         created=time.time(),
                     )
                 )

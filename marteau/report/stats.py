@@ -433,6 +433,7 @@ class Columns:
 # stable radix sort of small group ids, then each group's slice sorted.
 
 _CHUNK = 1 << 21
+_BLOCK = 1 << 15
 _MAX_RUNS = 4096
 
 
@@ -458,14 +459,40 @@ def _cycle_parts(cycle: Any) -> dict[int, Any]:
     }
 
 
-def _take(array: Any, name: str, part: Any) -> Any:
-    """The contiguous column `name` of the rows `part` (slices or indexes) of `array`."""
-    column = array[name]
-    if isinstance(part, list):
-        if len(part) == 1:
-            return np.ascontiguousarray(column[part[0]])
-        return np.concatenate([column[s] for s in part])
-    return column[part]
+_RESPONSE_COLUMNS = (
+    "duration",
+    "result",
+    "time",
+    "cvus",
+    "type",
+    "thread",
+    "step",
+    "number",
+    "description",
+    "url",
+)
+
+
+def _columns(array: Any, part: Any, names: Sequence[str]) -> dict[str, Any]:
+    """Contiguous columns `names` of the rows `part` (slices or indexes) of `array`.
+
+    Slices are copied block by block, every column from a block while its
+    records are in the cache: about twice as fast as one strided pass over
+    the whole records per column.
+    """
+    if not isinstance(part, list):
+        return {name: array[name][part] for name in names}
+    size = sum(len(range(s.start, s.stop)) for s in part)
+    out = {name: np.empty(size, array.dtype[name]) for name in names}
+    at = 0
+    for rows in part:
+        for lo in range(rows.start, rows.stop, _BLOCK):
+            hi = min(rows.stop, lo + _BLOCK)
+            block = array[lo:hi]
+            for name in names:
+                out[name][at : at + hi - lo] = block[name]
+            at += hi - lo
+    return out
 
 
 def _dense(values: Any) -> tuple[Any, Any]:
@@ -674,43 +701,97 @@ def _empty_group() -> _Group:
     return _Group(0, 0, 0.0, 0.0, 0.0, 0, 0, np.zeros(0), 0, 0)
 
 
-def _file_order_sums(
-    responses: Any, node_ids: Any, thread_base: int, nonempty: Any
-) -> tuple[float, Any, Any]:
-    """Left-to-right duration sums in file order: all, per node, per description.
+@dataclass
+class _FilePass:
+    """What needs the whole file in its order: sums, and the responses by HTTP code."""
 
-    Chunked to bound memory: each chunk's sums start from the previous
-    chunk's (the carries go first in the bincount), so the additions are
-    exactly those of one pass over the whole file.
+    total: float  # left-to-right sum of all durations
+    per_node: Any  # per node slot (see _node_table), left to right
+    per_description: Any  # per description string id, left to right
+    codes: dict[int, Any] | None  # code -> counts by result value; None: too spread
+    first: dict[int, int]  # code -> its first row
+    bad: Any  # rows whose result is not SUCCESSFUL
+    bad_codes: Any  # their codes
+
+
+def _file_pass(responses: Any, node_ids: Any, thread_base: int, nonempty: Any) -> _FilePass:
+    """One pass over the responses in file order, chunk by chunk.
+
+    Each chunk's sums start from the previous chunk's (the carries go
+    first: added to the chunk's first value, or first in the bincount), so
+    the additions are exactly those of one pass over the whole file.
     """
     n = int(responses.size)
-    total = np.zeros(1)
+    total = 0.0
     groups = int(node_ids.max()) + 1 if node_ids is not None else 1
     per_node = np.zeros(groups)
     every_node = np.arange(groups)
     per_description = np.zeros(nonempty.size)
     description_ids = np.arange(nonempty.size)
+    codes: dict[int, Any] | None = {}
+    first: dict[int, int] = {}
+    bad, bad_codes = [], []
+    names = ["duration", "description", "code", "result"]
+    if node_ids is not None:
+        names.append("thread")
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
-        d = np.ascontiguousarray(responses["duration"][lo:hi])
-        total = np.bincount(
-            np.zeros(hi - lo + 1, np.intp), weights=np.concatenate([total, d]), minlength=1
-        )
+        columns = _columns(responses, [slice(lo, hi)], names)
+        d = columns["duration"]
+        if lo:
+            head = d[0]
+            d[0] = total + head
+            total = float(np.cumsum(d)[-1])
+            d[0] = head
+        else:
+            total = float(np.cumsum(d)[-1])
         if node_ids is not None:
-            nodes = node_ids[_node_slot(responses["thread"][lo:hi], thread_base, node_ids.size)]
+            nodes = node_ids[_node_slot(columns["thread"], thread_base, node_ids.size)]
             per_node = np.bincount(
                 np.concatenate([every_node, nodes]),
                 weights=np.concatenate([per_node, d]),
                 minlength=groups,
             )
-        description = responses["description"][lo:hi]
+            del nodes
+        description = columns["description"]
         described = nonempty[description]
         per_description = np.bincount(
             np.concatenate([description_ids, description[described].astype(np.intp)]),
             weights=np.concatenate([per_description, d[described]]),
             minlength=nonempty.size,
         )
-    return float(total[0]), per_node, per_description
+        del d, description, described
+        code, result = columns["code"], columns["result"]
+        rows = np.flatnonzero(result != SUCCESSFUL)
+        bad.append(rows + lo)
+        bad_codes.append(code[rows])
+        if codes is not None:
+            low, high = int(code.min()), int(code.max())
+            if high - low >= 100_000:
+                codes = None
+                continue
+            offset = code.astype(np.int64) - low
+            present = np.flatnonzero(np.bincount(offset))
+            offset *= 256
+            offset += result
+            by_result = np.bincount(offset, minlength=(high - low + 1) * 256).reshape(-1, 256)
+            offset //= 256
+            for index in present.tolist():
+                value = index + low
+                if value in codes:
+                    codes[value] += by_result[index]
+                else:
+                    codes[value] = by_result[index].copy()
+                    first[value] = lo + int(np.argmax(offset == index))
+    return _FilePass(
+        total,
+        per_node,
+        per_description,
+        codes,
+        first,
+        np.concatenate(bad) if bad else np.zeros(0, np.intp),
+        np.concatenate(bad_codes) if bad_codes else np.zeros(0, np.int32),
+    )
 
 
 @dataclass
@@ -826,6 +907,7 @@ class _Responses:
     overall_pages: PageStats | None
     descriptions: list[DescriptionStats]
     nodes: list[tuple[list[RequestStats], RequestStats]]
+    file_pass: _FilePass | None = None
 
 
 def _responses(
@@ -856,10 +938,11 @@ def _responses(
     description_parts: dict[int, list[_Group]] = {}
     for cycle in sorted(parts):
         part = parts[cycle]
-        d = _take(responses, "duration", part)
-        ok = _take(responses, "result", part) == SUCCESSFUL
-        seconds = _take(responses, "time", part).astype(np.int64)
-        cvus_column = _take(responses, "cvus", part)
+        columns = _columns(responses, part, _RESPONSE_COLUMNS)
+        d = columns.pop("duration")
+        ok = columns.pop("result") == SUCCESSFUL
+        seconds = columns.pop("time").astype(np.int64)
+        cvus_column = columns.pop("cvus")
         n = int(d.size)
         group = _groups(d, ok, np.zeros(n, np.intp), 1, t)[0][0]
         cvus = int(cvus_column[0])
@@ -876,8 +959,8 @@ def _responses(
         )
 
         # pages
-        kinds = _take(responses, "type", part)
-        threads, thread_ids = _dense(_take(responses, "thread", part))
+        kinds = columns.pop("type")
+        threads, thread_ids = _dense(columns.pop("thread"))
         cycle_pages = _cycle_pages(
             d, ok, seconds, thread_ids, int(threads.size), page_type[kinds], group, t
         )
@@ -898,14 +981,14 @@ def _responses(
         )
 
         # per request (step.number): last url and type, last non-empty description
-        step = _take(responses, "step", part).astype(np.int64)
-        keys, key_ids = _dense((step << 16) | _take(responses, "number", part))
+        step = columns.pop("step").astype(np.int64)
+        keys, key_ids = _dense((step << 16) | columns.pop("number"))
         del step
         by_key, order = _groups(d, ok, key_ids, int(keys.size), t)
-        descriptions = _take(responses, "description", part)
+        descriptions = columns.pop("description")
         described = nonempty[descriptions]
         positions = np.where(described[order], order, -1)
-        urls = _take(responses, "url", part)
+        urls = columns.pop("url")
         cycle_steps = []
         at = 0
         for k, g in sorted(by_key.items()):
@@ -977,9 +1060,9 @@ def _responses(
 
     if not parts:
         return _Responses({}, {}, {}, {}, None, None, [], [])
-    total, node_totals, description_totals = _file_order_sums(
-        responses, table, thread_base, nonempty
-    )
+    file_pass = _file_pass(responses, table, thread_base, nonempty)
+    total, node_totals = file_pass.total, file_pass.per_node
+    description_totals = file_pass.per_description
     overall = _merge_groups(cycle_groups, total)
     del cycle_groups
     overall_requests = RequestStats(
@@ -1035,7 +1118,15 @@ def _responses(
         )
         node_parts[i] = []
     return _Responses(
-        requests, pages, cvus_of, steps, overall_requests, overall_pages, descriptions_out, node_out
+        requests,
+        pages,
+        cvus_of,
+        steps,
+        overall_requests,
+        overall_pages,
+        descriptions_out,
+        node_out,
+        file_pass,
     )
 
 
@@ -1195,7 +1286,7 @@ def _compute(rs: ResultSet, t: float, nodes: Sequence[NodeInfo], thread_base: in
         overall_tests=overall_tests,
         descriptions=found.descriptions,
         errors=_error_groups(responses, rs),
-        http_codes=_http_codes(responses, rs),
+        http_codes=_http_codes(responses, rs, found.file_pass),
         nodes=node_stats,
         warnings=warnings,
     )
@@ -1321,40 +1412,17 @@ def _error_groups(responses: Any, rs: ResultSet) -> list[ErrorGroup]:
     return out
 
 
-def _http_codes(responses: Any, rs: ResultSet) -> list[HttpCodeStats]:
+def _http_codes(responses: Any, rs: ResultSet, found: _FilePass | None) -> list[HttpCodeStats]:
     if not responses.size:
         return []
-    code_column, result_column, url_column = (
-        responses["code"],
-        responses["result"],
-        responses["url"],
-    )
-    low, high = int(code_column.min()), int(code_column.max())
-    span = high - low + 1
-    if span > 100_000:
+    if found is None or found.codes is None:
         return _http_codes_sparse(responses, rs)
-    # per code: counts by result value (one pass, chunked) and the first row
-    by_result = np.zeros(span * 256, np.int64)
-    first = np.full(span, -1, np.int64)
-    n = int(responses.size)
-    for lo in range(0, n, _CHUNK):
-        offset = code_column[lo : lo + _CHUNK].astype(np.int64) - low
-        present = np.bincount(offset, minlength=span) > 0
-        for new in np.flatnonzero(present & (first < 0)).tolist():
-            first[new] = lo + int(np.argmax(offset == new))
-        offset *= 256
-        offset += result_column[lo : lo + _CHUNK]
-        by_result += np.bincount(offset, minlength=span * 256)
-        del offset
-    by_result = by_result.reshape(span, 256)
-    bad = np.flatnonzero(result_column != SUCCESSFUL)
-    bad_codes = code_column[bad]
+    url_column = responses["url"]
     out = []
-    for index in np.flatnonzero(first >= 0).tolist():
-        code = index + low
-        counts = by_result[index]
-        not_ok = bad[bad_codes == code]
-        sample_url, sample_body = rs.strings[int(url_column[first[index]])], None
+    for code in sorted(found.codes):
+        counts = found.codes[code]
+        not_ok = found.bad[found.bad_codes == code]
+        sample_url, sample_body = rs.strings[int(url_column[found.first[code]])], None
         for row in not_ok[:50].tolist():
             detail = rs.detail(int(responses["detail"][row]))
             if detail and detail.get("body"):

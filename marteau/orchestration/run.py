@@ -217,6 +217,8 @@ class LoadTestRun:
             message = res.get("msg") or res.get("stderr") or "failed"
             self.view.node(host, "failed", note=f"{task}: {str(message).strip()[:80]}")
         for warning in res.get("warnings", []) or []:
+            if isinstance(warning, dict):  # ansible-core 2.19: {"msg": ..., ...}
+                warning = warning.get("msg") or warning.get("message") or str(warning)
             self.view.message(f"{host}: warning: {warning}")
             self.warnings.append(f"{host}: {warning}")
 

@@ -343,3 +343,28 @@ def test_printable_body_escapes_controls() -> None:
     assert st.printable_body("a\x00b\nc") == "a\\x00b\nc"
     assert st.printable_body("x" * 5000) == "x" * 1024
     assert st.printable_body("") is None
+
+
+def test_percentiles_of_sorted_runs_equal_sorted_index_of_their_union() -> None:
+    # the overall, per-node and per-description percentiles come from the
+    # per-cycle sorted values without merging them: same values as sorting
+    rng = random.Random(5)
+    for _ in range(500):
+        runs = [
+            sorted(round(rng.uniform(0, 2), rng.randint(0, 3)) for _ in range(rng.randint(0, 30)))
+            for _ in range(rng.randint(1, 6))
+        ]
+        union = sorted(v for run in runs for v in run)
+        n = len(union)
+        expected = {
+            key: (union[int(p / 100.0 * n)] if n else -1.0)
+            for key, p in (
+                ("p10", 10),
+                ("p50", 50),
+                ("p90", 90),
+                ("p95", 95),
+                ("p99", 99),
+                ("p99_9", 99.9),
+            )
+        }
+        assert st.run_percentiles([np.array(run, dtype=float) for run in runs]) == expected

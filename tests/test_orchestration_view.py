@@ -64,3 +64,14 @@ def test_bench_timeout_follows_the_cycles(tmp_path) -> None:
     assert bench_timeout(project, "1:2:3:4:5:6:7:8:9:10", 120) == 3 * (10 * 130 + 60)
     (tmp_path / "T.conf").write_text("[bench]\ncycles = 10:20\nduration = 300\n")
     assert bench_timeout(project, None, None) == 3 * (2 * 310 + 60)
+
+
+def test_run_cost_from_the_nodes_rates() -> None:
+    from marteau.orchestration.run import run_cost
+
+    assert run_cost({"a": {"cost_per_hour": None}}, 60) is None
+    cost = run_cost({"a": {"cost_per_hour": "0.40"}, "b": {"cost_per_hour": 0.2}, "c": {}}, 1800)
+    assert (
+        cost == {"per_hour": 0.6000000000000001, "seconds": 1800, "total": 0.3}
+        or cost["total"] == 0.3
+    )

@@ -133,6 +133,24 @@ def bench_timeout(project: Project, cycles: str | None, duration: int | None) ->
     return max(600, 3 * expected)
 
 
+def run_cost(nodes: dict[str, dict], seconds: float) -> dict | None:
+    """What the run's nodes cost, from their `marteau_cost_per_hour` (None if none has one)."""
+    rates = {}
+    for host, node in nodes.items():
+        try:
+            rates[host] = float(node.get("cost_per_hour"))
+        except (TypeError, ValueError):
+            continue
+    if not rates:
+        return None
+    per_hour = sum(rates.values())
+    return {
+        "per_hour": per_hour,
+        "seconds": round(seconds, 1),
+        "total": round(per_hour * seconds / 3600, 4),
+    }
+
+
 def split_cycles(cycles: str, count: int) -> list[str]:
     """Each node's share of every cycle (the first nodes take the remainder)."""
     values = [int(c) for c in cycles.split(":")]
@@ -446,6 +464,7 @@ class LoadTestRun:
             "split": opts.split,
             "cycles": cycles,
             "total_users_per_cycle": ":".join(map(str, total)) if total else None,
+            "cost": run_cost(nodes, self._elapsed()),
             "clock_offsets": {h: n.get("clock_offset") for h, n in nodes.items()},
             "node_facts": {h: n.get("facts") for h, n in nodes.items()},
             "warnings": self.warnings,

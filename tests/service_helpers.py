@@ -11,15 +11,22 @@ SIGTERM releases its locks and exits 143, as `marteau run` exits 128+signal.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from contextlib import closing
 from pathlib import Path
+
+try:
+    import httpx
+except ImportError:  # the scheduler tests do without
+    httpx = None  # type: ignore[assignment]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -74,7 +81,13 @@ def fake_run(argv: list[str]) -> int:
             return 3
         held.append(path)
     print(f"fake run of {argv[0]} on {', '.join(nodes)} ({' '.join(argv[1:])})", flush=True)
-    time.sleep(sleep)
+    deadline = time.monotonic() + sleep
+    tick = 0
+    while time.monotonic() < deadline:  # progress lines, as a bench prints them
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        if sleep >= 1:
+            tick += 1
+            print(f"fake progress {tick}", flush=True)
     if code == 0:
         report.mkdir(parents=True, exist_ok=True)
         (report / "index.html").write_text("<html><body><h1>fake report</h1></body></html>")
@@ -140,6 +153,59 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+ADMIN, ADMIN_PASSWORD = "admin@example.org", "admin-password-1"
+
+
+class Service:
+    def __init__(self, data_dir: Path, locks: Path, workers: int = 2) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / f"serve-{self.port}.log"
+        command = [*MARTEAU, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
+        command += ["--workers", str(workers), "--run-command", FAKE_RUN, "--poll-interval", "0.05"]
+        command += ["--lease-ttl", "3", "--kill-grace", "2"]
+        env = service_env(locks, MARTEAU_ADMIN_EMAIL=ADMIN, MARTEAU_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for(self._up, timeout=90, what=f"marteau serve on {self.url}")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"marteau serve exited: {self.log.read_text()}")
+        try:
+            return httpx.get(self.url + "/login", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self, email: str | None = None, password: str | None = None) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, timeout=10)
+        if email:
+            r = client.post("/api/login", json={"email": email, "password": password})
+            assert r.status_code == 200, r.text
+            client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        return client
+
+
+def tar_of(project: Path, prefix: str = "project") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(project, arcname=prefix)
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":

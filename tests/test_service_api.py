@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import io
 import re
-import signal
 import subprocess
 import tarfile
 import time
@@ -20,59 +19,15 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
 from tests.service_helpers import (  # noqa: E402
-    FAKE_RUN,
+    ADMIN,
+    ADMIN_PASSWORD,
     MARTEAU,
-    ROOT,
-    free_port,
+    Service,
     make_project,
     service_env,
+    tar_of,
     wait_for,
 )
-
-ADMIN, ADMIN_PASSWORD = "admin@example.org", "admin-password-1"
-
-
-class Service:
-    def __init__(self, data_dir: Path, locks: Path, workers: int = 2) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir.parent / f"serve-{self.port}.log"
-        command = [*MARTEAU, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
-        command += ["--workers", str(workers), "--run-command", FAKE_RUN, "--poll-interval", "0.05"]
-        command += ["--lease-ttl", "3", "--kill-grace", "2"]
-        env = service_env(locks, MARTEAU_ADMIN_EMAIL=ADMIN, MARTEAU_ADMIN_PASSWORD=ADMIN_PASSWORD)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_for(self._up, timeout=30, what=f"marteau serve on {self.url}")
-
-    def _up(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"marteau serve exited: {self.log.read_text()}")
-        try:
-            return httpx.get(self.url + "/login", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def client(self, email: str | None = None, password: str | None = None) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=10)
-        if email:
-            r = client.post("/api/login", json={"email": email, "password": password})
-            assert r.status_code == 200, r.text
-            client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-        return client
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +57,6 @@ def bob(service: Service, admin):
     admin.post("/api/users", json={"email": "bob@example.org", "password": "bob-password"})
     with closing(service.client("bob@example.org", "bob-password")) as client:
         yield client
-
-
-def tar_of(project: Path, prefix: str = "project") -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(project, arcname=prefix)
-    return buffer.getvalue()
 
 
 def upload(client, data: bytes, name: str = "project.tar.gz", **fields):  # type: ignore[no-untyped-def]

@@ -604,6 +604,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             status_code=status,
         )
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)  # no icon; pages say so with `<link rel=icon href=data:,>`
+
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(request: Request, next: str = "/") -> Response:
         token = secrets.token_urlsafe(24)

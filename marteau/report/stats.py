@@ -320,25 +320,6 @@ def _ratio(part: int, whole: int) -> float:
     return 100.0 * part / whole if part else 0.0
 
 
-def _timing(durations: Any, results: Any, t: float) -> dict[str, Any]:
-    """Request-level timing: every duration counts (file order for the sum)."""
-    n = int(durations.size)
-    success = int(np.count_nonzero(results == SUCCESSFUL))
-    error = n - success
-    total = sequential_sum(durations)
-    return dict(
-        count=n,
-        success=success,
-        error=error,
-        error_percent=_ratio(error, n),
-        min=float(durations.min()) if n else 0.0,
-        avg=total / n if n else 0.0,
-        max=float(durations.max()) if n else 0.0,
-        percentiles=percentiles(np.sort(durations)),
-        apdex=apdex(durations, t),
-    )
-
-
 def _segments(keys: Any) -> tuple[Any, Any]:
     """Starts and lengths of runs of equal values in a sorted key array."""
     if not keys.size:
@@ -574,7 +555,7 @@ def _apdex_of(n: int, satisfied: int, tolerating: int, t: float) -> Apdex:
 
 
 def _timing_of(g: _Group, t: float) -> dict[str, Any]:
-    """The `_timing` figures of a group (same arithmetic)."""
+    """Request-level timing of a group: every duration counts (the sum in file order)."""
     n = g.count
     error = n - g.success
     return dict(
@@ -1078,7 +1059,8 @@ def _responses(
         del d, ok, seconds, thread_ids, cvus_column
 
     if not parts:
-        return _Responses({}, {}, {}, {}, None, None, [], [])
+        empty = RequestStats(**_timing_of(_empty_group(), t), cvus=0, rps=0.0, max_rps=0)
+        return _Responses({}, {}, {}, {}, None, None, [], [([], empty) for _ in nodes])
     file_pass = _file_pass(responses, table, thread_base, nonempty)
     total, node_totals = file_pass.total, file_pass.per_node
     description_totals = file_pass.per_description

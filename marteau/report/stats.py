@@ -1286,7 +1286,9 @@ def _compute(rs: ResultSet, t: float, nodes: Sequence[NodeInfo], thread_base: in
         overall_pages=overall_pages,
         overall_tests=overall_tests,
         descriptions=found.descriptions,
-        errors=_error_groups(responses, rs),
+        errors=_error_groups(
+            responses, rs, found.file_pass.bad if found.file_pass is not None else None
+        ),
         http_codes=_http_codes(responses, rs, found.file_pass),
         nodes=node_stats,
         warnings=warnings,
@@ -1356,11 +1358,16 @@ def printable_body(body: Any, limit: int = SAMPLE_BODY_CHARS) -> str | None:
     )
 
 
-def _error_groups(responses: Any, rs: ResultSet) -> list[ErrorGroup]:
-    """Errors grouped by result, then (code, bobo-exception-file, -line), FunkLoad's order."""
+def _error_groups(responses: Any, rs: ResultSet, bad_rows: Any = None) -> list[ErrorGroup]:
+    """Errors grouped by result, then (code, bobo-exception-file, -line), FunkLoad's order.
+
+    `bad_rows`: the rows whose result is not SUCCESSFUL, when already known.
+    """
     if not responses.size:
         return []
-    bad = responses[responses["result"] != SUCCESSFUL]
+    if bad_rows is None:
+        bad_rows = responses["result"] != SUCCESSFUL
+    bad = responses[bad_rows]
     if not bad.size:
         return []
     # one small int per distinct (bobo file, bobo line) so numpy can group

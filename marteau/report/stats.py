@@ -534,7 +534,7 @@ class _Seconds:
 
 @dataclass
 class _Group:
-    """One group's figures; `sorted` its durations in ascending order."""
+    """One group's figures; `runs` its durations as sorted arrays (their union)."""
 
     count: int
     success: int
@@ -543,10 +543,9 @@ class _Group:
     max: float
     satisfied: int
     tolerating: int
-    sorted: Any
+    runs: list[Any]
     first: int  # index of its first row in the part
     last: int  # index of its last row in the part
-    picked: dict[str, float] | None = None  # the percentiles, when `sorted` is not kept
 
 
 def _apdex_of(n: int, satisfied: int, tolerating: int, t: float) -> Apdex:
@@ -566,7 +565,7 @@ def _timing_of(g: _Group, t: float) -> dict[str, Any]:
         min=g.min if n else 0.0,
         avg=g.total / n if n else 0.0,
         max=g.max if n else 0.0,
-        percentiles=g.picked if g.picked is not None else percentiles(g.sorted),
+        percentiles=run_percentiles(g.runs),
         apdex=_apdex_of(n, g.satisfied, g.tolerating, t),
     )
 
@@ -632,7 +631,7 @@ def _groups(d: Any, ok: Any, gid: Any, ngroups: int, t: float) -> tuple[dict[int
             max=float(maxs[j]),
             satisfied=int(satisfied[g]),
             tolerating=int(below4[g] - satisfied[g]),
-            sorted=values,
+            runs=[values],
             first=int(order[lo]) if order is not None else lo,
             last=int(order[hi - 1]) if order is not None else hi - 1,
         )
@@ -649,24 +648,28 @@ def _merge_groups(parts: Sequence[_Group], total: float) -> _Group:
         max=float(np.max([p.max for p in parts])),
         satisfied=sum(p.satisfied for p in parts),
         tolerating=sum(p.tolerating for p in parts),
-        sorted=None,
+        runs=[run for p in parts for run in p.runs],
         first=0,
         last=0,
-        picked=run_percentiles([p.sorted for p in parts]),
     )
 
 
 def run_percentiles(runs: Sequence[Any]) -> dict[str, float]:
     """`percentiles` of the union of sorted arrays, without merging them.
 
-    The value at sorted index r of the union is, over the runs, the
-    smallest ``run[i]`` with more than r values <= ``run[i]`` in all runs
-    (a binary search in each run, counting with searchsorted).  NaN (sorted
-    last, not ordered) falls back to sorting the union.
+    The value at sorted index r of the union is the smallest value with
+    more than r values <= it in all runs (counted with searchsorted): found
+    by a binary search in each run, or, for many runs, by bisection over
+    the floats' order-preserving 64-bit keys (64 counts).  NaN (sorted last,
+    not ordered) falls back to sorting the union.
     """
     runs = [r for r in runs if r.size]
-    if len(runs) <= 1 or any(np.isnan(r[-1]) for r in runs):
+    if len(runs) == 1:
+        return percentiles(runs[0])
+    if not runs or any(np.isnan(r[-1]) for r in runs):
         return percentiles(np.sort(np.concatenate(runs)) if runs else np.zeros(0))
+    if len(runs) > 8:
+        return _bisected_percentiles(runs)
     n = sum(int(r.size) for r in runs)
     ranks = np.array([int(p / 100.0 * n) for _, p in PERCENTILES], dtype=np.int64)
     best = np.zeros(ranks.size)
@@ -692,8 +695,55 @@ def run_percentiles(runs: Sequence[Any]) -> dict[str, float]:
     return {key: float(value) for (key, _), value in zip(PERCENTILES, best, strict=True)}
 
 
+_SIGN = np.uint64(1 << 63)
+
+
+def _float_keys(values: Any) -> Any:
+    """Order-preserving uint64 keys of float64 values (not NaN)."""
+    bits = np.asarray(values, dtype=np.float64).view(np.uint64)
+    return np.where(bits & _SIGN, ~bits, bits | _SIGN)
+
+
+def _key_floats(keys: Any) -> Any:
+    """Inverse of `_float_keys`."""
+    return np.where(keys & _SIGN, keys & ~_SIGN, ~keys).view(np.float64)
+
+
+def _bisected_percentiles(runs: Sequence[Any]) -> dict[str, float]:
+    """`run_percentiles` of many sorted runs: bisection over float keys."""
+    n = sum(int(r.size) for r in runs)
+    ranks = np.array([int(p / 100.0 * n) for _, p in PERCENTILES], dtype=np.int64)
+    lo = np.full(ranks.size, _float_keys(min(float(r[0]) for r in runs)))
+    hi = np.full(ranks.size, _float_keys(max(float(r[-1]) for r in runs)))
+    # invariant: the answer's key is in [lo, hi]; the count at hi is > rank
+    while bool(np.any(lo < hi)):
+        mid = lo + (hi - lo) // np.uint64(2)
+        values = _key_floats(mid)
+        below = sum(np.searchsorted(r, values, side="right") for r in runs)
+        enough = below > ranks
+        hi = np.where(enough, mid, hi)
+        lo = np.where(enough, lo, mid + np.uint64(1))
+    return {key: float(v) for (key, _), v in zip(PERCENTILES, _key_floats(lo), strict=True)}
+
+
+def _union_group(parts: list[_Group], count: int, total: float) -> _Group:
+    """The group of all rows of a part from its groups (rows 0 to count - 1)."""
+    return _Group(
+        count=count,
+        success=sum(p.success for p in parts),
+        total=total,
+        min=float(np.min([p.min for p in parts])),
+        max=float(np.max([p.max for p in parts])),
+        satisfied=sum(p.satisfied for p in parts),
+        tolerating=sum(p.tolerating for p in parts),
+        runs=[run for p in parts for run in p.runs],
+        first=0,
+        last=count - 1,
+    )
+
+
 def _empty_group() -> _Group:
-    return _Group(0, 0, 0.0, 0.0, 0.0, 0, 0, np.zeros(0), 0, 0)
+    return _Group(0, 0, 0.0, 0.0, 0.0, 0, 0, [], 0, 0)
 
 
 @dataclass
@@ -887,7 +937,7 @@ def _node_table(nodes: Sequence[NodeInfo]) -> Any:
 def _counts_group(durations: Any, t: float) -> _Group:
     """Apdex counts only (the page Apdex of a cycle)."""
     a = apdex(durations, t)
-    return _Group(int(durations.size), 0, 0.0, 0.0, 0.0, a.satisfied, a.tolerating, None, 0, 0)
+    return _Group(int(durations.size), 0, 0.0, 0.0, 0.0, a.satisfied, a.tolerating, [], 0, 0)
 
 
 @dataclass
@@ -939,7 +989,15 @@ def _responses(
         seconds = columns.pop("time")  # int(time)
         cvus_column = columns.pop("cvus")
         n = int(d.size)
-        group = _groups(d, ok, np.zeros(n, np.intp), 1, t)[0][0]
+        # per request (step.number) groups first: the cycle's sorted values are their union
+        step = columns.pop("step")
+        step <<= 16
+        step |= columns.pop("number")
+        keys, key_ids = _dense(step)
+        del step
+        by_key, order = _groups(d, ok, key_ids, int(keys.size), t)
+        del key_ids
+        group = _union_group(list(by_key.values()), n, sequential_sum(d))
         cvus = int(cvus_column[0])
         cvus_of[cycle] = cvus
         per_second = _Seconds.of(seconds)
@@ -976,12 +1034,6 @@ def _responses(
         )
 
         # per request (step.number): last url and type, last non-empty description
-        step = columns.pop("step")
-        step <<= 16
-        step |= columns.pop("number")
-        keys, key_ids = _dense(step)
-        del step
-        by_key, order = _groups(d, ok, key_ids, int(keys.size), t)
         descriptions = columns.pop("description")
         described = nonempty[descriptions]
         if order is None:
@@ -1013,7 +1065,7 @@ def _responses(
             )
         cycle_steps.sort(key=lambda s: s.key)
         steps[cycle] = cycle_steps
-        del positions, order, urls, kinds, key_ids, by_key
+        del positions, order, urls, kinds, by_key
 
         # per description (whole bench: combined below)
         by_description, _ = _groups(
@@ -1140,7 +1192,7 @@ def _merge_counts(parts: Sequence[_Group]) -> _Group:
         0.0,
         sum(p.satisfied for p in parts),
         sum(p.tolerating for p in parts),
-        None,
+        [],
         0,
         0,
     )

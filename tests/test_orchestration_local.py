@@ -53,4 +53,5 @@ def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
     (summary,) = (run_dir / "report").rglob("summary.json")
     assert 0 < json.loads(summary.read_text())["totals"]["requests"] <= requests
     assert "Report: " in result.stdout
+    assert " requests (0 errors), " in result.stdout and "on 1 node(s)" in result.stdout
     assert list((run_dir / "report").rglob("junit.xml"))

@@ -144,4 +144,22 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
     if outcome.report_dir and outcome.report_dir.exists():
         index = outcome.report_dir / "index.html"
         click.echo(f"Report: {index if index.exists() else outcome.report_dir}")
+        totals = _totals(outcome.report_dir)
+        if totals:
+            click.echo(
+                f"Totals: {totals.get('requests', 0):,} requests ({totals.get('requests_error', 0):,} errors), "
+                f"{totals.get('tests', 0):,} tests ({totals.get('tests_error', 0):,} errors) "
+                f"on {len(outcome.completed)} node(s)"
+            )
     sys.exit(outcome.exit_code)
+
+
+def _totals(report_dir: Path) -> dict:
+    import json
+
+    for path in sorted(report_dir.rglob("summary.json")):
+        try:
+            return json.loads(path.read_text()).get("totals") or {}
+        except (OSError, ValueError):
+            return {}
+    return {}

@@ -892,29 +892,51 @@ def _cycle_pages(
     return _CyclePages(pages, sums[success], _Seconds.of(second[success]), owned)
 
 
+def _ok_pages(durations: Any, carry: float | None) -> tuple[_Group, float | None]:
+    """Successful pages' figures (sorted run kept), and the page-order sum carried on.
+
+    `carry`: the sum of the previous cycles' successful pages (None: none
+    yet); the bench's sum continues from it left to right, as one pass
+    over all pages in (cycle, thread, position) order.
+    """
+    n = int(durations.size)
+    if n and carry is not None:
+        head = durations[0]
+        durations[0] = carry + head
+        carry = float(np.cumsum(durations)[-1])
+        durations[0] = head
+    elif n:
+        carry = float(np.cumsum(durations)[-1])
+    group = _Group(
+        count=n,
+        success=n,
+        total=sequential_sum(durations),
+        min=float(durations.min()) if n else 0.0,
+        max=float(durations.max()) if n else 0.0,
+        satisfied=0,
+        tolerating=0,
+        runs=[np.sort(durations)],
+        first=0,
+        last=0,
+    )
+    return group, carry
+
+
 def _pages_figures(
-    count: int,
-    ok_durations: Any,
-    ok_seconds: _Seconds,
-    owned: _Group,
-    t: float,
-    duration: float,
-    total: float | None = None,
+    count: int, ok: _Group, ok_seconds: _Seconds, owned: _Group, t: float, duration: float
 ) -> dict[str, Any]:
     """Page timing (quirk: avg over all pages; Apdex over the owned responses)."""
-    success = int(ok_durations.size)
+    success = ok.count
     error = count - success
-    if total is None:
-        total = sequential_sum(ok_durations)
     return dict(
         count=count,
         success=success,
         error=error,
         error_percent=_ratio(error, count),
-        min=float(ok_durations.min()) if success else 0.0,
-        avg=total / count if count else 0.0,
-        max=float(ok_durations.max()) if success else 0.0,
-        percentiles=percentiles(np.sort(ok_durations)),
+        min=ok.min if success else 0.0,
+        avg=ok.total / count if count else 0.0,
+        max=ok.max if success else 0.0,
+        percentiles=run_percentiles(ok.runs),
         apdex=_apdex_of(owned.count, owned.satisfied, owned.tolerating, t),
         spps=success / duration if duration else 0.0,
         max_spps=ok_seconds.max(),
@@ -977,6 +999,8 @@ def _responses(
     cycle_groups: list[_Group] = []
     cycle_seconds: list[_Seconds] = []
     page_parts: list[_CyclePages] = []
+    page_ok: list[_Group] = []
+    page_total: float | None = None
     page_owned: list[_Group] = []
     node_parts: list[list[tuple[_Group, _Seconds]]] = [[] for _ in nodes]
     node_cycles: list[list[RequestStats]] = [[] for _ in nodes]
@@ -1018,16 +1042,14 @@ def _responses(
             d, ok, seconds, thread_ids, int(threads.size), page_type[kinds], group, t
         )
         owned = cycle_pages.owned
+        ok_pages, page_total = _ok_pages(cycle_pages.ok_durations, page_total)
+        cycle_pages.ok_durations = None
         page_parts.append(cycle_pages)
         page_owned.append(owned)
+        page_ok.append(ok_pages)
         pages[cycle] = PageStats(
             **_pages_figures(
-                cycle_pages.count,
-                cycle_pages.ok_durations,
-                cycle_pages.ok_seconds,
-                owned,
-                t,
-                duration,
+                cycle_pages.count, ok_pages, cycle_pages.ok_seconds, owned, t, duration
             ),
             cycle=cycle,
             cvus=cvus,
@@ -1125,11 +1147,23 @@ def _responses(
         max_rps=_Seconds.combine(cycle_seconds).max(),
     )
     del overall
-    ok_durations = np.concatenate([p.ok_durations for p in page_parts])
+    successful = [g for g in page_ok if g.count]
+    all_ok = _Group(
+        count=sum(g.count for g in page_ok),
+        success=0,
+        total=page_total if page_total is not None else 0.0,
+        min=float(np.min([g.min for g in successful])) if successful else 0.0,
+        max=float(np.max([g.max for g in successful])) if successful else 0.0,
+        satisfied=0,
+        tolerating=0,
+        runs=[run for g in page_ok for run in g.runs],
+        first=0,
+        last=0,
+    )
     overall_pages = PageStats(
         **_pages_figures(
             sum(p.count for p in page_parts),
-            ok_durations,
+            all_ok,
             _Seconds.combine([p.ok_seconds for p in page_parts]),
             _merge_counts(page_owned),
             t,
@@ -1137,7 +1171,7 @@ def _responses(
         ),
         cvus=overall_requests.cvus,
     )
-    del ok_durations, page_parts
+    del all_ok, page_ok, page_parts
     descriptions_out = []
     for k in sorted(description_parts):
         g = _merge_groups(description_parts.pop(k), float(description_totals[k]))

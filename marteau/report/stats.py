@@ -16,7 +16,12 @@ each quirk of FunkLoad's report is kept on purpose and marked *quirk*:
 * the representative cycle is the first cycle that has at least one step.
 
 Sums are done left to right in file order, as FunkLoad's Python float sums
-were, so the ``%.3f`` figures match FunkLoad's digits.
+were, so the ``%.3f`` figures match FunkLoad's digits (``np.bincount``
+with weights adds in index order, so per-group sums need no sort; sums
+over several chunks or cycles carry the previous partial sum into the
+next one's first addition).  Percentiles of a union of groups (a cycle,
+the bench, a node) are taken from the groups' sorted runs without merging
+them (`run_percentiles`).
 
 Marteau adds, without changing FunkLoad's figures: P99 and P99.9, whole
 bench totals (for thresholds), a per-node breakdown, errors by HTTP code

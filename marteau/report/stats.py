@@ -419,7 +419,7 @@ class Columns:
 # stable radix sort of small group ids, then each group's slice sorted.
 
 _CHUNK = 1 << 21
-_BLOCK = 1 << 15
+_BLOCK = 1 << 13
 _MAX_RUNS = 4096
 
 

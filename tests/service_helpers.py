@@ -140,7 +140,7 @@ def start_worker(
     data_dir: Path, locks: Path, *options: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen:
     command = [*MARTEAU, "worker", "--data-dir", str(data_dir)]
-    command += ["--run-command", FAKE_RUN, "--poll-interval", "0.05", "--lease-ttl", "3"]
+    command += ["--run-command", FAKE_RUN, "--poll-interval", "0.05", "--lease-ttl", "10"]
     command += ["--kill-grace", "2", *options]
     return subprocess.Popen(command, env=service_env(locks, **(env or {})), cwd=ROOT)
 
@@ -166,7 +166,7 @@ class Service:
         self.log = data_dir.parent / f"serve-{self.port}.log"
         command = [*MARTEAU, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
         command += ["--workers", str(workers), "--run-command", FAKE_RUN, "--poll-interval", "0.05"]
-        command += ["--lease-ttl", "3", "--kill-grace", "2"]
+        command += ["--lease-ttl", "10", "--kill-grace", "2"]
         env = service_env(locks, MARTEAU_ADMIN_EMAIL=ADMIN, MARTEAU_ADMIN_PASSWORD=ADMIN_PASSWORD)
         data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:

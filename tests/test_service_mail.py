@@ -72,7 +72,7 @@ def test_mail_on_job_end_with_figures_and_report_link(smtp, tmp_path: Path) -> N
             "MARTEAU_MAIL_SENDER": "marteau@example.org",
         },
     )
-    assert worker.wait(timeout=30) == 0
+    assert worker.wait(timeout=120) == 0
     assert len(inbox.messages) == 2
     (sender, to, raw), (_, _, raw_bad) = inbox.messages
     assert sender == "marteau@example.org" and sorted(to) == [
@@ -103,7 +103,7 @@ def test_a_mail_that_cannot_be_sent_is_logged_and_the_result_stays(tmp_path: Pat
         "--once",
         env={"MARTEAU_SMTP_HOST": "127.0.0.1", "MARTEAU_SMTP_PORT": str(free_port())},
     )
-    assert worker.wait(timeout=30) == 0
+    assert worker.wait(timeout=120) == 0
     with db.read() as session:
         assert session.get(Job, good).state == "succeeded"
     console = (tmp_path / "data" / "jobs" / str(good) / "console.log").read_text()

@@ -191,14 +191,14 @@ def test_contention_many_jobs_few_nodes_several_workers(db: Database, tmp_path: 
     try:
         wait_for(
             lambda: all(j.state in FINISHED for j in jobs(db)),
-            timeout=90,
+            timeout=240,
             what="52 jobs to end",
         )
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         for worker in workers:
-            worker.wait(timeout=20)
+            worker.wait(timeout=60)
     elapsed = time.monotonic() - t0
     done = jobs(db)
     failed = {j.id: j.exit_reason for j in done if j.state != SUCCEEDED}
@@ -244,8 +244,8 @@ def test_cancel_kills_the_process_group_and_frees_the_nodes(db: Database, tmp_pa
         )
         t0 = time.monotonic()
         assert request_cancel(db, long) == RUNNING
-        wait_for(lambda: jobs(db)[0].state == CANCELLED, timeout=10, what="the cancel")
-        assert time.monotonic() - t0 < 3
+        wait_for(lambda: jobs(db)[0].state == CANCELLED, timeout=30, what="the cancel")
+        assert time.monotonic() - t0 < 10
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
         wait_for(lambda: jobs(db)[1].state == SUCCEEDED, what="the next job on the freed node")
@@ -253,7 +253,7 @@ def test_cancel_kills_the_process_group_and_frees_the_nodes(db: Database, tmp_pa
         assert "SIGTERM to its process group" in console and "job cancelled" in console
     finally:
         worker.terminate()
-        worker.wait(timeout=20)
+        worker.wait(timeout=60)
     assert jobs(db)[1].id == after
 
 
@@ -274,15 +274,15 @@ def test_killed_worker_its_job_fails_its_nodes_come_back(db: Database, tmp_path:
         victim.kill()
         victim.wait()
         # the job's process got SIGTERM when its worker died (parent-death signal)
-        wait_for(lambda: not _alive(pid), timeout=5, what="the orphaned job to stop")
+        wait_for(lambda: not _alive(pid), timeout=20, what="the orphaned job to stop")
         rescuer = start_worker(data_dir, locks)
         try:
-            wait_for(lambda: jobs(db)[0].state == FAILED, timeout=10, what="the reaper")
+            wait_for(lambda: jobs(db)[0].state == FAILED, timeout=30, what="the reaper")
             assert "worker lost" in jobs(db)[0].exit_reason
-            wait_for(lambda: jobs(db)[1].state == SUCCEEDED, timeout=10, what="the second job")
+            wait_for(lambda: jobs(db)[1].state == SUCCEEDED, timeout=30, what="the second job")
         finally:
             rescuer.terminate()
-            rescuer.wait(timeout=20)
+            rescuer.wait(timeout=60)
     finally:
         if victim.poll() is None:
             victim.kill()
@@ -316,7 +316,7 @@ def test_bad_project_fails_fast_and_the_next_job_runs(db: Database, tmp_path: Pa
         add_job(db, good),
     ]
     worker = start_worker(data_dir, tmp_path / "locks", "--once")
-    assert worker.wait(timeout=30) == 0
+    assert worker.wait(timeout=120) == 0
     result = jobs(db)
     assert [j.state for j in result] == [FAILED, FAILED, FAILED, SUCCEEDED]
     assert "invalid YAML" in result[0].exit_reason
@@ -324,3 +324,22 @@ def test_bad_project_fails_fast_and_the_next_job_runs(db: Database, tmp_path: Pa
     assert "no .marteau.yml" in result[2].exit_reason
     for job_id in ids[:3]:
         assert "Error:" in (data_dir / "jobs" / str(job_id) / "console.log").read_text()
+
+
+def test_a_command_that_cannot_start_fails_the_job_not_the_worker(
+    db: Database, tmp_path: Path
+) -> None:
+    data_dir = Path(db.url.split("///", 1)[1]).parent
+    add_nodes(db, "marteau", "n1")
+    project = make_project(tmp_path / "project")
+    add_job(db, project)
+    add_job(db, project)
+    worker = start_worker(
+        data_dir, tmp_path / "locks", "--once", "--run-command", "/nonexistent/marteau run"
+    )
+    assert worker.wait(timeout=120) == 0
+    result = jobs(db)
+    assert [j.state for j in result] == [FAILED, FAILED]
+    assert all("cannot start /nonexistent/marteau" in j.exit_reason for j in result)
+    with db.read() as session:
+        assert session.scalars(select(Node).where(Node.lease_job_id.is_not(None))).all() == []

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -38,6 +39,7 @@ from marteau.service.jobs import (
     delete_job,
     job_json,
     node_json,
+    preview_project,
     replay_job,
 )
 from marteau.service.models import (
@@ -250,6 +252,15 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # without the raw input: a binary body cannot go back into JSON
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
     @app.exception_handler(MarteauError)
     async def _bad_input(request: Request, exc: MarteauError) -> Response:
         if request.url.path.startswith("/api/"):
@@ -357,6 +368,11 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         """Queue a job from a git URL (and ref), or a local path (admins)."""
         job = create_job(db, settings, auth.user, body.model_dump())
         return job_json(get_job(job.id), settings)
+
+    @app.post("/api/jobs/preview", tags=["jobs"])
+    def api_preview(body: JobIn, auth: ApiAuth) -> dict:
+        """What the project's `.marteau.yml` says (a shallow clone), without queuing a job."""
+        return {"project": preview_project(settings, auth.user, body.model_dump())}
 
     @app.post("/api/jobs/upload", tags=["jobs"], status_code=201)
     async def api_upload_job(
@@ -710,6 +726,22 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         except MarteauError as exc:
             return render(request, "job_new.html", auth, status=400, values=fields, error=str(exc))
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+    @app.post("/jobs/preview", include_in_schema=False)
+    async def new_job_preview(request: Request, auth: FormAuth) -> Response:
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        upload = form.get("archive")
+        archive = None
+        if upload is not None and not isinstance(upload, str) and upload.filename:
+            archive = (upload.filename, await upload.read(settings.max_upload_mb * 2**20 + 1))
+        try:
+            preview = await run_in_threadpool(preview_project, settings, auth.user, fields, archive)
+        except MarteauError as exc:
+            return render(request, "job_new.html", auth, status=400, values=fields, error=str(exc))
+        return render(
+            request, "job_new.html", auth, values=fields, preview=preview, uploaded=bool(archive)
+        )
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
     def job_page(job_id: int, request: Request, auth: PageAuth) -> Response:

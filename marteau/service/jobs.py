@@ -168,6 +168,91 @@ def create_job(
     return job
 
 
+def _clone(url: str, ref: str | None, target: Path, timeout: float) -> None:
+    import os
+    import subprocess
+
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    shallow = ["git", "clone", "--quiet", "--depth", "1"] + (["--branch", ref] if ref else [])
+    attempts = [[shallow + ["--", url, str(target)]]]
+    if ref:  # a commit is not a --branch: a full clone, then check it out
+        attempts.append(
+            [
+                ["git", "clone", "--quiet", "--no-checkout", "--", url, str(target)],
+                ["git", "-C", str(target), "checkout", "--quiet", ref, "--"],
+            ]
+        )
+    error = ""
+    for commands in attempts:
+        shutil.rmtree(target, ignore_errors=True)
+        for command in commands:
+            try:
+                result = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise MarteauError(f"{url}: git: {exc}") from None
+            if result.returncode != 0:
+                lines = (result.stderr or result.stdout).strip().splitlines()
+                error = lines[-1] if lines else f"exit {result.returncode}"
+                break
+        else:
+            return
+    raise MarteauError(f"{url}: git clone failed: {error}")
+
+
+def preview_project(
+    settings: Settings, user: User, fields: dict[str, Any], upload: tuple[str, bytes] | None = None
+) -> dict[str, Any]:
+    """The project's `.marteau.yml` as a job would read it (a shallow clone or the
+    archive, in a temporary folder); MarteauError for any bad input."""
+    import tempfile
+
+    from marteau.orchestration.project import CONFIG_NAME, load_config
+
+    ref = (fields.get("ref") or "").strip() or None
+    with tempfile.TemporaryDirectory(prefix="marteau-preview-") as tmp:
+        if upload is not None:
+            name, data = upload
+            if len(data) > settings.max_upload_mb * 2**20:
+                raise MarteauError(f"{name}: larger than {settings.max_upload_mb} MB")
+            root = archive.extract(
+                data, name, Path(tmp) / "source", settings.max_extracted_mb * 2**20
+            )
+            source = Path(name).name
+        else:
+            kind, url = check_source(
+                str(fields.get("git_url") or fields.get("path") or ""), user.is_admin
+            )
+            if kind == PATH:
+                root = Path(url)
+            else:
+                root = Path(tmp) / "source"
+                _clone(url, ref, root, min(settings.git_timeout, 120.0))
+            source = url
+        project = load_config(root / CONFIG_NAME, source)
+        return {
+            "name": project.name or None,
+            "script": project.script,
+            "test": project.test,
+            "cycles": project.cycles,
+            "duration": project.duration,
+            "nodes": project.nodes,
+            "hosts": project.hosts or None,
+            "pool": project.pool,
+            "email": project.email,
+            "deps": project.deps or None,
+            "thresholds": str(project.thresholds.relative_to(root)) if project.thresholds else None,
+            "wdir": project.wdir or None,
+            "commit": project.commit,
+        }
+
+
 def replay_job(db: Database, settings: Settings, user: User, job: Job) -> Job:
     """A new queued job with the same source and overrides."""
     with db.write() as session:

@@ -135,13 +135,23 @@ class JobWorker:
                 session.execute(update(Worker).where(Worker.id == self.id).values(heartbeat=now))
         job_id = self.scheduler.claim_prepare()
         if job_id is not None:
-            self.prepare(job_id)
+            self._guarded(job_id, self.prepare, job_id)
             return True
         claim = self.scheduler.claim_run()
         if claim is not None:
-            self.run_job(claim)
+            self._guarded(claim.job_id, self.run_job, claim)
             return True
         return False
+
+    def _guarded(self, job_id: int, work, *args) -> None:  # type: ignore[no-untyped-def]
+        """Run `work`; an unexpected error fails this job instead of killing the worker."""
+        try:
+            work(*args)
+        except Exception as exc:  # noqa: BLE001 - reported on the job, the worker goes on
+            import traceback
+
+            self._log(job_id, "internal error:\n" + traceback.format_exc())
+            self.scheduler.finish(job_id, FAILED, f"internal error: {exc!r}")
 
     # -- console ----------------------------------------------------------------
 
@@ -266,7 +276,10 @@ class JobWorker:
         if job.source_ref:
             steps.append(["git", "-C", str(src), "checkout", "--quiet", job.source_ref, "--"])
         for command in steps:
-            code, stopped = self._supervise_git(job.id, command)
+            try:
+                code, stopped = self._supervise_git(job.id, command)
+            except OSError as exc:
+                raise MarteauError(f"cannot run git: {exc}") from None
             if stopped:
                 raise _Stopped(stopped)
             if code != 0:

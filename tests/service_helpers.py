@@ -33,6 +33,7 @@ ROOT = HERE.parent
 PYTHON = sys.executable
 MARTEAU = [PYTHON, "-c", "from marteau.cli import main; main()"]
 FAKE_RUN = f"{PYTHON} {HERE / 'service_helpers.py'} fake-run"
+FAKE_NODES = f"{PYTHON} {HERE / 'service_helpers.py'} fake-nodes"
 
 
 def _option(argv: list[str], name: str) -> str | None:
@@ -111,6 +112,21 @@ def fake_run(argv: list[str]) -> int:
     return code
 
 
+def fake_nodes(argv: list[str]) -> int:
+    """A stand-in for `marteau nodes check|unlock`: a node named down* is unreachable."""
+    name = argv[-1]
+    inventory = Path(_option(argv, "-i") or "").read_text()
+    line = next(line for line in inventory.splitlines() if line.split()[:1] == [name])
+    if argv[0] == "check":
+        if name.startswith("down"):
+            print(f"{name}  unreachable")
+            return 1
+        print(f"{name}  free  pool {_option(argv, '--pool')}  [{line}]")
+        return 0
+    print(f"{name}: released (was job 7 of someone) {' '.join(argv[:2])}")
+    return 0
+
+
 def make_project(path: Path, **config: object) -> Path:
     """A minimal load-test project (`.marteau.yml` + the test script)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -166,7 +182,7 @@ class Service:
         self.log = data_dir.parent / f"serve-{self.port}.log"
         command = [*MARTEAU, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
         command += ["--workers", str(workers), "--run-command", FAKE_RUN, "--poll-interval", "0.05"]
-        command += ["--lease-ttl", "10", "--kill-grace", "2"]
+        command += ["--lease-ttl", "10", "--kill-grace", "2", "--nodes-command", FAKE_NODES]
         env = service_env(locks, MARTEAU_ADMIN_EMAIL=ADMIN, MARTEAU_ADMIN_PASSWORD=ADMIN_PASSWORD)
         data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
@@ -211,4 +227,6 @@ def tar_of(project: Path, prefix: str = "project") -> bytes:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["fake-run"]:
         sys.exit(fake_run(sys.argv[2:]))
+    if sys.argv[1:2] == ["fake-nodes"]:
+        sys.exit(fake_nodes(sys.argv[2:]))
     sys.exit(f"usage: {sys.argv[0]} fake-run SRC [options]")

@@ -527,3 +527,31 @@ def test_preview_marteau_yml_from_git_archive_and_form(
         )
         assert failed.status_code == 400 and "cycles" in failed.text
         assert admin.get("/api/jobs").json()["total"] == before
+
+
+def test_node_check_and_force_unlock(service: Service, admin, alice) -> None:
+    admin.post("/api/nodes", json={"name": "down1", "pool": "lab", "vars": {"ansible_port": 22}})
+    try:
+        r = admin.post("/api/nodes/localhost/check")
+        assert r.status_code == 200, r.text
+        assert r.json()["check"] == "reachable" and "ansible_connection=local" in r.json()["output"]
+        down = admin.post("/api/nodes/down1/check").json()
+        assert down["check"] == "unreachable" and down["exit_code"] == 1
+        nodes = {n["name"]: n for n in admin.get("/api/nodes").json()["nodes"]}
+        assert nodes["down1"]["check"] == "unreachable" and nodes["down1"]["last_check"]
+        unlocked = admin.post("/api/nodes/localhost/unlock").json()
+        assert unlocked["exit_code"] == 0 and "unlock --force" in unlocked["output"]
+        assert alice.post("/api/nodes/localhost/check").status_code == 403
+        assert admin.post("/api/nodes/nothere/check").status_code == 404
+        with httpx.Client(base_url=service.url, timeout=30) as browser:
+            page = browser.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            browser.post(
+                "/login", data={"email": ADMIN, "password": ADMIN_PASSWORD, "csrf_token": token}
+            )
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/nodes").text)
+            shown = browser.post("/nodes/down1/check", data={"csrf_token": csrf.group(1)})
+            assert shown.status_code == 200 and "check down1: exit 1" in shown.text
+            assert "down1  unreachable" in shown.text
+    finally:
+        admin.delete("/api/nodes/down1")

@@ -38,6 +38,7 @@ from marteau.service.jobs import (
     create_job,
     delete_job,
     job_json,
+    node_command,
     node_json,
     preview_project,
     replay_job,
@@ -581,6 +582,38 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     def api_enable_node(name: str, auth: ApiAdmin) -> dict:
         return _node_action(name, "enable")
 
+    def _node_run(name: str, action: str) -> dict:
+        with db.read() as session:
+            node = session.scalar(select(Node).where(Node.name == name))
+        if node is None:
+            raise HTTPException(404, f"no node {name}")
+        code, output = node_command(settings, node, action)
+        result = {"name": name, "action": action, "exit_code": code, "output": output}
+        if action == "check":
+            status = (
+                "reachable"
+                if code == 0
+                else ("unreachable" if "unreachable" in output else "error")
+            )
+            with db.write() as session:
+                session.execute(
+                    update(Node)
+                    .where(Node.name == name)
+                    .values(status=status, last_check=time.time())
+                )
+            result["check"] = status
+        return result
+
+    @app.post("/api/nodes/{name}/check", tags=["nodes"])
+    def api_check_node(name: str, auth: ApiAdmin) -> dict:
+        """`marteau nodes check` on the node: reachable, lock holder, version, clock."""
+        return _node_run(name, "check")
+
+    @app.post("/api/nodes/{name}/unlock", tags=["nodes"])
+    def api_unlock_node(name: str, auth: ApiAdmin) -> dict:
+        """`marteau nodes unlock --force` on the node (its lock, whoever holds it)."""
+        return _node_run(name, "unlock")
+
     @app.post("/api/nodes/{name}/disable", tags=["nodes"])
     def api_disable_node(name: str, auth: ApiAdmin) -> dict:
         return _node_action(name, "disable")
@@ -815,9 +848,14 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         return RedirectResponse("/nodes", status_code=303)
 
     @app.post("/nodes/{name}/{action}", include_in_schema=False)
-    def nodes_action(name: str, action: str, auth: FormAuth) -> Response:
+    def nodes_action(name: str, action: str, request: Request, auth: FormAuth) -> Response:
         if not auth.user.is_admin:
             raise HTTPException(403, "admins only")
+        if action in ("check", "unlock"):
+            result = _node_run(name, action)
+            return render(
+                request, "nodes.html", auth, nodes=_nodes(), workers=_workers(), result=result
+            )
         if action not in ("enable", "disable", "remove"):
             raise HTTPException(404, f"no action {action}")
         _node_action(name, action)

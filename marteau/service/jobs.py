@@ -366,3 +366,37 @@ def check_node(
         if isinstance(value, str) and any(c in value for c in "\n\r\0"):
             raise MarteauError(f"node variable {key!r}: the value holds a line break")
     return name, pool, variables
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def node_command(settings: Settings, node: Node, action: str) -> tuple[int, str]:
+    """`marteau nodes check` or `marteau nodes unlock --force` on one node, through an
+    inventory holding just that node: (exit code, output without colours)."""
+    import os
+    import subprocess
+    import tempfile
+
+    from marteau.service.worker import inventory_text
+
+    with tempfile.TemporaryDirectory(prefix="marteau-node-") as tmp:
+        inventory = Path(tmp) / "inventory.ini"
+        inventory.write_text(inventory_text(node.pool, [node]))
+        args = ["check"] if action == "check" else ["unlock", "--force"]
+        command = (
+            settings.nodes_command + args + ["-i", str(inventory), "--pool", node.pool, node.name]
+        )
+        env = dict(os.environ, COLUMNS="160", NO_COLOR="1")
+        try:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return -1, str(exc)
+    return result.returncode, ANSI.sub("", result.stdout + result.stderr).strip()

@@ -132,6 +132,10 @@ class WorkerPool:
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default 8080).")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default 2).")
+@click.option(
+    "--nodes-command",
+    help="The command the nodes page runs to check or unlock (default: marteau nodes).",
+)
 @click.option("--base-url", help="Public URL of the service, for links in mails.")
 def serve_command(**options: object) -> None:
     """The web app, its JSON API and its workers: a queue of load tests run with

@@ -33,6 +33,8 @@ class Settings:
     base_url: str = ""  # public URL of the service, for links in mails (default http://host:port)
     # the command a job runs, before its arguments (a stand-in can be injected for tests)
     run_command: list[str] = field(default_factory=lambda: [*MARTEAU, "run"])
+    # `marteau nodes` (check and force unlock from the nodes page), before its arguments
+    nodes_command: list[str] = field(default_factory=lambda: [*MARTEAU, "nodes"])
     poll_interval: float = 1.0  # seconds between a worker's looks at the queue and at cancel
     lease_ttl: float = 60.0  # seconds a lease (job, nodes) lives without renewal
     kill_grace: float = 60.0  # seconds between SIGTERM and SIGKILL of a cancelled job
@@ -91,7 +93,7 @@ class Settings:
 
 def _convert(name: str, value: object, kind: object) -> object:
     text = isinstance(value, str)
-    if name == "run_command":
+    if name in ("run_command", "nodes_command"):
         return shlex.split(value) if text else [str(v) for v in value]  # type: ignore[union-attr]
     if name == "data_dir":
         return Path(str(value)).expanduser()

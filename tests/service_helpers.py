@@ -161,7 +161,7 @@ def start_worker(
     return subprocess.Popen(command, env=service_env(locks, **(env or {})), cwd=ROOT)
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

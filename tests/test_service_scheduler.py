@@ -142,11 +142,11 @@ def test_disabled_nodes_are_not_given_and_expired_leases_are_reaped(db: Database
         session.scalar(select(Node).where(Node.name == "a2")).enabled = False
     job1 = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
     job2 = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
-    dead = Scheduler(db, "dead", lease_ttl=0.3)
+    dead = Scheduler(db, "dead", lease_ttl=3)
     assert dead.claim_run().job_id == job1
     alive = Scheduler(db, "alive", lease_ttl=30)
     assert alive.claim_run() is None  # a1 leased, a2 disabled
-    time.sleep(0.4)  # the dead worker's lease expires
+    time.sleep(3.1)  # the dead worker's lease expires
     assert reap(db) == [job1]
     job = jobs(db)[0]
     assert job.state == FAILED and "worker lost" in job.exit_reason
@@ -244,8 +244,8 @@ def test_cancel_kills_the_process_group_and_frees_the_nodes(db: Database, tmp_pa
         )
         t0 = time.monotonic()
         assert request_cancel(db, long) == RUNNING
-        wait_for(lambda: jobs(db)[0].state == CANCELLED, timeout=30, what="the cancel")
-        assert time.monotonic() - t0 < 10
+        wait_for(lambda: jobs(db)[0].state == CANCELLED, timeout=120, what="the cancel")
+        assert time.monotonic() - t0 < 30  # the job sleeps 60 s
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
         wait_for(lambda: jobs(db)[1].state == SUCCEEDED, what="the next job on the freed node")
@@ -277,9 +277,9 @@ def test_killed_worker_its_job_fails_its_nodes_come_back(db: Database, tmp_path:
         wait_for(lambda: not _alive(pid), timeout=20, what="the orphaned job to stop")
         rescuer = start_worker(data_dir, locks)
         try:
-            wait_for(lambda: jobs(db)[0].state == FAILED, timeout=30, what="the reaper")
+            wait_for(lambda: jobs(db)[0].state == FAILED, timeout=120, what="the reaper")
             assert "worker lost" in jobs(db)[0].exit_reason
-            wait_for(lambda: jobs(db)[1].state == SUCCEEDED, timeout=30, what="the second job")
+            wait_for(lambda: jobs(db)[1].state == SUCCEEDED, timeout=120, what="the second job")
         finally:
             rescuer.terminate()
             rescuer.wait(timeout=60)

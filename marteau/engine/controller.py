@@ -315,6 +315,8 @@ class BenchController:
             if problem not in self.outcome.problems:
                 self.outcome.problems[problem] = text
                 self.console.line(f"* First {problem}: {last_line(text)}")
+        elif kind == "warning":
+            self.console.line(f"* Warning: {message[2]}")
         elif kind == "failed":
             self._failed[index] = message[2]
             self._gone.add(index)

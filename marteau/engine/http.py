@@ -1,8 +1,8 @@
-"""The engine's HTTP/1.1 client: one per virtual user, on blocking sockets.
+"""The engine's HTTP/1.1 client: one per virtual user, synchronous.
 
-This is the hot path of the load generator. Virtual users are threads that
-run synchronous FunkLoad code, so the client is built for a small, constant
-per-request Python cost rather than for generality:
+This is the hot path of the load generator. Virtual users run synchronous
+FunkLoad code, so the client is built for a small, constant per-request
+Python cost rather than for generality:
 
 * The request head is one f-string joined and encoded once (latin-1, utf-8
   for a header that latin-1 cannot encode) and sent with the body in a single
@@ -52,7 +52,14 @@ connection opens (FunkLoad's FAQ tells users to set it). Every failure
 (refused, DNS, reset, timeout, TLS, malformed response) raises
 `HTTPClientError` whose message names the full URL and the cause.
 
-A client belongs to one thread; it has no locks.
+Blocking or on the hub: called from a greenlet of the bench's hub
+(`marteau.engine.hub`), a connection is a non-blocking `HubSocket` whose
+waits switch to the hub's event loop; called from anywhere else (``marteau
+test``, a script, a thread) it is a plain blocking socket. The parser is the
+same pull parser for both: it only calls ``recv``, ``recv_into`` and
+``sendall``. A connection opened in one context is not reused in the other.
+
+A client belongs to one thread (or one greenlet); it has no locks.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from marteau.engine.hub import Hub, HubSocket, current_hub
 from marteau.errors import MarteauError
 
 __all__ = ["HTTPClient", "HTTPClientError", "RawResponse"]
@@ -100,6 +108,9 @@ def _error(url: str, cause: object) -> HTTPClientError:
     err = HTTPClientError(f"Can't load {url}: {cause}")
     err.url = url
     return err
+
+
+_Sock = socket.socket | HubSocket  # what the parser reads from: blocking or on the hub
 
 
 class _Stale(Exception):
@@ -157,12 +168,13 @@ class _Route:
 
 
 class _Conn:
-    """One open connection: the socket and whether it has served a request already."""
+    """One open connection: the socket, its hub (None: blocking) and whether it was used."""
 
-    __slots__ = ("sock", "reused")
+    __slots__ = ("sock", "hub", "reused")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket | HubSocket, hub: Hub | None) -> None:
         self.sock = sock
+        self.hub = hub
         self.reused = False
 
 
@@ -290,6 +302,9 @@ class HTTPClient:
         # must not leave its connection in the pool, whatever the server answers.
         closing = "\r\nconnection: close\r\n" in text.lower()
         conn = self._conns.pop(route.key, None)
+        if conn is not None and conn.hub is not current_hub():
+            self._discard(conn, route.key)  # opened in the other context (hub or blocking)
+            conn = None
         if conn is not None:
             try:
                 return self._exchange(conn, route, url, data, body, head_only, closing)
@@ -369,6 +384,9 @@ class HTTPClient:
     def _open(self, route: _Route, url: str) -> _Conn:
         """A fresh connection (through the proxy tunnel, then TLS, as needed)."""
         timeout = self._timeout if self._timeout is not None else socket.getdefaulttimeout()
+        hub = current_hub()
+        if hub is not None:
+            return self._open_on_hub(hub, route, url, timeout)
         sock: socket.socket | None = None
         try:
             sock = socket.create_connection(route.connect, timeout)
@@ -385,7 +403,32 @@ class HTTPClient:
             if sock is not None:
                 sock.close()
             raise _error(url, exc) from exc
-        return _Conn(sock)
+        return _Conn(sock, None)
+
+    def _open_on_hub(self, hub: Hub, route: _Route, url: str, timeout: float | None) -> _Conn:
+        """`_open` for a hub greenlet: the waits switch to the hub."""
+        sock: HubSocket | None = None
+        try:
+            sock = HubSocket.connect(hub, route.connect, timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if route.tunnel:
+                self._connect_tunnel(sock, route, url)
+            if route.tls:
+                session = self._tls_sessions.pop(route.key, None)
+                sock.start_tls(self._ssl_context, route.host, session)
+        except HTTPClientError:
+            if sock is not None:
+                sock.close()
+            raise
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            raise _error(url, exc) from exc
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+        return _Conn(sock, hub)
 
     def _wrap(self, sock: socket.socket, route: _Route) -> ssl.SSLSocket:
         """TLS with SNI, resuming the last session to this server when there is one."""
@@ -399,7 +442,7 @@ class HTTPClient:
                 pass  # session from another context: full handshake
         return self._ssl_context.wrap_socket(sock, server_hostname=route.host)
 
-    def _connect_tunnel(self, sock: socket.socket, route: _Route, url: str) -> None:
+    def _connect_tunnel(self, sock: socket.socket | HubSocket, route: _Route, url: str) -> None:
         """``CONNECT host:port`` through the proxy; any status but 2xx fails."""
         hostport = (
             f"[{route.host}]:{route.port}" if ":" in route.host else f"{route.host}:{route.port}"
@@ -427,7 +470,7 @@ class HTTPClient:
     def _discard(self, conn: _Conn, key: tuple[str, str, int] | None) -> None:
         """Close a connection, keeping its TLS session for the next one."""
         sock = conn.sock
-        if key is not None and isinstance(sock, ssl.SSLSocket):
+        if key is not None and isinstance(sock, (ssl.SSLSocket, HubSocket)):
             try:
                 session = sock.session
             except (ssl.SSLError, ValueError):  # pragma: no cover - defensive
@@ -487,7 +530,7 @@ class HTTPClient:
         return response
 
     def _read_response(
-        self, sock: socket.socket, buf: bytes, url: str, head_only: bool
+        self, sock: _Sock, buf: bytes, url: str, head_only: bool
     ) -> tuple[RawResponse, bytes, bool]:
         """Read one final response from `buf` + the socket: (response, leftover, keep-alive).
 
@@ -586,7 +629,7 @@ class HTTPClient:
         body = _read_to_close(sock, buf[start:])
         return RawResponse(status, reason, headers, body, version), b"", False
 
-    def _read_head(self, sock: socket.socket, buf: bytes, url: str) -> tuple[bytes, int, int]:
+    def _read_head(self, sock: _Sock, buf: bytes, url: str) -> tuple[bytes, int, int]:
         """Read until the end of a head; accept bare-LF heads as old servers send them."""
         while True:
             end = buf.find(b"\r\n\r\n")
@@ -638,7 +681,7 @@ def _content_length_slow(value: str, url: str, status: int) -> str:
     return text
 
 
-def _read_exact(sock: socket.socket, length: int, have: bytes, url: str) -> bytes:
+def _read_exact(sock: _Sock, length: int, have: bytes, url: str) -> bytes:
     """`length` bytes starting with `have`, the rest read straight into place."""
     out = bytearray(length)
     view = memoryview(out)
@@ -653,7 +696,7 @@ def _read_exact(sock: socket.socket, length: int, have: bytes, url: str) -> byte
     return bytes(out)
 
 
-def _read_to_close(sock: socket.socket, have: bytes) -> bytes:
+def _read_to_close(sock: _Sock, have: bytes) -> bytes:
     """A body delimited by the end of the connection."""
     parts = [have]
     while True:
@@ -664,7 +707,7 @@ def _read_to_close(sock: socket.socket, have: bytes) -> bytes:
 
 
 def _read_chunked(
-    sock: socket.socket,
+    sock: _Sock,
     buf: bytes,
     pos: int,
     url: str,

@@ -39,6 +39,8 @@ a straggler of cycle ``c`` can never be recorded in the window of ``c+1``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import threading
 import time
@@ -48,11 +50,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# Virtual users are threads: a small stack keeps 1,000 idle users cheap (only
-# touched pages are resident) while leaving room for TLS and deep parsers.
-USER_STACK_SIZE = 512 * 1024
+import greenlet
+
+from marteau.engine.hub import LAG_WARNING, Hub, HubGreenlet, install_sleep
+
+getcurrent = greenlet.getcurrent
 TICK = 1.0  # seconds between progress messages, CPU samples and flushes
-POLL_SLICE = 0.1  # longest blind wait, so a signal is noticed quickly
+POLL_SLICE = 0.1  # heartbeat: an abort is noticed within this, and the loop's lag measured
 ABORT_GRACE = 3.0  # seconds an aborted worker waits for running tests
 GUARD = 0.05  # seconds before a window closes when records start being checked (CycleGate.guard)
 
@@ -207,14 +211,34 @@ def last_line(text: str) -> str:
     return last
 
 
+class _Cycle:
+    """One cycle's live state in a process: its users, its timers, its stop flag."""
+
+    __slots__ = ("times", "gate", "users", "resting", "timers", "closed")
+
+    def __init__(self, times: CycleTimes, gate: CycleGate) -> None:
+        self.times = times
+        self.gate = gate
+        self.users: set[HubGreenlet] = set()  # started and not ended
+        self.resting: set[Any] = set()  # users in the pause between two tests
+        self.timers: list[asyncio.TimerHandle] = []
+        self.closed = False  # E_c passed (or abort): users stop after their test
+
+
 class ProcessRunner:
     """The virtual users of one process, driven by the schedule and the parent.
+
+    Users are greenlets on one event-loop hub (`marteau.engine.hub`): the
+    loop's timers start them at their planned instants, open and close the
+    recording window, and tick once a second; the runner's own control
+    greenlet follows the parent and joins each cycle.
 
     Messages from the parent: ``("start", T)``, ``("go", c)``,
     ``("config", key, value)``, ``("stop",)``.  To the parent:
     ``("ready", w)``, ``("progress", w, cycle, started, ok, failures,
     errors, responses)``, ``("problem", w, kind, text)`` (the first test
-    error and the first failure of this process), ``("joined", w, cycle, ok,
+    error and the first failure of this process), ``("warning", w, text)``
+    (the hub was held too long by user code), ``("joined", w, cycle, ok,
     failures, errors, responses)``.  Nothing here runs per request: users
     log straight into the recorder; the console reads its counters.
     """
@@ -242,7 +266,9 @@ class ProcessRunner:
         self._start: float | None = None
         self._go = -1
         self._parent_gone = False
-        self._threads: list[threading.Thread] = []
+        self._hub: Hub | None = None
+        self._control: Any = None  # the control greenlet while it is parked
+        self._current: _Cycle | None = None
         self._cycle = -1
         self._started = 0
         self._counts = [0, 0, 0, 0]  # ok, failures, errors, responses (this cycle)
@@ -250,100 +276,161 @@ class ProcessRunner:
         self._problems_sent: set[str] = set()
         self._next_tick = 0.0
         self._last_cpu = (time.time(), time.process_time())
+        self._beat: asyncio.TimerHandle | None = None
+        self._beat_due = 0.0  # loop time the heartbeat was planned for
+        self._lag_reported = 0.0
 
     # -- main loop --------------------------------------------------------------
 
     def run(self) -> None:
         """Serve the bench until its last cycle is joined or it is aborted."""
-        threading.stack_size(USER_STACK_SIZE)
-        self._send("ready", self.worker)
-        if not self._wait(lambda: self._start is not None):
-            return
-        assert self._start is not None
-        for times in schedule(self.plan, self._start):
-            if not self._wait(lambda c=times.index: self._go >= c):
+        install_sleep()
+        hub = Hub()
+        self._hub = hub
+        try:
+            hub.run(self._main)
+        finally:
+            self._hub = None
+            hub.close()
+
+    def _main(self) -> None:
+        """The control greenlet: follow the parent, run the cycles, join them."""
+        hub = self._hub
+        assert hub is not None
+        loop = hub.loop
+        fileno = getattr(self.channel, "fileno", None)
+        reader = fileno() if fileno is not None else None
+        if reader is not None:
+            loop.add_reader(reader, self._on_message)
+        self._beat_due = loop.time() + POLL_SLICE
+        self._beat = loop.call_at(self._beat_due, self._heartbeat)
+        try:
+            self._send("ready", self.worker)
+            if not self._wait(lambda: self._start is not None):
                 return
-            self._run_cycle(times)
-            if self.abort.is_set():
-                return
+            assert self._start is not None
+            for times in schedule(self.plan, self._start):
+                if not self._wait(lambda c=times.index: self._go >= c):
+                    return
+                self._run_cycle(times)
+                if self.abort.is_set():
+                    return
+        finally:
+            self._beat.cancel()
+            if reader is not None and not self._parent_gone:
+                loop.remove_reader(reader)
 
     def _run_cycle(self, times: CycleTimes) -> None:
         recorder = self.recorder
-        gate = CycleGate(recorder)
-        stop = threading.Event()
+        cycle = _Cycle(times, CycleGate(recorder))
+        self._current = cycle
         self._cycle = times.index
         self._started = 0
         self._counts = [0, 0, 0, 0]
         recorder.snapshot()  # counts from here belong to this cycle
-        threads: list[threading.Thread] = []
-        self._threads = threads
         delay = self.plan.startup_delay
         for thread_id in users_of(self.worker, self.workers, times.users):
-            if not self._sleep_until(times.user_start(thread_id, delay)):
-                break
-            thread = threading.Thread(
-                target=self._user,
-                args=(thread_id, times, gate, stop),
-                name=f"user-{times.index}-{thread_id}",
-                daemon=True,
-            )
-            thread.start()
-            threads.append(thread)
-            self._started += 1
-        if self._sleep_until(times.open) and time.time() < times.close:
-            recorder.recording = True
-            if self._sleep_until(times.close - GUARD):
-                gate.guard(times.close)
-                self._sleep_until(times.close)
-        recorder.recording = False
-        gate.close()
-        stop.set()
-        self._join(threads)
+            self._at(cycle, times.user_start(thread_id, delay), self._start_user, cycle, thread_id)
+        self._at(cycle, times.open, self._open_window, cycle)
+        self._at(cycle, times.close - GUARD, cycle.gate.guard, times.close)
+        self._at(cycle, times.close, self._close_window, cycle)
+        self._wait(lambda: cycle.closed)
+        self._close_window(cycle)  # on abort: at once
+        self._join(cycle)
         self._count()
         recorder.flush()
         self._send("joined", self.worker, times.index, *self._counts)
 
-    def _join(self, threads: list[threading.Thread]) -> None:
+    def _at(self, cycle: _Cycle, instant: float, action: Callable[..., None], *args: Any) -> None:
+        """Run ``action(*args)`` on the hub at the epoch ``instant`` (never early)."""
+        loop = self._hub.loop  # type: ignore[union-attr]
+
+        def fire() -> None:
+            early = instant - time.time()
+            if early > 0.0005:  # the loop's clock and the wall clock drifted apart
+                cycle.timers.append(loop.call_later(early, fire))
+            else:
+                action(*args)
+
+        cycle.timers.append(loop.call_later(max(instant - time.time(), 0.0), fire))
+
+    def _open_window(self, cycle: _Cycle) -> None:
+        if not cycle.closed and time.time() < cycle.times.close:
+            self.recorder.recording = True
+
+    def _close_window(self, cycle: _Cycle) -> None:
+        """E_c (or an abort): stop recording, close the gate, tell the users to stop."""
+        if cycle.closed and not cycle.timers:
+            return
+        self.recorder.recording = False
+        cycle.gate.close()
+        cycle.closed = True
+        for timer in cycle.timers:  # users not started yet never start
+            timer.cancel()
+        cycle.timers.clear()
+        loop = self._hub.loop  # type: ignore[union-attr]
+        for user in list(cycle.resting):
+            loop.call_soon(self._end_rest, cycle, user)
+        self._wake()
+
+    def _join(self, cycle: _Cycle) -> None:
         """Wait for every user to finish its test (only `ABORT_GRACE` when aborted).
 
-        ``Thread.join`` returns the moment a user ends, so the parent hears
+        The last user to end wakes this greenlet, so the parent hears
         "joined" at once and a late next cycle is as little late as can be.
         """
         grace_end: float | None = None
-        for thread in threads:
-            while thread.is_alive():
-                if self.abort.is_set():
-                    grace_end = grace_end or time.time() + ABORT_GRACE
-                    if time.time() >= grace_end:
-                        return
-                thread.join(min(POLL_SLICE, max(self._next_tick - time.time(), 0.001)))
-                self._receive()
-                if time.time() >= self._next_tick:
-                    self._tick(time.time())
+        while cycle.users:
+            if self.abort.is_set():
+                grace_end = grace_end or time.time() + ABORT_GRACE
+                if time.time() >= grace_end:
+                    return
+            self._park(POLL_SLICE)
 
     # -- a virtual user ---------------------------------------------------------
 
-    def _user(
-        self, thread_id: int, times: CycleTimes, gate: CycleGate, stop: threading.Event
-    ) -> None:
+    def _start_user(self, cycle: _Cycle, thread_id: int) -> None:
+        hub = self._hub
+        assert hub is not None
+        user = HubGreenlet(self._user, parent=hub.greenlet)
+        user.hub = hub
+        cycle.users.add(user)
+        self._started += 1
+        user.switch(thread_id, cycle)  # runs until the user first waits
+
+    def _user(self, thread_id: int, cycle: _Cycle) -> None:
         """FunkLoad's thread loop: clearContext, run, sleep ``sleep_time``, until stopped."""
         try:
-            test = self.make_test(f"{self.method}:{times.index}:{times.users}:{thread_id}", gate)
+            self._user_loop(thread_id, cycle)
+        except greenlet.GreenletExit:
+            pass
+        except BaseException:  # SystemExit or KeyboardInterrupt from a test ends this user
+            self._problem("error", traceback.format_exc())
+        finally:
+            cycle.users.discard(getcurrent())
+            if not cycle.users:
+                self._hub.loop.call_soon(self._wake)  # type: ignore[union-attr]
+
+    def _user_loop(self, thread_id: int, cycle: _Cycle) -> None:
+        times = cycle.times
+        try:
+            test = self.make_test(
+                f"{self.method}:{times.index}:{times.users}:{thread_id}", cycle.gate
+            )
         except Exception:
             self._problem("error", traceback.format_exc())
             return
         sleep_time = self.plan.sleep_time
         new_result = unittest.TestResult
-        stopped = stop.is_set
         problems = self._problems
-        while not stopped():
+        while not cycle.closed:
             result = new_result()
             try:
                 test.clearContext()
                 test.run(result)
             except Exception:  # the test machinery itself failed: keep going, slowly
                 self._problem("error", traceback.format_exc())
-                stop.wait(max(sleep_time, 0.5))
+                self._rest(cycle, max(sleep_time, 0.5))
                 continue
             if result.errors or result.failures:
                 # FunkLoad files an exception in the test as a unittest failure
@@ -352,44 +439,90 @@ class ProcessRunner:
                 kind = "error" if status == "Error" else "failure"
                 if kind not in problems:
                     self._problem(kind, (result.errors or result.failures)[0][1])
-            if sleep_time:
-                stop.wait(sleep_time)
+            if sleep_time and not cycle.closed:
+                self._rest(cycle, sleep_time)
+
+    def _rest(self, cycle: _Cycle, seconds: float) -> None:
+        """The pause between two tests; the end of the cycle cuts it short."""
+        me = getcurrent()
+        hub = self._hub
+        assert hub is not None
+        handle = hub.loop.call_later(seconds, self._end_rest, cycle, me)
+        cycle.resting.add(me)
+        try:
+            hub.switch()
+        finally:
+            handle.cancel()
+            cycle.resting.discard(me)
+
+    @staticmethod
+    def _end_rest(cycle: _Cycle, user: Any) -> None:
+        if user in cycle.resting:
+            cycle.resting.discard(user)
+            user.switch()
 
     def _problem(self, kind: str, text: str) -> None:
         self._problems.setdefault(kind, text)
 
     # -- waiting, messages, ticks -----------------------------------------------
 
-    def _sleep_until(self, instant: float) -> bool:
-        """Wait until ``instant``; False if the bench was aborted meanwhile."""
-        return self._wait(lambda: False, instant)
-
-    def _wait(self, done: Callable[[], bool], deadline: float | None = None) -> bool:
-        """Serve messages and ticks until ``done()`` or ``deadline``; False on abort."""
+    def _wait(self, done: Callable[[], bool]) -> bool:
+        """Park the control greenlet until ``done()``; False on abort."""
         while True:
-            self._receive()
-            now = time.time()
-            if now >= self._next_tick:
-                self._tick(now)
             if self.abort.is_set():
                 return False
             if done():
                 return True
-            if deadline is not None and now >= deadline:
-                return True
-            timeout = min(POLL_SLICE, self._next_tick - now)
-            if deadline is not None:
-                timeout = min(timeout, deadline - now)
-            self._poll(max(timeout, 0.0))
+            self._park(POLL_SLICE)
 
-    def _poll(self, timeout: float) -> None:
-        if self._parent_gone:
-            self.abort.wait(timeout)
-            return
+    def _park(self, timeout: float) -> None:
+        """Give the hub the hand for at most ``timeout`` or until `_wake`."""
+        hub = self._hub
+        assert hub is not None
+        self._control = getcurrent()
+        handle = hub.loop.call_later(timeout, self._wake)
         try:
-            self.channel.poll(timeout)
-        except (OSError, EOFError):
-            self._lost_parent()
+            hub.switch()
+        finally:
+            handle.cancel()
+            self._control = None
+
+    def _wake(self) -> None:
+        """From a loop callback: resume the control greenlet if it is parked."""
+        control = self._control
+        if control is not None:
+            self._control = None
+            control.switch()
+
+    def _on_message(self) -> None:
+        self._receive()
+        self._wake()
+
+    def _heartbeat(self) -> None:
+        """Every `POLL_SLICE`: notice an abort, watch the loop's lag, tick every `TICK`."""
+        loop = self._hub.loop  # type: ignore[union-attr]
+        now = loop.time()
+        lag = now - self._beat_due
+        if lag > LAG_WARNING and lag > 2 * self._lag_reported:
+            self._lag_reported = lag
+            self._send(
+                "warning",
+                self.worker,
+                f"worker {self.worker} held its event loop for {lag:.2f} s: a blocking call "
+                "in the test (wrap it in marteau.engine.hub.blocking) or many users starting "
+                "at once; every user of the process waited meanwhile",
+            )
+        self._beat_due = now + POLL_SLICE
+        self._beat = loop.call_at(self._beat_due, self._heartbeat)
+        self._receive()
+        wall = time.time()
+        if wall >= self._next_tick:
+            self._tick(wall)
+        if self.abort.is_set():
+            current = self._current
+            if current is not None and not current.closed:
+                self._close_window(current)
+            self._wake()
 
     def _receive(self) -> None:
         while not self._parent_gone:
@@ -412,6 +545,11 @@ class ProcessRunner:
 
     def _lost_parent(self) -> None:
         """The parent died: stop, keep what was recorded."""
+        if not self._parent_gone and self._hub is not None:
+            fileno = getattr(self.channel, "fileno", None)
+            if fileno is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._hub.loop.remove_reader(fileno())
         self._parent_gone = True
         self.abort.set()
 
@@ -437,7 +575,7 @@ class ProcessRunner:
         last_wall, last_cpu = self._last_cpu
         self._last_cpu = (wall, cpu)
         if wall > last_wall and last_wall:
-            alive = sum(1 for thread in self._threads if thread.is_alive())
+            alive = len(self._current.users) if self._current is not None else 0
             self.recorder.sample(100.0 * (cpu - last_cpu) / (wall - last_wall), alive)
         if self._cycle >= 0:
             self._count()

@@ -32,6 +32,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urljoin
 
+from marteau.engine.hub import blocking
 from marteau.funkload.browser import (
     LINK_OK_CODES,
     Browser,
@@ -658,7 +659,8 @@ class FunkLoadTestCase(unittest.TestCase):
         try:
             server = ServerProxy(url, allow_none=True)
             call = getattr(server, method_name)
-            result = call(*params) if params is not None else call()
+            # xmlrpc.client blocks: on the bench's hub it runs in a thread of the hub's pool
+            result = blocking(call, *params) if params is not None else blocking(call)
         except Exception as exc:
             t_stop = time.time()
             self.total_time += t_stop - t_start

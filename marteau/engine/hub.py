@@ -1,0 +1,389 @@
+"""The hub: one event loop per process that runs the virtual users as greenlets.
+
+A virtual user runs synchronous FunkLoad code (``self.get(url)`` blocks and
+returns a response).  In bench mode each user is a `HubGreenlet`, and one
+event loop (uvloop when it is importable, else asyncio) runs in the greenlet
+that called `Hub.run`, the *hub greenlet*.  A user runs until it would block,
+then switches to the hub; the loop switches back when what it waits for is
+ready.  There is one OS thread per process: no GIL hand-off, no thread
+wake-up per response, and an idle user costs a greenlet and its socket.
+
+What blocks, and how it yields to the hub (only when called from a hub
+greenlet; anywhere else everything blocks as usual):
+
+* HTTP (`marteau.engine.http.HTTPClient`): non-blocking sockets; a socket's
+  reader stays registered with the loop while the connection is in use and
+  wakes the greenlet waiting on it (`HubSocket`).
+* ``time.sleep`` (FunkLoad's ``sleep()``, ``sleep_time`` between tests,
+  and user code): `install_sleep` replaces ``time.sleep`` with a function
+  that sleeps on a loop timer in a hub greenlet and calls the real sleep
+  anywhere else.
+* Other blocking calls (FunkLoad's ``xmlrpc()`` through
+  ``xmlrpc.client``, or a library of the test's own): `blocking` runs them
+  in a thread of the hub's pool and switches to the hub until they end.
+  User code that blocks the hub some other way (``requests``, a database
+  driver) still works but stalls every user of the process meanwhile; the
+  runner's watchdog says so on the console (`LAG_WARNING`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import errno
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import greenlet
+
+__all__ = ["Hub", "HubGreenlet", "HubSocket", "blocking", "current_hub", "install_sleep"]
+
+T = TypeVar("T")
+LAG_WARNING = 0.1  # seconds the loop may be held by user code before a warning
+BLOCKING_THREADS = 256  # threads for `blocking` calls (created on demand)
+
+getcurrent = greenlet.getcurrent
+_real_sleep = time.sleep
+_WOULD_READ = (BlockingIOError, ssl.SSLWantReadError)
+_WOULD_WRITE = (BlockingIOError, ssl.SSLWantWriteError)
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is importable, else asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a node dependency
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class HubGreenlet(greenlet.greenlet):
+    """A greenlet whose blocking calls yield to ``hub`` (a user or the runner itself)."""
+
+    hub: Hub
+
+
+def current_hub() -> Hub | None:
+    """The hub of the calling greenlet, or None (a plain thread: block as usual)."""
+    return getattr(getcurrent(), "hub", None)
+
+
+class Hub:
+    """An event loop and the greenlets it runs; everything happens in one thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop or new_loop()
+        self.greenlet: greenlet.greenlet | None = None  # runs the loop, while `run` runs
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    # -- running ------------------------------------------------------------------------
+
+    def spawn(self, function: Callable[..., Any], *args: Any) -> HubGreenlet:
+        """Start ``function(*args)`` in a new greenlet at the loop's next turn."""
+        child = HubGreenlet(function, parent=self.greenlet)
+        child.hub = self
+        self.loop.call_soon(child.switch, *args)
+        return child
+
+    def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run the loop until ``function(*args)``, run in a hub greenlet, returns.
+
+        Can be called again (the loop and its registered sockets persist).
+        The exception of ``function`` is raised here.
+        """
+        loop = self.loop
+        outcome: list[Any] = []
+
+        def main() -> None:
+            try:
+                outcome.append((True, function(*args)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                outcome.append((False, exc))
+            finally:
+                loop.stop()
+
+        previous = self.greenlet
+        self.greenlet = getcurrent()
+        try:
+            self.spawn(main)
+            loop.run_forever()
+        finally:
+            self.greenlet = previous
+        if not outcome:  # pragma: no cover - the loop stopped by other means
+            raise RuntimeError("hub stopped before its main greenlet ended")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Close the loop and the thread pool (do not wait for blocking calls)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self.loop.close()
+
+    # -- waiting (from a hub greenlet) --------------------------------------------------
+
+    def switch(self) -> Any:
+        """Give the loop the hand until someone switches back to this greenlet."""
+        assert self.greenlet is not None, "the hub is not running"
+        return self.greenlet.switch()
+
+    def sleep(self, seconds: float) -> None:
+        """``time.sleep`` for a hub greenlet: a loop timer."""
+        handle = self.loop.call_later(max(seconds, 0.0), getcurrent().switch)
+        try:
+            self.switch()
+        finally:
+            handle.cancel()
+
+    def blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking ``function(*args)`` in a thread; this greenlet waits for it."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                BLOCKING_THREADS, thread_name_prefix="marteau-blocking"
+            )
+        future = self.loop.run_in_executor(self._pool, function, *args)
+        me = getcurrent()
+
+        def done(_: Any) -> None:
+            me.switch()
+
+        future.add_done_callback(done)
+        try:
+            self.switch()
+        except BaseException:
+            future.remove_done_callback(done)
+            raise
+        return future.result()
+
+
+def blocking(function: Callable[..., T], *args: Any) -> T:
+    """Call ``function(*args)``; from a hub greenlet, in a thread so that the hub goes on.
+
+    For blocking calls the hub cannot see (``xmlrpc.client``, a database
+    driver, ``subprocess``): wrap them in a test as ``blocking(call, args...)``.
+    """
+    hub = current_hub()
+    if hub is None:
+        return function(*args)
+    return hub.blocking(function, *args)
+
+
+def _hub_sleep(seconds: float) -> None:
+    """``time.sleep`` replacement: a loop timer in a hub greenlet, else the real sleep."""
+    hub = getattr(getcurrent(), "hub", None)
+    if hub is None:
+        _real_sleep(seconds)
+    else:
+        hub.sleep(seconds)
+
+
+def install_sleep() -> None:
+    """Make ``time.sleep`` yield to the hub when a hub greenlet calls it (idempotent)."""
+    time.sleep = _hub_sleep
+
+
+class HubSocket:
+    """A non-blocking socket used from hub greenlets with the interface the client needs.
+
+    ``recv``, ``recv_into`` and ``sendall`` switch to the hub instead of
+    blocking.  The reader stays registered with the loop between requests
+    (no epoll add/remove per request); when it fires while nobody waits (the
+    server closed an idle connection, say), it unregisters itself and the
+    next wait registers it again.  After a send on a plain socket the next
+    receive waits for readability first, saving a failed ``recv`` call.
+    """
+
+    __slots__ = ("sock", "fd", "hub", "loop", "timeout", "waiter", "reading", "sent", "tls")
+
+    def __init__(self, sock: socket.socket, hub: Hub, timeout: float | None) -> None:
+        sock.setblocking(False)
+        self.sock: socket.socket = sock
+        self.fd = sock.fileno()
+        self.hub = hub
+        self.loop = hub.loop
+        self.timeout = timeout
+        self.waiter: greenlet.greenlet | None = None
+        self.reading = False
+        self.sent = False
+        self.tls = False
+
+    # -- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, hub: Hub, address: tuple[str, int], timeout: float | None) -> HubSocket:
+        """``socket.create_connection`` without blocking the hub (name lookup in a thread)."""
+        host, port = address
+        try:
+            infos = [(_family(host), (host, port))]
+        except ValueError:
+            found = hub.blocking(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+            infos = [(family, addr) for family, _, _, _, addr in found]
+        error: OSError | None = None
+        for family, addr in infos:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            hsock = cls(sock, hub, timeout)
+            try:
+                code = sock.connect_ex(addr)
+                if code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                    hsock._wait_writable()
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, os.strerror(code))
+                return hsock
+            except OSError as exc:
+                hsock.close()
+                error = exc
+            except BaseException:
+                hsock.close()
+                raise
+        raise error or OSError("getaddrinfo returned an empty list")
+
+    def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str, session: ssl.SSLSession | None
+    ) -> None:
+        """Wrap in TLS and do the handshake without blocking the hub."""
+        self.sock = context.wrap_socket(
+            self.sock, server_hostname=server_hostname, do_handshake_on_connect=False
+        )
+        self.tls = True
+        if session is not None:
+            with contextlib.suppress(ValueError):  # a session of another context: full handshake
+                self.sock.session = session  # type: ignore[attr-defined]
+        while True:
+            try:
+                self.sock.do_handshake()  # type: ignore[attr-defined]
+                return
+            except ssl.SSLWantReadError:
+                self._wait_readable()
+            except ssl.SSLWantWriteError:
+                self._wait_writable()
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        return self.sock.session if self.tls else None  # type: ignore[attr-defined]
+
+    def setsockopt(self, *args: Any) -> None:
+        self.sock.setsockopt(*args)
+
+    def close(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+        self.sock.close()
+
+    # -- I/O ----------------------------------------------------------------------------
+
+    def sendall(self, data: bytes) -> None:
+        sock = self.sock
+        self.sent = not self.tls
+        try:
+            count = sock.send(data)
+        except _WOULD_WRITE:
+            count = 0
+        except ssl.SSLWantReadError:  # pragma: no cover - TLS renegotiation
+            count = 0
+            self._wait_readable()
+        if count == len(data):
+            return
+        view = memoryview(data)[count:]
+        while view:
+            try:
+                view = view[sock.send(view) :]
+            except _WOULD_WRITE:
+                self._wait_writable()
+            except ssl.SSLWantReadError:  # pragma: no cover - TLS renegotiation
+                self._wait_readable()
+
+    def recv(self, size: int) -> bytes:
+        if self.sent:
+            self.sent = False
+            self._wait_readable()
+        sock = self.sock
+        while True:
+            try:
+                return sock.recv(size)
+            except _WOULD_READ:
+                self._wait_readable()
+            except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
+                self._wait_writable()
+
+    def recv_into(self, buffer: memoryview, size: int) -> int:
+        if self.sent:
+            self.sent = False
+            self._wait_readable()
+        sock = self.sock
+        while True:
+            try:
+                return sock.recv_into(buffer, size)
+            except _WOULD_READ:
+                self._wait_readable()
+            except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
+                self._wait_writable()
+
+    # -- waiting ------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        waiter = self.waiter
+        if waiter is None:  # nobody waits: stop watching until the next wait
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+            return
+        self.waiter = None
+        waiter.switch()
+
+    def _on_writable(self) -> None:
+        waiter = self.waiter
+        self.waiter = None
+        if waiter is not None:
+            waiter.switch()
+
+    def _expire(self, waiter: greenlet.greenlet) -> None:
+        if self.waiter is waiter:
+            self.waiter = None
+            waiter.throw(TimeoutError("timed out"))
+
+    def _park(self) -> None:
+        self.waiter = getcurrent()
+        try:
+            if self.timeout is None:
+                self.hub.switch()
+            else:
+                handle = self.loop.call_later(self.timeout, self._expire, self.waiter)
+                try:
+                    self.hub.switch()
+                finally:
+                    handle.cancel()
+        finally:
+            self.waiter = None
+
+    def _wait_readable(self) -> None:
+        if not self.reading:
+            self.reading = True
+            self.loop.add_reader(self.fd, self._on_readable)
+        self._park()
+
+    def _wait_writable(self) -> None:
+        self.loop.add_writer(self.fd, self._on_writable)
+        try:
+            self._park()
+        finally:
+            self.loop.remove_writer(self.fd)
+
+
+def _family(host: str) -> int:
+    """The address family of an IP literal; ValueError for a name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return family
+        except OSError:
+            continue
+    raise ValueError(host)

@@ -3,6 +3,10 @@
 `LocalServer` (tests/servers.py) covers ordinary exchanges; `RawServer` below
 sends exact bytes for framing edge cases and counts the TCP connections it
 accepts, which is how reuse, close and the single retry are proven.
+
+Every test runs three times (the `context` fixture): blocking, as in
+``marteau test``, and from a greenlet of a bench hub on uvloop and on
+asyncio, where the same requests go through non-blocking sockets.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from marteau.engine.http import HTTPClient, HTTPClientError, RawResponse
+from marteau.engine.hub import Hub
 from marteau.errors import MarteauError
 from tests.servers import LocalServer, Request, ok
 
@@ -127,6 +132,30 @@ def response(body: bytes = b"ok", *headers: str, status: str = "200 OK") -> byte
 def client() -> Iterator[HTTPClient]:
     with HTTPClient(timeout=10) as http:
         yield http
+
+
+@pytest.fixture(autouse=True, params=["blocking", "uvloop", "asyncio"])
+def context(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run every `HTTPClient.request` of a test blocking, or in a greenlet of one hub."""
+    if request.param == "blocking":
+        yield request.param
+        return
+    import asyncio
+
+    import uvloop
+
+    hub = Hub(uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop())
+    plain = HTTPClient.request
+
+    def on_hub(self: HTTPClient, *args: object, **kwargs: object) -> RawResponse:
+        return hub.run(plain, self, *args, **kwargs)
+
+    monkeypatch.setattr(HTTPClient, "request", on_hub)
+    try:
+        yield request.param
+    finally:
+        monkeypatch.undo()
+        hub.close()
 
 
 @pytest.fixture(autouse=True)
@@ -396,10 +425,9 @@ def test_reused_connection_reset_is_retried_once(client: HTTPClient) -> None:
         # Reset the client's idle connection from the client side of the kernel:
         # an RST arrives as ECONNRESET or EOF on the next use.
         conn = next(iter(client._conns.values()))
-        conn.sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-        )
-        conn.sock.shutdown(socket.SHUT_RDWR)
+        sock = getattr(conn.sock, "sock", conn.sock)  # the socket under a HubSocket
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.shutdown(socket.SHUT_RDWR)
         assert client.request("GET", raw.url()).body == b"2"
     assert raw.accepted == 2
 
@@ -502,7 +530,8 @@ def test_tcp_nodelay_is_on(client: HTTPClient) -> None:
     with RawServer(lambda n, head: response()) as raw:
         client.request("GET", raw.url())
         conn = next(iter(client._conns.values()))
-        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        sock = getattr(conn.sock, "sock", conn.sock)  # the socket under a HubSocket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         client.close()
         assert client._conns == {}
         assert client.request("GET", raw.url()).status == 200  # usable after close()

@@ -261,6 +261,37 @@ def test_start_at_delays_the_first_request(workdir: Path, site: LocalServer):
     assert_inside_windows(workdir, config, responses + tests)
 
 
+# -- virtual users on the hub -------------------------------------------------
+
+
+def test_users_sleep_side_by_side_on_the_hub(workdir: Path, site: LocalServer):
+    # 20 users of one process (started 10 ms apart: the test server's listen
+    # backlog is 5), each test a GET and time.sleep(0.25), 1 s window: about 4
+    # tests per user. Sleeps that held the process would allow ~4 in all.
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_pause", "-u", site.url, "-c", "20",
+        "--workers", "1",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert len(tests) >= 40, len(tests)
+    assert len({t.get("thread") for t in tests}) == 20
+    assert_inside_windows(workdir, config, responses + tests)
+    assert "Warning" not in run.stdout
+
+
+def test_a_call_that_holds_the_hub_is_reported(workdir: Path, site: LocalServer):
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_hold", "-u", site.url, "-c", "2",
+        "-s", "0", "--workers", "1",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    warnings = [line for line in run.stdout.splitlines() if "held its event loop" in line]
+    assert warnings and warnings[0].startswith("* Warning: worker 0 held its event loop for 0.")
+    _, _, tests = parse_xml(workdir / "bench.xml")
+    assert tests  # slow, but it works
+
+
 # -- outcomes and exit codes --------------------------------------------------
 
 

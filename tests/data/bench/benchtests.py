@@ -1,6 +1,7 @@
 """FunkLoad-style tests driven by tests/test_bench_command.py (run from a copy of this dir)."""
 
 import os
+import select
 import time
 
 from funkload.FunkLoadTestCase import FunkLoadTestCase
@@ -51,6 +52,16 @@ class Bench(FunkLoadTestCase):
         """Outlives the window: joining it delays the next cycle's staging."""
         self.get(self.url + "/ok", description="Get ok")
         time.sleep(self.conf_getFloat("test_slow", "pause"))
+
+    def test_pause(self):
+        """A GET, then time.sleep: on the engine's hub the users pause side by side."""
+        self.get(self.url + "/ok", description="Get ok")
+        time.sleep(self.conf_getFloat("test_pause", "pause"))
+
+    def test_hold(self):
+        """A GET, then a wait the hub cannot see (select, not time.sleep)."""
+        self.get(self.url + "/ok", description="Get ok")
+        select.select([], [], [], self.conf_getFloat("test_hold", "pause"))
 
 
 class HookFail(Bench):

@@ -4,7 +4,11 @@ nginx (one worker, pinned to core 0) serves a tiny body with keep-alive. On
 core 1, one after the other: wrk (1 thread), Locust FastHttpUser, and
 `marteau bench --workers 1` with a one-GET FunkLoad test, each at 10 then
 100 concurrent users for DURATION seconds. Prints requests/s and the ratios,
-then the memory per user of one Marteau process holding 1,000 idle users.
+the generator's CPU time per request in µs (user + system of the finished
+child process: less sensitive to a busy machine than requests/s; Marteau's
+also "in window", from its own per-second CPU samples, without start-up and
+the XML export), then the memory per user of one Marteau process holding
+1,000 idle users.
 
 Needs Debian's nginx and wrk (`apt-get install nginx wrk`) and Locust in the
 virtualenv (`pip install locust`). Usage: `python bench/engine.py [--duration 10]`.
@@ -16,6 +20,7 @@ import argparse
 import csv
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -110,6 +115,12 @@ def start_nginx(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     return nginx
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_wrk(url: str, users: int, duration: int) -> float:
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{users}", f"-d{duration}s", url],
@@ -194,14 +205,20 @@ def marteau_bench(
     )
 
 
-def run_marteau(workdir: Path, users: int, duration: int) -> float:
+def run_marteau(workdir: Path, users: int, duration: int) -> tuple[float, float]:
+    """Requests/s, and CPU µs per request inside the window (the process's own samples)."""
     from marteau.results import load
 
     bench = marteau_bench(workdir, users, duration, [])
     if bench.wait(timeout=duration + 120) not in (0, 1):
         raise SystemExit(f"marteau bench exited with {bench.returncode}")
     results = load(workdir / "bench.xml")
-    return len(results.responses) / duration
+    count = len(results.responses)
+    samples = load(workdir / "bench.mrt").samples
+    opened = results.responses["time"].min()
+    inside = samples[(samples["time"] > opened + 1) & (samples["time"] <= opened + duration)]
+    window_cpu = float(inside["cpu_percent"].mean()) / 100 * duration if len(inside) else 0.0
+    return count / duration, 1e6 * window_cpu / max(count, 1)
 
 
 def tree_rss_kb(pid: int) -> int:
@@ -248,15 +265,24 @@ def main() -> int:
             workdir = write_test(tmp, url)
             print(f"nginx on core 0 at {url}; generators on core 1; {args.duration} s per run\n")
             print(
-                f"{'users':>6} {'wrk':>10} {'locust':>10} {'marteau':>10} {'m/locust':>9} {'m/wrk':>7}"
+                f"{'users':>6} {'wrk':>10} {'locust':>10} {'marteau':>10} {'m/locust':>9} "
+                f"{'m/wrk':>7}   CPU µs/req: {'wrk':>5} {'locust':>6} {'marteau':>7} "
+                f"{'in window':>9}"
             )
             for users in (10, 100):
+                cpu = children_cpu()
                 wrk = run_wrk(url + "/", users, args.duration)
+                cpu, wrk_cpu = children_cpu(), children_cpu() - cpu
                 locust = run_locust(tmp, url, users, args.duration)
-                marteau = run_marteau(workdir, users, args.duration)
+                cpu, locust_cpu = children_cpu(), children_cpu() - cpu
+                marteau, in_window = run_marteau(workdir, users, args.duration)
+                marteau_cpu = children_cpu() - cpu
+                per = [1e6 * c / max(r * args.duration, 1) for c, r in
+                       ((wrk_cpu, wrk), (locust_cpu, locust), (marteau_cpu, marteau))]  # fmt: skip
                 print(
                     f"{users:>6} {wrk:>10.0f} {locust:>10.0f} {marteau:>10.0f} "
-                    f"{marteau / locust:>8.2f}x {marteau / wrk:>6.0%}",
+                    f"{marteau / locust:>8.2f}x {marteau / wrk:>6.0%}   "
+                    f"{'':>11} {per[0]:>5.1f} {per[1]:>6.1f} {per[2]:>7.1f} {in_window:>9.1f}",
                     flush=True,
                 )
             baseline = peak_rss_kb(workdir, 1, 5)

@@ -402,6 +402,56 @@ def test_sigterm_keeps_the_finished_cycles(workdir: Path, site: LocalServer):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_ends_the_tests_that_outlive_the_grace(
+    workdir: Path, site: LocalServer, workers: str
+):
+    bench_process = subprocess.Popen(
+        [
+            *MARTEAU_BENCH,
+            "benchtests.py",
+            "Bench.test_long",
+            "-u",
+            site.url,
+            "-c",
+            "2",
+            "-D",
+            "20",
+            "--workers",
+            workers,
+        ],  # fmt: skip
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert bench_process.stdout is not None
+    seen = []
+    try:
+        for line in bench_process.stdout:
+            seen.append(line)
+            if line.startswith("* Logging for"):  # both users are in their 30 s sleep
+                time.sleep(0.5)
+                sent = time.monotonic()
+                bench_process.send_signal(signal.SIGTERM)
+                break
+        out, err = bench_process.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if bench_process.poll() is None:
+            bench_process.kill()
+            bench_process.wait()
+    out = "".join(seen) + out
+    assert bench_process.returncode == 128 + signal.SIGTERM, out + err
+    assert took < 15, took  # the grace (3 s) and the cleanup, not the 30 s sleeps
+    assert sorted(line for line in hooks(workdir) if line.startswith("cleanup")) == [
+        "cleanup 0",
+        "cleanup 1",
+    ]
+    assert "Traceback" not in err
+
+
 # -- bad input: exit 2, one line naming the culprit ---------------------------
 
 

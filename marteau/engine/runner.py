@@ -58,6 +58,7 @@ getcurrent = greenlet.getcurrent
 TICK = 1.0  # seconds between progress messages, CPU samples and flushes
 POLL_SLICE = 0.1  # heartbeat: an abort is noticed within this, and the loop's lag measured
 ABORT_GRACE = 3.0  # seconds an aborted worker waits for running tests
+KILL_WAIT = 1.0  # then seconds it waits for the tests it ended to clean up
 GUARD = 0.05  # seconds before a window closes when records start being checked (CycleGate.guard)
 
 
@@ -158,9 +159,10 @@ class CycleGate:
     def guard(self, close: float) -> None:
         """Shortly before ``close``: keep only what ends by ``close``.
 
-        The recording flag is flipped by a thread that must win the GIL
-        first, which can take a switch interval (5 ms); this filter makes
-        the window exact meanwhile.  It costs a Python call per record, so
+        The recording flag is flipped by a hub timer, which runs only when
+        the user running at that instant yields, and responses that arrived
+        before the close may be handled after it; this filter makes the
+        window exact meanwhile.  It costs a Python call per record, so
         it is only armed for the last moments of a window.
         """
         response, test_result = self.response, self.test_result
@@ -384,7 +386,17 @@ class ProcessRunner:
             if self.abort.is_set():
                 grace_end = grace_end or time.time() + ABORT_GRACE
                 if time.time() >= grace_end:
+                    self._kill(cycle)
                     return
+            self._park(POLL_SLICE)
+
+    def _kill(self, cycle: _Cycle) -> None:
+        """After an abort's grace: end the tests still running (their cleanup runs)."""
+        loop = self._hub.loop  # type: ignore[union-attr]
+        for user in list(cycle.users):
+            loop.call_soon(user.throw, greenlet.GreenletExit)
+        deadline = time.time() + KILL_WAIT
+        while cycle.users and time.time() < deadline:
             self._park(POLL_SLICE)
 
     # -- a virtual user ---------------------------------------------------------
@@ -407,9 +419,10 @@ class ProcessRunner:
         except BaseException:  # SystemExit or KeyboardInterrupt from a test ends this user
             self._problem("error", traceback.format_exc())
         finally:
-            cycle.users.discard(getcurrent())
-            if not cycle.users:
-                self._hub.loop.call_soon(self._wake)  # type: ignore[union-attr]
+            me = getcurrent()
+            cycle.users.discard(me)
+            if not cycle.users and not me.hub.loop.is_closed():
+                me.hub.loop.call_soon(self._wake)
 
     def _user_loop(self, thread_id: int, cycle: _Cycle) -> None:
         times = cycle.times

@@ -63,6 +63,14 @@ class Bench(FunkLoadTestCase):
         self.get(self.url + "/ok", description="Get ok")
         select.select([], [], [], self.conf_getFloat("test_hold", "pause"))
 
+    def test_long(self):
+        """Outlives an abort's grace: the runner ends it, its cleanup still runs."""
+        self.get(self.url + "/ok", description="Get ok")
+        try:
+            time.sleep(30)
+        finally:
+            self._hook(f"cleanup {self.thread_id}")
+
 
 class HookFail(Bench):
     """setUpCycle fails: the bench stops, tearDownBench still runs."""

@@ -32,6 +32,10 @@ instant join and instant hooks this is FunkLoad's sequence (staging,
 difference is that ``cycle_time`` is counted from ``E_c``, so a slow join
 eats into it instead of shifting every later window.
 
+Virtual users are greenlets on the process's hub (`marteau.engine.hub`):
+loop timers start them at ``U_c,i`` and flip the window at ``W_c`` and
+``E_c``; the control greenlet joins them when the last one ends.
+
 The recording flag is flipped by the schedule, never by staging progress;
 users of cycle ``c`` log through a `CycleGate` that is closed at ``E_c`` so
 a straggler of cycle ``c`` can never be recorded in the window of ``c+1``.

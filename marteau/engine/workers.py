@@ -107,7 +107,7 @@ def _child_main(spec: WorkerSpec, channel: Connection) -> None:
         channel.close()
         sys.stdout.flush()
         sys.stderr.flush()
-        # Users are daemon threads possibly blocked in a test: do not wait for them.
+        # A user may still be blocked in a test (or a `blocking` call's thread): do not wait.
         os._exit(0)
 
 

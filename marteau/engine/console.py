@@ -13,7 +13,10 @@ import sys
 import time
 from typing import TextIO
 
-PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
+# Seconds between progress lines when stdout is not a terminal: `marteau run`
+# reads the last line from each node for its live view, which must stay
+# fresher than 2 s.
+PLAIN_EVERY = 1.0
 
 _COLORS = {"SUCCESSFUL": "32", "FAILURE": "31", "ERROR": "31;1", "ABORTED": "33"}
 

@@ -15,6 +15,7 @@ import click
 
 from marteau.errors import MarteauError
 from marteau.service.settings import MARTEAU
+from marteau.service.worker import die_with_parent
 
 
 def _settings_options(function):  # type: ignore[no-untyped-def]
@@ -97,7 +98,8 @@ class WorkerPool:
 
     def _spawn(self) -> subprocess.Popen:
         command = [*MARTEAU, "worker", *self.settings.worker_args()]
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        # A worker whose `marteau serve` was killed must not keep claiming jobs.
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.count)]

@@ -50,7 +50,8 @@ REAP_EVERY = 1.0
 ERROR_LINE = re.compile(r"^Error: (.+)$")
 
 
-def _child_setup() -> None:
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM it when its parent dies, even by SIGKILL."""
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -177,7 +178,7 @@ class JobWorker:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_child_setup,
+                preexec_fn=die_with_parent,
                 env=env,
             )
         renew_every = max(min(settings.lease_ttl / 3, 10.0), 0.05)

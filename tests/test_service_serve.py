@@ -1,0 +1,41 @@
+"""`marteau serve` and its worker processes: they never outlive it."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from tests.service_helpers import Service, wait_for
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process, from /proc."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_workers_end_when_serve_is_killed(tmp_path: Path) -> None:
+    service = Service(tmp_path / "data", tmp_path / "locks", workers=2)
+    try:
+        workers = wait_for(
+            lambda: len(children(service.proc.pid)) == 2 and children(service.proc.pid),
+            what="two worker processes",
+        )
+        service.proc.send_signal(signal.SIGKILL)
+        service.proc.wait()
+        wait_for(
+            lambda: not any(alive(pid) for pid in workers),
+            timeout=30,
+            what="the workers to end after serve was killed",
+        )
+    finally:
+        service.stop()
+    assert not any(alive(pid) for pid in workers)

@@ -629,6 +629,203 @@ def time_jobs(series: TimeSeries | None, stats: BenchStats | None = None) -> lis
     ]
 
 
+# -------------------------------------------------------- monitored hosts
+
+MONITOR_PLUGINS = ("MonitorCPU", "MonitorMemFree", "MonitorNetwork", "MonitorCUs")
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _key_cvus(key: str) -> float:
+    """The users of a monitor record's key ``<method>:<cycle>:<cvus>``."""
+    parts = str(key or "").rsplit(":", 2)
+    return _number(parts[-1]) if len(parts) == 3 else math.nan
+
+
+def _safe_name(host: str) -> str:
+    """A host name fit for a chart's file name."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in host) or "host"
+
+
+def _rate(values: Any, seconds: Any) -> Any:
+    """Per-second deltas of a counter (NaN first, and where it went back or time did not pass)."""
+    out = np.full(values.size, np.nan)
+    if values.size > 1:
+        dv, dt = np.diff(values), np.diff(seconds)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[1:] = np.where((dt > 0) & (dv >= 0), dv / dt, np.nan)
+    return out
+
+
+def monitor_hosts(
+    monitors: Sequence[dict[str, str]], config: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The monitored hosts of a bench: name, description, charts (name, title) and jobs.
+
+    `monitors` are FunkLoad's ``<monitor>`` records (attribute strings);
+    the description of a host is the config value keyed by its name.
+    One chart per plugin group whose attributes the records carry, named
+    ``<host>_<Plugin>`` as FunkLoad's; ``MonitorCUs`` (users over time,
+    from the record keys) always.
+    """
+    by_host: dict[str, list[dict[str, str]]] = {}
+    for record in monitors:
+        by_host.setdefault(record.get("host", "") or "unknown", []).append(record)
+    start = min((_number(m.get("time")) for m in monitors), default=math.nan)
+    hosts = []
+    for host, records in by_host.items():
+        records = sorted(records, key=lambda m: _number(m.get("time")))
+
+        def column(name: str, records: list[dict[str, str]] = records) -> Any:
+            return np.array([_number(m.get(name)) for m in records], float)
+
+        def has(*names: str, records: list[dict[str, str]] = records) -> bool:
+            return any(name in m for m in records for name in names)
+
+        x = column("time") - (start if math.isfinite(start) else 0.0)
+        prefix = _safe_name(host)
+        jobs = []
+        if has("CPUTotalJiffies", "loadAvg1min"):
+            total, idle = column("CPUTotalJiffies"), column("IDLTotalJiffies")
+            cpu = np.full(x.size, np.nan)
+            if x.size > 1:
+                dt, di = np.diff(total), np.diff(idle)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    cpu[1:] = np.where(dt > 0, 100.0 * (1.0 - di / dt), np.nan)
+            loads = [
+                (f"load {n}", column(f"loadAvg{n}"))
+                for n in ("1min", "5min", "15min")
+                if has(f"loadAvg{n}")
+            ]
+            jobs.append(
+                Job(
+                    f"{prefix}_MonitorCPU",
+                    "monitor_chart",
+                    dict(
+                        title=f"{host}: load average and CPU usage",
+                        x=x,
+                        panels=[
+                            ("load average", loads),
+                            ("CPU usage (%)", [("CPU", cpu)] if has("CPUTotalJiffies") else []),
+                        ],
+                    ),
+                )
+            )
+        if has("memFree", "swapFree"):
+            # relative to the start: a missing total (constant) or cache counts as 0
+            used = (
+                np.nan_to_num(column("memTotal"))
+                - column("memFree")
+                - np.nan_to_num(column("buffers"))
+                - np.nan_to_num(column("cached"))
+            )
+            swap = np.nan_to_num(column("swapTotal")) - column("swapFree")
+            lines = [
+                (label, y - y[0])
+                for label, y, field in (("memory", used, "memFree"), ("swap", swap, "swapFree"))
+                if has(field)
+            ]
+            jobs.append(
+                Job(
+                    f"{prefix}_MonitorMemFree",
+                    "monitor_chart",
+                    dict(
+                        title=f"{host}: memory and swap used, relative to the start",
+                        x=x,
+                        panels=[("used (kB)", lines)],
+                        floor=False,
+                    ),
+                )
+            )
+        if has("receiveBytes", "transmitBytes"):
+            seconds = column("time")
+            jobs.append(
+                Job(
+                    f"{prefix}_MonitorNetwork",
+                    "monitor_chart",
+                    dict(
+                        title=f"{host}: network traffic",
+                        x=x,
+                        panels=[
+                            (
+                                "kB/s",
+                                [
+                                    ("in", _rate(column("receiveBytes"), seconds) / 1000.0),
+                                    ("out", _rate(column("transmitBytes"), seconds) / 1000.0),
+                                ],
+                            )
+                        ],
+                    ),
+                )
+            )
+        cvus = np.array([_key_cvus(m.get("key", "")) for m in records], float)
+        jobs.append(
+            Job(
+                f"{prefix}_MonitorCUs",
+                "monitor_chart",
+                dict(
+                    title=f"{host}: concurrent users over time",
+                    x=x,
+                    panels=[("concurrent users (CUs)", [("CUs", cvus)])],
+                    steps=True,
+                ),
+            )
+        )
+        hosts.append(
+            {
+                "host": host,
+                "description": config.get(host, ""),
+                "charts": [(job.name, job.kwargs["title"]) for job in jobs],
+                "jobs": jobs,
+            }
+        )
+    return hosts
+
+
+def monitor_chart(
+    directory: str,
+    name: str,
+    title: str,
+    x: Any,
+    panels: list[tuple[str, list[tuple[str, Any]]]],
+    steps: bool = False,
+    floor: bool = True,
+) -> str:
+    """Monitor values over wall-clock time: one panel per unit, one line per value.
+
+    `steps`: a step line (users); `floor`: the y axes start at 0.
+    """
+    panels = [(unit, lines) for unit, lines in panels if lines] or [("value", [])]
+    fig, axes = _figure((SIZE[0], 3.2 + 1.6 * (len(panels) - 1)), len(panels))
+    fig.subplots_adjust(left=1.1 / SIZE[0])  # room for "100,000" and the unit
+    x = np.asarray(x, float)
+    for ax, (unit, lines) in zip(axes, panels, strict=True):
+        for i, (label, y) in enumerate(lines):
+            color = CYCLE_PALETTE[i % len(CYCLE_PALETTE)]
+            marker = "o" if x.size <= 30 else None
+            if steps:
+                ax.step(x, y, where="pre", color=color, lw=1.5, marker=marker, ms=3, label=label)
+            else:
+                ax.plot(x, y, color=color, lw=1.4, marker=marker, ms=3, label=label)
+        ax.set_ylabel(unit)
+        if floor:
+            ax.set_ylim(bottom=0)
+        _thousands(ax.yaxis)
+        if steps:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        _legend(ax, loc="best")
+    axes[0].set_title(title, loc="left")
+    axes[-1].set_xlabel("time since the first monitor record (s)")
+    return _save(fig, directory, name)
+
+
 def plan(stats: BenchStats, responses: Any = None) -> list[Job]:
     """Every chart of a bench report, in the report's order."""
     return cycle_jobs(stats) + time_jobs(aggregate(responses), stats) + step_jobs(stats)

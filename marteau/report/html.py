@@ -162,8 +162,13 @@ def render_page(
     css_link: str | None = None,
     with_percentiles: bool = True,
     skip_definitions: bool = False,
+    monitors: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The HTML text of a bench report from its summary data."""
+    """The HTML text of a bench report from its summary data.
+
+    `monitors`: the monitored hosts (`marteau.report.charts.monitor_hosts`),
+    for the "Monitored hosts" section; without them it is left out.
+    """
     charts = charts or {}
     bench = data.get("bench") or {}
     percentiles = FUNKLOAD_PERCENTILES if with_percentiles else ()
@@ -182,6 +187,10 @@ def render_page(
             (c for c in data.get("cycles") or [] if c["cycle"] == data.get("best_cycle")), None
         ),
         "skip_definitions": skip_definitions,
+        "monitors": [
+            {"host": h["host"], "description": h["description"], "charts": h["charts"]}
+            for h in monitors or []
+        ],
         "ratings": [(label, limit) for limit, label in APDEX_RATINGS],
         "letters": RATING_LETTERS,
         "css": default_css(),
@@ -223,14 +232,18 @@ def render_html(
             shutil.copyfile(css, target)
     rendering = None
     names: dict[str, str] = {}
+    monitors = charting.monitor_hosts(
+        getattr(results, "monitors", None) or [], getattr(results, "config", None) or {}
+    )
     if charts and stats is not None:
         responses = getattr(results, "responses", None)
         # start the chart workers first: they load matplotlib while numpy aggregates
         first, steps = charting.cycle_jobs(stats), charting.step_jobs(stats)
+        hosts = [job for host in monitors for job in host["jobs"]]
         rendering = charting.Rendering(
-            directory, workers=workers, expected=len(first) + len(steps) + 3
+            directory, workers=workers, expected=len(first) + len(steps) + len(hosts) + 3
         )
-        jobs = first + charting.time_jobs(charting.aggregate(responses), stats) + steps
+        jobs = first + charting.time_jobs(charting.aggregate(responses), stats) + hosts + steps
         rendering.submit(jobs)
         names = {job.name: f"{job.name}.png" for job in jobs}
     page = render_page(
@@ -239,6 +252,7 @@ def render_html(
         css_link=css_link,
         with_percentiles=with_percentiles,
         skip_definitions=skip_definitions,
+        monitors=monitors,
     )
     path = os.path.join(directory, "index.html")
     with open(path, "w", encoding="utf-8") as f:

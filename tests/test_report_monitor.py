@@ -1,0 +1,87 @@
+"""The report's "Monitored hosts" section, from FunkLoad <monitor> records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from marteau.report.charts import monitor_hosts
+from marteau.report.command import report_command
+from marteau.results import load
+from marteau.results.merge import merge
+
+DATA = Path(__file__).parent / "data" / "report"
+MONITOR = DATA / "monitor.xml"
+SIMPLE = DATA / "simple.xml"
+
+
+def build(tmp_path: Path, source: Path) -> tuple[Path, str]:
+    target = tmp_path / "report"
+    CliRunner().invoke(
+        report_command, ["--html", "-r", str(target), str(source)], catch_exceptions=False
+    )
+    return target, (target / "index.html").read_text(encoding="utf-8")
+
+
+def test_monitored_hosts_section_and_charts(tmp_path: Path) -> None:
+    target, html = build(tmp_path, MONITOR)
+    charts = sorted(p.name for p in target.glob("*_Monitor*.png"))
+    assert charts == [
+        "db_MonitorCPU.png",
+        "db_MonitorCUs.png",
+        "db_MonitorMemFree.png",
+        "web1_MonitorCPU.png",
+        "web1_MonitorCUs.png",
+        "web1_MonitorMemFree.png",
+        "web1_MonitorNetwork.png",
+    ]
+    assert all((target / name).stat().st_size > 1000 for name in charts)
+    assert '<section id="monitors">' in html
+    assert '<a href="#monitors">Monitored hosts</a>' in html
+    assert "<h3>web1: The front web server</h3>" in html
+    assert "<h3>db</h3>" in html
+    for name in charts:
+        assert f'src="{name}"' in html
+    # FunkLoad's order: after the slowest requests, before the page detail
+    assert html.index('id="slowest"') < html.index('id="monitors"') < html.index('id="page-detail"')
+
+
+def test_no_monitor_no_section(tmp_path: Path) -> None:
+    target, html = build(tmp_path, SIMPLE)
+    assert not list(target.glob("*_Monitor*.png"))
+    assert 'id="monitors"' not in html
+    assert "Monitored hosts" not in html
+
+
+def test_monitor_series() -> None:
+    rs = load(str(MONITOR))
+    hosts = {h["host"]: h for h in monitor_hosts(rs.monitors, rs.config)}
+    web = {job.name: job.kwargs for job in hosts["web1"]["jobs"]}
+    x = web["web1_MonitorCPU"]["x"]
+    assert x.tolist() == [0.0, 5.0, 15.0]
+    (_, loads), (_, cpu) = web["web1_MonitorCPU"]["panels"]
+    assert [label for label, _ in loads] == ["load 1min", "load 5min", "load 15min"]
+    # 1 - idle delta / total delta: 1 - 300/500, 1 - 100/500
+    assert np.isnan(cpu[0][1][0])
+    assert np.allclose(cpu[0][1][1:], [40.0, 80.0])
+    ((_, mem),) = web["web1_MonitorMemFree"]["panels"]
+    # used = total - free - buffers - cached, relative to the first record
+    assert dict(mem)["memory"].tolist() == [0.0, 23800.0, 123600.0]
+    assert dict(mem)["swap"].tolist() == [0.0, 1000.0, 2000.0]
+    ((_, net),) = web["web1_MonitorNetwork"]["panels"]
+    assert np.allclose(dict(net)["in"][1:], [10.0, 10.0])  # 50,000 B in 5 s, 100,000 in 10
+    assert np.allclose(dict(net)["out"][1:], [4.0, 5.0])
+    ((_, users),) = web["web1_MonitorCUs"]["panels"]
+    assert dict(users)["CUs"].tolist() == [1.0, 1.0, 2.0]
+    assert hosts["db"]["description"] == ""
+    assert "db_MonitorNetwork" not in [job.name for job in hosts["db"]["jobs"]]
+
+
+def test_monitors_survive_the_merge() -> None:
+    first, second = load(str(MONITOR)), load(str(MONITOR))
+    merged = merge([first, second])
+    assert len(merged.results.monitors) == 2 * len(first.monitors)
+    hosts = [h["host"] for h in monitor_hosts(merged.results.monitors, merged.results.config)]
+    assert hosts == ["web1", "db"]

@@ -142,9 +142,8 @@ def test_missing_file_and_no_arguments(tmp_path: Path) -> None:
     assert code == 2
 
 
-def test_diff_trend_org_not_yet(tmp_path: Path) -> None:
-    code, _, err = run("--org", SIMPLE)
-    assert code == 2 and "--org" in err
+def test_diff_trend_not_yet(tmp_path: Path) -> None:
+    # --org is implemented now (tests/test_report_org.py)
     code, _, err = run("--diff", str(tmp_path), str(tmp_path))
     assert code == 2
 

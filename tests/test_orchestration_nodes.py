@@ -364,9 +364,18 @@ def test_a_node_killed_mid_run_does_not_lose_the_others(
     assert provenance["completed"] == survivors and victim.name in provenance["missing"]
     counts = node_counts(run_dir)
     assert sorted(counts) == survivors
-    assert (
-        summary(run_dir / "report")["totals"]["requests"] == sum(c[0] for c in counts.values()) > 0
-    )
+    report = summary(run_dir / "report")
+    assert report["totals"]["requests"] == sum(c[0] for c in counts.values()) > 0
+    # the report names the nodes as the inventory does, and the missing one with its reason
+    assert [n["name"] for n in report["nodes"]] == survivors
+    assert report["missing_nodes"] == [
+        {"node": victim.name, "reason": provenance["missing"][victim.name]}
+    ]
+    (warning,) = [w for w in report["warnings"] if victim.name in w]
+    assert warning.startswith(f"node {victim.name}: missing from this report (")
+    (page,) = (run_dir / "report").rglob("index.html")
+    assert "What was skipped or tolerated" in page.read_text()
+    assert f"node {victim.name}: missing from this report" in page.read_text()
     for node in nodes.nodes[:2]:
         assert not lock_file(node).exists()
         assert node.bench_processes() == []

@@ -77,6 +77,38 @@ def test_two_nodes_merged(tmp_path: Path) -> None:
     assert [n["name"] for n in summary["nodes"]] == ["alpha", "beta"]
 
 
+def test_node_names_and_missing_nodes(tmp_path: Path) -> None:
+    # what `marteau run` passes: inventory names, and the nodes that gave nothing
+    code, _, err = run(
+        "-H", "-r", str(tmp_path / "r"), SIMPLE, str(DATA / "node2.xml"),
+        f"--node-name={SIMPLE}=web-1", f"--node-name={DATA / 'node2.xml'}=web-2",
+        "--missing-node", "web-3: unreachable: ssh: connect refused",
+        "--missing-node=web-4:",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = read_summary(tmp_path / "r")
+    assert [n["name"] for n in summary["nodes"]] == ["web-1", "web-2"]
+    assert [i["node"] for i in summary["inputs"]] == ["web-1", "web-2"]
+    assert summary["missing_nodes"] == [
+        {"node": "web-3", "reason": "unreachable: ssh: connect refused"},
+        {"node": "web-4", "reason": ""},
+    ]
+    wanted = [
+        "node web-3: missing from this report (unreachable: ssh: connect refused)",
+        "node web-4: missing from this report (no results)",
+    ]
+    assert all(w in summary["warnings"] for w in wanted)
+    rst = (tmp_path / "r" / "index.rst").read_text()
+    assert "* From: web-1, web-2" in rst and all(f"* {w}" in rst for w in wanted)
+    pages = [p.read_text() for p in (tmp_path / "r").glob("*.html")]
+    if pages:  # the HTML renderer is installed: the warnings section names them
+        assert any("What was skipped or tolerated" in p and wanted[0] in p for p in pages)
+    code, _, err = run("--missing-node", "no reason", SIMPLE)
+    assert code == 2 and "--missing-node takes 'NAME: REASON'" in err
+    code, _, err = run("--node-name", "web-1", SIMPLE)
+    assert code == 2 and "--node-name takes PATH=NAME" in err
+
+
 def test_thresholds_exit_codes_and_junit(tmp_path: Path) -> None:
     good = tmp_path / "good.yml"
     good.write_text("thresholds:\n  - error_rate < 20%\n  - apdex >= 0.8\n")

@@ -494,6 +494,9 @@ class LoadTestRun:
         self.view.set_stage("report")
         command = [sys.executable, "-c", "from marteau.cli import main; main()", "report", "--html"]
         command += ["-r", str(report_dir)]
+        # the report names nodes as the inventory does (results/<host>/), and the missing ones
+        command += [f"--node-name={f}={f.parent.name}" for f in files]
+        command += [f"--missing-node={host}: {why}" for host, why in outcome.missing.items()]
         if thresholds:
             command += ["--thresholds", str(thresholds)]
         command += [str(f) for f in files]

@@ -77,9 +77,15 @@ def build_report(
     skip_definitions: bool = False,
     with_percentiles: bool = True,
     thresholds: str | None = None,
-    org: bool = False,
+    node_names: dict[str, str] | None = None,
+    missing_nodes: dict[str, str] | None = None,
 ) -> int:
-    """Build the report; returns the exit status (0, or 1 when a threshold failed)."""
+    """Build the report; returns the exit status (0, or 1 when a threshold failed).
+
+    `node_names`: result path -> node name (overrides the files' own);
+    `missing_nodes`: node name -> reason, for nodes planned but without
+    results (named in the warnings and in summary.json ``missing_nodes``).
+    """
     from marteau.report import rst, stats, summary
     from marteau.results.merge import load_all
 
@@ -88,12 +94,14 @@ def build_report(
         from marteau.report.thresholds import load_thresholds
 
         threshold_set = load_thresholds(thresholds)
-    merged = load_all(list(results))
+    merged = load_all(list(results), node_names)
     for skipped in merged.skipped:
         click.echo(f"Warning: {skipped.reason}", err=True)
     bench = stats.compute(
         merged.results, apdex_t=apdex_t, nodes=merged.nodes, thread_base=merged.thread_base
     )
+    for name, why in (missing_nodes or {}).items():
+        bench.warnings.append(f"node {name}: missing from this report ({why or 'no results'})")
     threshold_report = None
     if threshold_set is not None:
         from marteau.report.thresholds import evaluate
@@ -101,20 +109,17 @@ def build_report(
         threshold_report = evaluate(threshold_set, bench)
     notes = [s.reason for s in merged.skipped if s.reason not in bench.warnings]
     renderer = _html_renderer() if html else None
-    options: dict[str, Any] = dict(
+    text = rst.render_rst(
+        bench,
         with_percentiles=with_percentiles,
         with_charts=renderer is not None,
         skip_definitions=skip_definitions,
         thresholds=threshold_report,
         notes=notes,
     )
-    text = rst.render_rst(bench, **options)
-    org_text = None
-    if org:
-        from marteau.report.org import render_org
-
-        org_text = render_org(bench, **options)
     data = summary.build_summary(bench, inputs=merged.inputs(), thresholds=threshold_report)
+    if missing_nodes:
+        data["missing_nodes"] = [{"node": n, "reason": r} for n, r in missing_nodes.items()]
 
     if html:
         directory = report_directory or os.path.join(
@@ -123,9 +128,6 @@ def build_report(
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "index.rst"), "w", encoding="utf-8") as f:
             f.write(text)
-        if org_text is not None:
-            with open(os.path.join(directory, "index.org"), "w", encoding="utf-8") as f:
-                f.write(org_text)
         summary.write_summary(directory, data)
         _copy_results(merged, directory)
         if css:
@@ -150,7 +152,7 @@ def build_report(
             )
         click.echo(os.path.abspath(shown))
     else:
-        click.echo(org_text if org_text is not None else text)
+        click.echo(text)
         if threshold_report is not None:
             from marteau.report.junit import write_junit
 
@@ -172,11 +174,7 @@ def build_report(
 @click.option(
     "-H", "--html", is_flag=True, help="Write a report directory (index.rst, summary.json, HTML)."
 )
-@click.option(
-    "--org",
-    is_flag=True,
-    help="Emacs org-mode report to stdout (with --html: index.org in the report directory).",
-)
+@click.option("--org", is_flag=True, help="Emacs org-mode output (not available yet).")
 @click.option(
     "-P",
     "--with-percentiles/--no-percentiles",
@@ -221,6 +219,20 @@ def build_report(
     help="YAML thresholds (a list, a map, or a .marteau.yml 'thresholds:' key); "
     "exit 1 and junit.xml when one is violated.",
 )
+@click.option(
+    "--node-name",
+    "node_name",
+    multiple=True,
+    metavar="PATH=NAME",
+    help="Name the node of result file PATH (repeatable; default: the name in the file).",
+)
+@click.option(
+    "--missing-node",
+    "missing_node",
+    multiple=True,
+    metavar="'NAME: REASON'",
+    help="A node that delivered no results, named in the report's warnings (repeatable).",
+)
 def report_command(
     results: tuple[str, ...],
     html: bool,
@@ -235,6 +247,8 @@ def report_command(
     skip_definitions: bool,
     quiet: bool,
     thresholds: str | None,
+    node_name: tuple[str, ...] = (),
+    missing_node: tuple[str, ...] = (),
 ) -> None:
     """Build a FunkLoad-style report from bench RESULTS (XML or .mrt files; several = nodes)."""
     try:
@@ -243,6 +257,8 @@ def report_command(
         if diff or trend:
             _diff_or_trend(results, diff, output_directory, report_directory)
             return
+        if org:
+            raise MarteauError("--org output is not available yet; use the ReST output or --html")
         if not results:
             raise click.UsageError("give at least one result file")
         if css and not os.path.isfile(css):
@@ -257,12 +273,25 @@ def report_command(
             skip_definitions=skip_definitions,
             with_percentiles=with_percentiles,
             thresholds=thresholds,
-            org=org,
+            node_names=_pairs(node_name, "=", "--node-name", "PATH=NAME"),
+            missing_nodes=_pairs(missing_node, ":", "--missing-node", "'NAME: REASON'"),
         )
     except MarteauError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     sys.exit(status)
+
+
+def _pairs(values: tuple[str, ...], sep: str, option: str, form: str) -> dict[str, str]:
+    """``KEY<sep>VALUE`` option values as a dict (stripped; a value may hold `sep`)."""
+    out: dict[str, str] = {}
+    for value in values:
+        # a path may hold '=', a node name neither '=' nor ':'
+        key, found, rest = value.rpartition(sep) if sep == "=" else value.partition(sep)
+        if not found or not key.strip():
+            raise click.UsageError(f"{option} takes {form}, not {value!r}")
+        out[key.strip()] = rest.strip()
+    return out
 
 
 def _diff_or_trend(

@@ -118,8 +118,11 @@ def small_pages() -> Iterator[None]:
         _set_madvise_hugepage(previous)
 
 
-def load_all(paths: Sequence[str]) -> Merged:
+def load_all(paths: Sequence[str], names: dict[str, str] | None = None) -> Merged:
     """Load and merge result files; unreadable or incompatible ones are skipped.
+
+    `names` (path -> node name, e.g. ``marteau run``'s inventory names)
+    overrides the node names the files carry.
 
     Raises MarteauError only when no input can be used.  When every input
     is a compact file whose config gives its cycles (what nodes write), the
@@ -128,10 +131,10 @@ def load_all(paths: Sequence[str]) -> Merged:
     arrays are ever held next to the merged ones.
     """
     with small_pages():
-        return _load_all(paths)
+        return _load_all(paths, names or {})
 
 
-def _load_all(paths: Sequence[str]) -> Merged:
+def _load_all(paths: Sequence[str], names: dict[str, str]) -> Merged:
     from marteau.results import load
 
     entries: list[Any] = []
@@ -146,6 +149,9 @@ def _load_all(paths: Sequence[str]) -> Merged:
         raise MarteauError(f"no usable result file: {reasons}")
     loaded, into = _read_in_place(entries)
     del entries
+    wanted = {os.path.abspath(path): name for path, name in names.items()}
+    for rs in loaded:
+        rs.node = wanted.get(os.path.abspath(rs.source), rs.node)
     merged = merge(loaded, release=True, _into=into)
     del loaded
     merged.skipped = skipped + merged.skipped

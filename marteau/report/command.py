@@ -77,6 +77,7 @@ def build_report(
     skip_definitions: bool = False,
     with_percentiles: bool = True,
     thresholds: str | None = None,
+    org: bool = False,
     node_names: dict[str, str] | None = None,
     missing_nodes: dict[str, str] | None = None,
 ) -> int:
@@ -109,14 +110,19 @@ def build_report(
         threshold_report = evaluate(threshold_set, bench)
     notes = [s.reason for s in merged.skipped if s.reason not in bench.warnings]
     renderer = _html_renderer() if html else None
-    text = rst.render_rst(
-        bench,
+    options: dict[str, Any] = dict(
         with_percentiles=with_percentiles,
         with_charts=renderer is not None,
         skip_definitions=skip_definitions,
         thresholds=threshold_report,
         notes=notes,
     )
+    text = rst.render_rst(bench, **options)
+    org_text = None
+    if org:
+        from marteau.report.org import render_org
+
+        org_text = render_org(bench, **options)
     data = summary.build_summary(bench, inputs=merged.inputs(), thresholds=threshold_report)
     if missing_nodes:
         data["missing_nodes"] = [{"node": n, "reason": r} for n, r in missing_nodes.items()]
@@ -128,6 +134,9 @@ def build_report(
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "index.rst"), "w", encoding="utf-8") as f:
             f.write(text)
+        if org_text is not None:
+            with open(os.path.join(directory, "index.org"), "w", encoding="utf-8") as f:
+                f.write(org_text)
         summary.write_summary(directory, data)
         _copy_results(merged, directory)
         if css:
@@ -152,7 +161,7 @@ def build_report(
             )
         click.echo(os.path.abspath(shown))
     else:
-        click.echo(text)
+        click.echo(org_text if org_text is not None else text)
         if threshold_report is not None:
             from marteau.report.junit import write_junit
 
@@ -174,7 +183,11 @@ def build_report(
 @click.option(
     "-H", "--html", is_flag=True, help="Write a report directory (index.rst, summary.json, HTML)."
 )
-@click.option("--org", is_flag=True, help="Emacs org-mode output (not available yet).")
+@click.option(
+    "--org",
+    is_flag=True,
+    help="Emacs org-mode report to stdout (with --html: index.org in the report directory).",
+)
 @click.option(
     "-P",
     "--with-percentiles/--no-percentiles",
@@ -257,8 +270,6 @@ def report_command(
         if diff or trend:
             _diff_or_trend(results, diff, output_directory, report_directory)
             return
-        if org:
-            raise MarteauError("--org output is not available yet; use the ReST output or --html")
         if not results:
             raise click.UsageError("give at least one result file")
         if css and not os.path.isfile(css):
@@ -273,6 +284,7 @@ def report_command(
             skip_definitions=skip_definitions,
             with_percentiles=with_percentiles,
             thresholds=thresholds,
+            org=org,
             node_names=_pairs(node_name, "=", "--node-name", "PATH=NAME"),
             missing_nodes=_pairs(missing_node, ":", "--missing-node", "'NAME: REASON'"),
         )

@@ -378,33 +378,22 @@ def build(
         "requests": requests,
         "neutral_percent": NEUTRAL_PERCENT,
     }
-    with open(os.path.join(directory, "diff.json"), "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False, allow_nan=False)
-        f.write("\n")
-    from marteau.report.html import default_css, environment
+    from marteau.report.html import write_page
 
-    page = (
-        environment()
-        .get_template("diff.html")
-        .render(
-            data=data,
-            ref=data["reference"],
-            new=data["challenger"],
-            pages=pages,
-            requests=requests,
-            page_metrics=PAGE_METRICS,
-            request_metrics=REQUEST_METRICS,
-            charts=chart_names,
-            problem=common,
-            css=default_css(),
-            css_link=None,
-            version=__version__,
-        )
+    return write_page(
+        directory,
+        "diff",
+        data,
+        "diff.html",
+        ref=data["reference"],
+        new=data["challenger"],
+        pages=pages,
+        requests=requests,
+        page_metrics=PAGE_METRICS,
+        request_metrics=REQUEST_METRICS,
+        charts=chart_names,
+        problem=common,
     )
-    path = os.path.join(directory, "index.html")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
 
 
 def _charts(

@@ -21,6 +21,7 @@ thresholds) are separate tables and sections.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from typing import Any
@@ -70,6 +71,28 @@ def _seconds(value: float | None) -> str:
     if value < 1:
         return f"{value * 1000:.0f} ms" if value >= 0.01 else f"{value * 1000:.1f} ms"
     return f"{value:.2f} s"
+
+
+def write_page(
+    directory: str, name: str, data: dict[str, Any], template: str, **context: Any
+) -> str:
+    """Write a diff or trend page: its data as `<name>.json` and `index.html` beside it.
+
+    Both pages share the report's stylesheet and footer, so they render the
+    same way; returns the path of `index.html`.
+    """
+    with open(os.path.join(directory, f"{name}.json"), "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, ensure_ascii=False, allow_nan=False)
+        f.write("\n")
+    page = (
+        environment()
+        .get_template(template)
+        .render(data=data, css=default_css(), css_link=None, version=__version__, **context)
+    )
+    path = os.path.join(directory, "index.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path
 
 
 def default_css() -> str:

@@ -16,7 +16,6 @@ in the diff report).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from typing import Any
@@ -164,26 +163,15 @@ def build(
         "inputs": [asdict(r) for r in reports],
         "neutral_percent": NEUTRAL_PERCENT,
     }
-    with open(os.path.join(directory, "trend.json"), "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False, allow_nan=False)
-        f.write("\n")
-    from marteau.report.html import default_css, environment
+    from marteau.report.html import write_page
 
-    page = (
-        environment()
-        .get_template("trend.html")
-        .render(
-            data=data,
-            benches=benches,
-            levels=levels,
-            tables=tables,
-            charts=chart_names,
-            css=default_css(),
-            css_link=None,
-            version=__version__,
-        )
+    return write_page(
+        directory,
+        "trend",
+        data,
+        "trend.html",
+        benches=benches,
+        levels=levels,
+        tables=tables,
+        charts=chart_names,
     )
-    path = os.path.join(directory, "index.html")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path

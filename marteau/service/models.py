@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -41,6 +43,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[float] = mapped_column(Float)
+    # an admin's per-user overrides of the quota defaults in the settings (name -> limit)
+    quotas: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class ApiToken(Base):
@@ -108,6 +112,15 @@ class Job(Base):
     exit_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     report_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     replay_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # public mode: the hosts the bench may send requests to (the owner's verified hosts)
+    allowed_hosts: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # cost: the estimate at submission, the price used, and the real node-hours after the job
+    estimated_cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    price_per_hour: Mapped[float | None] = mapped_column(Float, nullable=True)
+    node_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+    actual_cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # bytes the job's folder (reports, results, console) takes on disk, for the disk quota
+    disk_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     owner: Mapped[User | None] = relationship()
     nodes: Mapped[list[JobNode]] = relationship(
@@ -170,3 +183,28 @@ class Worker(Base):
     heartbeat: Mapped[float] = mapped_column(Float)
     job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     stopped: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class VerifiedHost(Base):
+    """A host a user claims (optionally with a port) and the proof they own it.
+
+    `token` is the secret to publish; `verified` is when the last check succeeded (None
+    until then) and `method` how (well-known, root or dns). A verification older than
+    the configured lifetime is re-checked before a job uses the host.
+    """
+
+    __tablename__ = "verified_hosts"
+    __table_args__ = (UniqueConstraint("user_id", "host", "port"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    token: Mapped[str] = mapped_column(String(64))
+    created: Mapped[float] = mapped_column(Float)
+    verified: Mapped[float | None] = mapped_column(Float, nullable=True)
+    method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_check: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    user: Mapped[User] = relationship()

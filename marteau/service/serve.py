@@ -44,6 +44,12 @@ def _settings_options(function):  # type: ignore[no-untyped-def]
             help="Seconds from SIGTERM to SIGKILL on cancel (default 60).",
         ),
         click.option("--lock-timeout", type=float, help="marteau run --lock-timeout (default 60)."),
+        click.option(
+            "--public",
+            is_flag=True,
+            default=None,
+            help="Public mode: verified target hosts, quotas and the safety fuse.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -99,7 +105,12 @@ class WorkerPool:
     def _spawn(self) -> subprocess.Popen:
         command = [*MARTEAU, "worker", *self.settings.worker_args()]
         # A worker whose `marteau serve` was killed must not keep claiming jobs.
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.settings.worker_env()},
+            preexec_fn=die_with_parent,
+        )
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.count)]

@@ -53,6 +53,41 @@ class Settings:
     smtp_password: str = ""
     mail_sender: str = "marteau@localhost"
     config_path: str = ""  # the TOML file these settings came from (handed to the workers)
+    # public mode (`--public`) turns on each of the three below; a team server can pick
+    public: bool = False
+    verify_hosts: bool = False  # jobs may only target their owner's verified hosts
+    enforce_quotas: bool = False  # the quota_* limits are checked at submission
+    fuse: bool = False  # stop a bench whose target is failing or far too slow
+    verification_days: float = 30.0  # a host verification older than this is re-checked
+    dns_server: str = ""  # HOST[:PORT] of the resolver for DNS TXT proofs (default: system)
+    # quota defaults; 0 means no limit. An admin overrides them per user (User.quotas).
+    quota_nodes_per_job: int = 0
+    quota_concurrent_jobs: int = 0
+    quota_queued_jobs: int = 0
+    quota_users_per_node: int = 0
+    quota_job_minutes: float = 0.0
+    quota_disk_mb: float = 0.0
+    quota_monthly_cost: float = 0.0
+    # cost: price per node-hour of each pool (a node's `marteau_cost_per_hour` var wins)
+    pool_prices: dict[str, float] = field(default_factory=dict)
+    default_price_per_hour: float = 0.0
+    # safety fuse: stop when, over the last `fuse_window` seconds, the error rate stayed
+    # above `fuse_error_rate` or the median response time above `fuse_median` seconds
+    fuse_error_rate: float = 0.5
+    fuse_median: float = 10.0
+    fuse_window: float = 30.0
+
+    @property
+    def hosts_enforced(self) -> bool:
+        return self.public or self.verify_hosts
+
+    @property
+    def quotas_enforced(self) -> bool:
+        return self.public or self.enforce_quotas
+
+    @property
+    def fuse_enabled(self) -> bool:
+        return self.public or self.fuse
 
     @property
     def db_url(self) -> str:
@@ -68,6 +103,22 @@ class Settings:
     @property
     def public_url(self) -> str:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def worker_env(self) -> dict[str, str]:
+        """`MARTEAU_<NAME>` for every setting that differs from its default, so a worker
+        started by `marteau serve` has them all, even those with no worker option."""
+        defaults = Settings()
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(defaults, f.name):
+                continue
+            if isinstance(value, list):
+                value = shlex.join(value)
+            elif isinstance(value, dict):
+                value = ",".join(f"{k}={v}" for k, v in value.items())
+            env[f"MARTEAU_{f.name.upper()}"] = str(value)
+        return env
 
     def worker_args(self) -> list[str]:
         """The options that give a `marteau worker` these settings."""
@@ -95,6 +146,11 @@ def _convert(name: str, value: object, kind: object) -> object:
     text = isinstance(value, str)
     if name in ("run_command", "nodes_command"):
         return shlex.split(value) if text else [str(v) for v in value]  # type: ignore[union-attr]
+    if name == "pool_prices":
+        if text:  # `pool=price,pool=price` (environment, command line)
+            pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]  # type: ignore[union-attr]
+            return {k.strip(): float(v) for k, v in pairs}
+        return {str(k): float(v) for k, v in dict(value).items()}  # type: ignore[call-overload]
     if name == "data_dir":
         return Path(str(value)).expanduser()
     if kind in (bool, "bool"):

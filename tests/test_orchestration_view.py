@@ -47,6 +47,21 @@ def test_plain_lines_on_changes_and_throttled_progress() -> None:
     ]
 
 
+def test_plain_progress_line_for_each_new_cycle_never_wrapped() -> None:
+    stream = io.StringIO()
+    view = LiveView(Console(file=stream, width=40), live=False)
+    name = "a-node-with-a-long-name.example.org"
+    view.node(name, "benching")
+    for cycle in (0, 0, 1):
+        view.node(name, cycle=cycle, users=3, cycle_users=3, rps=1234.0, ok=7, failures=1, errors=2)
+    lines = stream.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == [
+        f"{name}: benching",
+        f"{name}: cycle #0 users 3/3, 1234 req/s, 7 ok, 1 failures, 2 errors",
+        f"{name}: cycle #1 users 3/3, 1234 req/s, 7 ok, 1 failures, 2 errors",
+    ]
+
+
 def test_split_cycles_gives_the_remainder_to_the_first_nodes() -> None:
     assert split_cycles("10:20:3", 3) == ["4:7:1", "3:7:1", "3:6:1"]
     assert split_cycles("5", 1) == ["5"]

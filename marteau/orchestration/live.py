@@ -33,6 +33,7 @@ class NodeView:
     errors: int | None = None
     note: str = ""
     last_plain: float = field(default=0.0, repr=False)
+    last_plain_cycle: int | None = field(default=None, repr=False)
 
 
 STATE_STYLE = {
@@ -84,7 +85,7 @@ class LiveView:
                 return
             self.stage = stage
         if not self.interactive:
-            self.console.print(f"[{self._elapsed()}] {stage}", highlight=False)
+            self.console.print(f"[{self._elapsed()}] {stage}", highlight=False, soft_wrap=True)
 
     def message(self, text: str) -> None:
         with self._lock:
@@ -118,12 +119,16 @@ class LiveView:
             now = time.monotonic()
             if changed:
                 text = f"{name}: {view.state}" + (f" ({view.note})" if view.note else "")
-            elif progress and now - view.last_plain >= PLAIN_PROGRESS_EVERY:
+            elif progress and (
+                now - view.last_plain >= PLAIN_PROGRESS_EVERY or view.cycle != view.last_plain_cycle
+            ):  # every cycle gets a line, however short it is
                 text = f"{name}: {self._progress_text(view)}"
             else:
                 return
             view.last_plain = now
-        self.console.print(f"[{self._elapsed()}] {text}", highlight=False)
+            view.last_plain_cycle = view.cycle
+        # one line each, never wrapped: the service parses them into live figures
+        self.console.print(f"[{self._elapsed()}] {text}", highlight=False, soft_wrap=True)
 
     # -- rendering ----------------------------------------------------------
 

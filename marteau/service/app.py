@@ -30,8 +30,9 @@ from starlette.concurrency import run_in_threadpool
 
 from marteau import __version__
 from marteau.errors import MarteauError
-from marteau.service import accounts
+from marteau.service import accounts, figures_web
 from marteau.service.db import Database
+from marteau.service.hosts_routes import router as hosts_router
 from marteau.service.jobs import (
     check_node,
     create_job,
@@ -42,6 +43,7 @@ from marteau.service.jobs import (
     preview_project,
     replay_job,
 )
+from marteau.service.live_figures import job_figures
 from marteau.service.models import (
     FINISHED,
     QUEUED,
@@ -159,6 +161,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     templates.env.globals["version"] = __version__
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(hosts_router)
+    app.include_router(figures_web.router)
 
     def owner_or_admin(auth: Auth, job: Job) -> None:
         if not (auth.user.is_admin or job.owner_id == auth.user.id):
@@ -350,7 +354,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}", tags=["jobs"])
     def api_job(job_id: int, auth: ApiAuth) -> dict:
-        return job_json(get_job(job_id), settings)
+        """The job, with its live per-cycle figures (see /api/jobs/{job_id}/figures)."""
+        job = get_job(job_id)
+        return {**job_json(job, settings), "figures": job_figures(console_path(settings, job_id))}
 
     @app.post("/api/jobs/{job_id}/cancel", tags=["jobs"])
     def api_cancel(job_id: int, auth: ApiAuth) -> dict:
@@ -701,6 +707,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             job=job,
             console=data.decode("utf-8", "replace"),
             console_end=_end,
+            figures=job_figures(console_path(settings, job_id)),
             can_act=can_act,
             duration=_duration(job),
         )

@@ -1,0 +1,83 @@
+"""Routes for a job's live per-cycle figures: a JSON snapshot and a server-sent
+event stream that pushes the whole table each time a node reports new figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from marteau.service.db import Database
+from marteau.service.live_figures import FiguresReader, job_figures
+from marteau.service.models import FINISHED, Job
+from marteau.service.settings import Settings
+from marteau.service.web import ApiAuth, app_db, app_settings
+from marteau.service.worker import console_path
+
+router = APIRouter(tags=["jobs"])
+Db = Annotated[Database, Depends(app_db)]
+Config = Annotated[Settings, Depends(app_settings)]
+POLL = 0.25  # seconds between two reads of a running job's console
+STATE_EVERY = 1.0  # seconds between two looks at the job's state
+
+
+def _state(db: Database, job_id: int) -> str | None:
+    with db.read() as session:
+        return session.scalar(select(Job.state).where(Job.id == job_id))
+
+
+@router.get("/api/jobs/{job_id}/figures")
+def api_figures(job_id: int, auth: ApiAuth, db: Db, settings: Config) -> dict:
+    """The job's per-cycle figures so far: one row per cycle and node (users,
+    requests/s, tests ok, failures, errors), as the nodes last reported them."""
+    state = _state(db, job_id)
+    if state is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return {"job": job_id, "state": state, "figures": job_figures(console_path(settings, job_id))}
+
+
+@router.get("/api/jobs/{job_id}/figures/stream")
+async def api_figures_stream(
+    job_id: int, request: Request, auth: ApiAuth, db: Db, settings: Config
+) -> StreamingResponse:
+    """Server-sent events: a `figures` event (JSON list of rows) at once and each
+    time a figure changes, then an `end` event with the job's final state."""
+    if await run_in_threadpool(_state, db, job_id) is None:
+        raise HTTPException(404, f"no job {job_id}")
+    reader = FiguresReader(console_path(settings, job_id))
+
+    def event() -> str:
+        return f"event: figures\ndata: {json.dumps(reader.rows())}\n\n"
+
+    async def events():  # type: ignore[no-untyped-def]
+        yield "retry: 2000\n\n"
+        await run_in_threadpool(reader.update)
+        yield event()
+        checked = 0.0
+        while True:
+            if await run_in_threadpool(reader.update):
+                yield event()
+            now = time.monotonic()
+            if now - checked >= STATE_EVERY:
+                checked = now
+                state = await run_in_threadpool(_state, db, job_id)
+                if state is None or state in FINISHED:
+                    if await run_in_threadpool(reader.update):
+                        yield event()
+                    yield f"event: end\ndata: {state or 'deleted'}\n\n"
+                    return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(POLL)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

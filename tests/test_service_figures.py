@@ -1,0 +1,86 @@
+"""Live per-cycle figures: the progress lines `marteau run --plain` writes (through the
+real LiveView) parsed back into one row per cycle and node, read incrementally."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from marteau.orchestration.live import LiveView
+from marteau.service.live_figures import FiguresReader, job_figures, parse_line
+
+
+def _plain_lines(*updates: dict) -> list[str]:
+    stream = io.StringIO()
+    view = LiveView(Console(file=stream, width=60), live=False)
+    for update in updates:
+        view.node(**update)
+    return stream.getvalue().splitlines()
+
+
+def test_a_live_view_progress_line_parses_into_its_figures() -> None:
+    lines = _plain_lines(
+        {"name": "node-1.example.org", "state": "benching"},
+        {
+            "name": "node-1.example.org",
+            "cycle": 2,
+            "users": 7,
+            "cycle_users": 10,
+            "rps": 812.4,
+            "ok": 90,
+            "failures": 1,
+            "errors": 3,
+        },
+    )
+    assert parse_line(lines[0]) is None  # a state change, not figures
+    figures = parse_line(lines[1])
+    assert figures is not None
+    assert (figures.cycle, figures.node, figures.users, figures.cycle_users) == (
+        2,
+        "node-1.example.org",
+        7,
+        10,
+    )
+    assert (figures.rps, figures.ok, figures.failures, figures.errors) == (812.0, 90, 1, 3)
+
+
+def test_lines_that_are_not_progress_are_left_alone() -> None:
+    for line in (
+        "[   3.0s] bench",
+        "[   3.1s] node1: warning: cycle #1 users 2/2 looks odd",
+        "fake progress 1",
+        "Error: node1: cycle #x users 1/2",
+        "",
+    ):
+        assert parse_line(line) is None, line
+
+
+def test_reader_keeps_the_latest_line_per_cycle_and_node_across_partial_writes(
+    tmp_path: Path,
+) -> None:
+    console = tmp_path / "console.log"
+    console.write_bytes(
+        b"[   1.0s] n2: cycle #0 users 1/2, 10 req/s, 1 ok, 0 failures, 0 errors\n"
+        b"[   1.0s] n1: cycle #0 users 2/2, 20 req/s, 4 ok, 0 failures, 0 errors\n"
+        b"[   2.0s] n1: cycle #0 users 2/2, 25 req/s, 9 ok, 1 fail"
+    )
+    reader = FiguresReader(console)
+    assert reader.update() is True
+    assert [(r["node"], r["rps"]) for r in reader.rows()] == [("n1", 20.0), ("n2", 10.0)]
+    assert reader.update() is False  # nothing new
+    with open(console, "ab") as f:
+        f.write(b"ures, 2 errors\n[   3.0s] n1: cycle #1 users 4/4, 40 req/s\n")
+    assert reader.update() is True
+    rows = reader.rows()
+    assert [(r["cycle"], r["node"], r["rps"], r["errors"]) for r in rows] == [
+        (0, "n1", 25.0, 2),
+        (0, "n2", 10.0, 0),
+        (1, "n1", 40.0, None),
+    ]
+    assert job_figures(console) == rows
+
+
+def test_no_console_yet_means_no_figures(tmp_path: Path) -> None:
+    assert job_figures(tmp_path / "missing.log") == []

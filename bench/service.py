@@ -1,0 +1,494 @@
+"""Service benchmark: `marteau serve` with 10,000 finished jobs, under 20 clients.
+
+    .venv/bin/python bench/service.py [--jobs 10000] [--clients 20] [--duration 20]
+                                      [--requests 20000] [--lines 20] [--keep DIR]
+
+Fills a fresh data folder's database with ``--jobs`` finished jobs (12 users,
+12 nodes in 2 pools, succeeded/failed/cancelled with their timings, nodes,
+overrides and exit reasons; bulk inserts through SQLAlchemy Core), starts a
+real ``marteau serve`` on 127.0.0.1 (uvicorn and its 2 workers, default
+settings) and queues two jobs that keep running for the whole benchmark.
+Then ``--clients`` keep-alive clients, each logged in with its own session
+cookie, alternate the dashboard ``/`` and ``GET /api/jobs`` (its default page
+of 50) with no pause, for ``--duration`` seconds or ``--requests`` requests
+in all, whichever ends first; meanwhile a 21st client follows one running
+job's console over server-sent events. Prints, per endpoint, the count,
+requests/s and p50/p95/p99/max latency against the issue's target (p99 <=
+100 ms), the server's CPU seconds per request, then the delay from a console
+line being written to its arrival at the SSE client (target <= 1 s), under
+that load and again with the service otherwise idle (``--lines`` lines).
+
+What the two running jobs are: the jobs' load is generated on the nodes, other
+machines, so on the controller a running job is `marteau run` supervising its
+nodes and printing a progress line every second. The jobs here run this
+script's ``stand-in`` command instead (``--run-command``): it writes a
+timestamped console line every half second (twice `marteau run`'s rate) into
+the console file, exactly where the worker sends a job's output, until its
+time is up. Everything else is the real thing: the worker processes
+supervising them, their lease renewals and cancel checks in the database, the
+node leases the dashboard shows. A real bench on this 2-core machine would
+measure the bench's own CPU use instead of the service.
+
+The load average (``/proc/loadavg``) is printed before and after: the figures
+are only as quiet as the machine. Every process started here is stopped at
+the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TARGET_P99_MS = 100.0
+TARGET_SSE_MS = 1000.0
+LINE_INTERVAL = 0.5  # seconds between the stand-in's console lines
+PASSWORD = "bench-password-1"
+USERS = 12
+POOLS = {"marteau": ["localhost", "m2", "m3", "m4"], "hammers": [f"h{i}" for i in range(1, 9)]}
+PROJECTS = (
+    ("shop", "https://git.example.org/shop/loadtests.git"),
+    ("search", "https://git.example.org/search/bench.git"),
+    ("api", "git@git.example.org:platform/api-load.git"),
+    ("checkout", "https://git.example.org/shop/checkout-bench.git"),
+    ("login", "https://git.example.org/auth/load.git"),
+)
+FAILURES = (
+    "bad input: .marteau.yml: line 3: cycles: expected users per cycle such as 10:20:30",
+    "marteau run failed (exit 1): Error: node h3 unreachable",
+    "thresholds failed: p95 0.812 s > 0.5 s",
+    "worker lost (lease expired)",
+)
+STAND_IN_LINE = "bench line {n} written at {t:.6f}"
+
+
+def stand_in(argv: list[str]) -> int:
+    """What the two running jobs run instead of `marteau run`: a console line every
+    LINE_INTERVAL seconds, stamped with the instant it is written, for `-l seconds=S`."""
+    label = argv[argv.index("-l") + 1] if "-l" in argv else ""
+    seconds = float(dict(p.split("=", 1) for p in label.split(",") if "=" in p).get("seconds", 60))
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signum))
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        sys.stdout.write(STAND_IN_LINE.format(n=n, t=time.time()) + "\n")
+        sys.stdout.flush()
+        time.sleep(LINE_INTERVAL)
+    return 0
+
+
+def fill(db_url: str, jobs: int, seed: int = 5) -> list[str]:
+    """The users, nodes and `jobs` finished jobs; returns the users' emails."""
+    from sqlalchemy import insert
+
+    from marteau.service.accounts import hash_password
+    from marteau.service.db import Database, upgrade
+    from marteau.service.models import CANCELLED, FAILED, GIT, SUCCEEDED, Job, JobNode, Node, User
+
+    rng = random.Random(seed)
+    db = Database(db_url)
+    upgrade(db)
+    now = time.time()
+    digest = hash_password(PASSWORD)  # one argon2 hash (salted once) serves every user
+    emails = ["admin@bench.example"] + [f"user{i:02d}@bench.example" for i in range(1, USERS)]
+    with db.write() as session:
+        session.execute(
+            insert(User),
+            [
+                {"email": e, "password_hash": digest, "is_admin": i == 0, "created": now - 2e7}
+                for i, e in enumerate(emails)
+            ],
+        )
+        session.execute(
+            insert(Node),
+            [
+                {"name": name, "pool": pool, "vars": {"ansible_host": f"10.0.{p}.{i + 1}"}}
+                | {"created": now - 2e7, "status": "reachable", "last_check": now - 3600}
+                for p, (pool, names) in enumerate(POOLS.items())
+                for i, name in enumerate(names)
+                if name != "localhost"
+            ],
+        )
+    span = 180 * 86400.0
+    rows, job_nodes = [], []
+    for job_id in range(1, jobs + 1):
+        created = now - span + span * (job_id - 1) / jobs + rng.uniform(0, 60)
+        pool = "hammers" if rng.random() < 0.4 else "marteau"
+        wanted = rng.choice((1, 1, 2, 3, 4)) if pool == "hammers" else rng.choice((1, 1, 2))
+        state = rng.choices((SUCCEEDED, FAILED, CANCELLED), (75, 18, 7))[0]
+        name, url = rng.choice(PROJECTS)
+        started = created + rng.uniform(0.5, 300)
+        ended = started + rng.uniform(30, 1800)
+        if state == CANCELLED and rng.random() < 0.3:
+            started = None  # cancelled while queued
+            ended = created + rng.uniform(5, 600)
+        overrides = rng.choice(
+            ({}, {"cycles": "10:20:40"}, {"duration": 60, "label": "nightly"}, {"nodes": wanted})
+        )
+        rows.append(
+            {
+                "id": job_id,
+                "owner_id": rng.randint(1, USERS),
+                "source_kind": GIT,
+                "source_url": url,
+                "source_ref": rng.choice((None, None, "main", "v2.1")),
+                "overrides": overrides,
+                "state": state,
+                "prepared": True,
+                "project_name": name,
+                "pool": pool,
+                "nodes_wanted": wanted,
+                "email": rng.choice((None, f"team-{name}@bench.example")),
+                "cancel_requested": state == CANCELLED,
+                "created": created,
+                "started": started,
+                "ended": ended,
+                "exit_code": {SUCCEEDED: 0, FAILED: rng.choice((1, 2)), CANCELLED: None}[state],
+                "exit_reason": {
+                    SUCCEEDED: "marteau run succeeded",
+                    FAILED: rng.choice(FAILURES),
+                    CANCELLED: "cancelled by its owner",
+                }[state],
+                "report_path": "report/index.html" if state == SUCCEEDED else None,
+            }
+        )
+        if started is not None:
+            for node in rng.sample(POOLS[pool], wanted):
+                job_nodes.append({"job_id": job_id, "node_name": node})
+    with db.write() as session:
+        for i in range(0, len(rows), 2000):
+            session.execute(insert(Job), rows[i : i + 2000])
+        session.execute(insert(JobNode), job_nodes)
+    db.dispose()
+    return emails
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Samples:
+    """Latencies (seconds) of one endpoint, and its failures."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Sorted-index percentile (the report's convention); -1 when empty."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))] if ordered else -1.0
+
+
+class Service:
+    """A `marteau serve` of the filled data folder, its jobs running the stand-in."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from tests.service_helpers import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / "serve.log"
+        stand_in_command = f"{sys.executable} {Path(__file__).resolve()} stand-in"
+        command = [sys.executable, "-c", "from marteau.cli import main; main()", "serve"]
+        command += ["--data-dir", str(data_dir), "--port", str(self.port), "--workers", "2"]
+        command += ["--run-command", stand_in_command]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
+        with open(self.log, "ab") as log:
+            # a session of its own: Ctrl-C reaches this script, which stops it in order
+            self.proc = subprocess.Popen(
+                command,
+                cwd=data_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_up(self, timeout: float = 120.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"marteau serve exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/login", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"marteau serve did not answer within {timeout:g}s")
+
+    def stop(self) -> None:
+        """SIGTERM (serve stops its workers, they stop their jobs), then SIGKILL the group."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def log_in(url: str, email: str):  # type: ignore[no-untyped-def]
+    import httpx
+
+    client = httpx.Client(base_url=url, timeout=30)
+    answer = client.post("/api/login", json={"email": email, "password": PASSWORD})
+    if answer.status_code != 200:
+        raise SystemExit(f"log in as {email}: {answer.status_code} {answer.text[:200]}")
+    client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+    return client
+
+
+def start_jobs(client, project: Path, seconds: float) -> list[int]:  # type: ignore[no-untyped-def]
+    """Queue two jobs of the stand-in and wait until both run."""
+    ids = []
+    for _ in range(2):
+        answer = client.post(
+            "/api/jobs",
+            json={"path": str(project), "label": f"seconds={seconds:g}"},
+        )
+        if answer.status_code != 201:
+            raise SystemExit(f"queue a job: {answer.status_code} {answer.text[:300]}")
+        ids.append(answer.json()["id"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = [client.get(f"/api/jobs/{i}").json()["state"] for i in ids]
+        if states == ["running", "running"]:
+            return ids
+        if any(s not in ("queued", "running") for s in states):
+            raise SystemExit(f"the benchmark's jobs ended early: {states}")
+        time.sleep(0.2)
+    raise SystemExit("the two jobs did not start within 120 s")
+
+
+def drive(clients: list, duration: float, max_requests: int) -> tuple[dict[str, Samples], float]:  # type: ignore[type-arg]
+    """Each client alternates `/` and `/api/jobs` until the time or the count is spent;
+    returns the samples per endpoint and the wall time."""
+    paths = ("/", "/api/jobs")
+    results = {path: Samples() for path in paths}
+    lock = threading.Lock()
+    budget = [max_requests]
+    deadline = time.monotonic() + duration
+
+    def loop(client, first: int) -> None:  # type: ignore[no-untyped-def]
+        turn = first
+        while time.monotonic() < deadline:
+            with lock:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
+            path = paths[turn % 2]
+            turn += 1
+            t0 = time.perf_counter()
+            try:
+                answer = client.get(path)
+                answer.read()
+                elapsed = time.perf_counter() - t0
+                ok = answer.status_code == 200
+                what = f"HTTP {answer.status_code}"
+            except Exception as exc:  # noqa: BLE001 - counted and shown, the run goes on
+                elapsed, ok, what = time.perf_counter() - t0, False, type(exc).__name__
+            with lock:
+                if ok:
+                    results[path].latencies.append(elapsed)
+                else:
+                    results[path].error(what)
+
+    threads = [
+        threading.Thread(target=loop, args=(c, i), daemon=True) for i, c in enumerate(clients)
+    ]
+    t0 = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, time.monotonic() - t0
+
+
+class ConsoleWatcher(threading.Thread):
+    """An SSE client of one job's console: the delay of each stand-in line written
+    after `since` (time.time()), from the instant in the line to its arrival."""
+
+    def __init__(self, url: str, cookies, job_id: int) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(daemon=True)
+        self.url, self.cookies, self.job_id = url, cookies, job_id
+        self.since = float("inf")
+        self.delays: list[float] = []
+        self.connected = threading.Event()
+        self.stopping = threading.Event()
+        self.failure: str | None = None
+
+    def measure_from_now(self) -> None:
+        self.delays = []
+        self.since = time.time()
+
+    def run(self) -> None:
+        import httpx
+
+        prefix = STAND_IN_LINE.split("{")[0]
+        try:
+            with httpx.Client(base_url=self.url, cookies=self.cookies, timeout=30) as client:
+                path = f"/api/jobs/{self.job_id}/console/stream"
+                with client.stream("GET", path) as stream:
+                    self.connected.set()
+                    for line in stream.iter_lines():
+                        now = time.time()
+                        if self.stopping.is_set():
+                            return
+                        text = line.removeprefix("data: ")
+                        if line.startswith("data: ") and text.startswith(prefix):
+                            written = float(text.rsplit(" ", 1)[1])
+                            if written >= self.since:
+                                self.delays.append(now - written)
+        except Exception as exc:  # noqa: BLE001 - reported with the figures
+            self.failure = repr(exc)
+            self.connected.set()
+
+
+def table(results: dict[str, Samples], seconds: float, cpu: float) -> list[str]:
+    lines = [
+        f"{'endpoint':<11} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7} {'max ms':>7}  p99/target  errors"
+    ]
+    total = sum(len(s.latencies) + sum(s.errors.values()) for s in results.values())
+    for path, samples in results.items():
+        ms = [x * 1000 for x in samples.latencies]
+        p99 = percentile(ms, 99)
+        errors = ", ".join(f"{k} x{v}" for k, v in samples.errors.items()) or "none"
+        lines.append(
+            f"{path:<11} {len(ms):>8,} {len(ms) / seconds:>7.1f} {percentile(ms, 50):>7.1f} "
+            f"{percentile(ms, 95):>7.1f} {p99:>7.1f} {max(ms, default=-1):>7.1f}  "
+            f"{p99 / TARGET_P99_MS:>10.2f}  {errors}"
+        )
+    if total:
+        lines.append(
+            f"server CPU: {cpu:.1f} s for {total:,} requests = {cpu / total * 1000:.2f} ms "
+            f"per request (uvicorn process, all threads)"
+        )
+    return lines
+
+
+def sse_line(what: str, delays: list[float]) -> str:
+    if not delays:
+        return f"SSE {what}: no line received"
+    ms = [d * 1000 for d in delays]
+    return (
+        f"SSE {what}: {len(ms)} lines, written -> received p50 {percentile(ms, 50):.0f} ms, "
+        f"p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms; "
+        f"max/target {max(ms) / TARGET_SSE_MS:.2f} (target <= {TARGET_SSE_MS:.0f} ms)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=10_000, help="finished jobs in the database")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent HTTP clients")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument("--requests", type=int, default=20_000, help="at most this many requests")
+    parser.add_argument("--lines", type=int, default=20, help="console lines timed without load")
+    parser.add_argument("--keep", type=Path, help="keep the data folder here (must not exist)")
+    args = parser.parse_args()
+    if min(args.jobs, args.clients, args.requests, args.lines) < 1 or args.duration <= 0:
+        parser.error("--jobs, --clients, --requests, --lines and --duration must be positive")
+
+    from tests.service_helpers import make_project
+
+    work = Path(tempfile.mkdtemp(prefix="marteau-bench-service-"))
+    data_dir = work / "data"
+    data_dir.mkdir()
+    service = None
+    clients: list = []  # type: ignore[type-arg]
+    watcher = None
+    try:
+        load_before = load_average()
+        t0 = time.monotonic()
+        emails = fill(f"sqlite:///{data_dir / 'marteau.db'}", args.jobs)
+        filled = time.monotonic() - t0
+        service = Service(data_dir)
+        service.wait_up()
+        admin = log_in(service.url, emails[0])
+        project = make_project(work / "project", name="bench")
+        job_seconds = args.duration + args.lines * LINE_INTERVAL + 120
+        job_ids = start_jobs(admin, project, job_seconds)
+        clients = [log_in(service.url, emails[i % len(emails)]) for i in range(args.clients)]
+        for client in clients:  # a first request each: connections open before timing
+            client.get("/api/me")
+
+        watcher = ConsoleWatcher(service.url, admin.cookies, job_ids[0])
+        watcher.start()
+        watcher.connected.wait(30)
+        watcher.measure_from_now()
+        cpu0 = cpu_seconds(service.proc.pid)
+        results, seconds = drive(clients, args.duration, args.requests)
+        cpu = cpu_seconds(service.proc.pid) - cpu0
+        under_load = list(watcher.delays)
+        load_after = load_average()
+
+        watcher.measure_from_now()
+        deadline = time.monotonic() + args.lines * LINE_INTERVAL * 3 + 10
+        while len(watcher.delays) < args.lines and time.monotonic() < deadline:
+            time.sleep(0.1)
+        idle = watcher.delays[: args.lines]
+
+        print(
+            f"Marteau service figures: {args.jobs:,} finished jobs "
+            f"(filled in {filled:.1f}s), 2 jobs running, {args.clients} clients "
+            f"alternating / and /api/jobs, {seconds:.1f}s"
+        )
+        print(f"load average before: {load_before}; after the load: {load_after}")
+        for line in table(results, seconds, cpu):
+            print(line)
+        print(sse_line("under that load", under_load))
+        print(sse_line("service otherwise idle", idle))
+        if watcher.failure:
+            print(f"SSE client failed: {watcher.failure}")
+    except KeyboardInterrupt:
+        print("interrupted: stopping the service", file=sys.stderr)
+        return 130
+    finally:
+        if watcher is not None:
+            watcher.stopping.set()
+        for client in clients:
+            client.close()
+        if service is not None:
+            service.stop()
+        if args.keep:
+            shutil.move(str(work), str(args.keep))
+            print(f"data folder and serve.log kept in {args.keep}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["stand-in"]:
+        sys.exit(stand_in(sys.argv[2:]))
+    sys.exit(main())

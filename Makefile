@@ -14,11 +14,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[all]'
 	touch $@
 
-# Debian packages the tests drive for real (Chromium for the report's browser test).
+# Debian packages the tests drive for real (Chromium for the browser tests, PostgreSQL
+# for the service tests' second database: tests/postgres.py starts a private cluster).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
-	  for pkg in chromium openssl openssh-server; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  for pkg in chromium openssl openssh-server postgresql; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

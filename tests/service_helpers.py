@@ -153,9 +153,16 @@ def service_env(locks: Path, **extra: str) -> dict[str, str]:
 
 
 def start_worker(
-    data_dir: Path, locks: Path, *options: str, env: dict[str, str] | None = None
+    data_dir: Path,
+    locks: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+    database_url: str | None = None,
 ) -> subprocess.Popen:
+    """A `marteau worker` on the data folder's SQLite, or on `database_url`."""
     command = [*MARTEAU, "worker", "--data-dir", str(data_dir)]
+    if database_url:
+        command += ["--database-url", database_url]
     command += ["--run-command", FAKE_RUN, "--poll-interval", "0.05", "--lease-ttl", "10"]
     command += ["--kill-grace", "2", *options]
     return subprocess.Popen(command, env=service_env(locks, **(env or {})), cwd=ROOT)
@@ -175,7 +182,11 @@ ADMIN, ADMIN_PASSWORD = "admin@example.org", "admin-password-1"
 
 
 class Service:
-    def __init__(self, data_dir: Path, locks: Path, workers: int = 2) -> None:
+    """`marteau serve` on a free port, on the data folder's SQLite or on `database_url`."""
+
+    def __init__(
+        self, data_dir: Path, locks: Path, workers: int = 2, database_url: str | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -183,6 +194,8 @@ class Service:
         command = [*MARTEAU, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
         command += ["--workers", str(workers), "--run-command", FAKE_RUN, "--poll-interval", "0.05"]
         command += ["--lease-ttl", "10", "--kill-grace", "2", "--nodes-command", FAKE_NODES]
+        if database_url:
+            command += ["--database-url", database_url]
         env = service_env(locks, MARTEAU_ADMIN_EMAIL=ADMIN, MARTEAU_ADMIN_PASSWORD=ADMIN_PASSWORD)
         data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:

@@ -1,5 +1,6 @@
 """The JSON API and the pages of `marteau serve`, against a real server (uvicorn on
-127.0.0.1, SQLite file, worker processes) whose jobs run a stand-in for `marteau run`."""
+127.0.0.1, worker processes; SQLite, then PostgreSQL) whose jobs run a stand-in for
+`marteau run`."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ from tests.service_helpers import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory):
+def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):
     base = tmp_path_factory.mktemp("service")
-    svc = Service(base / "data", base / "locks")
+    svc = Service(base / "data", base / "locks", database_url=module_db_url)
     yield svc
     svc.stop()
 
@@ -402,16 +403,16 @@ def test_admin_manages_nodes_from_the_page(service: Service) -> None:
 # -- restart -------------------------------------------------------------------------
 
 
-def test_restart_keeps_queued_jobs(tmp_path: Path) -> None:
+def test_restart_keeps_queued_jobs(tmp_path: Path, db_url: str) -> None:
     project = make_project(tmp_path / "project")
-    first = Service(tmp_path / "data", tmp_path / "locks", workers=0)
+    first = Service(tmp_path / "data", tmp_path / "locks", workers=0, database_url=db_url)
     try:
         with closing(first.client(ADMIN, ADMIN_PASSWORD)) as admin:
             ids = [upload(admin, tar_of(project)).json()["id"] for _ in range(3)]
             assert {admin.get(f"/api/jobs/{i}").json()["state"] for i in ids} == {"queued"}
     finally:
         first.stop()
-    second = Service(tmp_path / "data", tmp_path / "locks", workers=2)
+    second = Service(tmp_path / "data", tmp_path / "locks", workers=2, database_url=db_url)
     try:
         with closing(second.client(ADMIN, ADMIN_PASSWORD)) as admin:
             for job_id in ids:

@@ -1,4 +1,5 @@
-"""The mail at the end of a job, received by a real SMTP server (aiosmtpd) on 127.0.0.1."""
+"""The mail at the end of a job, received by a real SMTP server (aiosmtpd) on 127.0.0.1
+(the queue on SQLite, then on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def smtp():
     controller.stop()
 
 
-def _setup(tmp_path: Path, **config: object) -> tuple[Database, list[int]]:
-    db = Database(f"sqlite:///{tmp_path / 'data' / 'marteau.db'}")
+def _setup(tmp_path: Path, db_url: str, **config: object) -> tuple[Database, list[int]]:
+    db = Database(db_url)
     upgrade(db, default_node=False)
     project = make_project(tmp_path / "project", name="shop", email="team@example.org", **config)
     with db.write() as session:
@@ -57,9 +58,9 @@ def _setup(tmp_path: Path, **config: object) -> tuple[Database, list[int]]:
     return db, ids
 
 
-def test_mail_on_job_end_with_figures_and_report_link(smtp, tmp_path: Path) -> None:
+def test_mail_on_job_end_with_figures_and_report_link(smtp, tmp_path: Path, db_url: str) -> None:
     controller, inbox = smtp
-    db, (good, bad) = _setup(tmp_path)
+    db, (good, bad) = _setup(tmp_path, db_url)
     worker = start_worker(
         tmp_path / "data",
         tmp_path / "locks",
@@ -71,6 +72,7 @@ def test_mail_on_job_end_with_figures_and_report_link(smtp, tmp_path: Path) -> N
             "MARTEAU_SMTP_PORT": str(controller.port),
             "MARTEAU_MAIL_SENDER": "marteau@example.org",
         },
+        database_url=db_url,
     )
     assert worker.wait(timeout=120) == 0
     assert len(inbox.messages) == 2
@@ -95,13 +97,16 @@ def test_mail_on_job_end_with_figures_and_report_link(smtp, tmp_path: Path) -> N
     db.dispose()
 
 
-def test_a_mail_that_cannot_be_sent_is_logged_and_the_result_stays(tmp_path: Path) -> None:
-    db, (good, _bad) = _setup(tmp_path)
+def test_a_mail_that_cannot_be_sent_is_logged_and_the_result_stays(
+    tmp_path: Path, db_url: str
+) -> None:
+    db, (good, _bad) = _setup(tmp_path, db_url)
     worker = start_worker(
         tmp_path / "data",
         tmp_path / "locks",
         "--once",
         env={"MARTEAU_SMTP_HOST": "127.0.0.1", "MARTEAU_SMTP_PORT": str(free_port())},
+        database_url=db_url,
     )
     assert worker.wait(timeout=120) == 0
     with db.read() as session:

@@ -1,10 +1,9 @@
 """The Alembic migrations build exactly the tables the models describe, and an older
-database upgrades in place without losing rows."""
+database upgrades in place without losing rows: on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -12,27 +11,31 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from marteau.service.db import Database, alembic_config, current_revision, head_revision, upgrade
-from marteau.service.models import Base, User
+from marteau.service.models import Base, Node, User
 
 
-def test_migrations_match_the_models(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
-    upgrade(db)
+def test_migrations_match_the_models(db_url: str) -> None:
+    db = Database(db_url)
+    assert upgrade(db) == (None, head_revision())
     with db.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     assert current_revision(db) == head_revision()
+    assert upgrade(db) == (head_revision(), head_revision())  # a second start changes nothing
+    with db.read() as session:
+        assert [(n.name, n.pool) for n in session.query(Node)] == [("localhost", "marteau")]
+    db.dispose()
 
 
-def test_an_initial_database_upgrades_and_keeps_its_users(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+def test_an_initial_database_upgrades_and_keeps_its_users(db_url: str) -> None:
+    db = Database(db_url)
     with db.engine.begin() as connection:
         command.upgrade(alembic_config(connection), "0001")
         connection.execute(
             text(
                 "INSERT INTO users (email, password_hash, is_admin, created) "
-                "VALUES ('old@example.org', 'x', 0, :now)"
+                "VALUES ('old@example.org', 'x', :admin, :now)"
             ),
-            {"now": time.time()},
+            {"admin": False, "now": time.time()},
         )
     before, after = upgrade(db)
     assert (before, after) == ("0001", head_revision())
@@ -40,3 +43,4 @@ def test_an_initial_database_upgrades_and_keeps_its_users(tmp_path: Path) -> Non
         user = session.query(User).one()
         assert user.email == "old@example.org"
         assert user.quotas == {}
+    db.dispose()

@@ -33,8 +33,9 @@ from tests.service_helpers import make_project, start_worker, wait_for  # noqa: 
 
 
 @pytest.fixture
-def db(tmp_path: Path):
-    database = Database(f"sqlite:///{tmp_path / 'marteau.db'}")
+def db(db_url: str):
+    """The schema on an empty database: SQLite, then PostgreSQL (tests/conftest_postgres.py)."""
+    database = Database(db_url)
     upgrade(database, default_node=False)
     yield database
     database.dispose()
@@ -176,7 +177,7 @@ def _intervals_disjoint(db: Database) -> dict[str, int]:
 
 
 def test_contention_many_jobs_few_nodes_several_workers(db: Database, tmp_path: Path) -> None:
-    data_dir = Path(db.url.split("///", 1)[1]).parent
+    data_dir = tmp_path / "data"
     add_nodes(db, "a", "a1", "a2", "a3", "a4")
     add_nodes(db, "b", "b1", "b2")
     project = make_project(tmp_path / "project")
@@ -187,7 +188,7 @@ def test_contention_many_jobs_few_nodes_several_workers(db: Database, tmp_path: 
         wanted[add_job(db, project, pool=pool, nodes=nodes, label="sleep=0.1")] = (pool, nodes)
     locks = tmp_path / "locks"
     t0 = time.monotonic()
-    workers = [start_worker(data_dir, locks) for _ in range(4)]
+    workers = [start_worker(data_dir, locks, database_url=db.url) for _ in range(4)]
     try:
         wait_for(
             lambda: all(j.state in FINISHED for j in jobs(db)),
@@ -230,12 +231,12 @@ def test_contention_many_jobs_few_nodes_several_workers(db: Database, tmp_path: 
 
 
 def test_cancel_kills_the_process_group_and_frees_the_nodes(db: Database, tmp_path: Path) -> None:
-    data_dir = Path(db.url.split("///", 1)[1]).parent
+    data_dir = tmp_path / "data"
     add_nodes(db, "a", "a1")
     project = make_project(tmp_path / "project")
     long = add_job(db, project, pool="a", label="sleep=60")
     after = add_job(db, project, pool="a", label="sleep=0.05")
-    worker = start_worker(data_dir, tmp_path / "locks")
+    worker = start_worker(data_dir, tmp_path / "locks", database_url=db.url)
     try:
         wait_for(lambda: jobs(db)[0].state == RUNNING, what="the long job to run")
         pid_file = data_dir / "jobs" / str(long) / "fake.pid"
@@ -258,13 +259,13 @@ def test_cancel_kills_the_process_group_and_frees_the_nodes(db: Database, tmp_pa
 
 
 def test_killed_worker_its_job_fails_its_nodes_come_back(db: Database, tmp_path: Path) -> None:
-    data_dir = Path(db.url.split("///", 1)[1]).parent
+    data_dir = tmp_path / "data"
     add_nodes(db, "a", "a1")
     project = make_project(tmp_path / "project")
     locks = tmp_path / "locks"
     first = add_job(db, project, pool="a", label="sleep=60")
     second = add_job(db, project, pool="a", label="sleep=0.05")
-    victim = start_worker(data_dir, locks, "--lease-ttl", "1")
+    victim = start_worker(data_dir, locks, "--lease-ttl", "1", database_url=db.url)
     try:
         wait_for(lambda: jobs(db)[0].state == RUNNING, what="the first job to run")
         pid_file = data_dir / "jobs" / str(first) / "fake.pid"
@@ -275,7 +276,7 @@ def test_killed_worker_its_job_fails_its_nodes_come_back(db: Database, tmp_path:
         victim.wait()
         # the job's process got SIGTERM when its worker died (parent-death signal)
         wait_for(lambda: not _alive(pid), timeout=20, what="the orphaned job to stop")
-        rescuer = start_worker(data_dir, locks)
+        rescuer = start_worker(data_dir, locks, database_url=db.url)
         try:
             wait_for(lambda: jobs(db)[0].state == FAILED, timeout=120, what="the reaper")
             assert "worker lost" in jobs(db)[0].exit_reason
@@ -302,7 +303,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_bad_project_fails_fast_and_the_next_job_runs(db: Database, tmp_path: Path) -> None:
-    data_dir = Path(db.url.split("///", 1)[1]).parent
+    data_dir = tmp_path / "data"
     add_nodes(db, "marteau", "n1")
     good = make_project(tmp_path / "good")
     bad = tmp_path / "bad"
@@ -315,7 +316,7 @@ def test_bad_project_fails_fast_and_the_next_job_runs(db: Database, tmp_path: Pa
         add_job(db, tmp_path / "nope"),
         add_job(db, good),
     ]
-    worker = start_worker(data_dir, tmp_path / "locks", "--once")
+    worker = start_worker(data_dir, tmp_path / "locks", "--once", database_url=db.url)
     assert worker.wait(timeout=120) == 0
     result = jobs(db)
     assert [j.state for j in result] == [FAILED, FAILED, FAILED, SUCCEEDED]
@@ -329,13 +330,18 @@ def test_bad_project_fails_fast_and_the_next_job_runs(db: Database, tmp_path: Pa
 def test_a_command_that_cannot_start_fails_the_job_not_the_worker(
     db: Database, tmp_path: Path
 ) -> None:
-    data_dir = Path(db.url.split("///", 1)[1]).parent
+    data_dir = tmp_path / "data"
     add_nodes(db, "marteau", "n1")
     project = make_project(tmp_path / "project")
     add_job(db, project)
     add_job(db, project)
     worker = start_worker(
-        data_dir, tmp_path / "locks", "--once", "--run-command", "/nonexistent/marteau run"
+        data_dir,
+        tmp_path / "locks",
+        "--once",
+        "--run-command",
+        "/nonexistent/marteau run",
+        database_url=db.url,
     )
     assert worker.wait(timeout=120) == 0
     result = jobs(db)

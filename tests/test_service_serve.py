@@ -22,8 +22,8 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
-def test_workers_end_when_serve_is_killed(tmp_path: Path) -> None:
-    service = Service(tmp_path / "data", tmp_path / "locks", workers=2)
+def test_workers_end_when_serve_is_killed(tmp_path: Path, db_url: str) -> None:
+    service = Service(tmp_path / "data", tmp_path / "locks", workers=2, database_url=db_url)
     try:
         workers = wait_for(
             lambda: len(children(service.proc.pid)) == 2 and children(service.proc.pid),

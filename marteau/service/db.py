@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from marteau.service.models import Node
@@ -23,7 +23,17 @@ from marteau.service.models import Node
 IMMEDIATE = "marteau_immediate"
 
 
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL to connect with: `postgresql://` (and `postgres://`) mean the
+    psycopg 3 driver the `server` extra installs, not SQLAlchemy's default psycopg2."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
 def make_engine(url: str) -> Engine:
+    url = engine_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -7,12 +7,12 @@ from marteau.service.models import Base
 config = context.config
 connection = config.attributes.get("connection")
 if connection is None:  # the alembic command line: -x url=...
-    from sqlalchemy import create_engine
+    from marteau.service.db import make_engine
 
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
-    connection = create_engine(url).connect()
+    connection = make_engine(url).connect()
 
 context.configure(
     connection=connection,

@@ -1,0 +1,157 @@
+"""A private PostgreSQL server for the service tests (tests/conftest_postgres.py).
+
+The cluster lives in a temporary folder (data, socket, log), listens on 127.0.0.1 on a
+free port with trust authentication, and is stopped and removed at the end of the
+session: the tests never touch a PostgreSQL the machine may already run. `initdb`
+refuses to run as root, so under root the server runs as Debian's `postgres` user.
+Each test gets its own database (`create_database`), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.service_helpers import free_port
+
+SERVER_USER = "postgres"  # the system user Debian's postgresql package creates
+# A throwaway server: durability traded for speed, room for every worker's connections.
+SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "shared_buffers": "32MB",
+}
+
+
+def server_bin_dir() -> Path | None:
+    """The newest installed server's bin folder (Debian keeps initdb off the PATH)."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if found:
+        newest = max(found, key=lambda p: int(re.sub(r"\D", "", p.split("/")[4]) or 0))
+        return Path(newest).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def missing() -> str | None:
+    """Why a cluster cannot start here, or None."""
+    if server_bin_dir() is None:
+        return (
+            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): "
+            "install Debian's `postgresql` package (`make system-deps` does it as root)"
+        )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "the psycopg driver is not installed: .venv/bin/pip install -e '.[all]'"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(SERVER_USER)
+        except KeyError:
+            return f"running as root and there is no `{SERVER_USER}` user to run initdb as"
+    return None
+
+
+class PostgresCluster:
+    """One postmaster on 127.0.0.1:<port>, its files under a temporary folder."""
+
+    def __init__(self) -> None:
+        self.bin = server_bin_dir()
+        self.base = Path(tempfile.mkdtemp(prefix="marteau-pg-"))
+        self.data = self.base / "data"
+        self.log = self.base / "server.log"
+        self.port = 0
+        self._names = itertools.count(1)
+        self._as_user: dict[str, object] = {}
+        if os.geteuid() == 0:
+            account = pwd.getpwnam(SERVER_USER)
+            os.chown(self.base, account.pw_uid, account.pw_gid)
+            self._as_user = {
+                "user": account.pw_uid,
+                "group": account.pw_gid,
+                "extra_groups": [],
+                "env": {**os.environ, "HOME": str(self.base), "USER": SERVER_USER},
+            }
+
+    def _run(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.bin / command[0]), *command[1:]],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.base,
+            **self._as_user,  # type: ignore[arg-type]
+        )
+
+    def start(self, attempts: int = 3) -> PostgresCluster:
+        """initdb, then pg_ctl start on a free port (another one if it was taken)."""
+        made = self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
+        if made.returncode != 0:
+            self.remove()
+            raise RuntimeError(f"initdb failed ({made.returncode}): {made.stderr or made.stdout}")
+        conf = self.data / "postgresql.conf"
+        base_conf = conf.read_text()
+        for _ in range(attempts):
+            self.port = free_port()
+            settings = {**SETTINGS, "port": str(self.port)}
+            settings["unix_socket_directories"] = f"'{self.base}'"
+            conf.write_text(base_conf + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+            started = self._run(
+                "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log)
+            )
+            if started.returncode == 0:
+                return self
+        log = self.log.read_text() if self.log.exists() else started.stderr
+        self.remove()
+        raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1 (log {self.log}):\n{log}")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _admin(self, statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(statement)  # type: ignore[arg-type]
+
+    def create_database(self) -> str:
+        """A new empty database; its URL."""
+        name = f"marteau_test_{next(self._names)}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop it, closing what is still connected (the workers of a killed service)."""
+        name = url.rsplit("/", 1)[1]
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        """Stop the server (fast, then immediate) and remove its files."""
+        if self.data.is_dir():
+            stopped = self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w")
+            if stopped.returncode != 0:
+                self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+        self.remove()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)

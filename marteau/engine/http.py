@@ -47,6 +47,10 @@ Proxies: ``http_proxy`` / ``https_proxy`` (or upper case) and ``no_proxy``
 are read once per client. Plain HTTP goes to the proxy with the absolute URL
 on the request line; HTTPS goes through a ``CONNECT`` tunnel.
 
+Allowed hosts: when `marteau.engine.guard` has a guard installed
+(``--allow-host``), `_open` asks it where a new connection may go and
+refuses, without opening a socket, any other host (`marteau/engine/guard.py`).
+
 Timeouts: ``timeout=None`` means ``socket.getdefaulttimeout()`` at the time a
 connection opens (FunkLoad's FAQ tells users to set it). Every failure
 (refused, DNS, reset, timeout, TLS, malformed response) raises
@@ -71,6 +75,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from marteau.engine import guard
 from marteau.engine.hub import Hub, HubSocket, current_hub
 from marteau.errors import MarteauError
 
@@ -382,14 +387,38 @@ class HTTPClient:
         return False
 
     def _open(self, route: _Route, url: str) -> _Conn:
-        """A fresh connection (through the proxy tunnel, then TLS, as needed)."""
+        """A fresh connection; with `--allow-host`, only to the addresses the guard gives."""
         timeout = self._timeout if self._timeout is not None else socket.getdefaulttimeout()
         hub = current_hub()
+        host_guard = guard.active
+        if host_guard is None:
+            return self._open_at(hub, route, url, route.connect, timeout)
+        try:
+            addresses = host_guard.addresses(route.host, route.port, route.connect)
+        except guard.HostRefused as exc:
+            raise _error(url, exc) from None
+        failure: HTTPClientError | None = None
+        for address in addresses:  # as create_connection does: the first that connects
+            try:
+                return self._open_at(hub, route, url, address, timeout)
+            except HTTPClientError as exc:
+                failure = exc
+        raise failure or _error(url, "no address")
+
+    def _open_at(
+        self,
+        hub: Hub | None,
+        route: _Route,
+        url: str,
+        address: tuple[str, int],
+        timeout: float | None,
+    ) -> _Conn:
+        """A fresh connection to `address` (through the proxy tunnel, then TLS, as needed)."""
         if hub is not None:
-            return self._open_on_hub(hub, route, url, timeout)
+            return self._open_on_hub(hub, route, url, address, timeout)
         sock: socket.socket | None = None
         try:
-            sock = socket.create_connection(route.connect, timeout)
+            sock = socket.create_connection(address, timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if route.tunnel:
                 self._connect_tunnel(sock, route, url)
@@ -405,11 +434,13 @@ class HTTPClient:
             raise _error(url, exc) from exc
         return _Conn(sock, None)
 
-    def _open_on_hub(self, hub: Hub, route: _Route, url: str, timeout: float | None) -> _Conn:
-        """`_open` for a hub greenlet: the waits switch to the hub."""
+    def _open_on_hub(
+        self, hub: Hub, route: _Route, url: str, address: tuple[str, int], timeout: float | None
+    ) -> _Conn:
+        """`_open_at` for a hub greenlet: the waits switch to the hub."""
         sock: HubSocket | None = None
         try:
-            sock = HubSocket.connect(hub, route.connect, timeout)
+            sock = HubSocket.connect(hub, address, timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if route.tunnel:
                 self._connect_tunnel(sock, route, url)

@@ -13,6 +13,7 @@ Bad input (conf, cycles, test file, class, method, arguments) is a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import os
 import platform
@@ -23,6 +24,7 @@ from typing import Any
 import click
 
 from marteau import __version__
+from marteau.engine.fuse import fuse_limits, fuse_options
 from marteau.errors import MarteauError
 
 # FunkLoad's optparse dests a test may read from its options object.
@@ -48,6 +50,7 @@ _FUNKLOAD_OPTION_DEFAULTS: dict[str, Any] = {
     "failfast": False,
     "debug_level": 0,
     "marteau_sink": None,
+    "marteau_guard": None,  # the --allow-host guard, installed again in each worker
 }
 
 # option attribute -> how the user spelled it (for error messages)
@@ -79,6 +82,10 @@ def load_test_factory(arg: tuple[str, str, SimpleNamespace]) -> Any:
     from marteau.funkload.loader import import_test_module, resolve_test
 
     test_arg, spec, options = arg
+    if options.marteau_guard is not None:  # before the test's own import-time code
+        from marteau.engine import guard
+
+        guard.install(options.marteau_guard)
     module = import_test_module(test_arg)
     klass, _ = resolve_test(module, spec)
 
@@ -311,8 +318,23 @@ def prepare(
     metavar="EPOCH",
     help="Start cycle 0 at this instant (epoch seconds), the same on every node.",
 )
+@fuse_options
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Refuse requests to any other host (repeatable); HOST alone allows every port.",
+)
 def bench_command(
-    arguments: tuple[str, ...], workers: int | None, start_at: float | None, **values: Any
+    arguments: tuple[str, ...],
+    workers: int | None,
+    start_at: float | None,
+    allow_hosts: tuple[str, ...],
+    fuse_error_rate: float | None,
+    fuse_median: float | None,
+    fuse_window: float | None,
+    **values: Any,
 ) -> None:
     """Bench FILE's Class.method in cycles of concurrent users, as fl-run-bench."""
     try:
@@ -320,7 +342,20 @@ def bench_command(
             got = " ".join(arguments) or "nothing"
             raise MarteauError(f"expected 2 arguments, FILE Class.method; got {got}")
         options = make_options(**values)
+        if allow_hosts:
+            from marteau.engine.guard import guard_process
+
+            options.marteau_guard = guard_process(allow_hosts)
         setup = prepare(arguments[0], arguments[1], options, workers, start_at)
+        if allow_hosts:
+            setup.header.append(f"* Allowed hosts: {options.marteau_guard.describe()}")
+            setup.config["marteau:allowed_hosts"] = options.marteau_guard.listing
+        fuse = fuse_limits(fuse_error_rate, fuse_median, fuse_window)
+        if fuse.enabled:
+            setup.fuse = fuse
+            setup.specs = [dataclasses.replace(spec, fuse=True) for spec in setup.specs]
+            setup.header.append(f"* Safety fuse: {fuse.describe()}")
+            setup.config["marteau:fuse"] = fuse.describe()
         from marteau.engine.console import Console
         from marteau.engine.controller import BenchController
 

@@ -212,6 +212,13 @@ def build_options(**values: Any) -> SimpleNamespace:
     help="Replay page N (or pages A:B) --loop-number times as fast as possible.",
 )
 @click.option("-n", "--loop-number", type=int, default=10, help="Replays in loop mode.")
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Refuse requests to any other host (repeatable); HOST alone allows every port.",
+)
 def test_command(file: str, names: tuple[str, ...], **values: Any) -> None:
     """Run FunkLoad tests of FILE functionally (fl-run-test)."""
     try:
@@ -225,6 +232,10 @@ def test_command(file: str, names: tuple[str, ...], **values: Any) -> None:
 
 def run_tests(file: str, names: tuple[str, ...], values: dict[str, Any]) -> int:
     """Load, filter, list or run; the exit status (2 is raised as MarteauError)."""
+    if values.get("allow_hosts"):
+        from marteau.engine.guard import guard_process
+
+        guard_process(values["allow_hosts"])
     options = build_options(**values)
     if values["loop_on_pages"]:
         _check_loop_steps(values["loop_on_pages"])

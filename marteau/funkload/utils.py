@@ -10,6 +10,8 @@ import sys
 from typing import Any
 from xmlrpc.client import ServerProxy
 
+from marteau.engine.guard import check_url
+
 FUNKLOAD_VERSION = "1.17.2"  # the FunkLoad release whose API and formats we follow
 
 
@@ -48,6 +50,7 @@ def extract_token(text: str, tag_start: str, tag_end: str) -> str | None:
 
 def _credential_server(host: str, port: int | str) -> tuple[str, ServerProxy]:
     url = f"http://{host}:{port}"
+    check_url(url)
     return url, ServerProxy(url, allow_none=True)
 
 

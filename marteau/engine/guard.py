@@ -1,0 +1,254 @@
+"""Allowed hosts: with ``--allow-host``, the engine talks to those hosts only.
+
+A public Marteau runs other people's test code on its nodes; the list of hosts
+the job's owner has proven to own is the only thing those nodes may load.
+`HostGuard` is that list, checked by the HTTP client (`marteau.engine.http`)
+each time it is about to open a connection: a refused request opens no
+socket and fails with `HostRefused`, which the FunkLoad layer records as an
+Error like any other failed request. Redirect targets and auto-loaded
+``<img>``/``<link>`` resources go through the same client, so they are
+checked the same way; so do ``xmlrpc()``, ``comet()`` and the credential
+server helpers (`check_url`).
+
+The rules, decided once here:
+
+* Host names compare case-insensitively and without a trailing dot.
+* ``HOST`` allows every port of that host; ``HOST:PORT`` allows that port only.
+* Names are taken literally: a name or an IP literal that is not on the list
+  is refused even when it resolves to the address of one that is (list the
+  IP literal too if the tests use it).
+* Every allowed name is resolved once, when the guard is built (before the
+  test module is imported), and connections go to those addresses only, so
+  a DNS answer that changes during the bench (rebinding) cannot point the
+  nodes elsewhere.
+* A proxy from ``http_proxy``/``https_proxy`` *as set when the guard was
+  built* is trusted (the node's operator set it); a proxy that test code sets
+  later must itself be an allowed host.
+
+Cost: nothing per request on a kept-alive connection; one set lookup and one
+dict lookup per new connection.
+
+Not covered: test code is Python, and code that opens its own sockets
+(``socket``, ``urllib``, ``requests``...) or that uninstalls the guard is not
+checked. The guard stops the FunkLoad API from reaching other hosts; it is
+not a sandbox.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from marteau.errors import MarteauError
+
+__all__ = [
+    "HostGuard",
+    "HostRefused",
+    "active",
+    "check_url",
+    "guard_process",
+    "install",
+    "parse_entry",
+    "uninstall",
+]
+
+
+class HostRefused(OSError):
+    """A request to a host that is not allowed: nothing was sent."""
+
+
+def normal_host(host: str) -> str:
+    """The form hosts are compared in: lower case, no trailing dot, IPv6 compressed."""
+    host = host.lower().rstrip(".")
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host.split("%", 1)[0]).compressed
+        except ValueError:
+            return host
+    return host
+
+
+def hostport(host: str, port: int | None) -> str:
+    """``host``, ``host:port`` or ``[v6]:port``, as a user writes it."""
+    if port is None:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_entry(entry: str) -> tuple[str, int | None]:
+    """``HOST``, ``HOST:PORT``, ``[V6]`` or ``[V6]:PORT`` -> (normal host, port or None)."""
+    text = entry.strip()
+    port_text = ""
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = (text[1:end], text[end + 1 :]) if end > 0 else ("", "")
+        if rest:
+            port_text = rest[1:] if rest.startswith(":") else "x"
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host = text  # a name, or a bare IPv6 literal
+    if ":" in host and not text.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            host = ""
+    port: int | None = None
+    if port_text or text.endswith(":"):
+        port = int(port_text) if port_text.isdigit() else 0
+    if not host or "/" in host or " " in host or (port is not None and not 0 < port < 65536):
+        raise MarteauError(
+            f"--allow-host {entry!r}: expected HOST or HOST:PORT "
+            "(e.g. example.com, example.com:8080, [::1]:8080)"
+        )
+    return normal_host(host), port
+
+
+class HostGuard:
+    """The allowed hosts and the addresses their names had when the bench started."""
+
+    __slots__ = ("_any_port", "_exact", "_addresses", "_unresolved", "_proxies", "listing")
+
+    def __init__(
+        self,
+        entries: Iterable[str],
+        addresses: dict[str, Sequence[str]],
+        unresolved: dict[str, str] | None = None,
+        proxies: Iterable[tuple[str, int]] = (),
+    ) -> None:
+        any_port: set[str] = set()
+        exact: set[tuple[str, int]] = set()
+        names: list[str] = []
+        for entry in entries:
+            host, port = parse_entry(entry)
+            if port is None:
+                any_port.add(host)
+            else:
+                exact.add((host, port))
+            if hostport(host, port) not in names:
+                names.append(hostport(host, port))
+        self._any_port = frozenset(any_port)
+        self._exact = frozenset(exact)
+        self._addresses = {normal_host(name): tuple(ips) for name, ips in addresses.items()}
+        self._unresolved = dict(unresolved or {})
+        self._proxies = frozenset(proxies)
+        self.listing = ", ".join(names)  # for messages and the bench header
+
+    @classmethod
+    def resolve(cls, entries: Sequence[str]) -> HostGuard:
+        """Parse the entries and resolve each allowed name now, once."""
+        from marteau.engine.http import _env, _parse_proxy
+
+        hosts = {parse_entry(entry)[0] for entry in entries}
+        addresses: dict[str, list[str]] = {}
+        unresolved: dict[str, str] = {}
+        for host in sorted(hosts):
+            try:
+                found = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
+            except OSError as exc:
+                unresolved[host] = str(exc)
+                continue
+            ips = addresses.setdefault(host, [])
+            for *_, sockaddr in found:
+                if sockaddr[0] not in ips:
+                    ips.append(sockaddr[0])
+        proxies = []
+        for variable in ("http_proxy", "https_proxy"):
+            proxy = _parse_proxy(variable, _env(variable))
+            if proxy is not None:
+                proxies.append((proxy.host, proxy.port))
+        return cls(entries, addresses, unresolved, proxies)
+
+    def allows(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` is on the list (`host` as the URL spelled it)."""
+        host = normal_host(host)
+        return host in self._any_port or (host, port) in self._exact
+
+    def refusal(self, host: str, port: int, what: str = "") -> str:
+        """The message of a refused request: what was refused, and what is allowed."""
+        return (
+            f"refused: {what}{hostport(host, port)} is not an allowed host "
+            f"(allowed: {self.listing})"
+        )
+
+    def addresses(self, host: str, port: int, connect: tuple[str, int]) -> list[tuple[str, int]]:
+        """Where a new connection for ``host:port`` may go, via `connect` (the server or a proxy).
+
+        Raises `HostRefused` when the host, or the proxy, is not allowed.
+        """
+        if not self.allows(host, port):
+            raise HostRefused(self.refusal(host, port))
+        if connect != (host, port):  # through a proxy
+            if connect in self._proxies or self.allows(*connect):
+                return [connect]
+            raise HostRefused(self.refusal(*connect, what="proxy "))
+        name = normal_host(host)
+        ips = self._addresses.get(name)
+        if ips is None:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                why = self._unresolved.get(name, "not resolved")
+                raise HostRefused(
+                    f"refused: allowed host {name} did not resolve when the bench started ({why})"
+                ) from None
+            ips = (name,)
+        return [(ip, port) for ip in ips]
+
+    def describe(self) -> str:
+        """``a.example (192.0.2.1), b.example:8080 (192.0.2.2)`` for the bench header."""
+        parts = []
+        for name in self.listing.split(", "):
+            host = parse_entry(name)[0]
+            ips = self._addresses.get(host)
+            if ips is not None and ips != (host,):
+                parts.append(f"{name} ({', '.join(ips)})")
+            elif host in self._unresolved:
+                parts.append(f"{name} (did not resolve: {self._unresolved[host]})")
+            else:
+                parts.append(name)
+        return ", ".join(parts)
+
+
+active: HostGuard | None = None  # read by the HTTP client when it opens a connection
+
+
+def install(guard: HostGuard) -> None:
+    """Check every later connection of this process against `guard`."""
+    global active
+    active = guard
+
+
+def guard_process(entries: Sequence[str]) -> HostGuard:
+    """Resolve `entries` and install the guard: call before any test code runs."""
+    guard = HostGuard.resolve(entries)
+    install(guard)
+    return guard
+
+
+def uninstall() -> None:
+    global active
+    active = None
+
+
+def check_url(url: str) -> None:
+    """Raise `HostRefused` if the guard is on and `url`'s host is not allowed.
+
+    For the FunkLoad calls that do not use the engine's client (XML-RPC,
+    comet, the credential server): the name is checked, the address is not
+    pinned.
+    """
+    guard = active
+    if guard is None:
+        return
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        raise HostRefused(f"refused: bad URL {url!r}") from None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    if not guard.allows(host, port):
+        raise HostRefused(guard.refusal(host, port))

@@ -134,6 +134,7 @@ def create_job(
                 data, name, staging / "source", settings.max_extracted_mb * 2**20
             )
             relative = str(root.relative_to(staging))
+            check_target(db, settings, user, overrides, root)
             with db.write() as session:
                 job = Job(
                     owner_id=user.id,
@@ -155,6 +156,7 @@ def create_job(
     kind, url = check_source(str(fields.get("git_url") or fields.get("path") or ""), user.is_admin)
     if kind == PATH and ref:
         raise MarteauError("a ref goes with a git URL, not a local path")
+    check_target(db, settings, user, overrides, Path(url) if kind == PATH else None)
     with db.write() as session:
         job = Job(
             owner_id=user.id,
@@ -166,6 +168,24 @@ def create_job(
         )
         session.add(job)
     return job
+
+
+def check_target(
+    db: Database, settings: Settings, user: User, overrides: dict[str, Any], root: Path | None
+) -> None:
+    """When hosts are enforced, refuse a job whose target is not a proven host of its
+    owner, as soon as the target is known: the `url` override, or the conf of a project
+    at hand (`root`). A git project's conf is checked when a worker prepares the job."""
+    if not settings.hosts_enforced:
+        return
+    from marteau.orchestration.project import CONFIG_NAME, load_config
+    from marteau.service.hosts import allowed_hosts_for, job_allowed_hosts
+
+    if root is not None:
+        project = load_config(root / CONFIG_NAME)
+        job_allowed_hosts(db, settings, user.id, user.email, project, overrides)
+    elif overrides.get("url"):
+        allowed_hosts_for(db, settings, user.id, user.email, overrides["url"], "the job's url")
 
 
 def _clone(url: str, ref: str | None, target: Path, timeout: float) -> None:

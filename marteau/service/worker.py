@@ -247,6 +247,11 @@ class JobWorker:
             if job.source_kind != "path" and (overrides.get("script") or overrides.get("test")):
                 rewrite_config(src / CONFIG_NAME, overrides)
             project = load_config(src / CONFIG_NAME, job.source)
+            if settings.hosts_enforced:
+                from marteau.service.hosts import keep_allowed_hosts
+
+                allowed = keep_allowed_hosts(self.db, settings, job, project)
+                self._log(job.id, f"target verified; the bench may reach: {', '.join(allowed)}")
         except MarteauError as exc:
             self._log(job.id, f"Error: {exc}")
             if self.scheduler.finish(job.id, FAILED, f"bad input: {exc}", exit_code=2):
@@ -437,6 +442,10 @@ def run_arguments(
         args += ["-u", str(o["url"])]
     if o.get("split"):
         args.append("--split")
+    if settings.hosts_enforced and job.allowed_hosts is None:
+        raise MarteauError("the job was prepared before hosts were enforced: replay it")
+    for host in job.allowed_hosts or []:
+        args += ["--allow-host", str(host)]
     if o.get("thresholds"):
         path = (src / str(o["thresholds"])).resolve()
         try:

@@ -1,0 +1,482 @@
+"""Verified hosts: a user proves they own a target before the service sends load to it.
+
+A user registers HOST or HOST:PORT and gets a secret token. Publishing the token in any
+of three places proves ownership: `http(s)://HOST[:PORT]/.well-known/marteau/<token>`,
+`http(s)://HOST[:PORT]/<token>` (the original Marteau's form), or the DNS TXT record
+`_marteau.HOST` = `marteau-verification=<token>`. Every way is tried at once, so a check
+lasts about one timeout however many fail. Rows are per user: one user's proof is
+nobody else's. A proof older than `verification_days` is checked again before a job
+uses the host. A row without a port covers every port of the host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, update
+
+from marteau import __version__
+from marteau.errors import MarteauError
+from marteau.service.db import Database
+from marteau.service.models import Job, User, VerifiedHost
+from marteau.service.settings import Settings
+
+WELL_KNOWN, ROOT, DNS = "well-known", "root", "dns"
+METHODS = (WELL_KNOWN, ROOT, DNS)  # the order of preference when several succeed
+CHECK_TIMEOUT = 5.0  # seconds for one way of proving (all redirects included)
+MAX_BODY = 4096  # bytes read of a proof's HTTP body: a token is 32 characters
+MAX_REDIRECTS = 3
+DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+TXT_PREFIX = "marteau-verification="
+USER_AGENT = f"Marteau/{__version__} (host verification)"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a job sends its load: host (lower case, IPs normalised) and port."""
+
+    host: str
+    port: int
+
+
+def _normal_name(name: str, field: str, text: str) -> str:
+    """A DNS name in lower-case ASCII (IDNA) or a normalised IP address."""
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    name = name.lower().rstrip(".")
+    try:
+        name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise MarteauError(f"{field} {text!r}: not a valid host name") from None
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(DNS_LABEL.match(label) for label in labels):
+        raise MarteauError(
+            f"{field} {text!r}: expected a DNS name (letters, digits, hyphens, dots) or an IP address"
+        )
+    if labels[-1].isdigit():
+        raise MarteauError(f"{field} {text!r}: not a valid IP address")
+    return name
+
+
+def parse_host(text: str, field: str = "host") -> tuple[str, int | None]:
+    """`HOST`, `HOST:PORT`, `IPv6` or `[IPv6]:PORT` -> (host, port or None)."""
+    raw = text
+    text = text.strip()
+    if not text:
+        raise MarteauError(f"{field}: give a host name such as example.org or example.org:8080")
+    if "://" in text or any(c in text for c in "/?#@ \t\r\n\0"):
+        raise MarteauError(
+            f"{field} {raw!r}: expected HOST or HOST:PORT, without a scheme, a path or spaces"
+        )
+    port_text = None
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise MarteauError(f"{field} {raw!r}: expected [IPv6] or [IPv6]:PORT")
+        port_text = rest[1:] if rest else None
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise MarteauError(f"{field} {raw!r}: {host!r} is not an IPv6 address") from None
+    elif text.count(":") > 1:
+        host = text  # a bare IPv6 address; with a port it takes brackets
+    elif ":" in text:
+        host, port_text = text.split(":")
+    else:
+        host = text
+    port = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise MarteauError(f"{field} {raw!r}: the port must be a number from 1 to 65535")
+        port = int(port_text)
+    return _normal_name(host, field, raw), port
+
+
+def host_label(host: str, port: int | None) -> str:
+    """HOST or HOST:PORT, IPv6 in brackets: the form shown and given to `--allow-host`."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port else shown
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def new_token() -> str:
+    """192 random bits, URL-safe (it goes in a URL path and a TXT record)."""
+    return secrets.token_urlsafe(24)
+
+
+def proof_urls(host: str, port: int | None, token: str) -> dict[str, list[str]]:
+    """The URLs the HTTP methods fetch, https first."""
+    bases = [f"{scheme}://{host_label(host, port)}" for scheme in ("https", "http")]
+    return {
+        WELL_KNOWN: [f"{base}/.well-known/marteau/{token}" for base in bases],
+        ROOT: [f"{base}/{token}" for base in bases],
+    }
+
+
+def dns_record(host: str, token: str) -> tuple[str, str]:
+    return f"_marteau.{host}", f"{TXT_PREFIX}{token}"
+
+
+# -- proving ---------------------------------------------------------------------
+
+
+class _Failed(Exception):
+    pass
+
+
+def _same(name: str, host: str) -> bool:
+    try:
+        return _normal_name(name, "redirect", name) == host
+    except MarteauError:
+        return False
+
+
+def _read_capped(response: Any, deadline: float) -> bytes:
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > MAX_BODY or time.monotonic() > deadline:
+            break
+    return body[: MAX_BODY + 1]
+
+
+def _fetch_token(url: str, host: str, token: str, timeout: float) -> None:
+    """GET `url`; redirects are followed only on the same host. _Failed unless the body
+    (stripped) is the token."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    first = url
+    with httpx.Client(follow_redirects=False, trust_env=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Failed(f"{first}: no answer within {timeout:g}s")
+            try:
+                with client.stream(
+                    "GET", url, headers={"User-Agent": USER_AGENT}, timeout=left
+                ) as response:
+                    if response.is_redirect:
+                        target = response.url.join(response.headers.get("location", ""))
+                        if target.scheme not in ("http", "https") or not _same(target.host, host):
+                            raise _Failed(f"{first}: redirected to another host ({target})")
+                        url = str(target)
+                        continue
+                    if response.status_code != 200:
+                        raise _Failed(f"{first}: HTTP {response.status_code}")
+                    body = _read_capped(response, deadline)
+            except httpx.HTTPError as exc:
+                raise _Failed(f"{first}: {type(exc).__name__}: {exc or 'failed'}") from None
+            if body.strip() == token.encode():
+                return
+            raise _Failed(f"{first}: the body is not the token")
+    raise _Failed(f"{first}: more than {MAX_REDIRECTS} redirects")
+
+
+def _resolver(dns_server: str, timeout: float) -> Any:
+    """dnspython's resolver: the system's, or `dns_server` (HOST[:PORT]) alone."""
+    import dns.resolver
+
+    if not dns_server:
+        resolver = dns.resolver.Resolver()
+    else:
+        host, port = parse_host(dns_server, "dns_server")
+        if not is_ip(host):
+            try:
+                host = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0]
+            except OSError as exc:
+                raise _Failed(f"DNS: dns_server {dns_server!r}: {exc}") from None
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [host]
+        resolver.port = port or 53
+    resolver.timeout = resolver.lifetime = timeout
+    return resolver
+
+
+def _dns_token(host: str, token: str, dns_server: str, timeout: float) -> None:
+    """_Failed unless a TXT record of `_marteau.HOST` is `marteau-verification=<token>`."""
+    import dns.exception
+    import dns.resolver
+
+    name, expected = dns_record(host, token)
+    if is_ip(host):
+        raise _Failed("DNS: an IP address has no TXT record of its own; serve the token over HTTP")
+    try:
+        answer = _resolver(dns_server, timeout).resolve(name, "TXT", search=False)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        raise _Failed(f"DNS: no TXT record {name}") from None
+    except dns.exception.DNSException as exc:
+        raise _Failed(f"DNS: {name}: {exc}") from None
+    texts = [b"".join(rdata.strings).decode("utf-8", "replace").strip() for rdata in answer]
+    if expected not in texts:
+        raise _Failed(f"DNS: the TXT records of {name} do not hold {TXT_PREFIX}<token>")
+
+
+def prove(
+    host: str, port: int | None, token: str, settings: Settings, timeout: float = CHECK_TIMEOUT
+) -> tuple[str | None, str]:
+    """(method, "") for the preferred method that proves ownership now, or (None, why
+    each failed). All attempts run at once."""
+    attempts: list[tuple[str, Callable[[], None]]] = []
+    for method, urls in proof_urls(host, port, token).items():
+        for url in urls:
+            attempts.append((method, lambda u=url: _fetch_token(u, host, token, timeout)))
+    attempts.append((DNS, lambda: _dns_token(host, token, settings.dns_server, timeout)))
+
+    def attempt(check: Callable[[], None]) -> str | None:
+        try:
+            check()
+        except _Failed as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=len(attempts)) as pool:
+        errors = list(pool.map(attempt, [check for _method, check in attempts]))
+    for method in METHODS:
+        if any(m == method and e is None for (m, _c), e in zip(attempts, errors, strict=True)):
+            return method, ""
+    return None, "; ".join(e for e in errors if e)
+
+
+# -- rows --------------------------------------------------------------------------
+
+
+def is_fresh(row: VerifiedHost, settings: Settings, now: float | None = None) -> bool:
+    if row.verified is None:
+        return False
+    return (now or time.time()) - row.verified < settings.verification_days * 86400
+
+
+def status(row: VerifiedHost, settings: Settings) -> str:
+    """verified, expired (to be checked again), failed (last check) or pending."""
+    if row.verified is not None:
+        return "verified" if is_fresh(row, settings) else "expired"
+    return "failed" if row.last_error else "pending"
+
+
+def host_json(row: VerifiedHost, settings: Settings) -> dict[str, Any]:
+    name, value = dns_record(row.host, row.token)
+    urls = proof_urls(row.host, row.port, row.token)
+    proofs: list[dict[str, Any]] = [
+        {"method": WELL_KNOWN, "urls": urls[WELL_KNOWN], "body": row.token},
+        {"method": ROOT, "urls": urls[ROOT], "body": row.token},
+    ]
+    if not is_ip(row.host):
+        proofs.append({"method": DNS, "name": name, "type": "TXT", "value": value})
+    lifetime = settings.verification_days * 86400
+    return {
+        "id": row.id,
+        "host": host_label(row.host, row.port),
+        "name": row.host,
+        "port": row.port,
+        "token": row.token,
+        "status": status(row, settings),
+        "created": row.created,
+        "verified": row.verified,
+        "expires": row.verified + lifetime if row.verified is not None else None,
+        "method": row.method,
+        "last_check": row.last_check,
+        "last_error": row.last_error,
+        "proofs": proofs,
+    }
+
+
+def user_hosts(db: Database, user_id: int) -> list[VerifiedHost]:
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(VerifiedHost)
+                .where(VerifiedHost.user_id == user_id)
+                .order_by(VerifiedHost.host, VerifiedHost.port)
+            )
+        )
+
+
+def get_host(db: Database, user_id: int, host_id: int) -> VerifiedHost | None:
+    """The user's own row, or None (another user's row is as good as absent)."""
+    with db.read() as session:
+        row = session.get(VerifiedHost, host_id)
+    return row if row is not None and row.user_id == user_id else None
+
+
+def add_host(db: Database, user_id: int, text: str) -> VerifiedHost:
+    host, port = parse_host(text)
+    with db.write() as session:
+        exists = session.scalar(
+            select(VerifiedHost.id).where(
+                VerifiedHost.user_id == user_id,
+                VerifiedHost.host == host,
+                VerifiedHost.port.is_(None) if port is None else VerifiedHost.port == port,
+            )
+        )
+        if exists:
+            raise MarteauError(f"host {host_label(host, port)}: already in your list")
+        row = VerifiedHost(
+            user_id=user_id, host=host, port=port, token=new_token(), created=time.time()
+        )
+        session.add(row)
+    return row
+
+
+def remove_host(db: Database, user_id: int, host_id: int) -> bool:
+    with db.write() as session:
+        row = session.get(VerifiedHost, host_id)
+        if row is None or row.user_id != user_id:
+            return False
+        session.delete(row)
+    return True
+
+
+def check_host(db: Database, settings: Settings, row: VerifiedHost) -> VerifiedHost:
+    """Try every method now and record the outcome. The network is not touched inside a
+    write transaction (SQLite's write lock would be held for the whole check)."""
+    method, error = prove(row.host, row.port, row.token, settings)
+    now = time.time()
+    with db.write() as session:
+        fresh = session.get(VerifiedHost, row.id)
+        if fresh is None:
+            raise MarteauError(f"host {host_label(row.host, row.port)}: removed meanwhile")
+        fresh.last_check = now
+        if method:
+            fresh.verified, fresh.method, fresh.last_error = now, method, None
+        else:
+            fresh.last_error = error
+    return fresh
+
+
+def covers(row: VerifiedHost, target: Target) -> bool:
+    return row.host == target.host and (row.port is None or row.port == target.port)
+
+
+def parse_target(url: str, where: str) -> Target:
+    """The host and port of a target URL; MarteauError naming `where` it came from."""
+    try:
+        split = urlsplit(url.strip())
+        port = split.port
+    except ValueError as exc:
+        raise MarteauError(f"{where}: {url!r}: {exc}") from None
+    if split.scheme not in ("http", "https") or not split.hostname:
+        raise MarteauError(f"{where}: {url!r}: expected an http(s) URL")
+    host = _normal_name(split.hostname, where, url)
+    return Target(host, port or (443 if split.scheme == "https" else 80))
+
+
+def ensure_fresh(
+    db: Database, settings: Settings, user_id: int, target: Target, email: str = ""
+) -> VerifiedHost:
+    """The user's row that covers `target` with a fresh proof, checking stale or
+    unproven rows again; MarteauError naming the host when there is none."""
+    rows = [row for row in user_hosts(db, user_id) if covers(row, target)]
+    label = host_label(target.host, target.port)
+    for row in rows:
+        if is_fresh(row, settings):
+            return row
+    errors = []
+    for row in rows:
+        row = check_host(db, settings, row)
+        if is_fresh(row, settings):
+            return row
+        errors.append(row.last_error or "not proven")
+    who = f" of {email}" if email else ""
+    if not rows:
+        raise MarteauError(
+            f"host {label}: not a verified host{who}: add it on the Hosts page (/hosts) "
+            "and prove you own it before sending load to it"
+        )
+    raise MarteauError(
+        f"host {label}: not a verified host{who}: the proof of ownership failed "
+        f"({'; '.join(errors)})"
+    )
+
+
+def fresh_labels(db: Database, settings: Settings, user_id: int) -> list[str]:
+    """HOST[:PORT] of every host the user has a fresh proof for; proofs that went stale
+    are checked again (the test may reach hosts other than its conf's url)."""
+    labels = []
+    for row in user_hosts(db, user_id):
+        if row.verified is not None and not is_fresh(row, settings):
+            row = check_host(db, settings, row)
+        if is_fresh(row, settings):
+            labels.append(host_label(row.host, row.port))
+    return labels
+
+
+def conf_url(test_dir: Path, root: Path, test: str, overrides: dict[str, Any]) -> tuple[str, str]:
+    """(target URL, where it comes from): the job's `url` override or the `[main] url`
+    of the test's `<Class>.conf`, as `marteau run` would use them."""
+    from marteau.funkload.config import FunkLoadConfig
+
+    if overrides.get("url"):
+        return str(overrides["url"]), "the job's url"
+    class_name = str(overrides.get("test") or test).split(".", 1)[0]
+    path = test_dir / f"{class_name}.conf"
+    shown = path.relative_to(root) if path.is_relative_to(root) else path
+    url = FunkLoadConfig(str(path)).get("main", "url", default=None)
+    if not url:
+        raise MarteauError(
+            f"{shown}: no [main] url: the target host must be known to check that you own it "
+            "(set it, or give the job a url)"
+        )
+    return str(url), f"{shown} [main] url"
+
+
+def allowed_hosts_for(
+    db: Database,
+    settings: Settings,
+    user_id: int | None,
+    email: str,
+    url: str,
+    where: str,
+) -> list[str]:
+    """The hosts a job may send load to, once its target is proven to be its owner's."""
+    if user_id is None:
+        raise MarteauError("the job has no owner: nobody has proven they own its target")
+    target = parse_target(url, where)
+    try:
+        ensure_fresh(db, settings, user_id, target, email)
+    except MarteauError as exc:
+        raise MarteauError(f"{where} {url}: {exc}") from None
+    return fresh_labels(db, settings, user_id)
+
+
+def job_allowed_hosts(
+    db: Database,
+    settings: Settings,
+    user_id: int | None,
+    email: str,
+    project: Any,
+    overrides: dict[str, Any],
+) -> list[str]:
+    """`allowed_hosts_for` the target of a project (`marteau.orchestration.project.Project`)."""
+    url, where = conf_url(project.test_dir, project.root, project.test, overrides)
+    return allowed_hosts_for(db, settings, user_id, email, url, where)
+
+
+def keep_allowed_hosts(db: Database, settings: Settings, job: Job, project: Any) -> list[str]:
+    """When a worker prepares a job: refuse it unless its target is its owner's proven
+    host, and keep the owner's proven hosts on it for `marteau run --allow-host`."""
+    with db.read() as session:
+        email = session.scalar(select(User.email).where(User.id == job.owner_id)) or ""
+    allowed = job_allowed_hosts(db, settings, job.owner_id, email, project, job.overrides or {})
+    with db.write() as session:
+        session.execute(update(Job).where(Job.id == job.id).values(allowed_hosts=allowed))
+    return allowed

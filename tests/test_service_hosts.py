@@ -1,0 +1,489 @@
+"""Verified hosts: every way of proving ownership against real servers on 127.0.0.1 (HTTP
+servers serving or not serving the token, a DNS server answering TXT queries), expiry
+and re-check, hosts kept per user, the API and the page on a real uvicorn, and public
+mode refusing a job whose target is not its owner's proven host."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+dns_message = pytest.importorskip("dns.message")
+
+import dns.rcode  # noqa: E402
+import dns.rdatatype  # noqa: E402
+import dns.rrset  # noqa: E402
+import uvicorn  # noqa: E402
+from sqlalchemy import select, update  # noqa: E402
+
+from marteau.errors import MarteauError  # noqa: E402
+from marteau.service import accounts, hosts  # noqa: E402
+from marteau.service.app import create_app  # noqa: E402
+from marteau.service.db import Database, upgrade  # noqa: E402
+from marteau.service.models import Job, User, VerifiedHost  # noqa: E402
+from marteau.service.settings import Settings  # noqa: E402
+from marteau.service.worker import JobWorker, console_path, run_arguments  # noqa: E402
+from tests.servers import LocalServer, ok  # noqa: E402
+from tests.service_helpers import FAKE_RUN, free_port, make_project, tar_of, wait_for  # noqa: E402
+
+PASSWORD = "a-long-password"
+
+
+class TxtServer:
+    """A DNS server on 127.0.0.1 (UDP) answering TXT queries from `records`, NXDOMAIN else."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list[str]] = {}
+        self.queries: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns_message.from_wire(data)
+            question = query.question[0]
+            name = question.name.to_text().rstrip(".").lower()
+            self.queries.append(name)
+            response = dns_message.make_response(query)
+            values = self.records.get(name)
+            if values is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            elif question.rdtype == dns.rdatatype.TXT:
+                response.answer.append(
+                    dns.rrset.from_text_list(question.name, 60, "IN", "TXT", values)
+                )
+            self.sock.sendto(response.to_wire(), peer)
+
+    def __enter__(self) -> TxtServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        public=True,
+        run_command=shlex.split(FAKE_RUN),
+        poll_interval=0.05,
+        lease_ttl=10,
+        kill_grace=2,
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.db_url)
+    upgrade(database)
+    yield database
+    database.dispose()
+
+
+def make_user(db: Database, email: str, admin: bool = False) -> User:
+    with db.write() as session:
+        return accounts.create_user(session, email, PASSWORD, admin)
+
+
+@pytest.fixture
+def alice(db: Database) -> User:
+    return make_user(db, "alice@example.org")
+
+
+@pytest.fixture
+def bob(db: Database) -> User:
+    return make_user(db, "bob@example.org")
+
+
+def serve_token(server: LocalServer, path: str, body: str) -> None:
+    server.routes[path] = lambda request: ok(body)
+
+
+# -- host names --------------------------------------------------------------------
+
+
+def test_host_names_are_checked_and_normalised() -> None:
+    assert hosts.parse_host(" App.Example.ORG. ") == ("app.example.org", None)
+    assert hosts.parse_host("app.example.org:8080") == ("app.example.org", 8080)
+    assert hosts.parse_host("127.0.0.1:81") == ("127.0.0.1", 81)
+    assert hosts.parse_host("[::1]:8080") == ("::1", 8080)
+    assert hosts.parse_host("0:0::1") == ("::1", None)
+    assert hosts.parse_host("bücher.example") == ("xn--bcher-kva.example", None)
+    assert hosts.host_label("::1", 8080) == "[::1]:8080"
+    for bad, why in (
+        ("http://app.example.org", "without a scheme"),
+        ("app.example.org/path", "without a scheme, a path"),
+        ("app.example.org:0", "port must be a number"),
+        ("app.example.org:http", "port must be a number"),
+        ("-bad-.example", "expected a DNS name"),
+        ("1.2.3", "not a valid IP address"),
+        ("", "give a host name"),
+    ):
+        with pytest.raises(MarteauError, match=why) as caught:
+            hosts.parse_host(bad)
+        assert str(caught.value).startswith("host"), caught.value
+    with pytest.raises(MarteauError, match="dns_server"):
+        hosts.parse_host("ns1:99999", "dns_server")
+
+
+# -- each way of proving -----------------------------------------------------------
+
+
+def test_token_at_well_known_path_proves_the_host(
+    db: Database, settings: Settings, alice: User, server: LocalServer
+) -> None:
+    row = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    assert len(row.token) >= 32  # 24 random bytes, URL-safe: 192 bits
+    serve_token(server, f"/.well-known/marteau/{row.token}", row.token + "\n")
+    checked = hosts.check_host(db, settings, row)
+    assert (checked.method, checked.last_error) == ("well-known", None)
+    assert hosts.status(checked, settings) == "verified"
+    assert checked.verified is not None and checked.last_check == checked.verified
+    paths = {request.path for request in server.requests}
+    assert f"/.well-known/marteau/{row.token}" in paths
+    agent = server.requests[0].header("User-Agent") or ""
+    assert agent.startswith("Marteau/")
+
+
+def test_token_at_root_path_proves_the_host(
+    db: Database, settings: Settings, alice: User, server: LocalServer
+) -> None:
+    row = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    serve_token(server, f"/{row.token}", row.token)
+    checked = hosts.check_host(db, settings, row)
+    assert (checked.method, checked.last_error) == ("root", None)
+
+
+def test_a_server_without_the_token_proves_nothing(
+    db: Database, settings: Settings, alice: User, server: LocalServer
+) -> None:
+    row = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    checked = hosts.check_host(db, settings, row)  # nothing served: 404 everywhere
+    assert checked.verified is None and checked.method is None
+    assert hosts.status(checked, settings) == "failed"
+    assert f"http://127.0.0.1:{server.port}/{row.token}: HTTP 404" in checked.last_error
+    serve_token(server, f"/.well-known/marteau/{row.token}", "not the token")
+    serve_token(server, f"/{row.token}", row.token + "x" * 10000)  # over the read cap
+    checked = hosts.check_host(db, settings, row)
+    assert checked.verified is None
+    assert "the body is not the token" in checked.last_error
+    assert "DNS: an IP address has no TXT record" in checked.last_error
+
+
+def test_redirects_are_followed_on_the_same_host_only(
+    db: Database, settings: Settings, alice: User, server: LocalServer
+) -> None:
+    row = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    with LocalServer() as elsewhere:
+        serve_token(elsewhere, f"/{row.token}", row.token)
+        # to another host name (the same machine, so a followed redirect would show)
+        away = f"http://localhost:{elsewhere.port}/{row.token}"
+        server.routes[f"/{row.token}"] = lambda request: (302, [("Location", away)], b"")
+        checked = hosts.check_host(db, settings, row)
+        assert checked.verified is None and "redirected to another host" in checked.last_error
+        assert elsewhere.requests == []
+    server.routes[f"/.well-known/marteau/{row.token}"] = lambda request: (
+        301,
+        [("Location", "/proof")],
+        b"",
+    )
+    serve_token(server, "/proof", row.token)
+    checked = hosts.check_host(db, settings, row)
+    assert checked.method == "well-known"
+
+
+def test_dns_txt_record_proves_the_host(db: Database, settings: Settings, alice: User) -> None:
+    # a closed port: the HTTP ways fail at once, only DNS can prove it
+    row = hosts.add_host(db, alice.id, f"localhost:{free_port()}")
+    record, value = hosts.dns_record("localhost", row.token)
+    assert (record, value) == ("_marteau.localhost", f"marteau-verification={row.token}")
+    with TxtServer() as dns_server:
+        settings.dns_server = f"127.0.0.1:{dns_server.port}"
+        checked = hosts.check_host(db, settings, row)
+        assert "DNS: no TXT record _marteau.localhost" in checked.last_error
+        assert checked.verified is None
+        dns_server.records[record] = ['"v=spf1 -all"', '"marteau-verification=wrong"']
+        checked = hosts.check_host(db, settings, row)
+        assert "do not hold marteau-verification=<token>" in checked.last_error
+        dns_server.records[record] = ['"v=spf1 -all"', f'"{value}"']
+        checked = hosts.check_host(db, settings, row)
+        assert (checked.method, checked.last_error) == ("dns", None)
+        assert dns_server.queries.count("_marteau.localhost") == 3
+    proofs = {p["method"]: p for p in hosts.host_json(checked, settings)["proofs"]}
+    assert proofs["dns"] == {"method": "dns", "name": record, "type": "TXT", "value": value}
+    ip_row = hosts.add_host(db, alice.id, "127.0.0.1")
+    assert "dns" not in {p["method"] for p in hosts.host_json(ip_row, settings)["proofs"]}
+
+
+# -- expiry, per user ----------------------------------------------------------------
+
+
+def age(db: Database, row: VerifiedHost, days: float) -> None:
+    with db.write() as session:
+        session.execute(
+            update(VerifiedHost)
+            .where(VerifiedHost.id == row.id)
+            .values(verified=time.time() - days * 86400)
+        )
+
+
+def test_a_stale_proof_is_checked_again_before_use(
+    db: Database, settings: Settings, alice: User, server: LocalServer
+) -> None:
+    settings.verification_days = 30
+    row = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    serve_token(server, f"/{row.token}", row.token)
+    target = hosts.parse_target(f"http://127.0.0.1:{server.port}/app", "url")
+    assert hosts.ensure_fresh(db, settings, alice.id, target).method == "root"
+    seen = len(server.requests)
+    age(db, row, 29)  # still fresh: no request
+    hosts.ensure_fresh(db, settings, alice.id, target)
+    assert len(server.requests) == seen
+    age(db, row, 31)  # stale, still served: proven again
+    assert hosts.status(hosts.get_host(db, alice.id, row.id), settings) == "expired"
+    renewed = hosts.ensure_fresh(db, settings, alice.id, target)
+    assert len(server.requests) > seen
+    assert time.time() - renewed.verified < 60 and hosts.status(renewed, settings) == "verified"
+    age(db, row, 31)  # stale, and the token is gone: refused, with the reason
+    del server.routes[f"/{row.token}"]
+    with pytest.raises(MarteauError) as caught:
+        hosts.ensure_fresh(db, settings, alice.id, target, alice.email)
+    message = str(caught.value)
+    assert message.startswith(f"host 127.0.0.1:{server.port}: not a verified host of alice@")
+    assert "HTTP 404" in message
+    assert hosts.fresh_labels(db, settings, alice.id) == []
+    # a host registered without a port covers every port; one with a port only that one
+    other = hosts.parse_target(f"http://127.0.0.1:{free_port()}/", "url")
+    with pytest.raises(MarteauError, match="not a verified host"):
+        hosts.ensure_fresh(db, settings, alice.id, other)
+
+
+def test_one_users_proof_is_not_anothers(
+    db: Database, settings: Settings, alice: User, bob: User, server: LocalServer
+) -> None:
+    row = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    serve_token(server, f"/{row.token}", row.token)
+    hosts.check_host(db, settings, row)
+    target = hosts.parse_target(f"http://127.0.0.1:{server.port}/", "url")
+    assert hosts.ensure_fresh(db, settings, alice.id, target).user_id == alice.id
+    with pytest.raises(MarteauError, match="not a verified host of bob@example.org"):
+        hosts.ensure_fresh(db, settings, bob.id, target, bob.email)
+    assert hosts.get_host(db, bob.id, row.id) is None
+    assert not hosts.remove_host(db, bob.id, row.id)
+    bobs = hosts.add_host(db, bob.id, f"127.0.0.1:{server.port}")
+    assert bobs.token != row.token
+    with pytest.raises(MarteauError, match="the proof of ownership failed"):
+        hosts.ensure_fresh(db, settings, bob.id, target, bob.email)  # alice's token is served
+    serve_token(server, f"/.well-known/marteau/{bobs.token}", bobs.token)
+    assert hosts.ensure_fresh(db, settings, bob.id, target).user_id == bob.id
+    with pytest.raises(MarteauError, match="already in your list"):
+        hosts.add_host(db, bob.id, f"127.0.0.1:{server.port}")
+
+
+# -- the API, the page and public mode on a real server --------------------------------
+
+
+class Uvicorn:
+    """The service's app on a real uvicorn (127.0.0.1, free port) in a thread."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(settings, db), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Uvicorn:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=30, what="uvicorn")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def client(self, email: str) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, timeout=30)
+        r = client.post("/api/login", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        return client
+
+
+@pytest.fixture
+def web(settings: Settings, db: Database) -> Iterator[Uvicorn]:
+    with Uvicorn(settings, db) as running:
+        yield running
+
+
+def test_hosts_api_and_page(
+    web: Uvicorn, alice: User, bob: User, server: LocalServer, settings: Settings
+) -> None:
+    with closing(web.client(alice.email)) as api, closing(web.client(bob.email)) as other:
+        bad = api.post("/api/hosts", json={"host": "https://app.example.org/"})
+        assert bad.status_code == 400 and bad.json()["detail"].startswith("host ")
+        r = api.post("/api/hosts", json={"host": f"127.0.0.1:{server.port}"})
+        assert r.status_code == 201, r.text
+        host = r.json()
+        token = host["token"]
+        assert (host["host"], host["status"], host["verified"]) == (
+            f"127.0.0.1:{server.port}",
+            "pending",
+            None,
+        )
+        assert host["proofs"][0]["urls"] == [
+            f"https://127.0.0.1:{server.port}/.well-known/marteau/{token}",
+            f"http://127.0.0.1:{server.port}/.well-known/marteau/{token}",
+        ]
+        assert api.get("/api/hosts").json()["enforced"] is True
+        assert other.get("/api/hosts").json()["hosts"] == []
+        assert other.post(f"/api/hosts/{host['id']}/verify").status_code == 404
+        assert other.delete(f"/api/hosts/{host['id']}").status_code == 404
+        failed = api.post(f"/api/hosts/{host['id']}/verify").json()
+        assert failed["status"] == "failed" and "HTTP 404" in failed["last_error"]
+        serve_token(server, f"/.well-known/marteau/{token}", token)
+        verified = api.post(f"/api/hosts/{host['id']}/verify").json()
+        assert (verified["status"], verified["method"]) == ("verified", "well-known")
+        assert verified["expires"] == pytest.approx(verified["verified"] + 30 * 86400)
+        named = api.post("/api/hosts", json={"host": "App.Example.org"}).json()
+        # the page: status, token, the three ways, Verify and Remove with CSRF
+        page = httpx.get(web.url + "/hosts", cookies=api.cookies)
+        assert page.status_code == 200
+        text = page.text
+        assert '<a href="/hosts">Hosts</a>' in text
+        assert f"http://127.0.0.1:{server.port}/.well-known/marteau/{token}" in text
+        assert f"http://127.0.0.1:{server.port}/{token}" in text
+        assert "<code>_marteau.app.example.org</code>" in text
+        assert f"marteau-verification={named['token']}" in text
+        assert ">verified</span>" in text and ">pending</span>" in text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+        assert f'action="/hosts/{named["id"]}/verify"' in text
+        with httpx.Client(base_url=web.url, cookies=api.cookies, timeout=30) as browser:
+            refused = browser.post("/hosts", data={"host": "a b", "csrf_token": csrf})
+            assert refused.status_code == 400 and "without a scheme, a path or spaces" in (
+                refused.text
+            )
+            assert browser.post("/hosts", data={"host": "x.example"}).status_code == 403
+            added = browser.post("/hosts", data={"host": "x.example", "csrf_token": csrf})
+            assert added.status_code == 303
+            checked = browser.post(f"/hosts/{named['id']}/verify", data={"csrf_token": csrf})
+            assert checked.status_code == 303
+            removed = browser.post(f"/hosts/{named['id']}/remove", data={"csrf_token": csrf})
+            assert removed.status_code == 303
+        listed = {h["host"]: h for h in api.get("/api/hosts").json()["hosts"]}
+        assert sorted(listed) == [f"127.0.0.1:{server.port}", "x.example"]
+        assert api.delete(f"/api/hosts/{host['id']}").json() == {"deleted": host["id"]}
+
+
+def project_for(path: Path, url: str) -> Path:
+    make_project(path)
+    (path / "Simple.conf").write_text(f"[main]\ntitle = t\nurl = {url}\n")
+    return path
+
+
+def run_queue(settings: Settings, db: Database, job_id: int) -> Job:
+    """A worker in this process prepares and runs the queue until the job ends."""
+    worker = JobWorker(settings, db)
+    worker.register()
+
+    def finished() -> Job | None:
+        worker.step()
+        with db.read() as session:
+            job = session.get(Job, job_id)
+        return job if job.finished else None
+
+    return wait_for(finished, timeout=120, what=f"job {job_id} to end")
+
+
+def test_public_mode_refuses_a_job_to_an_unproven_host(
+    web: Uvicorn,
+    settings: Settings,
+    db: Database,
+    alice: User,
+    server: LocalServer,
+    tmp_path: Path,
+) -> None:
+    target = f"http://127.0.0.1:{server.port}"
+    project = project_for(tmp_path / "project", target + "/app/")
+    archive = {"archive": ("p.tar.gz", tar_of(project), "application/gzip")}
+    with closing(web.client(alice.email)) as api:
+        refused = api.post("/api/jobs/upload", files=archive)
+        assert refused.status_code == 400
+        detail = refused.json()["detail"]
+        assert detail.startswith(f"Simple.conf [main] url {target}/app/: host 127.0.0.1:")
+        assert "not a verified host of alice@example.org" in detail
+        override = api.post("/api/jobs/upload", files=archive, data={"url": "http://10.1.2.3/"})
+        assert override.status_code == 400
+        assert override.json()["detail"].startswith("the job's url http://10.1.2.3/: host 10.1.")
+        assert api.get("/api/jobs").json()["total"] == 0
+        host = api.post("/api/hosts", json={"host": f"127.0.0.1:{server.port}"}).json()
+        serve_token(server, f"/{host['token']}", host["token"])
+        also = api.post("/api/hosts", json={"host": "127.0.0.2"}).json()  # never proven
+        accepted = api.post("/api/jobs/upload", files=archive)
+        assert accepted.status_code == 201, accepted.text
+    job = run_queue(settings, db, accepted.json()["id"])
+    assert job.state == "succeeded", console_path(settings, job.id).read_text()
+    assert job.allowed_hosts == [f"127.0.0.1:{server.port}"]
+    console = console_path(settings, job.id).read_text()
+    assert f"--allow-host 127.0.0.1:{server.port}" in console  # the fake run prints its options
+    assert "127.0.0.2" not in console and also["status"] == "pending"
+
+
+def test_a_git_job_is_checked_when_the_worker_prepares_it(
+    settings: Settings, db: Database, server: LocalServer, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from marteau.service.jobs import create_job
+    from marteau.service.scheduler import Claim
+
+    admin = make_user(db, "root@example.org", admin=True)
+    repo = project_for(tmp_path / "repo", f"http://localhost:{server.port}/")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "v1"], check=True)
+    first = create_job(db, settings, admin, {"git_url": f"file://{repo}"})
+    job = run_queue(settings, db, first.id)
+    assert job.state == "failed" and job.exit_code == 2
+    assert "not a verified host of root@example.org" in job.exit_reason
+    console = console_path(settings, job.id).read_text()
+    assert f"Error: Simple.conf [main] url http://localhost:{server.port}/: host" in console
+    row = hosts.add_host(db, admin.id, "localhost")  # no port: every port of the host
+    with TxtServer() as dns_server:
+        settings.dns_server = f"127.0.0.1:{dns_server.port}"
+        dns_server.records["_marteau.localhost"] = [f'"marteau-verification={row.token}"']
+        second = create_job(db, settings, admin, {"git_url": f"file://{repo}"})
+        job = run_queue(settings, db, second.id)
+    assert job.state == "succeeded" and job.allowed_hosts == ["localhost"]
+    with db.read() as session:
+        stored = session.scalars(select(Job).where(Job.id == second.id)).one()
+    args = run_arguments(stored, Claim(job.id, [], "marteau"), tmp_path, repo, settings)
+    assert args[args.index("--allow-host") + 1] == "localhost"
+    stored.allowed_hosts = None  # prepared before the service enforced hosts
+    with pytest.raises(MarteauError, match="replay it"):
+        run_arguments(stored, Claim(job.id, [], "marteau"), tmp_path, repo, settings)

@@ -4,9 +4,10 @@ The parent never runs a virtual user itself (with one worker, the worker is
 a thread of the parent).  It runs FunkLoad's hooks on the main test
 instance at the planned instants (`marteau.engine.runner` documents the
 schedule), follows the workers' counters for the console, and at the end
-(or on SIGTERM/SIGINT) combines the worker files into the node's ``.mrt``
-and exports FunkLoad XML.  Each worker flushes its file every second and at
-every cycle end, so a killed bench keeps every finished cycle.
+(or on SIGTERM/SIGINT, or when the safety fuse trips: `marteau.engine.fuse`)
+combines the worker files into the node's ``.mrt`` and exports FunkLoad XML.
+Each worker flushes its file every second and at every cycle end, so a
+killed bench keeps every finished cycle.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marteau.engine.console import Console, now_iso, status_word
+from marteau.engine.fuse import FUSE_EXIT, Fuse, FuseLimits, fuse_line
 from marteau.engine.runner import BenchPlan, CycleTimes, last_line, schedule
 from marteau.engine.workers import ABORT_SIGNALS, WorkerPool, WorkerSpec, describe_failure
 from marteau.errors import MarteauError
@@ -60,10 +62,17 @@ class Outcome:
     signum: int | None = None
     hook_error: str | None = None
     problems: dict[str, str] = field(default_factory=dict)
+    fuse: str | None = None  # why the safety fuse stopped the bench
 
     @property
     def exit_code(self) -> int:
-        """FunkLoad's console entry point: 0, 1 with failures, 255 with errors."""
+        """FunkLoad's console entry point: 0, 1 with failures, 255 with errors.
+
+        Marteau's own: `FUSE_EXIT` when the safety fuse stopped the bench,
+        128 + signal when a signal did.
+        """
+        if self.fuse is not None:
+            return FUSE_EXIT
         if self.signum is not None:
             return 128 + self.signum
         if self.errors or self.hook_error:
@@ -88,6 +97,7 @@ class BenchSetup:
     header: list[str]  # the "* Key: value" lines of the Configuration section
     title: str
     description: str
+    fuse: FuseLimits | None = None  # the safety fuse's limits, if it is on
 
 
 class BenchController:
@@ -113,6 +123,8 @@ class BenchController:
         self._rate = 0.0
         self._phase = -1
         self._set_up = False
+        fuse = setup.fuse
+        self._fuse = Fuse(fuse) if fuse is not None and fuse.enabled else None
 
     # -- the bench ------------------------------------------------------------
 
@@ -274,7 +286,7 @@ class BenchController:
     ) -> bool:
         """Handle worker messages until ``done()`` or ``timeout``; False on abort."""
         deadline = None if timeout is None else time.time() + timeout
-        next_live = 0.0
+        next_live = next_fuse = 0.0
         while True:
             if abortable and self.abort.is_set():
                 return False
@@ -291,6 +303,9 @@ class BenchController:
             if cycle is not None and now >= next_live:
                 next_live = now + 1.0
                 self._show_progress(cycle, now)
+            if abortable and self._fuse is not None and now >= next_fuse:
+                next_fuse = now + 1.0
+                self._check_fuse(now)
             wait = 0.2
             if deadline is not None:
                 wait = min(wait, deadline - now)
@@ -317,6 +332,9 @@ class BenchController:
                 self.console.line(f"* First {problem}: {last_line(text)}")
         elif kind == "warning":
             self.console.line(f"* Warning: {message[2]}")
+        elif kind == "fuse":
+            if self._fuse is not None:
+                self._fuse.add(index, time.time(), message[2])
         elif kind == "failed":
             self._failed[index] = message[2]
             self._gone.add(index)
@@ -328,6 +346,18 @@ class BenchController:
             if index not in self._done and index not in self._failed:
                 self.console.line(f"* Warning: worker {index} exited unexpectedly")
             self._gone.add(index)
+            if self._fuse is not None:
+                self._fuse.forget(index)
+
+    def _check_fuse(self, now: float) -> None:
+        """Stop the bench, as a signal would, when the safety fuse trips."""
+        assert self._fuse is not None
+        reason = self._fuse.check(now)
+        if reason is None or self.abort.is_set():
+            return
+        self.outcome.fuse = reason
+        self.console.line(fuse_line(reason))
+        self.abort.set()
 
     def _show_progress(self, cycle: CycleTimes, now: float) -> None:
         started = ok = failures = errors = responses = 0
@@ -407,6 +437,8 @@ class BenchController:
         config["marteau_cycles_completed"] = str(out.cycles_done)
         if out.signum is not None:
             config["marteau_aborted"] = signal.Signals(out.signum).name
+        if out.fuse is not None:
+            config["marteau_aborted"] = fuse_line(out.fuse)
         parent_path = setup.compact_path[: -len(".mrt")] + ".parent.mrt"
         with CompactWriter(parent_path, config):
             pass
@@ -440,7 +472,12 @@ class BenchController:
                 console.line(f"First {kind}: {last_line(out.problems[kind])}")
         if out.hook_error:
             console.line(f"Hook error: {out.hook_error}")
-        if out.signum is not None:
+        if out.fuse is not None:
+            console.line(
+                f"Bench stopped by the safety fuse after {out.cycles_done} of "
+                f"{len(self.plan.cycles)} cycles: {console.status('ABORTED')}"
+            )
+        elif out.signum is not None:
             name = signal.Signals(out.signum).name
             console.line(
                 f"Bench aborted by {name} after {out.cycles_done} of "

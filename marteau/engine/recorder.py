@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import os
+import struct
 import threading
 import time as _time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from marteau.results.compact import RESPONSES, ROOT_TIME_KEY, SAMPLES, TESTS, Co
 from marteau.results.records import (
     ERROR,
     FAILURE,
+    RESPONSE_FIELDS,
     RESPONSE_STRUCT,
     RESULT_CODES,
     SAMPLE_STRUCT,
@@ -39,6 +41,11 @@ from marteau.results.records import (
 # A failure body is kept for the report's error section, not as an archive:
 # above this size it is cut and the detail says how big it was.
 MAX_BODY = 1024 * 1024
+
+# Where a packed response record keeps its duration (`pending_durations`).
+_DURATION = struct.Struct("<d")
+_BEFORE_DURATION = RESPONSE_FIELDS[: [name for name, _, _ in RESPONSE_FIELDS].index("duration")]
+_DURATION_OFFSET = struct.calcsize("<" + "".join(code for _, code, _ in _BEFORE_DURATION))
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,26 @@ class Recorder:
     def totals(self) -> Counts:
         """Counts since the recorder was created."""
         return Counts(*[_count_value(c) for c in (*self._response_counters, *self._test_counters)])
+
+    def pending_durations(self, limit: int) -> tuple[int, list[float]]:
+        """Responses recorded since the last flush, and up to ``limit`` of their durations.
+
+        For the safety fuse (`marteau.engine.fuse`), read from the buffer the
+        next flush writes, on the thread that appends to it: no copy, and
+        nothing added to the hot path.
+        """
+        size = RESPONSE_STRUCT.size
+        buffer = self._responses
+        count = len(buffer) // size
+        taken = min(count, limit)
+        if not taken:
+            return count, []
+        step = count / taken
+        unpack = _DURATION.unpack_from
+        durations = [
+            unpack(buffer, int(i * step) * size + _DURATION_OFFSET)[0] for i in range(taken)
+        ]
+        return count, durations
 
     # -- file -----------------------------------------------------------------
 

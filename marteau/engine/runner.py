@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 import greenlet
 
+from marteau.engine.fuse import Probe
 from marteau.engine.hub import LAG_WARNING, Hub, HubGreenlet, install_sleep
 
 getcurrent = greenlet.getcurrent
@@ -254,8 +255,10 @@ class ProcessRunner:
     errors, responses)``, ``("problem", w, kind, text)`` (the first test
     error and the first failure of this process), ``("warning", w, text)``
     (the hub was held too long by user code), ``("joined", w, cycle, ok,
-    failures, errors, responses)``.  Nothing here runs per request: users
-    log straight into the recorder; the console reads its counters.
+    failures, errors, responses)``, and with the safety fuse on ``("fuse",
+    w, probe)`` every tick (`marteau.engine.fuse`).  Nothing here runs per
+    request: users log straight into the recorder; the console reads its
+    counters.
     """
 
     def __init__(
@@ -269,6 +272,7 @@ class ProcessRunner:
         recorder: Sink,
         channel: Channel,
         abort: threading.Event,
+        fuse: bool = False,
     ) -> None:
         self.worker = worker
         self.workers = workers
@@ -295,6 +299,7 @@ class ProcessRunner:
         self._beat_due = 0.0  # loop time the heartbeat was planned for
         self._waited = 0.0  # the hub thread's run-queue wait at the last heartbeat
         self._lag_reported = 0.0
+        self._probe = Probe() if fuse else None
 
     # -- main loop --------------------------------------------------------------
 
@@ -615,6 +620,12 @@ class ProcessRunner:
             if kind not in self._problems_sent:
                 self._problems_sent.add(kind)
                 self._send("problem", self.worker, kind, text)
+        if self._probe is not None:  # before the flush: it samples the pending records
+            current = self._current
+            users = current.users if current is not None else set()
+            resting = current.resting if current is not None else set()
+            probe = self._probe.take(self.recorder, users, resting, now)
+            self._send("fuse", self.worker, probe)
         self.recorder.flush()
 
     def finish(self) -> None:

@@ -46,6 +46,7 @@ class WorkerSpec:
     loader: Callable[[Any], TestFactory]  # called once in the worker's process
     loader_arg: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    fuse: bool = False  # send the safety fuse's probe every second
 
 
 def worker_path(base: str, index: int) -> str:
@@ -75,6 +76,7 @@ def serve(spec: WorkerSpec, channel: Connection, abort: threading.Event) -> None
         recorder=recorder,
         channel=channel,
         abort=abort,
+        fuse=spec.fuse,
     )
     try:
         runner.run()

@@ -1,0 +1,282 @@
+"""The safety fuse (`marteau.engine.fuse`): a bench against a failing or hanging target stops.
+
+Real targets on 127.0.0.1: a server answering 500, one that accepts and
+never answers, a healthy one.  Benches are planned far longer than the
+tests let them run (a 30 s cycle), with a 2 s fuse window, so a bench that
+ends within a few seconds was stopped by the fuse; every load loop is
+bounded by a think time and the subprocess timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from marteau.engine.fuse import (
+    FUSE_EXIT,
+    Fuse,
+    FuseLimits,
+    ProbeResult,
+    fuse_limits,
+    parse_error_rate,
+    weighted_median,
+)
+from marteau.errors import MarteauError
+from tests.servers import LocalServer, ok
+
+REPO = Path(__file__).resolve().parents[1]
+MARTEAU = str(Path(sys.executable).parent / "marteau")
+PLANNED = 30  # seconds of the bench's one cycle: far beyond what a test waits
+
+TEST_FILE = """
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+
+
+class Fused(FunkLoadTestCase):
+    def test_get(self):
+        self.get(self.conf_get("main", "url") + "/page", description="Get the page")
+"""
+
+CONF = f"""
+[main]
+title=Safety fuse tests
+description=A bench the fuse should (or should not) stop
+url=http://127.0.0.1:1
+
+[test_get]
+description=One GET
+
+[bench]
+cycles = 2
+duration = {PLANNED}
+startup_delay = 0.01
+sleep_time = 0.05
+cycle_time = 0
+result_path = bench.xml
+sleep_time_min = 0
+sleep_time_max = 0
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "fused.py").write_text(TEST_FILE)
+    (tmp_path / "Fused.conf").write_text(CONF)
+    return tmp_path
+
+
+def bench(workdir: Path, url: str, *args: str, timeout: int = 60) -> tuple[Any, float]:
+    """Run `marteau bench`; its result and how long it took."""
+    started = time.monotonic()
+    run = subprocess.run(
+        [MARTEAU, "bench", "fused.py", "Fused.test_get", "-u", url, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
+    )
+    return run, time.monotonic() - started
+
+
+class HangingServer:
+    """Accepts connections, reads what comes, never answers (until the test ends)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed by __exit__
+                return
+            self.accepted.append(conn)
+
+    def __enter__(self) -> HangingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+        self._thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+
+
+def read_results(workdir: Path) -> tuple[Any, dict[str, str]]:
+    """The compact results (through the report's reader) and the XML's config entries."""
+    from marteau.results import load
+
+    results = load(workdir / "bench.mrt")
+    root = ET.parse(workdir / "bench.xml").getroot()  # well-formed, finished
+    config = {item.get("key"): item.get("value") for item in root.iter("config")}
+    return results, config
+
+
+# -- end to end -----------------------------------------------------------------
+
+
+def test_a_target_answering_500_stops_the_bench_and_keeps_the_results(workdir: Path):
+    server_errors = {"/page": lambda request: (500, [("Content-Type", "text/plain")], b"down")}
+    with LocalServer(routes=server_errors) as target:
+        run, took = bench(
+            workdir, target.url, "--workers", "2", "--fuse-error-rate", "50%", "--fuse-window", "2"
+        )
+    out = run.stdout
+    assert run.returncode == FUSE_EXIT, out + run.stderr
+    assert "* Safety fuse: error rate > 50% over 2 s" in out
+    assert "safety fuse: error rate 100% > 50% over the last 2 s — bench stopped" in out
+    assert "Bench stopped by the safety fuse after 0 of 1 cycles: **ABORTED**" in out
+    assert took < PLANNED  # stopped early, not at the end of its cycle
+    assert len(target.requests) > 0
+    results, config = read_results(workdir)
+    assert len(results.responses) > 0
+    assert (results.responses["code"] == 500).all()
+    assert config["marteau_aborted"].startswith("safety fuse: error rate 100% > 50%")
+    assert config["marteau:fuse"] == "error rate > 50% over 2 s"
+
+
+def test_a_hanging_target_stops_the_bench_by_the_median_rule(workdir: Path):
+    with HangingServer() as target:
+        run, took = bench(
+            workdir,
+            target.url,
+            "--workers",
+            "1",
+            "--fuse-median",
+            "1",
+            "--fuse-error-rate",
+            "0.5",
+            "--fuse-window",
+            "2",
+        )
+        assert target.accepted  # the users did connect, and waited
+    out = run.stdout
+    assert run.returncode == FUSE_EXIT, out + run.stderr
+    line = next(line for line in out.splitlines() if line.startswith("safety fuse:"))
+    assert line.startswith("safety fuse: median response time ")
+    assert line.endswith(" s > 1 s over the last 2 s — bench stopped")
+    assert took < PLANNED
+    results, config = read_results(workdir)
+    assert len(results.responses) == 0  # nothing ever came back
+    assert config["marteau_aborted"].startswith("safety fuse: median response time")
+
+
+def test_a_healthy_target_is_not_stopped(workdir: Path):
+    with LocalServer(routes={"/page": lambda request: ok("fine")}) as target:
+        run, _ = bench(
+            workdir,
+            target.url,
+            "--workers",
+            "1",
+            "-D",
+            "3",
+            "--fuse-error-rate",
+            "0.5",
+            "--fuse-median",
+            "1",
+            "--fuse-window",
+            "1",
+        )
+    out = run.stdout
+    assert run.returncode == 0, out + run.stderr
+    assert "* Safety fuse: error rate > 50% or median response time > 1 s over 1 s" in out
+    assert "safety fuse:" not in out
+    results, config = read_results(workdir)
+    assert len(results.responses) > 0
+    assert "marteau_aborted" not in config
+
+
+def test_the_fuse_options_are_checked(workdir: Path):
+    run, _ = bench(workdir, "http://127.0.0.1:1", "--fuse-window", "5")
+    assert run.returncode == 2
+    assert "Error: --fuse-window needs --fuse-error-rate or --fuse-median" in run.stderr
+    run, _ = bench(workdir, "http://127.0.0.1:1", "--fuse-error-rate", "150%")
+    assert run.returncode == 2
+    assert "expected a fraction such as 0.5 or a percentage such as 50%" in run.stderr
+
+
+# -- the rules ------------------------------------------------------------------
+
+
+def probe(responses: int = 0, failed: int = 0, durations=(), in_flight=()) -> ProbeResult:
+    weight = responses / len(durations) if durations else 0.0
+    return ProbeResult(responses, failed, tuple(durations), weight, tuple(in_flight))
+
+
+def test_the_fuse_waits_for_a_full_window_of_data():
+    fuse = Fuse(FuseLimits(error_rate=0.5, window=10))
+    for second in range(10):
+        fuse.add(0, 100.0 + second, probe(10, 10, [0.01]))
+        assert fuse.check(100.0 + second) is None  # less than a window of data
+    fuse.add(0, 110.0, probe(10, 10, [0.01]))
+    assert fuse.check(110.0) == "error rate 100% > 50% over the last 10 s"
+
+
+def test_the_error_rate_is_over_the_window_only():
+    fuse = Fuse(FuseLimits(error_rate=0.5, window=5))
+    for second in range(5):  # five bad seconds, then five good ones
+        fuse.add(0, 100.0 + second, probe(10, 10, [0.01]))
+    for second in range(5, 11):
+        fuse.add(0, 100.0 + second, probe(10, 0, [0.01]))
+    assert fuse.check(110.0) is None
+    # another worker; in the window (106, 111]: 60 failed of 4 x 10 + 100
+    fuse.add(1, 111.0, probe(100, 60, [0.01]))
+    assert fuse.check(111.0) is None
+    fuse.add(1, 112.0, probe(100, 100, [0.01]))  # (107, 112]: 160 of 3 x 10 + 200
+    assert fuse.check(112.0) == "error rate 70% > 50% over the last 5 s"
+
+
+def test_the_median_weighs_each_sample_and_counts_requests_in_flight():
+    fuse = Fuse(FuseLimits(median=2.0, window=3))
+    fuse.add(0, 100.0, probe(1, 0, [0.1]))
+    # 1000 fast responses sampled by 2 durations outweigh 3 slow ones sampled by 3
+    fuse.add(0, 101.0, probe(1000, 0, [0.1, 0.1]))
+    fuse.add(1, 102.0, probe(3, 0, [5.0, 5.0, 5.0]))
+    fuse.add(1, 103.0, probe())
+    assert fuse.check(103.0) is None
+    # then nothing comes back: four users hang, seen by the workers' probes
+    fuse.add(0, 104.0, probe())
+    fuse.add(0, 105.0, probe(in_flight=[3.0, 3.0]))
+    fuse.add(1, 105.0, probe(in_flight=[2.5, 2.5]))
+    assert fuse.check(105.0) == "median response time 2.5 s > 2 s over the last 3 s"
+    fuse.forget(0)
+    fuse.forget(1)  # the workers ended: nothing in flight any more
+    assert fuse.check(105.0) is None
+
+
+def test_weighted_median():
+    assert weighted_median([]) is None
+    assert weighted_median([(3.0, 1.0), (1.0, 1.0), (2.0, 1.0)]) == 2.0
+    assert weighted_median([(1.0, 10.0), (9.0, 1.0), (8.0, 1.0)]) == 1.0
+
+
+def test_limits_from_the_command_line():
+    assert parse_error_rate("0.5") == 0.5
+    assert parse_error_rate(" 25% ") == 0.25
+    for bad in ("1", "100%", "-0.1", "half", ""):
+        with pytest.raises(ValueError, match="expected a fraction"):
+            parse_error_rate(bad)
+    assert not fuse_limits(None, None, None).enabled
+    limits = fuse_limits(None, 10.0, None)
+    assert limits.enabled and limits.window == 30.0
+    assert limits.describe() == "median response time > 10 s over 30 s"
+    with pytest.raises(MarteauError, match="--fuse-window needs"):
+        fuse_limits(None, None, 5.0)

@@ -23,6 +23,9 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from marteau.orchestration.live import LiveView
+from marteau.orchestration.nodes_command import _show as show_nodes
+
 try:
     import httpx
 except ImportError:  # the scheduler tests do without
@@ -82,6 +85,7 @@ def fake_run(argv: list[str]) -> int:
             return 3
         held.append(path)
     print(f"fake run of {argv[0]} on {', '.join(nodes)} ({' '.join(argv[1:])})", flush=True)
+    view = LiveView(live=False)
     deadline = time.monotonic() + sleep
     tick = 0
     while time.monotonic() < deadline:  # progress lines, as a bench prints them
@@ -89,6 +93,7 @@ def fake_run(argv: list[str]) -> int:
         if sleep >= 1:
             tick += 1
             print(f"fake progress {tick}", flush=True)
+            fake_figures(view, nodes, tick)
     if code == 0:
         report.mkdir(parents=True, exist_ok=True)
         (report / "index.html").write_text("<html><body><h1>fake report</h1></body></html>")
@@ -112,8 +117,24 @@ def fake_run(argv: list[str]) -> int:
     return code
 
 
+def fake_figures(view: LiveView, nodes: list[str], tick: int) -> None:
+    """Per-node progress of cycle `tick - 1`, printed by `marteau run`'s own plain view."""
+    for index, node in enumerate(nodes):
+        view.node(
+            node,
+            cycle=tick - 1,
+            users=tick,
+            cycle_users=tick,
+            rps=100.0 * tick + index,
+            ok=10 * tick,
+            failures=0,
+            errors=tick % 2,
+        )
+
+
 def fake_nodes(argv: list[str]) -> int:
-    """A stand-in for `marteau nodes check|unlock`: a node named down* is unreachable."""
+    """A stand-in for `marteau nodes check|unlock`: a node named down* is unreachable,
+    one named locked* is locked by job 7 of the service (shown by the real table)."""
     name = argv[-1]
     inventory = Path(_option(argv, "-i") or "").read_text()
     line = next(line for line in inventory.splitlines() if line.split()[:1] == [name])
@@ -121,6 +142,12 @@ def fake_nodes(argv: list[str]) -> int:
         if name.startswith("down"):
             print(f"{name}  unreachable")
             return 1
+        if name.startswith("locked"):
+            holder = {"job": "run-7", "owner": "ops@lab (marteau serve job 7)"}
+            lock = {**holder, "expires": time.time() + 600}
+            row = {"node": name, "reachable": True, "lock": lock, "version": ["0"]}
+            show_nodes([{**row, "clock": 0.001, "error": ""}])
+            return 0
         print(f"{name}  free  pool {_option(argv, '--pool')}  [{line}]")
         return 0
     print(f"{name}: released (was job 7 of someone) {' '.join(argv[:2])}")

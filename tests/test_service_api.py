@@ -368,7 +368,7 @@ def test_pages_login_dashboard_new_job_and_csrf(service: Service, alice, tmp_pat
         assert r.status_code == 303 and browser.get(f"/jobs/{job_id}").status_code == 404
         # nodes: admins only
         assert browser.post("/nodes", data={"csrf_token": csrf, "name": "x"}).status_code == 403
-        assert "Add a node" not in browser.get("/nodes").text
+        assert "Add nodes" not in browser.get("/nodes").text
         r = browser.post("/logout", data={"csrf_token": csrf})
         assert r.status_code == 303 and browser.get("/").status_code == 303
 

@@ -9,11 +9,11 @@ import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from marteau.errors import MarteauError
-from marteau.service.models import ApiToken, LoginSession, User
+from marteau.service.models import ApiToken, Job, LoginSession, User, VerifiedHost
 
 _hasher = PasswordHasher()
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -102,3 +102,45 @@ def find_token(session: Session, token: str) -> ApiToken | None:
     if row is None or row.revoked is not None:
         return None
     return row
+
+
+def _other_user(session: Session, user_id: int, acting: User, what: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise MarteauError(f"no user {user_id}")
+    if user.id == acting.id:
+        raise MarteauError(f"you cannot {what} yourself: ask another admin")
+    return user
+
+
+def set_admin(session: Session, user_id: int, admin: bool, acting: User) -> User:
+    """Make a user an admin or not; never the acting admin, so that an admin
+    cannot lock the service out of its last admin by mistake."""
+    user = _other_user(session, user_id, acting, "change the role of")
+    user.is_admin = admin
+    return user
+
+
+def reset_password(session: Session, user_id: int, password: str) -> User:
+    """Set a user's password and end their login sessions (a reset is often
+    because the old one leaked). Their API tokens stay: revoke them apart."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise MarteauError(f"no user {user_id}")
+    if len(password) < 8:
+        raise MarteauError("the password needs at least 8 characters")
+    user.password_hash = hash_password(password)
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    return user
+
+
+def delete_user(session: Session, user_id: int, acting: User) -> str:
+    """Delete a user (not the acting one): their sessions, tokens and verified hosts
+    go with them; their jobs stay, without an owner. Returns the email."""
+    user = _other_user(session, user_id, acting, "delete")
+    email = user.email
+    session.execute(update(Job).where(Job.owner_id == user.id).values(owner_id=None))
+    for table in (LoginSession, ApiToken, VerifiedHost):  # whether or not the DB cascades
+        session.execute(delete(table).where(table.user_id == user.id))
+    session.execute(delete(User).where(User.id == user.id))
+    return email

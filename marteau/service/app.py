@@ -30,11 +30,10 @@ from starlette.concurrency import run_in_threadpool
 
 from marteau import __version__
 from marteau.errors import MarteauError
-from marteau.service import accounts, figures_web
+from marteau.service import accounts, figures_web, nodes_web, users_web
 from marteau.service.db import Database
 from marteau.service.hosts_routes import router as hosts_router
 from marteau.service.jobs import (
-    check_node,
     create_job,
     delete_job,
     job_json,
@@ -54,6 +53,13 @@ from marteau.service.models import (
     Node,
     User,
     Worker,
+)
+from marteau.service.node_pool import (
+    add_nodes,
+    forget_check,
+    node_view,
+    parse_host_list,
+    record_check,
 )
 from marteau.service.scheduler import request_cancel
 from marteau.service.settings import Settings
@@ -163,6 +169,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(hosts_router)
     app.include_router(figures_web.router)
+    app.include_router(nodes_web.router)
+    app.include_router(users_web.router)
 
     def owner_or_admin(auth: Auth, job: Job) -> None:
         if not (auth.user.is_admin or job.owner_id == auth.user.id):
@@ -465,7 +473,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         now = time.time()
         with db.read() as session:
             return [
-                node_json(n, now)
+                node_view(node_json(n, now), settings)
                 for n in session.scalars(select(Node).order_by(Node.pool, Node.name))
             ]
 
@@ -474,14 +482,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         return {"nodes": _nodes()}
 
     def _add_node(name: str, pool: str, variables: Any) -> dict:
-        name, pool, variables = check_node(name, pool, variables)
-        with db.write() as session:
-            if session.scalar(select(Node.id).where(Node.name == name)):
-                raise MarteauError(f"node {name} exists")
-            node = Node(name=name, pool=pool, vars=variables, created=time.time())
-            session.add(node)
-            session.flush()
-            return node_json(node, time.time())
+        return add_nodes(db, [name], pool, variables)[0]
 
     def _node_action(name: str, action: str) -> dict:
         with db.write() as session:
@@ -495,6 +496,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
                         f"node {name} runs job {node.lease_job_id}: disable it, or cancel the job",
                     )
                 session.delete(node)
+                forget_check(settings, name)
                 return {"removed": name}
             node.enabled = action == "enable"
             return node_json(node, time.time())
@@ -531,6 +533,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
                     .values(status=status, last_check=time.time())
                 )
             result["check"] = status
+            result["lock"] = record_check(settings, name, output)
         return result
 
     @app.post("/api/nodes/{name}/check", tags=["nodes"])
@@ -750,8 +753,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         form = await request.form()
         try:
             await run_in_threadpool(
-                _add_node,
-                str(form.get("name", "")),
+                add_nodes,
+                db,
+                parse_host_list(str(form.get("name", ""))),
                 str(form.get("pool", "") or "marteau"),
                 str(form.get("vars", "")),
             )

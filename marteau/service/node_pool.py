@@ -1,0 +1,134 @@
+"""Nodes as host lists, and who holds each node's lock.
+
+An admin adds a pool at once: several host names (one per line or separated by
+commas) with the same pool and Ansible variables, all or none.
+
+A node has two locks (DESIGN "Two locks"): the service's lease in the database
+(`Node.lease_job_id`) and the lock file on the node itself, which another controller
+or a hand-run playbook may hold. The on-node holder is only known from a check
+(`marteau nodes check`), so the service keeps what the last check said in
+`<data dir>/nodes/<name>.json`, next to the jobs' files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from marteau.errors import MarteauError
+from marteau.service.db import Database
+from marteau.service.jobs import check_node, node_json
+from marteau.service.models import Node
+from marteau.service.settings import Settings
+
+HOST_SEPARATORS = re.compile(r"[\s,]+")
+MAX_HOSTS = 1000
+# the lock column of `marteau nodes check` (marteau.orchestration.nodes_command._show)
+HELD = re.compile(r"job (?P<job>\S+) of (?P<owner>.+?), expires in (?P<expires>-?\d+)s")
+EXPIRED = re.compile(r"expired lock of job (?P<job>\S+)")
+SERVICE_JOB = re.compile(r"\(marteau serve job (?P<id>\d+)\)")
+STATES = ("locked", "free", "unreachable", "error")
+
+
+def parse_host_list(text: str | list[str]) -> list[str]:
+    """Host names from a text (one per line, or separated by commas or spaces) or a
+    list; duplicates are an error, since each name is one node."""
+    items = text if isinstance(text, list) else [text]
+    names = [name for item in items for name in HOST_SEPARATORS.split(str(item)) if name]
+    if not names:
+        raise MarteauError("give at least one host name")
+    if len(names) > MAX_HOSTS:
+        raise MarteauError(f"{len(names)} host names: at most {MAX_HOSTS} at once")
+    seen: set[str] = set()
+    twice = sorted({name for name in names if name in seen or seen.add(name)})
+    if twice:
+        raise MarteauError(f"host names given twice: {', '.join(twice)}")
+    return names
+
+
+def add_nodes(
+    db: Database, names: list[str], pool: str, variables: dict[str, Any] | str | None
+) -> list[dict[str, Any]]:
+    """Add every named node to `pool` with the same variables, in one transaction:
+    when one name is bad or exists, none is added and the error names them."""
+    checked = [check_node(name, pool, variables) for name in names]
+    with db.write() as session:
+        existing = set(
+            session.scalars(select(Node.name).where(Node.name.in_([c[0] for c in checked])))
+        )
+        if existing:
+            raise MarteauError(f"nodes exist already: {', '.join(sorted(existing))}")
+        now = time.time()
+        nodes = [Node(name=n, pool=p, vars=v, created=now) for n, p, v in checked]
+        session.add_all(nodes)
+        session.flush()
+        return [node_json(node, now) for node in nodes]
+
+
+def parse_check(name: str, output: str, now: float | None = None) -> dict[str, Any]:
+    """What `marteau nodes check` said about node `name`: its state (locked, free,
+    unreachable or error) and, when locked, the holder's job, owner and expiry time
+    (with the service job when the owner names one)."""
+    now = time.time() if now is None else now
+    record: dict[str, Any] = {"checked": now, "state": "unknown"}
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0] != name or words[1] not in STATES:
+            continue
+        record["state"] = words[1]
+        held = HELD.search(line)
+        expired = EXPIRED.search(line)
+        if held:
+            record["job"] = held["job"]
+            record["owner"] = SERVICE_JOB.sub("", held["owner"]).strip()
+            record["expires"] = now + int(held["expires"])
+            service_job = SERVICE_JOB.search(held["owner"])
+            if service_job:
+                record["service_job"] = int(service_job["id"])
+        elif expired:
+            record["expired_job"] = expired["job"]
+        break
+    return record
+
+
+def _record_path(settings: Settings, name: str) -> Path:
+    return settings.data_dir / "nodes" / f"{name}.json"
+
+
+def record_check(settings: Settings, name: str, output: str) -> dict[str, Any]:
+    """Keep what a check found on the node, for the nodes page and API."""
+    record = parse_check(name, output)
+    path = _record_path(settings, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record))
+    temporary.replace(path)
+    return record
+
+
+def forget_check(settings: Settings, name: str) -> None:
+    _record_path(settings, name).unlink(missing_ok=True)
+
+
+def node_lock(settings: Settings, name: str) -> dict[str, Any] | None:
+    """The on-node lock as the last check found it, or None (never checked, or free)."""
+    try:
+        record = json.loads(_record_path(settings, name).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("state") == "locked" else None
+
+
+def node_view(node: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A node's JSON as the pages and API show it: an idle node whose last check
+    found it unreachable is `unreachable`, and `lock` says who holds it: the job of
+    its lease (database) and the on-node lock holder of the last check."""
+    if node["status"] == "idle" and node.get("check") == "unreachable":
+        node["status"] = "unreachable"
+    node["lock"] = {"job": node.get("job"), "on_node": node_lock(settings, node["name"])}
+    return node

@@ -1,0 +1,38 @@
+"""Routes for adding nodes as a host list: several host names into one pool with
+the same Ansible variables (the page's add form takes the same list)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from marteau.service.db import Database
+from marteau.service.node_pool import add_nodes, node_view, parse_host_list
+from marteau.service.settings import Settings
+from marteau.service.web import ApiAdmin, app_db, app_settings
+
+router = APIRouter(tags=["nodes"])
+
+
+class NodesIn(BaseModel):
+    names: list[str] | str = Field(
+        description="host names: a list, or a text with one per line or comma-separated"
+    )
+    pool: str = "marteau"
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Ansible host variables, the same for every node"
+    )
+
+
+@router.post("/api/nodes/batch", status_code=201)
+def api_add_nodes(
+    body: NodesIn,
+    auth: ApiAdmin,
+    db: Annotated[Database, Depends(app_db)],
+    settings: Annotated[Settings, Depends(app_settings)],
+) -> dict:
+    """Add several nodes at once, all or none (a bad or existing name adds none)."""
+    nodes = add_nodes(db, parse_host_list(body.names), body.pool, body.vars)
+    return {"nodes": [node_view(node, settings) for node in nodes]}

@@ -1,0 +1,132 @@
+"""User administration (admins only): the /users page (list, add, make or unmake
+admin, reset a password, delete) and the same through the JSON API. Every form
+carries the session's CSRF token (FormAuth)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from marteau.errors import MarteauError
+from marteau.service import accounts
+from marteau.service.db import Database
+from marteau.service.models import Job, User
+from marteau.service.web import ApiAdmin, Auth, FormAuth, PageAuth, app_db, render
+
+router = APIRouter()
+Db = Annotated[Database, Depends(app_db)]
+
+
+class UserChange(BaseModel):
+    admin: bool | None = None
+    password: str | None = None
+
+
+def _admin(auth: Auth) -> Auth:
+    if not auth.user.is_admin:
+        raise HTTPException(403, "admins only")
+    return auth
+
+
+def user_json(user: User, jobs: int = 0) -> dict:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "admin": user.is_admin,
+        "created": user.created,
+        "jobs": jobs,
+    }
+
+
+def _users(db: Database) -> list[dict]:
+    with db.read() as session:
+        counts = dict(
+            session.execute(select(Job.owner_id, func.count(Job.id)).group_by(Job.owner_id)).all()
+        )
+        users = session.scalars(select(User).order_by(User.email)).all()
+        return [user_json(user, counts.get(user.id, 0)) for user in users]
+
+
+# -- API ---------------------------------------------------------------------------
+
+
+@router.patch("/api/users/{user_id}", tags=["accounts"])
+def api_change_user(user_id: int, body: UserChange, auth: ApiAdmin, db: Db) -> dict:
+    """Make a user an admin or not (never yourself), and/or reset their password
+    (which ends their login sessions)."""
+    with db.write() as session:
+        if body.password is not None:
+            user = accounts.reset_password(session, user_id, body.password)
+        if body.admin is not None:
+            user = accounts.set_admin(session, user_id, body.admin, auth.user)
+        if body.password is None and body.admin is None:
+            raise MarteauError("give admin and/or password")
+        return user_json(user)
+
+
+@router.delete("/api/users/{user_id}", tags=["accounts"])
+def api_delete_user(user_id: int, auth: ApiAdmin, db: Db) -> dict:
+    """Delete a user (not yourself); their jobs stay, without an owner."""
+    with db.write() as session:
+        return {"deleted": accounts.delete_user(session, user_id, auth.user)}
+
+
+# -- pages -------------------------------------------------------------------------
+
+
+def _page(request: Request, auth: Auth, db: Database, status: int = 200, **context) -> Response:  # type: ignore[no-untyped-def]
+    return render(request, "users.html", auth, status=status, users=_users(db), **context)
+
+
+@router.get("/users", response_class=HTMLResponse, include_in_schema=False)
+def users_page(request: Request, auth: PageAuth, db: Db, done: str = "") -> Response:
+    return _page(request, _admin(auth), db, notice=done[:300])
+
+
+def _done(message: str) -> Response:
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/users?done={quote(message)}", status_code=303)
+
+
+@router.post("/users", include_in_schema=False)
+async def users_add(request: Request, auth: FormAuth, db: Db) -> Response:
+    _admin(auth)
+    form = await request.form()
+    email = str(form.get("email", ""))
+    try:
+        with db.write() as session:
+            user = accounts.create_user(
+                session, email, str(form.get("password", "")), form.get("admin") == "1"
+            )
+            email = user.email
+    except MarteauError as exc:
+        return _page(request, auth, db, status=400, error=str(exc), email=email)
+    return _done(f"Added {email}.")
+
+
+@router.post("/users/{user_id}/{action}", include_in_schema=False)
+async def users_action(
+    user_id: int, action: str, request: Request, auth: FormAuth, db: Db
+) -> Response:
+    _admin(auth)
+    form = await request.form()
+    try:
+        with db.write() as session:
+            if action in ("admin", "unadmin"):
+                user = accounts.set_admin(session, user_id, action == "admin", auth.user)
+                message = f"{user.email} is {'an admin' if user.is_admin else 'a user'} now."
+            elif action == "password":
+                user = accounts.reset_password(session, user_id, str(form.get("password", "")))
+                message = f"New password set for {user.email}; their sessions were ended."
+            elif action == "delete":
+                message = f"Deleted {accounts.delete_user(session, user_id, auth.user)}."
+            else:
+                raise HTTPException(404, f"no action {action}")
+    except MarteauError as exc:
+        return _page(request, auth, db, status=400, error=str(exc))
+    return _done(message)

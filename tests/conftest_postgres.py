@@ -26,7 +26,7 @@ def postgres_cluster() -> Iterator[postgres.PostgresCluster]:
     if reason:
         if os.environ.get("MARTEAU_SKIP_POSTGRES") == "1":
             pytest.skip(f"MARTEAU_SKIP_POSTGRES=1: {reason}")
-        pytest.fail(f"{reason} (or set MARTEAU_SKIP_POSTGRES=1 to skip)", pytrace=False)
+        pytest.fail(f"{reason}; MARTEAU_SKIP_POSTGRES=1 skips these tests instead", pytrace=False)
     cluster = postgres.PostgresCluster().start()
     try:
         yield cluster

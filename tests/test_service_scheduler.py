@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("alembic")
 
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
 from marteau.service.db import Database, current_revision, head_revision, upgrade  # noqa: E402
 from marteau.service.models import (  # noqa: E402
@@ -28,7 +29,7 @@ from marteau.service.models import (  # noqa: E402
     JobNode,
     Node,
 )
-from marteau.service.scheduler import Scheduler, reap, request_cancel  # noqa: E402
+from marteau.service.scheduler import Claim, Scheduler, reap, request_cancel  # noqa: E402
 from tests.service_helpers import make_project, start_worker, wait_for  # noqa: E402
 
 
@@ -155,6 +156,43 @@ def test_disabled_nodes_are_not_given_and_expired_leases_are_reaped(db: Database
     assert claim and claim.job_id == job2 and claim.nodes[0].name == "a1"
     assert not dead.finish(job1, SUCCEEDED, "late")  # the dead worker's word no longer counts
     assert jobs(db)[0].state == FAILED
+
+
+def test_a_job_being_written_is_not_passed_by_a_later_job_of_its_pool(
+    db: Database, tmp_path: Path
+) -> None:
+    """A claim that meets the oldest job of a pool locked by another transaction (a
+    cancel, another claim) waits for it: a later job of the pool must not jump ahead."""
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: no row lock to step around")
+    add_nodes(db, "a", "a1")
+    first = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    claims: list[Claim | None] = []
+    with db.engine.connect() as other:
+        other.execute(select(Job.id).where(Job.id == first).with_for_update())
+        claimer = threading.Thread(target=lambda: claims.append(Scheduler(db, "w", 30).claim_run()))
+        claimer.start()
+        with db.engine.connect() as watcher:
+            wait_for(
+                lambda: claims or _lock_waits(watcher),
+                timeout=30,
+                what="the claim to end or to wait for the locked job",
+            )
+        other.rollback()
+    claimer.join(timeout=60)
+    assert len(claims) == 1 and claims[0] is not None and claims[0].job_id == first
+
+
+def _lock_waits(connection) -> int:  # type: ignore[no-untyped-def]
+    """Sessions of this PostgreSQL database waiting for a lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    count = connection.execute(query).scalar_one()
+    connection.rollback()  # a fresh snapshot at the next look
+    return count
 
 
 # -- real workers --------------------------------------------------------------

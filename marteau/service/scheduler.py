@@ -13,7 +13,10 @@ A job goes through two claims, each one write transaction:
 Both writes are compare-and-set (``WHERE state = 'queued'``, ``WHERE lease is free``)
 and the row counts are checked, so even without the database's locks two workers could
 not get the same job or node. On SQLite the transaction is ``BEGIN IMMEDIATE`` (one
-writer at a time); on PostgreSQL the rows are read ``FOR UPDATE SKIP LOCKED``.
+writer at a time). On PostgreSQL a prepare claim reads ``FOR UPDATE SKIP LOCKED`` (any
+unclaimed job will do), while run claims go one at a time under a transaction advisory
+lock: skipping a locked row there would let a later job of a pool pass the pool's
+oldest while another transaction (a cancel, an edit) holds it.
 
 The worker renews its leases while it works. When it dies they expire: the reaper
 (every worker runs it) fails its running jobs, frees their nodes, and puts jobs it was
@@ -23,9 +26,10 @@ preparing back in the queue.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from marteau.service.db import Database
@@ -41,6 +45,7 @@ from marteau.service.models import (
 )
 
 SCAN_LIMIT = 500  # queued jobs looked at per claim
+RUN_CLAIM_LOCK = 0x6D727472  # PostgreSQL advisory lock key of the run claims ("mrtr")
 
 
 def free_node_clause(now: float):  # type: ignore[no-untyped-def]
@@ -67,8 +72,14 @@ class Scheduler:
         self.worker_id = worker_id
         self.lease_ttl = lease_ttl
 
-    def _lock(self, statement):  # type: ignore[no-untyped-def]
+    def _skip_locked(self, statement):  # type: ignore[no-untyped-def]
         return statement if self.db.is_sqlite else statement.with_for_update(skip_locked=True)
+
+    def _one_run_claim_at_a_time(self, session: Session) -> None:
+        """PostgreSQL: wait for the other run claims, as BEGIN IMMEDIATE does on SQLite
+        (released at commit). Each statement after it sees what they committed."""
+        if not self.db.is_sqlite:
+            session.execute(select(func.pg_advisory_xact_lock(RUN_CLAIM_LOCK)))
 
     # -- claims -----------------------------------------------------------------
 
@@ -76,7 +87,7 @@ class Scheduler:
         """Take the oldest queued job whose source is not prepared yet; its id or None."""
         with self.db.write() as session:
             now = time.time()
-            query = self._lock(
+            query = self._skip_locked(
                 select(Job.id)
                 .where(
                     Job.state == QUEUED,
@@ -127,18 +138,17 @@ class Scheduler:
 
     def _claim_run(self) -> Claim | None:
         with self.db.write() as session:
+            self._one_run_claim_at_a_time(session)
             now = time.time()
             jobs = session.execute(
-                self._lock(
-                    select(Job.id, Job.pool, Job.nodes_wanted)
-                    .where(
-                        Job.state == QUEUED,
-                        Job.prepared.is_(True),
-                        Job.cancel_requested.is_(False),
-                    )
-                    .order_by(Job.id)
-                    .limit(SCAN_LIMIT)
+                select(Job.id, Job.pool, Job.nodes_wanted)
+                .where(
+                    Job.state == QUEUED,
+                    Job.prepared.is_(True),
+                    Job.cancel_requested.is_(False),
                 )
+                .order_by(Job.id)
+                .limit(SCAN_LIMIT)
             ).all()
             blocked: set[str] = set()
             for job_id, pool, wanted in jobs:
@@ -146,12 +156,10 @@ class Scheduler:
                     continue
                 nodes = list(
                     session.scalars(
-                        self._lock(
-                            select(Node)
-                            .where(Node.pool == pool, free_node_clause(now))
-                            .order_by(Node.name)
-                            .limit(wanted)
-                        )
+                        select(Node)
+                        .where(Node.pool == pool, free_node_clause(now))
+                        .order_by(Node.name)
+                        .limit(wanted)
                     )
                 )
                 if len(nodes) < wanted:
@@ -215,8 +223,10 @@ class Scheduler:
         reason: str,
         exit_code: int | None = None,
         report_path: str | None = None,
+        then: Callable[[Session], None] | None = None,
     ) -> bool:
-        """End the job and free its nodes, in one transaction; False if it was not ours."""
+        """End the job and free its nodes, in one transaction; False if it was not ours.
+        `then(session)` runs in that transaction once the job is ended (its cost)."""
         with self.db.write() as session:
             now = time.time()
             done = session.execute(
@@ -241,6 +251,8 @@ class Scheduler:
             session.execute(
                 update(Worker).where(Worker.id == self.worker_id).values(job_id=None, heartbeat=now)
             )
+            if done and then is not None:
+                then(session)
         return bool(done)
 
 

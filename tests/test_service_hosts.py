@@ -448,6 +448,9 @@ def test_public_mode_refuses_a_job_to_an_unproven_host(
     job = run_queue(settings, db, accepted.json()["id"])
     assert job.state == "succeeded", console_path(settings, job.id).read_text()
     assert job.allowed_hosts == [f"127.0.0.1:{server.port}"]
+    with closing(web.client(alice.email)) as api:
+        shown = api.get(f"/api/jobs/{job.id}").json()
+    assert shown["allowed_hosts"] == [f"127.0.0.1:{server.port}"]
     console = console_path(settings, job.id).read_text()
     assert f"--allow-host 127.0.0.1:{server.port}" in console  # the fake run prints its options
     assert "127.0.0.2" not in console and also["status"] == "pending"

@@ -329,6 +329,7 @@ def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> di
         "pool": job.pool,
         "nodes_wanted": job.nodes_wanted,
         "nodes": nodes if nodes is not None else [n.node_name for n in job.nodes],
+        "allowed_hosts": job.allowed_hosts,
         "created": job.created,
         "started": job.started,
         "ended": job.ended,

@@ -10,7 +10,7 @@ import time
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from marteau.errors import MarteauError
 from marteau.service.models import ApiToken, Job, LoginSession, User, VerifiedHost
@@ -76,7 +76,11 @@ def open_session(session: Session, user: User, hours: float) -> tuple[str, Login
 
 
 def find_session(session: Session, token: str) -> LoginSession | None:
-    row = session.scalar(select(LoginSession).where(LoginSession.token_hash == sha256(token)))
+    row = session.scalar(
+        select(LoginSession)
+        .options(joinedload(LoginSession.user))  # every request needs the user: one query
+        .where(LoginSession.token_hash == sha256(token))
+    )
     if row is None or row.expires < time.time():
         return None
     return row
@@ -98,7 +102,11 @@ def create_token(session: Session, user: User, name: str) -> tuple[str, ApiToken
 
 
 def find_token(session: Session, token: str) -> ApiToken | None:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == sha256(token)))
+    row = session.scalar(
+        select(ApiToken)
+        .options(joinedload(ApiToken.user))  # every request needs the user: one query
+        .where(ApiToken.token_hash == sha256(token))
+    )
     if row is None or row.revoked is not None:
         return None
     return row

@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
 
 from marteau import __version__
@@ -77,6 +78,10 @@ from marteau.service.web import (
 from marteau.service.worker import console_path
 
 HERE = Path(__file__).resolve().parent
+# what a list of jobs shows of each: its owner and its nodes, one query each for the whole
+# list instead of two lazy loads per job (not a join: SQLite would join every job of the
+# state before sorting them for the LIMIT)
+JOB_LIST_LOADS = (selectinload(Job.owner), selectinload(Job.nodes))
 
 # -- API models ------------------------------------------------------------------
 
@@ -350,14 +355,18 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     def api_jobs(auth: ApiAuth, state: str | None = None, limit: int = 50, offset: int = 0) -> dict:
         limit = max(1, min(limit, 500))
         with db.read() as session:
-            query = select(Job).order_by(Job.id.desc()).limit(limit).offset(max(0, offset))
+            query = (
+                select(Job)
+                .options(*JOB_LIST_LOADS)
+                .order_by(Job.id.desc())
+                .limit(limit)
+                .offset(max(0, offset))
+            )
             count = select(func.count(Job.id))
             if state:
                 query = query.where(Job.state == state)
                 count = count.where(Job.state == state)
             rows = session.scalars(query).all()
-            for job in rows:
-                _ = job.owner, job.nodes
             return {"jobs": [job_json(j, settings) for j in rows], "total": session.scalar(count)}
 
     @app.get("/api/jobs/{job_id}", tags=["jobs"])
@@ -642,10 +651,12 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
             def jobs_in(*states: str, limit: int = 50) -> list[Job]:
                 rows = session.scalars(
-                    select(Job).where(Job.state.in_(states)).order_by(Job.id.desc()).limit(limit)
+                    select(Job)
+                    .options(*JOB_LIST_LOADS)
+                    .where(Job.state.in_(states))
+                    .order_by(Job.id.desc())
+                    .limit(limit)
                 ).all()
-                for job in rows:
-                    _ = job.owner, job.nodes
                 return list(rows)
 
             queued = list(reversed(jobs_in(QUEUED)))

@@ -1,0 +1,110 @@
+"""The job lists (the dashboard, `GET /api/jobs`) cost the same number of SQL statements
+whatever the number of jobs they show: owners and nodes come in one query per list, not
+two per job (bench/service.py measures what that is worth with 10,000 jobs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from sqlalchemy import event  # noqa: E402
+
+from marteau.service import accounts  # noqa: E402
+from marteau.service.db import Database, upgrade  # noqa: E402
+from marteau.service.models import FAILED, GIT, RUNNING, SUCCEEDED, Job, JobNode  # noqa: E402
+from marteau.service.settings import Settings  # noqa: E402
+from tests.test_service_hosts import PASSWORD, Uvicorn  # noqa: E402
+
+
+class StatementCounter:
+    """Counts the SQL statements the engine sends (every thread: uvicorn's pool too)."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+        event.listen(db.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *args: object) -> None:
+        self.count += 1
+
+    def during(self, request) -> int:  # type: ignore[no-untyped-def]
+        before = self.count
+        request()
+        return self.count - before
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    upgrade(database, default_node=False)
+    yield database
+    database.dispose()
+
+
+def add_jobs(db: Database, owners: list[int], count: int, state: str) -> list[int]:
+    """`count` jobs of `state`, owned in turn by `owners`, each on two nodes."""
+    now = time.time()
+    with db.write() as session:
+        jobs = [
+            Job(
+                owner_id=owners[i % len(owners)],
+                source_kind=GIT,
+                source_url=f"https://git.example.org/p{i}.git",
+                state=state,
+                prepared=True,
+                pool="marteau",
+                nodes_wanted=2,
+                created=now,
+                started=now,
+                ended=None if state == RUNNING else now + 60,
+                nodes=[JobNode(node_name=f"n{i}a"), JobNode(node_name=f"n{i}b")],
+            )
+            for i in range(count)
+        ]
+        session.add_all(jobs)
+        session.flush()
+        return [job.id for job in jobs]
+
+
+def test_job_lists_cost_no_query_per_job(tmp_path: Path, db: Database) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=db.url)
+    with db.write() as session:
+        owners = [
+            accounts.create_user(session, f"user{i}@example.org", PASSWORD).id for i in range(3)
+        ]
+    counter = StatementCounter(db)
+    with Uvicorn(settings, db) as web:
+        client = web.client("user0@example.org")
+
+        def dashboard() -> None:
+            answer = client.get("/")
+            assert answer.status_code == 200
+            pages.append(answer.text)
+
+        def job_list() -> None:
+            answer = client.get("/api/jobs")
+            assert answer.status_code == 200
+            lists.append(answer.json())
+
+        pages: list[str] = []
+        lists: list[dict] = []
+        add_jobs(db, owners, 1, RUNNING)
+        add_jobs(db, owners, 1, SUCCEEDED)
+        few = (counter.during(dashboard), counter.during(job_list))
+        add_jobs(db, owners, 2, RUNNING)
+        newest = add_jobs(db, owners, 30, FAILED)[-1]
+        many = (counter.during(dashboard), counter.during(job_list))
+
+    assert few == many, "statements for (dashboard, /api/jobs): 2 jobs vs 34"
+    assert lists[-1]["total"] == 34
+    shown = {job["id"]: job for job in lists[-1]["jobs"]}
+    assert shown[newest]["owner"] == f"user{29 % 3}@example.org"
+    assert shown[newest]["nodes"] == ["n29a", "n29b"]
+    assert {job["owner"] for job in shown.values()} == {f"user{i}@example.org" for i in range(3)}
+    assert f"#{newest}" in pages[-1] and "n29a, n29b" in pages[-1]
+    assert pages[-1].count('class="state state-running"') == 3

@@ -7,10 +7,10 @@ header mapping on every request would be wasted work on the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from marteau.funkload import dom
+from marteau.funkload import dom, forms
 
 _MISSING: Any = object()
 
@@ -162,6 +162,53 @@ class HTTPResponse:
         if self._dom is None:
             self._dom = dom.parse(self.body)
         return self._dom
+
+    # -- forms (webunit's helpers; rules in marteau.funkload.forms) ---------------
+
+    @property
+    def page_url(self) -> str:
+        """The absolute URL of this response (``url`` holds only the path and query)."""
+        default = 443 if self.protocol == "https" else 80
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.protocol}://{self.server}{port}{self.url}"
+
+    def extractForm(
+        self, path: Sequence[Any] = (), include_submit: Any = 0, include_button: Any = 0
+    ) -> forms.FormData:
+        """The submittable fields below ``path`` (``[('form', 1)]``: the second form)."""
+        return forms.extract_fields(
+            forms.walk(self.getDOM(), path), bool(include_submit), bool(include_button)
+        )
+
+    def getFormData(
+        self, formnum: int, postargs: Mapping[str, Any] | None = None
+    ) -> tuple[forms.FormData, str]:
+        """``(fields merged with postargs, absolute action URL)`` of form number ``formnum``."""
+        document = self.getDOM()
+        found = document.getByName("form")
+        try:
+            form = found[formnum]
+        except IndexError:
+            raise forms.FormNotFoundError(
+                f"no form number {formnum!r} in {self.page_url} ({len(found)} forms)"
+            ) from None
+        bases = document.getByName("base")
+        base_href = bases[0].get("href") if bases else None
+        data = forms.merge(forms.extract_fields(form), postargs)
+        return data, forms.action_url(form, self.page_url, base_href)
+
+    def getForm(self, formnum: int, getmethod: Any, postargs: Any, *args: Any) -> Any:
+        """Submit form ``formnum`` as a GET: ``getmethod(action?fields, *args)``."""
+        from marteau.funkload.browser import get_url_with_params
+
+        data, url = self.getFormData(formnum, postargs)
+        url = forms.without_query(url)
+        return getmethod(get_url_with_params(url, data) if data else url, *args)
+
+    def postForm(self, formnum: int, postmethod: Any, postargs: Any, *args: Any) -> Any:
+        """Submit form ``formnum``: ``postmethod(action, fields, *args)``."""
+        data, url = self.getFormData(formnum, postargs)
+        return postmethod(url, data, *args)
 
     # -- string forms --------------------------------------------------------------
 

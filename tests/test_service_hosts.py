@@ -369,7 +369,7 @@ def test_hosts_api_and_page(
         verified = api.post(f"/api/hosts/{host['id']}/verify").json()
         assert (verified["status"], verified["method"]) == ("verified", "well-known")
         assert verified["expires"] == pytest.approx(verified["verified"] + 30 * 86400)
-        named = api.post("/api/hosts", json={"host": "App.Example.org"}).json()
+        named = api.post("/api/hosts", json={"host": "LocalHost"}).json()
         # the page: status, token, the three ways, Verify and Remove with CSRF
         page = httpx.get(web.url + "/hosts", cookies=api.cookies)
         assert page.status_code == 200
@@ -377,7 +377,7 @@ def test_hosts_api_and_page(
         assert '<a href="/hosts">Hosts</a>' in text
         assert f"http://127.0.0.1:{server.port}/.well-known/marteau/{token}" in text
         assert f"http://127.0.0.1:{server.port}/{token}" in text
-        assert "<code>_marteau.app.example.org</code>" in text
+        assert "<code>_marteau.localhost</code>" in text
         assert f"marteau-verification={named['token']}" in text
         assert ">verified</span>" in text and ">pending</span>" in text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
@@ -390,8 +390,12 @@ def test_hosts_api_and_page(
             assert browser.post("/hosts", data={"host": "x.example"}).status_code == 403
             added = browser.post("/hosts", data={"host": "x.example", "csrf_token": csrf})
             assert added.status_code == 303
-            checked = browser.post(f"/hosts/{named['id']}/verify", data={"csrf_token": csrf})
-            assert checked.status_code == 303
+            with TxtServer() as dns_server:  # no record: NXDOMAIN
+                settings.dns_server = f"127.0.0.1:{dns_server.port}"
+                checked = browser.post(f"/hosts/{named['id']}/verify", data={"csrf_token": csrf})
+            assert checked.status_code == 303 and dns_server.queries == ["_marteau.localhost"]
+            shown = browser.get("/hosts").text
+            assert "DNS: no TXT record _marteau.localhost" in shown and ">failed</span>" in shown
             removed = browser.post(f"/hosts/{named['id']}/remove", data={"csrf_token": csrf})
             assert removed.status_code == 303
         listed = {h["host"]: h for h in api.get("/api/hosts").json()["hosts"]}

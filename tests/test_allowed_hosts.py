@@ -8,6 +8,7 @@ ends with that count at 0: the refused requests never opened a socket.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -326,3 +327,47 @@ def test_a_bad_allow_host_is_bad_input(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "Error: --allow-host 'host:port': expected HOST or HOST:PORT" in run.stderr
+
+
+# -- `marteau run`: the role passes the list to every node's bench ----------------
+
+
+def test_marteau_run_passes_the_allowed_hosts_to_the_nodes(tmp_path: Path) -> None:
+    """-e cannot widen the list: --allow-host is applied after the extra variables."""
+    project = tmp_path / "project"
+    project.mkdir()
+    with CountingListener("127.0.0.1") as third_party:
+        target = LocalServer(routes=target_routes(third_party.url()), host="127.0.0.2")
+        with target:
+            (project / "guarded.py").write_text(TEST)
+            (project / "Guarded.conf").write_text(
+                CONF.format(url=target.url, other=third_party.url(), cycles=1)
+            )
+            (project / ".marteau.yml").write_text(
+                "script: guarded.py\ntest: Guarded.test_redirect\ncycles: 1\nduration: 3\n"
+            )
+            allowed = f"127.0.0.2:{target.port}"
+            widen = f"marteau_bench_allowed_hosts=127.0.0.1:{third_party.port}"
+            run = subprocess.run(
+                [MARTEAU, "run", str(project), "--plain", "--workers", "1", "--allow-host"]
+                + [allowed, "-e", widen, "-e", "marteau_node_tune=false"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=240,
+                env=dict(_env(), HOME=os.environ.get("HOME", "/root")),
+            )
+            served = len(target.requests)
+    # The node's bench exited 255 (errors) but wrote its results: collected, reported.
+    assert run.returncode == 0, run.stdout + run.stderr
+    run_dir = Path(run.stdout.split("Run directory: ")[1].splitlines()[0])
+    assert json.loads((run_dir / "run.json").read_text())["allowed_hosts"] == [allowed]
+    log = (run_dir / "results" / "localhost" / "bench.log").read_text()
+    assert f"* Allowed hosts: {allowed}\n" in log
+    refused = f"refused: 127.0.0.1:{third_party.port} is not an allowed host (allowed: {allowed})"
+    assert f"First error: OSError: Can't load {third_party.url()}/moved. " in log
+    assert refused in log
+    (summary,) = (run_dir / "report").rglob("summary.json")
+    totals = json.loads(summary.read_text())["totals"]
+    assert totals["requests_error"] > 0 and served >= totals["requests_error"], log
+    assert third_party.connections == 0

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from marteau.engine.guard import parse_entry
 from marteau.errors import MarteauError
 from marteau.orchestration.driver import Ansible, Event, PlayResult
 from marteau.orchestration.live import LiveView
@@ -93,6 +94,7 @@ class RunOptions:
     workdir: Path | None = None
     runs_dir: Path = Path("marteau-runs")
     bench_timeout: int | None = None
+    allow_hosts: tuple[str, ...] = ()  # empty: the nodes may load any host
     extra_vars: dict[str, Any] = field(default_factory=dict)
 
 
@@ -256,6 +258,8 @@ class LoadTestRun:
     def _run(self) -> RunOutcome:
         opts = self.options
         self.view.set_stage("project")
+        for entry in opts.allow_hosts:
+            parse_entry(entry)  # bad input before anything is cloned or locked
         project = locate(opts.source, opts.workdir)
         cycles = opts.cycles or project.cycles
         duration = opts.duration or project.duration
@@ -301,6 +305,8 @@ class LoadTestRun:
         # A lock outlives the bench it guards (its expiry only matters if we die).
         extravars["marteau_lock_ttl"] = timeout + 600
         extravars.update(opts.extra_vars)
+        if opts.allow_hosts:  # after -e: a variable cannot widen the job's allowed hosts
+            extravars["marteau_bench_allowed_hosts"] = list(opts.allow_hosts)
         shutil.copy(
             ansible.inventory, run_dir / "inventory.ini"
         ) if ansible.inventory.is_file() else None
@@ -462,6 +468,7 @@ class LoadTestRun:
             "missing": outcome.missing,
             "cancelled": outcome.cancelled,
             "split": opts.split,
+            "allowed_hosts": list(opts.allow_hosts),
             "cycles": cycles,
             "total_users_per_cycle": ":".join(map(str, total)) if total else None,
             "cost": run_cost(nodes, self._elapsed()),

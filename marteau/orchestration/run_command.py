@@ -96,6 +96,13 @@ from marteau.errors import MarteauError
     help="Hard limit for one node's bench.",
 )
 @click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="The nodes refuse requests to any other host (repeatable); HOST alone allows every port.",
+)
+@click.option(
     "-e",
     "--extra-vars",
     "extra_vars",

@@ -108,6 +108,11 @@ def main():
             result["log_xml"] = line.split(":", 1)[1].strip()
             break
     result["last_line"] = lines[-1] if lines else ""
+    # A bench that wrote its results did its job whatever its status (1 with
+    # failures, 255 with errors, as FunkLoad): say so, or Ansible fails the task
+    # on `rc` and the results are never collected. Without results it fails.
+    if result.get("rc") not in (None, 0):
+        result["failed"] = "log_xml" not in result
     module.exit_json(**result)
 
 

@@ -156,7 +156,7 @@ def _read_capped(response: Any, deadline: float) -> bytes:
         body += chunk
         if len(body) > MAX_BODY or time.monotonic() > deadline:
             break
-    return body[: MAX_BODY + 1]
+    return body
 
 
 def _fetch_token(url: str, host: str, token: str, timeout: float) -> None:
@@ -260,10 +260,10 @@ def prove(
 # -- rows --------------------------------------------------------------------------
 
 
-def is_fresh(row: VerifiedHost, settings: Settings, now: float | None = None) -> bool:
+def is_fresh(row: VerifiedHost, settings: Settings) -> bool:
     if row.verified is None:
         return False
-    return (now or time.time()) - row.verified < settings.verification_days * 86400
+    return time.time() - row.verified < settings.verification_days * 86400
 
 
 def status(row: VerifiedHost, settings: Settings) -> str:

@@ -1,9 +1,15 @@
 """The service's pages in headless Chromium (Debian's, driven by Playwright): log in,
-manage a node, submit a job from the form, watch its console update live, open the
-report, cancel a running job. No console error, no failed request."""
+add nodes as a host list and manage them, submit a job from the form, watch its console
+and its per-cycle figures update live, open the report, cancel a running job, manage
+users. No console error, no failed request.
+
+With MARTEAU_SCREENSHOTS=1 the pages are also saved into docs/ for the README and
+docs/service.md (desktop width 1280, and one phone-width shot); otherwise into the
+test's temporary folder, so that a normal run leaves the tree alone."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,12 +22,22 @@ from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, make_project, 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
 
+def _shot(page, tmp_path: Path, name: str, full_page: bool = True) -> None:  # type: ignore[no-untyped-def]
+    folder = DOCS if os.environ.get("MARTEAU_SCREENSHOTS") == "1" else tmp_path
+    page.screenshot(path=str(folder / name), full_page=full_page)
+
+
 def _failed(request, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
-    # leaving a page closes its live console stream: not a failure
-    if not ("/console/stream" in request.url and "ERR_ABORTED" in (request.failure or "")):
+    # leaving a page closes its live console and figures streams: not a failure
+    live = "/console/stream" in request.url or "/figures/stream" in request.url
+    if not (live and "ERR_ABORTED" in (request.failure or "")):
         problems.append(f"{request.url} {request.failure}")
 
 
@@ -33,7 +49,7 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
     try:
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page = browser.new_page(viewport=DESKTOP)
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("requestfailed", lambda r: _failed(r, problems))
@@ -47,26 +63,42 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             page.wait_for_url(service.url + "/")
             assert page.locator("h1").inner_text() == "Dashboard"
 
-            # a node: add, disable, enable, remove
+            # nodes as a host list: add three, disable, enable, remove one
             page.click("nav >> text=Nodes")
-            page.fill("input[name=name]", "web1")
+            page.fill("textarea[name=name]", "web1\nweb2, web3")
             page.fill("input[name=pool]", "web")
-            page.fill("input[name=vars]", "ansible_host=127.0.0.9")
+            page.fill("input[name=vars]", "ansible_user=bench")
             page.click("form[action='/nodes'] button")
-            row = page.locator("tr", has_text="web1")
-            assert "idle" in row.inner_text()
-            row.locator("button", has_text="Disable").click()
-            assert "disabled" in page.locator("tr", has_text="web1").inner_text()
-            page.locator("tr", has_text="web1").locator("button", has_text="Enable").click()
-            page.locator("tr", has_text="web1").locator("button", has_text="Remove").click()
-            assert page.locator("tr", has_text="web1").count() == 0
-            page.screenshot(path=str(tmp_path / "nodes.png"), full_page=True)
+            for name in ("web1", "web2", "web3"):
+                row = page.locator("tr", has=page.locator(f"td:text-is('{name}')"))
+                assert "idle" in row.inner_text() and "ansible_user=bench" in row.inner_text()
+            web1 = page.locator("tr", has=page.locator("td:text-is('web1')"))
+            web1.locator("button", has_text="Disable").click()
+            assert "disabled" in web1.inner_text()
+            web1.locator("button", has_text="Enable").click()
+            web1.locator("button", has_text="Remove").click()
+            assert web1.count() == 0
+            # a node whose own lock another run holds: the check shows the holder
+            page.fill("textarea[name=name]", "locked1")
+            page.fill("input[name=pool]", "lab")
+            page.click("form[action='/nodes'] button")
+            page.locator("tr", has=page.locator("td:text-is('locked1')")).locator(
+                "button", has_text="Check"
+            ).click()
+            holder = page.locator("tr", has=page.locator("td:text-is('locked1')")).locator(
+                "td.lock"
+            )
+            assert "job #7" in holder.inner_text() and "ops@lab" in holder.inner_text()
 
             # a job from the form; its console grows live, then the page shows the result
             page.click("nav >> text=New job")
             page.set_input_files("input[name=archive]", str(archive))
-            page.fill("input[name=label]", "sleep=2.5")
+            page.fill("input[name=label]", "sleep=6")
             page.fill("input[name=cycles]", "1:2")
+            page.click("button[formaction='/jobs/preview']")
+            assert "Simple.test_simple" in page.locator("section.preview").inner_text()
+            _shot(page, tmp_path, "service-new-job.png")
+            page.set_input_files("input[name=archive]", str(archive))
             page.click("form[action='/jobs'] button[type=submit]")
             page.wait_for_url(f"{service.url}/jobs/*")
             job_url = page.url
@@ -76,7 +108,20 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
                 "document.getElementById('console').childNodes.length > 1 && "
                 "document.getElementById('console').textContent.includes('fake progress')"
             )
-            page.screenshot(path=str(tmp_path / "job-running.png"), full_page=True)
+            # and fills the figures table, one row per cycle and node, as cycles come (the
+            # page is the one loaded before the job ended: its end event reloads it)
+            page.wait_for_function(
+                "document.querySelectorAll('#figures tbody tr:not(.empty)').length >= 3 && "
+                "!document.querySelector('#state.state-succeeded')"
+            )
+            first = page.locator("#figures tbody tr").first.locator("td").all_inner_texts()
+            assert first == ["0", "localhost", "1/1", "100", "10", "0", "1"]
+            page.reload()  # without the stream, the page shows the figures so far
+            assert page.locator("#figures tbody tr").first.locator("td").all_inner_texts() == first
+            _shot(page, tmp_path, "service-job.png")
+            page.set_viewport_size(PHONE)
+            _shot(page, tmp_path, "service-job-phone.png")
+            page.set_viewport_size(DESKTOP)
             page.wait_for_selector("#state.state-succeeded")  # the end event reloads the page
             assert "job succeeded" in page.locator("#console").inner_text()
             page.click("a.button:has-text('Report')")
@@ -97,7 +142,29 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             page.goto(service.url + "/")
             assert page.locator("tr", has_text="cancelled").count() == 1
             assert page.locator("tr", has_text="succeeded").count() == 1
-            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            _shot(page, tmp_path, "service-dashboard.png")
+            page.click("nav >> text=Nodes")
+            _shot(page, tmp_path, "service-nodes.png")
+
+            # users: add one, make them an admin, reset their password, delete them
+            page.click("nav >> text=Users")
+            page.fill("form[action='/users'] input[name=email]", "erin@example.org")
+            page.fill("form[action='/users'] input[name=password]", "erin-password")
+            page.click("form[action='/users'] button")
+            assert "Added erin@example.org." in page.locator("p.notice").inner_text()
+            erin = page.locator("tr", has=page.locator("td:text-is('erin@example.org')"))
+            assert erin.locator("td").nth(1).inner_text() == "user"
+            erin.locator("button", has_text="Make an admin").click()
+            assert erin.locator("td").nth(1).inner_text() == "admin"
+            erin.get_by_label("New password for erin@example.org").fill("erin-password-2")
+            erin.locator("button", has_text="Set").click()
+            assert "New password set for erin@example.org" in page.locator("p.notice").inner_text()
+            me = page.locator("tr", has=page.locator("td", has_text="(you)"))
+            assert me.locator("button", has_text="Delete").count() == 0
+            _shot(page, tmp_path, "service-users.png")
+            erin.locator("button", has_text="Delete").click()
+            assert "Deleted erin@example.org." in page.locator("p.notice").inner_text()
+            assert erin.count() == 0
             browser.close()
     finally:
         service.stop()

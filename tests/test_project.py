@@ -84,6 +84,10 @@ def test_integer_cycles_and_host_list(tmp_path: Path) -> None:
         ("script: loadtest.py\ntest: A.test_a\ncycles: 10-20\n", ":3: key 'cycles'"),
         ("script: loadtest.py\ntest: A.test_a\ncycles: '10:0'\n", ":3: key 'cycles'"),
         ("script: loadtest.py\ntest: test_a\n", ":2: key 'test': expected Class.method"),
+        (
+            f"script: loadtest.py\ntest: A.test_a\nname: {'x' * 256}\n",
+            ":3: key 'name': at most 255",
+        ),
         ("script: ../loadtest.py\ntest: A.test_a\n", ":1: key 'script'"),
         ("test: A.test_a\n", "missing required key 'script'"),
         ("script: loadtest.py\n", "missing required key 'test'"),

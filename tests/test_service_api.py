@@ -261,6 +261,27 @@ def test_sources_urls_and_overrides_are_checked(alice, admin, tmp_path) -> None:
     assert "Error:" in alice.get(f"/api/jobs/{failed['id']}/console").text
 
 
+def test_texts_longer_than_their_column_fail_naming_the_field(admin, alice, tmp_path) -> None:
+    """The same answer on SQLite (which would store them) and PostgreSQL (which would
+    fail the statement): a 400 naming the field, or a job that fails as bad input."""
+    long = "x" * 300
+    answers = {
+        "email": admin.post(
+            "/api/users", json={"email": f"{long}@example.org", "password": "long-password"}
+        ),
+        "source_ref": alice.post(
+            "/api/jobs", json={"git_url": "https://example.org/x.git", "ref": long}
+        ),
+    }
+    for field, r in answers.items():
+        assert r.status_code == 400, (field, r.text)
+        assert r.json()["detail"].startswith(f"{field} is too long: "), r.text
+    project = make_project(tmp_path / "project", name=long)
+    job = wait_job(alice, upload(alice, tar_of(project)).json()["id"])
+    assert job["state"] == "failed" and "key 'name': at most 255 characters" in job["exit_reason"]
+    assert alice.get("/api/me").status_code == 200
+
+
 def test_admin_runs_a_file_git_url_at_a_ref(admin, tmp_path) -> None:
     repo = make_project(tmp_path / "repo", name="v1")
     git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]

@@ -40,6 +40,8 @@ KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     ),
 }
 REQUIRED = ("script", "test")
+# The longest texts `marteau serve` keeps of these keys (the sizes of its database columns).
+MAX_LENGTH = {"name": 255, "email": 254, "pool": 100}
 CYCLES = re.compile(r"^\d+(:\d+)*$")
 TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
 GIT_URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:|\.git/?$")
@@ -138,6 +140,10 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
         bad = not CYCLES.match(value) or "0" in value.split(":")
     if not bad and key == "test":
         bad = not TEST.match(value)
+    if not bad and key in MAX_LENGTH and len(value) > MAX_LENGTH[key]:
+        raise MarteauError(
+            f"{path}:{line}: key {key!r}: at most {MAX_LENGTH[key]} characters, got {len(value)}"
+        )
     if not bad and key in ("script", "wdir", "thresholds"):
         bad = not value or Path(value).is_absolute() or ".." in Path(value).parts
         expected += ", inside the project"

@@ -5,7 +5,8 @@ Every *write* transaction starts with ``BEGIN IMMEDIATE``: it takes SQLite's wri
 up front, so a transaction that read the queue cannot be overtaken by another writer
 before it writes (no lost claim, no "database is locked" on a lock upgrade); other
 writers wait up to the busy timeout. Read-only sessions use a plain deferred ``BEGIN``.
-On PostgreSQL the scheduler locks rows with ``SELECT ... FOR UPDATE SKIP LOCKED``.
+On PostgreSQL the scheduler serializes its run claims with an advisory lock (see
+scheduler.py). Both backends refuse a text longer than its column (`check_lengths`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from marteau.errors import MarteauError
 from marteau.service.models import Node
 
 IMMEDIATE = "marteau_immediate"
@@ -59,6 +61,20 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def check_lengths(session: Session, flush_context: object, instances: object) -> None:
+    """Refuse a text longer than its column before it is written, with the column's
+    name: PostgreSQL would fail the statement (an internal error), SQLite would store it."""
+    for obj in (*session.new, *session.dirty):
+        state = inspect(obj)
+        for attribute in state.mapper.column_attrs:
+            limit = getattr(attribute.columns[0].type, "length", None)
+            value = state.dict.get(attribute.key)
+            if limit and isinstance(value, str) and len(value) > limit:
+                raise MarteauError(
+                    f"{attribute.key} is too long: {len(value)} characters (at most {limit})"
+                )
+
+
 class Database:
     """One engine and its two kinds of sessions."""
 
@@ -70,6 +86,8 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False
         )
+        for factory in (self._read, self._write):
+            event.listen(factory, "before_flush", check_lengths)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

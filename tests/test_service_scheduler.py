@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -28,8 +29,11 @@ from marteau.service.models import (  # noqa: E402
     Job,
     JobNode,
     Node,
+    Worker,
 )
 from marteau.service.scheduler import Claim, Scheduler, reap, request_cancel  # noqa: E402
+from marteau.service.settings import Settings  # noqa: E402
+from marteau.service.worker import JobWorker  # noqa: E402
 from tests.service_helpers import make_project, start_worker, wait_for  # noqa: E402
 
 
@@ -193,6 +197,14 @@ def _lock_waits(connection) -> int:  # type: ignore[no-untyped-def]
     count = connection.execute(query).scalar_one()
     connection.rollback()  # a fresh snapshot at the next look
     return count
+
+
+def test_a_worker_on_a_long_host_name_registers(db: Database, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 64)  # Linux's longest
+    worker = JobWorker(Settings(data_dir=tmp_path), db)
+    worker.register()
+    with db.read() as session:
+        assert session.get(Worker, worker.id).host == "h" * 64
 
 
 # -- real workers --------------------------------------------------------------

@@ -82,7 +82,8 @@ class JobWorker:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db or Database(settings.db_url)
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # at most 64 characters (the column): a host name alone may take 64
+        self.id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.scheduler = Scheduler(self.db, self.id, settings.lease_ttl)
         self.stopping = False
         self._last_reap = 0.0

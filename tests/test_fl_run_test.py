@@ -34,10 +34,18 @@ def set_url(conf: Path, url: str) -> None:
     conf.write_text(re.sub(r"(?m)^url\s*=.*$", f"url = {url}", conf.read_text()))
 
 
-def marteau_test(cwd: Path, *args: str, program: str = MARTEAU) -> subprocess.CompletedProcess:
+def marteau_test(
+    cwd: Path, *args: str, program: str = MARTEAU, env_changes: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the command in ``cwd``; ``env_changes`` sets variables (``None`` unsets one)."""
     # The repo root on the path: an editable install made before `funkload/` and
     # `webunit/` had an __init__.py maps only `marteau`, not the import shims.
     env = dict(os.environ)
+    for name, value in (env_changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [program, *(["test"] if program == MARTEAU else []), *args],

@@ -10,8 +10,12 @@ syntax error, unknown class, a missing required conf key...) exits 2 with one
 
 from __future__ import annotations
 
+import cProfile
+import doctest
+import pstats
 import re
 import sys
+import tempfile
 import types
 import unittest
 from collections.abc import Iterator
@@ -21,9 +25,12 @@ from typing import Any
 import click
 
 from marteau.errors import MarteauError
+from marteau.funkload import doctests
 from marteau.funkload import testcase as testcase_module
 from marteau.funkload.loader import import_test_module, resolve_class
 from marteau.funkload.testcase import FunkLoadTestCase, close_functional_sinks
+
+PROFILE_TOP = 30  # lines of profile statistics printed by --profile
 
 
 class FunkLoadTestLoader(unittest.TestLoader):
@@ -86,6 +93,9 @@ def iter_tests(suite: unittest.TestSuite | unittest.TestCase) -> Iterator[unitte
 
 
 def method_name(test: unittest.TestCase) -> str:
+    """What ``-e`` matches: the test method, or a doctest's name (``module.function``)."""
+    if isinstance(test, doctest.DocTestCase):
+        return test.id()
     return getattr(test, "test_name", None) or test._testMethodName
 
 
@@ -170,7 +180,7 @@ def build_options(**values: Any) -> SimpleNamespace:
         debug=values["debug"] or bool(values["debug_level"]),
         debug_level=debug_level,
         dump_dir=values["dump_directory"],
-        firefox_view=False,
+        firefox_view=values["firefox_view"],
         accept_invalid_links=values["accept_invalid_links"],
         stop_on_fail=values["stop_on_fail"],
         pause=values["pause"],
@@ -205,7 +215,23 @@ def build_options(**values: Any) -> SimpleNamespace:
 @click.option("--dump-directory", help="Write each page body to DIR/NNN.ext.")
 @click.option("--accept-invalid-links", is_flag=True, help="Do not fail on broken img/css.")
 @click.option("--pause", is_flag=True, help="Wait for ENTER instead of the think time.")
-@click.option("--no-color", is_flag=True, help="Monochrome output.")
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="Accepted for FunkLoad compatibility (this command prints no colour).",
+)
+@click.option(
+    "-V",
+    "--firefox-view",
+    is_flag=True,
+    help="Dump each page to a temp dir (or --dump-directory) and open it in a web browser.",
+)
+@click.option(
+    "--doctest",
+    is_flag=True,
+    help="Also run the module's doctests; a FILE that is not .py is run as a doctest text file.",
+)
+@click.option("--profile", is_flag=True, help="Run under cProfile and print the top functions.")
 @click.option(
     "-l",
     "--loop-on-pages",
@@ -236,20 +262,14 @@ def run_tests(file: str, names: tuple[str, ...], values: dict[str, Any]) -> int:
         from marteau.engine.guard import guard_process
 
         guard_process(values["allow_hosts"])
+    if values["firefox_view"] and not values["dump_directory"]:
+        values = {**values, "dump_directory": tempfile.mkdtemp(prefix="marteau-view-")}
+        click.echo(f"Pages are dumped in {values['dump_directory']}", err=True)
     options = build_options(**values)
     if values["loop_on_pages"]:
         _check_loop_steps(values["loop_on_pages"])
     testcase_module.set_default_options(options)
-    module = import_test_module(file)
-    loader = FunkLoadTestLoader(options)
-    if names:
-        suite = unittest.TestSuite([loader.load_name(module, name) for name in names])
-    else:
-        suite = loader.loadTestsFromModule(module)
-        errors = getattr(loader, "errors", None)
-        if errors:
-            raise MarteauError(f"cannot load tests from {file}: {errors[0].strip()}")
-    suite = filter_tests(suite, values["regex"])
+    suite = filter_tests(load_suite(file, names, options, values["doctest"]), values["regex"])
     if values["list_only"]:
         for test in iter_tests(suite):
             click.echo(test.id())
@@ -262,13 +282,48 @@ def run_tests(file: str, names: tuple[str, ...], values: dict[str, Any]) -> int:
         resultclass=FunkLoadTextResult,
     )
     try:
-        result = runner.run(suite)
+        result = run_profiled(runner, suite) if values["profile"] else runner.run(suite)
     finally:
         close_functional_sinks()
     bad = getattr(result, "bad_input", [])
     if bad:
         raise bad[0]
     return 0 if result.wasSuccessful() else 1
+
+
+def load_suite(
+    file: str, names: tuple[str, ...], options: SimpleNamespace, with_doctests: bool
+) -> unittest.TestSuite:
+    """The tests of FILE (its doctests too with ``--doctest``, or FILE as doctest text)."""
+    if with_doctests and doctests.is_doctest_file(file):
+        if names:
+            raise MarteauError(f"{file} is run as a doctest text file: it takes no test names")
+        return doctests.file_suite(file, traced=options.debug)
+    try:
+        module = import_test_module(file)
+    except MarteauError as exc:
+        if doctests.is_doctest_file(file):
+            raise MarteauError(f"{exc}; add --doctest to run it as a doctest text file") from None
+        raise
+    loader = FunkLoadTestLoader(options)
+    if names:
+        return unittest.TestSuite([loader.load_name(module, name) for name in names])
+    suite = loader.loadTestsFromModule(module)
+    errors = getattr(loader, "errors", None)
+    if errors:
+        raise MarteauError(f"cannot load tests from {file}: {errors[0].strip()}")
+    if with_doctests:
+        suite.addTest(doctests.module_suite(module, traced=options.debug))
+    return suite
+
+
+def run_profiled(runner: unittest.TextTestRunner, suite: unittest.TestSuite) -> Any:
+    """``--profile``: run under cProfile, then the 30 functions with the most own time."""
+    profiler = cProfile.Profile()
+    result = profiler.runcall(runner.run, suite)
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats(pstats.SortKey.TIME, pstats.SortKey.CALLS).print_stats(PROFILE_TOP)
+    return result
 
 
 def _check_loop_steps(value: str) -> None:

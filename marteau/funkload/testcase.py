@@ -958,7 +958,7 @@ class FunkLoadTestCase(unittest.TestCase):
         )
 
     def _dump_content(self, response: HTTPResponse) -> None:
-        """``--dump-directory``: each page body to ``DIR/NNN.ext``."""
+        """``--dump-directory``: each page body to ``DIR/NNN.ext`` (and to a browser with ``-V``)."""
         if response.code in REDIRECT_CODES or not response.raw_body:
             return
         content_type = response.raw.header("content-type") or ""
@@ -972,6 +972,10 @@ class FunkLoadTestCase(unittest.TestCase):
         path = os.path.join(self._dump_dir, f"{self.steps:03d}{ext}")  # type: ignore[arg-type]
         with open(path, "wb") as handle:
             handle.write(response.raw_body)
+        if self._viewing:
+            from marteau.funkload.page_view import open_in_browser
+
+            open_in_browser(path)
 
     # -- running -------------------------------------------------------------------------
 

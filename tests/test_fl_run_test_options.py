@@ -214,7 +214,10 @@ def test_firefox_view_uses_the_dump_directory_when_given(
 def test_firefox_view_without_a_browser_warns_once(project: Path) -> None:
     missing = str(project / "no-such-browser")
     run = marteau_test(
-        project, "test_Pages.py", "-V", env_changes={**NO_DISPLAY, "BROWSER": missing}
+        project,
+        "test_Pages.py",
+        "-V",
+        env_changes={**NO_DISPLAY, "BROWSER": missing, "TMPDIR": str(project)},
     )
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("-V: no web browser could be started (set $BROWSER)") == 1

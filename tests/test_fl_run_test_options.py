@@ -81,6 +81,11 @@ def project(web: LocalServer, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def own_tmp(directory: Path) -> dict[str, str | None]:
+    """FunkLoadDocTest logs to the temp dir: keep its files in the test's directory."""
+    return {"TMPDIR": str(directory)}
+
+
 def doctest_file(directory: Path, web: LocalServer, code: int = 200) -> Path:
     path = directory / "pages.txt"
     path.write_text(DOCTEST_FILE.format(url=web.url, code=code))
@@ -123,7 +128,7 @@ def test_a_failing_module_doctest_fails_the_run(project: Path) -> None:
 def test_doctest_text_file(web: LocalServer, tmp_path: Path) -> None:
     doctest_file(tmp_path, web)
     before = len(web.requests)
-    run = marteau_test(tmp_path, "pages.txt", "--doctest", "-v")
+    run = marteau_test(tmp_path, "pages.txt", "--doctest", "-v", env_changes=own_tmp(tmp_path))
     assert run.returncode == 0, run.stderr
     assert "Ran 1 test" in run.stderr and "pages.txt" in run.stderr
     assert [r.path for r in web.requests[before:]] == ["/a.html"]
@@ -132,29 +137,31 @@ def test_doctest_text_file(web: LocalServer, tmp_path: Path) -> None:
 
 def test_debug_traces_each_doctest_example(web: LocalServer, tmp_path: Path) -> None:
     doctest_file(tmp_path, web)
-    run = marteau_test(tmp_path, "pages.txt", "--doctest", "-d")
+    run = marteau_test(tmp_path, "pages.txt", "--doctest", "-d", env_changes=own_tmp(tmp_path))
     assert run.returncode == 0, run.stderr
     assert "Trying:\n    response.code\nExpecting:\n    200\nok" in run.stdout
 
 
 def test_failing_doctest_text_file(web: LocalServer, tmp_path: Path) -> None:
     doctest_file(tmp_path, web, code=201)
-    run = marteau_test(tmp_path, "pages.txt", "--doctest")
+    run = marteau_test(tmp_path, "pages.txt", "--doctest", env_changes=own_tmp(tmp_path))
     assert run.returncode == 1
     assert "Failed example:\n    response.code\nExpected:\n    201\nGot:\n    200" in run.stderr
 
 
 def test_doctest_text_file_bad_input(web: LocalServer, tmp_path: Path) -> None:
     doctest_file(tmp_path, web)
-    without = marteau_test(tmp_path, "pages.txt")
+    without = marteau_test(tmp_path, "pages.txt", env_changes=own_tmp(tmp_path))
     assert without.returncode == 2
     assert "Error: test module not found: pages.txt" in without.stderr
     assert "add --doctest to run it as a doctest text file" in without.stderr
-    with_names = marteau_test(tmp_path, "pages.txt", "--doctest", "Pages.test_pages")
+    with_names = marteau_test(
+        tmp_path, "pages.txt", "--doctest", "Pages.test_pages", env_changes=own_tmp(tmp_path)
+    )
     assert with_names.returncode == 2
     assert "pages.txt is run as a doctest text file: it takes no test names" in with_names.stderr
     (tmp_path / "bad.txt").write_text(">>> x = (1,\n  ... 2)\n")
-    bad = marteau_test(tmp_path, "bad.txt", "--doctest")
+    bad = marteau_test(tmp_path, "bad.txt", "--doctest", env_changes=own_tmp(tmp_path))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "Error: bad.txt: line 2 of the docstring for bad.txt" in bad.stderr
 

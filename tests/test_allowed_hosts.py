@@ -316,17 +316,27 @@ def test_marteau_test_refuses_too(tmp_path: Path) -> None:
     assert third_party.connections == 0
 
 
-def test_a_bad_allow_host_is_bad_input(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fl-run-bench", "guarded.py", "Guarded.test_direct"],
+        ["marteau", "test", "guarded.py"],
+        ["marteau", "run", "."],  # refused before the project is even read
+    ],
+)
+def test_a_bad_allow_host_is_bad_input(tmp_path: Path, command: list[str]) -> None:
+    executable = str(Path(sys.executable).with_name(command[0]))
     run = subprocess.run(
-        [MARTEAU, "bench", "guarded.py", "Guarded.test_direct", "--allow-host", "host:port"],
+        [executable, *command[1:], "--allow-host", "ok.example", "--allow-host", "host:port"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
         env=_env(),
     )
-    assert run.returncode == 2
+    assert run.returncode == 2, run.stdout + run.stderr
     assert "Error: --allow-host 'host:port': expected HOST or HOST:PORT" in run.stderr
+    assert not (tmp_path / "marteau-runs").exists()
 
 
 # -- `marteau run`: the role passes the list to every node's bench ----------------

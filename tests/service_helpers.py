@@ -212,8 +212,14 @@ class Service:
     """`marteau serve` on a free port, on the data folder's SQLite or on `database_url`."""
 
     def __init__(
-        self, data_dir: Path, locks: Path, workers: int = 2, database_url: str | None = None
+        self,
+        data_dir: Path,
+        locks: Path,
+        workers: int = 2,
+        database_url: str | None = None,
+        options: tuple[str, ...] = (),
     ) -> None:
+        """`options`: more `marteau serve` options (for example `--config FILE`)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -223,6 +229,7 @@ class Service:
         command += ["--lease-ttl", "10", "--kill-grace", "2", "--nodes-command", FAKE_NODES]
         if database_url:
             command += ["--database-url", database_url]
+        command += options
         env = service_env(locks, MARTEAU_ADMIN_EMAIL=ADMIN, MARTEAU_ADMIN_PASSWORD=ADMIN_PASSWORD)
         data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:

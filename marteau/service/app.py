@@ -31,7 +31,8 @@ from starlette.concurrency import run_in_threadpool
 
 from marteau import __version__
 from marteau.errors import MarteauError
-from marteau.service import accounts, figures_web, nodes_web, users_web
+from marteau.service import accounts, figures_web, nodes_web, usage_web, users_web
+from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
 from marteau.service.hosts_routes import router as hosts_router
 from marteau.service.jobs import (
@@ -174,6 +175,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(hosts_router)
     app.include_router(figures_web.router)
+    app.include_router(usage_web.router)
     app.include_router(nodes_web.router)
     app.include_router(users_web.router)
 
@@ -312,8 +314,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @app.post("/api/jobs/preview", tags=["jobs"])
     def api_preview(body: JobIn, auth: ApiAuth) -> dict:
-        """What the project's `.marteau.yml` says (a shallow clone), without queuing a job."""
-        return {"project": preview_project(settings, auth.user, body.model_dump())}
+        """What the project's `.marteau.yml` says (a shallow clone), without queuing a job,
+        and the job's cost estimate."""
+        project = preview_project(settings, auth.user, body.model_dump())
+        return {"project": project, "estimate": preview_estimate(db, settings, project["plan"])}
 
     @app.post("/api/jobs/upload", tags=["jobs"], status_code=201)
     async def api_upload_job(
@@ -705,8 +709,15 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             preview = await run_in_threadpool(preview_project, settings, auth.user, fields, archive)
         except MarteauError as exc:
             return render(request, "job_new.html", auth, status=400, values=fields, error=str(exc))
+        estimate = preview_estimate(db, settings, preview["plan"])
         return render(
-            request, "job_new.html", auth, values=fields, preview=preview, uploaded=bool(archive)
+            request,
+            "job_new.html",
+            auth,
+            values=fields,
+            preview=preview,
+            estimate=estimate,
+            uploaded=bool(archive),
         )
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)

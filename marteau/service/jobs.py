@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from marteau.errors import MarteauError
-from marteau.service import archive
+from marteau.service import archive, quotas
 from marteau.service.db import Database
 from marteau.service.models import ARCHIVE, FINISHED, GIT, PATH, Job, JobNode, Node, User
 from marteau.service.settings import Settings
@@ -120,6 +120,7 @@ def create_job(
 ) -> Job:
     """Queue a job from a git URL (+ ref), a local path (admins) or an uploaded archive."""
     overrides = check_overrides(fields)
+    quotas.make_room(db, settings, user)
     ref = (fields.get("ref") or "").strip() or None
     if ref and (ref.startswith("-") or not re.match(r"^[\w./@^~{}-]+$", ref)):
         raise MarteauError(f"ref {ref!r}: not a branch, tag or commit")
@@ -136,6 +137,7 @@ def create_job(
             relative = str(root.relative_to(staging))
             check_target(db, settings, user, overrides, root)
             with db.write() as session:
+                quotas.check_submission(session, settings, user, overrides)
                 job = Job(
                     owner_id=user.id,
                     source_kind=ARCHIVE,
@@ -158,6 +160,7 @@ def create_job(
         raise MarteauError("a ref goes with a git URL, not a local path")
     check_target(db, settings, user, overrides, Path(url) if kind == PATH else None)
     with db.write() as session:
+        quotas.check_submission(session, settings, user, overrides)
         job = Job(
             owner_id=user.id,
             source_kind=kind,
@@ -234,6 +237,7 @@ def preview_project(
     import tempfile
 
     from marteau.orchestration.project import CONFIG_NAME, load_config
+    from marteau.service.cost import read_plan
 
     ref = (fields.get("ref") or "").strip() or None
     with tempfile.TemporaryDirectory(prefix="marteau-preview-") as tmp:
@@ -256,6 +260,11 @@ def preview_project(
                 _clone(url, ref, root, min(settings.git_timeout, 120.0))
             source = url
         project = load_config(root / CONFIG_NAME, source)
+        overrides = check_overrides(fields)
+        pool = str(overrides.get("pool") or project.pool or "marteau")
+        plan = read_plan(
+            project, overrides, pool, int(overrides.get("nodes") or project.nodes or 1)
+        )
         return {
             "name": project.name or None,
             "script": project.script,
@@ -270,12 +279,15 @@ def preview_project(
             "thresholds": str(project.thresholds.relative_to(root)) if project.thresholds else None,
             "wdir": project.wdir or None,
             "commit": project.commit,
+            "plan": plan.as_json() if plan else None,
         }
 
 
 def replay_job(db: Database, settings: Settings, user: User, job: Job) -> Job:
     """A new queued job with the same source and overrides."""
+    quotas.make_room(db, settings, user)
     with db.write() as session:
+        quotas.check_submission(session, settings, user, dict(job.overrides or {}))
         new = Job(
             owner_id=user.id,
             source_kind=job.source_kind,
@@ -337,6 +349,13 @@ def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> di
         "exit_reason": job.exit_reason,
         "cancel_requested": job.cancel_requested,
         "replay_of": job.replay_of,
+        "cost": {
+            "estimated": job.estimated_cost,
+            "price_per_hour": job.price_per_hour,
+            "node_hours": job.node_hours,
+            "actual": job.actual_cost,
+        },
+        "disk_bytes": job.disk_bytes,
         "url": f"{base}/jobs/{job.id}",
         "console_url": f"{base}/api/jobs/{job.id}/console",
         "report_url": f"{base}/jobs/{job.id}/report/" if job.report_path else None,

@@ -22,10 +22,13 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from marteau.engine.fuse import FUSE_EXIT
 from marteau.errors import MarteauError
+from marteau.service import cost, quotas
 from marteau.service.db import Database
 from marteau.service.models import (
     ARCHIVE,
@@ -40,6 +43,11 @@ from marteau.service.models import (
 from marteau.service.scheduler import Claim, Scheduler, reap
 from marteau.service.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from marteau.orchestration.project import Project
+
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
     _prctl = _libc.prctl
@@ -48,6 +56,8 @@ except (OSError, AttributeError):  # not Linux
 PR_SET_PDEATHSIG = 1
 REAP_EVERY = 1.0
 ERROR_LINE = re.compile(r"^Error: (.+)$")
+# `marteau run` prints the line of the node whose safety fuse stopped the job last
+FUSE_LINE = re.compile(r"^(safety fuse: .+)$")
 
 
 def die_with_parent() -> None:
@@ -166,9 +176,12 @@ class JobWorker:
 
     # -- supervision --------------------------------------------------------------
 
-    def _supervise(self, job_id: int, command: list[str], cwd: Path) -> tuple[int, str | None]:
+    def _supervise(
+        self, job_id: int, command: list[str], cwd: Path, deadline: float | None = None
+    ) -> tuple[int, str | None]:
         """Run `command` in its own process group, output to the console; renew the
-        leases, honour cancel. Returns (exit code, why it was stopped or None)."""
+        leases, honour cancel and the `deadline` (epoch: the job duration quota).
+        Returns (exit code, why it was stopped or None)."""
         settings = self.settings
         with open(console_path(settings, job_id), "ab") as console:
             env = dict(os.environ, PYTHONUNBUFFERED="1", MARTEAU_SERVICE_JOB=str(job_id))
@@ -205,6 +218,8 @@ class JobWorker:
                 stopped = "cancel"
             if stopped is None and self.stopping:
                 stopped = "stopping"
+            if stopped is None and deadline is not None and time.time() >= deadline:
+                stopped = "quota"
             if stopped and terminated_at is None:
                 self._log(job_id, f"stopping the job ({stopped}): SIGTERM to its process group")
                 _killpg(proc.pid, signal.SIGTERM)
@@ -263,12 +278,33 @@ class JobWorker:
             return
         pool = str(overrides.get("pool") or project.pool or "marteau")
         nodes = int(overrides.get("nodes") or project.nodes or 1)
+        try:
+            self._admit(job, project, pool, nodes)
+        except quotas.QuotaExceeded as exc:
+            self._log(job.id, f"Error: {exc}")
+            if self.scheduler.finish(job.id, FAILED, str(exc), exit_code=2):
+                self.mail(job.id, FAILED, str(exc))
+            return
         self._log(
             job.id,
             f"project {project.name or project.test}: {project.script} {project.test}; "
             f"waiting for {nodes} node(s) of pool {pool!r}",
         )
         self.scheduler.prepared(job.id, pool, nodes, project.name, project.email)
+
+    def _admit(self, job: Job, project: Project, pool: str, nodes: int) -> None:
+        """Keep the job's plan and estimate, then check the quotas that needed them."""
+        plan = cost.read_plan(project, job.overrides or {}, pool, nodes)
+        estimate = cost.plan_job(self.db, self.settings, job.id, plan) if plan else None
+        if estimate is not None:
+            self._log(
+                job.id,
+                f"estimate: {estimate.nodes} node(s) x ({estimate.bench_seconds:g} s of bench + "
+                f"{estimate.overhead_seconds:.0f} s of provisioning) x "
+                f"{estimate.price_per_hour:g}/node-hour = {estimate.cost:.4f}",
+            )
+        with self.db.read() as session:
+            quotas.check_prepared(session, self.settings, job, nodes, plan, estimate)
 
     def _fetch(self, job: Job, src: Path) -> None:
         if src.exists():
@@ -305,7 +341,9 @@ class JobWorker:
         with self.db.read() as session:
             job = session.get(Job, claim.job_id)
             owner = job.owner.email if job and job.owner else "anonymous"
-        assert job is not None
+            assert job is not None
+            limit = quotas.job_seconds_limit(session, settings, job)
+        deadline = (job.started or time.time()) + limit if limit else None
         job_dir = settings.job_dir(job.id)
         job_dir.mkdir(parents=True, exist_ok=True)
         names = ", ".join(n.name for n in claim.nodes)
@@ -326,17 +364,33 @@ class JobWorker:
             return
         self._log(job.id, "$ " + shlex.join(command))
         try:
-            code, stopped = self._supervise(job.id, command, job_dir)
+            code, stopped = self._supervise(job.id, command, job_dir, deadline)
         except OSError as exc:
             self._log(job.id, f"Error: cannot start {command[0]}: {exc}")
             self.scheduler.finish(job.id, FAILED, f"cannot start {command[0]}: {exc}")
             return
         state, reason = outcome(code, stopped, console_path(settings, job.id))
+        if stopped == "quota" and limit:
+            state, reason = FAILED, quotas.duration_message(limit)
         report = job_dir / "report" / "index.html"
         report_path = "report/index.html" if report.is_file() else None
         self._log(job.id, f"job {state}: {reason}")
-        if self.scheduler.finish(job.id, state, reason, exit_code=code, report_path=report_path):
+        finished = self.scheduler.finish(
+            job.id,
+            state,
+            reason,
+            exit_code=code,
+            report_path=report_path,
+            then=lambda session: self._account(session, job.id),
+        )
+        quotas.prune_owner(self.db, settings, job.owner_id)
+        if finished:
             self.mail(job.id, state, reason, report_path is not None)
+
+    def _account(self, session: Session, job_id: int) -> None:
+        """The job's actual cost and disk size, in the transaction that ends it."""
+        cost.record_actual(session, self.settings, job_id)
+        quotas.record_disk(session, self.settings, job_id)
 
     def mail(self, job_id: int, state: str, reason: str, has_report: bool = False) -> None:
         """Mail the owner and the project's `email`; a failure is logged on the job only."""
@@ -387,6 +441,16 @@ def _killpg(pgid: int, signum: int) -> None:
 
 def last_error(console: Path) -> str | None:
     """The last `Error: ...` line `marteau run` printed."""
+    return _last_match(console, ERROR_LINE)
+
+
+def last_fuse(console: Path) -> str | None:
+    """The `safety fuse: ...` line `marteau run` printed when a node's fuse stopped the job."""
+    return _last_match(console, FUSE_LINE)
+
+
+def _last_match(console: Path, pattern: re.Pattern[str]) -> str | None:
+    """Group 1 of the last line of the console's tail that matches ``pattern``."""
     try:
         with open(console, "rb") as f:
             f.seek(max(0, os.path.getsize(console) - 16384))
@@ -394,7 +458,7 @@ def last_error(console: Path) -> str | None:
     except OSError:
         return None
     for line in reversed(lines):
-        match = ERROR_LINE.match(line.strip())
+        match = pattern.match(line.strip())
         if match:
             return match.group(1)
     return None
@@ -416,6 +480,8 @@ def outcome(code: int, stopped: str | None, console: Path) -> tuple[str, str]:
         return FAILED, f"killed by signal {signal.Signals(-code).name}"
     if code > 128:
         return FAILED, f"stopped by signal {code - 128} (exit {code})"
+    if code == FUSE_EXIT:
+        return FAILED, last_fuse(console) or f"safety fuse: the bench was stopped (exit {code})"
     return FAILED, error or f"marteau run failed (exit {code})"
 
 
@@ -456,6 +522,10 @@ def run_arguments(
         if not path.is_file():
             raise MarteauError(f"thresholds {o['thresholds']!r}: no such file in the project")
         args += ["--thresholds", str(path)]
+    if settings.fuse_enabled:
+        args += ["--fuse-error-rate", f"{settings.fuse_error_rate:g}"]
+        args += ["--fuse-median", f"{settings.fuse_median:g}"]
+        args += ["--fuse-window", f"{settings.fuse_window:g}"]
     return args
 
 

@@ -1,22 +1,29 @@
 """Service benchmark: `marteau serve` with 10,000 finished jobs, under 20 clients.
 
     .venv/bin/python bench/service.py [--jobs 10000] [--clients 20] [--duration 20]
-                                      [--requests 20000] [--lines 20] [--keep DIR]
+                                      [--requests 20000] [--lines 20] [--web-processes 1]
+                                      [--keep DIR]
 
 Fills a fresh data folder's database with ``--jobs`` finished jobs (12 users,
 12 nodes in 2 pools, succeeded/failed/cancelled with their timings, nodes,
 overrides and exit reasons; bulk inserts through SQLAlchemy Core), starts a
 real ``marteau serve`` on 127.0.0.1 (uvicorn and its 2 workers, default
-settings) and queues two jobs that keep running for the whole benchmark.
-Then ``--clients`` keep-alive clients, each logged in with its own session
-cookie, alternate the dashboard ``/`` and ``GET /api/jobs`` (its default page
-of 50) with no pause, for ``--duration`` seconds or ``--requests`` requests
-in all, whichever ends first; meanwhile a 21st client follows one running
-job's console over server-sent events. Prints, per endpoint, the count,
-requests/s and p50/p95/p99/max latency against the issue's target (p99 <=
-100 ms), the server's CPU seconds per request, then the delay from a console
-line being written to its arrival at the SSE client (target <= 1 s), under
-that load and again with the service otherwise idle (``--lines`` lines).
+settings but ``--web-processes``) and queues two jobs that keep running for
+the whole benchmark. Then ``--clients`` keep-alive clients (threads), each
+logged in with its own session cookie, alternate the dashboard ``/`` and
+``GET /api/jobs`` (its default page of 50) with no pause, for ``--duration``
+seconds or ``--requests`` requests in all, whichever ends first; meanwhile
+one more client, in a process of its own, follows a running job's console
+over server-sent events. Prints, per endpoint, the count, requests/s and
+p50/p95/p99/max latency against the issue's target (p99 <= 100 ms), the CPU
+time per request of the web processes and of the clients, then the delay
+from a console line being written to its arrival at the SSE client (target
+<= 1 s), under that load and again with the service otherwise idle
+(``--lines`` lines).
+
+With no pause between requests, latency is concurrency / throughput (Little's
+law): 20 clients at p99 <= 100 ms need some 250 requests/s, which the CPU
+time per request and the free cores bound.
 
 What the two running jobs are: the jobs' load is generated on the nodes, other
 machines, so on the controller a running job is `marteau run` supervising its
@@ -40,6 +47,7 @@ import argparse
 import contextlib
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -181,10 +189,18 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of processes, all their threads (from /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:13])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -207,7 +223,7 @@ def percentile(values: list[float], p: float) -> float:
 class Service:
     """A `marteau serve` of the filled data folder, its jobs running the stand-in."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, web_processes: int) -> None:
         from tests.service_helpers import free_port
 
         self.port = free_port()
@@ -216,7 +232,7 @@ class Service:
         stand_in_command = f"{sys.executable} {Path(__file__).resolve()} stand-in"
         command = [sys.executable, "-c", "from marteau.cli import main; main()", "serve"]
         command += ["--data-dir", str(data_dir), "--port", str(self.port), "--workers", "2"]
-        command += ["--run-command", stand_in_command]
+        command += ["--run-command", stand_in_command, "--web-processes", str(web_processes)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
         with open(self.log, "ab") as log:
             # a session of its own: Ctrl-C reaches this script, which stops it in order
@@ -244,6 +260,16 @@ class Service:
                 pass
             time.sleep(0.2)
         raise SystemExit(f"marteau serve did not answer within {timeout:g}s")
+
+    def web_pids(self) -> list[int]:
+        """The processes that answer HTTP: serve, or its uvicorn worker processes."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        spawned = [
+            int(pid)
+            for pid in children.split()
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        return spawned or [self.proc.pid]
 
     def stop(self) -> None:
         """SIGTERM (serve stops its workers, they stop their jobs), then SIGKILL the group."""
@@ -333,47 +359,72 @@ def drive(clients: list, duration: float, max_requests: int) -> tuple[dict[str, 
     return results, time.monotonic() - t0
 
 
-class ConsoleWatcher(threading.Thread):
-    """An SSE client of one job's console: the delay of each stand-in line written
-    after `since` (time.time()), from the instant in the line to its arrival."""
+def watch(url: str, job_id: str) -> int:
+    """The SSE client, in a process of its own (so that the load's client threads do not
+    delay its clock readings): prints `connected`, then `<written> <received>` for each
+    stand-in line of the job's console stream. The session cookie comes in $BENCH_COOKIE."""
+    import httpx
 
-    def __init__(self, url: str, cookies, job_id: int) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(daemon=True)
-        self.url, self.cookies, self.job_id = url, cookies, job_id
-        self.since = float("inf")
-        self.delays: list[float] = []
+    from marteau.service.web import COOKIE
+
+    prefix = STAND_IN_LINE.split("{")[0]
+    cookies = {COOKIE: os.environ["BENCH_COOKIE"]}
+    client = httpx.Client(base_url=url, cookies=cookies, timeout=30)
+    with client, client.stream("GET", f"/api/jobs/{job_id}/console/stream") as stream:
+        print("connected", flush=True)
+        for line in stream.iter_lines():
+            received = time.time()
+            text = line.removeprefix("data: ")
+            if line.startswith("data: ") and text.startswith(prefix):
+                print(f"{text.rsplit(' ', 1)[1]} {received:.6f}", flush=True)
+    return 0
+
+
+class ConsoleWatcher:
+    """Runs `watch` and keeps its (written, received) pairs; `delays(since)` are those of
+    the lines written after `since` (time.time())."""
+
+    def __init__(self, url: str, cookie: str, job_id: int) -> None:
+        command = [sys.executable, str(Path(__file__).resolve()), "watch", url, str(job_id)]
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=dict(os.environ, BENCH_COOKIE=cookie),
+            start_new_session=True,  # Ctrl-C reaches this script, which stops it
+        )
+        self.pairs: list[tuple[float, float]] = []
         self.connected = threading.Event()
-        self.stopping = threading.Event()
-        self.failure: str | None = None
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    def measure_from_now(self) -> None:
-        self.delays = []
-        self.since = time.time()
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            if line.strip() == "connected":
+                self.connected.set()
+            elif line.strip():
+                written, received = map(float, line.split())
+                self.pairs.append((written, received))
+        self.connected.set()
 
-    def run(self) -> None:
-        import httpx
+    def delays(self, since: float, until: float = float("inf")) -> list[float]:
+        return [r - w for w, r in self.pairs if since <= w < until]
 
-        prefix = STAND_IN_LINE.split("{")[0]
-        try:
-            with httpx.Client(base_url=self.url, cookies=self.cookies, timeout=30) as client:
-                path = f"/api/jobs/{self.job_id}/console/stream"
-                with client.stream("GET", path) as stream:
-                    self.connected.set()
-                    for line in stream.iter_lines():
-                        now = time.time()
-                        if self.stopping.is_set():
-                            return
-                        text = line.removeprefix("data: ")
-                        if line.startswith("data: ") and text.startswith(prefix):
-                            written = float(text.rsplit(" ", 1)[1])
-                            if written >= self.since:
-                                self.delays.append(now - written)
-        except Exception as exc:  # noqa: BLE001 - reported with the figures
-            self.failure = repr(exc)
-            self.connected.set()
+    def wait_past(self, instant: float, timeout: float) -> None:
+        """Until a line written after `instant` arrived: the lines come in order, so every
+        line written before it is in (a slow one is not left out)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.delays(instant):
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait()
 
 
-def table(results: dict[str, Samples], seconds: float, cpu: float) -> list[str]:
+def table(results: dict[str, Samples], seconds: float, cpu: float, client_cpu: float) -> list[str]:
     lines = [
         f"{'endpoint':<11} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} "
         f"{'p99 ms':>7} {'max ms':>7}  p99/target  errors"
@@ -390,8 +441,8 @@ def table(results: dict[str, Samples], seconds: float, cpu: float) -> list[str]:
         )
     if total:
         lines.append(
-            f"server CPU: {cpu:.1f} s for {total:,} requests = {cpu / total * 1000:.2f} ms "
-            f"per request (uvicorn process, all threads)"
+            f"CPU per request: server {cpu / total * 1000:.2f} ms ({cpu:.1f} s in the web "
+            f"processes), clients {client_cpu / total * 1000:.2f} ms ({client_cpu:.1f} s)"
         )
     return lines
 
@@ -414,11 +465,20 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--requests", type=int, default=20_000, help="at most this many requests")
     parser.add_argument("--lines", type=int, default=20, help="console lines timed without load")
+    parser.add_argument(
+        "--web-processes", type=int, default=1, help="marteau serve --web-processes"
+    )
     parser.add_argument("--keep", type=Path, help="keep the data folder here (must not exist)")
     args = parser.parse_args()
-    if min(args.jobs, args.clients, args.requests, args.lines) < 1 or args.duration <= 0:
-        parser.error("--jobs, --clients, --requests, --lines and --duration must be positive")
+    if (
+        min(args.jobs, args.clients, args.requests, args.lines, args.web_processes) < 1
+        or args.duration <= 0
+    ):
+        parser.error(
+            "--jobs, --clients, --requests, --lines, --web-processes and --duration must be positive"
+        )
 
+    from marteau.service.web import COOKIE
     from tests.service_helpers import make_project
 
     work = Path(tempfile.mkdtemp(prefix="marteau-bench-service-"))
@@ -432,7 +492,7 @@ def main() -> int:
         t0 = time.monotonic()
         emails = fill(f"sqlite:///{data_dir / 'marteau.db'}", args.jobs)
         filled = time.monotonic() - t0
-        service = Service(data_dir)
+        service = Service(data_dir, args.web_processes)
         service.wait_up()
         admin = log_in(service.url, emails[0])
         project = make_project(work / "project", name="bench")
@@ -442,40 +502,42 @@ def main() -> int:
         for client in clients:  # a first request each: connections open before timing
             client.get("/api/me")
 
-        watcher = ConsoleWatcher(service.url, admin.cookies, job_ids[0])
-        watcher.start()
-        watcher.connected.wait(30)
-        watcher.measure_from_now()
-        cpu0 = cpu_seconds(service.proc.pid)
+        watcher = ConsoleWatcher(service.url, admin.cookies[COOKIE], job_ids[0])
+        if not watcher.connected.wait(60) or watcher.proc.poll() is not None:
+            raise SystemExit("the SSE client could not follow the job's console")
+        since = time.time()
+        web = service.web_pids()
+        cpu0, client0 = cpu_seconds(web), own_cpu_seconds()
         results, seconds = drive(clients, args.duration, args.requests)
-        cpu = cpu_seconds(service.proc.pid) - cpu0
-        under_load = list(watcher.delays)
+        cpu, client_cpu = cpu_seconds(web) - cpu0, own_cpu_seconds() - client0
+        until = time.time()
         load_after = load_average()
+        watcher.wait_past(until, timeout=10)
+        under_load = watcher.delays(since, until)
 
-        watcher.measure_from_now()
+        since = time.time()
         deadline = time.monotonic() + args.lines * LINE_INTERVAL * 3 + 10
-        while len(watcher.delays) < args.lines and time.monotonic() < deadline:
+        while len(watcher.delays(since)) < args.lines and time.monotonic() < deadline:
             time.sleep(0.1)
-        idle = watcher.delays[: args.lines]
+        idle = watcher.delays(since)[: args.lines]
 
         print(
             f"Marteau service figures: {args.jobs:,} finished jobs "
-            f"(filled in {filled:.1f}s), 2 jobs running, {args.clients} clients "
+            f"(filled in {filled:.1f}s), 2 jobs running, {len(web)} web process(es), "
+            f"{args.clients} clients "
             f"alternating / and /api/jobs, {seconds:.1f}s"
         )
         print(f"load average before: {load_before}; after the load: {load_after}")
-        for line in table(results, seconds, cpu):
+        for line in table(results, seconds, cpu, client_cpu):
             print(line)
         print(sse_line("under that load", under_load))
         print(sse_line("service otherwise idle", idle))
-        if watcher.failure:
-            print(f"SSE client failed: {watcher.failure}")
     except KeyboardInterrupt:
         print("interrupted: stopping the service", file=sys.stderr)
         return 130
     finally:
         if watcher is not None:
-            watcher.stopping.set()
+            watcher.stop()
         for client in clients:
             client.close()
         if service is not None:
@@ -491,4 +553,6 @@ def main() -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["stand-in"]:
         sys.exit(stand_in(sys.argv[2:]))
+    if sys.argv[1:2] == ["watch"]:
+        sys.exit(watch(*sys.argv[2:4]))
     sys.exit(main())

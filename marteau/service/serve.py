@@ -92,6 +92,19 @@ def bootstrap_admin(db, settings) -> str | None:  # type: ignore[no-untyped-def]
     return message
 
 
+WEB_PROCESS_APP = "marteau.service.serve:web_process_app"
+
+
+def web_process_app():  # type: ignore[no-untyped-def]
+    """The app of one of `serve --web-processes N`'s processes (uvicorn starts them and
+    calls this): settings from the MARTEAU_* variables serve set; it ends with serve."""
+    from marteau.service.app import create_app
+    from marteau.service.settings import load_settings
+
+    die_with_parent()
+    return create_app(load_settings())
+
+
 class WorkerPool:
     """`--workers N` worker processes, restarted when one dies."""
 
@@ -146,6 +159,11 @@ class WorkerPool:
 @click.option("--port", type=int, help="Port (default 8080).")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default 2).")
 @click.option(
+    "--web-processes",
+    type=click.IntRange(min=1),
+    help="Processes of the web app, to use more than one core (default 1).",
+)
+@click.option(
     "--nodes-command",
     help="The command the nodes page runs to check or unlock (default: marteau nodes).",
 )
@@ -175,9 +193,14 @@ def serve_command(**options: object) -> None:
         f"marteau serve: http://{settings.host}:{settings.port}/ (data in {settings.data_dir}, "
         f"{settings.workers} worker(s))"
     )
+    if settings.web_processes > 1:
+        # uvicorn's workers import the app: they get these settings as the workers do
+        os.environ.update(settings.worker_env())
     try:
         uvicorn.run(
-            create_app(settings, db),
+            WEB_PROCESS_APP if settings.web_processes > 1 else create_app(settings, db),
+            factory=settings.web_processes > 1,
+            workers=settings.web_processes,
             host=settings.host,
             port=settings.port,
             log_level="warning",

@@ -144,6 +144,24 @@ def test_a_proxy_set_by_test_code_is_refused(
     assert proxy.connections == 0
 
 
+@pytest.mark.parametrize("how", ["set before the guard", "an allowed host"])
+def test_a_trusted_or_allowed_proxy_is_used(
+    no_guard: None, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    with CountingListener("127.0.0.1") as proxy:
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        if how == "set before the guard":
+            monkeypatch.setenv("http_proxy", proxy.url())
+            guard.guard_process(["127.0.0.2"])
+        else:  # an unresolvable name, pinned to the listener's address
+            name = f"proxy.invalid:{proxy.port}"
+            guard.install(guard.HostGuard(["127.0.0.2", name], {"proxy.invalid": ["127.0.0.1"]}))
+            monkeypatch.setenv("http_proxy", f"http://{name}")
+        with HTTPClient() as client:
+            assert client.request("GET", "http://127.0.0.2:1/").body == b"no"
+    assert proxy.connections == 1
+
+
 def test_an_allowed_name_that_did_not_resolve_is_refused(no_guard: None) -> None:
     guard.guard_process(["no-such-host.invalid"])
     with HTTPClient() as client, pytest.raises(HTTPClientError) as info:

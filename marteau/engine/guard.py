@@ -181,9 +181,11 @@ class HostGuard:
         if not self.allows(host, port):
             raise HostRefused(self.refusal(host, port))
         if connect != (host, port):  # through a proxy
-            if connect in self._proxies or self.allows(*connect):
-                return [connect]
-            raise HostRefused(self.refusal(*connect, what="proxy "))
+            if connect in self._proxies:
+                return [connect]  # the node's own, from the environment at start
+            if not self.allows(*connect):
+                raise HostRefused(self.refusal(*connect, what="proxy "))
+            host, port = connect  # an allowed host as proxy: its pinned addresses
         name = normal_host(host)
         ips = self._addresses.get(name)
         if ips is None:

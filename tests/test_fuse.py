@@ -213,6 +213,44 @@ def test_the_fuse_options_are_checked(workdir: Path):
     assert "expected a fraction such as 0.5 or a percentage such as 50%" in run.stderr
 
 
+def test_marteau_run_stops_when_a_node_fuse_trips_and_reports_what_ran(tmp_path: Path):
+    """The embedded default (this machine is the node): the fuse options reach the bench
+    through the marteau_bench role, the run stops, collects, reports and exits 3."""
+    import json
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "fused.py").write_text(TEST_FILE)
+    (project / "Fused.conf").write_text(CONF)
+    (project / ".marteau.yml").write_text("script: fused.py\ntest: Fused.test_get\n")
+    server_errors = {"/page": lambda request: (503, [], b"overloaded")}
+    with LocalServer(routes=server_errors) as target:
+        run = subprocess.run(
+            [MARTEAU, "run", str(project), "--plain", "-u", target.url, "--workers", "1"]
+            + ["--fuse-error-rate", "0.5", "--fuse-window", "2"]
+            + ["-e", "marteau_node_tune=false"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    out = run.stdout
+    assert run.returncode == FUSE_EXIT, out + run.stderr
+    line = "safety fuse: error rate 100% > 50% over the last 2 s — bench stopped (on localhost)"
+    assert out.splitlines()[-1] == line
+    assert "stopping the other nodes, collecting" in out  # the live view (wrapped)
+    run_dir = Path(next(x for x in out.splitlines() if x.startswith("Run directory: "))[15:])
+    provenance = json.loads((run_dir / "run.json").read_text())
+    assert provenance["fuse"] == line and provenance["cancelled"] is False
+    assert provenance["completed"] == ["localhost"]
+    (summary,) = (run_dir / "report").rglob("summary.json")
+    assert json.loads(summary.read_text())["totals"]["requests_error"] > 0
+    assert "Report: " in out
+    log = (run_dir / "results" / "localhost" / "bench.log").read_text()
+    assert "* Safety fuse: error rate > 50% over 2 s" in log
+    assert "Bench stopped by the safety fuse after 0 of 1 cycles" in log
+
+
 # -- the rules ------------------------------------------------------------------
 
 
@@ -280,3 +318,50 @@ def test_limits_from_the_command_line():
     assert limits.describe() == "median response time > 10 s over 30 s"
     with pytest.raises(MarteauError, match="--fuse-window needs"):
         fuse_limits(None, None, 5.0)
+
+
+# -- the service ----------------------------------------------------------------
+
+
+def test_the_service_passes_the_fuse_in_public_mode_and_reports_why_a_job_stopped(
+    tmp_path: Path,
+):
+    pytest.importorskip("sqlalchemy")
+    from marteau.service.mail import build_message
+    from marteau.service.models import Job
+    from marteau.service.scheduler import Claim
+    from marteau.service.settings import Settings
+    from marteau.service.worker import FAILED, outcome, run_arguments
+
+    job = Job(id=7, overrides={}, allowed_hosts=["shop.example.org"])
+    claim = Claim(7, [], "marteau")
+    public = Settings(data_dir=tmp_path, public=True, fuse_median=5.0)
+    args = run_arguments(job, claim, tmp_path, tmp_path, public)
+    options = {args[i]: args[i + 1] for i, arg in enumerate(args) if arg.startswith("--fuse-")}
+    assert options == {"--fuse-error-rate": "0.5", "--fuse-median": "5", "--fuse-window": "30"}
+    private = Settings(data_dir=tmp_path)
+    assert not [
+        arg for arg in run_arguments(job, claim, tmp_path, tmp_path, private) if "fuse" in arg
+    ]
+
+    console = tmp_path / "console.log"
+    line = "safety fuse: error rate 100% > 50% over the last 30 s — bench stopped (on n1)"
+    console.write_text(
+        f"[00:41] {line}: stopping the other nodes, collecting\n"
+        "Run directory: /srv/marteau/jobs/7/runs/x\n"
+        f"{line}\n",
+        encoding="utf-8",
+    )
+    state, reason = outcome(FUSE_EXIT, None, console)
+    assert (state, reason) == (FAILED, line)
+    console.write_text("the console was lost\n")
+    assert outcome(FUSE_EXIT, None, console) == (
+        FAILED,
+        "safety fuse: the bench was stopped (exit 3)",
+    )
+
+    mail = build_message(public, ["owner@example.org"], 7, "shop", state, line, tmp_path, True)
+    body = mail.get_content()
+    assert f"Marteau job #7 (shop) failed: {line}" in body
+    assert "The safety fuse stopped the load test" in body
+    assert "The results of what ran are kept in the report." in body

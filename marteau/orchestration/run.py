@@ -7,7 +7,9 @@ wrapper follows it through ansible-runner's events. Cancel (Ctrl-C,
 SIGTERM): the running playbook is stopped, then `stop.yml` kills the
 benches' process groups on the nodes (they write what they have),
 `collect.yml` fetches the partial results, `unlock.yml` releases the nodes,
-and the report is built from what finished.
+and the report is built from what finished.  When one node's safety fuse
+stops its bench (`marteau bench --fuse-*`, exit `FUSE_EXIT`), the other
+nodes are stopped the same way and the run exits `FUSE_EXIT`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from marteau.engine.fuse import FUSE_EXIT, fuse_limits
 from marteau.engine.guard import parse_entry
 from marteau.errors import MarteauError
 from marteau.orchestration.driver import Ansible, Event, PlayResult
@@ -94,6 +97,9 @@ class RunOptions:
     workdir: Path | None = None
     runs_dir: Path = Path("marteau-runs")
     bench_timeout: int | None = None
+    fuse_error_rate: float | None = None  # the safety fuse of every node's bench
+    fuse_median: float | None = None
+    fuse_window: float | None = None
     allow_hosts: tuple[str, ...] = ()  # empty: the nodes may load any host
     extra_vars: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +113,7 @@ class RunOutcome:
     completed: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
     cancelled: bool = False
+    fuse: str | None = None  # the safety fuse line of the node that stopped the run
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -167,6 +174,7 @@ class LoadTestRun:
         self.options = options
         self.view = view or LiveView()
         self.cancelled: int | None = None  # the signal that cancelled the run
+        self.fuse: str | None = None  # "<fuse line> (on <host>)": a node's fuse tripped
         self.locked: list[str] = []  # every node this run took a lock on
         self.nodes: list[str] = []  # the nodes of the run
         self.released: set[str] = set()
@@ -186,7 +194,8 @@ class LoadTestRun:
         raise KeyboardInterrupt  # a second signal: stop waiting
 
     def cancel_requested(self) -> bool:
-        return self.cancelled is not None
+        """A signal, or a node's safety fuse: stop the benches and collect what ran."""
+        return self.cancelled is not None or self.fuse is not None
 
     # -- events ---------------------------------------------------------------
 
@@ -196,7 +205,9 @@ class LoadTestRun:
         host = data.get("host")
         task = data.get("task", "")
         role = data.get("role", "")
-        if not host or host == "localhost" and host not in self.locked:
+        # Skip the controller's own "localhost" plays, not the embedded default's node
+        # (localhost too): its lock event is what puts it in `locked`.
+        if not host or host == "localhost" and host not in self.locked and task != LOCK_TASK:
             return
         res = data.get("res", {}) if isinstance(data.get("res"), dict) else {}
         if kind == "runner_on_start" and role in ROLE_STATES:
@@ -224,6 +235,9 @@ class LoadTestRun:
             rc = res.get("rc")
             progress = res.get("progress") or {}
             self.view.node(host, "bench done", note=f"exit {rc}", **progress)
+            if rc == FUSE_EXIT and res.get("fuse") and self.fuse is None:
+                self.fuse = f"{res['fuse']} (on {host})"
+                self.view.message(f"{self.fuse}: stopping the other nodes, collecting")
         elif kind == "runner_on_ok" and task == CLOCK_TASK:
             self.view.node(host, note=f"clock {res.get('offset', 0) * 1000:+.0f} ms")
         elif kind == "runner_on_ok" and task == RELEASE_TASK:
@@ -257,6 +271,7 @@ class LoadTestRun:
 
     def _run(self) -> RunOutcome:
         opts = self.options
+        fuse_limits(opts.fuse_error_rate, opts.fuse_median, opts.fuse_window)  # bad input first
         self.view.set_stage("project")
         for entry in opts.allow_hosts:
             parse_entry(entry)  # bad input before anything is cloned or locked
@@ -305,6 +320,9 @@ class LoadTestRun:
         # A lock outlives the bench it guards (its expiry only matters if we die).
         extravars["marteau_lock_ttl"] = timeout + 600
         extravars.update(opts.extra_vars)
+        for name in ("fuse_error_rate", "fuse_median", "fuse_window"):  # the options win
+            if getattr(opts, name) is not None:
+                extravars[f"marteau_{name}"] = getattr(opts, name)
         if opts.allow_hosts:  # after -e: a variable cannot widen the job's allowed hosts
             extravars["marteau_bench_allowed_hosts"] = list(opts.allow_hosts)
         shutil.copy(
@@ -336,12 +354,15 @@ class LoadTestRun:
         for host in self.nodes:
             if host not in completed:
                 outcome.missing[host] = failures.get(host, "no results")
-        outcome.cancelled = self.cancel_requested()
+        outcome.cancelled = self.cancelled is not None
+        outcome.fuse = self.fuse
         self._write_provenance(run_dir, project, opts, extravars, outcome, cycles)
         code = self._report(run_dir, report_dir, thresholds, outcome)
         outcome.timings = dict(self.timings)
         if outcome.cancelled:
             outcome.exit_code = 128 + int(self.cancelled or signal.SIGINT)
+        elif outcome.fuse:
+            outcome.exit_code = FUSE_EXIT
         elif code == EXIT_OK and (outcome.missing or not completed):
             outcome.exit_code = EXIT_FAILED
         else:
@@ -467,6 +488,7 @@ class LoadTestRun:
             "completed": outcome.completed,
             "missing": outcome.missing,
             "cancelled": outcome.cancelled,
+            "fuse": outcome.fuse,
             "split": opts.split,
             "allowed_hosts": list(opts.allow_hosts),
             "cycles": cycles,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from marteau.engine.fuse import fuse_options
 from marteau.errors import MarteauError
 
 
@@ -110,6 +111,7 @@ from marteau.errors import MarteauError
     metavar="KEY=VALUE",
     help="Ansible variable for the playbooks (repeatable), e.g. marteau_node_tune=false.",
 )
+@fuse_options
 @click.option("--plain", is_flag=True, help="Plain progress lines instead of the live table.")
 def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options: object) -> None:
     """Lock nodes, provision them, deploy the test, bench on every node at one
@@ -117,7 +119,8 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
 
     With no inventory this machine is the only node (ansible_connection=local).
     Exit: 0 done, 1 failed (or thresholds violated, or a node missing),
-    2 bad input, 128+signal when cancelled.
+    2 bad input, 3 stopped by a node's safety fuse (--fuse-*), 128+signal
+    when cancelled.
     """
     from marteau.orchestration.live import LiveView
     from marteau.orchestration.run import LoadTestRun, RunFailed, RunOptions
@@ -158,6 +161,8 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
                 f"{totals.get('tests', 0):,} tests ({totals.get('tests_error', 0):,} errors) "
                 f"on {len(outcome.completed)} node(s)"
             )
+    if outcome.fuse:
+        click.echo(outcome.fuse)
     sys.exit(outcome.exit_code)
 
 

@@ -66,6 +66,13 @@ def build_message(
     message["From"] = settings.mail_sender
     message["To"] = ", ".join(recipients)
     body = [f"Marteau job #{job_id} ({name}) {state}: {reason}", ""]
+    if reason.startswith("safety fuse:"):
+        body += [
+            "The safety fuse stopped the load test: the target kept failing or answering "
+            "too slowly, and more load would only have added to its trouble. The results "
+            "of what ran are kept" + (" in the report." if has_report else "."),
+            "",
+        ]
     figures = key_figures(job_dir / "report" / "summary.json") if has_report else []
     body += figures + ([""] if figures else [])
     if has_report:

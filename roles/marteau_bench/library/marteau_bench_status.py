@@ -39,6 +39,9 @@ progress:
 log_xml:
   description: The result file the bench announced with C(Log xml:), if any.
   type: str
+fuse:
+  description: The line the bench printed when its safety fuse stopped it (C(safety fuse: ...)), if it did.
+  type: str
 """
 
 import json
@@ -106,6 +109,10 @@ def main():
     for line in reversed(lines):
         if line.startswith("Log xml:"):
             result["log_xml"] = line.split(":", 1)[1].strip()
+            break
+    for line in reversed(lines):
+        if line.startswith("safety fuse:"):
+            result["fuse"] = line
             break
     result["last_line"] = lines[-1] if lines else ""
     # A bench that wrote its results did its job whatever its status (1 with

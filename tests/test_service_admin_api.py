@@ -137,55 +137,77 @@ def test_lock_holder_on_the_node_and_unreachable_status(service: Service, admin)
 # -- live figures ----------------------------------------------------------------------
 
 
-def test_live_figures_of_a_running_job(service: Service, admin, tmp_path: Path) -> None:
+def test_live_figures_of_a_running_job_on_two_nodes(
+    service: Service, admin, tmp_path: Path
+) -> None:
+    admin.post("/api/nodes/batch", json={"names": "duo1, duo2", "pool": "duo"})
     project = make_project(tmp_path / "shop", name="shop")
     r = admin.post(
         "/api/jobs/upload",
         files={"archive": ("shop.tar.gz", tar_of(project), "application/gzip")},
-        data={"label": "sleep=3"},
+        data={"label": "sleep=3", "pool": "duo", "nodes": "2"},
     )
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
 
-    def running_lease():  # type: ignore[no-untyped-def]
+    def leased():  # type: ignore[no-untyped-def]
         nodes = {n["name"]: n for n in admin.get("/api/nodes").json()["nodes"]}
-        return nodes["localhost"]["lock"]["job"] == job_id
+        return all(nodes[name]["lock"]["job"] == job_id for name in ("duo1", "duo2"))
 
-    wait_for(running_lease, timeout=60, what="the job's lease on localhost")
-    browser, _csrf = page_login(service, ADMIN, ADMIN_PASSWORD)
-    with closing(browser):
-        page = browser.get("/nodes").text
-        row = re.search(r"<tr>\s*<td>localhost</td>.*?</tr>", page, re.S).group(0)
-        assert f'href="/jobs/{job_id}">job #{job_id}</a> <small class="muted">(lease)' in row
+    try:
+        wait_for(leased, timeout=60, what="the job's leases on duo1 and duo2")
+        browser, _csrf = page_login(service, ADMIN, ADMIN_PASSWORD)
+        with closing(browser):
+            page = browser.get("/nodes").text
+            row = re.search(r"<tr>\s*<td>duo1</td>.*?</tr>", page, re.S).group(0)
+            assert f'href="/jobs/{job_id}">job #{job_id}</a> <small class="muted">(lease)' in row
 
-        events = sse_events(service, admin, f"/api/jobs/{job_id}/figures/stream")
-        assert events[-1] == ("end", "succeeded")
-        tables = [json.loads(data) for kind, data in events if kind == "figures"]
-        assert len(tables) >= 2  # the first at once, more as cycles come
-        last = tables[-1]
-        assert [(row["cycle"], row["node"]) for row in last] == [
-            (cycle, "localhost") for cycle in range(len(last))
-        ]
-        assert last[0] == {
-            "cycle": 0,
-            "node": "localhost",
-            "users": 1,
-            "cycle_users": 1,
-            "rps": 100.0,
-            "ok": 10,
-            "failures": 0,
-            "errors": 1,
-            "elapsed": last[0]["elapsed"],
-        }
-        job = admin.get(f"/api/jobs/{job_id}").json()
-        assert job["state"] == "succeeded" and job["figures"] == last
-        assert admin.get(f"/api/jobs/{job_id}/figures").json()["figures"] == last
-        assert admin.get("/api/jobs/999999/figures").status_code == 404
-        page = browser.get(f"/jobs/{job_id}").text  # without JavaScript: the table itself
-        assert "Figures per cycle" in page and "EventSource" not in page
-        figures = re.search(r'<table id="figures".*?</table>', page, re.S).group(0)
-        assert figures.count("<tr><td>") == len(last)
-        assert '<td class="num bad">1</td>' in figures  # cycle 0 had an error
+            events = sse_events(service, admin, f"/api/jobs/{job_id}/figures/stream")
+            assert events[-1] == ("end", "succeeded")
+            tables = [json.loads(data) for kind, data in events if kind == "figures"]
+            assert len(tables) >= 2  # the first at once, more as cycles come
+            rows, totals = tables[-1]["rows"], tables[-1]["totals"]
+            cycles = len(rows) // 2
+            assert cycles >= 2
+            assert [(row["cycle"], row["node"]) for row in rows] == [
+                (cycle, node) for cycle in range(cycles) for node in ("duo1", "duo2")
+            ]
+            assert rows[1] == {
+                "cycle": 0,
+                "node": "duo2",
+                "users": 1,
+                "cycle_users": 1,
+                "rps": 101.0,
+                "ok": 10,
+                "failures": 0,
+                "errors": 1,
+                "elapsed": rows[1]["elapsed"],
+            }
+            assert totals[1] == {
+                "cycle": 1,
+                "nodes": 2,
+                "users": 4,
+                "cycle_users": 4,
+                "rps": 401.0,
+                "ok": 40,
+                "failures": 0,
+                "errors": 0,
+            }
+            job = admin.get(f"/api/jobs/{job_id}").json()
+            assert job["state"] == "succeeded" and job["figures"] == rows
+            snapshot = admin.get(f"/api/jobs/{job_id}/figures").json()
+            assert (snapshot["figures"], snapshot["totals"]) == (rows, totals)
+            assert admin.get("/api/jobs/999999/figures").status_code == 404
+            page = browser.get(f"/jobs/{job_id}").text  # without JavaScript: the table itself
+            assert "Figures per cycle" in page and "EventSource" not in page
+            figures = re.search(r'<table id="figures".*?</table>', page, re.S).group(0)
+            assert figures.count("<tr><td>") == len(rows)
+            assert figures.count('<tr class="total">') == cycles
+            assert "<td>all 2 nodes</td>" in figures
+            assert '<td class="num bad">1</td>' in figures  # cycle 0 had an error per node
+    finally:
+        for name in ("duo1", "duo2"):
+            admin.delete(f"/api/nodes/{name}")
 
 
 # -- users -----------------------------------------------------------------------------

@@ -95,6 +95,8 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             page.set_input_files("input[name=archive]", str(archive))
             page.fill("input[name=label]", "sleep=6")
             page.fill("input[name=cycles]", "1:2")
+            page.fill("input[name=pool]", "web")  # web2 and web3, run by the stand-in
+            page.fill("input[name=nodes]", "2")
             page.click("button[formaction='/jobs/preview']")
             assert "Simple.test_simple" in page.locator("section.preview").inner_text()
             _shot(page, tmp_path, "service-new-job.png")
@@ -108,14 +110,18 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
                 "document.getElementById('console').childNodes.length > 1 && "
                 "document.getElementById('console').textContent.includes('fake progress')"
             )
-            # and fills the figures table, one row per cycle and node, as cycles come (the
-            # page is the one loaded before the job ended: its end event reloads it)
+            # and fills the figures table, one row per cycle and node and the sums of each
+            # cycle, as cycles come (the page is the one loaded before the job ended: its
+            # end event reloads it)
             page.wait_for_function(
-                "document.querySelectorAll('#figures tbody tr:not(.empty)').length >= 3 && "
+                "document.querySelectorAll('#figures tbody tr.total').length >= 3 && "
                 "!document.querySelector('#state.state-succeeded')"
             )
-            first = page.locator("#figures tbody tr").first.locator("td").all_inner_texts()
-            assert first == ["0", "localhost", "1/1", "100", "10", "0", "1"]
+            rows = page.locator("#figures tbody tr")
+            first = rows.first.locator("td").all_inner_texts()
+            assert first == ["0", "web2", "1/1", "100", "10", "0", "1"]
+            total = rows.nth(2).locator("td").all_inner_texts()
+            assert total == ["0", "all 2 nodes", "2/2", "201", "20", "0", "2"]
             page.reload()  # without the stream, the page shows the figures so far
             assert page.locator("#figures tbody tr").first.locator("td").all_inner_texts() == first
             _shot(page, tmp_path, "service-job.png")

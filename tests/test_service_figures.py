@@ -9,7 +9,12 @@ from pathlib import Path
 from rich.console import Console
 
 from marteau.orchestration.live import LiveView
-from marteau.service.live_figures import FiguresReader, job_figures, parse_line
+from marteau.service.live_figures import (
+    FiguresReader,
+    cycle_totals,
+    job_figures,
+    parse_line,
+)
 
 
 def _plain_lines(*updates: dict) -> list[str]:
@@ -84,3 +89,32 @@ def test_reader_keeps_the_latest_line_per_cycle_and_node_across_partial_writes(
 
 def test_no_console_yet_means_no_figures(tmp_path: Path) -> None:
     assert job_figures(tmp_path / "missing.log") == []
+
+
+def test_totals_sum_each_cycle_that_several_nodes_ran() -> None:
+    def row(cycle: int, node: str, rps: float | None, errors: int | None) -> dict:
+        return {
+            "cycle": cycle,
+            "node": node,
+            "users": 5,
+            "cycle_users": 5,
+            "rps": rps,
+            "ok": 10,
+            "failures": 0,
+            "errors": errors,
+            "elapsed": 1.0,
+        }
+
+    rows = [row(0, "a", 10.0, 1), row(0, "b", 12.5, None), row(1, "a", 30.0, 0)]
+    assert cycle_totals(rows) == [
+        {
+            "cycle": 0,
+            "nodes": 2,
+            "users": 10,
+            "cycle_users": 10,
+            "rps": 22.5,
+            "ok": 20,
+            "failures": 0,
+            "errors": 1,
+        }
+    ]  # cycle 1: one node, nothing to sum

@@ -44,7 +44,7 @@ from marteau.service.jobs import (
     preview_project,
     replay_job,
 )
-from marteau.service.live_figures import job_figures
+from marteau.service.live_figures import job_figures, with_totals
 from marteau.service.models import (
     FINISHED,
     QUEUED,
@@ -732,7 +732,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             job=job,
             console=data.decode("utf-8", "replace"),
             console_end=_end,
-            figures=job_figures(console_path(settings, job_id)),
+            figures=with_totals(job_figures(console_path(settings, job_id))),
             can_act=can_act,
             duration=_duration(job),
         )

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from marteau.service.db import Database
-from marteau.service.live_figures import FiguresReader, job_figures
+from marteau.service.live_figures import FiguresReader, job_figures, with_totals
 from marteau.service.models import FINISHED, Job
 from marteau.service.settings import Settings
 from marteau.service.web import ApiAuth, app_db, app_settings
@@ -35,25 +35,28 @@ def _state(db: Database, job_id: int) -> str | None:
 @router.get("/api/jobs/{job_id}/figures")
 def api_figures(job_id: int, auth: ApiAuth, db: Db, settings: Config) -> dict:
     """The job's per-cycle figures so far: one row per cycle and node (users,
-    requests/s, tests ok, failures, errors), as the nodes last reported them."""
+    requests/s, tests ok, failures, errors), as the nodes last reported them, and
+    `totals`: the sums over the nodes of each cycle that several nodes ran."""
     state = _state(db, job_id)
     if state is None:
         raise HTTPException(404, f"no job {job_id}")
-    return {"job": job_id, "state": state, "figures": job_figures(console_path(settings, job_id))}
+    figures = with_totals(job_figures(console_path(settings, job_id)))
+    return {"job": job_id, "state": state, "figures": figures["rows"], "totals": figures["totals"]}
 
 
 @router.get("/api/jobs/{job_id}/figures/stream")
 async def api_figures_stream(
     job_id: int, request: Request, auth: ApiAuth, db: Db, settings: Config
 ) -> StreamingResponse:
-    """Server-sent events: a `figures` event (JSON list of rows) at once and each
-    time a figure changes, then an `end` event with the job's final state."""
+    """Server-sent events: a `figures` event (JSON `{rows, totals}`, as the
+    snapshot's `figures` and `totals`) at once and each time a figure changes,
+    then an `end` event with the job's final state."""
     if await run_in_threadpool(_state, db, job_id) is None:
         raise HTTPException(404, f"no job {job_id}")
     reader = FiguresReader(console_path(settings, job_id))
 
     def event() -> str:
-        return f"event: figures\ndata: {json.dumps(reader.rows())}\n\n"
+        return f"event: figures\ndata: {json.dumps(with_totals(reader.rows()))}\n\n"
 
     async def events():  # type: ignore[no-untyped-def]
         yield "retry: 2000\n\n"

@@ -105,3 +105,28 @@ def job_figures(console: Path) -> list[dict[str, Any]]:
     reader = FiguresReader(console)
     reader.update()
     return reader.rows()
+
+
+SUMMED = ("users", "cycle_users", "rps", "ok", "failures", "errors")
+
+
+def cycle_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each cycle that more than one node reported, the sums over its nodes:
+    what the whole pool did (each node's figures are from its own last line)."""
+    by_cycle: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_cycle.setdefault(row["cycle"], []).append(row)
+    totals = []
+    for cycle, group in sorted(by_cycle.items()):
+        if len(group) < 2:
+            continue
+        total: dict[str, Any] = {"cycle": cycle, "nodes": len(group)}
+        for key in SUMMED:
+            values = [row[key] for row in group if row[key] is not None]
+            total[key] = sum(values) if values else None
+        totals.append(total)
+    return totals
+
+
+def with_totals(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    return {"rows": rows, "totals": cycle_totals(rows)}

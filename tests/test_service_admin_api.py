@@ -251,6 +251,10 @@ def test_user_admin_pages(service: Service, admin, tmp_path: Path) -> None:
     with closing(browser):
         page = browser.get("/users")
         assert page.status_code == 200 and "<h1>Users</h1>" in page.text
+        # a crafted link shows none of its own words, and the email escaped
+        assert 'role="status"' not in browser.get("/users?done=Send+your+password").text
+        crafted = browser.get("/users", params={"done": "added", "who": "<b>x</b>"}).text
+        assert "Added &lt;b&gt;x&lt;/b&gt;." in crafted
         assert 'href="/users"' in page.text  # in the navigation, for admins
         new = {"email": "dan@example.org", "password": "dan-password", "admin": "1"}
         assert browser.post("/users", data=new).status_code == 403  # no CSRF token

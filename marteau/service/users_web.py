@@ -5,6 +5,7 @@ carries the session's CSRF token (FormAuth)."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,6 +20,15 @@ from marteau.service.web import ApiAdmin, Auth, FormAuth, PageAuth, app_db, rend
 
 router = APIRouter()
 Db = Annotated[Database, Depends(app_db)]
+# what the page says after an action (redirect-after-post: `?done=<key>&who=<email>`);
+# only these texts, so that a crafted link cannot put words in the service's mouth
+NOTICES = {
+    "added": "Added {who}.",
+    "admin": "{who} is an admin now.",
+    "user": "{who} is a user now.",
+    "password": "New password set for {who}; their sessions were ended.",
+    "deleted": "Deleted {who}.",
+}
 
 
 class UserChange(BaseModel):
@@ -83,14 +93,13 @@ def _page(request: Request, auth: Auth, db: Database, status: int = 200, **conte
 
 
 @router.get("/users", response_class=HTMLResponse, include_in_schema=False)
-def users_page(request: Request, auth: PageAuth, db: Db, done: str = "") -> Response:
-    return _page(request, _admin(auth), db, notice=done[:300])
+def users_page(request: Request, auth: PageAuth, db: Db, done: str = "", who: str = "") -> Response:
+    notice = NOTICES[done].format(who=who[:254]) if done in NOTICES else ""
+    return _page(request, _admin(auth), db, notice=notice)
 
 
-def _done(message: str) -> Response:
-    from urllib.parse import quote
-
-    return RedirectResponse(f"/users?done={quote(message)}", status_code=303)
+def _done(key: str, email: str) -> Response:
+    return RedirectResponse(f"/users?{urlencode({'done': key, 'who': email})}", status_code=303)
 
 
 @router.post("/users", include_in_schema=False)
@@ -106,7 +115,7 @@ async def users_add(request: Request, auth: FormAuth, db: Db) -> Response:
             email = user.email
     except MarteauError as exc:
         return _page(request, auth, db, status=400, error=str(exc), email=email)
-    return _done(f"Added {email}.")
+    return _done("added", email)
 
 
 @router.post("/users/{user_id}/{action}", include_in_schema=False)
@@ -119,14 +128,14 @@ async def users_action(
         with db.write() as session:
             if action in ("admin", "unadmin"):
                 user = accounts.set_admin(session, user_id, action == "admin", auth.user)
-                message = f"{user.email} is {'an admin' if user.is_admin else 'a user'} now."
+                done, email = ("admin" if user.is_admin else "user"), user.email
             elif action == "password":
                 user = accounts.reset_password(session, user_id, str(form.get("password", "")))
-                message = f"New password set for {user.email}; their sessions were ended."
+                done, email = "password", user.email
             elif action == "delete":
-                message = f"Deleted {accounts.delete_user(session, user_id, auth.user)}."
+                done, email = "deleted", accounts.delete_user(session, user_id, auth.user)
             else:
                 raise HTTPException(404, f"no action {action}")
     except MarteauError as exc:
         return _page(request, auth, db, status=400, error=str(exc))
-    return _done(message)
+    return _done(done, email)

@@ -444,7 +444,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             checked = 0.0
             yield "retry: 1000\n\n"
             while True:
-                data, end = await run_in_threadpool(_read_console, job_id, position, 2**20)
+                # read in the event loop: a console is a local file, and a thread-pool
+                # round trip per poll queues behind busy request threads under load
+                data, end = _read_console(job_id, position, 2**16)
                 if data:
                     pending += data
                     position = end

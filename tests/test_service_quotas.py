@@ -211,7 +211,7 @@ def test_disk_quota_refuses_and_the_profile_deletes_old_reports(
     size = job_of(erin, first)["disk_bytes"]
     detail = refused(erin, project)
     assert detail == (
-        f"quota disk: limit 0.0001 MB, your jobs use {size / 2**20:.4g} MB: "
+        f"quota disk: limit 0.0001 MB, your jobs use {size / 2**20:.2g} MB: "
         "delete old reports on your profile page"
     )
     profile = erin.get("/profile")

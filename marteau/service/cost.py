@@ -38,6 +38,15 @@ OVERHEAD_SAMPLE = 20  # the last finished jobs of a pool whose overhead is avera
 PLAN_FILE = "plan.json"
 
 
+def busiest_node(cycles: tuple[int, ...], nodes: int, split: bool) -> tuple[int, ...]:
+    """The busiest node's users per cycle: all of them, or with --split the first
+    node's share (`marteau run` gives the remainders to the first nodes)."""
+    if split and nodes > 1:
+        share = split_cycles(":".join(map(str, cycles)), nodes)[0]
+        return tuple(int(users) for users in share.split(":"))
+    return cycles
+
+
 @dataclass(frozen=True)
 class JobPlan:
     """What a job will run, as far as time goes."""
@@ -52,11 +61,7 @@ class JobPlan:
 
     @property
     def node_cycles(self) -> tuple[int, ...]:
-        """The busiest node's users per cycle (with --split the first node's share)."""
-        if self.split and self.nodes > 1:
-            share = split_cycles(":".join(map(str, self.cycles)), self.nodes)[0]
-            return tuple(int(users) for users in share.split(":"))
-        return self.cycles
+        return busiest_node(self.cycles, self.nodes, self.split)
 
     @property
     def users_per_node(self) -> int:

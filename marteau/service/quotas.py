@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marteau.errors import MarteauError
-from marteau.orchestration.run import split_cycles
 from marteau.service import cost
 from marteau.service.db import Database
 from marteau.service.models import FINISHED, QUEUED, RUNNING, Job, User
@@ -56,7 +55,11 @@ class QuotaExceeded(MarteauError):
 def refuse(name: str, limit: float, usage: str) -> QuotaExceeded:
     quota = BY_NAME[name]
     unit = f" {quota.unit}" if quota.unit else ""
-    return QuotaExceeded(f"quota {quota.label}: limit {limit:g}{unit}, {usage}")
+    return QuotaExceeded(f"quota {quota.label}: limit {limit:.10g}{unit}, {usage}")
+
+
+def _megabytes(value: float) -> str:
+    return f"{value:.1f}" if value >= 1 else f"{value:.2g}"
 
 
 def limits(settings: Settings, user: User | None) -> dict[str, float]:
@@ -184,13 +187,6 @@ def _longest_running_minutes(session: Session, user_id: int) -> float:
 # -- checks ------------------------------------------------------------------------
 
 
-def users_per_node(cycles: str, nodes: int, split: bool) -> int:
-    """The most users one node runs in a cycle (with --split, the first node's share)."""
-    if split and nodes > 1:
-        cycles = split_cycles(cycles, nodes)[0]
-    return max(int(c) for c in cycles.split(":"))
-
-
 def check_submission(
     session: Session, settings: Settings, user: User, overrides: dict[str, Any]
 ) -> None:
@@ -218,7 +214,7 @@ def check_submission(
             raise refuse(
                 "disk_mb",
                 limit["disk_mb"],
-                f"your jobs use {used:.4g} MB: delete old reports on your profile page",
+                f"your jobs use {_megabytes(used)} MB: delete old reports on your profile page",
             )
     if limit["monthly_cost"]:
         spent, pending = cost.month_spend(session, user.id)
@@ -233,7 +229,7 @@ def check_submission(
 
 def _check_users(limit: float, cycles: str, nodes: int, overrides: dict[str, Any]) -> None:
     split = bool(overrides.get("split"))
-    most = users_per_node(cycles, nodes, split)
+    most = max(cost.busiest_node(tuple(int(c) for c in cycles.split(":")), nodes, split))
     if most > limit:
         how = f"split among {nodes} nodes" if split and nodes > 1 else "on each node"
         raise refuse(
@@ -295,7 +291,7 @@ def job_seconds_limit(session: Session, settings: Settings, job: Job) -> float |
 
 
 def duration_message(seconds: float) -> str:
-    return f"stopped: quota job duration: limit {seconds / 60:g} min, the job ran over it"
+    return f"stopped: quota job duration: limit {seconds / 60:.10g} min, the job ran over it"
 
 
 # -- disk ----------------------------------------------------------------------------

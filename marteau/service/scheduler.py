@@ -172,10 +172,14 @@ class Scheduler:
 
     def _take(self, session: Session, job_id: int, nodes: list[Node], now: float) -> bool:
         expires = now + self.lease_ttl
+        # Read after the nodes were seen free: on PostgreSQL `now` may be older than the
+        # commit that freed them, and a job must not seem to start before the previous
+        # job on its nodes ended.
+        started = time.time()
         got_job = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.state == QUEUED)
-            .values(state=RUNNING, worker_id=self.worker_id, lease_expires=expires, started=now)
+            .values(state=RUNNING, worker_id=self.worker_id, lease_expires=expires, started=started)
         ).rowcount
         got_nodes = session.execute(
             update(Node)

@@ -98,7 +98,9 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A write transaction, committed at the end of the block (rolled back on error)."""
         with self._write() as session, session.begin():
-            session.connection()  # BEGIN (IMMEDIATE) now: times read after this are ordered
+            # BEGIN (IMMEDIATE) now: on SQLite, times read after this are ordered
+            # (on PostgreSQL only row by row, see scheduler.Scheduler._take)
+            session.connection()
             yield session
 
     def dispose(self) -> None:

@@ -27,9 +27,9 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory):
+def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):
     base = tmp_path_factory.mktemp("service")
-    svc = Service(base / "data", base / "locks", workers=1)
+    svc = Service(base / "data", base / "locks", workers=1, database_url=module_db_url)
     yield svc
     svc.stop()
 

@@ -37,8 +37,8 @@ def conf_project(path: Path, bench: str = BENCH, **config: object) -> Path:
 
 
 @pytest.fixture
-def db(tmp_path: Path):
-    database = Database(f"sqlite:///{tmp_path / 'marteau.db'}")
+def db(db_url: str):
+    database = Database(db_url)
     upgrade(database, default_node=False)
     yield database
     database.dispose()
@@ -186,12 +186,13 @@ def test_month_bounds_are_the_utc_calendar_month() -> None:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory):
+def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):
     pytest.importorskip("httpx")
     base = tmp_path_factory.mktemp("cost-service")
     config = base / "marteau.toml"
     config.write_text("[marteau]\npool_prices = { marteau = 36.0 }\n")
-    svc = Service(base / "data", base / "locks", options=("--config", str(config)))
+    options = ("--config", str(config))
+    svc = Service(base / "data", base / "locks", database_url=module_db_url, options=options)
     yield svc
     svc.stop()
 

@@ -29,11 +29,12 @@ ENDED = ("succeeded", "failed", "cancelled")
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory):
+def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):
     base = tmp_path_factory.mktemp("quota-service")
     config = base / "marteau.toml"
     config.write_text(f"[marteau]\nenforce_quotas = true\ndefault_price_per_hour = {PRICE}\n")
-    svc = Service(base / "data", base / "locks", options=("--config", str(config)))
+    options = ("--config", str(config))
+    svc = Service(base / "data", base / "locks", database_url=module_db_url, options=options)
     yield svc
     svc.stop()
 

@@ -10,6 +10,7 @@ bounded by a think time and the subprocess timeout.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -213,6 +214,35 @@ def test_the_fuse_options_are_checked(workdir: Path):
     assert "expected a fraction such as 0.5 or a percentage such as 50%" in run.stderr
 
 
+def test_a_stop_signal_delivered_twice_still_writes_the_results(workdir: Path):
+    """How `marteau run` stops the other nodes: SIGTERM to the bench's process group,
+    which `timeout -k` forwards again; the bench must take both as one stop."""
+    with LocalServer(routes={"/page": lambda request: ok("fine")}) as target:
+        process = subprocess.Popen(
+            [MARTEAU, "bench", "fused.py", "Fused.test_get", "-u", target.url, "--workers", "1"],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
+        )
+        try:
+            for line in process.stdout:  # type: ignore[union-attr]
+                if "recording" in line:
+                    break
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.01)
+            process.send_signal(signal.SIGTERM)
+            out = process.communicate(timeout=60)[0]
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, out
+    assert "Bench aborted by SIGTERM after 0 of 1 cycles" in out
+    results, config = read_results(workdir)
+    assert len(results.responses) > 0 and config["marteau_aborted"] == "SIGTERM"
+
+
 def test_marteau_run_stops_when_a_node_fuse_trips_and_reports_what_ran(tmp_path: Path):
     """The embedded default (this machine is the node): the fuse options reach the bench
     through the marteau_bench role, the run stops, collects, reports and exits 3."""
@@ -249,6 +279,57 @@ def test_marteau_run_stops_when_a_node_fuse_trips_and_reports_what_ran(tmp_path:
     log = (run_dir / "results" / "localhost" / "bench.log").read_text()
     assert "* Safety fuse: error rate > 50% over 2 s" in log
     assert "Bench stopped by the safety fuse after 0 of 1 cycles" in log
+
+
+def test_one_node_fuse_stops_the_other_nodes(sshd_nodes, tmp_path: Path):
+    """Two real sshd nodes (tests/nodes.py); only the first has the fuse (a host variable
+    of the role), so the second is stopped by marteau run, not by its own fuse."""
+    import json
+
+    first, second = sshd_nodes.names()[:2]
+    inventory = sshd_nodes.write_inventory(tmp_path / "nodes.ini", group="pool")
+    lines = inventory.read_text().splitlines()
+    lines = [
+        f"{line} marteau_fuse_error_rate=0.5 marteau_fuse_window=2"
+        if line.startswith(f"{first} ")
+        else line
+        for line in lines
+    ]
+    inventory.write_text("\n".join(lines) + "\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "fused.py").write_text(TEST_FILE)
+    (project / "Fused.conf").write_text(CONF)
+    (project / ".marteau.yml").write_text("script: fused.py\ntest: Fused.test_get\n")
+    server_errors = {"/page": lambda request: (500, [], b"down")}
+    with LocalServer(routes=server_errors) as target:
+        run = subprocess.run(
+            [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", "pool"]
+            + ["--nodes", "2", "--plain", "-u", target.url, "--workers", "1"]
+            + ["--bench-timeout", "120", "--lock-timeout", "120"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    out = run.stdout
+    assert run.returncode == FUSE_EXIT, out + run.stderr
+    line = f"safety fuse: error rate 100% > 50% over the last 2 s — bench stopped (on {first})"
+    assert out.splitlines()[-1] == line
+    run_dir = Path(next(x for x in out.splitlines() if x.startswith("Run directory: "))[15:])
+    provenance = json.loads((run_dir / "run.json").read_text())
+    assert provenance["fuse"] == line and provenance["completed"] == [first, second]
+    logs = {
+        node: (run_dir / "results" / node / "bench.log").read_text() for node in (first, second)
+    }
+    assert "Bench stopped by the safety fuse after 0 of 1 cycles" in logs[first]
+    assert "* Safety fuse:" not in logs[second]  # it had no fuse: marteau run stopped it
+    assert "Bench aborted by SIGTERM after 0 of 1 cycles" in logs[second]
+    (summary,) = (run_dir / "report").rglob("summary.json")
+    assert [node["name"] for node in json.loads(summary.read_text())["nodes"]] == [first, second]
+    for node in sshd_nodes.nodes[:2]:
+        assert node.bench_processes() == []
+        assert not (node.home / ".marteau" / "lock.json").exists()
 
 
 # -- the rules ------------------------------------------------------------------

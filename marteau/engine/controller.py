@@ -30,6 +30,9 @@ from marteau.errors import MarteauError
 START_MARGIN = 0.25  # seconds between "all workers ready" and cycle 0 without --start-at
 READY_TIMEOUT = 120.0  # a worker that cannot import the test in this time is broken
 DONE_TIMEOUT = 15.0  # after the last cycle or an abort, for workers to flush and exit
+# A signal repeated sooner is the same stop delivered twice (a process-group kill that
+# `timeout -k` also forwards to its group), not a second Ctrl-C asking to die at once.
+REPEAT_GRACE = 1.0
 
 
 class ParentSink:
@@ -399,10 +402,16 @@ class BenchController:
         if threading.current_thread() is not threading.main_thread():
             return previous
 
+        first = 0.0
+
         def on_signal(signum: int, frame: Any) -> None:
+            nonlocal first
             if self.outcome.signum is None:
                 self.outcome.signum = signum
+                first = time.monotonic()
                 self.abort.set()
+                return
+            if time.monotonic() - first < REPEAT_GRACE:
                 return
             signal.signal(signum, signal.SIG_DFL)  # a second signal: really die
             os.kill(os.getpid(), signum)

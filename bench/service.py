@@ -48,6 +48,7 @@ import contextlib
 import os
 import random
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -214,10 +215,14 @@ class Samples:
         self.errors[what] = self.errors.get(what, 0) + 1
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Sorted-index percentile (the report's convention); -1 when empty."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))] if ordered else -1.0
+def milliseconds(seconds: list[float]) -> dict[str, float]:
+    """The report's sorted-index percentiles (p50, p95, p99, ...) and the max, in ms."""
+    import numpy as np
+
+    from marteau.report.stats import percentiles
+
+    ordered = np.sort(np.array(seconds, dtype=float)) * 1000
+    return {**percentiles(ordered), "max": float(ordered[-1]) if ordered.size else -1.0}
 
 
 class Service:
@@ -229,7 +234,7 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "serve.log"
-        stand_in_command = f"{sys.executable} {Path(__file__).resolve()} stand-in"
+        stand_in_command = shlex.join([sys.executable, str(Path(__file__).resolve()), "stand-in"])
         command = [sys.executable, "-c", "from marteau.cli import main; main()", "serve"]
         command += ["--data-dir", str(data_dir), "--port", str(self.port), "--workers", "2"]
         command += ["--run-command", stand_in_command, "--web-processes", str(web_processes)]
@@ -431,13 +436,12 @@ def table(results: dict[str, Samples], seconds: float, cpu: float, client_cpu: f
     ]
     total = sum(len(s.latencies) + sum(s.errors.values()) for s in results.values())
     for path, samples in results.items():
-        ms = [x * 1000 for x in samples.latencies]
-        p99 = percentile(ms, 99)
+        ms, count = milliseconds(samples.latencies), len(samples.latencies)
         errors = ", ".join(f"{k} x{v}" for k, v in samples.errors.items()) or "none"
         lines.append(
-            f"{path:<11} {len(ms):>8,} {len(ms) / seconds:>7.1f} {percentile(ms, 50):>7.1f} "
-            f"{percentile(ms, 95):>7.1f} {p99:>7.1f} {max(ms, default=-1):>7.1f}  "
-            f"{p99 / TARGET_P99_MS:>10.2f}  {errors}"
+            f"{path:<11} {count:>8,} {count / seconds:>7.1f} {ms['p50']:>7.1f} "
+            f"{ms['p95']:>7.1f} {ms['p99']:>7.1f} {ms['max']:>7.1f}  "
+            f"{ms['p99'] / TARGET_P99_MS:>10.2f}  {errors}"
         )
     if total:
         lines.append(
@@ -450,11 +454,11 @@ def table(results: dict[str, Samples], seconds: float, cpu: float, client_cpu: f
 def sse_line(what: str, delays: list[float]) -> str:
     if not delays:
         return f"SSE {what}: no line received"
-    ms = [d * 1000 for d in delays]
+    ms = milliseconds(delays)
     return (
-        f"SSE {what}: {len(ms)} lines, written -> received p50 {percentile(ms, 50):.0f} ms, "
-        f"p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms; "
-        f"max/target {max(ms) / TARGET_SSE_MS:.2f} (target <= {TARGET_SSE_MS:.0f} ms)"
+        f"SSE {what}: {len(delays)} lines, written -> received p50 {ms['p50']:.0f} ms, "
+        f"p95 {ms['p95']:.0f} ms, max {ms['max']:.0f} ms; "
+        f"max/target {ms['max'] / TARGET_SSE_MS:.2f} (target <= {TARGET_SSE_MS:.0f} ms)"
     )
 
 

@@ -404,6 +404,68 @@ def test_limits_from_the_command_line():
 # -- the service ----------------------------------------------------------------
 
 
+FAKE_FUSED_RUN = """
+import sys
+from pathlib import Path
+
+Path(sys.argv[1]).write_text(" ".join(sys.argv[2:]))
+line = "safety fuse: median response time 12.0 s > 10 s over the last 30 s — bench stopped (on n1)"
+print("[  41.0s] " + line + ": stopping the other nodes, collecting")
+print("Run directory: /nowhere")
+print(line)
+sys.exit(3)
+"""
+
+
+def test_a_job_stopped_by_the_fuse_fails_with_the_fuse_line(tmp_path: Path):
+    """A worker in this process runs a job whose `marteau run` stand-in reports a fuse."""
+    pytest.importorskip("sqlalchemy")
+    from marteau.service.accounts import create_user
+    from marteau.service.db import Database, upgrade
+    from marteau.service.models import Job
+    from marteau.service.settings import Settings
+    from marteau.service.worker import JobWorker
+    from tests.service_helpers import make_project, wait_for
+
+    script = tmp_path / "fused_run.py"
+    script.write_text(FAKE_FUSED_RUN)
+    argv = tmp_path / "argv.txt"
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        fuse=True,
+        fuse_window=20.0,
+        run_command=[sys.executable, str(script), str(argv)],
+        poll_interval=0.05,
+        lease_ttl=10,
+        kill_grace=2,
+    )
+    db = Database(settings.db_url)
+    upgrade(db)
+    project = make_project(tmp_path / "project", name="shop")
+    with db.write() as session:
+        owner = create_user(session, "owner@example.org", "owner-password")
+        job = Job(owner_id=owner.id, source_kind="path", source_url=str(project), created=1.0)
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    worker = JobWorker(settings, db)
+    worker.register()
+
+    def ended() -> Job | None:
+        worker.step()
+        with db.read() as session:
+            found = session.get(Job, job_id)
+        return found if found.finished else None
+
+    job = wait_for(ended, timeout=60, what="the job to end")
+    db.dispose()
+    assert (job.state, job.exit_code) == ("failed", FUSE_EXIT)
+    assert job.exit_reason == (
+        "safety fuse: median response time 12.0 s > 10 s over the last 30 s — bench stopped (on n1)"
+    )
+    assert "--fuse-error-rate 0.5 --fuse-median 10 --fuse-window 20" in argv.read_text()
+
+
 def test_the_service_passes_the_fuse_in_public_mode_and_reports_why_a_job_stopped(
     tmp_path: Path,
 ):

@@ -4,21 +4,27 @@ The cluster lives in a temporary folder (data, socket, log), listens on 127.0.0.
 free port with trust authentication, and is stopped and removed at the end of the
 session: the tests never touch a PostgreSQL the machine may already run. `initdb`
 refuses to run as root, so under root the server runs as Debian's `postgres` user.
+The postmaster is a child of the test session that gets SIGINT (fast shutdown) when the
+session dies, even by SIGKILL, so no server outlives it.
 Each test gets its own database (`create_database`), dropped afterwards.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import itertools
 import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+from marteau.service.worker import die_with_parent
 from tests.service_helpers import free_port
 
 SERVER_USER = "postgres"  # the system user Debian's postgresql package creates
@@ -71,6 +77,7 @@ class PostgresCluster:
         self.data = self.base / "data"
         self.log = self.base / "server.log"
         self.port = 0
+        self.server: subprocess.Popen | None = None
         self._names = itertools.count(1)
         self._as_user: dict[str, object] = {}
         if os.geteuid() == 0:
@@ -94,7 +101,7 @@ class PostgresCluster:
         )
 
     def start(self, attempts: int = 3) -> PostgresCluster:
-        """initdb, then pg_ctl start on a free port (another one if it was taken)."""
+        """initdb, then the postmaster on a free port (another one if it was taken)."""
         made = self._run(
             "initdb",
             "-D",
@@ -116,14 +123,36 @@ class PostgresCluster:
             settings = {**SETTINGS, "port": str(self.port)}
             settings["unix_socket_directories"] = f"'{self.base}'"
             conf.write_text(base_conf + "".join(f"{k} = {v}\n" for k, v in settings.items()))
-            started = self._run(
-                "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log)
-            )
-            if started.returncode == 0:
+            with open(self.log, "ab") as log:
+                self.server = subprocess.Popen(
+                    [str(self.bin / "postgres"), "-D", str(self.data)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.base,
+                    preexec_fn=functools.partial(die_with_parent, signal.SIGINT),
+                    **self._as_user,  # type: ignore[arg-type]
+                )
+            if self._ready():
                 return self
-        log = self.log.read_text() if self.log.exists() else started.stderr
-        self.remove()
-        raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1 (log {self.log}):\n{log}")
+        log = self.log.read_text()
+        self.stop()
+        raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:\n{log}")
+
+    def _ready(self, timeout: float = 60) -> bool:
+        """True once the server takes connections; False if it exited (port taken)."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while self.server is not None and self.server.poll() is None:
+            try:
+                psycopg.connect(self.url(), connect_timeout=2).close()
+                return True
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
+        return False
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -146,11 +175,14 @@ class PostgresCluster:
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
-        """Stop the server (fast, then immediate) and remove its files."""
-        if self.data.is_dir():
-            stopped = self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w")
-            if stopped.returncode != 0:
-                self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+        """Stop the server (fast shutdown, then immediate) and remove its files."""
+        if self.server is not None and self.server.poll() is None:
+            self.server.send_signal(signal.SIGINT)
+            try:
+                self.server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.server.send_signal(signal.SIGQUIT)
+                self.server.wait(timeout=60)
         self.remove()
 
     def remove(self) -> None:

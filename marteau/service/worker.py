@@ -60,10 +60,10 @@ ERROR_LINE = re.compile(r"^Error: (.+)$")
 FUSE_LINE = re.compile(r"^(safety fuse: .+)$")
 
 
-def die_with_parent() -> None:
-    """In a child before exec: SIGTERM it when its parent dies, even by SIGKILL."""
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """In a child before exec: send it `signum` when its parent dies, even by SIGKILL."""
     if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        _prctl(PR_SET_PDEATHSIG, signum)
 
 
 def console_path(settings: Settings, job_id: int) -> Path:

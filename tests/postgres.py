@@ -24,9 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from marteau.service.worker import die_with_parent
-from tests.service_helpers import free_port
-
 SERVER_USER = "postgres"  # the system user Debian's postgresql package creates
 # A throwaway server: durability traded for speed, room for every worker's connections.
 SETTINGS = {
@@ -102,6 +99,10 @@ class PostgresCluster:
 
     def start(self, attempts: int = 3) -> PostgresCluster:
         """initdb, then the postmaster on a free port (another one if it was taken)."""
+        # here, not at the top: the conftest imports this module, even without the service
+        from marteau.service.worker import die_with_parent
+        from tests.service_helpers import free_port
+
         made = self._run(
             "initdb",
             "-D",

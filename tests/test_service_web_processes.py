@@ -3,11 +3,15 @@ service's settings, share its sessions through the database and end with serve."
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
+from marteau.service.serve import settings_environment
+from marteau.service.settings import load_settings
 from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, make_project, wait_for
 from tests.test_service_serve import alive, children
 
@@ -59,3 +63,21 @@ def test_web_processes_serve_with_the_settings_and_end_with_serve(
     finally:
         service.stop()
     assert not any(alive(pid) for pid in pids)
+
+
+def test_web_processes_read_exactly_the_settings_of_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("MARTEAU_")]:
+        monkeypatch.delenv(name)
+    settings = load_settings(
+        data_dir=tmp_path, port=8080, base_url=BASE_URL, pool_prices="big=2.5", workers=0
+    )
+    environ = {"MARTEAU_PORT": "9000", "MARTEAU_ADMIN_EMAIL": "a@example.org", "PATH": "/bin"}
+    environment = settings_environment(settings, environ)
+    assert "MARTEAU_PORT" not in environment  # the option set it back to the default
+    assert environment["MARTEAU_ADMIN_EMAIL"] == "a@example.org"
+    assert environment["PATH"] == "/bin"
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == settings

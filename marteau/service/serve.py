@@ -9,12 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
 from marteau.errors import MarteauError
-from marteau.service.settings import MARTEAU
+from marteau.service.settings import MARTEAU, Settings
 from marteau.service.worker import die_with_parent
 
 
@@ -93,6 +94,14 @@ def bootstrap_admin(db, settings) -> str | None:  # type: ignore[no-untyped-def]
 
 
 WEB_PROCESS_APP = "marteau.service.serve:web_process_app"
+
+
+def settings_environment(settings: Settings, environ: dict[str, str]) -> dict[str, str]:
+    """`environ` with `settings` as its MARTEAU_<NAME> variables and no others: a
+    variable that an option set back to the default must not reach a web process."""
+    names = {f"MARTEAU_{f.name.upper()}" for f in fields(settings)}
+    kept = {name: value for name, value in environ.items() if name not in names}
+    return {**kept, **settings.worker_env()}
 
 
 def web_process_app():  # type: ignore[no-untyped-def]
@@ -194,8 +203,11 @@ def serve_command(**options: object) -> None:
         f"{settings.workers} worker(s))"
     )
     if settings.web_processes > 1:
-        # uvicorn's workers import the app: they get these settings as the workers do
-        os.environ.update(settings.worker_env())
+        # uvicorn's workers import the app and read these settings from the environment
+        environment = settings_environment(settings, dict(os.environ))
+        for name in set(os.environ) - set(environment):
+            del os.environ[name]
+        os.environ.update(environment)
     try:
         uvicorn.run(
             WEB_PROCESS_APP if settings.web_processes > 1 else create_app(settings, db),

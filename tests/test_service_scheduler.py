@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("alembic")
 
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import select, text, update  # noqa: E402
 
 from marteau.service.db import Database, current_revision, head_revision, upgrade  # noqa: E402
 from marteau.service.models import (  # noqa: E402
@@ -186,6 +186,29 @@ def test_a_job_being_written_is_not_passed_by_a_later_job_of_its_pool(
         other.rollback()
     claimer.join(timeout=60)
     assert len(claims) == 1 and claims[0] is not None and claims[0].job_id == first
+
+
+def test_a_cancel_during_a_claim_flags_the_job_it_started(db: Database, tmp_path: Path) -> None:
+    """A cancel that meets a job a claim is taking waits for the claim, then asks the
+    worker to stop it, instead of writing `cancelled` over the claim's `running`."""
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: a cancel cannot meet a claim")
+    job_id = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    answers: list[str | None] = []
+    with db.engine.connect() as claim:
+        claim.execute(update(Job).where(Job.id == job_id).values(state=RUNNING, worker_id="w"))
+        canceller = threading.Thread(target=lambda: answers.append(request_cancel(db, job_id)))
+        canceller.start()
+        with db.engine.connect() as watcher:
+            wait_for(
+                lambda: answers or _lock_waits(watcher),
+                timeout=30,
+                what="the cancel to end or to wait for the claim",
+            )
+        claim.commit()
+    canceller.join(timeout=60)
+    job = jobs(db)[0]
+    assert answers == [RUNNING] and job.state == RUNNING and job.cancel_requested
 
 
 def _lock_waits(connection) -> int:  # type: ignore[no-untyped-def]

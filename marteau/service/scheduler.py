@@ -299,7 +299,9 @@ def request_cancel(db: Database, job_id: int) -> str | None:
     Returns the job's state afterwards, or None when there is no such job."""
     with db.write() as session:
         now = time.time()
-        job = session.get(Job, job_id)
+        # locked as read (PostgreSQL; SQLite's write lock already is): a claim taking
+        # the job is waited for, and its `running` is not overwritten by `cancelled`
+        job = session.get(Job, job_id, with_for_update=True)
         if job is None:
             return None
         if job.state == QUEUED:

@@ -211,6 +211,34 @@ def test_a_cancel_during_a_claim_flags_the_job_it_started(db: Database, tmp_path
     assert answers == [RUNNING] and job.state == RUNNING and job.cancel_requested
 
 
+def test_the_reaper_reports_only_the_jobs_it_failed(db: Database, tmp_path: Path) -> None:
+    """A lease renewed while the reaper looks at it: the job keeps running, and the
+    reaper does not report it lost (its worker would log a failure that did not happen)."""
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: a renewal cannot meet the reaper")
+    job_id = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    with db.write() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(state=RUNNING, worker_id="w", lease_expires=time.time() - 1)
+        )
+    reaped: list[list[int]] = []
+    with db.engine.connect() as renewal:
+        renewal.execute(update(Job).where(Job.id == job_id).values(lease_expires=time.time() + 60))
+        reaper = threading.Thread(target=lambda: reaped.append(reap(db)))
+        reaper.start()
+        with db.engine.connect() as watcher:
+            wait_for(
+                lambda: reaped or _lock_waits(watcher),
+                timeout=30,
+                what="the reaper to end or to wait for the renewal",
+            )
+        renewal.commit()
+    reaper.join(timeout=60)
+    assert reaped == [[]] and jobs(db)[0].state == RUNNING
+
+
 def _lock_waits(connection) -> int:  # type: ignore[no-untyped-def]
     """Sessions of this PostgreSQL database waiting for a lock."""
     query = text(

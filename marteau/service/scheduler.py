@@ -266,20 +266,22 @@ def reap(db: Database) -> list[int]:
     ids of the jobs failed."""
     with db.write() as session:
         now = time.time()
-        lost = list(
-            session.scalars(select(Job.id).where(Job.state == RUNNING, Job.lease_expires < now))
-        )
-        if lost:
-            session.execute(
+        # the ids the UPDATE itself changed: on PostgreSQL a lease renewed since a
+        # separate SELECT would be skipped by the UPDATE but still be reported
+        lost = sorted(
+            session.scalars(
                 update(Job)
-                .where(Job.id.in_(lost), Job.state == RUNNING, Job.lease_expires < now)
+                .where(Job.state == RUNNING, Job.lease_expires < now)
                 .values(
                     state=FAILED,
                     ended=now,
                     exit_reason="worker lost: its lease expired (the worker died or hung)",
                     lease_expires=None,
                 )
+                .returning(Job.id)
             )
+        )
+        if lost:
             session.execute(
                 update(Node)
                 .where(Node.lease_job_id.in_(lost), Node.lease_expires < now)

@@ -45,12 +45,7 @@ def _database(request: pytest.FixtureRequest, backend: str, folder: Path) -> Ite
     if backend == "sqlite":
         yield f"sqlite:///{folder / 'data' / 'marteau.db'}"
         return
-    cluster = request.getfixturevalue("postgres_cluster")
-    url = cluster.create_database()
-    try:
-        yield url
-    finally:
-        cluster.drop_database(url)
+    yield from request.getfixturevalue("postgres_cluster").database()
 
 
 @pytest.fixture
@@ -58,6 +53,13 @@ def db_url(request: pytest.FixtureRequest, db_backend: str, tmp_path: Path) -> I
     """An empty database of this test (no schema yet): SQLite in `tmp_path/data`, or a
     fresh PostgreSQL database dropped after the test."""
     yield from _database(request, db_backend, tmp_path)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: postgres.PostgresCluster) -> Iterator[str]:
+    """A fresh PostgreSQL database only: for what SQLite, one writer at a time, cannot
+    show (transactions meeting on a row lock)."""
+    yield from postgres_cluster.database()
 
 
 @pytest.fixture(scope="module")

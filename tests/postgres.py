@@ -22,6 +22,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SERVER_USER = "postgres"  # the system user Debian's postgresql package creates
@@ -169,6 +170,14 @@ class PostgresCluster:
         name = f"marteau_test_{next(self._names)}"
         self._admin(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def database(self) -> Iterator[str]:
+        """A new empty database's URL, dropped when the generator ends."""
+        url = self.create_database()
+        try:
+            yield url
+        finally:
+            self.drop_database(url)
 
     def drop_database(self, url: str) -> None:
         """Drop it, closing what is still connected (the workers of a killed service)."""

@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,13 +38,23 @@ from marteau.service.worker import JobWorker  # noqa: E402
 from tests.service_helpers import make_project, start_worker, wait_for  # noqa: E402
 
 
-@pytest.fixture
-def db(db_url: str):
-    """The schema on an empty database: SQLite, then PostgreSQL (tests/conftest_postgres.py)."""
-    database = Database(db_url)
+def _schema(url: str) -> Iterator[Database]:
+    database = Database(url)
     upgrade(database, default_node=False)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """The schema on an empty database: SQLite, then PostgreSQL (tests/conftest_postgres.py)."""
+    yield from _schema(db_url)
+
+
+@pytest.fixture
+def pg_db(postgres_url: str) -> Iterator[Database]:
+    """PostgreSQL only: transactions that meet on a row lock (SQLite has one writer)."""
+    yield from _schema(postgres_url)
 
 
 def add_nodes(db: Database, pool: str, *names: str) -> None:
@@ -163,21 +174,21 @@ def test_disabled_nodes_are_not_given_and_expired_leases_are_reaped(db: Database
 
 
 def test_a_job_being_written_is_not_passed_by_a_later_job_of_its_pool(
-    db: Database, tmp_path: Path
+    pg_db: Database, tmp_path: Path
 ) -> None:
     """A claim that meets the oldest job of a pool locked by another transaction (a
     cancel, another claim) waits for it: a later job of the pool must not jump ahead."""
-    if db.is_sqlite:
-        pytest.skip("SQLite has one writer at a time: no row lock to step around")
-    add_nodes(db, "a", "a1")
-    first = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
-    add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    add_nodes(pg_db, "a", "a1")
+    first = add_job(pg_db, tmp_path, prepared=True, pool="a", nodes=1)
+    add_job(pg_db, tmp_path, prepared=True, pool="a", nodes=1)
     claims: list[Claim | None] = []
-    with db.engine.connect() as other:
+    with pg_db.engine.connect() as other:
         other.execute(select(Job.id).where(Job.id == first).with_for_update())
-        claimer = threading.Thread(target=lambda: claims.append(Scheduler(db, "w", 30).claim_run()))
+        claimer = threading.Thread(
+            target=lambda: claims.append(Scheduler(pg_db, "w", 30).claim_run())
+        )
         claimer.start()
-        with db.engine.connect() as watcher:
+        with pg_db.engine.connect() as watcher:
             wait_for(
                 lambda: claims or _lock_waits(watcher),
                 timeout=30,
@@ -188,18 +199,16 @@ def test_a_job_being_written_is_not_passed_by_a_later_job_of_its_pool(
     assert len(claims) == 1 and claims[0] is not None and claims[0].job_id == first
 
 
-def test_a_cancel_during_a_claim_flags_the_job_it_started(db: Database, tmp_path: Path) -> None:
+def test_a_cancel_during_a_claim_flags_the_job_it_started(pg_db: Database, tmp_path: Path) -> None:
     """A cancel that meets a job a claim is taking waits for the claim, then asks the
     worker to stop it, instead of writing `cancelled` over the claim's `running`."""
-    if db.is_sqlite:
-        pytest.skip("SQLite has one writer at a time: a cancel cannot meet a claim")
-    job_id = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    job_id = add_job(pg_db, tmp_path, prepared=True, pool="a", nodes=1)
     answers: list[str | None] = []
-    with db.engine.connect() as claim:
+    with pg_db.engine.connect() as claim:
         claim.execute(update(Job).where(Job.id == job_id).values(state=RUNNING, worker_id="w"))
-        canceller = threading.Thread(target=lambda: answers.append(request_cancel(db, job_id)))
+        canceller = threading.Thread(target=lambda: answers.append(request_cancel(pg_db, job_id)))
         canceller.start()
-        with db.engine.connect() as watcher:
+        with pg_db.engine.connect() as watcher:
             wait_for(
                 lambda: answers or _lock_waits(watcher),
                 timeout=30,
@@ -207,28 +216,26 @@ def test_a_cancel_during_a_claim_flags_the_job_it_started(db: Database, tmp_path
             )
         claim.commit()
     canceller.join(timeout=60)
-    job = jobs(db)[0]
+    job = jobs(pg_db)[0]
     assert answers == [RUNNING] and job.state == RUNNING and job.cancel_requested
 
 
-def test_the_reaper_reports_only_the_jobs_it_failed(db: Database, tmp_path: Path) -> None:
+def test_the_reaper_reports_only_the_jobs_it_failed(pg_db: Database, tmp_path: Path) -> None:
     """A lease renewed while the reaper looks at it: the job keeps running, and the
     reaper does not report it lost (its worker would log a failure that did not happen)."""
-    if db.is_sqlite:
-        pytest.skip("SQLite has one writer at a time: a renewal cannot meet the reaper")
-    job_id = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
-    with db.write() as session:
+    job_id = add_job(pg_db, tmp_path, prepared=True, pool="a", nodes=1)
+    with pg_db.write() as session:
         session.execute(
             update(Job)
             .where(Job.id == job_id)
             .values(state=RUNNING, worker_id="w", lease_expires=time.time() - 1)
         )
     reaped: list[list[int]] = []
-    with db.engine.connect() as renewal:
+    with pg_db.engine.connect() as renewal:
         renewal.execute(update(Job).where(Job.id == job_id).values(lease_expires=time.time() + 60))
-        reaper = threading.Thread(target=lambda: reaped.append(reap(db)))
+        reaper = threading.Thread(target=lambda: reaped.append(reap(pg_db)))
         reaper.start()
-        with db.engine.connect() as watcher:
+        with pg_db.engine.connect() as watcher:
             wait_for(
                 lambda: reaped or _lock_waits(watcher),
                 timeout=30,
@@ -236,7 +243,7 @@ def test_the_reaper_reports_only_the_jobs_it_failed(db: Database, tmp_path: Path
             )
         renewal.commit()
     reaper.join(timeout=60)
-    assert reaped == [[]] and jobs(db)[0].state == RUNNING
+    assert reaped == [[]] and jobs(pg_db)[0].state == RUNNING
 
 
 def _lock_waits(connection) -> int:  # type: ignore[no-untyped-def]

@@ -306,7 +306,8 @@ def user_hosts(db: Database, user_id: int) -> list[VerifiedHost]:
             session.scalars(
                 select(VerifiedHost)
                 .where(VerifiedHost.user_id == user_id)
-                .order_by(VerifiedHost.host, VerifiedHost.port)
+                # a host without a port first on every backend (PostgreSQL sorts NULL last)
+                .order_by(VerifiedHost.host, VerifiedHost.port.nulls_first())
             )
         )
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
@@ -157,6 +160,19 @@ def safe_file(base: Path, relative: str) -> Path | None:
     return target if target.is_file() else None
 
 
+def thread_pool(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: size the thread pool its sync routes run in. Fewer threads
+    spend less CPU fighting over the GIL under load; each slow request (a preview's
+    clone, a node check) holds one for its duration."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
+
+
 def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     db = db or Database(settings.db_url)
     app = FastAPI(
@@ -165,6 +181,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         description="A queue of distributed load tests run with `marteau run`.",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=thread_pool(settings.web_threads),
     )
     app.state.settings = settings
     app.state.db = db

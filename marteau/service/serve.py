@@ -173,6 +173,11 @@ class WorkerPool:
     help="Processes of the web app, to use more than one core (default 1).",
 )
 @click.option(
+    "--web-threads",
+    type=click.IntRange(min=1),
+    help="Threads of each web process for requests (default 40).",
+)
+@click.option(
     "--nodes-command",
     help="The command the nodes page runs to check or unlock (default: marteau nodes).",
 )

@@ -32,6 +32,8 @@ class Settings:
     workers: int = 2
     # processes of the web app (uvicorn's workers): one is bound by one core (the GIL)
     web_processes: int = 1
+    # threads of each web process for the sync routes (anyio's default: 40)
+    web_threads: int = 40
     base_url: str = ""  # public URL of the service, for links in mails (default http://host:port)
     # the command a job runs, before its arguments (a stand-in can be injected for tests)
     run_command: list[str] = field(default_factory=lambda: [*MARTEAU, "run"])

@@ -197,3 +197,17 @@ class PostgresCluster:
 
     def remove(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def lock_waits(connection) -> int:  # type: ignore[no-untyped-def]
+    """Sessions of the connection's PostgreSQL database waiting for a lock: how a test
+    knows a transaction reached the row another one holds."""
+    from sqlalchemy import text
+
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    count = connection.execute(query).scalar_one()
+    connection.rollback()  # a fresh snapshot at the next look
+    return count

@@ -9,6 +9,7 @@ import io
 import re
 import subprocess
 import tarfile
+import threading
 import time
 import zipfile
 from contextlib import closing
@@ -280,6 +281,46 @@ def test_texts_longer_than_their_column_fail_naming_the_field(admin, alice, tmp_
     job = wait_job(alice, upload(alice, tar_of(project)).json()["id"])
     assert job["state"] == "failed" and "key 'name': at most 255 characters" in job["exit_reason"]
     assert alice.get("/api/me").status_code == 200
+
+
+def test_the_same_node_added_twice_at_once_is_a_conflict(tmp_path: Path, postgres_url: str):
+    """PostgreSQL: a request whose unique row another transaction is writing gets a 409
+    once that one commits (both passed the existence check; SQLite orders writers)."""
+    from sqlalchemy import insert
+
+    from marteau.service.db import Database
+    from marteau.service.models import Node
+    from tests.postgres import lock_waits
+
+    service = Service(tmp_path / "data", tmp_path / "locks", workers=0, database_url=postgres_url)
+    db = Database(postgres_url)
+    answers: list[httpx.Response] = []
+    try:
+        with closing(service.client(ADMIN, ADMIN_PASSWORD)) as admin:
+            with db.engine.connect() as other:
+                row = {"name": "n1", "pool": "lab", "vars": {}, "enabled": True}
+                other.execute(insert(Node).values(**row, status="unknown", created=time.time()))
+                adding = threading.Thread(
+                    target=lambda: answers.append(
+                        admin.post("/api/nodes", json={"name": "n1", "pool": "lab"})
+                    )
+                )
+                adding.start()
+                with db.engine.connect() as watcher:
+                    wait_for(
+                        lambda: answers or lock_waits(watcher),
+                        timeout=30,
+                        what="the request to end or to wait for the other insert",
+                    )
+                other.commit()
+            adding.join(timeout=60)
+            assert [r.status_code for r in answers] == [409], answers[0].text
+            assert "at the same time" in answers[0].json()["detail"]
+            names = [n["name"] for n in admin.get("/api/nodes").json()["nodes"]]
+            assert names.count("n1") == 1
+    finally:
+        db.dispose()
+        service.stop()
 
 
 def test_admin_runs_a_file_git_url_at_a_ref(admin, tmp_path) -> None:

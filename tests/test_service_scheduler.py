@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("alembic")
 
-from sqlalchemy import select, text, update  # noqa: E402
+from sqlalchemy import select, update  # noqa: E402
 
 from marteau.service.db import Database, current_revision, head_revision, upgrade  # noqa: E402
 from marteau.service.models import (  # noqa: E402
@@ -35,6 +35,7 @@ from marteau.service.models import (  # noqa: E402
 from marteau.service.scheduler import Claim, Scheduler, reap, request_cancel  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from marteau.service.worker import JobWorker  # noqa: E402
+from tests.postgres import lock_waits  # noqa: E402
 from tests.service_helpers import make_project, start_worker, wait_for  # noqa: E402
 
 
@@ -190,7 +191,7 @@ def test_a_job_being_written_is_not_passed_by_a_later_job_of_its_pool(
         claimer.start()
         with pg_db.engine.connect() as watcher:
             wait_for(
-                lambda: claims or _lock_waits(watcher),
+                lambda: claims or lock_waits(watcher),
                 timeout=30,
                 what="the claim to end or to wait for the locked job",
             )
@@ -210,7 +211,7 @@ def test_a_cancel_during_a_claim_flags_the_job_it_started(pg_db: Database, tmp_p
         canceller.start()
         with pg_db.engine.connect() as watcher:
             wait_for(
-                lambda: answers or _lock_waits(watcher),
+                lambda: answers or lock_waits(watcher),
                 timeout=30,
                 what="the cancel to end or to wait for the claim",
             )
@@ -237,24 +238,13 @@ def test_the_reaper_reports_only_the_jobs_it_failed(pg_db: Database, tmp_path: P
         reaper.start()
         with pg_db.engine.connect() as watcher:
             wait_for(
-                lambda: reaped or _lock_waits(watcher),
+                lambda: reaped or lock_waits(watcher),
                 timeout=30,
                 what="the reaper to end or to wait for the renewal",
             )
         renewal.commit()
     reaper.join(timeout=60)
     assert reaped == [[]] and jobs(pg_db)[0].state == RUNNING
-
-
-def _lock_waits(connection) -> int:  # type: ignore[no-untyped-def]
-    """Sessions of this PostgreSQL database waiting for a lock."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    count = connection.execute(query).scalar_one()
-    connection.rollback()  # a fresh snapshot at the next look
-    return count
 
 
 def test_a_worker_on_a_long_host_name_registers(db: Database, tmp_path: Path, monkeypatch) -> None:

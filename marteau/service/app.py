@@ -29,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
 
@@ -221,13 +222,23 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    def _error(request: Request, message: str, status: int) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=status)
+        return templates.TemplateResponse(
+            request, "error.html", {"message": message, "auth": None}, status_code=status
+        )
+
     @app.exception_handler(MarteauError)
     async def _bad_input(request: Request, exc: MarteauError) -> Response:
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": str(exc)}, status_code=400)
-        return templates.TemplateResponse(
-            request, "error.html", {"message": str(exc), "auth": None}, status_code=400
-        )
+        return _error(request, str(exc), 400)
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, exc: IntegrityError) -> Response:
+        # Two requests writing the same unique row (a user, a node) at once: on
+        # PostgreSQL both pass the existence check (SQLite runs one writer at a time)
+        # and the second one's INSERT fails when the first commits.
+        return _error(request, "another request wrote the same at the same time: try again", 409)
 
     # -- API: accounts ---------------------------------------------------------
 

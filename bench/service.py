@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/service.py [--jobs 10000] [--clients 20] [--duration 20]
                                       [--requests 20000] [--lines 20] [--web-processes 1]
-                                      [--keep DIR]
+                                      [--web-threads 40] [--keep DIR]
 
 Fills a fresh data folder's database with ``--jobs`` finished jobs (12 users,
 12 nodes in 2 pools, succeeded/failed/cancelled with their timings, nodes,
 overrides and exit reasons; bulk inserts through SQLAlchemy Core), starts a
 real ``marteau serve`` on 127.0.0.1 (uvicorn and its 2 workers, default
-settings but ``--web-processes``) and queues two jobs that keep running for
+settings but ``--web-processes`` and ``--web-threads``) and queues two jobs that keep running for
 the whole benchmark. Then ``--clients`` keep-alive clients (threads), each
 logged in with its own session cookie, alternate the dashboard ``/`` and
 ``GET /api/jobs`` (its default page of 50) with no pause, for ``--duration``
@@ -228,7 +228,7 @@ def milliseconds(seconds: list[float]) -> dict[str, float]:
 class Service:
     """A `marteau serve` of the filled data folder, its jobs running the stand-in."""
 
-    def __init__(self, data_dir: Path, web_processes: int) -> None:
+    def __init__(self, data_dir: Path, web_processes: int, web_threads: int) -> None:
         from tests.service_helpers import free_port
 
         self.port = free_port()
@@ -238,6 +238,7 @@ class Service:
         command = [sys.executable, "-c", "from marteau.cli import main; main()", "serve"]
         command += ["--data-dir", str(data_dir), "--port", str(self.port), "--workers", "2"]
         command += ["--run-command", stand_in_command, "--web-processes", str(web_processes)]
+        command += ["--web-threads", str(web_threads)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
         with open(self.log, "ab") as log:
             # a session of its own: Ctrl-C reaches this script, which stops it in order
@@ -472,14 +473,19 @@ def main() -> int:
     parser.add_argument(
         "--web-processes", type=int, default=1, help="marteau serve --web-processes"
     )
+    parser.add_argument("--web-threads", type=int, default=40, help="marteau serve --web-threads")
     parser.add_argument("--keep", type=Path, help="keep the data folder here (must not exist)")
     args = parser.parse_args()
     if (
-        min(args.jobs, args.clients, args.requests, args.lines, args.web_processes) < 1
+        min(
+            args.jobs, args.clients, args.requests, args.lines, args.web_processes, args.web_threads
+        )
+        < 1
         or args.duration <= 0
     ):
         parser.error(
-            "--jobs, --clients, --requests, --lines, --web-processes and --duration must be positive"
+            "--jobs, --clients, --requests, --lines, --web-processes, --web-threads "
+            "and --duration must be positive"
         )
 
     from marteau.service.web import COOKIE
@@ -496,7 +502,7 @@ def main() -> int:
         t0 = time.monotonic()
         emails = fill(f"sqlite:///{data_dir / 'marteau.db'}", args.jobs)
         filled = time.monotonic() - t0
-        service = Service(data_dir, args.web_processes)
+        service = Service(data_dir, args.web_processes, args.web_threads)
         service.wait_up()
         admin = log_in(service.url, emails[0])
         project = make_project(work / "project", name="bench")
@@ -527,7 +533,8 @@ def main() -> int:
 
         print(
             f"Marteau service figures: {args.jobs:,} finished jobs "
-            f"(filled in {filled:.1f}s), 2 jobs running, {len(web)} web process(es), "
+            f"(filled in {filled:.1f}s), 2 jobs running, {len(web)} web process(es) of "
+            f"{args.web_threads} threads, "
             f"{args.clients} clients "
             f"alternating / and /api/jobs, {seconds:.1f}s"
         )

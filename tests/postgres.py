@@ -137,6 +137,7 @@ class PostgresCluster:
                 )
             if self._ready():
                 return self
+            self._halt()
         log = self.log.read_text()
         self.stop()
         raise RuntimeError(f"PostgreSQL did not start on 127.0.0.1:\n{log}")
@@ -184,8 +185,8 @@ class PostgresCluster:
         name = url.rsplit("/", 1)[1]
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown, then immediate) and remove its files."""
+    def _halt(self) -> None:
+        """Stop the server: fast shutdown, then immediate."""
         if self.server is not None and self.server.poll() is None:
             self.server.send_signal(signal.SIGINT)
             try:
@@ -193,6 +194,10 @@ class PostgresCluster:
             except subprocess.TimeoutExpired:
                 self.server.send_signal(signal.SIGQUIT)
                 self.server.wait(timeout=60)
+
+    def stop(self) -> None:
+        """Stop the server and remove its files."""
+        self._halt()
         self.remove()
 
     def remove(self) -> None:

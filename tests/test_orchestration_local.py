@@ -23,7 +23,7 @@ def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
         (project / "loadtest.py").write_text(TEST)
         (project / "Tiny.conf").write_text(CONF.format(url=target.url))
         (project / ".marteau.yml").write_text(
-            "script: loadtest.py\ntest: Tiny.test_get\ncycles: 2\nduration: 1\n"
+            "script: loadtest.py\ntest: Tiny.test_get\ncycles: 2\nduration: 3\n"
             "thresholds:\n  global: [count > 1000000000]\n"
         )
         result = subprocess.run(

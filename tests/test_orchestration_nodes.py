@@ -225,7 +225,7 @@ def test_plain_ansible_playbook_gives_the_same_results_directory(
         "-e",
         "marteau_run_dir=" + str(tmp_path / "run"),
         "-e",
-        '{"marteau_cycles": "2", "marteau_duration": 2}',
+        '{"marteau_cycles": "2", "marteau_duration": 4}',
     ]
     result = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env

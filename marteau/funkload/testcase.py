@@ -224,6 +224,7 @@ class FunkLoadTestCase(unittest.TestCase):
         self._authinfo: str | None = None
         self._response: HTTPResponse | None = None
         self._test_traceback: str | None = None
+        self._unittest_marks: tuple[str | None, bool] | None = None
         self._browser = Browser()
         self.clearContext()
 
@@ -988,16 +989,14 @@ class FunkLoadTestCase(unittest.TestCase):
                 start_run()
         result.startTest(self)
         method = getattr(self, self._testMethodName)
-        if getattr(type(self), "__unittest_skip__", False) or getattr(
-            method, "__unittest_skip__", False
-        ):
-            why = getattr(type(self), "__unittest_skip_why__", "") or getattr(
-                method, "__unittest_skip_why__", ""
-            )
-            result.addSkip(self, why)
+        marks = self._unittest_marks
+        if marks is None:
+            marks = self._unittest_marks = _unittest_marks(type(self), method)
+        skip_why, expecting_failure = marks
+        if skip_why is not None:
+            result.addSkip(self, skip_why)
             result.stopTest(self)
             return result
-        expecting_failure = getattr(method, "__unittest_expecting_failure__", False)
         self._test_traceback = None
         if self.logger.isEnabledFor(_DEBUG):
             description = self.conf_get(self.test_name, "description", "", quiet=True)
@@ -1122,6 +1121,21 @@ class FunkLoadTestCase(unittest.TestCase):
                     + ",".join(f"{k!r}: {subset[k]!r} != {dictionary[k]!r}" for k in mismatched)
                 )
             self.fail(self._formatMessage(msg, "; ".join(parts)))
+
+
+def _unittest_marks(cls: type, method: Any) -> tuple[str | None, bool]:
+    """(skip reason or None, expecting failure) that unittest's decorators set.
+
+    Read once per test instance, not per run: the decorators act when the
+    class is built, and each of these lookups misses on a bound method by
+    raising AttributeError, about 0.9 µs per bench iteration for the three.
+    """
+    if getattr(cls, "__unittest_skip__", False) or getattr(method, "__unittest_skip__", False):
+        why = getattr(cls, "__unittest_skip_why__", "") or getattr(
+            method, "__unittest_skip_why__", ""
+        )
+        return why, False
+    return None, bool(getattr(method, "__unittest_expecting_failure__", False))
 
 
 def _parse_loop_steps(value: Any) -> tuple[int, int]:

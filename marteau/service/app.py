@@ -9,7 +9,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,15 +30,17 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from marteau import __version__
 from marteau.errors import MarteauError
 from marteau.service import accounts, figures_web, nodes_web, usage_web, users_web
+from marteau.service.auth_cache import AuthCache
 from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
 from marteau.service.hosts_routes import router as hosts_router
+from marteau.service.job_lists import listed_jobs
 from marteau.service.jobs import (
     create_job,
     delete_job,
@@ -83,10 +85,6 @@ from marteau.service.web import (
 from marteau.service.worker import console_path
 
 HERE = Path(__file__).resolve().parent
-# what a list of jobs shows of each: its owner and its nodes, one query each for the whole
-# list instead of two lazy loads per job (not a join: SQLite would join every job of the
-# state before sorting them for the LIMIT)
-JOB_LIST_LOADS = (selectinload(Job.owner), selectinload(Job.nodes))
 
 # -- API models ------------------------------------------------------------------
 
@@ -186,6 +184,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.auth_cache = AuthCache(db)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when
     templates.env.globals["version"] = __version__
@@ -383,23 +382,22 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         )
         return job_json(get_job(job.id), settings)
 
-    @app.get("/api/jobs", tags=["jobs"])
-    def api_jobs(auth: ApiAuth, state: str | None = None, limit: int = 50, offset: int = 0) -> dict:
+    @app.get("/api/jobs", tags=["jobs"], response_model=dict[str, Any])
+    async def api_jobs(
+        auth: ApiAuth, state: str | None = None, limit: int = 50, offset: int = 0
+    ) -> Response:
+        return await run_in_threadpool(_job_list, state, limit, offset)
+
+    def _job_list(state: str | None, limit: int, offset: int) -> Response:
+        """The page of jobs as JSON, in one trip to the thread pool (the list and its
+        total need not agree to the instant: no transaction)."""
         limit = max(1, min(limit, 500))
-        with db.read() as session:
-            query = (
-                select(Job)
-                .options(*JOB_LIST_LOADS)
-                .order_by(Job.id.desc())
-                .limit(limit)
-                .offset(max(0, offset))
-            )
+        with db.read(snapshot=False) as session:
+            where = Job.state == state if state else None
+            rows = listed_jobs(session, where, limit, max(0, offset))
             count = select(func.count(Job.id))
-            if state:
-                query = query.where(Job.state == state)
-                count = count.where(Job.state == state)
-            rows = session.scalars(query).all()
-            return {"jobs": [job_json(j, settings) for j in rows], "total": session.scalar(count)}
+            total = session.scalar(count if where is None else count.where(where))
+        return JSONResponse({"jobs": [job_json(j, settings) for j in rows], "total": total})
 
     @app.get("/api/jobs/{job_id}", tags=["jobs"])
     def api_job(job_id: int, auth: ApiAuth) -> dict:
@@ -512,9 +510,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     # -- API: nodes and workers ----------------------------------------------
 
-    def _nodes() -> list[dict]:
+    def _nodes(session: Session | None = None) -> list[dict]:
         now = time.time()
-        with db.read() as session:
+        with nullcontext(session) if session else db.read() as session:
             return [
                 node_view(node_json(n, now), settings)
                 for n in session.scalars(select(Node).order_by(Node.pool, Node.name))
@@ -593,9 +591,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     def api_disable_node(name: str, auth: ApiAdmin) -> dict:
         return _node_action(name, "disable")
 
-    def _workers() -> list[dict]:
+    def _workers(session: Session | None = None) -> list[dict]:
         stale = time.time() - max(settings.lease_ttl, 10) * 2
-        with db.read() as session:
+        with nullcontext(session) if session else db.read() as session:
             rows = session.scalars(
                 select(Worker)
                 .where(Worker.stopped.is_(None), Worker.heartbeat >= stale)
@@ -680,23 +678,18 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         return response
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard(request: Request, auth: PageAuth) -> Response:
-        with db.read() as session:
+    async def dashboard(request: Request, auth: PageAuth) -> Response:
+        return await run_in_threadpool(_dashboard, request, auth)
 
-            def jobs_in(*states: str, limit: int = 50) -> list[Job]:
-                rows = session.scalars(
-                    select(Job)
-                    .options(*JOB_LIST_LOADS)
-                    .where(Job.state.in_(states))
-                    .order_by(Job.id.desc())
-                    .limit(limit)
-                ).all()
-                return list(rows)
-
-            queued = list(reversed(jobs_in(QUEUED)))
-            running = jobs_in(RUNNING)
-            finished = jobs_in(*FINISHED, limit=20)
-        nodes = _nodes()
+    def _dashboard(request: Request, auth: Auth) -> Response:
+        """The page in one trip to the thread pool: its reads (no transaction: the lists
+        need not agree to the instant) and the template."""
+        with db.read(snapshot=False) as session:
+            queued = list(reversed(listed_jobs(session, Job.state == QUEUED, 50)))
+            running = listed_jobs(session, Job.state == RUNNING, 50)
+            finished = listed_jobs(session, Job.state.in_(FINISHED), 20)
+            nodes = _nodes(session)
+            workers = _workers(session)
         return render(
             request,
             "dashboard.html",
@@ -705,7 +698,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             running=running,
             finished=finished,
             nodes=nodes,
-            workers=_workers(),
+            workers=workers,
             duration=_duration,
         )
 

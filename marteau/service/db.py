@@ -4,25 +4,30 @@ SQLite (the embedded default) runs in WAL mode, so readers never wait for the wr
 Every *write* transaction starts with ``BEGIN IMMEDIATE``: it takes SQLite's write lock
 up front, so a transaction that read the queue cannot be overtaken by another writer
 before it writes (no lost claim, no "database is locked" on a lock upgrade); other
-writers wait up to the busy timeout. Read-only sessions use a plain deferred ``BEGIN``.
+writers wait up to the busy timeout. Read-only sessions use a plain deferred ``BEGIN``,
+but for the hot pages' reads (`Database.read(snapshot=False)`), which send no ``BEGIN``
+at all: each statement then reads a consistent state of its own (autocommit).
 On PostgreSQL the scheduler serializes its run claims with an advisory lock (see
 scheduler.py). Both backends refuse a text longer than its column (`check_lengths`).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from marteau.errors import MarteauError
 from marteau.service.models import Node
 
 IMMEDIATE = "marteau_immediate"
+NO_BEGIN = "marteau_no_begin"
+AUTH_TABLES = frozenset({"users", "login_sessions", "api_tokens"})
 SQLITE_POOL = 40  # kept SQLite connections per process (one per web thread, by default)
 
 
@@ -63,7 +68,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # type: ignore[no-untyped-def]
-            immediate = conn.get_execution_options().get(IMMEDIATE)
+            options = conn.get_execution_options()
+            if options.get(NO_BEGIN):
+                return  # statements in autocommit: the BEGIN/ROLLBACK pair costs a read
+            immediate = options.get(IMMEDIATE)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
@@ -84,23 +92,56 @@ def check_lengths(session: Session, flush_context: object, instances: object) ->
                 )
 
 
+def _note_auth_objects(session: Session, flush_context: object, instances: object) -> None:
+    """Mark a write session that changes a user, login session or API token."""
+    for obj in (*session.dirty, *session.deleted):
+        if getattr(obj, "__tablename__", None) in AUTH_TABLES:
+            session.info["auth_changed"] = True
+
+
+def _note_auth_statement(state: ORMExecuteState) -> None:
+    """The same for a bulk UPDATE or DELETE (a logout, a user's deletion)."""
+    table = getattr(state.statement, "table", None)
+    if (state.is_update or state.is_delete) and getattr(table, "name", None) in AUTH_TABLES:
+        state.session.info["auth_changed"] = True
+
+
 class Database:
-    """One engine and its two kinds of sessions."""
+    """One engine and its kinds of sessions. `auth_generation` grows after each commit
+    of this process that changed users, login sessions or API tokens: the web's
+    cache of who is logged in (auth_cache) drops what it read before."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_each = (
+            sessionmaker(self.engine.execution_options(**{NO_BEGIN: True}), expire_on_commit=False)
+            if self.is_sqlite
+            else self._read
+        )
         self._write = sessionmaker(
             self.engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False
         )
-        for factory in (self._read, self._write):
+        for factory in {self._read, self._read_each, self._write}:
             event.listen(factory, "before_flush", check_lengths)
+        self.auth_generation = 0
+        self._generation_lock = threading.Lock()
+        event.listen(self._write, "before_flush", _note_auth_objects)
+        event.listen(self._write, "do_orm_execute", _note_auth_statement)
+        event.listen(self._write, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop("auth_changed", False):
+            with self._generation_lock:
+                self.auth_generation += 1
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        with self._read() as session:
+    def read(self, snapshot: bool = True) -> Iterator[Session]:
+        """A read-only session. `snapshot=False` (SQLite): no transaction, each statement
+        sees the latest commit, for reads that need not agree with each other."""
+        with self._read() if snapshot else self._read_each() as session:
             yield session
 
     @contextmanager

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 
 from marteau.service import accounts
+from marteau.service.auth_cache import AuthCache
 from marteau.service.db import Database
 from marteau.service.models import ApiToken, LoginSession, User
 from marteau.service.settings import Settings
@@ -38,34 +39,85 @@ class LoginRequired(Exception):
     pass
 
 
-def find_auth(request: Request) -> Auth | None:
-    db: Database = request.app.state.db
+TOKEN_TOUCH = 60.0  # seconds between two writes of an API token's last_used
+
+
+@dataclass(frozen=True)
+class Known:
+    """A cached caller (see auth_cache): the auth and, for a token, its last use."""
+
+    auth: Auth
+    token_id: int | None = None
+    token_used: float | None = None
+
+    def token_stale(self) -> bool:
+        return self.token_id is not None and (self.token_used or 0) < time.time() - TOKEN_TOUCH
+
+
+def credential(request: Request) -> tuple[str, str] | None:
+    """("token", API token) or ("login", session cookie), or None."""
     header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return "token", header[7:].strip()
+    cookie = request.cookies.get(COOKIE)
+    return ("login", cookie) if cookie else None
+
+
+def _cache_key(kind: str, secret: str) -> str:
+    return f"{kind}:{accounts.sha256(secret)}"
+
+
+def cached_auth(request: Request) -> Auth | None:
+    """The caller from this process's auth cache; None if the database must be asked."""
+    found = credential(request)
+    if found is None:
+        return None
+    known: Known | None = request.app.state.auth_cache.get(_cache_key(*found))
+    return None if known is None or known.token_stale() else known.auth
+
+
+def find_auth(request: Request) -> Auth | None:
+    """The caller from the database (kept in the auth cache); None if unknown."""
+    found = credential(request)
+    if found is None:
+        return None
+    kind, secret = found
+    db: Database = request.app.state.db
+    cache: AuthCache = request.app.state.auth_cache
+    generation = cache.generation()
     with db.read() as session:
-        if header.lower().startswith("bearer "):
-            token = accounts.find_token(session, header[7:].strip())
+        if kind == "token":
+            token = accounts.find_token(session, secret)
             if token is None:
                 return None
-            user = token.user
-            stale = token.last_used is None or token.last_used < time.time() - 60
-            token_id = token.id
-            auth = Auth(user=user, login=None)
+            known = Known(Auth(user=token.user, login=None), token.id, token.last_used)
+            expires = None
         else:
-            cookie = request.cookies.get(COOKIE)
-            login = accounts.find_session(session, cookie) if cookie else None
+            login = accounts.find_session(session, secret)
             if login is None:
                 return None
-            return Auth(user=login.user, login=login)
-    if stale:
+            known, expires = Known(Auth(user=login.user, login=login)), login.expires
+    if known.token_stale():
+        now = time.time()
         with db.write() as session:
             session.execute(
-                update(ApiToken).where(ApiToken.id == token_id).values(last_used=time.time())
+                update(ApiToken).where(ApiToken.id == known.token_id).values(last_used=now)
             )
-    return auth
+        known = Known(known.auth, known.token_id, now)
+        generation = cache.generation()
+    cache.put(_cache_key(kind, secret), known, generation, expires)
+    return known.auth
 
 
-def api_auth(request: Request) -> Auth:
-    auth = find_auth(request)
+async def resolve_auth(request: Request) -> Auth | None:
+    """The caller: from the cache in the event loop, else one hop to the database."""
+    if credential(request) is None:
+        return None
+    return cached_auth(request) or await run_in_threadpool(find_auth, request)
+
+
+async def api_auth(request: Request) -> Auth:
+    auth = await resolve_auth(request)
     if auth is None:
         raise HTTPException(401, "log in or send Authorization: Bearer <API token>")
     if request.method in UNSAFE and auth.login is not None:
@@ -75,14 +127,14 @@ def api_auth(request: Request) -> Auth:
     return auth
 
 
-def api_admin(auth: Annotated[Auth, Depends(api_auth)]) -> Auth:
+async def api_admin(auth: Annotated[Auth, Depends(api_auth)]) -> Auth:
     if not auth.user.is_admin:
         raise HTTPException(403, "admins only")
     return auth
 
 
-def page_auth(request: Request) -> Auth:
-    auth = find_auth(request)
+async def page_auth(request: Request) -> Auth:
+    auth = await resolve_auth(request)
     if auth is None or auth.login is None:
         raise LoginRequired()
     return auth
@@ -90,7 +142,7 @@ def page_auth(request: Request) -> Auth:
 
 async def form_auth(request: Request) -> Auth:
     """A logged-in user posting a form with the right CSRF token."""
-    auth = await run_in_threadpool(find_auth, request)
+    auth = await resolve_auth(request)
     if auth is None or auth.login is None:
         raise LoginRequired()
     form = await request.form()

@@ -1,0 +1,105 @@
+"""The web process keeps who a login cookie or API token is for a few seconds
+(auth_cache): every change this process commits to users, login sessions or tokens
+takes effect on the next request; one made by another process within the cache's TTL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from sqlalchemy import delete  # noqa: E402
+
+from marteau.service import accounts  # noqa: E402
+from marteau.service.auth_cache import AuthCache  # noqa: E402
+from marteau.service.db import Database, upgrade  # noqa: E402
+from marteau.service.models import LoginSession  # noqa: E402
+from marteau.service.settings import Settings  # noqa: E402
+from tests.test_service_hosts import PASSWORD, Uvicorn  # noqa: E402
+
+ADMIN = "admin@example.org"
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    upgrade(database, default_node=False)
+    with database.write() as session:
+        accounts.create_user(session, ADMIN, PASSWORD, admin=True)
+        for name in ("alice", "bob", "carol", "dave"):
+            accounts.create_user(session, f"{name}@example.org", PASSWORD)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def web(tmp_path: Path, db: Database) -> Iterator[Uvicorn]:
+    with Uvicorn(Settings(data_dir=tmp_path / "data", database_url=db.url), db) as running:
+        yield running
+
+
+def cache_of(web: Uvicorn) -> AuthCache:
+    return web.server.config.app.state.auth_cache
+
+
+def user_id(admin: httpx.Client, email: str) -> int:
+    return next(u["id"] for u in admin.get("/api/users").json()["users"] if u["email"] == email)
+
+
+def test_changes_made_here_are_seen_by_the_next_request(web: Uvicorn) -> None:
+    with (
+        closing(web.client(ADMIN)) as admin,
+        closing(web.client("alice@example.org")) as alice,
+        closing(web.client("bob@example.org")) as bob,
+        closing(web.client("carol@example.org")) as carol,
+    ):
+        for client in (admin, alice, bob, carol):  # each of them is in the cache now
+            assert client.get("/api/me").status_code == 200
+        token = alice.post("/api/tokens", json={"name": "ci"}).json()
+        bearer = {"Authorization": f"Bearer {token['token']}"}
+        assert httpx.get(f"{web.url}/api/me", headers=bearer).json()["email"] == "alice@example.org"
+
+        assert alice.delete(f"/api/tokens/{token['id']}").status_code == 200
+        assert httpx.get(f"{web.url}/api/me", headers=bearer).status_code == 401
+
+        assert alice.post("/api/logout").status_code == 200
+        assert alice.get("/api/me").status_code == 401
+        assert alice.get("/", follow_redirects=False).status_code == 303
+
+        changed = admin.patch(
+            f"/api/users/{user_id(admin, 'bob@example.org')}", json={"password": "new-password-2"}
+        )
+        assert changed.status_code == 200, changed.text
+        assert bob.get("/api/me").status_code == 401
+
+        assert admin.delete(f"/api/users/{user_id(admin, 'carol@example.org')}").status_code == 200
+        assert carol.get("/api/me").status_code == 401
+
+        # an admin made a user again: their next request is refused the admin pages
+        with closing(web.client("dave@example.org")) as dave:
+            dave_id = user_id(admin, "dave@example.org")
+            assert admin.patch(f"/api/users/{dave_id}", json={"admin": True}).status_code == 200
+            assert dave.get("/api/users").status_code == 200
+            assert admin.patch(f"/api/users/{dave_id}", json={"admin": False}).status_code == 200
+            assert dave.get("/api/users").status_code == 403
+
+
+def test_changes_of_another_process_are_seen_after_the_ttl(web: Uvicorn, db: Database) -> None:
+    other_process = Database(db.url)  # its commits do not reach this process's cache
+    try:
+        cache_of(web).ttl = 3600  # however slow this machine is
+        with closing(web.client("alice@example.org")) as alice:
+            assert alice.get("/api/me").status_code == 200
+            with other_process.write() as session:
+                session.execute(delete(LoginSession))
+            # within the TTL the cached login still answers: the documented bound
+            assert alice.get("/api/me").status_code == 200
+            cache_of(web).ttl = 0  # the TTL is over
+            assert alice.get("/api/me").status_code == 401
+    finally:
+        other_process.dispose()

@@ -629,3 +629,17 @@ def test_no_host_header_through_a_proxy(
     request = web.requests[-1]
     assert request.path == "http://example.test/via-proxy"  # absolute URL on the request line
     assert "Host" not in names(request)
+
+
+def test_html_detection_rule() -> None:
+    """``<html`` in any case within the first 300 bytes, whatever the shortcut taken."""
+    from marteau.funkload.response import is_html_bytes
+
+    assert is_html_bytes(b"<!doctype html><html>")
+    assert is_html_bytes(b"<?xml?>\n<HTML lang=en>")
+    assert is_html_bytes(b" " * 295 + b"<HtMl")
+    assert not is_html_bytes(b" " * 296 + b"<html")  # ends past byte 300
+    assert not is_html_bytes(b"plain text, no tag")
+    assert not is_html_bytes(b"<xml><body/></xml>")
+    assert not is_html_bytes(b"")
+    assert not is_html_bytes(None)

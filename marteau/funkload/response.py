@@ -223,5 +223,13 @@ class HTTPResponse:
 
 
 def is_html_bytes(data: bytes | None) -> bool:
-    """FunkLoad's HTML detection on a raw body."""
-    return bool(data) and b"<html" in data[:300].lower()  # type: ignore[index]
+    """FunkLoad's HTML detection on a raw body: ``<html``, any case, in its first 300 bytes.
+
+    Every page of a bench asks (to fetch its images), so the common answers
+    come from ``find``, which neither copies nor lower-cases: no ``<`` at all
+    (text, JSON), or a lower-case ``<html``.  Only the rest pays for the
+    lower-cased copy.
+    """
+    if not data or data.find(b"<", 0, 300) < 0:
+        return False
+    return data.find(b"<html", 0, 300) >= 0 or b"<html" in data[:300].lower()

@@ -36,4 +36,4 @@ lint: $(VENV)/.installed
 
 # Install everything and run the whole test suite (what CI runs).
 test: system-deps $(VENV)/.installed lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15

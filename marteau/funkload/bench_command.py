@@ -64,6 +64,16 @@ _CLI_NAMES = {
 }
 
 
+allow_host_option = click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Refuse requests to any other host (repeatable); HOST alone allows every port.",
+)
+"""`--allow-host`, the same on every command that runs FunkLoad tests (bench and test)."""
+
+
 def make_options(**values: Any) -> SimpleNamespace:
     """FunkLoad's options object: every bench dest, CLI values as strings."""
     options = dict(_FUNKLOAD_OPTION_DEFAULTS)
@@ -319,13 +329,7 @@ def prepare(
     help="Start cycle 0 at this instant (epoch seconds), the same on every node.",
 )
 @fuse_options
-@click.option(
-    "--allow-host",
-    "allow_hosts",
-    multiple=True,
-    metavar="HOST[:PORT]",
-    help="Refuse requests to any other host (repeatable); HOST alone allows every port.",
-)
+@allow_host_option
 def bench_command(
     arguments: tuple[str, ...],
     workers: int | None,

@@ -27,6 +27,7 @@ import click
 from marteau.errors import MarteauError
 from marteau.funkload import doctests
 from marteau.funkload import testcase as testcase_module
+from marteau.funkload.bench_command import allow_host_option
 from marteau.funkload.loader import import_test_module, resolve_class
 from marteau.funkload.testcase import FunkLoadTestCase, close_functional_sinks
 
@@ -238,13 +239,7 @@ def build_options(**values: Any) -> SimpleNamespace:
     help="Replay page N (or pages A:B) --loop-number times as fast as possible.",
 )
 @click.option("-n", "--loop-number", type=int, default=10, help="Replays in loop mode.")
-@click.option(
-    "--allow-host",
-    "allow_hosts",
-    multiple=True,
-    metavar="HOST[:PORT]",
-    help="Refuse requests to any other host (repeatable); HOST alone allows every port.",
-)
+@allow_host_option
 def test_command(file: str, names: tuple[str, ...], **values: Any) -> None:
     """Run FunkLoad tests of FILE functionally (fl-run-test)."""
     try:

@@ -5,8 +5,8 @@ CPU under load.
 An entry lives `TTL` seconds. A commit of this process that changes a user, a login
 session or an API token (a logout, a revoked token, a password reset, a deleted user,
 a role or quota change) makes every entry read before it stale at once
-(`Database.auth_generation`). Such a change made by another process (a second web
-process, `marteau service` commands) is seen within `TTL`. Only found credentials are
+(`Database.auth_generation`). Such a change made by another process (another web
+process of `--web-processes`, any program writing the database) is seen within `TTL`. Only found credentials are
 kept, so a new login or a wrong token always reaches the database."""
 
 from __future__ import annotations

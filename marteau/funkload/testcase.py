@@ -18,6 +18,7 @@ twice, and a test that catches a failed request still ends with a
 from __future__ import annotations
 
 import atexit
+import configparser
 import logging
 import os
 import random
@@ -265,8 +266,6 @@ class FunkLoadTestCase(unittest.TestCase):
 
     def conf_get(self, section: str, key: str, default: Any = REQUIRED, quiet: bool = False) -> Any:
         """The CLI override, the conf value, the default, or a clear error."""
-        import configparser
-
         try:
             return self._config.get(section, key)
         except (configparser.NoSectionError, configparser.NoOptionError):
@@ -568,15 +567,16 @@ class FunkLoadTestCase(unittest.TestCase):
         body = content_type = None
         if params is not None and rtype.lower() not in _NO_BODY_TYPES:
             body, content_type = encode_body(params)
+        verb = rtype.upper()
         t_start = time.time()
         try:
-            response = self._browser.fetch(rtype.upper(), url, body, content_type)
+            response = self._browser.fetch(verb, url, body, content_type)
         except Exception as exc:
             t_stop = time.time()
             self.total_time += t_stop - t_start
             self.step_success = False
             self.test_status = "Failure"
-            self._last_request = (rtype.upper(), url, None)
+            self._last_request = (verb, url, None)
             self._log_response_error(url, rtype, description, t_start, t_stop)
             if self.logger.isEnabledFor(_DEBUG):
                 self.logd(f" Failed in {t_stop - t_start:.3f}s")
@@ -585,7 +585,7 @@ class FunkLoadTestCase(unittest.TestCase):
             raise
         t_stop = time.time()
         self.total_time += t_stop - t_start
-        self._last_request = (rtype.upper(), url, response.code)
+        self._last_request = (verb, url, response.code)
         if response.code not in ok_codes:
             self.step_success = False
             self.test_status = "Failure"

@@ -57,6 +57,7 @@ class UrlInfo:
         "path",
         "path_query",
         "secure",
+        "proxied",
     )
 
     def __init__(self, url: str) -> None:
@@ -80,6 +81,7 @@ class UrlInfo:
         path = parts.path or "/"
         self.path = path
         self.path_query = f"{path}?{parts.query}" if parts.query else path
+        self.proxied = False  # set by the browser that caches this (its proxy settings)
         if server != hostname:
             netloc = parts.netloc.rpartition("@")
             auth = netloc[0] + "@" if netloc[1] else ""
@@ -313,6 +315,7 @@ class Browser:
         info = self._urls.get(url)
         if info is None:
             info = UrlInfo(url)
+            info.proxied = self._proxy_for(info)
             if len(self._urls) >= _URL_CACHE_SIZE:
                 self._urls.clear()
             self._urls[url] = info
@@ -339,7 +342,7 @@ class Browser:
             if isinstance(auth, bytes):
                 auth = auth.decode("ascii")
             headers.append(("Authorization", "Basic " + auth.strip()))
-        if not self._user_host and not self._proxy_for(info):
+        if not self._user_host and not info.proxied:
             headers.append(("Host", info.host))
         for key, value in self.extra_headers:
             headers.append((key, value))
@@ -368,7 +371,10 @@ class Browser:
         )
 
     def _proxy_for(self, info: UrlInfo) -> bool:
-        """Whether a plain-HTTP proxy carries this request (then no Host header: quirk)."""
+        """Whether a plain-HTTP proxy carries this request (then no Host header: quirk).
+
+        Decided once per URL, when `url_info` caches it, not per request.
+        """
         if info.secure:
             return False
         key = (info.protocol, info.server)

@@ -324,6 +324,20 @@ def test_an_exception_in_the_test_is_an_error_and_the_bench_goes_on(
     assert all("Traceback (most recent call last)" in t.get("traceback") for t in errors)
 
 
+def test_a_test_that_never_waits_does_not_stall_the_bench(workdir: Path, site: LocalServer):
+    """No think time and no I/O: each user must still let the loop run (window, others)."""
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_raise_at_once", "-u", site.url,
+        "--workers", "1", "--test-sleep-time", "0",
+    )  # fmt: skip
+    assert run.returncode == 255, run.stdout + run.stderr
+    assert "RuntimeError: nothing to request" in run.stdout
+    _, _, tests = parse_xml(workdir / "bench.xml")
+    for cycle in (0, 1):
+        results = {t.get("result") for t in tests if int(t.get("cycle")) == cycle}
+        assert results == {"Error"}
+
+
 @pytest.mark.parametrize(
     ("url", "named"),
     [

@@ -79,6 +79,7 @@ class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or new_loop()
         self.greenlet: greenlet.greenlet | None = None  # runs the loop, while `run` runs
+        self.switches = 0  # times a greenlet gave the loop the hand (see `pass_turn`)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- running ------------------------------------------------------------------------
@@ -133,7 +134,13 @@ class Hub:
     def switch(self) -> Any:
         """Give the loop the hand until someone switches back to this greenlet."""
         assert self.greenlet is not None, "the hub is not running"
+        self.switches += 1
         return self.greenlet.switch()
+
+    def pass_turn(self) -> None:
+        """Let the loop run once (its timers, the other greenlets), then go on."""
+        self.loop.call_soon(getcurrent().switch)
+        self.switch()
 
     def sleep(self, seconds: float) -> None:
         """``time.sleep`` for a hub greenlet: a loop timer."""

@@ -456,7 +456,10 @@ class ProcessRunner:
         sleep_time = self.plan.sleep_time
         new_result = unittest.TestResult
         problems = self._problems
+        hub = self._hub
+        assert hub is not None
         while not cycle.closed:
+            waits = hub.switches
             result = new_result()
             try:
                 test.clearContext()
@@ -474,6 +477,11 @@ class ProcessRunner:
                     self._problem(kind, (result.errors or result.failures)[0][1])
             if sleep_time and not cycle.closed:
                 self._rest(cycle, sleep_time)
+            elif hub.switches == waits:
+                # A test that never waited (every request refused by --allow-host, an
+                # exception before any I/O) would keep the loop, and so the window's
+                # end and every other user, from ever running again.
+                hub.pass_turn()
 
     def _rest(self, cycle: _Cycle, seconds: float) -> None:
         """The pause between two tests; the end of the cycle cuts it short."""

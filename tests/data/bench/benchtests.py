@@ -48,6 +48,10 @@ class Bench(FunkLoadTestCase):
         if self.iteration % 3 == 0:
             raise RuntimeError(f"boom at iteration {self.iteration}")
 
+    def test_raise_at_once(self):
+        """Fails before any request: with no think time it never waits on the hub."""
+        raise RuntimeError("nothing to request")
+
     def test_slow(self):
         """Outlives the window: joining it delays the next cycle's staging."""
         self.get(self.url + "/ok", description="Get ok")

@@ -41,6 +41,9 @@ _NOT_SENT = frozenset(("deleted", '"deleted"', "null"))
 _URL_CACHE_SIZE = 1024
 # Headers whose presence changes the browser's behaviour (gzip decoding, no Host).
 _FLAG_HEADERS = frozenset(("accept-encoding", "host"))
+# Their name lengths: tests set User-Agent and Referer on every iteration, and a
+# length check spares those a lower-cased copy of the name.
+_FLAG_LENGTHS = frozenset(len(name) for name in _FLAG_HEADERS)
 
 
 class UrlInfo:
@@ -279,12 +282,12 @@ class Browser:
         else:
             if value is not None:
                 headers.append([key, value])
-        if key.lower() in _FLAG_HEADERS:
+        if len(key) in _FLAG_LENGTHS and key.lower() in _FLAG_HEADERS:
             self._headers_changed()
 
     def add_header(self, key: str, value: str) -> None:
         self.extra_headers.append([key, value])
-        if key.lower() in _FLAG_HEADERS:
+        if len(key) in _FLAG_LENGTHS and key.lower() in _FLAG_HEADERS:
             self._headers_changed()
 
     def clear_headers(self) -> None:

@@ -30,18 +30,17 @@ class ListedNode:
 
 
 class ListedJob:
-    """A job of a list, read-only: its columns as attributes, `owner` and `nodes` as
-    `Job` has them, so that `job_json` and the templates take either."""
+    """A job of a list, not to be changed: its columns as attributes, `owner` and
+    `nodes` as `Job` has them, so that `job_json` and the templates take either. The
+    columns are copied into the instance: reading them from the row object each
+    time cost a fifth of a list's CPU."""
 
-    __slots__ = ("_row", "nodes", "owner")
-
-    def __init__(self, row: Row[Any], owner: ListedOwner | None, nodes: list[ListedNode]) -> None:
-        self._row = row
+    def __init__(
+        self, columns: list[str], row: Row[Any], owner: ListedOwner | None, nodes: list[ListedNode]
+    ) -> None:
+        vars(self).update(zip(columns, row, strict=True))
         self.owner = owner
         self.nodes = nodes
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, name)
 
     finished = Job.finished
     source = Job.source
@@ -53,7 +52,9 @@ def listed_jobs(
     """The newest jobs first (those matching `where`, if given)."""
     connection = session.connection()  # Core statements: no ORM machinery per row
     query = select(Job.__table__).order_by(Job.id.desc()).limit(limit).offset(offset)
-    rows = connection.execute(query if where is None else query.where(where)).all()
+    result = connection.execute(query if where is None else query.where(where))
+    columns = list(result.keys())
+    rows = result.all()
     if not rows:
         return []
     nodes: dict[int, list[ListedNode]] = defaultdict(list)
@@ -70,6 +71,7 @@ def listed_jobs(
     )
     return [
         ListedJob(
+            columns,
             row,
             ListedOwner(emails[row.owner_id]) if row.owner_id in emails else None,
             nodes.get(row.id, []),

@@ -150,6 +150,8 @@ def test_a_target_answering_500_stops_the_bench_and_keeps_the_results(workdir: P
     results, config = read_results(workdir)
     assert len(results.responses) > 0
     assert (results.responses["code"] == 500).all()
+    # the summary counts the interrupted cycle's tests, as the results hold them
+    assert f"* Failures: {len(results.tests)}" in out and len(results.tests) > 0
     assert config["marteau_aborted"].startswith("safety fuse: error rate 100% > 50%")
     assert config["marteau:fuse"] == "error rate > 50% over 2 s"
 

@@ -140,6 +140,8 @@ class BenchController:
                 self._bench()
             finally:
                 self._stop_workers()
+                # An interrupted cycle's recorded tests are in the results: count them too.
+                self._tally()
                 if self._set_up:  # cleanup even after an abort or a failed hook
                     self.console.line()
                     self._hook("tearDownBench")
@@ -238,7 +240,8 @@ class BenchController:
             console.line(f"* Waiting end of threads: done, {waited:.2f}s after the window.")
         return ok
 
-    def _cycle_result(self, cycle: CycleTimes) -> None:
+    def _tally(self) -> tuple[int, int, int, int]:
+        """Add the current cycle's counts (ok, failures, errors, responses) to the outcome."""
         ok = failures = errors = responses = 0
         for _, *counts in self._progress.values():
             ok += counts[0]
@@ -250,7 +253,12 @@ class BenchController:
         out.failures += failures
         out.errors += errors
         out.responses += responses
-        out.cycles_done += 1
+        self._progress = {}
+        return ok, failures, errors, responses
+
+    def _cycle_result(self, cycle: CycleTimes) -> None:
+        ok, failures, errors, _ = self._tally()
+        self.outcome.cycles_done += 1
         word = status_word(ok, failures, errors)
         self.console.line(f"* End of cycle, {time.time() - cycle.stage:.2f}s elapsed.")
         self.console.line(

@@ -706,14 +706,19 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     def new_job_page(request: Request, auth: PageAuth) -> Response:
         return render(request, "job_new.html", auth, values={})
 
-    @app.post("/jobs", include_in_schema=False)
-    async def new_job_submit(request: Request, auth: FormAuth) -> Response:
+    async def job_form(request: Request) -> tuple[dict[str, str], tuple[str, bytes] | None]:
+        """The new-job form's text fields, and its uploaded archive (name, bytes) if any;
+        one byte over the upload limit is read so that the limit can be reported."""
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         upload = form.get("archive")
-        archive = None
-        if upload is not None and not isinstance(upload, str) and upload.filename:
-            archive = (upload.filename, await upload.read(settings.max_upload_mb * 2**20 + 1))
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            return fields, None
+        return fields, (upload.filename, await upload.read(settings.max_upload_mb * 2**20 + 1))
+
+    @app.post("/jobs", include_in_schema=False)
+    async def new_job_submit(request: Request, auth: FormAuth) -> Response:
+        fields, archive = await job_form(request)
         try:
             job = await run_in_threadpool(create_job, db, settings, auth.user, fields, archive)
         except MarteauError as exc:
@@ -722,12 +727,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @app.post("/jobs/preview", include_in_schema=False)
     async def new_job_preview(request: Request, auth: FormAuth) -> Response:
-        form = await request.form()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        upload = form.get("archive")
-        archive = None
-        if upload is not None and not isinstance(upload, str) and upload.filename:
-            archive = (upload.filename, await upload.read(settings.max_upload_mb * 2**20 + 1))
+        fields, archive = await job_form(request)
         try:
             preview = await run_in_threadpool(preview_project, settings, auth.user, fields, archive)
         except MarteauError as exc:

@@ -41,6 +41,18 @@ def _failed(request, problems: list[str]) -> None:  # type: ignore[no-untyped-de
         problems.append(f"{request.url} {request.failure}")
 
 
+def open_watched_page(playwright, problems: list[str]):  # type: ignore[no-untyped-def]
+    """Chromium and a desktop page whose console errors, page errors and failed
+    requests are appended to `problems` (the tests assert it stays empty)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    page = browser.new_page(viewport=DESKTOP)
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("requestfailed", lambda r: _failed(r, problems))
+    page.set_default_timeout(20000)
+    return browser, page
+
+
 def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
     archive = tmp_path / "shop.tar.gz"
     archive.write_bytes(tar_of(make_project(tmp_path / "shop", name="shop"), "shop"))
@@ -48,12 +60,7 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
     problems: list[str] = []
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport=DESKTOP)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("requestfailed", lambda r: _failed(r, problems))
-            page.set_default_timeout(20000)
+            browser, page = open_watched_page(playwright, problems)
 
             page.goto(service.url + "/")
             assert page.url.startswith(service.url + "/login")

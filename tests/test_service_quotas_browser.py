@@ -13,7 +13,7 @@ pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, make_project  # noqa: E402
-from tests.test_service_browser import ARGS, CHROMIUM, DESKTOP, _failed  # noqa: E402
+from tests.test_service_browser import CHROMIUM, open_watched_page  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
@@ -32,12 +32,7 @@ def test_browser_estimate_cost_profile_and_admin_usage(tmp_path: Path) -> None:
     problems: list[str] = []
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport=DESKTOP)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("requestfailed", lambda r: _failed(r, problems))
-            page.set_default_timeout(20000)
+            browser, page = open_watched_page(playwright, problems)
             page.goto(service.url + "/login")
             page.fill("input[name=email]", ADMIN)
             page.fill("input[name=password]", ADMIN_PASSWORD)

@@ -100,6 +100,14 @@ def test_job_lists_cost_no_query_per_job(tmp_path: Path, db: Database) -> None:
         add_jobs(db, owners, 2, RUNNING)
         newest = add_jobs(db, owners, 30, FAILED)[-1]
         many = (counter.during(dashboard), counter.during(job_list))
+        running = client.get("/api/jobs", params={"state": RUNNING, "limit": 2}).json()
+        second_page = client.get("/api/jobs", params={"limit": 5, "offset": 5}).json()
+        with db.write() as session:
+            orphan = Job(source_kind=GIT, source_url="https://git.example.org/o.git", created=0)
+            session.add(orphan)
+            session.flush()
+            orphan_id = orphan.id
+        orphan_json = client.get("/api/jobs", params={"limit": 1}).json()["jobs"][0]
 
     assert few == many, "statements for (dashboard, /api/jobs): 2 jobs vs 34"
     assert lists[-1]["total"] == 34
@@ -109,3 +117,8 @@ def test_job_lists_cost_no_query_per_job(tmp_path: Path, db: Database) -> None:
     assert {job["owner"] for job in shown.values()} == {f"user{i}@example.org" for i in range(3)}
     assert f"#{newest}" in pages[-1] and "n29a, n29b" in pages[-1]
     assert pages[-1].count('class="state state-running"') == 3
+    assert running["total"] == 3 and len(running["jobs"]) == 2
+    assert {job["state"] for job in running["jobs"]} == {RUNNING}
+    assert [job["id"] for job in second_page["jobs"]] == list(range(newest - 5, newest - 10, -1))
+    assert second_page["total"] == 34
+    assert (orphan_json["id"], orphan_json["owner"], orphan_json["nodes"]) == (orphan_id, None, [])

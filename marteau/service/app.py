@@ -28,7 +28,8 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select, update
+from pydantic_core import to_json
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -40,7 +41,7 @@ from marteau.service.auth_cache import AuthCache
 from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
 from marteau.service.hosts_routes import router as hosts_router
-from marteau.service.job_lists import listed_jobs
+from marteau.service.job_lists import job_count, listed_jobs
 from marteau.service.jobs import (
     create_job,
     delete_job,
@@ -81,6 +82,7 @@ from marteau.service.web import (
     LoginRequired,
     PageAuth,
     render,
+    run_read,
 )
 from marteau.service.worker import console_path
 
@@ -386,18 +388,19 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     async def api_jobs(
         auth: ApiAuth, state: str | None = None, limit: int = 50, offset: int = 0
     ) -> Response:
-        return await run_in_threadpool(_job_list, state, limit, offset)
+        return await run_read(db, _job_list, state, limit, offset)
 
     def _job_list(state: str | None, limit: int, offset: int) -> Response:
-        """The page of jobs as JSON, in one trip to the thread pool (the list and its
+        """The page of jobs as JSON, reads and encoding in one go (the list and its
         total need not agree to the instant: no transaction)."""
         limit = max(1, min(limit, 500))
         with db.read(snapshot=False) as session:
-            where = Job.state == state if state else None
-            rows = listed_jobs(session, where, limit, max(0, offset))
-            count = select(func.count(Job.id))
-            total = session.scalar(count if where is None else count.where(where))
-        return JSONResponse({"jobs": [job_json(j, settings) for j in rows], "total": total})
+            states = [state] if state else None
+            rows = listed_jobs(session, states, limit, max(0, offset))
+            total = job_count(session, states)
+        payload = {"jobs": [job_json(j, settings) for j in rows], "total": total}
+        # pydantic's JSON encoder (Rust): a quarter of the time of json.dumps here
+        return Response(to_json(payload), media_type="application/json")
 
     @app.get("/api/jobs/{job_id}", tags=["jobs"])
     def api_job(job_id: int, auth: ApiAuth) -> dict:
@@ -679,15 +682,15 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard(request: Request, auth: PageAuth) -> Response:
-        return await run_in_threadpool(_dashboard, request, auth)
+        return await run_read(db, _dashboard, request, auth)
 
     def _dashboard(request: Request, auth: Auth) -> Response:
-        """The page in one trip to the thread pool: its reads (no transaction: the lists
-        need not agree to the instant) and the template."""
+        """The page in one go: its reads (no transaction: the lists need not agree to
+        the instant) and the template."""
         with db.read(snapshot=False) as session:
-            queued = list(reversed(listed_jobs(session, Job.state == QUEUED, 50)))
-            running = listed_jobs(session, Job.state == RUNNING, 50)
-            finished = listed_jobs(session, Job.state.in_(FINISHED), 20)
+            queued = list(reversed(listed_jobs(session, [QUEUED], 50)))
+            running = listed_jobs(session, [RUNNING], 50)
+            finished = listed_jobs(session, FINISHED, 20)
             nodes = _nodes(session)
             workers = _workers(session)
         return render(

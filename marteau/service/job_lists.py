@@ -2,21 +2,24 @@
 
 A list of 50 jobs as ORM objects, with their owners and nodes loaded alongside, cost
 more CPU than everything else of the request under load (instances, identity map,
-selectin loaders rendering their IN lists). Here the same three statements, whatever
-the number of jobs: the page of jobs, then the owners' emails and the nodes of those
-jobs. The owners and nodes come apart rather than joined: SQLite would join every job
-of the states before sorting them for the LIMIT."""
+selectin loaders rendering their IN lists). Here one Core statement per list,
+whatever the number of jobs: the page of jobs (a subquery, so that SQLite sorts and
+cuts the jobs before joining anything), each with its owner's email and its node
+names aggregated into one string. Every statement SQLAlchemy sends costs some 0.15 ms
+of Python; three of them per list were half of `/api/jobs`."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, select
+from sqlalchemy import Integer, Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from marteau.service.models import Job, JobNode, User
+
+NAMES_SEPARATOR = " "  # node names have no spaces (jobs.NODE_NAME)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class ListedJob:
     def __init__(
         self, columns: list[str], row: Row[Any], owner: ListedOwner | None, nodes: list[ListedNode]
     ) -> None:
-        vars(self).update(zip(columns, row, strict=True))
+        vars(self).update(zip(columns, row, strict=False))
         self.owner = owner
         self.nodes = nodes
 
@@ -46,35 +49,60 @@ class ListedJob:
     source = Job.source
 
 
+def _page_statement(filtered: bool) -> Select[Any]:
+    """The list's statement, built once: building it and its cache key for each
+    request cost more than running it. Parameters: limit, offset (and states)."""
+    page = select(Job.__table__).order_by(Job.id.desc())
+    if filtered:
+        page = page.where(Job.state.in_(bindparam("states", expanding=True)))
+    page = page.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
+    page_rows = page.subquery()
+    node_names = (
+        select(func.aggregate_strings(JobNode.node_name, NAMES_SEPARATOR))
+        .where(JobNode.job_id == page_rows.c.id)
+        .scalar_subquery()
+    )
+    return (
+        select(page_rows, User.email, node_names)
+        .outerjoin(User, User.id == page_rows.c.owner_id)
+        .order_by(page_rows.c.id.desc())
+    )
+
+
+ALL_JOBS = _page_statement(filtered=False)
+JOBS_IN_STATES = _page_statement(filtered=True)
+COLUMNS = list(Job.__table__.c.keys())
+
+
 def listed_jobs(
-    session: Session, where: ColumnElement[bool] | None, limit: int, offset: int = 0
+    session: Session, states: Collection[str] | None, limit: int, offset: int = 0
 ) -> list[ListedJob]:
-    """The newest jobs first (those matching `where`, if given)."""
-    connection = session.connection()  # Core statements: no ORM machinery per row
-    query = select(Job.__table__).order_by(Job.id.desc()).limit(limit).offset(offset)
-    result = connection.execute(query if where is None else query.where(where))
-    columns = list(result.keys())
-    rows = result.all()
-    if not rows:
-        return []
-    nodes: dict[int, list[ListedNode]] = defaultdict(list)
-    names = select(JobNode.job_id, JobNode.node_name).where(
-        JobNode.job_id.in_([row.id for row in rows])
-    )
-    for job_id, name in connection.execute(names.order_by(JobNode.job_id, JobNode.node_name)):
-        nodes[job_id].append(ListedNode(name))
-    owner_ids = {row.owner_id for row in rows if row.owner_id is not None}
-    emails = (
-        dict(connection.execute(select(User.id, User.email).where(User.id.in_(owner_ids))).all())
-        if owner_ids
-        else {}
-    )
+    """The newest jobs first (those in one of `states`, if given)."""
+    parameters: dict[str, Any] = {"limit": limit, "offset": offset}
+    if states is not None:
+        parameters["states"] = list(states)
+    statement = ALL_JOBS if states is None else JOBS_IN_STATES
+    result = session.connection().execute(statement, parameters)  # Core: no ORM per row
     return [
         ListedJob(
-            columns,
+            COLUMNS,
             row,
-            ListedOwner(emails[row.owner_id]) if row.owner_id in emails else None,
-            nodes.get(row.id, []),
+            ListedOwner(row[-2]) if row[-2] is not None else None,
+            [ListedNode(name) for name in sorted(row[-1].split(NAMES_SEPARATOR))]
+            if row[-1]
+            else [],
         )
-        for row in rows
+        for row in result
     ]
+
+
+ALL_COUNT = select(func.count()).select_from(Job)
+COUNT_IN_STATES = ALL_COUNT.where(Job.state.in_(bindparam("states", expanding=True)))
+
+
+def job_count(session: Session, states: Collection[str] | None) -> int:
+    """How many jobs (in one of `states`, if given): `count(*)`, which SQLite answers
+    from its smallest index, three times faster than `count(jobs.id)`."""
+    if states is None:
+        return session.connection().execute(ALL_COUNT).scalar_one()
+    return session.connection().execute(COUNT_IN_STATES, {"states": list(states)}).scalar_one()

@@ -102,7 +102,7 @@ def stand_in(argv: list[str]) -> int:
 
 def fill(db_url: str, jobs: int, seed: int = 5) -> list[str]:
     """The users, nodes and `jobs` finished jobs; returns the users' emails."""
-    from sqlalchemy import insert
+    from sqlalchemy import insert, text
 
     from marteau.service.accounts import hash_password
     from marteau.service.db import Database, upgrade
@@ -182,6 +182,10 @@ def fill(db_url: str, jobs: int, seed: int = 5) -> list[str]:
         for i in range(0, len(rows), 2000):
             session.execute(insert(Job), rows[i : i + 2000])
         session.execute(insert(JobNode), job_nodes)
+        if not db.is_sqlite:  # the ids were given: PostgreSQL's sequence must follow them
+            session.execute(
+                text("SELECT setval(pg_get_serial_sequence('jobs', 'id'), :n)"), {"n": jobs}
+            )
     db.dispose()
     return emails
 
@@ -228,7 +232,9 @@ def milliseconds(seconds: list[float]) -> dict[str, float]:
 class Service:
     """A `marteau serve` of the filled data folder, its jobs running the stand-in."""
 
-    def __init__(self, data_dir: Path, web_processes: int, web_threads: int) -> None:
+    def __init__(
+        self, data_dir: Path, database_url: str, web_processes: int, web_threads: int
+    ) -> None:
         from tests.service_helpers import free_port
 
         self.port = free_port()
@@ -238,7 +244,7 @@ class Service:
         command = [sys.executable, "-c", "from marteau.cli import main; main()", "serve"]
         command += ["--data-dir", str(data_dir), "--port", str(self.port), "--workers", "2"]
         command += ["--run-command", stand_in_command, "--web-processes", str(web_processes)]
-        command += ["--web-threads", str(web_threads)]
+        command += ["--web-threads", str(web_threads), "--database-url", database_url]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
         with open(self.log, "ab") as log:
             # a session of its own: Ctrl-C reaches this script, which stops it in order
@@ -474,6 +480,11 @@ def main() -> int:
         "--web-processes", type=int, default=1, help="marteau serve --web-processes"
     )
     parser.add_argument("--web-threads", type=int, default=40, help="marteau serve --web-threads")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the database in a private PostgreSQL server (the test suite's) instead of SQLite",
+    )
     parser.add_argument("--keep", type=Path, help="keep the data folder here (must not exist)")
     args = parser.parse_args()
     if (
@@ -497,12 +508,21 @@ def main() -> int:
     service = None
     clients: list = []  # type: ignore[type-arg]
     watcher = None
+    cluster = None
     try:
+        database_url = f"sqlite:///{data_dir / 'marteau.db'}"
+        if args.postgres:
+            from tests.postgres import PostgresCluster, missing
+
+            if missing():
+                raise SystemExit(f"--postgres: {missing()}")
+            cluster = PostgresCluster().start()
+            database_url = cluster.create_database()
         load_before = load_average()
         t0 = time.monotonic()
-        emails = fill(f"sqlite:///{data_dir / 'marteau.db'}", args.jobs)
+        emails = fill(database_url, args.jobs)
         filled = time.monotonic() - t0
-        service = Service(data_dir, args.web_processes, args.web_threads)
+        service = Service(data_dir, database_url, args.web_processes, args.web_threads)
         service.wait_up()
         admin = log_in(service.url, emails[0])
         project = make_project(work / "project", name="bench")
@@ -533,7 +553,8 @@ def main() -> int:
 
         print(
             f"Marteau service figures: {args.jobs:,} finished jobs "
-            f"(filled in {filled:.1f}s), 2 jobs running, {len(web)} web process(es) of "
+            f"in {'PostgreSQL' if cluster else 'SQLite'} (filled in {filled:.1f}s), "
+            f"2 jobs running, {len(web)} web process(es) of "
             f"{args.web_threads} threads, "
             f"{args.clients} clients "
             f"alternating / and /api/jobs, {seconds:.1f}s"
@@ -553,6 +574,8 @@ def main() -> int:
             client.close()
         if service is not None:
             service.stop()
+        if cluster is not None:
+            cluster.stop()
         if args.keep:
             shutil.move(str(work), str(args.keep))
             print(f"data folder and serve.log kept in {args.keep}")

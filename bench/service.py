@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/service.py [--jobs 10000] [--clients 20] [--duration 20]
                                       [--requests 20000] [--lines 20] [--web-processes 1]
-                                      [--web-threads 40] [--keep DIR]
+                                      [--web-threads 40] [--postgres] [--keep DIR]
 
 Fills a fresh data folder's database with ``--jobs`` finished jobs (12 users,
 12 nodes in 2 pools, succeeded/failed/cancelled with their timings, nodes,
 overrides and exit reasons; bulk inserts through SQLAlchemy Core), starts a
 real ``marteau serve`` on 127.0.0.1 (uvicorn and its 2 workers, default
-settings but ``--web-processes`` and ``--web-threads``) and queues two jobs that keep running for
+settings but ``--web-processes`` and ``--web-threads``; with ``--postgres`` the
+database is in the test suite's private PostgreSQL server, tests/postgres.py,
+instead of SQLite) and queues two jobs that keep running for
 the whole benchmark. Then ``--clients`` keep-alive clients (threads), each
 logged in with its own session cookie, alternate the dashboard ``/`` and
 ``GET /api/jobs`` (its default page of 50) with no pause, for ``--duration``

@@ -1,6 +1,7 @@
 """The web process keeps who a login cookie or API token is for a few seconds
 (auth_cache): every change this process commits to users, login sessions or tokens
-takes effect on the next request; one made by another process within the cache's TTL."""
+takes effect on the next request, in this web process and in the others sharing its
+data folder; one written by any other program within the cache's TTL."""
 
 from __future__ import annotations
 
@@ -103,3 +104,34 @@ def test_changes_of_another_process_are_seen_after_the_ttl(web: Uvicorn, db: Dat
             assert alice.get("/api/me").status_code == 401
     finally:
         other_process.dispose()
+
+
+def test_changes_of_another_web_process_hold_at_once(tmp_path: Path, db: Database) -> None:
+    """Two web apps on one database and data folder, as `serve --web-processes 2` runs
+    them, each with its own engine: what one commits, the other's cache drops at once."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=db.url)
+    second_db = Database(db.url)
+    try:
+        with Uvicorn(settings, db) as first, Uvicorn(settings, second_db) as second:
+            cache_of(first).ttl = cache_of(second).ttl = 3600  # however slow this machine is
+            with (
+                closing(first.client("alice@example.org")) as alice,
+                closing(first.client("bob@example.org")) as bob,
+                closing(second.client(ADMIN)) as admin,
+                closing(second.client("alice@example.org")) as alice_there,
+            ):
+                token = alice.post("/api/tokens", json={"name": "ci"}).json()
+                bearer = {"Authorization": f"Bearer {token['token']}"}
+                assert httpx.get(f"{first.url}/api/me", headers=bearer).status_code == 200
+                assert bob.get("/api/me").status_code == 200  # both cached in the first
+
+                revoked = alice_there.delete(f"/api/tokens/{token['id']}")
+                assert revoked.status_code == 200
+                assert httpx.get(f"{first.url}/api/me", headers=bearer).status_code == 401
+
+                bob_id = user_id(admin, "bob@example.org")
+                assert admin.delete(f"/api/users/{bob_id}").status_code == 200
+                assert bob.get("/api/me").status_code == 401
+                assert alice.get("/api/me").status_code == 200  # a new lookup, still valid
+    finally:
+        second_db.dispose()

@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from marteau import __version__
 from marteau.errors import MarteauError
 from marteau.service import accounts, figures_web, nodes_web, usage_web, users_web
-from marteau.service.auth_cache import AuthCache
+from marteau.service.auth_cache import STAMP, AuthCache
 from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
 from marteau.service.hosts_routes import router as hosts_router
@@ -186,7 +186,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.auth_cache = AuthCache(db)
+    app.state.auth_cache = AuthCache(db, settings.data_dir / STAMP)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when
     templates.env.globals["version"] = __version__

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -108,8 +108,9 @@ def _note_auth_statement(state: ORMExecuteState) -> None:
 
 class Database:
     """One engine and its kinds of sessions. `auth_generation` grows after each commit
-    of this process that changed users, login sessions or API tokens: the web's
-    cache of who is logged in (auth_cache) drops what it read before."""
+    of this process that changed users, login sessions or API tokens, and its
+    `on_auth_change` listeners are called: the web's cache of who is logged in
+    (auth_cache) drops what it read before and tells the other web processes."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -131,11 +132,18 @@ class Database:
         event.listen(self._write, "before_flush", _note_auth_objects)
         event.listen(self._write, "do_orm_execute", _note_auth_statement)
         event.listen(self._write, "after_commit", self._after_commit)
+        self._auth_listeners: list[Callable[[], None]] = []
+
+    def on_auth_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each commit that changed users, sessions or tokens."""
+        self._auth_listeners.append(listener)
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop("auth_changed", False):
             with self._generation_lock:
                 self.auth_generation += 1
+            for listener in self._auth_listeners:
+                listener()
 
     @contextmanager
     def read(self, snapshot: bool = True) -> Iterator[Session]:

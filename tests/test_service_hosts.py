@@ -91,6 +91,7 @@ def settings(tmp_path: Path) -> Settings:
         poll_interval=0.05,
         lease_ttl=10,
         kill_grace=2,
+        verify_interval=0,  # the tests check a host again at once (its own test below)
     )
 
 
@@ -190,6 +191,38 @@ def test_a_server_without_the_token_proves_nothing(
     assert checked.verified is None
     assert "the body is not the token" in checked.last_error
     assert "DNS: an IP address has no TXT record" in checked.last_error
+
+
+def test_a_host_is_checked_at_most_once_per_verify_interval(
+    db: Database, settings: Settings, alice: User, server: LocalServer
+) -> None:
+    settings.verify_interval = 3600
+    row = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    target = hosts.Target(row.host, row.port)
+    with Uvicorn(settings, db) as web, closing(web.client(alice.email)) as api:
+        failed = api.post(f"/api/hosts/{row.id}/verify")
+        assert failed.status_code == 200 and failed.json()["status"] == "failed"
+        asked = len(server.requests)
+        assert asked >= 2  # the well-known and root paths, over http
+        serve_token(server, f"/.well-known/marteau/{row.token}", row.token)
+
+        again = api.post(f"/api/hosts/{row.id}/verify")
+        assert again.status_code == 429
+        assert re.fullmatch(
+            rf"host 127\.0\.0\.1:{server.port} was checked \d+ s ago: check it again in \d+ s",
+            again.json()["detail"],
+        )
+        assert 3500 <= int(again.headers["Retry-After"]) <= 3600
+        csrf = api.headers["X-CSRF-Token"]  # a form's token is the login session's
+        page = api.post(f"/hosts/{row.id}/verify", data={"csrf_token": csrf})
+        assert page.status_code == 429 and "check it again in" in page.text
+        with pytest.raises(MarteauError, match=r"HTTP 404.*\(host .* was checked \d+ s ago"):
+            hosts.ensure_fresh(db, settings, alice.id, target)  # a job: the last outcome
+        assert len(server.requests) == asked  # none of these reached the host
+
+        with db.write() as session:  # the interval is over
+            session.execute(update(VerifiedHost).values(last_check=time.time() - 3601))
+        assert hosts.ensure_fresh(db, settings, alice.id, target).method == hosts.WELL_KNOWN
 
 
 def test_redirects_are_followed_on_the_same_host_only(

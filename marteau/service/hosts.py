@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from marteau import __version__
 from marteau.errors import MarteauError
@@ -347,18 +347,56 @@ def remove_host(db: Database, user_id: int, host_id: int) -> bool:
     return True
 
 
-def check_host(db: Database, settings: Settings, row: VerifiedHost) -> VerifiedHost:
-    """Try every method now and record the outcome. The network is not touched inside a
-    write transaction (SQLite's write lock would be held for the whole check)."""
-    method, error = prove(row.host, row.port, row.token, settings)
+class CheckedRecently(MarteauError):
+    """A check of this host ran less than `verify_interval` seconds ago."""
+
+    def __init__(self, label: str, ago: float, wait: float) -> None:
+        super().__init__(
+            f"host {label} was checked {ago:.0f} s ago: check it again in {wait:.0f} s"
+        )
+        self.wait = wait
+
+
+def _claim_check(db: Database, settings: Settings, row: VerifiedHost) -> float:
+    """Take the host's next check, or raise CheckedRecently: a user (or many jobs)
+    asking again and again would make the service a source of requests to that host.
+    One statement, so two processes asking at once cannot both get it."""
     now = time.time()
+    recent = now - settings.verify_interval
+    with db.write() as session:
+        taken = session.execute(
+            update(VerifiedHost)
+            .where(
+                VerifiedHost.id == row.id,
+                or_(VerifiedHost.last_check.is_(None), VerifiedHost.last_check <= recent),
+            )
+            .values(last_check=now)
+        ).rowcount
+        if not taken:
+            last = session.scalar(select(VerifiedHost.last_check).where(VerifiedHost.id == row.id))
+    if not taken:
+        if last is None:
+            raise MarteauError(f"host {host_label(row.host, row.port)}: removed meanwhile")
+        ago = max(0.0, now - last)
+        raise CheckedRecently(
+            host_label(row.host, row.port), ago, max(1.0, settings.verify_interval - ago)
+        )
+    return now
+
+
+def check_host(db: Database, settings: Settings, row: VerifiedHost) -> VerifiedHost:
+    """Try every method now and record the outcome; CheckedRecently if the host was
+    checked less than `verify_interval` seconds ago. The network is not touched
+    inside a write transaction (SQLite's write lock would be held for the whole check)."""
+    checked = _claim_check(db, settings, row)
+    method, error = prove(row.host, row.port, row.token, settings)
     with db.write() as session:
         fresh = session.get(VerifiedHost, row.id)
         if fresh is None:
             raise MarteauError(f"host {host_label(row.host, row.port)}: removed meanwhile")
-        fresh.last_check = now
+        fresh.last_check = checked
         if method:
-            fresh.verified, fresh.method, fresh.last_error = now, method, None
+            fresh.verified, fresh.method, fresh.last_error = checked, method, None
         else:
             fresh.last_error = error
     return fresh
@@ -393,7 +431,11 @@ def ensure_fresh(
             return row
     errors = []
     for row in rows:
-        row = check_host(db, settings, row)
+        try:
+            row = check_host(db, settings, row)
+        except CheckedRecently as exc:
+            errors.append(f"{row.last_error or 'not proven'} ({exc})")
+            continue
         if is_fresh(row, settings):
             return row
         errors.append(row.last_error or "not proven")

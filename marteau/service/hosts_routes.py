@@ -55,7 +55,10 @@ def api_add_host(body: HostIn, auth: ApiAuth, db: Db, settings: Config) -> dict:
 @router.post("/api/hosts/{host_id}/verify", tags=["hosts"])
 def api_verify_host(host_id: int, auth: ApiAuth, db: Db, settings: Config) -> dict:
     """Check every way of proving ownership now; `status` and `last_error` tell the outcome."""
-    row = hosts.check_host(db, settings, _own(db, auth, host_id))
+    try:
+        row = hosts.check_host(db, settings, _own(db, auth, host_id))
+    except hosts.CheckedRecently as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": f"{exc.wait:.0f}"}) from exc
     return hosts.host_json(row, settings)
 
 
@@ -104,8 +107,13 @@ async def hosts_add(request: Request, auth: FormAuth, db: Db, settings: Config) 
 
 
 @router.post("/hosts/{host_id}/verify", include_in_schema=False)
-def hosts_verify(host_id: int, auth: FormAuth, db: Db, settings: Config) -> Response:
-    hosts.check_host(db, settings, _own(db, auth, host_id))
+def hosts_verify(
+    request: Request, host_id: int, auth: FormAuth, db: Db, settings: Config
+) -> Response:
+    try:
+        hosts.check_host(db, settings, _own(db, auth, host_id))
+    except hosts.CheckedRecently as exc:
+        return _page(request, auth, db, settings, 429, error=str(exc))
     return RedirectResponse(f"/hosts#host-{host_id}", status_code=303)
 
 

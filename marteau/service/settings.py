@@ -63,6 +63,7 @@ class Settings:
     enforce_quotas: bool = False  # the quota_* limits are checked at submission
     fuse: bool = False  # stop a bench whose target is failing or far too slow
     verification_days: float = 30.0  # a host verification older than this is re-checked
+    verify_interval: float = 10.0  # seconds between two checks of one host (Verify, jobs)
     dns_server: str = ""  # HOST[:PORT] of the resolver for DNS TXT proofs (default: system)
     # quota defaults; 0 means no limit. An admin overrides them per user (User.quotas).
     quota_nodes_per_job: int = 0

@@ -548,6 +548,8 @@ def test_preview_marteau_yml_from_git_archive_and_form(
     r = admin.post("/api/jobs/preview", json={"git_url": f"file://{repo}"})
     assert r.status_code == 200, r.text
     assert r.json()["project"]["name"] == "v2"
+    # no Simple.conf, hosts not enforced: no target to show, and no error for it
+    assert (r.json()["project"]["target"], r.json()["target"]) == (None, None)
     r = admin.post("/api/jobs/preview", json={"git_url": f"file://{repo}", "ref": first})
     project = r.json()["project"]
     assert (project["name"], project["cycles"], project["duration"]) == ("v1", "2:4", 7)

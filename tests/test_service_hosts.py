@@ -493,6 +493,37 @@ def test_public_mode_refuses_a_job_to_an_unproven_host(
     assert "127.0.0.2" not in console and also["status"] == "pending"
 
 
+def test_the_preview_says_whether_the_target_is_verified(
+    web: Uvicorn, alice: User, server: LocalServer, tmp_path: Path
+) -> None:
+    label = f"127.0.0.1:{server.port}"
+    project = project_for(tmp_path / "project", f"http://{label}/app/")
+    archive = {"archive": ("p.tar.gz", tar_of(project), "application/gzip")}
+
+    def preview(api: httpx.Client) -> str:
+        form = {"csrf_token": api.headers["X-CSRF-Token"]}
+        answer = api.post("/jobs/preview", files=archive, data=form)
+        assert answer.status_code == 200, answer.text
+        found = re.search(r'<p id="target-status" class="(\w+)"[^>]*>([^<]*)', answer.text)
+        assert found, answer.text
+        return f"{found.group(1)}: {found.group(2).strip()}"
+
+    with closing(web.client(alice.email)) as api:
+        assert preview(api) == (
+            f"error: host {label}: not one of your verified hosts: add it on the Hosts page "
+            "(/hosts) and prove you own it, or the job will be refused"
+        )
+        host = api.post("/api/hosts", json={"host": label}).json()
+        api.post(f"/api/hosts/{host['id']}/verify")  # nothing served yet: failed
+        assert preview(api).startswith(f"error: host {label}: its proof is failed: it is checked")
+        serve_token(server, f"/.well-known/marteau/{host['token']}", host["token"])
+        assert api.post(f"/api/hosts/{host['id']}/verify").json()["status"] == "verified"
+        assert preview(api) == (
+            f"ok: host {label}: verified (well-known): jobs may send load to it"
+        )
+    assert len([r for r in server.requests if "/.well-known/" in r.path]) == 2  # the verifies
+
+
 def test_a_git_job_is_checked_when_the_worker_prepares_it(
     settings: Settings, db: Database, server: LocalServer, tmp_path: Path
 ) -> None:

@@ -40,6 +40,7 @@ from marteau.service import accounts, figures_web, nodes_web, usage_web, users_w
 from marteau.service.auth_cache import STAMP, AuthCache
 from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
+from marteau.service.hosts import target_status
 from marteau.service.hosts_routes import router as hosts_router
 from marteau.service.job_lists import job_count, listed_jobs
 from marteau.service.jobs import (
@@ -346,7 +347,17 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         """What the project's `.marteau.yml` says (a shallow clone), without queuing a job,
         and the job's cost estimate."""
         project = preview_project(settings, auth.user, body.model_dump())
-        return {"project": project, "estimate": preview_estimate(db, settings, project["plan"])}
+        return {
+            "project": project,
+            "estimate": preview_estimate(db, settings, project["plan"]),
+            "target": _target_status(auth.user.id, project),
+        }
+
+    def _target_status(user_id: int, project: dict[str, Any]) -> dict[str, Any] | None:
+        """With hosts enforced, whether the previewed job's target is a verified host."""
+        if not settings.hosts_enforced or not project["target"]:
+            return None
+        return target_status(db, settings, user_id, project["target"], project["target_from"])
 
     @app.post("/api/jobs/upload", tags=["jobs"], status_code=201)
     async def api_upload_job(
@@ -743,6 +754,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             values=fields,
             preview=preview,
             estimate=estimate,
+            target=_target_status(auth.user.id, preview),
             uploaded=bool(archive),
         )
 

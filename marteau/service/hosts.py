@@ -482,6 +482,30 @@ def conf_url(test_dir: Path, root: Path, test: str, overrides: dict[str, Any]) -
     return str(url), f"{shown} [main] url"
 
 
+def target_status(
+    db: Database, settings: Settings, user_id: int, url: str, where: str
+) -> dict[str, Any]:
+    """Whether a job to `url` would pass the host check, as far as the proofs on record
+    tell (nothing is fetched): for the new-job preview."""
+    target = parse_target(url, where)
+    label = host_label(target.host, target.port)
+    rows = [row for row in user_hosts(db, user_id) if covers(row, target)]
+    fresh = next((row for row in rows if is_fresh(row, settings)), None)
+    if fresh is not None:
+        message = f"host {label}: verified ({fresh.method}): jobs may send load to it"
+    elif rows:
+        message = (
+            f"host {label}: its proof is {status(rows[0], settings)}: it is checked again "
+            "when the job is queued, and the job refused if that fails"
+        )
+    else:
+        message = (
+            f"host {label}: not one of your verified hosts: add it on the Hosts page "
+            "(/hosts) and prove you own it, or the job will be refused"
+        )
+    return {"host": label, "verified": fresh is not None, "message": message}
+
+
 def allowed_hosts_for(
     db: Database,
     settings: Settings,

@@ -238,6 +238,7 @@ def preview_project(
 
     from marteau.orchestration.project import CONFIG_NAME, load_config
     from marteau.service.cost import read_plan
+    from marteau.service.hosts import conf_url
 
     ref = (fields.get("ref") or "").strip() or None
     with tempfile.TemporaryDirectory(prefix="marteau-preview-") as tmp:
@@ -265,6 +266,12 @@ def preview_project(
         plan = read_plan(
             project, overrides, pool, int(overrides.get("nodes") or project.nodes or 1)
         )
+        try:
+            target, target_from = conf_url(project.test_dir, root, project.test, overrides)
+        except MarteauError:
+            if settings.hosts_enforced:
+                raise
+            target = target_from = None
         return {
             "name": project.name or None,
             "script": project.script,
@@ -279,6 +286,8 @@ def preview_project(
             "thresholds": str(project.thresholds.relative_to(root)) if project.thresholds else None,
             "wdir": project.wdir or None,
             "commit": project.commit,
+            "target": target,
+            "target_from": target_from,
             "plan": plan.as_json() if plan else None,
         }
 

@@ -171,12 +171,56 @@ def test_an_allowed_name_that_did_not_resolve_is_refused(no_guard: None) -> None
     )
 
 
-def test_check_url_covers_the_calls_beside_the_client(no_guard: None) -> None:
-    guard.check_url("http://anywhere.example/")  # no guard: nothing to check
-    guard.guard_process(["127.0.0.2:8080"])
-    guard.check_url("http://127.0.0.2:8080/RPC2")
-    with pytest.raises(guard.HostRefused, match=r"refused: 127\.0\.0\.2:80 is not an allowed"):
-        guard.check_url("http://127.0.0.2/RPC2")
+class XmlRpcServer:
+    """A real XML-RPC server (the standard library's) with a `ping` method, in a thread."""
+
+    def __init__(self, host: str) -> None:
+        from xmlrpc.server import SimpleXMLRPCServer
+
+        self.server = SimpleXMLRPCServer((host, 0), logRequests=False, allow_none=True)
+        self.server.register_function(lambda: "pong", "ping")
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> XmlRpcServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_xmlrpc_and_http_client_connections_are_checked_and_pinned(no_guard: None) -> None:
+    """The calls beside the engine's client (XML-RPC, comet, the credential server) use
+    http.client: without a guard as they are, with one refused or sent to the pinned
+    address of the name (here `localhost`, pinned to 127.0.0.2: 127.0.0.1 must see
+    nothing)."""
+    import http.client
+    import xmlrpc.client
+
+    with XmlRpcServer("127.0.0.2") as rpc, CountingListener("127.0.0.1", rpc.port) as rebound:
+        url = f"http://localhost:{rpc.port}/RPC2"
+        unguarded = http.client.HTTPConnection("localhost", rpc.port, timeout=5)
+        assert guard.pin(unguarded) is unguarded
+        assert unguarded._create_connection is socket.create_connection  # untouched
+
+        guard.install(guard.HostGuard([f"localhost:{rpc.port}"], {"localhost": ["127.0.0.2"]}))
+        proxy = xmlrpc.client.ServerProxy(url, transport=guard.pinned_transport(url))
+        assert proxy.ping() == "pong"
+        assert isinstance(guard.pinned_transport("https://x/"), xmlrpc.client.SafeTransport)
+        connection = guard.pin(http.client.HTTPConnection("127.0.0.1", rpc.port), "localhost")
+        connection.request("POST", "/RPC2", xmlrpc.client.dumps((), "ping"))
+        assert xmlrpc.client.loads(connection.getresponse().read())[0] == ("pong",)
+        connection.close()
+
+        refused_url = f"http://127.0.0.1:{rpc.port}/RPC2"
+        refused = xmlrpc.client.ServerProxy(refused_url, transport=guard.pinned_transport(url))
+        with pytest.raises(guard.HostRefused, match=rf"127\.0\.0\.1:{rpc.port} is not an"):
+            refused.ping()
+        with pytest.raises(guard.HostRefused, match=r"localhost:80 is not an allowed host"):
+            guard.pin(http.client.HTTPConnection("localhost", 80))
+    assert rebound.connections == 0
 
 
 # -- `marteau bench` for real ------------------------------------------------------

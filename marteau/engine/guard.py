@@ -7,8 +7,9 @@ each time it is about to open a connection: a refused request opens no
 socket and fails with `HostRefused`, which the FunkLoad layer records as an
 Error like any other failed request. Redirect targets and auto-loaded
 ``<img>``/``<link>`` resources go through the same client, so they are
-checked the same way; so do ``xmlrpc()``, ``comet()`` and the credential
-server helpers (`check_url`).
+checked the same way. ``xmlrpc()``, ``comet()`` and the credential server
+helpers use Python's ``http.client``: `pin` checks their connections and
+makes them go to the pinned addresses too.
 
 The rules, decided once here:
 
@@ -36,10 +37,12 @@ not a sandbox.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
+import xmlrpc.client
 from collections.abc import Iterable, Sequence
-from urllib.parse import urlsplit
+from typing import Any
 
 from marteau.errors import MarteauError
 
@@ -47,9 +50,10 @@ __all__ = [
     "HostGuard",
     "HostRefused",
     "active",
-    "check_url",
     "guard_process",
     "install",
+    "pin",
+    "pinned_transport",
     "parse_entry",
     "uninstall",
 ]
@@ -235,22 +239,50 @@ def uninstall() -> None:
     active = None
 
 
-def check_url(url: str) -> None:
-    """Raise `HostRefused` if the guard is on and `url`'s host is not allowed.
-
-    For the FunkLoad calls that do not use the engine's client (XML-RPC,
-    comet, the credential server): the name is checked, the address is not
-    pinned.
-    """
+def pin(
+    connection: http.client.HTTPConnection, host: str | None = None
+) -> http.client.HTTPConnection:
+    """Make an ``http.client`` connection (XML-RPC, comet, the credential server) obey
+    the guard: `HostRefused` now if its host (`host` as the URL spelled it, if the
+    connection was made for another name) is not allowed, and its socket opened to
+    that host's pinned addresses only (TLS still names the connection's host).
+    Without a guard, the connection as it is."""
     guard = active
     if guard is None:
-        return
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        raise HostRefused(f"refused: bad URL {url!r}") from None
-    if port is None:
-        port = 443 if parts.scheme == "https" else 80
-    if not guard.allows(host, port):
-        raise HostRefused(guard.refusal(host, port))
+        return connection
+    endpoint = (host or connection.host, connection.port)
+    targets = guard.addresses(*endpoint, endpoint)
+
+    def create_connection(
+        address: tuple[str, int], timeout: Any = None, source_address: Any = None
+    ) -> socket.socket:
+        failure: OSError | None = None
+        for target in targets:  # as socket.create_connection does: the first that connects
+            try:
+                return socket.create_connection(target, timeout, source_address)
+            except OSError as exc:
+                failure = exc
+        raise failure or OSError(f"no address for {hostport(*endpoint)}")
+
+    connection._create_connection = create_connection  # type: ignore[attr-defined]
+    return connection
+
+
+class _Pinning:
+    """An ``xmlrpc.client`` transport whose connections go through `pin`."""
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        return pin(super().make_connection(host))  # type: ignore[misc]
+
+
+class PinnedTransport(_Pinning, xmlrpc.client.Transport):
+    pass
+
+
+class PinnedSafeTransport(_Pinning, xmlrpc.client.SafeTransport):
+    pass
+
+
+def pinned_transport(url: str) -> xmlrpc.client.Transport:
+    """The transport for an ``xmlrpc.client.ServerProxy`` of `url`."""
+    return PinnedSafeTransport() if url.lower().startswith("https:") else PinnedTransport()

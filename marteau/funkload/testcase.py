@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urljoin
 
-from marteau.engine.guard import check_url
+from marteau.engine.guard import pin, pinned_transport
 from marteau.engine.hub import blocking
 from marteau.funkload.browser import (
     LINK_OK_CODES,
@@ -659,8 +659,9 @@ class FunkLoadTestCase(unittest.TestCase):
         result = None
         t_start = time.time()
         try:
-            check_url(url_in)  # xmlrpc.client is not the engine's client: check here
-            server = ServerProxy(url, allow_none=True)
+            # xmlrpc.client is not the engine's client: with --allow-host, checked and
+            # pinned by its transport
+            server = ServerProxy(url, allow_none=True, transport=pinned_transport(url))
             call = getattr(server, method_name)
             # xmlrpc.client blocks: on the bench's hub it runs in a thread of the hub's pool
             result = blocking(call, *params) if params is not None else blocking(call)
@@ -737,7 +738,7 @@ class FunkLoadTestCase(unittest.TestCase):
             code = -1
             result = "Error"
             try:
-                check_url(url)  # http.client is not the engine's client: check here
+                pin(connection, parts.hostname)  # not the engine's client: checked here
                 connection.request("GET", path, headers=dict(self._browser.extra_headers))
                 reply = connection.getresponse()
                 code = reply.status

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 from xmlrpc.client import ServerProxy
 
-from marteau.engine.guard import check_url
+from marteau.engine.guard import pinned_transport
 
 FUNKLOAD_VERSION = "1.17.2"  # the FunkLoad release whose API and formats we follow
 
@@ -50,8 +50,7 @@ def extract_token(text: str, tag_start: str, tag_end: str) -> str | None:
 
 def _credential_server(host: str, port: int | str) -> tuple[str, ServerProxy]:
     url = f"http://{host}:{port}"
-    check_url(url)
-    return url, ServerProxy(url, allow_none=True)
+    return url, ServerProxy(url, allow_none=True, transport=pinned_transport(url))
 
 
 def _call(url: str, method: Any, *args: Any) -> Any:

@@ -156,6 +156,26 @@ def test_a_target_answering_500_stops_the_bench_and_keeps_the_results(workdir: P
     assert config["marteau:fuse"] == "error rate > 50% over 2 s"
 
 
+def test_failures_during_a_ramp_up_trip_the_fuse_before_any_window(workdir: Path):
+    """40 users started 0.25 s apart: the cycle's recording window opens only after 10 s,
+    yet the responses of the users already running count for the fuse."""
+    server_errors = {"/page": lambda request: (500, [("Content-Type", "text/plain")], b"down")}
+    with LocalServer(routes=server_errors) as target:
+        run, took = bench(
+            workdir,
+            target.url,
+            *("-c", "40", "-s", "0.25", "-D", "2", "-m", "0.05", "-M", "0.05"),
+            *("--fuse-error-rate", "50%", "--fuse-window", "2"),
+        )
+    out = run.stdout
+    assert run.returncode == FUSE_EXIT, out + run.stderr
+    assert "safety fuse: error rate 100% > 50% over the last 2 s — bench stopped" in out
+    assert took < 9, f"stopped after {took:.1f} s: the fuse waited for the window at 10 s"
+    assert len(target.requests) > 0
+    results, _config = read_results(workdir)
+    assert len(results.responses) == 0  # nothing was recorded: all of it was ramp-up
+
+
 def test_a_hanging_target_stops_the_bench_by_the_median_rule(workdir: Path):
     with HangingServer() as target:
         run, took = bench(

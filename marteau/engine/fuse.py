@@ -11,7 +11,8 @@ second (`marteau.engine.runner`, on its hub thread, just before the
 recorder's flush):
 
 * the exact counts of responses and failed responses since the last probe,
-  from the recorder's counters;
+  from the recorder's counters (those outside FunkLoad's recording windows
+  too: a target failing during a ramp-up trips the fuse);
 * at most `SAMPLE_SIZE` durations of those responses, evenly spread over the
   recorder's pending buffer, each standing for ``count / sampled`` of them;
 * the age of every request in flight: a user whose greenlet is parked in a
@@ -27,8 +28,9 @@ sampled durations plus each request now in flight with its age.  It never
 trips before it has seen a full window of data, so the first seconds of a
 bench, and a target that recovers within the window, do not stop it.
 
-Only what the recorder records (FunkLoad's recording windows) is counted;
-requests in flight are seen at any time.
+The error rate counts every response; the median only those recorded (the
+durations come from the recorder's buffer), and requests in flight at any
+time.
 """
 
 from __future__ import annotations
@@ -99,11 +101,10 @@ class Probe:
         self, recorder: Any, users: Iterable[Any], resting: set[Any], now: float
     ) -> ProbeResult:
         """Call on the hub thread, before the recorder's flush (the buffer is the last second)."""
-        totals = recorder.totals()
-        failed_total = totals.failures + totals.errors
-        responses = totals.responses - self._counted[0]
+        responses_total, failed_total = recorder.responses_seen()
+        responses = responses_total - self._counted[0]
         failed = failed_total - self._counted[1]
-        self._counted = (totals.responses, failed_total)
+        self._counted = (responses_total, failed_total)
         pending, durations = recorder.pending_durations(SAMPLE_SIZE)
         weight = pending / len(durations) if durations else 0.0
         return ProbeResult(

@@ -116,6 +116,8 @@ class Recorder:
         self._lock = threading.Lock()  # strings, details, config
         self._flush_lock = threading.Lock()  # one flusher at a time
         self._response_counters = (itertools.count(), itertools.count(), itertools.count())
+        # responses outside the recording windows: not in the results, seen by the fuse
+        self._unrecorded_counters = (itertools.count(), itertools.count(), itertools.count())
         self._test_counters = (itertools.count(), itertools.count(), itertools.count())
         self._last_counts = [0] * 6
         self._pack_response = RESPONSE_STRUCT.pack
@@ -144,8 +146,9 @@ class Recorder:
         headers: list[tuple[str, str]] | None = None,
         body: bytes | None = None,
     ) -> None:
-        """Record one request (dropped unless recording)."""
+        """Record one request (dropped unless recording, but counted for the fuse)."""
         if not self.recording:
+            next(self._unrecorded_counters[RESULT_CODES[result]])
             return
         ids = self._ids
         type_id = ids.get(type)
@@ -249,6 +252,17 @@ class Recorder:
     def totals(self) -> Counts:
         """Counts since the recorder was created."""
         return Counts(*[_count_value(c) for c in (*self._response_counters, *self._test_counters)])
+
+    def responses_seen(self) -> tuple[int, int]:
+        """(responses, failed ones) since the recorder was created, recorded or not:
+        a target failing during a ramp-up, outside the windows, trips the fuse too."""
+        counts = [
+            _count_value(recorded) + _count_value(unrecorded)
+            for recorded, unrecorded in zip(
+                self._response_counters, self._unrecorded_counters, strict=True
+            )
+        ]
+        return sum(counts), counts[1] + counts[2]
 
     def pending_durations(self, limit: int) -> tuple[int, list[float]]:
         """Responses recorded since the last flush, and up to ``limit`` of their durations.

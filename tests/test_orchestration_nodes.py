@@ -265,6 +265,32 @@ def request_span(run_dir: Path, node: str) -> tuple[float, float]:
     return float(times.min()), float(times.max())
 
 
+def test_a_project_naming_its_nodes_runs_on_exactly_those(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    """`nodes: [NAME]` in .marteau.yml: that node, not the first free one in sorted
+    order; a name outside the pool is bad input, before any node is locked."""
+    chosen = sorted(nodes.names())[-1]
+    named = tmp_path / "named"
+    shutil.copytree(project, named)
+    config = (project / ".marteau.yml").read_text()
+    (named / ".marteau.yml").write_text(config + f"nodes: [{chosen}]\n")
+    run = marteau_run(named, inventory, tmp_path / "a", "-c", "1", "-D", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    run_dir = run_dir_of(run.stdout)
+    assert json.loads((run_dir / "run.json").read_text())["nodes"] == [chosen]
+    assert list(node_counts(run_dir)) == [chosen]
+
+    (named / ".marteau.yml").write_text(config + f"nodes: [{chosen}, elsewhere]\n")
+    refused = marteau_run(named, inventory, tmp_path / "b", "-c", "1", "-D", "1")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f".marteau.yml: nodes: not in pool {POOL} of the inventory: elsewhere" in (
+        refused.stderr
+    )
+    assert not list((tmp_path / "b").glob("marteau-runs/*/results")), "the refused run ran"
+    assert_nodes_clean(nodes)
+
+
 def test_runs_contending_for_the_same_nodes_wait_or_fail_cleanly(
     nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
 ) -> None:

@@ -154,6 +154,50 @@ def test_claims_are_fifo_per_pool_and_take_job_and_nodes_together(db: Database, 
     assert claim and claim.job_id == small_a and [n.name for n in claim.nodes] == ["a1"]
 
 
+def test_a_project_naming_its_nodes_runs_on_exactly_those(db: Database, tmp_path: Path) -> None:
+    add_nodes(db, "a", "a1", "a2", "a3")
+    add_nodes(db, "b", "b1")
+    named = add_job(db, make_project(tmp_path / "named", pool="a", nodes="[a3, a2]"))
+    unknown = add_job(db, make_project(tmp_path / "unknown", pool="a", nodes="[a1, a9]"))
+    elsewhere = add_job(db, make_project(tmp_path / "elsewhere", nodes="[b1]"))
+    # a count given with the job wins over the names
+    counted = add_job(db, make_project(tmp_path / "counted", pool="a", nodes="[a1, a2]"), nodes=1)
+    worker = JobWorker(Settings(data_dir=tmp_path / "data"), db)
+    worker.register()
+    for _ in range(4):  # one preparation per step, in queue order
+        assert worker.step()
+    found = {job.id: job for job in jobs(db)}
+    assert (found[named].state, found[named].node_names, found[named].nodes_wanted) == (
+        QUEUED,
+        ["a3", "a2"],
+        2,
+    )
+    assert (found[counted].state, found[counted].node_names, found[counted].nodes_wanted) == (
+        QUEUED,
+        None,
+        1,
+    )
+    assert found[unknown].state == FAILED
+    assert found[unknown].exit_reason == (
+        "bad input: .marteau.yml: nodes: not nodes of this service: a9 (see the Nodes page)"
+    )
+    assert found[elsewhere].state == FAILED
+    assert found[elsewhere].exit_reason == (
+        "bad input: .marteau.yml: nodes: not in pool 'marteau': b1 (pool b) (set `pool` to theirs)"
+    )
+
+    with db.write() as session:  # one of its nodes is not available
+        session.scalar(select(Node).where(Node.name == "a2")).enabled = False
+    scheduler = Scheduler(db, "w", lease_ttl=30)
+    assert scheduler.claim_run() is None  # a1 is free, but not named; the pool waits in order
+    with db.write() as session:
+        session.scalar(select(Node).where(Node.name == "a2")).enabled = True
+    claim = scheduler.claim_run()
+    assert claim and claim.job_id == named and [n.name for n in claim.nodes] == ["a2", "a3"]
+    claim = scheduler.claim_run()
+    assert claim and claim.job_id == counted and [n.name for n in claim.nodes] == ["a1"]
+
+
 def test_disabled_nodes_are_not_given_and_expired_leases_are_reaped(db: Database, tmp_path) -> None:
     add_nodes(db, "a", "a1", "a2")
     with db.write() as session:

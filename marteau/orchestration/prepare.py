@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     values["marteau_pool"] = project.pool or "marteau"
     values["marteau_nodes"] = project.nodes or 1
+    values["marteau_named_nodes"] = project.hosts
     json.dump(values, sys.stdout)
     print()
     return 0

@@ -65,6 +65,7 @@ STATE_RANK = {
     )
 }
 LOCK_TASK = "Take Marteau's lock on the node"
+NAMED_TASK = "Fail when a named node is not in the pool"
 WAIT_TASK = "Wait for the bench to end"
 START_TASK = "Start the bench (async, in its own process group, under timeout)"
 FACTS_TASK = "Write the node's facts beside its results"
@@ -289,7 +290,9 @@ class LoadTestRun:
                     f"or [bench] cycles in {project.test_class}.conf"
                 )
         pool = opts.pool or project.pool or "marteau"
-        wanted = opts.nodes or project.nodes or 1
+        # `nodes: [h1, h2]` in .marteau.yml: those nodes of the pool, unless --nodes counts
+        named = [] if opts.nodes else project.hosts
+        wanted = len(named) if named else opts.nodes or project.nodes or 1
         if opts.split and cycles and min(int(c) for c in cycles.split(":")) < wanted:
             raise MarteauError(
                 f"--split: cycles {cycles} leave a node without users on {wanted} nodes"
@@ -310,6 +313,7 @@ class LoadTestRun:
         extravars.update(
             marteau_pool=pool,
             marteau_nodes=wanted,
+            marteau_named_nodes=named,
             marteau_split=opts.split,
             marteau_workers=opts.workers or 0,
             marteau_bench_extra_args=bench_args,
@@ -396,6 +400,10 @@ class LoadTestRun:
                 return result
             if self.cancel_requested():
                 return None
+            outside = result.results(NAMED_TASK, "runner_on_failed")
+            if outside:
+                message = next(iter(outside.values())).get("msg", "")
+                raise MarteauError(f".marteau.yml: nodes: {message}")
             if not seen and not taken:
                 errors = result.failure_messages()
                 raise MarteauError(

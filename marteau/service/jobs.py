@@ -349,6 +349,7 @@ def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> di
         "project": job.project_name,
         "pool": job.pool,
         "nodes_wanted": job.nodes_wanted,
+        "node_names": job.node_names,
         "nodes": nodes if nodes is not None else [n.node_name for n in job.nodes],
         "allowed_hosts": job.allowed_hosts,
         "created": job.created,

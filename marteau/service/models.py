@@ -100,6 +100,8 @@ class Job(Base):
     project_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     pool: Mapped[str | None] = mapped_column(String(100), nullable=True)
     nodes_wanted: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the nodes `.marteau.yml` names (`nodes: [h1, h2]`), or None: any free nodes of the pool
+    node_names: Mapped[list | None] = mapped_column(JSON, nullable=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     # who works on it now (preparing or running), until when
     worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -70,6 +70,28 @@ def add_nodes(
         return [node_json(node, now) for node in nodes]
 
 
+def check_named_nodes(db: Database, pool: str, names: list[str]) -> None:
+    """The nodes a project names must be nodes of its pool, each once: else the job
+    would wait for them for ever. MarteauError naming the ones at fault."""
+    parse_host_list(names)  # each name once
+    with db.read() as session:
+        found = dict(
+            session.execute(select(Node.name, Node.pool).where(Node.name.in_(names))).all()
+        )
+    unknown = [name for name in names if name not in found]
+    if unknown:
+        raise MarteauError(
+            f".marteau.yml: nodes: not nodes of this service: {', '.join(unknown)} "
+            "(see the Nodes page)"
+        )
+    elsewhere = [f"{name} (pool {found[name]})" for name in names if found[name] != pool]
+    if elsewhere:
+        raise MarteauError(
+            f".marteau.yml: nodes: not in pool {pool!r}: {', '.join(elsewhere)} "
+            "(set `pool` to theirs)"
+        )
+
+
 def parse_check(name: str, output: str, now: float | None = None) -> dict[str, Any]:
     """What `marteau nodes check` said about node `name`: its state (locked, free,
     unreachable or error) and, when locked, the holder's job, owner and expiry time

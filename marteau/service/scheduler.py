@@ -112,8 +112,17 @@ class Scheduler:
             ).rowcount
             return job_id if taken == 1 else None
 
-    def prepared(self, job_id: int, pool: str, nodes: int, name: str, email: str | None) -> None:
-        """The source is ready: the job waits for its nodes, in its place in the queue."""
+    def prepared(
+        self,
+        job_id: int,
+        pool: str,
+        nodes: int,
+        name: str,
+        email: str | None,
+        node_names: list[str] | None = None,
+    ) -> None:
+        """The source is ready: the job waits for its nodes (any `nodes` free ones of
+        the pool, or exactly `node_names`), in its place in the queue."""
         with self.db.write() as session:
             session.execute(
                 update(Job)
@@ -121,7 +130,8 @@ class Scheduler:
                 .values(
                     prepared=True,
                     pool=pool,
-                    nodes_wanted=nodes,
+                    nodes_wanted=len(node_names) if node_names else nodes,
+                    node_names=node_names or None,
                     project_name=name or None,
                     email=email,
                     worker_id=None,
@@ -141,7 +151,7 @@ class Scheduler:
             self._one_run_claim_at_a_time(session)
             now = time.time()
             jobs = session.execute(
-                select(Job.id, Job.pool, Job.nodes_wanted)
+                select(Job.id, Job.pool, Job.nodes_wanted, Job.node_names)
                 .where(
                     Job.state == QUEUED,
                     Job.prepared.is_(True),
@@ -151,17 +161,13 @@ class Scheduler:
                 .limit(SCAN_LIMIT)
             ).all()
             blocked: set[str] = set()
-            for job_id, pool, wanted in jobs:
+            for job_id, pool, wanted, names in jobs:
                 if pool in blocked:
                     continue
-                nodes = list(
-                    session.scalars(
-                        select(Node)
-                        .where(Node.pool == pool, free_node_clause(now))
-                        .order_by(Node.name)
-                        .limit(wanted)
-                    )
-                )
+                free = select(Node).where(Node.pool == pool, free_node_clause(now))
+                if names:  # those nodes and no others; the pool waits for them, in order
+                    free = free.where(Node.name.in_(names))
+                nodes = list(session.scalars(free.order_by(Node.name).limit(wanted)))
                 if len(nodes) < wanted:
                     blocked.add(pool)
                     continue

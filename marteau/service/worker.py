@@ -40,6 +40,7 @@ from marteau.service.models import (
     Node,
     Worker,
 )
+from marteau.service.node_pool import check_named_nodes
 from marteau.service.scheduler import Claim, Scheduler, reap
 from marteau.service.settings import Settings
 
@@ -263,6 +264,11 @@ class JobWorker:
             if job.source_kind != "path" and (overrides.get("script") or overrides.get("test")):
                 rewrite_config(src / CONFIG_NAME, overrides)
             project = load_config(src / CONFIG_NAME, job.source)
+            pool = str(overrides.get("pool") or project.pool or "marteau")
+            # a count given with the job overrides the names of `.marteau.yml`
+            names = None if overrides.get("nodes") else (project.hosts or None)
+            if names:
+                check_named_nodes(self.db, pool, names)
             if settings.hosts_enforced:
                 from marteau.service.hosts import keep_allowed_hosts
 
@@ -276,8 +282,7 @@ class JobWorker:
         except _Stopped as exc:
             self.scheduler.finish(job.id, CANCELLED if exc.why == "cancel" else FAILED, exc.reason)
             return
-        pool = str(overrides.get("pool") or project.pool or "marteau")
-        nodes = int(overrides.get("nodes") or project.nodes or 1)
+        nodes = len(names) if names else int(overrides.get("nodes") or project.nodes or 1)
         try:
             self._admit(job, project, pool, nodes)
         except quotas.QuotaExceeded as exc:
@@ -288,9 +293,9 @@ class JobWorker:
         self._log(
             job.id,
             f"project {project.name or project.test}: {project.script} {project.test}; "
-            f"waiting for {nodes} node(s) of pool {pool!r}",
+            f"waiting for {', '.join(names) if names else f'{nodes} node(s)'} of pool {pool!r}",
         )
-        self.scheduler.prepared(job.id, pool, nodes, project.name, project.email)
+        self.scheduler.prepared(job.id, pool, nodes, project.name, project.email, names)
 
     def _admit(self, job: Job, project: Project, pool: str, nodes: int) -> None:
         """Keep the job's plan and estimate, then check the quotas that needed them."""

@@ -128,7 +128,7 @@ def fill(db_url: str, jobs: int, seed: int = 5) -> list[str]:
             insert(Node),
             [
                 {"name": name, "pool": pool, "vars": {"ansible_host": f"10.0.{p}.{i + 1}"}}
-                | {"created": now - 2e7, "status": "reachable", "last_check": now - 3600}
+                | {"created": now - 2e7, "status": "reachable", "last_check": now - 60}
                 for p, (pool, names) in enumerate(POOLS.items())
                 for i, name in enumerate(names)
                 if name != "localhost"

@@ -3,7 +3,9 @@ contention by real worker processes running a stand-in for `marteau run`."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -36,7 +38,7 @@ from marteau.service.scheduler import Claim, Scheduler, reap, request_cancel  # 
 from marteau.service.settings import Settings  # noqa: E402
 from marteau.service.worker import JobWorker  # noqa: E402
 from tests.postgres import lock_waits  # noqa: E402
-from tests.service_helpers import make_project, start_worker, wait_for  # noqa: E402
+from tests.service_helpers import FAKE_NODES, make_project, start_worker, wait_for  # noqa: E402
 
 
 def _schema(url: str) -> Iterator[Database]:
@@ -196,6 +198,43 @@ def test_a_project_naming_its_nodes_runs_on_exactly_those(db: Database, tmp_path
     assert claim and claim.job_id == named and [n.name for n in claim.nodes] == ["a2", "a3"]
     claim = scheduler.claim_run()
     assert claim and claim.job_id == counted and [n.name for n in claim.nodes] == ["a1"]
+
+
+def test_an_idle_worker_checks_due_nodes_and_unreachable_ones_are_not_given(
+    db: Database, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", nodes_command=shlex.split(FAKE_NODES), node_check_minutes=60
+    )
+    long_ago = time.time() - 7200
+    with db.write() as session:
+        for name, enabled in (("down1", True), ("n1", True), ("off1", False), ("busy1", True)):
+            session.add(Node(name=name, pool="a", vars={}, enabled=enabled, created=long_ago))
+        session.add(Node(name="new1", pool="a", vars={}, created=time.time()))  # not due yet
+    with db.write() as session:  # busy1 runs a job: not checked
+        session.execute(
+            update(Node).where(Node.name == "busy1").values(lease_job_id=99, lease_expires=2e9)
+        )
+    worker = JobWorker(settings, db)
+    worker.register()
+    assert worker.step() and worker.step()  # two nodes were due
+    assert not worker.step()  # nothing left to do for an hour
+    with db.read() as session:
+        found = {
+            n.name: (n.status, n.last_check is not None) for n in session.scalars(select(Node))
+        }
+    assert found == {
+        "down1": ("unreachable", True),
+        "n1": ("reachable", True),
+        "off1": ("unknown", False),
+        "busy1": ("unknown", False),
+        "new1": ("unknown", False),
+    }
+    assert json.loads((settings.data_dir / "nodes" / "n1.json").read_text())["state"] == "free"
+
+    job = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    claim = Scheduler(db, "w", lease_ttl=30).claim_run()  # down1 comes first by name
+    assert claim and claim.job_id == job and [n.name for n in claim.nodes] == ["n1"]
 
 
 def test_disabled_nodes_are_not_given_and_expired_leases_are_reaped(db: Database, tmp_path) -> None:

@@ -29,7 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -66,10 +66,10 @@ from marteau.service.models import (
 )
 from marteau.service.node_pool import (
     add_nodes,
+    check_now,
     forget_check,
     node_view,
     parse_host_list,
-    record_check,
 )
 from marteau.service.scheduler import request_cancel
 from marteau.service.settings import Settings
@@ -573,23 +573,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             node = session.scalar(select(Node).where(Node.name == name))
         if node is None:
             raise HTTPException(404, f"no node {name}")
-        code, output = node_command(settings, node, action)
-        result = {"name": name, "action": action, "exit_code": code, "output": output}
         if action == "check":
-            status = (
-                "reachable"
-                if code == 0
-                else ("unreachable" if "unreachable" in output else "error")
-            )
-            with db.write() as session:
-                session.execute(
-                    update(Node)
-                    .where(Node.name == name)
-                    .values(status=status, last_check=time.time())
-                )
-            result["check"] = status
-            result["lock"] = record_check(settings, name, output)
-        return result
+            return {"name": name, "action": action, **check_now(db, settings, node)}
+        code, output = node_command(settings, node, action)
+        return {"name": name, "action": action, "exit_code": code, "output": output}
 
     @app.post("/api/nodes/{name}/check", tags=["nodes"])
     def api_check_node(name: str, auth: ApiAdmin) -> dict:

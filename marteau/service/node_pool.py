@@ -8,6 +8,11 @@ A node has two locks (DESIGN "Two locks"): the service's lease in the database
 or a hand-run playbook may hold. The on-node holder is only known from a check
 (`marteau nodes check`), so the service keeps what the last check said in
 `<data dir>/nodes/<name>.json`, next to the jobs' files.
+
+Checks run on demand (the nodes page, the API) and on a schedule: an idle worker
+checks an idle node whose last check is older than `node_check_minutes`, so the
+pages show a dead node and the scheduler stops giving it to jobs (an unreachable
+node is not free) until a check finds it again.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from marteau.errors import MarteauError
 from marteau.service.db import Database
-from marteau.service.jobs import check_node, node_json
+from marteau.service.jobs import check_node, node_command, node_json
 from marteau.service.models import Node
 from marteau.service.settings import Settings
 
@@ -154,3 +159,45 @@ def node_view(node: dict[str, Any], settings: Settings) -> dict[str, Any]:
         node["status"] = "unreachable"
     node["lock"] = {"job": node.get("job"), "on_node": node_lock(settings, node["name"])}
     return node
+
+
+def check_now(db: Database, settings: Settings, node: Node) -> dict[str, Any]:
+    """`marteau nodes check` on the node; its status (reachable, unreachable or error)
+    and its lock holder kept for the pages and the scheduler."""
+    code, output = node_command(settings, node, "check")
+    status = "reachable" if code == 0 else ("unreachable" if "unreachable" in output else "error")
+    with db.write() as session:
+        session.execute(
+            update(Node).where(Node.name == node.name).values(status=status, last_check=time.time())
+        )
+    lock = record_check(settings, node.name, output)
+    return {"exit_code": code, "output": output, "check": status, "lock": lock}
+
+
+def take_due_check(db: Database, settings: Settings) -> Node | None:
+    """An enabled, unleased node whose last check (or creation) is older than
+    `node_check_minutes`, taken for a check: its `last_check` is set now by a
+    compare-and-set, so two workers never check it at once."""
+    if settings.node_check_minutes <= 0:
+        return None
+    now = time.time()
+    due = now - settings.node_check_minutes * 60
+    not_checked_since = or_(Node.last_check < due, Node.last_check.is_(None) & (Node.created < due))
+    idle = or_(Node.lease_job_id.is_(None), Node.lease_expires < now)
+    with db.read() as session:  # most looks find nothing: no write lock for them
+        node = session.scalar(
+            select(Node)
+            .where(Node.enabled.is_(True), idle, not_checked_since)
+            .order_by(Node.last_check.is_not(None), Node.last_check, Node.name)
+            .limit(1)
+        )
+    if node is None:
+        return None
+    with db.write() as session:
+        taken = session.execute(
+            update(Node)
+            .where(Node.id == node.id, not_checked_since)
+            .values(last_check=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return node if taken == 1 else None

@@ -49,8 +49,10 @@ RUN_CLAIM_LOCK = 0x6D727472  # PostgreSQL advisory lock key of the run claims ("
 
 
 def free_node_clause(now: float):  # type: ignore[no-untyped-def]
+    """Enabled, not leased, and not found unreachable by its last check."""
     return and_(
         Node.enabled.is_(True),
+        Node.status != "unreachable",
         or_(Node.lease_job_id.is_(None), Node.lease_expires < now),
     )
 

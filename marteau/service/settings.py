@@ -39,6 +39,8 @@ class Settings:
     run_command: list[str] = field(default_factory=lambda: [*MARTEAU, "run"])
     # `marteau nodes` (check and force unlock from the nodes page), before its arguments
     nodes_command: list[str] = field(default_factory=lambda: [*MARTEAU, "nodes"])
+    # an idle worker checks an idle node whose last check is older than this (0: never)
+    node_check_minutes: float = 10.0
     poll_interval: float = 1.0  # seconds between a worker's looks at the queue and at cancel
     lease_ttl: float = 60.0  # seconds a lease (job, nodes) lives without renewal
     kill_grace: float = 60.0  # seconds between SIGTERM and SIGKILL of a cancelled job

@@ -40,7 +40,7 @@ from marteau.service.models import (
     Node,
     Worker,
 )
-from marteau.service.node_pool import check_named_nodes
+from marteau.service.node_pool import check_named_nodes, check_now, take_due_check
 from marteau.service.scheduler import Claim, Scheduler, reap
 from marteau.service.settings import Settings
 
@@ -138,7 +138,8 @@ class JobWorker:
                 )
 
     def step(self) -> bool:
-        """One look at the queue: reap, prepare one job or run one; True if it did work."""
+        """One look at the queue: reap, prepare one job or run one, else check a node
+        that is due; True if it did work."""
         now = time.time()
         if now - self._last_reap >= REAP_EVERY:
             self._last_reap = now
@@ -153,6 +154,10 @@ class JobWorker:
         claim = self.scheduler.claim_run()
         if claim is not None:
             self._guarded(claim.job_id, self.run_job, claim)
+            return True
+        node = take_due_check(self.db, self.settings)  # nothing else to do: a node's check
+        if node is not None:
+            check_now(self.db, self.settings, node)
             return True
         return False
 

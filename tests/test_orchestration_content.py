@@ -63,8 +63,11 @@ def test_lock_is_released_in_always_without_when() -> None:
 
 
 def test_lock_play_takes_nodes_one_at_a_time_in_order() -> None:
-    play = yaml.safe_load((content_dir() / "playbooks" / "lock.yml").read_text())[0]
-    assert play["serial"] == 1 and play["order"] == "sorted"
+    plays = yaml.safe_load((content_dir() / "playbooks" / "lock.yml").read_text())
+    check, lock = plays[0], plays[1]
+    assert check["hosts"] == "localhost" and check["any_errors_fatal"] is True  # names first
+    assert lock["name"].startswith("Lock free nodes")
+    assert lock["serial"] == 1 and lock["order"] == "sorted"
 
 
 def test_bench_starts_async_under_timeout() -> None:

@@ -24,12 +24,14 @@ from marteau.service.db import Database
 TTL = 5.0
 STAMP = "auth-changed"  # the stamp file's name in the data folder
 MAX_ENTRIES = 10_000  # then start afresh: bounds the memory a flood of logins could take
+# this process's count of auth changes, and the stamp file's (inode, mtime) if any
+Generation = tuple[int, tuple[int, int] | None]
 
 
 @dataclass(frozen=True)
 class Entry:
     value: Any
-    generation: tuple[int, tuple[int, int] | None]
+    generation: Generation
     fetched: float  # time.monotonic()
     expires: float | None  # time.time() when the credential ends (a login session), or None
 
@@ -60,7 +62,7 @@ class AuthCache:
             return None
         return found.st_ino, found.st_mtime_ns
 
-    def generation(self) -> tuple[int, tuple[int, int] | None]:
+    def generation(self) -> Generation:
         """Read it before the database: `put` keeps nothing read before a change."""
         return self.db.auth_generation, self._stamp_version()
 
@@ -75,13 +77,7 @@ class AuthCache:
             return None
         return entry.value
 
-    def put(
-        self,
-        key: str,
-        value: Any,
-        generation: tuple[int, tuple[int, int] | None],
-        expires: float | None,
-    ) -> None:
+    def put(self, key: str, value: Any, generation: Generation, expires: float | None) -> None:
         if generation != self.generation() or self.ttl <= 0:
             return
         if len(self._entries) >= MAX_ENTRIES:

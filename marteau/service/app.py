@@ -162,15 +162,18 @@ def safe_file(base: Path, relative: str) -> Path | None:
     return target if target.is_file() else None
 
 
-def thread_pool(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The app's lifespan: size the thread pool its sync routes run in. Fewer threads
-    spend less CPU fighting over the GIL under load; each slow request (a preview's
-    clone, a node check) holds one for its duration."""
+def lifespan_of(
+    threads: int, db: Database
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: size the thread pool its sync routes run in (each slow
+    request, a preview's clone or a node check, holds one for its duration), and at
+    the end close the connections of the asyncio engine (`web.run_read`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = threads
         yield
+        await db.dispose_async()
 
     return lifespan
 
@@ -183,7 +186,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         description="A queue of distributed load tests run with `marteau run`.",
         docs_url="/docs",
         redoc_url=None,
-        lifespan=thread_pool(settings.web_threads),
+        lifespan=lifespan_of(settings.web_threads, db),
     )
     app.state.settings = settings
     app.state.db = db
@@ -401,14 +404,13 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     ) -> Response:
         return await run_read(db, _job_list, state, limit, offset)
 
-    def _job_list(state: str | None, limit: int, offset: int) -> Response:
+    def _job_list(session: Session, state: str | None, limit: int, offset: int) -> Response:
         """The page of jobs as JSON, reads and encoding in one go (the list and its
-        total need not agree to the instant: no transaction)."""
+        total need not agree to the instant)."""
         limit = max(1, min(limit, 500))
-        with db.read(snapshot=False) as session:
-            states = [state] if state else None
-            rows = listed_jobs(session, states, limit, max(0, offset))
-            total = job_count(session, states)
+        states = [state] if state else None
+        rows = listed_jobs(session, states, limit, max(0, offset))
+        total = job_count(session, states)
         payload = {"jobs": [job_json(j, settings) for j in rows], "total": total}
         # pydantic's JSON encoder (Rust): a quarter of the time of json.dumps here
         return Response(to_json(payload), media_type="application/json")
@@ -682,15 +684,14 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     async def dashboard(request: Request, auth: PageAuth) -> Response:
         return await run_read(db, _dashboard, request, auth)
 
-    def _dashboard(request: Request, auth: Auth) -> Response:
-        """The page in one go: its reads (no transaction: the lists need not agree to
-        the instant) and the template."""
-        with db.read(snapshot=False) as session:
-            queued = list(reversed(listed_jobs(session, [QUEUED], 50)))
-            running = listed_jobs(session, [RUNNING], 50)
-            finished = listed_jobs(session, FINISHED, 20)
-            nodes = _nodes(session)
-            workers = _workers(session)
+    def _dashboard(session: Session, request: Request, auth: Auth) -> Response:
+        """The page in one go: its reads (the lists need not agree to the instant) and
+        the template."""
+        queued = list(reversed(listed_jobs(session, [QUEUED], 50)))
+        running = listed_jobs(session, [RUNNING], 50)
+        finished = listed_jobs(session, FINISHED, 20)
+        nodes = _nodes(session)
+        workers = _workers(session)
         return render(
             request,
             "dashboard.html",

@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, select
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from marteau.errors import MarteauError
@@ -133,6 +139,13 @@ class Database:
         event.listen(self._write, "do_orm_execute", _note_auth_statement)
         event.listen(self._write, "after_commit", self._after_commit)
         self._auth_listeners: list[Callable[[], None]] = []
+        # the web's hot reads on a networked database; connects at first use, in the
+        # event loop that uses it
+        self.async_engine: AsyncEngine | None = None
+        self._async: async_sessionmaker[AsyncSession] | None = None
+        if not self.is_sqlite:
+            self.async_engine = create_async_engine(engine_url(url), pool_pre_ping=True)
+            self._async = async_sessionmaker(self.async_engine, expire_on_commit=False)
 
     def on_auth_change(self, listener: Callable[[], None]) -> None:
         """Call `listener` after each commit that changed users, sessions or tokens."""
@@ -160,6 +173,20 @@ class Database:
             # (on PostgreSQL only row by row, see scheduler.Scheduler._take)
             session.connection()
             yield session
+
+    @asynccontextmanager
+    async def async_read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only asyncio session, on a networked database (`web.run_read`)."""
+        if self._async is None:
+            raise RuntimeError("SQLite reads need no asyncio session: use read()")
+        async with self._async() as session:
+            yield session
+
+    async def dispose_async(self) -> None:
+        """Close the asyncio engine's connections, in the event loop that opened them
+        (the engine stays usable: another loop opens its own)."""
+        if self.async_engine is not None:
+            await self.async_engine.dispose()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -265,6 +265,36 @@ def test_a_stop_signal_delivered_twice_still_writes_the_results(workdir: Path):
     assert len(results.responses) > 0 and config["marteau_aborted"] == "SIGTERM"
 
 
+def test_a_sigterm_repeated_while_the_bench_stops_does_not_lose_the_results(workdir: Path):
+    """Users stuck in requests to a hanging target keep an aborted bench busy for its
+    grace; a SIGTERM repeated then (seconds later: another stop from automation) must
+    not kill it before it writes its results. A second SIGINT still does."""
+    with HangingServer() as target:
+        process = subprocess.Popen(
+            [MARTEAU, "bench", "fused.py", "Fused.test_get", "-u", target.url, "--workers", "1"],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
+        )
+        try:
+            for line in process.stdout:  # type: ignore[union-attr]
+                if "recording" in line:
+                    break
+            process.send_signal(signal.SIGTERM)
+            time.sleep(1.5)  # past REPEAT_GRACE, within the users' abort grace
+            process.send_signal(signal.SIGTERM)
+            out = process.communicate(timeout=60)[0]
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, out
+    assert "Bench aborted by SIGTERM after 0 of 1 cycles" in out
+    _results, config = read_results(workdir)
+    assert config["marteau_aborted"] == "SIGTERM"
+
+
 def test_marteau_run_stops_when_a_node_fuse_trips_and_reports_what_ran(tmp_path: Path):
     """The embedded default (this machine is the node): the fuse options reach the bench
     through the marteau_bench role, the run stops, collects, reports and exits 3."""

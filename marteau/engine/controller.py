@@ -33,6 +33,11 @@ DONE_TIMEOUT = 15.0  # after the last cycle or an abort, for workers to flush an
 # A signal repeated sooner is the same stop delivered twice (a process-group kill that
 # `timeout -k` also forwards to its group), not a second Ctrl-C asking to die at once.
 REPEAT_GRACE = 1.0
+# Only a person's signals ask twice to die at once. SIGTERM and SIGHUP come from
+# automation (`marteau run` stopping the nodes, `timeout`, a closed session), which
+# may send them again while the bench is writing its results and has SIGKILL behind
+# (`timeout -k`, the role's stop): dying on a repeat would lose what ran.
+ESCALATING_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT})
 
 
 class ParentSink:
@@ -419,9 +424,9 @@ class BenchController:
                 first = time.monotonic()
                 self.abort.set()
                 return
-            if time.monotonic() - first < REPEAT_GRACE:
+            if signum not in ESCALATING_SIGNALS or time.monotonic() - first < REPEAT_GRACE:
                 return
-            signal.signal(signum, signal.SIG_DFL)  # a second signal: really die
+            signal.signal(signum, signal.SIG_DFL)  # a second Ctrl-C: really die
             os.kill(os.getpid(), signum)
 
         for signum in ABORT_SIGNALS:

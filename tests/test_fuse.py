@@ -236,30 +236,37 @@ def test_the_fuse_options_are_checked(workdir: Path):
     assert "expected a fraction such as 0.5 or a percentage such as 50%" in run.stderr
 
 
+def sigterm_twice(workdir: Path, url: str, pause: float) -> tuple[int, str]:
+    """Bench `url`; once it records, SIGTERM, `pause` seconds, SIGTERM again: (exit
+    code, output)."""
+    process = subprocess.Popen(
+        [MARTEAU, "bench", "fused.py", "Fused.test_get", "-u", url, "--workers", "1"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
+    )
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            if "recording" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        time.sleep(pause)
+        process.send_signal(signal.SIGTERM)
+        out = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, out
+
+
 def test_a_stop_signal_delivered_twice_still_writes_the_results(workdir: Path):
     """How `marteau run` stops the other nodes: SIGTERM to the bench's process group,
     which `timeout -k` forwards again; the bench must take both as one stop."""
     with LocalServer(routes={"/page": lambda request: ok("fine")}) as target:
-        process = subprocess.Popen(
-            [MARTEAU, "bench", "fused.py", "Fused.test_get", "-u", target.url, "--workers", "1"],
-            cwd=workdir,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
-        )
-        try:
-            for line in process.stdout:  # type: ignore[union-attr]
-                if "recording" in line:
-                    break
-            process.send_signal(signal.SIGTERM)
-            time.sleep(0.01)
-            process.send_signal(signal.SIGTERM)
-            out = process.communicate(timeout=60)[0]
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert process.returncode == 128 + signal.SIGTERM, out
+        code, out = sigterm_twice(workdir, target.url, 0.01)
+    assert code == 128 + signal.SIGTERM, out
     assert "Bench aborted by SIGTERM after 0 of 1 cycles" in out
     results, config = read_results(workdir)
     assert len(results.responses) > 0 and config["marteau_aborted"] == "SIGTERM"
@@ -268,28 +275,10 @@ def test_a_stop_signal_delivered_twice_still_writes_the_results(workdir: Path):
 def test_a_sigterm_repeated_while_the_bench_stops_does_not_lose_the_results(workdir: Path):
     """Users stuck in requests to a hanging target keep an aborted bench busy for its
     grace; a SIGTERM repeated then (seconds later: another stop from automation) must
-    not kill it before it writes its results. A second SIGINT still does."""
+    not kill it before it writes its results."""
     with HangingServer() as target:
-        process = subprocess.Popen(
-            [MARTEAU, "bench", "fused.py", "Fused.test_get", "-u", target.url, "--workers", "1"],
-            cwd=workdir,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
-        )
-        try:
-            for line in process.stdout:  # type: ignore[union-attr]
-                if "recording" in line:
-                    break
-            process.send_signal(signal.SIGTERM)
-            time.sleep(1.5)  # past REPEAT_GRACE, within the users' abort grace
-            process.send_signal(signal.SIGTERM)
-            out = process.communicate(timeout=60)[0]
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert process.returncode == 128 + signal.SIGTERM, out
+        code, out = sigterm_twice(workdir, target.url, 1.5)  # past REPEAT_GRACE
+    assert code == 128 + signal.SIGTERM, out
     assert "Bench aborted by SIGTERM after 0 of 1 cycles" in out
     _results, config = read_results(workdir)
     assert config["marteau_aborted"] == "SIGTERM"

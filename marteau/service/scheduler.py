@@ -132,7 +132,7 @@ class Scheduler:
                 .values(
                     prepared=True,
                     pool=pool,
-                    nodes_wanted=len(node_names) if node_names else nodes,
+                    nodes_wanted=nodes,
                     node_names=node_names or None,
                     project_name=name or None,
                     email=email,

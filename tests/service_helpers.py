@@ -154,6 +154,24 @@ def fake_nodes(argv: list[str]) -> int:
     return 0
 
 
+def run_queue(settings, db, job_id: int, timeout: float = 120):  # type: ignore[no-untyped-def]
+    """A worker in this process prepares and runs the queue until job `job_id` ends;
+    the ended job."""
+    from marteau.service.models import Job
+    from marteau.service.worker import JobWorker
+
+    worker = JobWorker(settings, db)
+    worker.register()
+
+    def finished() -> Job | None:
+        worker.step()
+        with db.read() as session:
+            job = session.get(Job, job_id)
+        return job if job.finished else None
+
+    return wait_for(finished, timeout=timeout, what=f"job {job_id} to end")
+
+
 def make_project(path: Path, **config: object) -> Path:
     """A minimal load-test project (`.marteau.yml` + the test script)."""
     path.mkdir(parents=True, exist_ok=True)

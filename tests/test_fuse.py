@@ -75,6 +75,15 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def fused_project(path: Path) -> Path:
+    """The test and its conf as a `marteau run` project."""
+    path.mkdir()
+    (path / "fused.py").write_text(TEST_FILE)
+    (path / "Fused.conf").write_text(CONF)
+    (path / ".marteau.yml").write_text("script: fused.py\ntest: Fused.test_get\n")
+    return path
+
+
 def bench(workdir: Path, url: str, *args: str, timeout: int = 60) -> tuple[Any, float]:
     """Run `marteau bench`; its result and how long it took."""
     started = time.monotonic()
@@ -289,11 +298,7 @@ def test_marteau_run_stops_when_a_node_fuse_trips_and_reports_what_ran(tmp_path:
     through the marteau_bench role, the run stops, collects, reports and exits 3."""
     import json
 
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "fused.py").write_text(TEST_FILE)
-    (project / "Fused.conf").write_text(CONF)
-    (project / ".marteau.yml").write_text("script: fused.py\ntest: Fused.test_get\n")
+    project = fused_project(tmp_path / "project")
     server_errors = {"/page": lambda request: (503, [], b"overloaded")}
     with LocalServer(routes=server_errors) as target:
         run = subprocess.run(
@@ -337,11 +342,7 @@ def test_one_node_fuse_stops_the_other_nodes(sshd_nodes, tmp_path: Path):
         for line in lines
     ]
     inventory.write_text("\n".join(lines) + "\n")
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "fused.py").write_text(TEST_FILE)
-    (project / "Fused.conf").write_text(CONF)
-    (project / ".marteau.yml").write_text("script: fused.py\ntest: Fused.test_get\n")
+    project = fused_project(tmp_path / "project")
     server_errors = {"/page": lambda request: (500, [], b"down")}
     with LocalServer(routes=server_errors) as target:
         run = subprocess.run(
@@ -465,8 +466,7 @@ def test_a_job_stopped_by_the_fuse_fails_with_the_fuse_line(tmp_path: Path):
     from marteau.service.db import Database, upgrade
     from marteau.service.models import Job
     from marteau.service.settings import Settings
-    from marteau.service.worker import JobWorker
-    from tests.service_helpers import make_project, wait_for
+    from tests.service_helpers import make_project, run_queue
 
     script = tmp_path / "fused_run.py"
     script.write_text(FAKE_FUSED_RUN)
@@ -489,16 +489,7 @@ def test_a_job_stopped_by_the_fuse_fails_with_the_fuse_line(tmp_path: Path):
         session.add(job)
         session.flush()
         job_id = job.id
-    worker = JobWorker(settings, db)
-    worker.register()
-
-    def ended() -> Job | None:
-        worker.step()
-        with db.read() as session:
-            found = session.get(Job, job_id)
-        return found if found.finished else None
-
-    job = wait_for(ended, timeout=60, what="the job to end")
+    job = run_queue(settings, db, job_id, timeout=60)
     db.dispose()
     assert (job.state, job.exit_code) == ("failed", FUSE_EXIT)
     assert job.exit_reason == (

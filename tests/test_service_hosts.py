@@ -32,9 +32,16 @@ from marteau.service.app import create_app  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import Job, User, VerifiedHost  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
-from marteau.service.worker import JobWorker, console_path, run_arguments  # noqa: E402
+from marteau.service.worker import console_path, run_arguments  # noqa: E402
 from tests.servers import LocalServer, ok  # noqa: E402
-from tests.service_helpers import FAKE_RUN, free_port, make_project, tar_of, wait_for  # noqa: E402
+from tests.service_helpers import (  # noqa: E402
+    FAKE_RUN,
+    free_port,
+    make_project,
+    run_queue,
+    tar_of,
+    wait_for,
+)
 
 PASSWORD = "a-long-password"
 
@@ -440,20 +447,6 @@ def project_for(path: Path, url: str) -> Path:
     make_project(path)
     (path / "Simple.conf").write_text(f"[main]\ntitle = t\nurl = {url}\n")
     return path
-
-
-def run_queue(settings: Settings, db: Database, job_id: int) -> Job:
-    """A worker in this process prepares and runs the queue until the job ends."""
-    worker = JobWorker(settings, db)
-    worker.register()
-
-    def finished() -> Job | None:
-        worker.step()
-        with db.read() as session:
-            job = session.get(Job, job_id)
-        return job if job.finished else None
-
-    return wait_for(finished, timeout=120, what=f"job {job_id} to end")
 
 
 def test_public_mode_refuses_a_job_to_an_unproven_host(

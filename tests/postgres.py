@@ -22,8 +22,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 SERVER_USER = "postgres"  # the system user Debian's postgresql package creates
 # A throwaway server: durability traded for speed, room for every worker's connections.
@@ -216,3 +220,14 @@ def lock_waits(connection) -> int:  # type: ignore[no-untyped-def]
     count = connection.execute(query).scalar_one()
     connection.rollback()  # a fresh snapshot at the next look
     return count
+
+
+def wait_until_answered_or_blocked(
+    engine: Engine, answered: Callable[[], object], what: str
+) -> None:
+    """Wait until `answered()` (the other thread finished) or one of the database's
+    sessions waits for a lock (it reached the row this test holds)."""
+    from tests.service_helpers import wait_for
+
+    with engine.connect() as watcher:
+        wait_for(lambda: answered() or lock_waits(watcher), timeout=30, what=what)

@@ -290,7 +290,7 @@ def test_the_same_node_added_twice_at_once_is_a_conflict(tmp_path: Path, postgre
 
     from marteau.service.db import Database
     from marteau.service.models import Node
-    from tests.postgres import lock_waits
+    from tests.postgres import wait_until_answered_or_blocked
 
     service = Service(tmp_path / "data", tmp_path / "locks", workers=0, database_url=postgres_url)
     db = Database(postgres_url)
@@ -306,12 +306,9 @@ def test_the_same_node_added_twice_at_once_is_a_conflict(tmp_path: Path, postgre
                     )
                 )
                 adding.start()
-                with db.engine.connect() as watcher:
-                    wait_for(
-                        lambda: answers or lock_waits(watcher),
-                        timeout=30,
-                        what="the request to end or to wait for the other insert",
-                    )
+                wait_until_answered_or_blocked(
+                    db.engine, lambda: answers, "the request to end or to wait for the other insert"
+                )
                 other.commit()
             adding.join(timeout=60)
             assert [r.status_code for r in answers] == [409], answers[0].text

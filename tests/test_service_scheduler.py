@@ -37,7 +37,7 @@ from marteau.service.models import (  # noqa: E402
 from marteau.service.scheduler import Claim, Scheduler, reap, request_cancel  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from marteau.service.worker import JobWorker  # noqa: E402
-from tests.postgres import lock_waits  # noqa: E402
+from tests.postgres import wait_until_answered_or_blocked  # noqa: E402
 from tests.service_helpers import FAKE_NODES, make_project, start_worker, wait_for  # noqa: E402
 
 
@@ -272,12 +272,9 @@ def test_a_job_being_written_is_not_passed_by_a_later_job_of_its_pool(
             target=lambda: claims.append(Scheduler(pg_db, "w", 30).claim_run())
         )
         claimer.start()
-        with pg_db.engine.connect() as watcher:
-            wait_for(
-                lambda: claims or lock_waits(watcher),
-                timeout=30,
-                what="the claim to end or to wait for the locked job",
-            )
+        wait_until_answered_or_blocked(
+            pg_db.engine, lambda: claims, "the claim to end or to wait for the locked job"
+        )
         other.rollback()
     claimer.join(timeout=60)
     assert len(claims) == 1 and claims[0] is not None and claims[0].job_id == first
@@ -292,12 +289,9 @@ def test_a_cancel_during_a_claim_flags_the_job_it_started(pg_db: Database, tmp_p
         claim.execute(update(Job).where(Job.id == job_id).values(state=RUNNING, worker_id="w"))
         canceller = threading.Thread(target=lambda: answers.append(request_cancel(pg_db, job_id)))
         canceller.start()
-        with pg_db.engine.connect() as watcher:
-            wait_for(
-                lambda: answers or lock_waits(watcher),
-                timeout=30,
-                what="the cancel to end or to wait for the claim",
-            )
+        wait_until_answered_or_blocked(
+            pg_db.engine, lambda: answers, "the cancel to end or to wait for the claim"
+        )
         claim.commit()
     canceller.join(timeout=60)
     job = jobs(pg_db)[0]
@@ -319,12 +313,9 @@ def test_the_reaper_reports_only_the_jobs_it_failed(pg_db: Database, tmp_path: P
         renewal.execute(update(Job).where(Job.id == job_id).values(lease_expires=time.time() + 60))
         reaper = threading.Thread(target=lambda: reaped.append(reap(pg_db)))
         reaper.start()
-        with pg_db.engine.connect() as watcher:
-            wait_for(
-                lambda: reaped or lock_waits(watcher),
-                timeout=30,
-                what="the reaper to end or to wait for the renewal",
-            )
+        wait_until_answered_or_blocked(
+            pg_db.engine, lambda: reaped, "the reaper to end or to wait for the renewal"
+        )
         renewal.commit()
     reaper.join(timeout=60)
     assert reaped == [[]] and jobs(pg_db)[0].state == RUNNING

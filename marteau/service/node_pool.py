@@ -29,6 +29,7 @@ from marteau.errors import MarteauError
 from marteau.service.db import Database
 from marteau.service.jobs import check_node, node_command, node_json
 from marteau.service.models import Node
+from marteau.service.scheduler import unleased_node_clause
 from marteau.service.settings import Settings
 
 HOST_SEPARATORS = re.compile(r"[\s,]+")
@@ -183,11 +184,10 @@ def take_due_check(db: Database, settings: Settings) -> Node | None:
     now = time.time()
     due = now - settings.node_check_minutes * 60
     not_checked_since = or_(Node.last_check < due, Node.last_check.is_(None) & (Node.created < due))
-    idle = or_(Node.lease_job_id.is_(None), Node.lease_expires < now)
     with db.read() as session:  # most looks find nothing: no write lock for them
         node = session.scalar(
             select(Node)
-            .where(Node.enabled.is_(True), idle, not_checked_since)
+            .where(Node.enabled.is_(True), unleased_node_clause(now), not_checked_since)
             .order_by(Node.last_check.is_not(None), Node.last_check, Node.name)
             .limit(1)
         )

@@ -48,13 +48,14 @@ SCAN_LIMIT = 500  # queued jobs looked at per claim
 RUN_CLAIM_LOCK = 0x6D727472  # PostgreSQL advisory lock key of the run claims ("mrtr")
 
 
+def unleased_node_clause(now: float):  # type: ignore[no-untyped-def]
+    """No job holds the node's lease (never leased, or the lease expired)."""
+    return or_(Node.lease_job_id.is_(None), Node.lease_expires < now)
+
+
 def free_node_clause(now: float):  # type: ignore[no-untyped-def]
     """Enabled, not leased, and not found unreachable by its last check."""
-    return and_(
-        Node.enabled.is_(True),
-        Node.status != "unreachable",
-        or_(Node.lease_job_id.is_(None), Node.lease_expires < now),
-    )
+    return and_(Node.enabled.is_(True), Node.status != "unreachable", unleased_node_clause(now))
 
 
 class _Lost(Exception):

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from marteau import exits
 from marteau.engine.console import Console, now_iso, status_word
 from marteau.engine.fuse import FUSE_EXIT, Fuse, FuseLimits, fuse_line
 from marteau.engine.runner import BenchPlan, CycleTimes, last_line, schedule
@@ -82,12 +83,12 @@ class Outcome:
         if self.fuse is not None:
             return FUSE_EXIT
         if self.signum is not None:
-            return 128 + self.signum
+            return exits.SIGNAL_BASE + self.signum
         if self.errors or self.hook_error:
-            return 255
+            return exits.ERRORS
         if self.failures:
-            return 1
-        return 0
+            return exits.FAILURES
+        return exits.OK
 
 
 @dataclass

@@ -43,10 +43,11 @@ from typing import Any
 
 import click
 
+from marteau import exits
 from marteau.engine.hub import Hub, HubSocket
 from marteau.errors import MarteauError
 
-FUSE_EXIT = 3  # `marteau bench` and `marteau run`: stopped by the safety fuse
+FUSE_EXIT = exits.FUSE  # `marteau bench` and `marteau run`: stopped by the safety fuse
 DEFAULT_WINDOW = 30.0
 SAMPLE_SIZE = 200  # durations per worker and per probe
 

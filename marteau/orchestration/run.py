@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from marteau import exits
 from marteau.engine.fuse import FUSE_EXIT, fuse_limits
 from marteau.engine.guard import parse_entry
 from marteau.errors import MarteauError
@@ -72,7 +73,7 @@ FACTS_TASK = "Write the node's facts beside its results"
 RELEASE_TASK = "Release Marteau's lock on the node"
 CLOCK_TASK = "Measure the node's clock offset to the controller"
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = exits.OK, exits.FAILURES, exits.BAD_INPUT
 
 
 class RunFailed(Exception):

@@ -39,7 +39,7 @@ HELD = re.compile(r"job (?P<job>\S+) of (?P<owner>.+?), expires in (?P<expires>-
 EXPIRED = re.compile(r"expired lock of job (?P<job>\S+)")
 SERVICE_JOB = re.compile(r"\(marteau serve job (?P<id>\d+)\)")
 # the isolation line of `marteau nodes check` (marteau.orchestration.nodes_command)
-ISOLATION = re.compile(r"^(?P<node>\S+): jobs isolated: (?P<answer>yes|no)(?:: (?P<reason>.*))?$")
+ISOLATION = re.compile(r"^(?P<node>\S+): jobs isolated: (?P<answer>yes|no)(?:: (?P<reason>.*))?")
 STATES = ("locked", "free", "unreachable", "error")
 
 

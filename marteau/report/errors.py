@@ -158,62 +158,57 @@ def _detail_traceback(rs: ResultSet, detail_id: int) -> str | None:
 
 
 def error_kinds(rs: ResultSet) -> list[ErrorKind]:
-    """Failed requests, then failed tests, grouped by kind; most frequent first."""
-    out: list[ErrorKind] = []
-    for what, records, code_of in (
-        ("request", rs.responses, lambda r: int(r["code"])),
-        ("test", rs.tests, lambda r: -1),
-    ):
-        out.extend(_kinds_of(rs, what, records, code_of))
-    return out
+    """Failed requests, then failed tests, grouped by kind; most frequent first in each."""
+    return _kinds_of(rs, "request", rs.responses) + _kinds_of(rs, "test", rs.tests)
 
 
-def _kinds_of(rs: ResultSet, what: str, records: Any, code_of: Any) -> list[ErrorKind]:
-    """One `ErrorKind` per kind among the failed `records` (responses or tests)."""
+def _kinds_of(rs: ResultSet, what: str, records: Any) -> list[ErrorKind]:
+    """One `ErrorKind` per (result, kind) among the failed `records` (responses or tests).
+
+    Python reads each distinct detail (traceback) once and each distinct
+    traceback text is parsed once; numpy groups the rows.
+    """
     if records is None or not len(records):
         return []
     bad = records[records["result"] != SUCCESSFUL]
     if not bad.size:
         return []
-    # a small int per (result, kind): numpy groups, Python reads each detail once
-    keys: dict[tuple[int, str], int] = {}
-    kind_of_text: dict[str | None, tuple[str, str]] = {}
-    row_key = np.empty(bad.size, np.int64)
-    has_code = "code" in (bad.dtype.names or ())
-    detail_column = bad["detail"].tolist()
-    result_column = bad["result"].tolist()
-    code_column = bad["code"].tolist() if has_code else [-1] * bad.size
-    messages: dict[int, tuple[str, str | None]] = {}
-    for i, (detail_id, result, code) in enumerate(
-        zip(detail_column, result_column, code_column, strict=True)
-    ):
+    ids, inverse = np.unique(bad["detail"], return_inverse=True)
+    kinds: dict[str, int] = {}
+    parsed: dict[str | None, int] = {}
+    kind_of_id = np.empty(ids.size, np.int64)
+    by_code = what == "request"  # a failed request without a traceback: its HTTP status
+    for j, detail_id in enumerate(ids.tolist()):
         text = _detail_traceback(rs, detail_id) if detail_id else None
-        if what == "request" and code >= 0 and not text:
-            kind, message = f"HTTP {code}", f"HTTP status {code}"
-        else:
-            if text not in kind_of_text:
-                kind_of_text[text] = error_kind(text)
-            kind, message = kind_of_text[text]
-        key = keys.setdefault((result, kind), len(keys))
-        row_key[i] = key
-        if key not in messages:
-            messages[key] = (message, text)
-    counts = np.bincount(row_key, minlength=len(keys))
+        if by_code and text is None:
+            kind_of_id[j] = -1
+            continue
+        if text not in parsed:
+            parsed[text] = kinds.setdefault(error_kind(text)[0], len(kinds))
+        kind_of_id[j] = parsed[text]
+    kind = kind_of_id[inverse.reshape(-1)]
+    codes = bad["code"].astype(np.int64) if by_code else np.full(bad.size, -1, np.int64)
+    keys = np.stack([bad["result"].astype(np.int64), kind, np.where(kind < 0, codes, -1)])
+    groups, first, group_of, counts = np.unique(
+        keys, axis=1, return_index=True, return_inverse=True, return_counts=True
+    )
+    group_of = group_of.reshape(-1)
+    names = {index: name for name, index in kinds.items()}
     out = []
-    for (result, kind), key in keys.items():
-        rows = np.flatnonzero(row_key == key)
-        first = bad[int(rows[0])]
-        message, text = messages[key]
+    for g in range(groups.shape[1]):
+        result, kind_id, code = (int(v) for v in groups[:, g])
+        sample = bad[int(first[g])]
+        text = _detail_traceback(rs, int(sample["detail"])) if sample["detail"] else None
         out.append(
             ErrorKind(
                 what=what,
-                kind=kind,
+                kind=names[kind_id] if kind_id >= 0 else f"HTTP {code}",
                 result=RESULT_NAMES[result],
-                count=int(counts[key]),
-                message=message,
+                count=int(counts[g]),
+                message=error_kind(text)[1] if kind_id >= 0 else f"HTTP status {code}",
                 traceback=trim_traceback(text),
-                sample_url=rs.strings[int(first["url"])] if what == "request" else None,
-                cycles=np.unique(bad["cycle"][rows]).tolist(),
+                sample_url=rs.strings[int(sample["url"])] if by_code else None,
+                cycles=np.unique(bad["cycle"][group_of == g]).tolist(),
             )
         )
     out.sort(key=lambda k: (-k.count, k.result, k.kind))

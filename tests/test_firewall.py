@@ -216,11 +216,12 @@ def test_marteau_run_reports_what_the_firewall_dropped(tmp_path: Path, job_users
     (project / ".marteau.yml").write_text("script: loadtest.py\ntest: Tiny.test_get\n")
     result = subprocess.run(
         [MARTEAU, "run", str(project), "--plain", "--allow-host", f"127.0.0.2:{allowed.port}"]
-        + ["-e", "marteau_node_tune=false", "-e", f"marteau_job_uid={uid}"],
+        + ["-e", "marteau_node_tune=false", "-e", f"marteau_job_uid={uid}"]
+        + ["--lock-timeout", "1200"],  # this machine's node is shared with other runs
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1500,
         env=dict(os.environ, HOME=os.environ.get("HOME", "/root")),
     )
     output = result.stdout + result.stderr

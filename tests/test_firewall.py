@@ -243,4 +243,4 @@ def test_marteau_run_reports_what_the_firewall_dropped(tmp_path: Path, job_users
     (summary,) = (run_dir / "report").rglob("summary.json")
     assert warning.format(dropped) in json.loads(summary.read_text())["warnings"]
     assert "escape: 1" in (run_dir / "results" / "localhost" / "bench.log").read_text()
-    assert f"job_{uid}" not in table()  # removed at collect
+    assert f"job_{uid}" not in table()  # removed when the bench ended

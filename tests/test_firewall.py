@@ -203,6 +203,7 @@ class Tiny(FunkLoadTestCase):
 """
 
 
+@pytest.mark.timeout(1600)  # waits for this machine's node, shared with other runs
 def test_marteau_run_reports_what_the_firewall_dropped(tmp_path: Path, job_users, servers) -> None:
     from tests.test_orchestration_local import MARTEAU
     from tests.test_orchestration_nodes import CONF

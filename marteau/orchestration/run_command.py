@@ -104,6 +104,17 @@ from marteau.errors import MarteauError
     help="The nodes refuse requests to any other host (repeatable); HOST alone allows every port.",
 )
 @click.option(
+    "--strict-host",
+    is_flag=True,
+    help="With --allow-host: the nodes refuse a Host header naming another host than the URL.",
+)
+@click.option(
+    "--max-users",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="No node runs more than N users in a cycle, whatever the conf or the test asks.",
+)
+@click.option(
     "-e",
     "--extra-vars",
     "extra_vars",

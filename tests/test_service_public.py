@@ -324,8 +324,6 @@ def test_a_public_job_runs_the_users_quota_whatever_the_test_asks(
 ) -> None:
     """`--public` defaults plus a users-per-node quota of 5: a real `marteau run`
     through the service on an sshd node; the test's code asks 12 users per cycle."""
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
     seen: list[dict[str, list[str]]] = []
 
     def record(request: Request):  # type: ignore[no-untyped-def]
@@ -337,6 +335,8 @@ def test_a_public_job_runs_the_users_quota_whatever_the_test_asks(
     settings = load_settings(
         config=config, data_dir=tmp_path / "data", poll_interval=0.2, lease_ttl=30
     )
+    for name, value in SECRETS.items():  # in the worker's environment from now on
+        monkeypatch.setenv(name, value)
     db = Database(settings.db_url)
     upgrade(db, default_node=False)
     inventory = sshd_nodes.write_inventory(tmp_path / "nodes.ini", group="marteau")

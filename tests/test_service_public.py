@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -25,6 +24,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
+from marteau.results import load  # noqa: E402
 from marteau.service import hosts  # noqa: E402
 from marteau.service.accounts import create_user  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
@@ -372,7 +372,9 @@ def test_a_public_job_runs_the_users_quota_whatever_the_test_asks(
     assert {int(form["thread"][0]) for form in forms} == set(range(5)), console  # not 12
     leaked = {name for name, value in SECRETS.items() for form in forms if value in str(form)}
     assert not leaked
-    (xml,) = (settings.job_dir(job_id) / "runs").rglob("results/*/*.xml")
-    config_items = {c.get("key"): c.get("value") for c in ET.parse(xml).getroot().iter("config")}
+    (results,) = (settings.job_dir(job_id) / "runs").rglob("results/*/bench.mrt")
+    config_items = load(str(results)).config
     assert (config_items["cycles"], config_items["marteau:cycles_asked"]) == ("[5]", "[12]")
     assert config_items["marteau:strict_host"] == "true"
+    log = (results.parent / "bench.log").read_text()
+    assert "* Max users: the cycle asks 12 users, --max-users 5 runs 5" in log

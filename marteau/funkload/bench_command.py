@@ -81,6 +81,15 @@ strict_host_option = click.option(
 """`--strict-host` (bench and test): shared hosting behind an allowed address stays out of reach."""
 
 
+max_users_option = click.option(
+    "--max-users",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="At most N users per cycle (on each node), whatever the conf or the test's code asks.",
+)
+"""`--max-users` (bench, run): a quota the node enforces where users are built."""
+
+
 def install_guard(allow_hosts: tuple[str, ...], strict_host: bool) -> Any:
     """The `--allow-host` guard, installed; None without it (`--strict-host` needs it)."""
     if strict_host and not allow_hosts:
@@ -360,12 +369,7 @@ def prepare(
     metavar="EPOCH",
     help="Start cycle 0 at this instant (epoch seconds), the same on every node.",
 )
-@click.option(
-    "--max-users",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Run at most N users per cycle, whatever the conf or the test's code asks (a quota).",
-)
+@max_users_option
 @fuse_options
 @allow_host_option
 @strict_host_option

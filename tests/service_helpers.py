@@ -194,6 +194,8 @@ def free_port() -> int:
 def service_env(locks: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
     env.update(MARTEAU_FAKE_LOCKS=str(locks), PYTHONUNBUFFERED="1", **extra)
+    # a job gets an allow-listed environment: the stand-in's variables are added to it
+    env["MARTEAU_JOB_ENV"] = " ".join(sorted(k for k in env if k.startswith("MARTEAU_FAKE_")))
     return env
 
 

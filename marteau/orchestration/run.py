@@ -105,6 +105,8 @@ class RunOptions:
     fuse_median: float | None = None
     fuse_window: float | None = None
     allow_hosts: tuple[str, ...] = ()  # empty: the nodes may load any host
+    strict_host: bool = False  # with allow_hosts: refuse a Host header naming another host
+    max_users: int | None = None  # a quota: no node runs more users in a cycle
     extra_vars: dict[str, Any] = field(default_factory=dict)
 
 
@@ -297,6 +299,8 @@ class LoadTestRun:
         self.view.set_stage("project")
         for entry in opts.allow_hosts:
             parse_entry(entry)  # bad input before anything is cloned or locked
+        if opts.strict_host and not opts.allow_hosts:
+            raise MarteauError("--strict-host needs --allow-host (the hosts it checks against)")
         project = locate(opts.source, opts.workdir)
         cycles = opts.cycles or project.cycles
         duration = opts.duration or project.duration
@@ -350,6 +354,10 @@ class LoadTestRun:
                 extravars[f"marteau_{name}"] = getattr(opts, name)
         if opts.allow_hosts:  # after -e: a variable cannot widen the job's allowed hosts
             extravars["marteau_bench_allowed_hosts"] = list(opts.allow_hosts)
+        if opts.strict_host:  # the same: the options win over -e
+            extravars["marteau_bench_strict_host"] = True
+        if opts.max_users:
+            extravars["marteau_bench_max_users"] = opts.max_users
         shutil.copy(
             ansible.inventory, run_dir / "inventory.ini"
         ) if ansible.inventory.is_file() else None
@@ -504,6 +512,8 @@ class LoadTestRun:
         count = len(outcome.nodes) or 1
         per_cycle = [int(c) for c in cycles.split(":")] if cycles else []
         total = per_cycle if opts.split else [c * count for c in per_cycle]
+        if opts.max_users:  # what the nodes ran, not what was asked
+            total = [min(t, opts.max_users * count) for t in total]
         provenance = {
             "job": extravars["marteau_job"],
             "owner": extravars["marteau_owner"],
@@ -520,6 +530,8 @@ class LoadTestRun:
             "fuse": outcome.fuse,
             "split": opts.split,
             "allowed_hosts": list(opts.allow_hosts),
+            "strict_host": opts.strict_host,
+            "max_users": opts.max_users,
             "cycles": cycles,
             "total_users_per_cycle": ":".join(map(str, total)) if total else None,
             "cost": run_cost(nodes, self._elapsed()),

@@ -70,6 +70,7 @@ from marteau.service.node_pool import (
     forget_check,
     node_view,
     parse_host_list,
+    refuse_local,
 )
 from marteau.service.scheduler import request_cancel
 from marteau.service.settings import Settings
@@ -539,7 +540,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         return {"nodes": _nodes()}
 
     def _add_node(name: str, pool: str, variables: Any) -> dict:
-        return add_nodes(db, [name], pool, variables)[0]
+        return add_nodes(db, settings, [name], pool, variables)[0]
 
     def _node_action(name: str, action: str) -> dict:
         with db.write() as session:
@@ -555,6 +556,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
                 session.delete(node)
                 forget_check(settings, name)
                 return {"removed": name}
+            if action == "enable":
+                refuse_local(settings, node.name, node.vars)
             node.enabled = action == "enable"
             return node_json(node, time.time())
 
@@ -803,6 +806,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             await run_in_threadpool(
                 add_nodes,
                 db,
+                settings,
                 parse_host_list(str(form.get("name", ""))),
                 str(form.get("pool", "") or "marteau"),
                 str(form.get("vars", "")),

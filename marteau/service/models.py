@@ -191,7 +191,8 @@ class VerifiedHost(Base):
     """A host a user claims (optionally with a port) and the proof they own it.
 
     `token` is the secret to publish; `verified` is when the last check succeeded (None
-    until then) and `method` how (well-known, root or dns). A verification older than
+    until then), `method` how (well-known, root or dns) and `addresses` where the name
+    pointed then. A verification older than
     the configured lifetime is re-checked before a job uses the host.
     """
 
@@ -208,5 +209,8 @@ class VerifiedHost(Base):
     method: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_check: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the addresses the name resolved to when it was proven (sorted); a job starts only
+    # while it still resolves to these (None: proven before they were kept)
+    addresses: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
     user: Mapped[User] = relationship()

@@ -290,6 +290,15 @@ def job_seconds_limit(session: Session, settings: Settings, job: Job) -> float |
     return minutes * 60 if minutes else None
 
 
+def users_per_node_limit(session: Session, settings: Settings, job: Job) -> int | None:
+    """The users a node may run per cycle for this job (`marteau run --max-users`), or None."""
+    if not settings.quotas_enforced:
+        return None
+    user = session.get(User, job.owner_id) if job.owner_id is not None else None
+    users = int(limits(settings, user)["users_per_node"])
+    return users or None
+
+
 def duration_message(seconds: float) -> str:
     return f"stopped: quota job duration: limit {seconds / 60:.10g} min, the job ran over it"
 

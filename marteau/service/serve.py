@@ -93,6 +93,24 @@ def bootstrap_admin(db, settings) -> str | None:  # type: ignore[no-untyped-def]
     return message
 
 
+def refuse_local_nodes(db, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """`--public` with an enabled node of local connection would run other people's
+    tests on this machine, next to the service's secrets: exit 2, saying what to change."""
+    from marteau.service.node_pool import local_nodes
+
+    names = local_nodes(db) if settings.public else []
+    if names:
+        db.dispose()
+        click.echo(
+            f"Error: marteau serve --public: node(s) {', '.join(names)} have a local "
+            "connection (ansible_connection=local): their jobs' test code would run on this "
+            "machine. Disable or remove them on the Nodes page (start without --public to "
+            "reach it), or give them an SSH connection, then start --public again.",
+            err=True,
+        )
+        sys.exit(2)
+
+
 WEB_PROCESS_APP = "marteau.service.serve:web_process_app"
 
 
@@ -194,9 +212,11 @@ def serve_command(**options: object) -> None:
     settings = _load(**options)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
-    before, after = upgrade(db, settings.default_node)
+    # public mode runs no test on this machine: no embedded `localhost` node
+    before, after = upgrade(db, settings.default_node and not settings.public)
     if before != after:
         click.echo(f"marteau serve: database schema {before or 'empty'} -> {after}")
+    refuse_local_nodes(db, settings)
     message = bootstrap_admin(db, settings)
     if message:
         click.echo(f"marteau serve: {message}")

@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 
 from marteau.engine.fuse import FUSE_EXIT
 from marteau.errors import MarteauError
+from marteau.orchestration.environment import job_environment
 from marteau.service import cost, quotas
 from marteau.service.db import Database
 from marteau.service.models import (
@@ -40,7 +41,12 @@ from marteau.service.models import (
     Node,
     Worker,
 )
-from marteau.service.node_pool import check_named_nodes, check_now, take_due_check
+from marteau.service.node_pool import (
+    check_named_nodes,
+    check_now,
+    refuse_local,
+    take_due_check,
+)
 from marteau.service.scheduler import Claim, Scheduler, reap
 from marteau.service.settings import Settings
 
@@ -190,7 +196,13 @@ class JobWorker:
         Returns (exit code, why it was stopped or None)."""
         settings = self.settings
         with open(console_path(settings, job_id), "ab") as console:
-            env = dict(os.environ, PYTHONUNBUFFERED="1", MARTEAU_SERVICE_JOB=str(job_id))
+            # an allow-list: the worker's secrets (admin password, settings) stay here
+            env = job_environment(
+                os.environ,
+                settings.job_env,
+                PYTHONUNBUFFERED="1",
+                MARTEAU_SERVICE_JOB=str(job_id),
+            )
             proc = subprocess.Popen(
                 command,
                 cwd=cwd,
@@ -353,9 +365,23 @@ class JobWorker:
             owner = job.owner.email if job and job.owner else "anonymous"
             assert job is not None
             limit = quotas.job_seconds_limit(session, settings, job)
+            max_users = quotas.users_per_node_limit(session, settings, job)
         deadline = (job.started or time.time()) + limit if limit else None
         job_dir = settings.job_dir(job.id)
         job_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # a node enabled before --public, or by a non-public service on this database
+            for node in claim.nodes:
+                refuse_local(settings, node.name, node.vars)
+            if settings.hosts_enforced:  # a name pointed elsewhere since its proof
+                from marteau.service.hosts import check_addresses
+
+                check_addresses(self.db, settings, job.owner_id, job.allowed_hosts or [])
+        except MarteauError as exc:
+            self._log(job.id, f"Error: {exc}")
+            if self.scheduler.finish(job.id, FAILED, str(exc), exit_code=2):
+                self.mail(job.id, FAILED, str(exc))
+            return
         names = ", ".join(n.name for n in claim.nodes)
         self._log(job.id, f"running on {len(claim.nodes)} node(s) of pool {claim.pool!r}: {names}")
         inventory = job_dir / "inventory.ini"
@@ -365,7 +391,7 @@ class JobWorker:
             command = (
                 settings.run_command
                 + [str(src)]
-                + run_arguments(job, claim, job_dir, src, settings)
+                + run_arguments(job, claim, job_dir, src, settings, max_users)
             )
             command += ["-e", f"marteau_owner={owner} (marteau serve job {job.id})"]
         except MarteauError as exc:
@@ -496,9 +522,15 @@ def outcome(code: int, stopped: str | None, console: Path) -> tuple[str, str]:
 
 
 def run_arguments(
-    job: Job, claim: Claim, job_dir: Path, src: Path, settings: Settings
+    job: Job,
+    claim: Claim,
+    job_dir: Path,
+    src: Path,
+    settings: Settings,
+    max_users: int | None = None,
 ) -> list[str]:
-    """`marteau run` options for this job and its leased nodes."""
+    """`marteau run` options for this job and its leased nodes; `max_users` is the
+    owner's users-per-node quota, which each node's bench enforces."""
     o = job.overrides or {}
     args = ["-i", str(job_dir / "inventory.ini"), "--pool", claim.pool]
     args += ["--nodes", str(len(claim.nodes)), "--runs-dir", str(job_dir / "runs")]
@@ -523,6 +555,10 @@ def run_arguments(
         raise MarteauError("the job was prepared before hosts were enforced: replay it")
     for host in job.allowed_hosts or []:
         args += ["--allow-host", str(host)]
+    if settings.hosts_enforced and job.allowed_hosts:  # a shared server's other sites
+        args.append("--strict-host")
+    if max_users:
+        args += ["--max-users", str(max_users)]
     if o.get("thresholds"):
         path = (src / str(o["thresholds"])).resolve()
         try:

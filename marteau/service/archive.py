@@ -21,7 +21,7 @@ from typing import IO
 
 from marteau.errors import MarteauError
 
-MAX_MEMBERS = 20000
+MAX_MEMBERS = 20000  # the default of the setting `max_archive_members`
 # a source tree compresses a few times; zeros a thousand times: past RATIO_FLOOR bytes
 # expanded, an archive that grew more than MAX_RATIO times its compressed size is refused
 MAX_RATIO = 100
@@ -91,7 +91,9 @@ def _decompressed(data: bytes) -> tuple[IO[bytes], io.BytesIO]:
     return source, source
 
 
-def extract(data: bytes, filename: str, dest: Path, max_bytes: int) -> Path:
+def extract(
+    data: bytes, filename: str, dest: Path, max_bytes: int, max_members: int = MAX_MEMBERS
+) -> Path:
     """Extract the archive into `dest` (created); return the project root inside it.
 
     The root is `dest`, or its only top-level folder when everything is in one folder.
@@ -105,9 +107,9 @@ def extract(data: bytes, filename: str, dest: Path, max_bytes: int) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if lower.endswith(".zip"):
-            _extract_zip(data, filename, dest, max_bytes)
+            _extract_zip(data, filename, dest, max_bytes, max_members)
         else:
-            _extract_tar(data, filename, dest, max_bytes)
+            _extract_tar(data, filename, dest, max_bytes, max_members)
     except MarteauError:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -127,16 +129,16 @@ def _link_leaves(filename: str, member: tarfile.TarInfo) -> MarteauError:
     )
 
 
-def _extract_tar(data: bytes, filename: str, dest: Path, max_bytes: int) -> None:
+def _extract_tar(data: bytes, filename: str, dest: Path, max_bytes: int, max_members: int) -> None:
     stream, source = _decompressed(data)
     # the stream holds the members' data, a 512-byte header (or a few) each, padding
-    counted = _Counted(stream, source, max_bytes + 4 * 512 * MAX_MEMBERS, filename)
+    counted = _Counted(stream, source, max_bytes + 4 * 512 * max_members, filename)
     total = count = 0
     with tarfile.open(fileobj=io.BufferedReader(counted), mode="r|") as tar:
         for member in tar:
             count += 1
-            if count > MAX_MEMBERS:
-                raise MarteauError(f"{filename}: more than {MAX_MEMBERS} members")
+            if count > max_members:
+                raise MarteauError(f"{filename}: more than {max_members} members")
             path = _check_name(member.name, filename)
             total += max(member.size, 0)
             if total > max_bytes:
@@ -178,11 +180,11 @@ def _extract_member(
             shutil.copyfile(linked, target)
 
 
-def _extract_zip(data: bytes, filename: str, dest: Path, max_bytes: int) -> None:
+def _extract_zip(data: bytes, filename: str, dest: Path, max_bytes: int, max_members: int) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         infos = archive.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise MarteauError(f"{filename}: more than {MAX_MEMBERS} members")
+        if len(infos) > max_members:
+            raise MarteauError(f"{filename}: more than {max_members} members")
         total = 0
         for info in infos:  # the sizes the directory declares (zipfile reads no more)
             _check_name(info.filename, filename)

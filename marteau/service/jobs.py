@@ -184,7 +184,8 @@ def _extract_within_quota(
     cap = settings.max_extracted_mb * 2**20
     room = quotas.disk_room(db, settings, user)
     try:
-        return archive.extract(data, name, dest, cap if room is None else min(cap, room))
+        limit = cap if room is None else min(cap, room)
+        return archive.extract(data, name, dest, limit, settings.max_archive_members)
     except archive.TooLarge:
         if room is not None and room < cap:
             raise quotas.disk_refusal(settings, user, room) from None
@@ -265,7 +266,11 @@ def preview_project(
             if len(data) > settings.max_upload_mb * 2**20:
                 raise MarteauError(f"{name}: larger than {settings.max_upload_mb} MB")
             root = archive.extract(
-                data, name, Path(tmp) / "source", settings.max_extracted_mb * 2**20
+                data,
+                name,
+                Path(tmp) / "source",
+                settings.max_extracted_mb * 2**20,
+                settings.max_archive_members,
             )
             source = Path(name).name
         else:

@@ -49,6 +49,7 @@ class Settings:
     session_hours: float = 24.0 * 7
     max_upload_mb: int = 50
     max_extracted_mb: int = 500
+    max_archive_members: int = 20000  # files and folders of an uploaded archive
     secure_cookies: bool = False  # set behind HTTPS
     default_node: bool = True  # a new database gets node `localhost` (this machine)
     # mail (used when smtp_host is set)

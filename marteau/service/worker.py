@@ -32,7 +32,7 @@ from marteau.engine.fuse import FUSE_EXIT
 from marteau.errors import MarteauError
 from marteau.service import cost, quotas
 from marteau.service.db import Database
-from marteau.service.job_processes import JOB_VARIABLE, kill_job
+from marteau.service.job_processes import JOB_VARIABLE, job_mark, kill_job
 from marteau.service.mail import check_recipient
 from marteau.service.messages import shown
 from marteau.service.models import (
@@ -155,7 +155,7 @@ class JobWorker:
         if now - self._last_reap >= REAP_EVERY:
             self._last_reap = now
             for job_id in reap(self.db):
-                killed = kill_job(job_id)
+                killed = kill_job(self.settings.db_url, job_id)
                 self._log(
                     job_id,
                     "job failed: its worker was lost (lease expired)"
@@ -206,7 +206,11 @@ class JobWorker:
         Returns (exit code, why it was stopped or None)."""
         settings = self.settings
         with open(console_path(settings, job_id), "ab") as console:
-            env = dict(os.environ, PYTHONUNBUFFERED="1", **{JOB_VARIABLE: str(job_id)})
+            env = dict(
+                os.environ,
+                PYTHONUNBUFFERED="1",
+                **{JOB_VARIABLE: job_mark(settings.db_url, job_id)},
+            )
             proc = subprocess.Popen(
                 command,
                 cwd=cwd,

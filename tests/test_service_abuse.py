@@ -430,7 +430,7 @@ def test_the_openapi_schema_fuzzed(service: Service, admin, alice, base: Path) -
             continue
 
         @settings(
-            max_examples=8,
+            max_examples=6,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),

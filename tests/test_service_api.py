@@ -48,9 +48,7 @@ def admin(service: Service):
 
 @pytest.fixture(scope="module")
 def alice(service: Service, admin):
-    r = admin.post("/api/users", json={"email": "alice@example.org", "password": "alice-password"})
-    assert r.status_code == 201, r.text
-    with closing(service.client("alice@example.org", "alice-password")) as client:
+    with closing(service.new_user(admin, "alice@example.org", "alice-password")) as client:
         yield client
 
 

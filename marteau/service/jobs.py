@@ -188,7 +188,7 @@ def _extract_within_quota(
         return archive.extract(data, name, dest, limit, settings.max_archive_members)
     except archive.TooLarge:
         if room is not None and room < cap:
-            raise quotas.disk_refusal(settings, user, room) from None
+            raise quotas.disk_refusal(db, settings, user, room) from None
         raise
 
 

@@ -242,15 +242,16 @@ def disk_room(db: Database, settings: Settings, user: User) -> int | None:
         return max(0, int(limit * MB) - disk_used(session, settings, user.id))
 
 
-def disk_refusal(settings: Settings, user: User, room: int) -> QuotaExceeded:
-    """An upload that expands past the disk quota's room."""
-    left = _megabytes(room / MB)
-    return refuse(
-        "disk_mb",
-        limits(settings, user)["disk_mb"],
-        f"this archive expands past the {left} MB your jobs leave: delete old reports on "
-        "your profile page",
-    )
+def disk_refusal(db: Database, settings: Settings, user: User, room: int) -> QuotaExceeded:
+    """An upload that expands past the disk quota's room (none left: what is used)."""
+    if room <= 0:
+        with db.read() as session:
+            used = _megabytes(disk_used(session, settings, user.id) / MB)
+        why = f"your jobs use {used} MB"
+    else:
+        why = f"this archive expands past the {_megabytes(room / MB)} MB your jobs leave"
+    limit = limits(settings, user)["disk_mb"]
+    return refuse("disk_mb", limit, f"{why}: delete old reports on your profile page")
 
 
 def _check_users(limit: float, cycles: str, nodes: int, overrides: dict[str, Any]) -> None:

@@ -265,6 +265,11 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     async def _bad_input(request: Request, exc: MarteauError) -> Response:
         return _error(request, str(exc), 400)
 
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: OverflowError) -> Response:
+        # an id or count past the database's integers (SQLite: 64 bits)
+        return _error(request, "a number in the request is out of range", 400)
+
     @app.exception_handler(IntegrityError)
     async def _conflict(request: Request, exc: IntegrityError) -> Response:
         # Two requests writing the same unique row (a user, a node) at once: on

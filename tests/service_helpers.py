@@ -275,6 +275,12 @@ class Service:
                 self.proc.kill()
                 self.proc.wait()
 
+    def new_user(self, admin: httpx.Client, email: str, password: str) -> httpx.Client:
+        """A user the admin creates, logged in."""
+        r = admin.post("/api/users", json={"email": email, "password": password})
+        assert r.status_code == 201, r.text
+        return self.client(email, password)
+
     def client(self, email: str | None = None, password: str | None = None) -> httpx.Client:
         client = httpx.Client(base_url=self.url, timeout=10)
         if email:

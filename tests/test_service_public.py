@@ -232,7 +232,7 @@ def test_the_worker_starts_a_job_with_an_allow_listed_environment(
     db.dispose()
     assert job.state == "succeeded", job.exit_reason
     env = json.loads(out.read_text())
-    assert env["MARTEAU_SERVICE_JOB"] == str(job_id) and env["PATH"] == os.environ["PATH"]
+    assert env["MARTEAU_SERVICE_JOB"].endswith(f"/{job_id}") and env["PATH"] == os.environ["PATH"]
     assert env["HTTP_PROXY_FOR_JOBS"] == "http://proxy.example:3128"  # the admin's choice
     assert env["MARTEAU_KEEP_ENV"] == "HTTP_PROXY_FOR_JOBS"  # for the driver below
     leaked = [name for name, value in SECRETS.items() if value in json.dumps(env)]

@@ -17,6 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from marteau.service.job_fields import redacted
+
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued",
     "running",
@@ -60,6 +62,9 @@ class ApiToken(Base):
     created: Mapped[float] = mapped_column(Float)
     last_used: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # what it may do: read (GET), submit (all but admin routes), admin (an admin's all)
+    scope: Mapped[str] = mapped_column(String(16), default="submit", server_default="submit")
+    expires: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: never
 
     user: Mapped[User] = relationship()
 
@@ -137,7 +142,7 @@ class Job(Base):
     def source(self) -> str:
         if self.source_kind == ARCHIVE:
             return f"archive {self.archive_name or ''}".strip()
-        return self.source_url + (f" @ {self.source_ref}" if self.source_ref else "")
+        return redacted(self.source_url) + (f" @ {self.source_ref}" if self.source_ref else "")
 
 
 class JobNode(Base):

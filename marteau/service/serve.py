@@ -111,6 +111,25 @@ def refuse_local_nodes(db, settings: Settings) -> None:  # type: ignore[no-untyp
         sys.exit(2)
 
 
+def private_data_dir(settings: Settings) -> None:
+    """The data folder 0700 (consoles, reports and uploads are the users' business), and
+    an SQLite database in it 0600 from its creation (SQLite gives its -wal and -shm
+    files the database's mode): it holds password and token hashes."""
+    from sqlalchemy.engine import make_url
+
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    url = make_url(settings.db_url)
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        return
+    database = Path(url.database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists():
+            os.chmod(path, 0o600)
+
+
 WEB_PROCESS_APP = "marteau.service.serve:web_process_app"
 
 
@@ -210,7 +229,7 @@ def serve_command(**options: object) -> None:
     from marteau.service.scheduler import reap
 
     settings = _load(**options)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings)
     db = Database(settings.db_url)
     # public mode runs no test on this machine: no embedded `localhost` node
     before, after = upgrade(db, settings.default_node and not settings.public)

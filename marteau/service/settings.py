@@ -52,6 +52,7 @@ class Settings:
     session_hours: float = 24.0 * 7
     max_upload_mb: int = 50
     max_extracted_mb: int = 500
+    max_archive_members: int = 20000  # files and folders of an uploaded archive
     secure_cookies: bool = False  # set behind HTTPS
     default_node: bool = True  # a new database gets node `localhost` (this machine)
     # mail (used when smtp_host is set)
@@ -87,6 +88,16 @@ class Settings:
     fuse_error_rate: float = 0.5
     fuse_median: float = 10.0
     fuse_window: float = 30.0
+    # abuse limits: logins refused (429) once an account, or a client address, failed
+    # this many times within `login_window` seconds; argon2 hashes run in a pool of
+    # `login_hash_threads` threads at low priority, so a burst of logins leaves the rest
+    login_window: float = 900.0
+    login_account_failures: int = 10
+    login_address_failures: int = 30
+    login_hash_threads: int = 1
+    # public mode: the domains a project's `email` may be in besides its owner's address
+    # (comma-separated; empty: only the owner's own address)
+    mail_domains: str = ""
 
     @property
     def hosts_enforced(self) -> bool:

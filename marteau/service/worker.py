@@ -4,7 +4,9 @@ A job runs `marteau run` (or `settings.run_command`) in its own process group, i
 output going to the job's console file. The worker renews its leases while the job
 runs and checks for cancel; cancel sends SIGTERM to the group (`marteau run` then
 stops the benches, collects and unlocks its nodes) and SIGKILL after `kill_grace`.
-The child gets SIGTERM if the worker itself dies (Linux's parent-death signal).
+A job whose lease is lost gets SIGKILL at once (it is no longer this worker's); the
+child gets SIGKILL if the worker itself dies (Linux's parent-death signal), and the
+worker that reaps the job kills the rest of its process group (job_processes).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from marteau.errors import MarteauError
 from marteau.orchestration.environment import job_environment
 from marteau.service import cost, quotas
 from marteau.service.db import Database
+from marteau.service.job_processes import JOB_VARIABLE, job_mark, kill_job
+from marteau.service.mail import check_recipient
+from marteau.service.messages import shown
 from marteau.service.models import (
     ARCHIVE,
     CANCELLED,
@@ -71,6 +76,12 @@ def die_with_parent(signum: int = signal.SIGTERM) -> None:
     """In a child before exec: send it `signum` when its parent dies, even by SIGKILL."""
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signum)
+
+
+def _die_with_worker() -> None:
+    """A job's child dies at once with its worker: a graceful stop would write a report
+    for a job the reaper fails; the reaper kills the rest of its group (job_processes)."""
+    die_with_parent(signal.SIGKILL)
 
 
 def console_path(settings: Settings, job_id: int) -> Path:
@@ -150,7 +161,12 @@ class JobWorker:
         if now - self._last_reap >= REAP_EVERY:
             self._last_reap = now
             for job_id in reap(self.db):
-                self._log(job_id, "job failed: its worker was lost (lease expired)")
+                killed = kill_job(self.settings.db_url, job_id)
+                self._log(
+                    job_id,
+                    "job failed: its worker was lost (lease expired)"
+                    + (f"; killed its process groups {sorted(killed)}" if killed else ""),
+                )
             with self.db.write() as session:
                 session.execute(update(Worker).where(Worker.id == self.id).values(heartbeat=now))
         job_id = self.scheduler.claim_prepare()
@@ -201,7 +217,7 @@ class JobWorker:
                 os.environ,
                 settings.job_env,
                 PYTHONUNBUFFERED="1",
-                MARTEAU_SERVICE_JOB=str(job_id),
+                **{JOB_VARIABLE: job_mark(settings.db_url, job_id)},
             )
             proc = subprocess.Popen(
                 command,
@@ -210,7 +226,7 @@ class JobWorker:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=_die_with_worker,
                 env=env,
             )
         renew_every = max(min(settings.lease_ttl / 3, 10.0), 0.05)
@@ -238,7 +254,11 @@ class JobWorker:
                 stopped = "stopping"
             if stopped is None and deadline is not None and time.time() >= deadline:
                 stopped = "quota"
-            if stopped and terminated_at is None:
+            if stopped == "lost" and not killed:  # not ours: no report, no more load
+                self._log(job_id, "the job's lease was lost: SIGKILL to its process group")
+                _killpg(proc.pid, signal.SIGKILL)
+                killed = True
+            elif stopped and terminated_at is None:
                 self._log(job_id, f"stopping the job ({stopped}): SIGTERM to its process group")
                 _killpg(proc.pid, signal.SIGTERM)
                 terminated_at = now
@@ -265,6 +285,7 @@ class JobWorker:
     def prepare(self, job_id: int) -> None:
         with self.db.read() as session:
             job = session.get(Job, job_id)
+            owner = job.owner.email if job is not None and job.owner else None
         if job is None:
             return
         settings = self.settings
@@ -281,6 +302,7 @@ class JobWorker:
             if job.source_kind != "path" and (overrides.get("script") or overrides.get("test")):
                 rewrite_config(src / CONFIG_NAME, overrides)
             project = load_config(src / CONFIG_NAME, job.source)
+            check_recipient(settings, owner, project.email)
             pool = str(overrides.get("pool") or project.pool or "marteau")
             # a count given with the job overrides the names of `.marteau.yml`
             names = None if overrides.get("nodes") else (project.hosts or None)
@@ -293,8 +315,9 @@ class JobWorker:
                 self._log(job.id, f"target verified; the bench may reach: {', '.join(allowed)}")
         except MarteauError as exc:
             self._log(job.id, f"Error: {exc}")
-            if self.scheduler.finish(job.id, FAILED, f"bad input: {exc}", exit_code=2):
-                self.mail(job.id, FAILED, f"bad input: {exc}")
+            reason = shown(f"bad input: {exc}", settings.data_dir)
+            if self.scheduler.finish(job.id, FAILED, reason, exit_code=2):
+                self.mail(job.id, FAILED, reason)
             return
         except _Stopped as exc:
             self.scheduler.finish(job.id, CANCELLED if exc.why == "cancel" else FAILED, exc.reason)

@@ -3,6 +3,7 @@
     .venv/bin/python bench/service.py [--jobs 10000] [--clients 20] [--duration 20]
                                       [--requests 20000] [--lines 20] [--web-processes 1]
                                       [--web-threads 40] [--postgres] [--keep DIR]
+                                      [--login-flood 40] [--no-throttle]
 
 Fills a fresh data folder's database with ``--jobs`` finished jobs (12 users,
 12 nodes in 2 pools, succeeded/failed/cancelled with their timings, nodes,
@@ -38,6 +39,12 @@ supervising them, their lease renewals and cancel checks in the database, the
 node leases the dashboard shows. A real bench on this 2-core machine would
 measure the bench's own CPU use instead of the service.
 
+Then (``--login-flood N``, default 40) the same clients run again beside N
+clients sending wrong passwords to ``/api/login`` with no pause, and their p99 is
+compared with its target (<= 200 ms); with ``--no-throttle`` the service runs
+without login throttling, so that every wrong password is hashed (the bounded
+hashing pool alone protects the other requests).
+
 The load average (``/proc/loadavg``) is printed before and after: the figures
 are only as quiet as the machine. Every process started here is stopped at
 the end, also on Ctrl-C.
@@ -66,6 +73,7 @@ sys.path.insert(0, str(ROOT))
 
 TARGET_P99_MS = 100.0
 TARGET_SSE_MS = 1000.0
+TARGET_FLOOD_P99_MS = 200.0  # the normal clients' p99 beside a flood of wrong passwords
 LINE_INTERVAL = 0.5  # seconds between the stand-in's console lines
 PASSWORD = "bench-password-1"
 USERS = 12
@@ -235,8 +243,14 @@ class Service:
     """A `marteau serve` of the filled data folder, its jobs running the stand-in."""
 
     def __init__(
-        self, data_dir: Path, database_url: str, web_processes: int, web_threads: int
+        self,
+        data_dir: Path,
+        database_url: str,
+        web_processes: int,
+        web_threads: int,
+        settings: dict[str, str] | None = None,
     ) -> None:
+        """`settings`: MARTEAU_<NAME> values for serve (none: the defaults)."""
         from tests.service_helpers import free_port
 
         self.port = free_port()
@@ -248,6 +262,7 @@ class Service:
         command += ["--run-command", stand_in_command, "--web-processes", str(web_processes)]
         command += ["--web-threads", str(web_threads), "--database-url", database_url]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
+        env.update(settings or {})
         with open(self.log, "ab") as log:
             # a session of its own: Ctrl-C reaches this script, which stops it in order
             self.proc = subprocess.Popen(
@@ -373,6 +388,40 @@ def drive(clients: list, duration: float, max_requests: int) -> tuple[dict[str, 
     return results, time.monotonic() - t0
 
 
+def flood(url: str, emails: list[str], attackers: int, duration: float) -> dict[str, int]:
+    """`attackers` clients sending wrong passwords to /api/login with no pause for
+    `duration` seconds (each a connection of its own); the count of each answer."""
+    import httpx
+
+    answers: dict[str, int] = {}
+    lock = threading.Lock()
+    deadline = time.monotonic() + duration
+
+    def loop(index: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            turn = 0
+            while time.monotonic() < deadline:
+                email = emails[(index + turn) % len(emails)]
+                turn += 1
+                try:
+                    what = str(
+                        client.post(
+                            "/api/login", json={"email": email, "password": "wrong"}
+                        ).status_code
+                    )
+                except httpx.HTTPError as exc:
+                    what = type(exc).__name__
+                with lock:
+                    answers[what] = answers.get(what, 0) + 1
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(attackers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def watch(url: str, job_id: str) -> int:
     """The SSE client, in a process of its own (so that the load's client threads do not
     delay its clock readings): prints `connected`, then `<written> <received>` for each
@@ -471,6 +520,34 @@ def sse_line(what: str, delays: list[float]) -> str:
     )
 
 
+def print_flood(service: Service, emails: list[str], clients: list, args) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """The clients again, beside `--login-flood` clients sending wrong passwords."""
+    answers: dict[str, int] = {}
+    attack = threading.Thread(
+        target=lambda: answers.update(flood(service.url, emails, args.login_flood, args.duration)),
+        daemon=True,
+    )
+    web = service.web_pids()
+    cpu0, client0 = cpu_seconds(web), own_cpu_seconds()
+    attack.start()
+    results, seconds = drive(clients, args.duration, args.requests)
+    attack.join()
+    cpu, client_cpu = cpu_seconds(web) - cpu0, own_cpu_seconds() - client0
+    throttle = "off" if args.no_throttle else "on (the defaults)"
+    print(
+        f"beside {args.login_flood} clients sending wrong passwords (login throttling "
+        f"{throttle}): their answers {dict(sorted(answers.items()))}; load average "
+        f"{load_average()}"
+    )
+    for line in table(results, seconds, cpu, client_cpu):
+        print(line)
+    p99 = max(milliseconds(r.latencies)["p99"] for r in results.values())
+    print(
+        f"normal clients' p99 {p99:.1f} ms: p99/target {p99 / TARGET_FLOOD_P99_MS:.2f} "
+        f"(target <= {TARGET_FLOOD_P99_MS:.0f} ms)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000, help="finished jobs in the database")
@@ -488,6 +565,17 @@ def main() -> int:
         help="the database in a private PostgreSQL server (the test suite's) instead of SQLite",
     )
     parser.add_argument("--keep", type=Path, help="keep the data folder here (must not exist)")
+    parser.add_argument(
+        "--login-flood",
+        type=int,
+        default=40,
+        help="then as many clients sending wrong passwords beside the clients (0: skip)",
+    )
+    parser.add_argument(
+        "--no-throttle",
+        action="store_true",
+        help="serve without login throttling: the flood's every password is hashed",
+    )
     args = parser.parse_args()
     if (
         min(
@@ -524,7 +612,17 @@ def main() -> int:
         t0 = time.monotonic()
         emails = fill(database_url, args.jobs)
         filled = time.monotonic() - t0
-        service = Service(data_dir, database_url, args.web_processes, args.web_threads)
+        unthrottled = {
+            "MARTEAU_LOGIN_ACCOUNT_FAILURES": "0",
+            "MARTEAU_LOGIN_ADDRESS_FAILURES": "0",
+        }
+        service = Service(
+            data_dir,
+            database_url,
+            args.web_processes,
+            args.web_threads,
+            unthrottled if args.no_throttle else None,
+        )
         service.wait_up()
         admin = log_in(service.url, emails[0])
         project = make_project(work / "project", name="bench")
@@ -566,6 +664,8 @@ def main() -> int:
             print(line)
         print(sse_line("under that load", under_load))
         print(sse_line("service otherwise idle", idle))
+        if args.login_flood:
+            print_flood(service, emails, clients, args)
     except KeyboardInterrupt:
         print("interrupted: stopping the service", file=sys.stderr)
         return 130

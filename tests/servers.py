@@ -43,6 +43,7 @@ class LocalServer:
     routes: dict[str, Route] = field(default_factory=dict)
     host: str = "127.0.0.1"
     requests: list[Request] = field(default_factory=list)
+    port: int = 0  # 0: a free one
 
     def __post_init__(self) -> None:
         server = self
@@ -74,7 +75,7 @@ class LocalServer:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _handle
             do_PROPFIND = do_LOCK = do_PATCH = _handle
 
-        self._httpd = ThreadingHTTPServer((self.host, 0), Handler)
+        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

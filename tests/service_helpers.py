@@ -194,6 +194,8 @@ def free_port() -> int:
 def service_env(locks: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
     env.update(MARTEAU_FAKE_LOCKS=str(locks), PYTHONUNBUFFERED="1", **extra)
+    # a job gets an allow-listed environment: the stand-in's variables are added to it
+    env["MARTEAU_JOB_ENV"] = " ".join(sorted(k for k in env if k.startswith("MARTEAU_FAKE_")))
     return env
 
 
@@ -272,6 +274,12 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def new_user(self, admin: httpx.Client, email: str, password: str) -> httpx.Client:
+        """A user the admin creates, logged in."""
+        r = admin.post("/api/users", json={"email": email, "password": password})
+        assert r.status_code == 201, r.text
+        return self.client(email, password)
 
     def client(self, email: str | None = None, password: str | None = None) -> httpx.Client:
         client = httpx.Client(base_url=self.url, timeout=10)

@@ -443,3 +443,75 @@ def test_marteau_run_passes_the_allowed_hosts_to_the_nodes(tmp_path: Path) -> No
     totals = json.loads(summary.read_text())["totals"]
     assert totals["requests_error"] > 0 and served >= totals["requests_error"], log
     assert third_party.connections == 0
+
+
+# -- `--strict-host`: the allowed address's other sites stay out of reach --------
+
+HOST_TEST = """
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+
+
+class Shared(FunkLoadTestCase):
+    def test_other_site(self):
+        self.setHeader("Host", "victim.example")
+        self.get(self.conf_get("main", "url") + "/ok", description="Another site's Host")
+
+    def test_injected_host(self):
+        self.addHeader("X-Note", "a\\r\\nHost: victim.example")
+        self.get(self.conf_get("main", "url") + "/ok", description="A Host in another header")
+
+    def test_own_site(self):
+        self.setHeader("Host", self.conf_get("main", "url").split("//")[1].upper())
+        self.get(self.conf_get("main", "url") + "/ok", description="The URL's own host")
+"""
+
+
+@pytest.mark.parametrize("method", ["test_other_site", "test_injected_host", "test_own_site"])
+def test_strict_host_refuses_a_host_header_naming_another_site(tmp_path: Path, method: str) -> None:
+    """A shared server on an allowed address is asked for its own site only."""
+    with LocalServer(routes=target_routes("http://127.0.0.1:9"), host="127.0.0.2") as target:
+        (tmp_path / "shared.py").write_text(HOST_TEST)
+        conf = CONF.format(url=target.url, other="", cycles=1).replace("test_direct", method)
+        (tmp_path / "Shared.conf").write_text(conf)
+        allowed = f"127.0.0.2:{target.port}"
+        run = subprocess.run(
+            [MARTEAU, "bench", "shared.py", f"Shared.{method}", "--workers", "1"]
+            + ["--allow-host", allowed, "--strict-host"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(),
+        )
+        hosts = {request.header("Host") for request in target.requests}
+    root = ET.parse(tmp_path / "bench.xml").getroot()
+    config = {item.get("key"): item.get("value") for item in root.iter("config")}
+    assert config["marteau:strict_host"] == "true", run.stdout + run.stderr
+    assert "(Host headers checked: --strict-host)" in run.stdout
+    results = {r.get("result") for r in root.iter("response")}
+    if method == "test_own_site":
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert results == {"Successful"} and hosts == {allowed.upper()}
+        return
+    assert run.returncode == 255, run.stdout + run.stderr
+    assert results == {"Error"} and not target.requests  # nothing reached the server
+    why = {
+        "test_other_site": "refused: Host header 'victim.example' names another host than "
+        f"the URL's {allowed} (--strict-host)",
+        "test_injected_host": "refused: header 'X-Note' holds a line break (--strict-host)",
+    }[method]
+    for error in root.iter("response"):
+        assert why in error.get("traceback"), error.get("traceback")
+
+
+def test_strict_host_needs_allowed_hosts(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [MARTEAU, "bench", "shared.py", "Shared.test_own_site", "--strict-host"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert run.returncode == 2
+    assert "Error: --strict-host needs --allow-host" in run.stderr

@@ -51,8 +51,10 @@ def test_lock_is_released_in_always_without_when() -> None:
         "marteau_bench",
         "marteau_collect",
     ]
-    cleanup, release = block["always"]
+    cleanup, firewall, release = block["always"]
     assert cleanup["ansible.builtin.include_role"]["tasks_from"] == "cleanup"
+    assert firewall["ansible.builtin.import_role"]["tasks_from"] == "firewall_remove"
+    assert "when" not in firewall  # its tasks decide (idempotent, skipped when off or done)
     assert release["ansible.builtin.include_role"] == {
         "name": "marteau_lock",
         "tasks_from": "release",

@@ -77,13 +77,14 @@ def test_two_nodes_merged(tmp_path: Path) -> None:
     assert [n["name"] for n in summary["nodes"]] == ["alpha", "beta"]
 
 
-def test_node_names_and_missing_nodes(tmp_path: Path) -> None:
-    # what `marteau run` passes: inventory names, and the nodes that gave nothing
+def test_node_names_missing_nodes_and_warnings(tmp_path: Path) -> None:
+    # what `marteau run` passes: inventory names, the nodes that gave nothing, what it saw
+    dropped = "node web-2: the egress firewall dropped 3 packet(s) the job sent elsewhere"
     code, _, err = run(
         "-H", "-r", str(tmp_path / "r"), SIMPLE, str(DATA / "node2.xml"),
         f"--node-name={SIMPLE}=web-1", f"--node-name={DATA / 'node2.xml'}=web-2",
         "--missing-node", "web-3: unreachable: ssh: connect refused",
-        "--missing-node=web-4:",
+        "--missing-node=web-4:", "--warning", dropped,
     )  # fmt: skip
     assert code == 0, err
     summary = read_summary(tmp_path / "r")
@@ -96,6 +97,7 @@ def test_node_names_and_missing_nodes(tmp_path: Path) -> None:
     wanted = [
         "node web-3: missing from this report (unreachable: ssh: connect refused)",
         "node web-4: missing from this report (no results)",
+        dropped,
     ]
     assert all(w in summary["warnings"] for w in wanted)
     rst = (tmp_path / "r" / "index.rst").read_text()

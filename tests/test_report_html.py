@@ -1,7 +1,8 @@
-"""index.html: FunkLoad's numbers in the tables, escaping, options, charts, offline."""
+"""index.html: FunkLoad's figures in the tables (in ms), escaping, options, charts, offline."""
 
 from __future__ import annotations
 
+import base64
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,6 +14,7 @@ from marteau.report.command import report_command
 
 DATA = Path(__file__).parent / "data" / "report"
 SIMPLE = DATA / "simple.xml"
+WIDE = ("time_rps", "percentiles_time", "distribution")
 MALICIOUS = "<script>window.__pwned = 1; document.title = 'pwned'</script>"
 
 
@@ -77,34 +79,37 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return build(tmp_path_factory.mktemp("html"))
 
 
-def test_funkload_tables_have_funkloads_numbers(report: tuple[Path, str]) -> None:
+def test_funkload_tables_have_funkloads_figures_in_milliseconds(
+    report: tuple[Path, str],
+) -> None:
+    """FunkLoad's figures, times in ms (index.rst keeps FunkLoad's seconds, see test_report_rst)."""
     _, html = report
     tables = tables_of(html)
     assert tables["Test stats"] == [
         ["CUs", "STPS", "TOTAL", "SUCCESS", "ERROR"],
         ["2", "0.100", "2", "1", "50.00%"],
     ]
-    pages = tables["Page stats"]
+    pages = tables["Page stats (times in ms)"]
     assert pages[0] == (
         words("CUs Apdex* Rating SPPS maxSPPS TOTAL SUCCESS ERROR MIN AVG MAX P10 MED P90 P95")
     )
     # the hand-computed rows of tests/test_report_rst.py
     assert pages[1] == (
-        words("2 0.750 FAIR 0.400 2.000 6 4 33.33% 0.010 1.332 5.990 0.010 1.490 5.990 5.990")
+        words("2 0.750 FAIR 0.400 2.000 6 4 33.33% 10.0 1,332 5,990 10.0 1,490 5,990 5,990")
     )
     assert pages[2] == (
-        words("4 1.000 Excellent 0.200 2.000 2 2 0.00% 0.100 0.150 0.200 0.100 0.200 0.200 0.200")
+        words("4 1.000 Excellent 0.200 2.000 2 2 0.00% 100 150 200 100 200 200 200")
     )
-    requests = tables["Request stats"]
+    requests = tables["Request stats (times in ms)"]
     assert requests[0][:5] == ["CUs", "Apdex*", "Rating*", "RPS", "maxRPS"]
     assert requests[1] == (
-        words("2 0.778 FAIR 0.900 4.000 9 7 22.22% 0.010 1.777 6.000 0.010 0.400 6.000 6.000")
+        words("2 0.778 FAIR 0.900 4.000 9 7 22.22% 10.0 1,777 6,000 10.0 400 6,000 6,000")
     )
     # Marteau's tails are a separate table: FunkLoad's columns stay as they are
     assert "P99" not in pages[0] and "P99" not in requests[0]
-    tails = tables["Requests: response time tails (s)"]
+    tails = tables["Requests: response time tails (ms)"]
     assert tails[0] == ["CUs", "P95", "P99", "P99.9", "MAX"]
-    assert tails[1] == ["2", "6.000", "6.000", "6.000", "6.000"]
+    assert tails[1] == ["2", "6,000", "6,000", "6,000", "6,000"]
 
 
 def test_sections_and_content(report: tuple[Path, str]) -> None:
@@ -131,7 +136,7 @@ def test_sections_and_content(report: tuple[Path, str]) -> None:
     assert "Sleeptime between requests" in html
 
 
-def test_charts_written_and_linked(report: tuple[Path, str]) -> None:
+def test_charts_written_and_inlined(report: tuple[Path, str]) -> None:
     directory, html = report
     names = [
         "tests",
@@ -148,7 +153,11 @@ def test_charts_written_and_linked(report: tuple[Path, str]) -> None:
     for name in names:
         png = directory / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
-        assert f'src="{name}.png"' in html, name
+        # the page holds the very file, as a data: URI: it loads nothing else
+        inline = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+        assert f'<figure class="chart{" wide" if name in WIDE else ""}" id="chart-{name}">' in html
+        assert f'src="{inline}"' in html, name
+    assert not re.search(r'(?:src|href)="[^"#]*\.png"', html)
     # index.rst links the same names (FunkLoad's .. image:: lines)
     assert ".. image:: pages_spps.png" in (directory / "index.rst").read_text()
 
@@ -157,9 +166,12 @@ def test_offline_no_script_no_external_resource(report: tuple[Path, str]) -> Non
     _, html = report
     assert "<script" not in html.lower()
     assert "Content-Security-Policy" in html and "script-src 'none'" in html
-    # every src/href is relative to the report directory or an anchor
-    for url in re.findall(r'(?:src|href)="([^"]*)"', html):
-        assert not re.match(r"^[a-z]+:|^//", url), url
+    # images are data: URIs and the CSP allows no other; links are anchors
+    assert "img-src data:;" in html
+    for url in re.findall(r'src="([^"]*)"', html):
+        assert url.startswith("data:image/png;base64,"), url[:40]
+    for url in re.findall(r'href="([^"]*)"', html):
+        assert url.startswith("#"), url
     assert "@import" not in html and "url(" not in html
 
 
@@ -185,7 +197,7 @@ def test_skip_definitions_no_percentiles_and_css(tmp_path: Path) -> None:
         tmp_path, "--skip-definitions", "--no-percentiles", "-x", str(css), "-T", "2"
     )
     assert 'id="definitions"' not in html
-    pages = tables_of(html)["Page stats"]
+    pages = tables_of(html)["Page stats (times in ms)"]
     assert pages[0] == words("CUs Apdex* Rating SPPS maxSPPS TOTAL SUCCESS ERROR MIN AVG MAX")
     # with T = 2 the cycle 0 page Apdex is 0.875 (see test_report_command)
     assert pages[1][:3] == ["2", "0.875", "Good"]
@@ -224,7 +236,7 @@ def test_render_page_from_summary_only() -> None:
     data = summary.build_summary(stats.compute(load(SIMPLE)))
     html = render_page(data, {})
     assert "<img" not in html  # no chart given, none linked
-    assert tables_of(html)["Page stats"][1][1] == "0.750"
+    assert tables_of(html)["Page stats (times in ms)"][1][1] == "0.750"
 
 
 def test_time_aggregation_percentiles_and_counts() -> None:
@@ -291,3 +303,18 @@ def test_chart_workers_and_failure(tmp_path: Path) -> None:
     broken = jobs[:3] + [Job("broken", "candle_chart", {"title": "x", "candles": [{}]})]
     with pytest.raises(MarteauError, match="cannot draw the charts"):
         Rendering(str(tmp_path), broken, workers=2).wait()
+
+
+def test_header_keeps_the_two_descriptions_apart(report: tuple[Path, str]) -> None:
+    """The class's description and the test's are two lines, not one run-on sentence."""
+    _, html = report
+    header = html.split("<header", 1)[1].split("</header>", 1)[0]
+    assert (
+        '<p class="abstract" id="class-description">Simply testing a default static page.</p>'
+        in (header)
+    )
+    assert (
+        '<p class="abstract" id="test-description"><code>Simple.test_simple</code>: '
+        "The simple test.</p>"
+    ) in header
+    assert "static page. The simple test." not in html

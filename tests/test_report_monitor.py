@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,9 @@ def test_monitored_hosts_section_and_charts(tmp_path: Path) -> None:
     assert '<a href="#monitors">Monitored hosts</a>' in html
     assert "<h3>web1: The front web server</h3>" in html
     assert "<h3>db</h3>" in html
-    for name in charts:
-        assert f'src="{name}"' in html
+    for name in charts:  # inlined in the page
+        png = base64.b64encode((target / name).read_bytes()).decode()
+        assert f'id="chart-{name[:-4]}">\n  <img src="data:image/png;base64,{png}"' in html
     # FunkLoad's order: after the slowest requests, before the page detail
     assert html.index('id="slowest"') < html.index('id="monitors"') < html.index('id="page-detail"')
 

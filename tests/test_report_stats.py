@@ -190,6 +190,38 @@ def test_errors_and_http_codes(simple: st.BenchStats) -> None:
     assert codes[200].count == 8
 
 
+def test_standard_apdex_counts_errors_frustrated(simple: st.BenchStats) -> None:
+    # cycle 0: a b h c d e g successful, f (404, 1.5 s) and i (error, 6.0 s) not;
+    # cycle 1: 0.1 and 0.2 s.  Satisfied (< 1.5 s): a b c d e g + both of cycle 1 = 8;
+    # tolerating (< 6 s): h; f and i frustrated whatever their time.
+    assert simple.apdex == st.Apdex(1.5, 8, 1, 2, 8.5 / 11, "FAIR")
+    # FunkLoad's score counts f as tolerating: (8 + 2/2) / 11
+    assert simple.overall_requests.apdex.score == pytest.approx(9 / 11)
+
+
+def test_error_kinds(simple: st.BenchStats) -> None:
+    kinds = [(k.what, k.kind, k.result, k.count, k.cycles) for k in simple.error_kinds]
+    assert kinds == [
+        ("request", "timeout", "Error", 1, [0]),  # socket.timeout
+        ("request", "HTTP 404", "Failure", 1, [0]),
+        ("test", "timeout", "Error", 1, [0]),
+    ]
+    refused, failure, test = simple.error_kinds
+    assert refused.sample_url == "http://localhost/slow"
+    assert refused.message == "timeout: timed out"
+    assert refused.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "test_Simple.py", line 9, in test_simple\n'
+        "socket.timeout: timed out"
+    )
+    assert (failure.message, failure.traceback, failure.sample_url) == (
+        "HTTP status 404",
+        None,
+        "/search?q=x",
+    )
+    assert test.sample_url is None
+
+
 def test_last_nonempty_description() -> None:
     rs = make_rs(
         [

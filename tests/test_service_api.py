@@ -48,9 +48,7 @@ def admin(service: Service):
 
 @pytest.fixture(scope="module")
 def alice(service: Service, admin):
-    r = admin.post("/api/users", json={"email": "alice@example.org", "password": "alice-password"})
-    assert r.status_code == 201, r.text
-    with closing(service.client("alice@example.org", "alice-password")) as client:
+    with closing(service.new_user(admin, "alice@example.org", "alice-password")) as client:
         yield client
 
 
@@ -264,19 +262,19 @@ def test_sources_urls_and_overrides_are_checked(alice, admin, tmp_path) -> None:
 
 def test_texts_longer_than_their_column_fail_naming_the_field(admin, alice, tmp_path) -> None:
     """The same answer on SQLite (which would store them) and PostgreSQL (which would
-    fail the statement): a 400 naming the field, or a job that fails as bad input."""
+    fail the statement): the API's models refuse them (422 naming the field), a
+    project's file makes a job that fails as bad input."""
     long = "x" * 300
     answers = {
         "email": admin.post(
             "/api/users", json={"email": f"{long}@example.org", "password": "long-password"}
         ),
-        "source_ref": alice.post(
-            "/api/jobs", json={"git_url": "https://example.org/x.git", "ref": long}
-        ),
+        "ref": alice.post("/api/jobs", json={"git_url": "https://example.org/x.git", "ref": long}),
     }
     for field, r in answers.items():
-        assert r.status_code == 400, (field, r.text)
-        assert r.json()["detail"].startswith(f"{field} is too long: "), r.text
+        assert r.status_code == 422, (field, r.text)
+        error = r.json()["detail"][0]
+        assert error["loc"][-1] == field and error["type"] == "string_too_long", r.text
     project = make_project(tmp_path / "project", name=long)
     job = wait_job(alice, upload(alice, tar_of(project)).json()["id"])
     assert job["state"] == "failed" and "key 'name': at most 255 characters" in job["exit_reason"]

@@ -238,3 +238,35 @@ def _wait(client, job_id: int) -> dict:  # type: ignore[no-untyped-def]
         return job if job["state"] in ("succeeded", "failed", "cancelled") else None
 
     return wait_for(done, timeout=90, what=f"job {job_id} to end")
+
+
+@pytest.fixture(scope="module")
+def free_service(tmp_path_factory: pytest.TempPathFactory):
+    """A service with no price set anywhere: nodes cost nothing.
+
+    On its own SQLite file: a database shared with the priced `service` would let
+    that one's workers run this one's jobs, at its price.
+    """
+    pytest.importorskip("httpx")
+    base = tmp_path_factory.mktemp("free-service")
+    svc = Service(base / "data", base / "locks")
+    yield svc
+    svc.stop()
+
+
+def test_no_cost_line_without_prices(free_service: Service, tmp_path) -> None:
+    """No "Estimated cost: 0.0000" nor "Cost 0.0000" when no price is set (the API keeps 0)."""
+    project = conf_project(tmp_path / "p", bench=BENCH.replace("10:20", "1"))
+    with closing(free_service.client(ADMIN, ADMIN_PASSWORD)) as admin:
+        page = admin.post("/jobs/preview", data={"path": str(project), "csrf_token": _csrf(admin)})
+        assert page.status_code == 200, page.text
+        assert 'id="target-status"' in page.text or "<dl" in page.text  # the preview is shown
+        assert "Estimated cost" not in page.text and 'id="estimate"' not in page.text
+        created = admin.post("/api/jobs", json={"path": str(project), "label": "sleep=0.1"})
+        assert created.status_code == 201, created.text
+        job = _wait(admin, created.json()["id"])
+        assert job["state"] == "succeeded", job
+        assert job["cost"]["estimated"] == 0.0 and job["cost"]["actual"] == 0.0
+        html = admin.get(f"/jobs/{job['id']}").text
+        assert "<dt>Duration</dt>" in html
+        assert "<dt>Cost</dt>" not in html and 'id="job-cost"' not in html

@@ -30,7 +30,7 @@ from marteau.errors import MarteauError  # noqa: E402
 from marteau.service import accounts, hosts  # noqa: E402
 from marteau.service.app import create_app  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
-from marteau.service.models import Job, User, VerifiedHost  # noqa: E402
+from marteau.service.models import Job, Node, User, VerifiedHost  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from marteau.service.worker import console_path, run_arguments  # noqa: E402
 from tests.servers import LocalServer, ok  # noqa: E402
@@ -42,15 +42,18 @@ from tests.service_helpers import (  # noqa: E402
     tar_of,
     wait_for,
 )
+from tests.test_allowed_hosts import CountingListener  # noqa: E402
 
 PASSWORD = "a-long-password"
 
 
 class TxtServer:
-    """A DNS server on 127.0.0.1 (UDP) answering TXT queries from `records`, NXDOMAIN else."""
+    """A DNS server on 127.0.0.1 (UDP) answering TXT queries from `records` and A queries
+    from `addresses`; NXDOMAIN for a name in neither."""
 
     def __init__(self) -> None:
         self.records: dict[str, list[str]] = {}
+        self.addresses: dict[str, list[str]] = {}
         self.queries: list[str] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -71,11 +74,16 @@ class TxtServer:
             self.queries.append(name)
             response = dns_message.make_response(query)
             values = self.records.get(name)
-            if values is None:
+            addresses = self.addresses.get(name)
+            if values is None and addresses is None:
                 response.set_rcode(dns.rcode.NXDOMAIN)
-            elif question.rdtype == dns.rdatatype.TXT:
+            elif question.rdtype == dns.rdatatype.TXT and values:
                 response.answer.append(
                     dns.rrset.from_text_list(question.name, 60, "IN", "TXT", values)
+                )
+            elif question.rdtype == dns.rdatatype.A and addresses:
+                response.answer.append(
+                    dns.rrset.from_text_list(question.name, 0, "IN", "A", addresses)
                 )
             self.sock.sendto(response.to_wire(), peer)
 
@@ -105,7 +113,9 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def db(settings: Settings) -> Iterator[Database]:
     database = Database(settings.db_url)
-    upgrade(database)
+    upgrade(database, default_node=False)  # public mode: no local node
+    with database.write() as session:
+        session.add(Node(name="n1", pool="marteau", vars={}, created=time.time()))
     yield database
     database.dispose()
 
@@ -262,6 +272,9 @@ def test_dns_txt_record_proves_the_host(db: Database, settings: Settings, alice:
     with TxtServer() as dns_server:
         settings.dns_server = f"127.0.0.1:{dns_server.port}"
         checked = hosts.check_host(db, settings, row)
+        assert checked.last_error == "localhost: the name has no address"
+        dns_server.addresses["localhost"] = ["127.0.0.1"]
+        checked = hosts.check_host(db, settings, row)
         assert "DNS: no TXT record _marteau.localhost" in checked.last_error
         assert checked.verified is None
         dns_server.records[record] = ['"v=spf1 -all"', '"marteau-verification=wrong"']
@@ -270,6 +283,7 @@ def test_dns_txt_record_proves_the_host(db: Database, settings: Settings, alice:
         dns_server.records[record] = ['"v=spf1 -all"', f'"{value}"']
         checked = hosts.check_host(db, settings, row)
         assert (checked.method, checked.last_error) == ("dns", None)
+        assert checked.addresses == ["127.0.0.1"]
         assert dns_server.queries.count("_marteau.localhost") == 3
     proofs = {p["method"]: p for p in hosts.host_json(checked, settings)["proofs"]}
     assert proofs["dns"] == {"method": "dns", "name": record, "type": "TXT", "value": value}
@@ -430,10 +444,12 @@ def test_hosts_api_and_page(
             assert browser.post("/hosts", data={"host": "x.example"}).status_code == 403
             added = browser.post("/hosts", data={"host": "x.example", "csrf_token": csrf})
             assert added.status_code == 303
-            with TxtServer() as dns_server:  # no record: NXDOMAIN
+            with TxtServer() as dns_server:  # an address, no TXT record: NXDOMAIN
                 settings.dns_server = f"127.0.0.1:{dns_server.port}"
+                dns_server.addresses["localhost"] = ["127.0.0.1"]
                 checked = browser.post(f"/hosts/{named['id']}/verify", data={"csrf_token": csrf})
-            assert checked.status_code == 303 and dns_server.queries == ["_marteau.localhost"]
+            assert checked.status_code == 303
+            assert dns_server.queries == ["localhost", "localhost", "_marteau.localhost"]
             shown = browser.get("/hosts").text
             assert "DNS: no TXT record _marteau.localhost" in shown and ">failed</span>" in shown
             removed = browser.post(f"/hosts/{named['id']}/remove", data={"csrf_token": csrf})
@@ -447,6 +463,87 @@ def project_for(path: Path, url: str) -> Path:
     make_project(path)
     (path / "Simple.conf").write_text(f"[main]\ntitle = t\nurl = {url}\n")
     return path
+
+
+def test_a_name_pointed_elsewhere_since_its_proof_needs_a_new_proof(
+    db: Database, settings: Settings, alice: User
+) -> None:
+    """Attack 6 of issue 11: a name proven on the owner's server, then pointed at
+    someone else's address (same port), must not carry the load there."""
+    with TxtServer() as dns_server, LocalServer(host="127.0.0.2") as own:
+        settings.dns_server = f"127.0.0.1:{dns_server.port}"
+        label = f"app.test:{own.port}"
+        row = hosts.add_host(db, alice.id, label)
+        serve_token(own, f"/.well-known/marteau/{row.token}", row.token)
+        dns_server.addresses["app.test"] = ["127.0.0.2"]
+        row = hosts.check_host(db, settings, row)
+        assert (row.method, row.addresses, row.last_error) == ("well-known", ["127.0.0.2"], None)
+        assert {r.header("Host") for r in own.requests} == {label}  # asked by name
+        hosts.check_addresses(db, settings, alice.id, [label])  # unchanged: the job may run
+        with db.write() as session:  # a job prepared while the name pointed there
+            job = Job(
+                owner_id=alice.id,
+                source_kind="path",
+                source_url="/nowhere",
+                created=1.0,
+                prepared=True,
+                pool="marteau",
+                nodes_wanted=1,
+                allowed_hosts=[label],
+            )
+            session.add(job)
+            session.flush()
+            job_id = job.id
+
+        dns_server.addresses["app.test"] = ["127.0.0.3"]  # someone else's address
+        with CountingListener("127.0.0.3", own.port) as victim:
+            moved = (
+                f"host {label}: the name now resolves to 127.0.0.3, not to 127.0.0.2 where it "
+                "was proven: prove it again on the Hosts page (/hosts, Verify) and replay the job"
+            )
+            with pytest.raises(MarteauError) as caught:
+                hosts.check_addresses(db, settings, alice.id, [label])
+            assert str(caught.value) == moved
+            job = run_queue(settings, db, job_id)
+            assert (job.state, job.exit_code, job.exit_reason) == ("failed", 2, moved)
+            assert "fake run" not in console_path(settings, job_id).read_text()
+            # the new address cannot be proven: it does not serve the owner's token
+            row = hosts.check_host(db, settings, row)
+            assert row.addresses == ["127.0.0.2"] and "(at 127.0.0.3): " in row.last_error
+            # nor a name pointing at both: every address must serve it
+            dns_server.addresses["app.test"] = ["127.0.0.2", "127.0.0.3"]
+            row = hosts.check_host(db, settings, row)
+            assert row.addresses == ["127.0.0.2"] and "(at 127.0.0.3): " in row.last_error
+            proven_url = f"http://{label}/.well-known/marteau/{row.token}"
+            assert f"{proven_url} (at 127.0.0.2)" not in row.last_error
+            assert victim.connections > 0  # the proof was asked of the new address
+        with pytest.raises(MarteauError, match="now resolves to 127.0.0.2, 127.0.0.3"):
+            hosts.check_addresses(db, settings, alice.id, [label])
+
+        # the owner really moved: a new proof from the new address, and jobs run again
+        with LocalServer(host="127.0.0.4", port=own.port) as moved_server:
+            serve_token(moved_server, f"/{row.token}", row.token)
+            dns_server.addresses["app.test"] = ["127.0.0.4"]
+            row = hosts.check_host(db, settings, row)
+            assert (row.method, row.addresses, row.last_error) == ("root", ["127.0.0.4"], None)
+            hosts.check_addresses(db, settings, alice.id, [label])
+    assert hosts.host_json(row, settings)["addresses"] == ["127.0.0.4"]
+
+
+def test_a_proof_from_before_addresses_were_kept_is_checked_again(
+    db: Database, settings: Settings, alice: User, server: LocalServer
+) -> None:
+    row = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    with db.write() as session:  # as migration 0004 leaves a proven row
+        session.execute(
+            update(VerifiedHost)
+            .where(VerifiedHost.id == row.id)
+            .values(verified=time.time(), method="root", addresses=None)
+        )
+    assert hosts.status(hosts.get_host(db, alice.id, row.id), settings) == "expired"
+    serve_token(server, f"/{row.token}", row.token)
+    assert hosts.fresh_labels(db, settings, alice.id) == [f"127.0.0.1:{server.port}"]
+    assert hosts.get_host(db, alice.id, row.id).addresses == ["127.0.0.1"]
 
 
 def test_public_mode_refuses_a_job_to_an_unproven_host(
@@ -541,6 +638,7 @@ def test_a_git_job_is_checked_when_the_worker_prepares_it(
     with TxtServer() as dns_server:
         settings.dns_server = f"127.0.0.1:{dns_server.port}"
         dns_server.records["_marteau.localhost"] = [f'"marteau-verification={row.token}"']
+        dns_server.addresses["localhost"] = ["127.0.0.1"]
         second = create_job(db, settings, admin, {"git_url": f"file://{repo}"})
         job = run_queue(settings, db, second.id)
     assert job.state == "succeeded" and job.allowed_hosts == ["localhost"]

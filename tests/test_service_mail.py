@@ -114,3 +114,22 @@ def test_a_mail_that_cannot_be_sent_is_logged_and_the_result_stays(
     console = (tmp_path / "data" / "jobs" / str(good) / "console.log").read_text()
     assert "mail not sent to owner@example.org, team@example.org" in console
     db.dispose()
+
+
+def test_the_mail_quotes_the_standard_apdex_where_errors_are_frustrated(tmp_path: Path) -> None:
+    import json
+
+    from marteau.service.mail import key_figures
+
+    summary = tmp_path / "summary.json"
+    excellent = {"score": 1.0, "label": "Excellent"}
+    summary.write_text(
+        json.dumps(
+            {
+                "overall": {"pages": {"spps": 2.0, "error_percent": 100.0, "apdex": excellent}},
+                "apdex": {"score": 0.0, "label": "UNACCEPTABLE"},
+            }
+        )
+    )
+    (line,) = key_figures(summary)
+    assert line.endswith("errors 100.00%, Apdex 0.000 UNACCEPTABLE")

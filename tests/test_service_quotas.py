@@ -205,14 +205,15 @@ def test_nodes_and_users_per_node_quotas(users, tmp_path) -> None:
 def test_disk_quota_refuses_and_the_profile_deletes_old_reports(
     service: Service, users, tmp_path
 ) -> None:
-    erin = users.new(disk_mb=0.0001)  # about 100 bytes: one finished job is over it
+    # about 1 kB: the upload (its expanded size counts) fits, the finished job is over it
+    erin = users.new(disk_mb=0.001)
     project = make_project(tmp_path / "p")
     first = submitted(erin, project, label="sleep=0.05")
     assert wait_state(erin, first)["state"] == "succeeded"
     size = job_of(erin, first)["disk_bytes"]
     detail = refused(erin, project)
     assert detail == (
-        f"quota disk: limit 0.0001 MB, your jobs use {size / 2**20:.2g} MB: "
+        f"quota disk: limit 0.001 MB, your jobs use {size / 2**20:.2g} MB: "
         "delete old reports on your profile page"
     )
     profile = erin.get("/profile")

@@ -446,8 +446,12 @@ def test_killed_worker_its_job_fails_its_nodes_come_back(db: Database, tmp_path:
         )
         victim.kill()
         victim.wait()
-        # the job's process got SIGTERM when its worker died (parent-death signal)
+        # the job's process got SIGKILL when its worker died (parent-death signal): no
+        # graceful stop, whose report would belong to a failed job; the node locks it
+        # held stay until they expire, as the stand-in's lock files stay: expire them
         wait_for(lambda: not _alive(pid), timeout=20, what="the orphaned job to stop")
+        for lock in locks.iterdir():
+            lock.unlink()
         rescuer = start_worker(data_dir, locks, database_url=db.url)
         try:
             wait_for(lambda: jobs(db)[0].state == FAILED, timeout=120, what="the reaper")

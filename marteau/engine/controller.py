@@ -172,10 +172,15 @@ class BenchController:
             index, message = next(iter(self._failed.items()))
             raise MarteauError(f"worker {index} failed to start: {describe_failure(message)}")
         times: list[CycleTimes] = []
-        for index, users in enumerate(self.plan.cycles):
+        for index, users in enumerate(self.plan.cycle_users):
             title = f"Cycle #{index} with {users} virtual users"
             console.line()
             console.title(title, "-")
+            if users < self.plan.cycles[index]:
+                console.line(
+                    f"* Max users: the cycle asks {self.plan.cycles[index]} users, "
+                    f"--max-users {self.plan.max_users} runs {users}"
+                )
             if not self._hook("setUpCycle"):
                 return
             if index == 0:

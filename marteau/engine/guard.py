@@ -22,6 +22,10 @@ The rules, decided once here:
   test module is imported), and connections go to those addresses only, so
   a DNS answer that changes during the bench (rebinding) cannot point the
   nodes elsewhere.
+* With ``--strict-host`` (the service's public mode), a request whose ``Host``
+  header names another host or port than its URL is refused, and so is a
+  header name or value holding a line break (which could add one): the
+  allowed address of a shared server must not be asked for its other sites.
 * A proxy from ``http_proxy``/``https_proxy`` *as set when the guard was
   built* is trusted (the node's operator set it); a proxy that test code sets
   later must itself be an allowed host.
@@ -113,7 +117,15 @@ def parse_entry(entry: str) -> tuple[str, int | None]:
 class HostGuard:
     """The allowed hosts and the addresses their names had when the bench started."""
 
-    __slots__ = ("_any_port", "_exact", "_addresses", "_unresolved", "_proxies", "listing")
+    __slots__ = (
+        "_any_port",
+        "_exact",
+        "_addresses",
+        "_unresolved",
+        "_proxies",
+        "listing",
+        "strict",
+    )
 
     def __init__(
         self,
@@ -121,6 +133,7 @@ class HostGuard:
         addresses: dict[str, Sequence[str]],
         unresolved: dict[str, str] | None = None,
         proxies: Iterable[tuple[str, int]] = (),
+        strict: bool = False,
     ) -> None:
         any_port: set[str] = set()
         exact: set[tuple[str, int]] = set()
@@ -139,9 +152,10 @@ class HostGuard:
         self._unresolved = dict(unresolved or {})
         self._proxies = frozenset(proxies)
         self.listing = ", ".join(names)  # for messages and the bench header
+        self.strict = strict  # --strict-host: `check_headers` on every request
 
     @classmethod
-    def resolve(cls, entries: Sequence[str]) -> HostGuard:
+    def resolve(cls, entries: Sequence[str], strict: bool = False) -> HostGuard:
         """Parse the entries and resolve each allowed name now, once."""
         from marteau.engine.http import _env, _parse_proxy
 
@@ -163,7 +177,7 @@ class HostGuard:
             proxy = _parse_proxy(variable, _env(variable))
             if proxy is not None:
                 proxies.append((proxy.host, proxy.port))
-        return cls(entries, addresses, unresolved, proxies)
+        return cls(entries, addresses, unresolved, proxies, strict)
 
     def allows(self, host: str, port: int) -> bool:
         """Whether ``host:port`` is on the list (`host` as the URL spelled it)."""
@@ -203,6 +217,28 @@ class HostGuard:
             ips = (name,)
         return [(ip, port) for ip in ips]
 
+    def check_headers(
+        self, headers: Iterable[tuple[str, str]], host: str, port: int, default_port: int
+    ) -> None:
+        """`--strict-host`: `HostRefused` unless every ``Host`` header names the URL's
+        ``host`` and ``port`` (the port may be left out when it is the scheme's
+        default), and no header holds a line break."""
+        for name, value in headers:
+            if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+                raise HostRefused(f"refused: header {name!r} holds a line break (--strict-host)")
+            if name.lower() != "host":
+                continue
+            named = value.strip()
+            try:
+                named_host, named_port = parse_entry(named)
+            except MarteauError:
+                named_host, named_port = "", None
+            if (named_host, named_port or default_port) != (normal_host(host), port):
+                raise HostRefused(
+                    f"refused: Host header {named!r} names another host than the URL's "
+                    f"{hostport(normal_host(host), port)} (--strict-host)"
+                )
+
     def describe(self) -> str:
         """``a.example (192.0.2.1), b.example:8080 (192.0.2.2)`` for the bench header."""
         parts = []
@@ -227,9 +263,9 @@ def install(guard: HostGuard) -> None:
     active = guard
 
 
-def guard_process(entries: Sequence[str]) -> HostGuard:
+def guard_process(entries: Sequence[str], strict: bool = False) -> HostGuard:
     """Resolve `entries` and install the guard: call before any test code runs."""
-    guard = HostGuard.resolve(entries)
+    guard = HostGuard.resolve(entries, strict)
     install(guard)
     return guard
 

@@ -49,7 +49,8 @@ on the request line; HTTPS goes through a ``CONNECT`` tunnel.
 
 Allowed hosts: when `marteau.engine.guard` has a guard installed
 (``--allow-host``), `_open` asks it where a new connection may go and
-refuses, without opening a socket, any other host (`marteau/engine/guard.py`).
+refuses, without opening a socket, any other host (`marteau/engine/guard.py`);
+with ``--strict-host`` each request's headers are checked first (its ``Host``).
 
 Timeouts: ``timeout=None`` means ``socket.getdefaulttimeout()`` at the time a
 connection opens (FunkLoad's FAQ tells users to set it). Every failure
@@ -289,6 +290,12 @@ class HTTPClient:
         route = self._routes.get(url)
         if route is None:
             route = self._route(url)
+        host_guard = guard.active
+        if host_guard is not None and host_guard.strict:
+            try:
+                host_guard.check_headers(headers, route.host, route.port, 443 if route.tls else 80)
+            except guard.HostRefused as exc:
+                raise _error(url, exc) from None
         text = f"{method} {route.target} HTTP/1.1\r\n"
         if headers:
             text += "".join([f"{name}: {value}\r\n" for name, value in headers])

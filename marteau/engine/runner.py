@@ -76,6 +76,16 @@ class BenchPlan:
     startup_delay: float
     sleep_time: float
     cycle_time: float
+    max_users: int = 0  # `--max-users`: no cycle runs more users (0: no cap)
+
+    @property
+    def cycle_users(self) -> tuple[int, ...]:
+        """The users each cycle runs: the ones asked (conf, options or the test's own
+        `conf_get`), cut to `max_users`, the node operator's quota that none of those
+        can raise."""
+        if not self.max_users:
+            return self.cycles
+        return tuple(min(users, self.max_users) for users in self.cycles)
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,7 @@ def schedule(plan: BenchPlan, start: float) -> list[CycleTimes]:
     """The wall-clock plan of every cycle (identical in every process)."""
     times = []
     stage = start
-    for index, users in enumerate(plan.cycles):
+    for index, users in enumerate(plan.cycle_users):
         opened = stage + users * plan.startup_delay
         close = opened + plan.duration
         nxt = close + plan.cycle_time

@@ -73,6 +73,33 @@ allow_host_option = click.option(
 )
 """`--allow-host`, the same on every command that runs FunkLoad tests (bench and test)."""
 
+strict_host_option = click.option(
+    "--strict-host",
+    is_flag=True,
+    help="With --allow-host: refuse a request whose Host header names another host than its URL.",
+)
+"""`--strict-host` (bench and test): shared hosting behind an allowed address stays out of reach."""
+
+
+max_users_option = click.option(
+    "--max-users",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="At most N users per cycle (on each node), whatever the conf or the test's code asks.",
+)
+"""`--max-users` (bench, run): a quota the node enforces where users are built."""
+
+
+def install_guard(allow_hosts: tuple[str, ...], strict_host: bool) -> Any:
+    """The `--allow-host` guard, installed; None without it (`--strict-host` needs it)."""
+    if strict_host and not allow_hosts:
+        raise MarteauError("--strict-host needs --allow-host (the hosts it checks against)")
+    if not allow_hosts:
+        return None
+    from marteau.engine.guard import guard_process
+
+    return guard_process(allow_hosts, strict_host)
+
 
 def make_options(**values: Any) -> SimpleNamespace:
     """FunkLoad's options object: every bench dest, CLI values as strings."""
@@ -168,7 +195,12 @@ def _check_conf(path: str) -> None:
 
 
 def prepare(
-    test_file: str, spec: str, options: SimpleNamespace, workers: int | None, start_at: float | None
+    test_file: str,
+    spec: str,
+    options: SimpleNamespace,
+    workers: int | None,
+    start_at: float | None,
+    max_users: int = 0,
 ) -> Any:
     """Everything before the first hook: import, main instance, conf, files, workers."""
     from marteau.engine.controller import BenchSetup, ParentSink
@@ -220,6 +252,8 @@ def prepare(
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         workers = max(1, workers or 1)
 
+    plan = BenchPlan(cycles, duration, startup_delay, sleep_time, cycle_time, max_users)
+    run_cycles = plan.cycle_users
     config = {
         "id": method,
         "description": description,
@@ -228,7 +262,7 @@ def prepare(
         "module": module.__name__,
         "class": klass.__name__,
         "method": method,
-        "cycles": str(list(cycles)),
+        "cycles": str(list(run_cycles)),
         "duration": str(duration),
         "sleep_time": str(sleep_time),
         "startup_delay": str(startup_delay),
@@ -246,8 +280,10 @@ def prepare(
     }
     if options.label:
         config["label"] = options.label
-
-    plan = BenchPlan(cycles, duration, startup_delay, sleep_time, cycle_time)
+    if max_users:
+        config["marteau:max_users"] = str(max_users)
+    if run_cycles != cycles:
+        config["marteau:cycles_asked"] = str(list(cycles))
     worker_options = copy.copy(options)
     specs = [
         WorkerSpec(
@@ -267,7 +303,12 @@ def prepare(
         f"* Configuration file: {conf_path}",
         f"* Log xml: {result_path}",
         f"* Server: {server_url}",
-        f"* Cycles: {list(cycles)}",
+        f"* Cycles: {list(run_cycles)}"
+        + (
+            f" (asked {list(cycles)}, cut by --max-users {max_users})"
+            if run_cycles != cycles
+            else ""
+        ),
         f"* Cycle duration: {duration}s",
         f"* Sleeptime between request: from {sleep_time_min}s to {sleep_time_max}s",
         f"* Sleeptime between test case: {sleep_time}s",
@@ -328,13 +369,17 @@ def prepare(
     metavar="EPOCH",
     help="Start cycle 0 at this instant (epoch seconds), the same on every node.",
 )
+@max_users_option
 @fuse_options
 @allow_host_option
+@strict_host_option
 def bench_command(
     arguments: tuple[str, ...],
     workers: int | None,
     start_at: float | None,
+    max_users: int | None,
     allow_hosts: tuple[str, ...],
+    strict_host: bool,
     fuse_error_rate: float | None,
     fuse_median: float | None,
     fuse_window: float | None,
@@ -346,14 +391,14 @@ def bench_command(
             got = " ".join(arguments) or "nothing"
             raise MarteauError(f"expected 2 arguments, FILE Class.method; got {got}")
         options = make_options(**values)
+        options.marteau_guard = install_guard(allow_hosts, strict_host)
+        setup = prepare(arguments[0], arguments[1], options, workers, start_at, max_users or 0)
         if allow_hosts:
-            from marteau.engine.guard import guard_process
-
-            options.marteau_guard = guard_process(allow_hosts)
-        setup = prepare(arguments[0], arguments[1], options, workers, start_at)
-        if allow_hosts:
-            setup.header.append(f"* Allowed hosts: {options.marteau_guard.describe()}")
+            strict = " (Host headers checked: --strict-host)" if strict_host else ""
+            setup.header.append(f"* Allowed hosts: {options.marteau_guard.describe()}{strict}")
             setup.config["marteau:allowed_hosts"] = options.marteau_guard.listing
+            if strict_host:
+                setup.config["marteau:strict_host"] = "true"
         fuse = fuse_limits(fuse_error_rate, fuse_median, fuse_window)
         if fuse.enabled:
             setup.fuse = fuse

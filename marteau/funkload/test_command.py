@@ -27,7 +27,7 @@ import click
 from marteau.errors import MarteauError
 from marteau.funkload import doctests
 from marteau.funkload import testcase as testcase_module
-from marteau.funkload.bench_command import allow_host_option
+from marteau.funkload.bench_command import allow_host_option, install_guard, strict_host_option
 from marteau.funkload.loader import import_test_module, resolve_class
 from marteau.funkload.testcase import FunkLoadTestCase, close_functional_sinks
 
@@ -240,6 +240,7 @@ def build_options(**values: Any) -> SimpleNamespace:
 )
 @click.option("-n", "--loop-number", type=int, default=10, help="Replays in loop mode.")
 @allow_host_option
+@strict_host_option
 def test_command(file: str, names: tuple[str, ...], **values: Any) -> None:
     """Run FunkLoad tests of FILE functionally (fl-run-test)."""
     try:
@@ -253,10 +254,7 @@ def test_command(file: str, names: tuple[str, ...], **values: Any) -> None:
 
 def run_tests(file: str, names: tuple[str, ...], values: dict[str, Any]) -> int:
     """Load, filter, list or run; the exit status (2 is raised as MarteauError)."""
-    if values.get("allow_hosts"):
-        from marteau.engine.guard import guard_process
-
-        guard_process(values["allow_hosts"])
+    install_guard(values.get("allow_hosts") or (), bool(values.get("strict_host")))
     if values["firefox_view"] and not values["dump_directory"]:
         values = {**values, "dump_directory": tempfile.mkdtemp(prefix="marteau-view-")}
         click.echo(f"Pages are dumped in {values['dump_directory']}", err=True)

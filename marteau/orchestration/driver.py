@@ -8,7 +8,10 @@
   for inventory *content*);
 * `cancel_callback` polled every 0.5 s;
 * Ansible's output appended to one log file, never to the terminal; the
-  `command`/`env` artifacts (which hold the caller's environment) removed.
+  `command`/`env` artifacts (which hold the caller's environment) removed;
+* ansible-runner copies the caller's whole environment into ansible-playbook's
+  (and so into a local node's test): what it inherited beyond the allow-list of
+  `marteau.orchestration.environment` is dropped first.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 from marteau.errors import MarteauError
 from marteau.orchestration import content_dir
+from marteau.orchestration.environment import drop_inherited
 
 CONTROL_PATH_DIR = "/tmp/.mt-cp"
 Event = dict[str, Any]
@@ -120,7 +124,6 @@ class Ansible:
         forks: int | None = None,
     ) -> PlayResult:
         """Run `playbooks/<playbook>.yml` in a fresh private data dir and wait for it."""
-        import ansible_runner
 
         self.count += 1
         private = self.base / f"{self.count:02d}-{playbook}"
@@ -149,7 +152,7 @@ class Ansible:
 
         started = time.monotonic()
         try:
-            result = ansible_runner.run(
+            result = _run_scrubbed(
                 private_data_dir=str(private),
                 playbook=str(self.content / "playbooks" / f"{playbook}.yml"),
                 inventory=str(self.inventory),
@@ -191,6 +194,16 @@ class Ansible:
             for target in [*descendants(pid), pid]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(target, signal.SIGTERM)
+
+
+def _run_scrubbed(**kwargs: Any) -> Any:
+    """`ansible_runner.run` without the caller's environment beyond the allow-list."""
+    from ansible_runner.interface import init_runner
+
+    runner = init_runner(**kwargs)
+    runner.config.env = drop_inherited(runner.config.env, os.environ)
+    runner.run()
+    return runner
 
 
 def descendants(pid: int) -> list[int]:

@@ -210,6 +210,9 @@ def _deterministic_tar(
     os.replace(temporary, target)
 
 
+WHEELHOUSE_DAYS = 1  # a wheelhouse of other code or deps is kept this long (a run may ship it)
+
+
 def build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
     """The wheelhouse tar for the nodes and its sha256 (one builder at a time:
     concurrent runs share the cache)."""
@@ -222,13 +225,22 @@ def build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
 
 
 def _build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
+    """Named by its content: the tar is shipped after the lock is released, and a
+    run with other code or other deps may build another one meanwhile."""
     node_wheel = build_node_wheel(directory / "node-wheel")
     wheels = download_wheels(node_requirements() + list(deps))
     members = [(node_wheel.name, node_wheel)]
     members += [(p.name, p) for p in sorted(wheels.glob("*.whl"))]
-    target = directory / "wheelhouse.tar"
-    _deterministic_tar(target, members)
-    return target, sha256_file(target)
+    built = directory / "wheelhouse.tar"
+    _deterministic_tar(built, members)
+    sha = sha256_file(built)
+    target = directory / f"wheelhouse-{sha[:16]}.tar"
+    os.replace(built, target)
+    stale = time.time() - WHEELHOUSE_DAYS * 86400
+    for old in directory.glob("wheelhouse-*.tar"):
+        if old != target and old.stat().st_mtime < stale:
+            old.unlink(missing_ok=True)
+    return target, sha
 
 
 def archive_test(project: Project, target: Path, prefix: str = "") -> Path:

@@ -88,11 +88,28 @@ def _line(node: Any) -> int:
     return node.start_mark.line + 1
 
 
+def _loader(text: str) -> Any:
+    """A safe YAML loader that refuses aliases (`*name`): a few hundred bytes of nested
+    aliases expand to megabytes (a "billion laughs"), and `.marteau.yml` needs none."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"aliases (*{event.anchor}) are not accepted", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
+    return Loader(text)
+
+
 def parse_config(text: str, path: Path) -> dict[str, tuple[Any, int]]:
     """`.marteau.yml` text -> {key: (value, line)}; MarteauError on bad YAML or keys."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = _loader(text)
     try:
         root = loader.get_single_node()
         if root is None:

@@ -72,6 +72,8 @@ START_TASK = "Start the bench (async, in its own process group, under timeout)"
 FACTS_TASK = "Write the node's facts beside its results"
 RELEASE_TASK = "Release Marteau's lock on the node"
 CLOCK_TASK = "Measure the node's clock offset to the controller"
+FIREWALL_TASK = "Close the job user's egress to its allowed hosts"
+FIREWALL_REMOVE_TASK = "Remove the job user's egress firewall"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = exits.OK, exits.FAILURES, exits.BAD_INPUT
 
@@ -103,6 +105,8 @@ class RunOptions:
     fuse_median: float | None = None
     fuse_window: float | None = None
     allow_hosts: tuple[str, ...] = ()  # empty: the nodes may load any host
+    strict_host: bool = False  # with allow_hosts: refuse a Host header naming another host
+    max_users: int | None = None  # a quota: no node runs more users in a cycle
     extra_vars: dict[str, Any] = field(default_factory=dict)
 
 
@@ -182,6 +186,7 @@ class LoadTestRun:
         self.released: set[str] = set()
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = []
+        self.report_warnings: list[str] = []  # also shown in the report (firewall drops)
         self._t0 = time.monotonic()
 
     # -- signals --------------------------------------------------------------
@@ -212,7 +217,8 @@ class LoadTestRun:
         if not host or host == "localhost" and host not in self.locked and task != LOCK_TASK:
             return
         res = data.get("res", {}) if isinstance(data.get("res"), dict) else {}
-        if kind == "runner_on_start" and role in ROLE_STATES:
+        # the bench role's firewall tasks also run in collect and release: not a stage
+        if kind == "runner_on_start" and role in ROLE_STATES and task != FIREWALL_REMOVE_TASK:
             stage, state = ROLE_STATES[role]
             if role == "marteau_lock" and task != RELEASE_TASK:
                 stage, state = "lock", "locking"
@@ -242,6 +248,10 @@ class LoadTestRun:
                 self.view.message(f"{self.fuse}: stopping the other nodes, collecting")
         elif kind == "runner_on_ok" and task == CLOCK_TASK:
             self.view.node(host, note=f"clock {res.get('offset', 0) * 1000:+.0f} ms")
+        elif kind == "runner_on_ok" and task == FIREWALL_TASK:
+            self.view.node(host, note=f"firewall: {len(res.get('accepted') or [])} address(es)")
+        elif kind == "runner_on_ok" and task == FIREWALL_REMOVE_TASK and res.get("dropped"):
+            self._firewall_dropped(host, res)
         elif kind == "runner_on_ok" and task == RELEASE_TASK:
             self.released.add(host)
             current = self.view.nodes.get(host)
@@ -257,6 +267,18 @@ class LoadTestRun:
                 warning = warning.get("msg") or warning.get("message") or str(warning)
             self.view.message(f"{host}: warning: {warning}")
             self.warnings.append(f"{host}: {warning}")
+
+    def _firewall_dropped(self, host: str, res: dict) -> None:
+        """A node's egress firewall dropped packets: the test got past `--allow-host`."""
+        where = ", ".join(str(d) for d in res.get("destinations") or []) or "unknown addresses"
+        warning = (
+            f"node {host}: the egress firewall dropped {res['dropped']} packet(s) the job "
+            f"sent outside its allowed hosts (to {where}): test code opened connections "
+            "of its own"
+        )
+        self.view.message(f"Warning: {warning}")
+        self.warnings.append(warning)
+        self.report_warnings.append(warning)
 
     # -- the run --------------------------------------------------------------
 
@@ -277,6 +299,8 @@ class LoadTestRun:
         self.view.set_stage("project")
         for entry in opts.allow_hosts:
             parse_entry(entry)  # bad input before anything is cloned or locked
+        if opts.strict_host and not opts.allow_hosts:
+            raise MarteauError("--strict-host needs --allow-host (the hosts it checks against)")
         project = locate(opts.source, opts.workdir)
         cycles = opts.cycles or project.cycles
         duration = opts.duration or project.duration
@@ -330,6 +354,10 @@ class LoadTestRun:
                 extravars[f"marteau_{name}"] = getattr(opts, name)
         if opts.allow_hosts:  # after -e: a variable cannot widen the job's allowed hosts
             extravars["marteau_bench_allowed_hosts"] = list(opts.allow_hosts)
+        if opts.strict_host:  # the same: the options win over -e
+            extravars["marteau_bench_strict_host"] = True
+        if opts.max_users:
+            extravars["marteau_bench_max_users"] = opts.max_users
         shutil.copy(
             ansible.inventory, run_dir / "inventory.ini"
         ) if ansible.inventory.is_file() else None
@@ -484,6 +512,8 @@ class LoadTestRun:
         count = len(outcome.nodes) or 1
         per_cycle = [int(c) for c in cycles.split(":")] if cycles else []
         total = per_cycle if opts.split else [c * count for c in per_cycle]
+        if opts.max_users:  # what the nodes ran, not what was asked
+            total = [min(t, opts.max_users * count) for t in total]
         provenance = {
             "job": extravars["marteau_job"],
             "owner": extravars["marteau_owner"],
@@ -500,11 +530,14 @@ class LoadTestRun:
             "fuse": outcome.fuse,
             "split": opts.split,
             "allowed_hosts": list(opts.allow_hosts),
+            "strict_host": opts.strict_host,
+            "max_users": opts.max_users,
             "cycles": cycles,
             "total_users_per_cycle": ":".join(map(str, total)) if total else None,
             "cost": run_cost(nodes, self._elapsed()),
             "clock_offsets": {h: n.get("clock_offset") for h, n in nodes.items()},
             "node_facts": {h: n.get("facts") for h, n in nodes.items()},
+            "firewall": {h: n["firewall"] for h, n in nodes.items() if n.get("firewall")},
             "warnings": self.warnings,
             "timings": self.timings,
         }
@@ -535,6 +568,7 @@ class LoadTestRun:
         # the report names nodes as the inventory does (results/<host>/), and the missing ones
         command += [f"--node-name={f}={f.parent.name}" for f in files]
         command += [f"--missing-node={host}: {why}" for host, why in outcome.missing.items()]
+        command += [f"--warning={warning}" for warning in self.report_warnings]
         if thresholds:
             command += ["--thresholds", str(thresholds)]
         command += [str(f) for f in files]

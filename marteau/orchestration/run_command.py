@@ -9,6 +9,7 @@ import click
 
 from marteau.engine.fuse import fuse_options
 from marteau.errors import MarteauError
+from marteau.funkload.bench_command import max_users_option, strict_host_option
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,6 +104,8 @@ from marteau.errors import MarteauError
     metavar="HOST[:PORT]",
     help="The nodes refuse requests to any other host (repeatable); HOST alone allows every port.",
 )
+@strict_host_option
+@max_users_option
 @click.option(
     "-e",
     "--extra-vars",

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from marteau.report.stats import APDEX_RATINGS, BenchStats, apdex_label
+from marteau.report.stats import APDEX_RATINGS, BenchStats, apdex_label, milliseconds
 
 DPI = 120
 SIZE = (7.2, 4.0)  # inches; 864 x 480 pixels at DPI
@@ -48,8 +48,9 @@ SMALL = (7.2, 3.3)
 MARGINS = {"left": 0.85, "right": 0.25, "top": 0.42, "bottom": 0.62}
 MAX_TIME_POINTS = 1500
 BINS_PER_DECADE = 100
-MIN_DURATION = 1e-4  # 0.1 ms: durations below fall in the first bin
-MAX_DECADES = 8  # 0.1 ms .. 10,000 s
+MIN_DURATION = 1e-5  # 10 µs: durations below fall in the first bin
+MAX_DECADES = 9  # 10 µs .. 10,000 s
+MS = 1000.0  # the charts show durations in milliseconds, as the page's tables
 
 COLORS = {
     "ok": "#2a6fb0",
@@ -125,8 +126,8 @@ def _figure(
     return fig, list(axes[:, 0])
 
 
-def _log_seconds(axis: Any, low: float, high: float) -> None:
-    """Log-scale seconds with plain labels (0.05, 0.1, 0.2 ...) instead of powers of ten."""
+def _log_ticks(axis: Any, low: float, high: float) -> None:
+    """A log scale with plain labels (0.05, 0.1, 0.2 ...) instead of powers of ten."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     decades = math.log10(high / low) if low > 0 and high > low else 1.0
@@ -219,7 +220,7 @@ def candle_chart(
     x = np.arange(len(candles))
 
     def column(key: str) -> Any:
-        return np.array([np.nan if c.get(key) is None else c[key] for c in candles], float)
+        return MS * np.array([np.nan if c.get(key) is None else c[key] for c in candles], float)
 
     p10, p90, p95 = column("p10"), column("p90"), column("p95")
     ax.vlines(x, column("min"), p95, color=COLORS["med"], lw=1.2, label="MIN to P95", zorder=2)
@@ -240,8 +241,9 @@ def candle_chart(
     p99 = column("p99")
     if not np.all(np.isnan(p99)):
         ax.plot(x, p99, "v", color=COLORS["p99"], ms=5, label="P99", zorder=5)
-    ax.set_ylabel("response time (s)")
+    ax.set_ylabel("response time (ms)")
     ax.set_ylim(bottom=0)
+    _thousands(ax.yaxis)
     ax.set_title(title, loc="left", pad=24)
     _cycle_axis(ax, [int(c["cvus"]) for c in candles])
     # the legend in a row between the title and the plot, never over a candle
@@ -538,14 +540,14 @@ def percentiles_time_chart(
     fig, (ax,) = _figure(SIZE, top=0.22)
     styles = ((COLORS["med"], 1.5), (COLORS["p95"], 1.2), (COLORS["p99"], 1.0))
     for (label, y), (color, width) in zip(lines, styles, strict=False):
-        ax.plot(x, y, color=color, lw=width, label=label)
+        ax.plot(x, MS * np.asarray(y, float), color=color, lw=width, label=label)
     ax.set_yscale("log")
-    finite = np.concatenate([np.asarray(y, float) for _label, y in lines] or [np.ones(1)])
+    finite = MS * np.concatenate([np.asarray(y, float) for _label, y in lines] or [np.ones(1)])
     finite = finite[np.isfinite(finite)]
     if finite.size:
-        _log_seconds(ax.yaxis, float(finite.min()), float(finite.max()))
+        _log_ticks(ax.yaxis, float(finite.min()), float(finite.max()))
     ax.set_xlabel("time since the first request (s)")
-    ax.set_ylabel("response time (s, log scale)")
+    ax.set_ylabel("response time (ms, log scale)")
     _shade_cycles(ax, spans)
     ax.set_title(
         f"Response time percentiles over time ({_bucket_label(bucket)})", loc="left", pad=22
@@ -563,10 +565,11 @@ def distribution_chart(
 ) -> str:
     """Histogram of every response time on log-spaced bins."""
     fig, (ax,) = _figure(SIZE)
+    edges = MS * np.asarray(edges, float)
     ax.stairs(counts, edges, fill=True, color=COLORS["box"], edgecolor=COLORS["ok"], lw=1.0)
     ax.stairs(counts, edges, color=COLORS["ok"], lw=1.0)
     ax.set_xscale("log")
-    _log_seconds(ax.xaxis, float(edges[0]), float(edges[-1]))
+    _log_ticks(ax.xaxis, float(edges[0]), float(edges[-1]))
     positive = counts[counts > 0]
     if positive.size and positive.max() / positive.min() > 1000:
         ax.set_yscale("log")
@@ -576,8 +579,8 @@ def distribution_chart(
     colors = (COLORS["med"], COLORS["p95"], COLORS["p99"], "#555555")
     for (label, value), color in zip(markers, colors, strict=False):
         ls = ":" if label.startswith("Apdex") else "--"
-        ax.axvline(value, color=color, lw=1.2, ls=ls, label=label)
-    ax.set_xlabel("response time (s, log scale)")
+        ax.axvline(MS * value, color=color, lw=1.2, ls=ls, label=label)
+    ax.set_xlabel("response time (ms, log scale)")
     ax.set_title(f"Response time distribution ({int(counts.sum()):,} requests)", loc="left")
     _legend(ax, loc="upper right")
     return _save(fig, directory, name)
@@ -609,8 +612,8 @@ def time_jobs(series: TimeSeries | None, stats: BenchStats | None = None) -> lis
         for key, label in (("p50", "MED"), ("p95", "P95"), ("p99", "P99")):
             value = overall.percentiles.get(key, -1.0)
             if value > 0:
-                markers.append((f"{label} {value:.3f} s", value))
-        markers.append((f"Apdex T {stats.apdex_t:g} s", stats.apdex_t))
+                markers.append((f"{label} {milliseconds(value)} ms", value))
+        markers.append((f"Apdex T {milliseconds(stats.apdex_t)} ms", stats.apdex_t))
     return [
         Job("time_rps", "time_rps_chart", dict(bucket=series.bucket, lines=lines)),
         Job(

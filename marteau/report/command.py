@@ -80,12 +80,14 @@ def build_report(
     org: bool = False,
     node_names: dict[str, str] | None = None,
     missing_nodes: dict[str, str] | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> int:
     """Build the report; returns the exit status (0, or 1 when a threshold failed).
 
     `node_names`: result path -> node name (overrides the files' own);
     `missing_nodes`: node name -> reason, for nodes planned but without
-    results (named in the warnings and in summary.json ``missing_nodes``).
+    results (named in the warnings and in summary.json ``missing_nodes``);
+    `warnings`: what the run noticed outside the results (a firewall's drops).
     """
     from marteau.report import rst, stats, summary
     from marteau.results.merge import load_all
@@ -103,6 +105,7 @@ def build_report(
     )
     for name, why in (missing_nodes or {}).items():
         bench.warnings.append(f"node {name}: missing from this report ({why or 'no results'})")
+    bench.warnings.extend(warnings)
     threshold_report = None
     if threshold_set is not None:
         from marteau.report.thresholds import evaluate
@@ -246,6 +249,13 @@ def build_report(
     metavar="'NAME: REASON'",
     help="A node that delivered no results, named in the report's warnings (repeatable).",
 )
+@click.option(
+    "--warning",
+    "warning",
+    multiple=True,
+    metavar="TEXT",
+    help="A warning to show in the report and summary.json (repeatable).",
+)
 def report_command(
     results: tuple[str, ...],
     html: bool,
@@ -262,6 +272,7 @@ def report_command(
     thresholds: str | None,
     node_name: tuple[str, ...] = (),
     missing_node: tuple[str, ...] = (),
+    warning: tuple[str, ...] = (),
 ) -> None:
     """Build a FunkLoad-style report from bench RESULTS (XML or .mrt files; several = nodes)."""
     try:
@@ -287,6 +298,7 @@ def report_command(
             org=org,
             node_names=_pairs(node_name, "=", "--node-name", "PATH=NAME"),
             missing_nodes=_pairs(missing_node, ":", "--missing-node", "'NAME: REASON'"),
+            warnings=warning,
         )
     except MarteauError as exc:
         click.echo(f"Error: {exc}", err=True)

@@ -2,17 +2,19 @@
 
 Rendered with Jinja2 (autoescaping on) from the ``summary.json`` data
 (`marteau.report.summary.build_summary`), so that the page shows exactly
-the figures of the machine-readable summary, formatted as FunkLoad's
-tables (``%.3f``, ERROR ``%.2f%%``).  The charts are PNG files beside it
-(`marteau.report.charts`), drawn by worker processes while the page is
-written.
+the figures of the machine-readable summary.  Durations are in
+milliseconds with at least 3 significant digits (`stats.milliseconds`):
+FunkLoad's ``%.3f`` seconds stay in ``index.rst``, where they print a
+0.2 ms response as 0.000.  The charts are PNG files (`marteau.report.charts`,
+drawn by worker processes while the rest is prepared), kept beside the
+page for ``index.rst`` and inlined in the page as ``data:`` URIs.
 
-Offline by construction: no script at all, the CSS inlined in a
-``<style>`` element, no web font (system font stacks), and a
-Content-Security-Policy that forbids scripts and any fetch but the
-report's own images and stylesheet, so even a failure body that slipped
-through escaping could not run or call out.  Untrusted text (URLs,
-descriptions, tracebacks, sample bodies) is only ever inserted escaped.
+Self-contained and offline by construction: one file, no script at all,
+the CSS and the charts inlined, no web font (system font stacks), and a
+Content-Security-Policy that forbids scripts and any fetch but a custom
+stylesheet (``-x``), so even a failure body that slipped through escaping
+could not run or call out.  Untrusted text (URLs, descriptions,
+tracebacks, sample bodies) is only ever inserted escaped.
 
 FunkLoad's tables keep FunkLoad's columns; Marteau's additions (P99 and
 P99.9, per-node figures, HTTP codes with sample bodies, load generator CPU,
@@ -21,13 +23,16 @@ thresholds) are separate tables and sections.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 from typing import Any
 
 from marteau import __version__
-from marteau.report.stats import APDEX_RATINGS, apdex_label
+from marteau.errors import MarteauError
+from marteau.report.errors import trim_traceback
+from marteau.report.stats import APDEX_RATINGS, apdex_label, milliseconds
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 CSS_NAME = "marteau.css"
@@ -59,27 +64,25 @@ def environment() -> Any:
         num=lambda v: f"{v:,}" if isinstance(v, int) else f"{v:,.1f}",
         rating=lambda score: apdex_label(score),
         rating_class=lambda score: "r-" + RATING_LETTERS[apdex_label(score)],
-        seconds=_seconds,
+        ms=milliseconds,
+        trim_traceback=trim_traceback,
     )
     return env
 
 
-def _seconds(value: float | None) -> str:
-    """A duration for the key figures: ms below one second."""
-    if value is None or value < 0:
-        return "n/a"
-    if value < 1:
-        return f"{value * 1000:.0f} ms" if value >= 0.01 else f"{value * 1000:.1f} ms"
-    return f"{value:.2f} s"
-
-
 def write_page(
-    directory: str, name: str, data: dict[str, Any], template: str, **context: Any
+    directory: str,
+    name: str,
+    data: dict[str, Any],
+    template: str,
+    charts: dict[str, str],
+    **context: Any,
 ) -> str:
     """Write a diff or trend page: its data as `<name>.json` and `index.html` beside it.
 
     Both pages share the report's stylesheet and footer, so they render the
-    same way; returns the path of `index.html`.
+    same way, and inline their `charts` (name -> PNG file in `directory`)
+    as the report does; returns the path of `index.html`.
     """
     with open(os.path.join(directory, f"{name}.json"), "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, ensure_ascii=False, allow_nan=False)
@@ -87,7 +90,14 @@ def write_page(
     page = (
         environment()
         .get_template(template)
-        .render(data=data, css=default_css(), css_link=None, version=__version__, **context)
+        .render(
+            data=data,
+            charts=inline_charts(directory, charts),
+            css=default_css(),
+            css_link=None,
+            version=__version__,
+            **context,
+        )
     )
     path = os.path.join(directory, "index.html")
     with open(path, "w", encoding="utf-8") as f:
@@ -128,7 +138,6 @@ def _key_figures(data: dict[str, Any]) -> list[dict[str, str]]:
     """The few numbers a reader looks for first, for the cards at the top."""
     overall = data.get("overall") or {}
     requests = overall.get("requests")
-    pages = overall.get("pages")
     cycles = data.get("cycles") or []
     best = next((c for c in cycles if c["cycle"] == data.get("best_cycle")), None)
     figures = []
@@ -141,8 +150,13 @@ def _key_figures(data: dict[str, Any]) -> list[dict[str, str]]:
                 "class": "bad" if requests["error"] else "good",
             }
         )
-        figures.append({"label": "P95 request", "value": _seconds(requests["percentiles"]["p95"])})
-        figures.append({"label": "P99 request", "value": _seconds(requests["percentiles"]["p99"])})
+        for key in ("p95", "p99"):
+            figures.append(
+                {
+                    "label": f"{key.upper()} request",
+                    "value": f"{milliseconds(requests['percentiles'][key])} ms",
+                }
+            )
     if best and best.get("pages"):
         figures.append(
             {
@@ -154,11 +168,14 @@ def _key_figures(data: dict[str, Any]) -> list[dict[str, str]]:
         figures.append(
             {"label": f"RPS ({best['cvus']} CUs)", "value": f"{best['requests']['rps']:.1f}"}
         )
-    if pages:
-        score = pages["apdex"]["score"]
+    # the standard Apdex (errors frustrated); FunkLoad's scores stay in its tables
+    standard = data.get("apdex")
+    if standard and requests:
+        score = standard["score"]
         figures.append(
             {
-                "label": f"page Apdex: {apdex_label(score)} (T={data['apdex_t']:g} s)",
+                "label": f"Apdex: {apdex_label(score)} (T={data['apdex_t']:g} s, "
+                "errors frustrated)",
                 "value": f"{score:.3f}",
                 "class": "r-" + RATING_LETTERS[apdex_label(score)],
             }
@@ -189,6 +206,7 @@ def render_page(
 ) -> str:
     """The HTML text of a bench report from its summary data.
 
+    `charts`: chart name -> image URL (a ``data:`` URI, see `inline_charts`).
     `monitors`: the monitored hosts (`marteau.report.charts.monitor_hosts`),
     for the "Monitored hosts" section; without them it is left out.
     """
@@ -241,9 +259,10 @@ def render_html(
     `stats` is the `BenchStats` the summary `data` was built from (for the
     charts), `results` the merged `ResultSet` (for the charts over time;
     without it they are left out).  `css`: a custom stylesheet, copied
-    under its own basename and linked after Marteau's.  The page is written
-    before waiting for the charts, so a chart failure (`MarteauError`)
-    still leaves a readable page, as FunkLoad's gnuplot failure did.
+    under its own basename and linked after Marteau's.  The charts are
+    drawn while the monitor charts and the page's context are prepared,
+    then inlined; if they cannot be drawn (`MarteauError`), the page is
+    still written, without them, as FunkLoad's gnuplot failure left one.
     """
     from marteau.report import charts as charting
 
@@ -254,7 +273,6 @@ def render_html(
         if not os.path.exists(target) or not os.path.samefile(css, target):
             shutil.copyfile(css, target)
     rendering = None
-    names: dict[str, str] = {}
     monitors = charting.monitor_hosts(
         getattr(results, "monitors", None) or [], getattr(results, "config", None) or {}
     )
@@ -268,10 +286,16 @@ def render_html(
         )
         jobs = first + charting.time_jobs(charting.aggregate(responses), stats) + hosts + steps
         rendering.submit(jobs)
-        names = {job.name: f"{job.name}.png" for job in jobs}
+    images: dict[str, str] = {}
+    failure = None
+    if rendering is not None:
+        try:
+            images = inline_charts(directory, rendering.wait())
+        except MarteauError as exc:
+            failure = exc
     page = render_page(
         data,
-        names,
+        images,
         css_link=css_link,
         with_percentiles=with_percentiles,
         skip_definitions=skip_definitions,
@@ -280,6 +304,19 @@ def render_html(
     path = os.path.join(directory, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
-    if rendering is not None:
-        rendering.wait()
+    if failure is not None:
+        raise failure
     return path
+
+
+def inline_charts(directory: str, files: dict[str, str]) -> dict[str, str]:
+    """{chart name: ``data:image/png;base64,...``} of the PNG files drawn in `directory`.
+
+    Why inline: the page is one file that can be mailed, attached to a CI
+    run or moved without its directory, and loads nothing else.
+    """
+    out = {}
+    for name, filename in files.items():
+        with open(os.path.join(directory, filename), "rb") as f:
+            out[name] = "data:image/png;base64," + base64.b64encode(f.read()).decode("ascii")
+    return out

@@ -25,18 +25,22 @@ them (`run_percentiles`).
 
 Marteau adds, without changing FunkLoad's figures: P99 and P99.9, whole
 bench totals (for thresholds), a per-node breakdown, errors by HTTP code
-with a sample body, per-description aggregates, and the load generators'
-CPU samples.
+with a sample body, per-description aggregates, the load generators'
+CPU samples, the standard Apdex of the whole bench (an error is
+frustrated; FunkLoad's scores count only durations) and errors by kind
+(`marteau.report.errors`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from marteau.report.errors import ErrorKind, error_kinds
 from marteau.results.merge import NodeInfo, cycle_duration, parse_cycles, small_pages
 from marteau.results.records import RESULT_NAMES, SUCCESSFUL
 from marteau.results.resultset import ResultSet
@@ -241,6 +245,9 @@ class BenchStats:
     http_codes: list[HttpCodeStats]
     nodes: list[NodeStats]
     warnings: list[str] = field(default_factory=list)
+    # the headline's Apdex: every response, an error counted frustrated (the standard's rule)
+    apdex: Apdex | None = None
+    error_kinds: list[ErrorKind] = field(default_factory=list)
 
     def cycle(self, number: int | None) -> CycleStats | None:
         for stats in self.cycles:
@@ -258,6 +265,23 @@ def apdex_label(score: float) -> str:
         if score < limit:
             return label
     return "Excellent"
+
+
+def milliseconds(seconds: float | None) -> str:
+    """A duration for Marteau's own tables and charts: ms, 3 significant digits or more.
+
+    Why: FunkLoad's ``%.3f`` seconds print a 0.2 ms response as 0.000;
+    here it is 0.200, and 1.49 s is 1,490.  None or negative (FunkLoad's
+    -1 for "no value") is "n/a".
+    """
+    if seconds is None or seconds < 0:
+        return "n/a"
+    value = seconds * 1000.0
+    if value == 0:
+        return "0"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{2 - math.floor(math.log10(value))}f}"
 
 
 def apdex(durations: Any, t: float) -> Apdex:
@@ -980,6 +1004,7 @@ class _Responses:
     descriptions: list[DescriptionStats]
     nodes: list[tuple[list[RequestStats], RequestStats]]
     file_pass: _FilePass | None = None
+    apdex: Apdex | None = None
 
 
 def _responses(
@@ -1010,6 +1035,7 @@ def _responses(
     node_parts: list[list[tuple[_Group, _Seconds]]] = [[] for _ in nodes]
     node_cycles: list[list[RequestStats]] = [[] for _ in nodes]
     description_parts: dict[int, list[_Group]] = {}
+    strict = np.zeros(2, np.int64)  # successful responses satisfied, tolerating
     for cycle in sorted(parts):
         part = parts[cycle]
         columns = _columns(responses, part, _RESPONSE_COLUMNS, {"time": np.int64, "step": np.int64})
@@ -1018,6 +1044,7 @@ def _responses(
         seconds = columns.pop("time")  # int(time)
         cvus_column = columns.pop("cvus")
         n = int(d.size)
+        strict += _successful_apdex_counts(d, ok, t)
         # per request (step.number) groups first: the cycle's sorted values are their union
         step = columns.pop("step")
         step <<= 16
@@ -1219,7 +1246,15 @@ def _responses(
         descriptions_out,
         node_out,
         file_pass,
+        _apdex_of(overall_requests.count, int(strict[0]), int(strict[1]), t),
     )
+
+
+def _successful_apdex_counts(d: Any, ok: Any, t: float) -> Any:
+    """[satisfied, tolerating] among the successful responses: an error is frustrated."""
+    good = d[ok]
+    satisfied = int(np.count_nonzero(good < t))
+    return np.array([satisfied, int(np.count_nonzero(good < 4 * t)) - satisfied])
 
 
 def _merge_counts(parts: Sequence[_Group]) -> _Group:
@@ -1383,6 +1418,8 @@ def _compute(rs: ResultSet, t: float, nodes: Sequence[NodeInfo], thread_base: in
         http_codes=_http_codes(responses, rs, found.file_pass),
         nodes=node_stats,
         warnings=warnings,
+        apdex=found.apdex,
+        error_kinds=error_kinds(rs),
     )
 
 

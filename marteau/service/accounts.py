@@ -18,6 +18,8 @@ from marteau.service.models import ApiToken, Job, LoginSession, User, VerifiedHo
 _hasher = PasswordHasher()
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 TOKEN_PREFIX = "mt_"
+SCOPES = ("read", "submit", "admin")  # each allows what the ones before it do
+MAX_TOKEN_DAYS = 3650
 
 
 def sha256(text: str) -> str:
@@ -26,13 +28,6 @@ def sha256(text: str) -> str:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
-
-
-def check_password(user: User, password: str) -> bool:
-    try:
-        return _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def create_user(session: Session, email: str, password: str, admin: bool = False) -> User:
@@ -51,12 +46,25 @@ def create_user(session: Session, email: str, password: str, admin: bool = False
     return user
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        _hasher.hash(password)  # the same time whether or not the user exists
-        return None
-    return user if check_password(user, password) else None
+def password_hash_of(session: Session, email: str) -> tuple[int, str] | None:
+    """(user id, password hash) of the account with this email, if any."""
+    row = session.execute(
+        select(User.id, User.password_hash).where(User.email == email.strip().lower())
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def verify_hash(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches; for no account (None), a hash all the same, so that
+    the answer takes as long whether or not the account exists. CPU-heavy (argon2):
+    the login gate runs it in its own bounded pool."""
+    if password_hash is None:
+        _hasher.hash(password)
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def open_session(session: Session, user: User, hours: float) -> tuple[str, LoginSession]:
@@ -86,15 +94,45 @@ def find_session(session: Session, token: str) -> LoginSession | None:
     return row
 
 
-def create_token(session: Session, user: User, name: str) -> tuple[str, ApiToken]:
-    """A new API token: (the token, shown once; row)."""
+class TokenRefused(MarteauError):
+    """A token of this scope may not be made by this caller."""
+
+
+def scope_rank(scope: str) -> int:
+    return SCOPES.index(scope)
+
+
+def check_token_scope(user: User, scope: str, caller_scope: str) -> None:
+    """Only an admin gets admin tokens; a caller cannot make a token wider than its own
+    credential (`caller_scope`: a token's scope, or the user's role for a login)."""
+    if scope not in SCOPES:
+        raise MarteauError(f"scope {scope!r}: expected one of {', '.join(SCOPES)}")
+    if scope == "admin" and not user.is_admin:
+        raise TokenRefused("only an admin can create an admin token")
+    if scope_rank(scope) > scope_rank(caller_scope):
+        raise TokenRefused(f"a {caller_scope} credential cannot create a {scope} token")
+
+
+def create_token(
+    session: Session,
+    user: User,
+    name: str,
+    scope: str = "submit",
+    days: float | None = None,
+) -> tuple[str, ApiToken]:
+    """A new API token: (the token, shown once; row). `days`: it ends after them."""
+    if days is not None and not 0 < days <= MAX_TOKEN_DAYS:
+        raise MarteauError(f"expiry {days:g} days: expected more than 0, at most {MAX_TOKEN_DAYS}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = time.time()
     row = ApiToken(
         user_id=user.id,
         name=name.strip()[:100] or "token",
         token_hash=sha256(token),
         prefix=token[:10],
-        created=time.time(),
+        created=now,
+        scope=scope,
+        expires=now + days * 86400 if days else None,
     )
     session.add(row)
     session.flush()
@@ -108,6 +146,8 @@ def find_token(session: Session, token: str) -> ApiToken | None:
         .where(ApiToken.token_hash == sha256(token))
     )
     if row is None or row.revoked is not None:
+        return None
+    if row.expires is not None and row.expires < time.time():
         return None
     return row
 

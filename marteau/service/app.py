@@ -6,12 +6,11 @@ unsafe request: a form field, or the X-CSRF-Token header for the API) or
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -36,12 +35,21 @@ from starlette.concurrency import run_in_threadpool
 
 from marteau import __version__
 from marteau.errors import MarteauError
-from marteau.service import accounts, figures_web, nodes_web, usage_web, users_web
+from marteau.service import (
+    accounts,
+    figures_web,
+    login_routes,
+    nodes_web,
+    usage_web,
+    users_web,
+)
+from marteau.service.accounts import MAX_TOKEN_DAYS, TokenRefused
 from marteau.service.auth_cache import STAMP, AuthCache
 from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
 from marteau.service.hosts import target_status
 from marteau.service.hosts_routes import router as hosts_router
+from marteau.service.job_fields import MAX_FIELD, bounded_fields
 from marteau.service.job_lists import job_count, listed_jobs
 from marteau.service.jobs import (
     create_job,
@@ -52,7 +60,11 @@ from marteau.service.jobs import (
     preview_project,
     replay_job,
 )
+from marteau.service.limits import RequestLimits
 from marteau.service.live_figures import job_figures, with_totals
+from marteau.service.login_gate import LoginGate
+from marteau.service.login_routes import EMAIL_MAX, PASSWORD_MAX
+from marteau.service.messages import shown
 from marteau.service.models import (
     FINISHED,
     QUEUED,
@@ -70,18 +82,19 @@ from marteau.service.node_pool import (
     forget_check,
     node_view,
     parse_host_list,
+    refuse_local,
 )
 from marteau.service.scheduler import request_cancel
 from marteau.service.settings import Settings
 from marteau.service.web import (
     COOKIE,
-    LOGIN_CSRF,
     ApiAdmin,
     ApiAuth,
     Auth,
     FormAuth,
     LoginRequired,
     PageAuth,
+    ReaderAuth,
     render,
     run_read,
 )
@@ -92,43 +105,53 @@ HERE = Path(__file__).resolve().parent
 # -- API models ------------------------------------------------------------------
 
 
-class LoginIn(BaseModel):
-    email: str
-    password: str
-
-
 class JobIn(BaseModel):
     git_url: str | None = Field(
-        None, description="http(s), ssh or git URL (file:// and local paths: admins)"
+        None,
+        max_length=MAX_FIELD["git_url"],
+        description="http(s), ssh or git URL, without credentials (file:// and local paths: "
+        "admins)",
     )
-    ref: str | None = Field(None, description="branch, tag or commit")
-    path: str | None = Field(None, description="a local project directory (admins only)")
-    cycles: str | None = None
+    ref: str | None = Field(None, max_length=MAX_FIELD["ref"], description="branch, tag or commit")
+    path: str | None = Field(
+        None, max_length=MAX_FIELD["path"], description="a local project directory (admins only)"
+    )
+    cycles: str | None = Field(None, max_length=MAX_FIELD["cycles"])
     duration: int | None = None
     nodes: int | None = None
-    pool: str | None = None
-    script: str | None = None
-    test: str | None = None
-    label: str | None = None
-    url: str | None = None
-    thresholds: str | None = None
+    pool: str | None = Field(None, max_length=MAX_FIELD["pool"])
+    script: str | None = Field(None, max_length=MAX_FIELD["script"])
+    test: str | None = Field(None, max_length=MAX_FIELD["test"])
+    label: str | None = Field(None, max_length=MAX_FIELD["label"])
+    url: str | None = Field(None, max_length=MAX_FIELD["url"])
+    thresholds: str | None = Field(None, max_length=MAX_FIELD["thresholds"])
     split: bool = False
 
 
 class NodeIn(BaseModel):
-    name: str
-    pool: str = "marteau"
-    vars: dict[str, Any] = Field(default_factory=dict, description="Ansible host variables")
+    name: str = Field(max_length=255)
+    pool: str = Field("marteau", max_length=100)
+    vars: dict[str, Any] = Field(
+        default_factory=dict, max_length=100, description="Ansible host variables"
+    )
 
 
 class UserIn(BaseModel):
-    email: str
-    password: str
+    email: str = Field(max_length=EMAIL_MAX)
+    password: str = Field(max_length=PASSWORD_MAX)
     admin: bool = False
 
 
 class TokenIn(BaseModel):
-    name: str = "token"
+    name: str = Field("token", max_length=100)
+    scope: Literal["read", "submit", "admin"] = Field(
+        "submit",
+        description="read: GET only; submit: all but the admin routes; admin: an admin's all "
+        "(admins only). Never wider than the credential that asks.",
+    )
+    expires_days: float | None = Field(
+        None, gt=0, le=MAX_TOKEN_DAYS, description="the token ends after this many days"
+    )
 
 
 def _when(ts: float | None) -> str:
@@ -191,11 +214,15 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.auth_cache = AuthCache(db, settings.data_dir / STAMP)
+    app.state.login_gate = LoginGate(settings)
+    app.add_middleware(RequestLimits)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when
+    templates.env.filters["shown"] = lambda text: shown(text or "", settings.data_dir)
     templates.env.globals["version"] = __version__
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(login_routes.router)
     app.include_router(hosts_router)
     app.include_router(figures_web.router)
     app.include_router(usage_web.router)
@@ -228,6 +255,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         return JSONResponse({"detail": errors}, status_code=422)
 
     def _error(request: Request, message: str, status: int) -> Response:
+        message = shown(message, settings.data_dir)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": message}, status_code=status)
         return templates.TemplateResponse(
@@ -238,6 +266,11 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     async def _bad_input(request: Request, exc: MarteauError) -> Response:
         return _error(request, str(exc), 400)
 
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: OverflowError) -> Response:
+        # an id or count past the database's integers (SQLite: 64 bits)
+        return _error(request, "a number in the request is out of range", 400)
+
     @app.exception_handler(IntegrityError)
     async def _conflict(request: Request, exc: IntegrityError) -> Response:
         # Two requests writing the same unique row (a user, a node) at once: on
@@ -246,30 +279,6 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         return _error(request, "another request wrote the same at the same time: try again", 409)
 
     # -- API: accounts ---------------------------------------------------------
-
-    @app.post("/api/login", tags=["accounts"])
-    def api_login(body: LoginIn) -> JSONResponse:
-        """Open a login session: sets the session cookie; returns the CSRF token."""
-        with db.write() as session:
-            user = accounts.authenticate(session, body.email, body.password)
-            if user is None:
-                raise HTTPException(401, "wrong email or password")
-            token, login = accounts.open_session(session, user, settings.session_hours)
-            csrf = login.csrf_token
-            data = {"email": user.email, "admin": user.is_admin, "csrf_token": csrf}
-        response = JSONResponse(data)
-        _set_cookie(response, token)
-        return response
-
-    def _set_cookie(response: Response, token: str) -> None:
-        response.set_cookie(
-            COOKIE,
-            token,
-            max_age=int(settings.session_hours * 3600),
-            httponly=True,
-            samesite="lax",
-            secure=settings.secure_cookies,
-        )
 
     @app.post("/api/logout", tags=["accounts"])
     def api_logout(auth: ApiAuth) -> JSONResponse:
@@ -315,18 +324,29 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             "id": t.id,
             "name": t.name,
             "prefix": t.prefix,
+            "scope": t.scope,
             "created": t.created,
+            "expires": t.expires,
             "last_used": t.last_used,
             "revoked": t.revoked,
         }
 
-    @app.post("/api/tokens", tags=["accounts"], status_code=201)
-    def api_new_token(body: TokenIn, auth: ApiAuth) -> dict:
-        """A new API token for the caller; the token itself is shown only in this answer."""
+    def _new_token(auth: Auth, name: str, scope: str, days: float | None) -> tuple[str, dict]:
+        try:
+            accounts.check_token_scope(auth.user, scope, auth.effective_scope)
+        except TokenRefused as exc:
+            raise HTTPException(403, str(exc)) from None
         with db.write() as session:
             user = session.get(User, auth.user.id)
-            token, row = accounts.create_token(session, user, body.name)
-            return {**_token_json(row), "token": token}
+            token, row = accounts.create_token(session, user, name, scope, days)
+            return token, _token_json(row)
+
+    @app.post("/api/tokens", tags=["accounts"], status_code=201)
+    def api_new_token(body: TokenIn, auth: ApiAuth) -> dict:
+        """A new API token for the caller; the token itself is shown only in this answer.
+        Only an admin gets an `admin` token, and never one wider than the asking token."""
+        token, row = _new_token(auth, body.name, body.scope, body.expires_days)
+        return {**row, "token": token}
 
     @app.delete("/api/tokens/{token_id}", tags=["accounts"])
     def api_revoke_token(token_id: int, auth: ApiAuth) -> dict:
@@ -526,20 +546,23 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     # -- API: nodes and workers ----------------------------------------------
 
-    def _nodes(session: Session | None = None) -> list[dict]:
+    def _nodes(auth: Auth, session: Session | None = None) -> list[dict]:
+        """The nodes; their Ansible variables (which may hold secrets) for admins only."""
         now = time.time()
         with nullcontext(session) if session else db.read() as session:
-            return [
+            nodes = [
                 node_view(node_json(n, now), settings)
                 for n in session.scalars(select(Node).order_by(Node.pool, Node.name))
             ]
+        return nodes if auth.user.is_admin else [{**n, "vars": {}} for n in nodes]
 
     @app.get("/api/nodes", tags=["nodes"])
     def api_nodes(auth: ApiAuth) -> dict:
-        return {"nodes": _nodes()}
+        """The nodes (their `vars` are shown to admins only)."""
+        return {"nodes": _nodes(auth)}
 
     def _add_node(name: str, pool: str, variables: Any) -> dict:
-        return add_nodes(db, [name], pool, variables)[0]
+        return add_nodes(db, settings, [name], pool, variables)[0]
 
     def _node_action(name: str, action: str) -> dict:
         with db.write() as session:
@@ -555,6 +578,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
                 session.delete(node)
                 forget_check(settings, name)
                 return {"removed": name}
+            if action == "enable":
+                refuse_local(settings, node.name, node.vars)
             node.enabled = action == "enable"
             return node_json(node, time.time())
 
@@ -623,55 +648,6 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     def favicon() -> Response:
         return Response(status_code=204)  # no icon; pages say so with `<link rel=icon href=data:,>`
 
-    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    def login_page(request: Request, next: str = "/") -> Response:
-        token = secrets.token_urlsafe(24)
-        response = render(request, "login.html", None, login_csrf=token, next=_local(next))
-        response.set_cookie(
-            LOGIN_CSRF, token, httponly=True, samesite="lax", secure=settings.secure_cookies
-        )
-        return response
-
-    def _local(target: str) -> str:
-        return target if target.startswith("/") and not target.startswith("//") else "/"
-
-    @app.post("/login", include_in_schema=False)
-    def login_submit(
-        request: Request,
-        email: str = Form(...),
-        password: str = Form(...),
-        csrf_token: str = Form(""),
-        next: str = Form("/"),
-    ) -> Response:
-        cookie = request.cookies.get(LOGIN_CSRF, "")
-        if not cookie or not secrets.compare_digest(cookie, csrf_token):
-            raise HTTPException(403, "missing or wrong CSRF token: reload the login page")
-        with db.write() as session:
-            user = accounts.authenticate(session, email, password)
-            token = None
-            if user is not None:
-                token, _login = accounts.open_session(session, user, settings.session_hours)
-        if token is None:
-            new = secrets.token_urlsafe(24)
-            response = render(
-                request,
-                "login.html",
-                None,
-                status=401,
-                login_csrf=new,
-                next=_local(next),
-                error="Wrong email or password.",
-                email=email,
-            )
-            response.set_cookie(
-                LOGIN_CSRF, new, httponly=True, samesite="lax", secure=settings.secure_cookies
-            )
-            return response
-        response = RedirectResponse(_local(next), status_code=303)
-        _set_cookie(response, token)
-        response.delete_cookie(LOGIN_CSRF)
-        return response
-
     @app.post("/logout", include_in_schema=False)
     def logout(auth: FormAuth) -> Response:
         with db.write() as session:
@@ -690,7 +666,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         queued = list(reversed(listed_jobs(session, [QUEUED], 50)))
         running = listed_jobs(session, [RUNNING], 50)
         finished = listed_jobs(session, FINISHED, 20)
-        nodes = _nodes(session)
+        nodes = _nodes(auth, session)
         workers = _workers(session)
         return render(
             request,
@@ -712,7 +688,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         """The new-job form's text fields, and its uploaded archive (name, bytes) if any;
         one byte over the upload limit is read so that the limit can be reported."""
         form = await request.form()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        fields = bounded_fields({k: v for k, v in form.items() if isinstance(v, str)})
         upload = form.get("archive")
         if upload is None or isinstance(upload, str) or not upload.filename:
             return fields, None
@@ -724,7 +700,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         try:
             job = await run_in_threadpool(create_job, db, settings, auth.user, fields, archive)
         except MarteauError as exc:
-            return render(request, "job_new.html", auth, status=400, values=fields, error=str(exc))
+            error = shown(str(exc), settings.data_dir)
+            return render(request, "job_new.html", auth, status=400, values=fields, error=error)
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
     @app.post("/jobs/preview", include_in_schema=False)
@@ -733,7 +710,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         try:
             preview = await run_in_threadpool(preview_project, settings, auth.user, fields, archive)
         except MarteauError as exc:
-            return render(request, "job_new.html", auth, status=400, values=fields, error=str(exc))
+            error = shown(str(exc), settings.data_dir)
+            return render(request, "job_new.html", auth, status=400, values=fields, error=error)
         estimate = preview_estimate(db, settings, preview["plan"])
         return render(
             request,
@@ -780,11 +758,11 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         raise HTTPException(404, f"no action {action}")
 
     @app.get("/jobs/{job_id}/report", include_in_schema=False)
-    def report_root(job_id: int, auth: PageAuth) -> Response:
+    def report_root(job_id: int, auth: ReaderAuth) -> Response:
         return RedirectResponse(f"/jobs/{job_id}/report/", status_code=303)
 
     @app.get("/jobs/{job_id}/report/{path:path}", include_in_schema=False)
-    def report_file(job_id: int, path: str, auth: PageAuth) -> Response:
+    def report_file(job_id: int, path: str, auth: ReaderAuth) -> Response:
         target = safe_file(settings.job_dir(job_id) / "report", path)
         if target is None:
             raise HTTPException(404, "no such report file")
@@ -792,7 +770,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @app.get("/nodes", response_class=HTMLResponse, include_in_schema=False)
     def nodes_page(request: Request, auth: PageAuth) -> Response:
-        return render(request, "nodes.html", auth, nodes=_nodes(), workers=_workers())
+        return render(request, "nodes.html", auth, nodes=_nodes(auth), workers=_workers())
 
     @app.post("/nodes", include_in_schema=False)
     async def nodes_add(request: Request, auth: FormAuth) -> Response:
@@ -803,6 +781,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             await run_in_threadpool(
                 add_nodes,
                 db,
+                settings,
                 parse_host_list(str(form.get("name", ""))),
                 str(form.get("pool", "") or "marteau"),
                 str(form.get("vars", "")),
@@ -813,7 +792,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
                 "nodes.html",
                 auth,
                 status=400,
-                nodes=_nodes(),
+                nodes=_nodes(auth),
                 workers=_workers(),
                 error=str(exc),
             )
@@ -826,7 +805,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         if action in ("check", "unlock"):
             result = _node_run(name, action)
             return render(
-                request, "nodes.html", auth, nodes=_nodes(), workers=_workers(), result=result
+                request, "nodes.html", auth, nodes=_nodes(auth), workers=_workers(), result=result
             )
         if action not in ("enable", "disable", "remove"):
             raise HTTPException(404, f"no action {action}")
@@ -843,10 +822,15 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @app.post("/account/tokens", include_in_schema=False)
     async def account_new_token(request: Request, auth: FormAuth) -> Response:
-        form = await request.form()
-        with db.write() as session:
-            user = session.get(User, auth.user.id)
-            token, _row = accounts.create_token(session, user, str(form.get("name", "token")))
+        form = bounded_fields({k: str(v) for k, v in (await request.form()).items()})
+        days = (form.get("expires_days") or "").strip()
+        try:
+            expires = float(days) if days else None
+        except ValueError:
+            raise MarteauError(f"expiry {days!r}: expected a number of days") from None
+        token, _row = await run_in_threadpool(
+            _new_token, auth, form.get("name") or "token", form.get("scope") or "submit", expires
+        )
         with db.read() as session:
             tokens = session.scalars(
                 select(ApiToken).where(ApiToken.user_id == auth.user.id).order_by(ApiToken.id)

@@ -7,6 +7,14 @@ of three places proves ownership: `http(s)://HOST[:PORT]/.well-known/marteau/<to
 lasts about one timeout however many fail. Rows are per user: one user's proof is
 nobody else's. A proof older than `verification_days` is checked again before a job
 uses the host. A row without a port covers every port of the host.
+
+A proof holds for the addresses the name had: the name is resolved first (with
+`dns_server` when set), each HTTP proof is fetched from every one of those addresses
+(so a name pointing at the owner's server and at someone else's proves nothing), and
+the row keeps them. When a job starts, its hosts' names are resolved again: a name
+pointed elsewhere since needs a new proof, and the job fails saying so
+(`check_addresses`). A DNS TXT proof shows control of the name, not of the machines it
+points to.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,24 +168,32 @@ def _read_capped(response: Any, deadline: float) -> bytes:
     return body
 
 
-def _fetch_token(url: str, host: str, token: str, timeout: float) -> None:
-    """GET `url`; redirects are followed only on the same host. _Failed unless the body
-    (stripped) is the token."""
+def _fetch_token(url: str, host: str, token: str, timeout: float, address: str) -> None:
+    """GET `url` from `address` (one the name resolved to: the request names the host,
+    TLS checks its certificate); redirects are followed only on the same host.
+    _Failed unless the body (stripped) is the token."""
     import httpx
 
     deadline = time.monotonic() + timeout
-    first = url
+    first = url if address == host else f"{url} (at {address})"
     with httpx.Client(follow_redirects=False, trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _Failed(f"{first}: no answer within {timeout:g}s")
+            logical = httpx.URL(url)
+            extensions = {"sni_hostname": host} if logical.scheme == "https" else {}
+            headers = {"User-Agent": USER_AGENT, "Host": logical.netloc.decode("ascii")}
             try:
                 with client.stream(
-                    "GET", url, headers={"User-Agent": USER_AGENT}, timeout=left
+                    "GET",
+                    logical.copy_with(host=address),
+                    headers=headers,
+                    extensions=extensions,
+                    timeout=left,
                 ) as response:
                     if response.is_redirect:
-                        target = response.url.join(response.headers.get("location", ""))
+                        target = logical.join(response.headers.get("location", ""))
                         if target.scheme not in ("http", "https") or not _same(target.host, host):
                             raise _Failed(f"{first}: redirected to another host ({target})")
                         url = str(target)
@@ -231,16 +248,54 @@ def _dns_token(host: str, token: str, dns_server: str, timeout: float) -> None:
         raise _Failed(f"DNS: the TXT records of {name} do not hold {TXT_PREFIX}<token>")
 
 
+def resolve(host: str, settings: Settings, timeout: float = CHECK_TIMEOUT) -> list[str]:
+    """The addresses `host` resolves to now, sorted (an IP address: itself), asking
+    `dns_server` when set, else the system's resolver. _Failed when there is none."""
+    import dns.exception
+    import dns.resolver
+
+    if is_ip(host):
+        return [host]
+    found: set[str] = set()
+    if not settings.dns_server:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise _Failed(f"{host}: the name does not resolve ({exc})") from None
+        found = {str(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in infos}
+    else:
+        resolver = _resolver(settings.dns_server, timeout)
+        for kind in ("A", "AAAA"):
+            try:
+                answer = resolver.resolve(host, kind, search=False)
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+                continue
+            except dns.exception.DNSException as exc:
+                raise _Failed(f"{host}: the name does not resolve ({exc})") from None
+            found.update(str(ipaddress.ip_address(rdata.address)) for rdata in answer)
+    if not found:
+        raise _Failed(f"{host}: the name has no address")
+    return sorted(found, key=lambda ip: (":" in ip, ipaddress.ip_address(ip).packed))
+
+
 def prove(
-    host: str, port: int | None, token: str, settings: Settings, timeout: float = CHECK_TIMEOUT
+    host: str,
+    port: int | None,
+    token: str,
+    settings: Settings,
+    addresses: list[str],
+    timeout: float = CHECK_TIMEOUT,
 ) -> tuple[str | None, str]:
     """(method, "") for the preferred method that proves ownership now, or (None, why
-    each failed). All attempts run at once."""
-    attempts: list[tuple[str, Callable[[], None]]] = []
+    each failed). An HTTP method proves only if every one of `addresses` serves the
+    token. All attempts run at once."""
+    attempts: list[tuple[str, str, Callable[[], None]]] = []
     for method, urls in proof_urls(host, port, token).items():
-        for url in urls:
-            attempts.append((method, lambda u=url: _fetch_token(u, host, token, timeout)))
-    attempts.append((DNS, lambda: _dns_token(host, token, settings.dns_server, timeout)))
+        for address in addresses:
+            for url in urls:
+                fetch = partial(_fetch_token, url, host, token, timeout, address)
+                attempts.append((method, address, fetch))
+    attempts.append((DNS, "", lambda: _dns_token(host, token, settings.dns_server, timeout)))
 
     def attempt(check: Callable[[], None]) -> str | None:
         try:
@@ -250,9 +305,15 @@ def prove(
         return None
 
     with ThreadPoolExecutor(max_workers=len(attempts)) as pool:
-        errors = list(pool.map(attempt, [check for _method, check in attempts]))
+        errors = list(pool.map(attempt, [check for _method, _address, check in attempts]))
+    proven = {
+        (method, address)
+        for (method, address, _check), error in zip(attempts, errors, strict=True)
+        if error is None
+    }
     for method in METHODS:
-        if any(m == method and e is None for (m, _c), e in zip(attempts, errors, strict=True)):
+        needed = [""] if method == DNS else addresses
+        if needed and all((method, address) in proven for address in needed):
             return method, ""
     return None, "; ".join(e for e in errors if e)
 
@@ -261,7 +322,8 @@ def prove(
 
 
 def is_fresh(row: VerifiedHost, settings: Settings) -> bool:
-    if row.verified is None:
+    """Proven within `verification_days`, with the addresses it was proven on kept."""
+    if row.verified is None or row.addresses is None:
         return False
     return time.time() - row.verified < settings.verification_days * 86400
 
@@ -294,6 +356,7 @@ def host_json(row: VerifiedHost, settings: Settings) -> dict[str, Any]:
         "verified": row.verified,
         "expires": row.verified + lifetime if row.verified is not None else None,
         "method": row.method,
+        "addresses": row.addresses,
         "last_check": row.last_check,
         "last_error": row.last_error,
         "proofs": proofs,
@@ -389,7 +452,12 @@ def check_host(db: Database, settings: Settings, row: VerifiedHost) -> VerifiedH
     checked less than `verify_interval` seconds ago. The network is not touched
     inside a write transaction (SQLite's write lock would be held for the whole check)."""
     checked = _claim_check(db, settings, row)
-    method, error = prove(row.host, row.port, row.token, settings)
+    try:
+        addresses = resolve(row.host, settings)
+    except _Failed as exc:
+        method, error, addresses = None, str(exc), []
+    else:
+        method, error = prove(row.host, row.port, row.token, settings, addresses)
     with db.write() as session:
         fresh = session.get(VerifiedHost, row.id)
         if fresh is None:
@@ -397,9 +465,39 @@ def check_host(db: Database, settings: Settings, row: VerifiedHost) -> VerifiedH
         fresh.last_check = checked
         if method:
             fresh.verified, fresh.method, fresh.last_error = checked, method, None
+            fresh.addresses = addresses
         else:
             fresh.last_error = error
     return fresh
+
+
+def check_addresses(
+    db: Database, settings: Settings, user_id: int | None, labels: list[str]
+) -> None:
+    """At job start: each of the job's hosts (HOST[:PORT] labels) must still resolve to
+    the addresses it was proven on; MarteauError naming every host that moved."""
+    rows = {host_label(row.host, row.port): row for row in user_hosts(db, user_id or 0)}
+    moved = []
+    for label in labels:
+        row = rows.get(label)
+        if row is None or row.addresses is None:
+            moved.append(f"host {label}: no longer one of the owner's proven hosts")
+            continue
+        try:
+            now = resolve(row.host, settings)
+        except _Failed as exc:
+            moved.append(f"host {label}: {exc}")
+            continue
+        if now != row.addresses:
+            moved.append(
+                f"host {label}: the name now resolves to {', '.join(now)}, not to "
+                f"{', '.join(row.addresses)} where it was proven"
+            )
+    if moved:
+        raise MarteauError(
+            "; ".join(moved) + ": prove it again on the Hosts page (/hosts, Verify) "
+            "and replay the job"
+        )
 
 
 def covers(row: VerifiedHost, target: Target) -> bool:

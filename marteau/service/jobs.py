@@ -17,6 +17,9 @@ from sqlalchemy import select
 from marteau.errors import MarteauError
 from marteau.service import archive, quotas
 from marteau.service.db import Database
+from marteau.service.job_fields import check_no_credentials, redacted
+from marteau.service.mail import check_recipient
+from marteau.service.messages import shown
 from marteau.service.models import ARCHIVE, FINISHED, GIT, PATH, Job, JobNode, Node, User
 from marteau.service.settings import Settings
 
@@ -47,6 +50,7 @@ def check_source(url: str, admin: bool) -> tuple[str, str]:
         raise MarteauError(f"{url!r}: not a git URL")
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("http", "https", "ssh", "git") and urlsplit(url).netloc:
+        check_no_credentials(url)
         return GIT, url
     if SCP_LIKE.match(url):
         return GIT, url
@@ -131,13 +135,12 @@ def create_job(
         settings.jobs_dir.mkdir(parents=True, exist_ok=True)
         staging = settings.jobs_dir / f".upload-{secrets.token_hex(8)}"
         try:
-            root = archive.extract(
-                data, name, staging / "source", settings.max_extracted_mb * 2**20
-            )
+            root = _extract_within_quota(db, settings, user, name, data, staging / "source")
             relative = str(root.relative_to(staging))
             check_target(db, settings, user, overrides, root)
+            adding = quotas.folder_bytes(staging)
             with db.write() as session:
-                quotas.check_submission(session, settings, user, overrides)
+                quotas.check_submission(session, settings, user, overrides, adding)
                 job = Job(
                     owner_id=user.id,
                     source_kind=ARCHIVE,
@@ -171,6 +174,22 @@ def create_job(
         )
         session.add(job)
     return job
+
+
+def _extract_within_quota(
+    db: Database, settings: Settings, user: User, name: str, data: bytes, dest: Path
+) -> Path:
+    """Unpack an upload, stopping at the expanded-size cap or the room the owner's disk
+    quota leaves, whichever is smaller."""
+    cap = settings.max_extracted_mb * 2**20
+    room = quotas.disk_room(db, settings, user)
+    try:
+        limit = cap if room is None else min(cap, room)
+        return archive.extract(data, name, dest, limit, settings.max_archive_members)
+    except archive.TooLarge:
+        if room is not None and room < cap:
+            raise quotas.disk_refusal(db, settings, user, room) from None
+        raise
 
 
 def check_target(
@@ -247,7 +266,11 @@ def preview_project(
             if len(data) > settings.max_upload_mb * 2**20:
                 raise MarteauError(f"{name}: larger than {settings.max_upload_mb} MB")
             root = archive.extract(
-                data, name, Path(tmp) / "source", settings.max_extracted_mb * 2**20
+                data,
+                name,
+                Path(tmp) / "source",
+                settings.max_extracted_mb * 2**20,
+                settings.max_archive_members,
             )
             source = Path(name).name
         else:
@@ -261,6 +284,7 @@ def preview_project(
                 _clone(url, ref, root, min(settings.git_timeout, 120.0))
             source = url
         project = load_config(root / CONFIG_NAME, source)
+        check_recipient(settings, user.email, project.email)
         overrides = check_overrides(fields)
         pool = str(overrides.get("pool") or project.pool or "marteau")
         plan = read_plan(
@@ -340,7 +364,7 @@ def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> di
         "state": job.state,
         "source": {
             "kind": job.source_kind,
-            "url": job.source_url if job.source_kind != ARCHIVE else None,
+            "url": redacted(job.source_url) if job.source_kind != ARCHIVE else None,
             "ref": job.source_ref,
             "archive": job.archive_name,
         },
@@ -356,7 +380,7 @@ def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> di
         "started": job.started,
         "ended": job.ended,
         "exit_code": job.exit_code,
-        "exit_reason": job.exit_reason,
+        "exit_reason": shown(job.exit_reason, settings.data_dir) if job.exit_reason else None,
         "cancel_requested": job.cancel_requested,
         "replay_of": job.replay_of,
         "cost": {

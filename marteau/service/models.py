@@ -17,6 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from marteau.service.job_fields import redacted
+
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued",
     "running",
@@ -60,6 +62,9 @@ class ApiToken(Base):
     created: Mapped[float] = mapped_column(Float)
     last_used: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # what it may do: read (GET), submit (all but admin routes), admin (an admin's all)
+    scope: Mapped[str] = mapped_column(String(16), default="submit", server_default="submit")
+    expires: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: never
 
     user: Mapped[User] = relationship()
 
@@ -137,7 +142,7 @@ class Job(Base):
     def source(self) -> str:
         if self.source_kind == ARCHIVE:
             return f"archive {self.archive_name or ''}".strip()
-        return self.source_url + (f" @ {self.source_ref}" if self.source_ref else "")
+        return redacted(self.source_url) + (f" @ {self.source_ref}" if self.source_ref else "")
 
 
 class JobNode(Base):
@@ -191,7 +196,8 @@ class VerifiedHost(Base):
     """A host a user claims (optionally with a port) and the proof they own it.
 
     `token` is the secret to publish; `verified` is when the last check succeeded (None
-    until then) and `method` how (well-known, root or dns). A verification older than
+    until then), `method` how (well-known, root or dns) and `addresses` where the name
+    pointed then. A verification older than
     the configured lifetime is re-checked before a job uses the host.
     """
 
@@ -208,5 +214,8 @@ class VerifiedHost(Base):
     method: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_check: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the addresses the name resolved to when it was proven (sorted); a job starts only
+    # while it still resolves to these (None: proven before they were kept)
+    addresses: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
     user: Mapped[User] = relationship()

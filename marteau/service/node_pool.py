@@ -59,12 +59,41 @@ def parse_host_list(text: str | list[str]) -> list[str]:
     return names
 
 
+def local_connection(variables: dict[str, Any] | None) -> bool:
+    """Whether a node with these host variables is this machine (a local connection)."""
+    connection = str((variables or {}).get("ansible_connection", "")).strip().lower()
+    return connection in ("local", "ansible.builtin.local")
+
+
+def refuse_local(settings: Settings, name: str, variables: dict[str, Any] | None) -> None:
+    """In public mode an enabled node may not run tests on the service's own machine."""
+    if settings.public and local_connection(variables):
+        raise MarteauError(
+            f"node {name}: ansible_connection=local would run other people's test code on "
+            "the service's own machine: public mode (--public) refuses it; give the node "
+            "an SSH connection (remove the variable), or leave it disabled"
+        )
+
+
+def local_nodes(db: Database) -> list[str]:
+    """The enabled nodes with a local connection (`marteau serve --public` refuses them)."""
+    with db.read() as session:
+        rows = session.execute(select(Node.name, Node.vars).where(Node.enabled.is_(True))).all()
+    return sorted(name for name, variables in rows if local_connection(variables))
+
+
 def add_nodes(
-    db: Database, names: list[str], pool: str, variables: dict[str, Any] | str | None
+    db: Database,
+    settings: Settings,
+    names: list[str],
+    pool: str,
+    variables: dict[str, Any] | str | None,
 ) -> list[dict[str, Any]]:
     """Add every named node to `pool` with the same variables, in one transaction:
     when one name is bad or exists, none is added and the error names them."""
     checked = [check_node(name, pool, variables) for name in names]
+    for name, _pool, checked_vars in checked:
+        refuse_local(settings, name, checked_vars)
     with db.write() as session:
         existing = set(
             session.scalars(select(Node.name).where(Node.name.in_([c[0] for c in checked])))

@@ -34,5 +34,5 @@ def api_add_nodes(
     settings: Annotated[Settings, Depends(app_settings)],
 ) -> dict:
     """Add several nodes at once, all or none (a bad or existing name adds none)."""
-    nodes = add_nodes(db, parse_host_list(body.names), body.pool, body.vars)
+    nodes = add_nodes(db, settings, parse_host_list(body.names), body.pool, body.vars)
     return {"nodes": [node_view(node, settings) for node in nodes]}

@@ -188,10 +188,11 @@ def _longest_running_minutes(session: Session, user_id: int) -> float:
 
 
 def check_submission(
-    session: Session, settings: Settings, user: User, overrides: dict[str, Any]
+    session: Session, settings: Settings, user: User, overrides: dict[str, Any], adding: int = 0
 ) -> None:
     """Refuse a new job that would go over a quota (QuotaExceeded); call it in the
-    transaction that adds the job, so two submissions cannot both slip under a limit."""
+    transaction that adds the job, so two submissions cannot both slip under a limit.
+    `adding`: the bytes the new job brings (an uploaded archive, expanded)."""
     if not settings.quotas_enforced:
         return
     limit = limits(settings, user)
@@ -210,11 +211,15 @@ def check_submission(
         _check_users(limit["users_per_node"], str(overrides["cycles"]), nodes, overrides)
     if limit["disk_mb"]:
         used = disk_used(session, settings, user.id) / MB
-        if used >= limit["disk_mb"]:
+        if used >= limit["disk_mb"] or (adding and used + adding / MB > limit["disk_mb"]):
+            brings = f" and this job's archive expands to {_megabytes(adding / MB)} MB" * bool(
+                adding
+            )
             raise refuse(
                 "disk_mb",
                 limit["disk_mb"],
-                f"your jobs use {_megabytes(used)} MB: delete old reports on your profile page",
+                f"your jobs use {_megabytes(used)} MB{brings}: delete old reports on your "
+                "profile page",
             )
     if limit["monthly_cost"]:
         spent, pending = cost.month_spend(session, user.id)
@@ -225,6 +230,28 @@ def check_submission(
                 f"you have spent {spent:.2f} this month and your queued and running jobs "
                 f"are estimated at {pending:.2f}",
             )
+
+
+def disk_room(db: Database, settings: Settings, user: User) -> int | None:
+    """The bytes the user's disk quota has left (None: no limit): the most an upload
+    may expand to, checked while it is unpacked."""
+    limit = limits(settings, user)["disk_mb"] if settings.quotas_enforced else 0
+    if not limit:
+        return None
+    with db.read() as session:
+        return max(0, int(limit * MB) - disk_used(session, settings, user.id))
+
+
+def disk_refusal(db: Database, settings: Settings, user: User, room: int) -> QuotaExceeded:
+    """An upload that expands past the disk quota's room (none left: what is used)."""
+    if room <= 0:
+        with db.read() as session:
+            used = _megabytes(disk_used(session, settings, user.id) / MB)
+        why = f"your jobs use {used} MB"
+    else:
+        why = f"this archive expands past the {_megabytes(room / MB)} MB your jobs leave"
+    limit = limits(settings, user)["disk_mb"]
+    return refuse("disk_mb", limit, f"{why}: delete old reports on your profile page")
 
 
 def _check_users(limit: float, cycles: str, nodes: int, overrides: dict[str, Any]) -> None:
@@ -288,6 +315,15 @@ def job_seconds_limit(session: Session, settings: Settings, job: Job) -> float |
     user = session.get(User, job.owner_id) if job.owner_id is not None else None
     minutes = limits(settings, user)["job_minutes"]
     return minutes * 60 if minutes else None
+
+
+def users_per_node_limit(session: Session, settings: Settings, job: Job) -> int | None:
+    """The users a node may run per cycle for this job (`marteau run --max-users`), or None."""
+    if not settings.quotas_enforced:
+        return None
+    user = session.get(User, job.owner_id) if job.owner_id is not None else None
+    users = int(limits(settings, user)["users_per_node"])
+    return users or None
 
 
 def duration_message(seconds: float) -> str:

@@ -33,6 +33,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from marteau.service.db import Database
+from marteau.service.messages import cap
 from marteau.service.models import (
     CANCELLED,
     FAILED,
@@ -258,7 +259,7 @@ class Scheduler:
                     state=state,
                     ended=now,
                     exit_code=exit_code,
-                    exit_reason=reason,
+                    exit_reason=cap(reason),
                     report_path=report_path,
                     lease_expires=None,
                 )

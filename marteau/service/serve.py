@@ -93,6 +93,43 @@ def bootstrap_admin(db, settings) -> str | None:  # type: ignore[no-untyped-def]
     return message
 
 
+def refuse_local_nodes(db, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """`--public` with an enabled node of local connection would run other people's
+    tests on this machine, next to the service's secrets: exit 2, saying what to change."""
+    from marteau.service.node_pool import local_nodes
+
+    names = local_nodes(db) if settings.public else []
+    if names:
+        db.dispose()
+        click.echo(
+            f"Error: marteau serve --public: node(s) {', '.join(names)} have a local "
+            "connection (ansible_connection=local): their jobs' test code would run on this "
+            "machine. Disable or remove them on the Nodes page (start without --public to "
+            "reach it), or give them an SSH connection, then start --public again.",
+            err=True,
+        )
+        sys.exit(2)
+
+
+def private_data_dir(settings: Settings) -> None:
+    """The data folder 0700 (consoles, reports and uploads are the users' business), and
+    an SQLite database in it 0600 from its creation (SQLite gives its -wal and -shm
+    files the database's mode): it holds password and token hashes."""
+    from sqlalchemy.engine import make_url
+
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    url = make_url(settings.db_url)
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        return
+    database = Path(url.database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists():
+            os.chmod(path, 0o600)
+
+
 WEB_PROCESS_APP = "marteau.service.serve:web_process_app"
 
 
@@ -192,11 +229,13 @@ def serve_command(**options: object) -> None:
     from marteau.service.scheduler import reap
 
     settings = _load(**options)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings)
     db = Database(settings.db_url)
-    before, after = upgrade(db, settings.default_node)
+    # public mode runs no test on this machine: no embedded `localhost` node
+    before, after = upgrade(db, settings.default_node and not settings.public)
     if before != after:
         click.echo(f"marteau serve: database schema {before or 'empty'} -> {after}")
+    refuse_local_nodes(db, settings)
     message = bootstrap_admin(db, settings)
     if message:
         click.echo(f"marteau serve: {message}")

@@ -39,6 +39,9 @@ class Settings:
     run_command: list[str] = field(default_factory=lambda: [*MARTEAU, "run"])
     # `marteau nodes` (check and force unlock from the nodes page), before its arguments
     nodes_command: list[str] = field(default_factory=lambda: [*MARTEAU, "nodes"])
+    # more environment variables a job gets (the rest of the worker's is not passed:
+    # marteau.orchestration.environment), e.g. ["http_proxy", "PIP_INDEX_URL"]
+    job_env: list[str] = field(default_factory=list)
     # an idle worker checks an idle node whose last check is older than this (0: never)
     node_check_minutes: float = 10.0
     poll_interval: float = 1.0  # seconds between a worker's looks at the queue and at cancel
@@ -49,6 +52,7 @@ class Settings:
     session_hours: float = 24.0 * 7
     max_upload_mb: int = 50
     max_extracted_mb: int = 500
+    max_archive_members: int = 20000  # files and folders of an uploaded archive
     secure_cookies: bool = False  # set behind HTTPS
     default_node: bool = True  # a new database gets node `localhost` (this machine)
     # mail (used when smtp_host is set)
@@ -67,7 +71,8 @@ class Settings:
     verification_days: float = 30.0  # a host verification older than this is re-checked
     verify_interval: float = 10.0  # seconds between two checks of one host (Verify, jobs)
     dns_server: str = ""  # HOST[:PORT] of the resolver for DNS TXT proofs (default: system)
-    # quota defaults; 0 means no limit. An admin overrides them per user (User.quotas).
+    # quota defaults; 0 means no limit (`--public` starts from PUBLIC_QUOTAS instead).
+    # An admin overrides them per user (User.quotas).
     quota_nodes_per_job: int = 0
     quota_concurrent_jobs: int = 0
     quota_queued_jobs: int = 0
@@ -83,6 +88,16 @@ class Settings:
     fuse_error_rate: float = 0.5
     fuse_median: float = 10.0
     fuse_window: float = 30.0
+    # abuse limits: logins refused (429) once an account, or a client address, failed
+    # this many times within `login_window` seconds; argon2 hashes run in a pool of
+    # `login_hash_threads` threads at low priority, so a burst of logins leaves the rest
+    login_window: float = 900.0
+    login_account_failures: int = 10
+    login_address_failures: int = 30
+    login_hash_threads: int = 1
+    # public mode: the domains a project's `email` may be in besides its owner's address
+    # (comma-separated; empty: only the owner's own address)
+    mail_domains: str = ""
 
     @property
     def hosts_enforced(self) -> bool:
@@ -149,9 +164,21 @@ class Settings:
         ] + (["--config", self.config_path] if self.config_path else [])
 
 
+# `--public`: the quotas a service open to anyone starts with, unless the TOML file, the
+# environment or an option sets them (0 there: no limit); docs/service.md, "Public mode"
+PUBLIC_QUOTAS: dict[str, float] = {
+    "quota_nodes_per_job": 2,
+    "quota_users_per_node": 200,
+    "quota_job_minutes": 30.0,
+    "quota_disk_mb": 500.0,
+    "quota_concurrent_jobs": 1,
+    "quota_queued_jobs": 3,
+}
+
+
 def _convert(name: str, value: object, kind: object) -> object:
     text = isinstance(value, str)
-    if name in ("run_command", "nodes_command"):
+    if name in ("run_command", "nodes_command", "job_env"):
         return shlex.split(value) if text else [str(v) for v in value]  # type: ignore[union-attr]
     if name == "pool_prices":
         if text:  # `pool=price,pool=price` (environment, command line)
@@ -199,4 +226,8 @@ def load_settings(config: Path | None = None, **options: object) -> Settings:
             setattr(settings, name, _convert(name, value, known[name]))
         except (TypeError, ValueError) as exc:
             raise MarteauError(f"setting {name}: {value!r}: {exc}") from None
+    if settings.public:
+        for name, limit in PUBLIC_QUOTAS.items():
+            if name not in values:
+                setattr(settings, name, type(getattr(settings, name))(limit))
     return settings

@@ -31,10 +31,18 @@ T = TypeVar("T")
 class Auth:
     user: User
     login: LoginSession | None  # None when authenticated by an API token
+    scope: str | None = None  # an API token's scope; None for a login (the user's role)
 
     @property
     def csrf(self) -> str:
         return self.login.csrf_token if self.login else ""
+
+    @property
+    def effective_scope(self) -> str:
+        return self.scope or ("admin" if self.user.is_admin else "submit")
+
+    def allows(self, scope: str) -> bool:
+        return accounts.scope_rank(self.effective_scope) >= accounts.scope_rank(scope)
 
 
 class LoginRequired(Exception):
@@ -92,8 +100,8 @@ def find_auth(request: Request) -> Auth | None:
             token = accounts.find_token(session, secret)
             if token is None:
                 return None
-            known = Known(Auth(user=token.user, login=None), token.id, token.last_used)
-            expires = None
+            known = Known(Auth(token.user, None, token.scope), token.id, token.last_used)
+            expires = token.expires
         else:
             login = accounts.find_session(session, secret)
             if login is None:
@@ -142,18 +150,32 @@ async def api_auth(request: Request) -> Auth:
         sent = request.headers.get("x-csrf-token", "")
         if not secrets.compare_digest(sent, auth.login.csrf_token):
             raise HTTPException(403, "missing or wrong X-CSRF-Token header")
+    if request.method in UNSAFE and not auth.allows("submit"):
+        raise HTTPException(403, "this API token's scope is read: it cannot change anything")
     return auth
 
 
 async def api_admin(auth: Annotated[Auth, Depends(api_auth)]) -> Auth:
     if not auth.user.is_admin:
         raise HTTPException(403, "admins only")
+    if not auth.allows("admin"):
+        raise HTTPException(403, f"this API token's scope is {auth.scope}: admin routes need admin")
     return auth
 
 
 async def page_auth(request: Request) -> Auth:
     auth = await resolve_auth(request)
     if auth is None or auth.login is None:
+        raise LoginRequired()
+    return auth
+
+
+async def reader_auth(request: Request) -> Auth:
+    """A page a `read` API token may fetch too (a report): a login or any token."""
+    auth = await resolve_auth(request)
+    if auth is None:
+        if (credential(request) or ("",))[0] == "token":
+            raise HTTPException(401, "unknown, revoked or expired API token")
         raise LoginRequired()
     return auth
 
@@ -172,6 +194,7 @@ async def form_auth(request: Request) -> Auth:
 ApiAuth = Annotated[Auth, Depends(api_auth)]
 ApiAdmin = Annotated[Auth, Depends(api_admin)]
 PageAuth = Annotated[Auth, Depends(page_auth)]
+ReaderAuth = Annotated[Auth, Depends(reader_auth)]
 FormAuth = Annotated[Auth, Depends(form_auth)]
 
 

@@ -4,7 +4,9 @@ A job runs `marteau run` (or `settings.run_command`) in its own process group, i
 output going to the job's console file. The worker renews its leases while the job
 runs and checks for cancel; cancel sends SIGTERM to the group (`marteau run` then
 stops the benches, collects and unlocks its nodes) and SIGKILL after `kill_grace`.
-The child gets SIGTERM if the worker itself dies (Linux's parent-death signal).
+A job whose lease is lost gets SIGKILL at once (it is no longer this worker's); the
+child gets SIGKILL if the worker itself dies (Linux's parent-death signal), and the
+worker that reaps the job kills the rest of its process group (job_processes).
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ from sqlalchemy import select, update
 
 from marteau.engine.fuse import FUSE_EXIT
 from marteau.errors import MarteauError
+from marteau.orchestration.environment import job_environment
 from marteau.service import cost, quotas
 from marteau.service.db import Database
+from marteau.service.job_processes import JOB_VARIABLE, job_mark, kill_job
+from marteau.service.mail import check_recipient
+from marteau.service.messages import shown
 from marteau.service.models import (
     ARCHIVE,
     CANCELLED,
@@ -44,6 +50,7 @@ from marteau.service.node_pool import (
     check_isolated_nodes,
     check_named_nodes,
     check_now,
+    refuse_local,
     take_due_check,
 )
 from marteau.service.scheduler import Claim, Scheduler, reap
@@ -70,6 +77,12 @@ def die_with_parent(signum: int = signal.SIGTERM) -> None:
     """In a child before exec: send it `signum` when its parent dies, even by SIGKILL."""
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signum)
+
+
+def _die_with_worker() -> None:
+    """A job's child dies at once with its worker: a graceful stop would write a report
+    for a job the reaper fails; the reaper kills the rest of its group (job_processes)."""
+    die_with_parent(signal.SIGKILL)
 
 
 def console_path(settings: Settings, job_id: int) -> Path:
@@ -149,7 +162,12 @@ class JobWorker:
         if now - self._last_reap >= REAP_EVERY:
             self._last_reap = now
             for job_id in reap(self.db):
-                self._log(job_id, "job failed: its worker was lost (lease expired)")
+                killed = kill_job(self.settings.db_url, job_id)
+                self._log(
+                    job_id,
+                    "job failed: its worker was lost (lease expired)"
+                    + (f"; killed its process groups {sorted(killed)}" if killed else ""),
+                )
             with self.db.write() as session:
                 session.execute(update(Worker).where(Worker.id == self.id).values(heartbeat=now))
         job_id = self.scheduler.claim_prepare()
@@ -195,7 +213,13 @@ class JobWorker:
         Returns (exit code, why it was stopped or None)."""
         settings = self.settings
         with open(console_path(settings, job_id), "ab") as console:
-            env = dict(os.environ, PYTHONUNBUFFERED="1", MARTEAU_SERVICE_JOB=str(job_id))
+            # an allow-list: the worker's secrets (admin password, settings) stay here
+            env = job_environment(
+                os.environ,
+                settings.job_env,
+                PYTHONUNBUFFERED="1",
+                **{JOB_VARIABLE: job_mark(settings.db_url, job_id)},
+            )
             proc = subprocess.Popen(
                 command,
                 cwd=cwd,
@@ -203,7 +227,7 @@ class JobWorker:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=_die_with_worker,
                 env=env,
             )
         renew_every = max(min(settings.lease_ttl / 3, 10.0), 0.05)
@@ -231,7 +255,11 @@ class JobWorker:
                 stopped = "stopping"
             if stopped is None and deadline is not None and time.time() >= deadline:
                 stopped = "quota"
-            if stopped and terminated_at is None:
+            if stopped == "lost" and not killed:  # not ours: no report, no more load
+                self._log(job_id, "the job's lease was lost: SIGKILL to its process group")
+                _killpg(proc.pid, signal.SIGKILL)
+                killed = True
+            elif stopped and terminated_at is None:
                 self._log(job_id, f"stopping the job ({stopped}): SIGTERM to its process group")
                 _killpg(proc.pid, signal.SIGTERM)
                 terminated_at = now
@@ -258,6 +286,7 @@ class JobWorker:
     def prepare(self, job_id: int) -> None:
         with self.db.read() as session:
             job = session.get(Job, job_id)
+            owner = job.owner.email if job is not None and job.owner else None
         if job is None:
             return
         settings = self.settings
@@ -274,6 +303,7 @@ class JobWorker:
             if job.source_kind != "path" and (overrides.get("script") or overrides.get("test")):
                 rewrite_config(src / CONFIG_NAME, overrides)
             project = load_config(src / CONFIG_NAME, job.source)
+            check_recipient(settings, owner, project.email)
             pool = str(overrides.get("pool") or project.pool or "marteau")
             # a count given with the job overrides the names of `.marteau.yml`
             names = None if overrides.get("nodes") else (project.hosts or None)
@@ -289,8 +319,9 @@ class JobWorker:
                 self._log(job.id, f"target verified; the bench may reach: {', '.join(allowed)}")
         except MarteauError as exc:
             self._log(job.id, f"Error: {exc}")
-            if self.scheduler.finish(job.id, FAILED, f"bad input: {exc}", exit_code=2):
-                self.mail(job.id, FAILED, f"bad input: {exc}")
+            reason = shown(f"bad input: {exc}", settings.data_dir)
+            if self.scheduler.finish(job.id, FAILED, reason, exit_code=2):
+                self.mail(job.id, FAILED, reason)
             return
         except _Stopped as exc:
             self.scheduler.finish(job.id, CANCELLED if exc.why == "cancel" else FAILED, exc.reason)
@@ -361,9 +392,23 @@ class JobWorker:
             owner = job.owner.email if job and job.owner else "anonymous"
             assert job is not None
             limit = quotas.job_seconds_limit(session, settings, job)
+            max_users = quotas.users_per_node_limit(session, settings, job)
         deadline = (job.started or time.time()) + limit if limit else None
         job_dir = settings.job_dir(job.id)
         job_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # a node enabled before --public, or by a non-public service on this database
+            for node in claim.nodes:
+                refuse_local(settings, node.name, node.vars)
+            if settings.hosts_enforced:  # a name pointed elsewhere since its proof
+                from marteau.service.hosts import check_addresses
+
+                check_addresses(self.db, settings, job.owner_id, job.allowed_hosts or [])
+        except MarteauError as exc:
+            self._log(job.id, f"Error: {exc}")
+            if self.scheduler.finish(job.id, FAILED, str(exc), exit_code=2):
+                self.mail(job.id, FAILED, str(exc))
+            return
         names = ", ".join(n.name for n in claim.nodes)
         self._log(job.id, f"running on {len(claim.nodes)} node(s) of pool {claim.pool!r}: {names}")
         inventory = job_dir / "inventory.ini"
@@ -373,7 +418,7 @@ class JobWorker:
             command = (
                 settings.run_command
                 + [str(src)]
-                + run_arguments(job, claim, job_dir, src, settings)
+                + run_arguments(job, claim, job_dir, src, settings, max_users)
             )
             command += ["-e", f"marteau_owner={owner} (marteau serve job {job.id})"]
         except MarteauError as exc:
@@ -504,9 +549,15 @@ def outcome(code: int, stopped: str | None, console: Path) -> tuple[str, str]:
 
 
 def run_arguments(
-    job: Job, claim: Claim, job_dir: Path, src: Path, settings: Settings
+    job: Job,
+    claim: Claim,
+    job_dir: Path,
+    src: Path,
+    settings: Settings,
+    max_users: int | None = None,
 ) -> list[str]:
-    """`marteau run` options for this job and its leased nodes."""
+    """`marteau run` options for this job and its leased nodes; `max_users` is the
+    owner's users-per-node quota, which each node's bench enforces."""
     o = job.overrides or {}
     args = ["-i", str(job_dir / "inventory.ini"), "--pool", claim.pool]
     args += ["--nodes", str(len(claim.nodes)), "--runs-dir", str(job_dir / "runs")]
@@ -531,6 +582,10 @@ def run_arguments(
         raise MarteauError("the job was prepared before hosts were enforced: replay it")
     for host in job.allowed_hosts or []:
         args += ["--allow-host", str(host)]
+    if settings.hosts_enforced and job.allowed_hosts:  # a shared server's other sites
+        args.append("--strict-host")
+    if max_users:
+        args += ["--max-users", str(max_users)]
     if o.get("thresholds"):
         path = (src / str(o["thresholds"])).resolve()
         try:

@@ -23,12 +23,13 @@ description:
 options:
   state:
     description: C(probe) says whether jobs can be isolated, C(present) creates
-      the job's user, C(absent) removes job users.
+      the job's user, C(query) says who the job's user is (to remove its egress
+      firewall before it, on cancel), C(absent) removes job users.
     type: str
-    choices: [probe, present, absent]
+    choices: [probe, present, query, absent]
     default: probe
   job:
-    description: The job id (C(present); C(absent) removes this job's user).
+    description: The job id (C(present), C(query); C(absent) removes this job's user).
     type: str
   keep:
     description: With C(absent) and no C(job), remove every recorded job user
@@ -64,10 +65,11 @@ stamp_exists:
   description: With C(probe), whether C(stamp) exists.
   type: bool
 user:
-  description: With C(present), the job user's name (empty when not isolated).
+  description: With C(present) and C(query), the job user's name (empty when
+    not isolated, or with C(query) when the job has no user on the node).
   type: str
 uid:
-  description: With C(present), its uid (-1 when not isolated).
+  description: With C(present) and C(query), its uid (-1 when there is none).
   type: int
 removed:
   description: With C(absent), the users removed.
@@ -76,6 +78,7 @@ removed:
 
 import hashlib
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -242,19 +245,26 @@ def registered(registry):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "state": {"type": "str", "choices": ["probe", "present", "absent"], "default": "probe"},
+            "state": {"type": "str", "choices": ["probe", "present", "query", "absent"], "default": "probe"},
             "job": {"type": "str"},
             "keep": {"type": "str", "default": ""},
             "dir": {"type": "str", "default": "~/.marteau"},
             "stamp": {"type": "str", "default": ""},
             "prepare": {"type": "bool", "default": False},
         },
-        required_if=[("state", "present", ["job"])],
+        required_if=[("state", "present", ["job"]), ("state", "query", ["job"])],
     )
     params = module.params
     directory = os.path.expanduser(params["dir"])
     registry = os.path.join(directory, "job-users")
     result = {"changed": False, "dir": directory}
+    if params["state"] == "query":
+        name = job_user_name(params["job"])
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            module.exit_json(user="", uid=-1, gid=-1, **result)
+        module.exit_json(user=name, uid=entry.pw_uid, gid=entry.pw_gid, **result)
     if params["state"] == "absent":
         jobs = registered(registry)
         if params["job"] is not None:

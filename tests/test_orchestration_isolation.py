@@ -3,8 +3,11 @@
 The bench runs as the job user (the target sees its uid); the user, its processes
 and its files are gone after the run, after a cancel and when a later job takes
 over an expired lock; a test cannot plant a `.pth` in the shared virtualenv for
-the next job; a node without sudo still runs jobs and says they are not isolated;
-a node account whose $HOME is not its passwd home works.
+the next job; a test's `deps` live in its job's own virtualenv and go with it; the
+egress firewall holds the job user's own sockets to the allowed hosts (removed, its
+drop count read, before the user goes: at the bench's end and on cancel); a node
+without sudo still runs jobs and says they are not isolated; a node account whose
+$HOME is not its passwd home works.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import time
@@ -23,6 +27,7 @@ import pytest
 
 from tests.nodes import NodeSet
 from tests.servers import LocalServer, ok
+from tests.test_firewall import table
 from tests.test_orchestration_nodes import (
     CONF,
     MARTEAU,
@@ -69,6 +74,42 @@ class Tiny(FunkLoadTestCase):
             "tmp": plant(f"/tmp/marteau-attack-{{os.getuid()}}"),
         }}
         self.get(self.conf_get("main", "url") + "/probe?" + urlencode(outcome), description="probe")
+"""
+
+
+# A test whose setUpBench opens its own socket (the engine's --allow-host never sees
+# it) to a port it was not allowed.
+ESCAPE = """\
+import socket
+
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+
+
+class Tiny(FunkLoadTestCase):
+    def setUpBench(self):
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=0.5).close()
+            print("escape: connected")
+        except OSError as exc:
+            print("escape:", type(exc).__name__)
+
+    def test_get(self):
+        self.get(self.conf_get("main", "url") + "/", description="root")
+"""
+
+# A test that says where `six` comes from (or why it cannot import it).
+IMPORTS_SIX = """\
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+
+
+class Tiny(FunkLoadTestCase):
+    def test_get(self):
+        try:
+            import six
+            where = six.__file__
+        except ImportError as exc:
+            where = type(exc).__name__
+        self.get(self.conf_get("main", "url") + "/probe?six=" + where, description="probe")
 """
 
 
@@ -137,39 +178,129 @@ def test_jobs_run_as_their_own_user_and_cannot_plant_code_for_the_next(
     assert_nodes_clean(nodes)
 
 
-def test_cancel_removes_the_job_user_and_its_processes(
+def test_cancel_removes_the_job_users_firewall_then_the_user_and_its_processes(
     nodes: NodeSet, inventory: Path, target: LocalServer, tmp_path: Path
 ) -> None:
+    """stop.yml finds each node's job user, removes its egress firewall (the drop
+    count reaches run.json) and then the user."""
     import signal
 
-    project = make_project(tmp_path / "p", target.url)
-    command = [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain"]
-    (tmp_path / "c").mkdir()
-    run = subprocess.Popen(
-        [*command, "--nodes", "3", "-c", "2", "-D", "30", "--bench-timeout", "120"],
-        cwd=tmp_path / "c",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while not all(node.job_processes() for node in nodes.nodes):
-            assert time.monotonic() < deadline, "no bench ran as a job user"
-            time.sleep(0.2)
-        users = [entry.pw_name for node in nodes.nodes for entry in node.job_users()]
-        assert len(users) == 3
-        run.send_signal(signal.SIGINT)
-        out, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
+    with LocalServer(routes={"/": lambda r: ok("never")}) as other:
+        test = ESCAPE.format(port=other.port)
+        project = make_project(tmp_path / "p", target.url, test)
+        command = [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain"]
+        command += ["--allow-host", f"127.0.0.1:{target.port}"]
+        (tmp_path / "c").mkdir()
+        run = subprocess.Popen(
+            [*command, "--nodes", "3", "-c", "2", "-D", "30", "--bench-timeout", "120"],
+            cwd=tmp_path / "c",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not all("escape:" in bench_log(node) for node in nodes.nodes):
+                assert time.monotonic() < deadline, "no bench tried its own socket"
+                time.sleep(0.2)
+            users = {entry.pw_name: entry.pw_uid for n in nodes.nodes for entry in n.job_users()}
+            assert len(users) == 3 and all(f"job_{uid}" in table() for uid in users.values())
+            run.send_signal(signal.SIGINT)
+            out, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
     assert run.returncode == 128 + signal.SIGINT, out + err
+    assert not other.requests
     assert all(node.job_processes() == [] for node in nodes.nodes)
-    for name in users:
+    for name, uid in users.items():
         with pytest.raises(KeyError):
             pwd.getpwnam(name)
+        assert f"job_{uid}" not in table()
+    warnings = json.loads((run_dir_of(out) / "run.json").read_text())["warnings"]
+    for node in nodes.nodes:
+        assert any(
+            w.startswith(f"node {node.name}: the egress firewall dropped ")
+            and "(to 127.0.0.1)" in w
+            for w in warnings
+        ), warnings
     assert_nodes_clean(nodes)
+
+
+def job_chains() -> set[str]:
+    """The job chains of this machine's egress firewall (other tests may add theirs)."""
+    return set(re.findall(r"chain (job_\d+)", table()))
+
+
+def bench_log(node) -> str:
+    """The bench's console of the job running on `node` (empty when none)."""
+    logs = list((node.home / ".marteau" / "jobs").glob("*/bench.log"))
+    return logs[0].read_text() if logs else ""
+
+
+def test_the_firewall_holds_the_job_users_own_sockets_to_the_allowed_hosts(
+    nodes: NodeSet, inventory: Path, target: LocalServer, tmp_path: Path
+) -> None:
+    """`--allow-host 127.0.0.1:<target>`: the bench loads the target; the test's own
+    socket to another local port is dropped and counted, on every node."""
+    target.requests.clear()
+    chains = job_chains()
+    with LocalServer(routes={"/": lambda r: ok("never")}) as other:
+        project = make_project(tmp_path / "p", target.url, ESCAPE.format(port=other.port))
+        run = marteau_run(
+            project, inventory, tmp_path / "r", "--nodes", "3", "-c", "1", "-D", "1",
+            "--allow-host", f"127.0.0.1:{target.port}",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert target.requests and not other.requests
+    run_dir = run_dir_of(run.stdout)
+    provenance = json.loads((run_dir / "run.json").read_text())
+    assert sorted(provenance["firewall"]) == nodes.names()
+    (summary,) = (run_dir / "report").rglob("summary.json")
+    warnings = json.loads(summary.read_text())["warnings"]
+    for node in nodes.nodes:
+        dropped = provenance["firewall"][node.name]
+        assert dropped["dropped"] >= 1 and dropped["destinations"] == ["127.0.0.1"]
+        warning = (
+            f"node {node.name}: the egress firewall dropped {dropped['dropped']} packet(s) "
+            "the job sent outside its allowed hosts (to 127.0.0.1): test code opened "
+            "connections of its own"
+        )
+        assert warning in warnings and warning in provenance["warnings"]
+        log = (run_dir / "results" / node.name / "bench.log").read_text()
+        assert "escape: TimeoutError" in log, log
+    assert job_chains() <= chains  # every job's rules went with it
+    assert_nodes_clean(nodes)
+
+
+def test_deps_live_in_the_jobs_own_virtualenv_and_go_with_it(
+    nodes: NodeSet, inventory: Path, target: LocalServer, tmp_path: Path
+) -> None:
+    """`deps: [six]`: installed from the job's own wheels into `<job>/venv` (never
+    into the shared virtualenv); the next job does not see it."""
+    target.requests.clear()
+    node = nodes.nodes[0]
+    project = named(make_project(tmp_path / "p", target.url, IMPORTS_SIX), node)
+    config = project / ".marteau.yml"
+    config.write_text(config.read_text() + "deps: [six]\n")
+    run = marteau_run(project, inventory, tmp_path / "a", "-c", "1", "-D", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (seen,) = {tuple(sorted(p.items())) for p in probes(target)}
+    found = dict(seen)
+    job_venv = f"{node.home}/.marteau/jobs/{json_job(run.stdout)}/venv/"
+    assert found["six"].startswith(job_venv), found
+    assert not list(shared_site_packages(node).glob("six*")), "six reached the shared venv"
+
+    target.requests.clear()
+    plain = named(make_project(tmp_path / "q", target.url, IMPORTS_SIX), node)
+    again = marteau_run(plain, inventory, tmp_path / "b", "-c", "1", "-D", "1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {p["six"] for p in probes(target)} == {"ModuleNotFoundError"}
+    assert_nodes_clean(nodes)
+
+
+def json_job(output: str) -> str:
+    return json.loads((run_dir_of(output) / "run.json").read_text())["job"]
 
 
 def test_taking_over_an_expired_lock_removes_the_dead_jobs_user(

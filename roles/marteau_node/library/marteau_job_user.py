@@ -117,11 +117,16 @@ def processes(uid):
                 found.append(int(entry))
     return found
 
-def owned_tree(top, uid, keep):
-    # bottom-up, never following a link: remove (or, with keep, chown back) uid's entries
+def owned_tree(top, uid, keep, spare=None):
+    # bottom-up, never following a link: remove (or, with keep, chown back) uid's
+    # entries, none inside spare (the job directory may lie under /tmp)
     for directory, dirs, files in os.walk(top, topdown=False):
+        if spare and (directory + "/").startswith(spare + "/"):
+            continue
         for entry in files + dirs:
             path = os.path.join(directory, entry)
+            if path == spare:
+                continue
             try:
                 stat = os.lstat(path)
             except OSError:
@@ -163,11 +168,11 @@ else:
             except ProcessLookupError:
                 pass
         time.sleep(0.05)
-    for top in ("/tmp", "/var/tmp", "/dev/shm"):
-        owned_tree(top, uid, None)
     home = pwd.getpwnam(name).pw_dir
-    if os.path.isdir(tree):
+    if os.path.isdir(tree):  # the results first: given back, never swept
         owned_tree(tree, uid, admin)
+    for top in ("/tmp", "/var/tmp", "/dev/shm"):
+        owned_tree(top, uid, None, os.path.realpath(tree))
     subprocess.run(["userdel", name], check=True, capture_output=True)
     if home.startswith(tree + "/"):
         shutil.rmtree(home, ignore_errors=True)

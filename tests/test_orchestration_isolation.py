@@ -27,6 +27,7 @@ import pytest
 
 from tests.nodes import NodeSet
 from tests.servers import LocalServer, ok
+from tests.test_firewall import call as firewall
 from tests.test_firewall import table
 from tests.test_orchestration_nodes import (
     CONF,
@@ -204,7 +205,7 @@ def test_cancel_removes_the_job_users_firewall_then_the_user_and_its_processes(
                 assert time.monotonic() < deadline, "no bench tried its own socket"
                 time.sleep(0.2)
             users = {entry.pw_name: entry.pw_uid for n in nodes.nodes for entry in n.job_users()}
-            assert len(users) == 3 and all(f"job_{uid}" in table() for uid in users.values())
+            assert len(users) == 3 and {f"job_{uid}" for uid in users.values()} <= job_chains()
             run.send_signal(signal.SIGINT)
             out, err = run.communicate(timeout=120)
         finally:
@@ -216,7 +217,7 @@ def test_cancel_removes_the_job_users_firewall_then_the_user_and_its_processes(
     for name, uid in users.items():
         with pytest.raises(KeyError):
             pwd.getpwnam(name)
-        assert f"job_{uid}" not in table()
+        assert f"job_{uid}" not in job_chains()
     warnings = json.loads((run_dir_of(out) / "run.json").read_text())["warnings"]
     for node in nodes.nodes:
         assert any(
@@ -306,8 +307,9 @@ def json_job(output: str) -> str:
 def test_taking_over_an_expired_lock_removes_the_dead_jobs_user(
     nodes: NodeSet, inventory: Path, target: LocalServer, tmp_path: Path
 ) -> None:
-    """A job whose controller died left its user and a process: the next job that
-    takes the node over removes both."""
+    """A job whose controller died left its user, a process and its egress firewall:
+    the next job that takes the node over removes the three (the firewall first: a
+    new job user may get the same uid)."""
     node = nodes.nodes[0]
     plant_lock(node, job="dead-job", owner="ghost@nowhere", taken=1, expires=2)
     name = "mj" + hashlib.sha256(f"{node.uid()}:dead-job".encode()).hexdigest()[:12]
@@ -321,6 +323,7 @@ def test_taking_over_an_expired_lock_removes_the_dead_jobs_user(
         ["useradd", "--create-home", "--home-dir", str(home), "--user-group", name], check=True
     )
     uid = pwd.getpwnam(name).pw_uid
+    assert firewall(tmp_path, uid=uid, allow=["127.0.0.1:9"])["changed"]
     left = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                              "sleep", "300"])  # fmt: skip
     try:
@@ -332,7 +335,9 @@ def test_taking_over_an_expired_lock_removes_the_dead_jobs_user(
         with pytest.raises(KeyError):
             pwd.getpwnam(name)
         assert not (registry / name).exists()
+        assert f"job_{uid}" not in job_chains(), "the dead job's firewall stayed"
     finally:
+        firewall(tmp_path, uid=uid, state="absent")
         if left.poll() is None:
             left.kill()
             left.wait()

@@ -42,6 +42,7 @@ from tests.service_helpers import (  # noqa: E402
     ROOT,
     Service,
     make_project,
+    queue_job,
     run_queue,
     service_env,
 )
@@ -356,13 +357,7 @@ def test_public_mode_runs_jobs_only_on_nodes_that_isolate_them(
         checked = check_sshd_node(db, settings, sshd_nodes, tmp_path)
         assert checked["check"] == "reachable", checked["output"]
         assert f"{node.name}: jobs isolated: no: no passwordless sudo" in checked["output"]
-        project = make_project(tmp_path / "project")
-        with db.write() as session:
-            owner = create_user(session, "owner@example.org", "owner-password")
-            job = Job(owner_id=owner.id, source_kind="path", source_url=str(project), created=1)
-            session.add(job)
-            session.flush()
-            job_id = job.id
+        job_id = queue_job(db, make_project(tmp_path / "project"))
         job = run_queue(settings, db, job_id, timeout=60)
     finally:
         node.grant_sudo()

@@ -98,7 +98,7 @@ def _show(rows: list[dict]) -> None:
         table.add_row(row["node"], state, held, row["version"][0] or "-", clock)
     Console().print(table)
     for row in rows:
-        if row["reachable"] and row["isolated"] is not None:
+        if row["reachable"] and row.get("isolated") is not None:
             Console(highlight=False).print(
                 f"{row['node']}: {isolation_line(row)}", markup=False, soft_wrap=True
             )

@@ -23,13 +23,15 @@ description:
 options:
   state:
     description: C(probe) says whether jobs can be isolated, C(present) creates
-      the job's user, C(query) says who the job's user is (to remove its egress
-      firewall before it, on cancel), C(absent) removes job users.
+      the job's user, C(query) says who the job's user is and which job users
+      are recorded (to remove their egress firewall before them: on cancel, at
+      a forced unlock), C(absent) removes job users.
     type: str
     choices: [probe, present, query, absent]
     default: probe
   job:
-    description: The job id (C(present), C(query); C(absent) removes this job's user).
+    description: The job id (C(present); C(query) reports this job's user;
+      C(absent) removes this job's user).
     type: str
   keep:
     description: With C(absent) and no C(job), remove every recorded job user
@@ -71,6 +73,9 @@ user:
 uid:
   description: With C(present) and C(query), its uid (-1 when there is none).
   type: int
+recorded:
+  description: With C(query), the job users recorded on the node (every job's).
+  type: list
 removed:
   description: With C(absent), the users removed.
   type: list
@@ -257,15 +262,16 @@ def main():
             "stamp": {"type": "str", "default": ""},
             "prepare": {"type": "bool", "default": False},
         },
-        required_if=[("state", "present", ["job"]), ("state", "query", ["job"])],
+        required_if=[("state", "present", ["job"])],
     )
     params = module.params
     directory = os.path.expanduser(params["dir"])
     registry = os.path.join(directory, "job-users")
     result = {"changed": False, "dir": directory}
     if params["state"] == "query":
-        name = job_user_name(params["job"])
+        result["recorded"] = sorted(registered(registry))
         try:
+            name = job_user_name(params["job"]) if params["job"] else ""
             entry = pwd.getpwnam(name)
         except KeyError:
             module.exit_json(user="", uid=-1, gid=-1, **result)

@@ -24,7 +24,7 @@ archive carries). Printed: median seconds from launch to the first request
 on every node and to ``marteau run``'s exit, and each set-up's difference to
 the first.
 
-Uses its own node set (users mtbench1-3, /tmp/mtbench) and an HTTP target on
+Uses its own node set (users mtbench1-3, /tmp/mtbench; ``--prefix``) and an HTTP target on
 127.0.0.1; everything is removed at the end.
 """
 
@@ -216,11 +216,14 @@ def main() -> int:
     parser.add_argument(
         "--isolation", action="store_true", help="only what job isolation adds (see the docstring)"
     )
+    parser.add_argument(
+        "--prefix", default="mtbench", help="node users PREFIX1-3, in /tmp/PREFIX (another set)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (it creates Unix users and sshd nodes)", file=sys.stderr)
         return 2
-    nodes = NodeSet(base=Path("/tmp/mtbench"), prefix="mtbench").up()
+    nodes = NodeSet(base=Path("/tmp") / args.prefix, prefix=args.prefix).up()
     work = Path(tempfile.mkdtemp(prefix="marteau-bench-"))
     try:
         url = start_target()

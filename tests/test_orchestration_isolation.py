@@ -317,7 +317,8 @@ def test_taking_over_an_expired_lock_removes_the_dead_jobs_user(
     registry.mkdir(mode=0o700, exist_ok=True)
     (registry / name).write_text("dead-job")
     home = node.home / ".marteau" / "jobs" / "dead-job" / "home"
-    for path in (registry, registry / name):
+    home.parent.mkdir(parents=True, exist_ok=True)  # the node user's, as a job made them
+    for path in (registry, registry / name, home.parent.parent, home.parent):
         os.chown(path, node.uid(), node.uid())
     subprocess.run(
         ["useradd", "--create-home", "--home-dir", str(home), "--user-group", name], check=True

@@ -178,6 +178,7 @@ def download_wheels(
         "--only-binary=:all:",
         "--dest",
         str(directory),
+        "--",  # a requirement is never a pip option (`-r FILE`, `--index-url`)
         *wanted,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -142,7 +142,10 @@ def warm_run(
     ended = time.time() - launched
     firsts = first_requests(run_dir)
     if len(firsts) != count:
-        raise SystemExit(f"{count - len(firsts)} node(s) recorded no request:\n{result.stdout}")
+        logs = "".join(p.read_text()[-3000:] for p in (run_dir / "results").glob("*/bench.log"))
+        raise SystemExit(
+            f"{count - len(firsts)} node(s) recorded no request:\n{result.stdout}{logs}"
+        )
     timings = json.loads((run_dir / "run.json").read_text())["timings"]
     timings["exit"] = ended
     return max(firsts.values()) - launched, max(firsts.values()) - min(firsts.values()), timings

@@ -304,14 +304,17 @@ def json_job(output: str) -> str:
     return json.loads((run_dir_of(output) / "run.json").read_text())["job"]
 
 
-def test_taking_over_an_expired_lock_removes_the_dead_jobs_user(
-    nodes: NodeSet, inventory: Path, target: LocalServer, tmp_path: Path
+@pytest.mark.parametrize("how", ["takeover", "forced unlock"])
+def test_a_dead_jobs_user_goes_at_the_takeover_or_a_forced_unlock(
+    nodes: NodeSet, inventory: Path, target: LocalServer, tmp_path: Path, how: str
 ) -> None:
     """A job whose controller died left its user, a process and its egress firewall:
-    the next job that takes the node over removes the three (the firewall first: a
-    new job user may get the same uid)."""
+    the next job that takes the node over (its lock expired), or `marteau nodes
+    unlock --force`, removes the three (the firewall first: a new job user may get
+    the same uid)."""
     node = nodes.nodes[0]
-    plant_lock(node, job="dead-job", owner="ghost@nowhere", taken=1, expires=2)
+    expires = 2 if how == "takeover" else time.time() + 3600
+    plant_lock(node, job="dead-job", owner="ghost@nowhere", taken=1, expires=expires)
     name = "mj" + hashlib.sha256(f"{node.uid()}:dead-job".encode()).hexdigest()[:12]
     registry = node.home / ".marteau" / "job-users"
     registry.mkdir(mode=0o700, exist_ok=True)
@@ -328,10 +331,18 @@ def test_taking_over_an_expired_lock_removes_the_dead_jobs_user(
     left = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                              "sleep", "300"])  # fmt: skip
     try:
-        project = named(make_project(tmp_path / "p", target.url), node)
-        run = marteau_run(project, inventory, tmp_path / "r", "-c", "1", "-D", "1")
-        assert run.returncode == 0, run.stdout + run.stderr
-        assert "took over the expired lock of job dead-job" in run.stdout
+        if how == "takeover":
+            project = named(make_project(tmp_path / "p", target.url), node)
+            run = marteau_run(project, inventory, tmp_path / "r", "-c", "1", "-D", "1")
+            assert run.returncode == 0, run.stdout + run.stderr
+            assert "took over the expired lock of job dead-job" in run.stdout
+        else:
+            command = [MARTEAU, "nodes", "unlock", "-i", str(inventory), "--pool", POOL]
+            unlock = subprocess.run(
+                [*command, "--force", node.name], capture_output=True, text=True, timeout=120
+            )
+            assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+            assert not lock_file(node).exists()
         assert left.wait(timeout=30) == -9, "the dead job's process survived"
         with pytest.raises(KeyError):
             pwd.getpwnam(name)

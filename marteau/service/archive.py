@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from marteau.errors import MarteauError
+from marteau.orchestration.sources import inside
 
 MAX_MEMBERS = 20000
 SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -27,14 +28,6 @@ def _check_name(name: str, archive: str) -> PurePosixPath:
     if ".." in path.parts:
         raise MarteauError(f"{archive}: {name!r}: path escapes the archive's folder")
     return path
-
-
-def _inside(base: Path, target: Path) -> bool:
-    try:
-        target.resolve().relative_to(base.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def extract(data: bytes, filename: str, dest: Path, max_bytes: int) -> Path:
@@ -76,7 +69,7 @@ def _extract_tar(data: bytes, filename: str, dest: Path, max_bytes: int) -> None
             if member.issym() or member.islnk():
                 link = PurePosixPath(member.linkname)
                 base = PurePosixPath() if member.islnk() else path.parent
-                if link.is_absolute() or not _inside(dest, dest / base / link):
+                if link.is_absolute() or not inside(dest, dest / base / link):
                     raise MarteauError(
                         f"{filename}: {member.name!r}: link to {member.linkname!r} leaves the archive's folder"
                     )
@@ -85,7 +78,7 @@ def _extract_tar(data: bytes, filename: str, dest: Path, max_bytes: int) -> None
                 raise MarteauError(f"{filename}: expands past {max_bytes // 2**20} MB")
         for member in members:
             target = dest / PurePosixPath(member.name.replace("\\", "/"))
-            if not _inside(dest, target.parent):
+            if not inside(dest, target.parent):
                 raise MarteauError(
                     f"{filename}: {member.name!r}: path escapes the archive's folder"
                 )
@@ -100,14 +93,14 @@ def _extract_tar(data: bytes, filename: str, dest: Path, max_bytes: int) -> None
             elif member.issym():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(member.linkname, target)
-                if not _inside(dest, target):
+                if not inside(dest, target):
                     target.unlink()
                     raise MarteauError(
                         f"{filename}: {member.name!r}: link to {member.linkname!r} leaves the archive's folder"
                     )
             elif member.islnk():
                 source = dest / PurePosixPath(member.linkname)
-                if source.is_file() and _inside(dest, source):
+                if source.is_file() and inside(dest, source):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(source, target)
 
@@ -130,7 +123,7 @@ def _extract_zip(data: bytes, filename: str, dest: Path, max_bytes: int) -> None
                 raise MarteauError(f"{filename}: expands past {max_bytes // 2**20} MB")
         for info in infos:
             target = dest / PurePosixPath(info.filename.replace("\\", "/"))
-            if not _inside(dest, target):
+            if not inside(dest, target):
                 raise MarteauError(
                     f"{filename}: {info.filename!r}: path escapes the archive's folder"
                 )

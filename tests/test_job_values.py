@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import html
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -117,6 +119,7 @@ def test_a_hostile_value_is_refused_naming_its_field(
     assert not (tmp_path / "marteau-runs").exists()  # refused before anything ran
 
 
+@pytest.mark.timeout(1200)  # the localhost node may be busy: its lock is waited for
 def test_hostile_values_reach_the_node_and_the_report_as_typed(
     tmp_path: Path, markers: Path
 ) -> None:
@@ -155,3 +158,96 @@ def test_hostile_values_reach_the_node_and_the_report_as_typed(
     assert f"<dd>{label}</dd>" in html.unescape(page)
     assert url in html.unescape(page)
     assert seen, "the target got no request"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """`marteau serve` (uvicorn, one worker) whose jobs run the real `marteau run`
+    on its default node, this machine."""
+    pytest.importorskip("fastapi")
+    from tests.service_helpers import MARTEAU as PYTHON_MARTEAU
+    from tests.service_helpers import Service
+
+    base = tmp_path_factory.mktemp("service")
+    run = shlex.join([*PYTHON_MARTEAU, "run", "-e", "marteau_node_tune=false"])
+    options = ("--run-command", run, "--lock-timeout", "900")
+    svc = Service(base / "data", base / "locks", workers=1, options=options)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(service) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    from tests.service_helpers import ADMIN, ADMIN_PASSWORD
+
+    with closing(service.client(ADMIN, ADMIN_PASSWORD)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("label", "a\nb", "label: control characters"),
+        ("label", "x" * 10240, "label: at most 200 characters, got 10240"),
+        ("url", "http://127.0.0.1/\n$(id)", "url: control characters"),
+        ("url", "http://127.0.0.1/" + "u" * 10240, "url: at most 2000 characters"),
+        ("script", "HOSTILE", "script "),
+        ("test", "HOSTILE", "test "),
+        ("cycles", "HOSTILE", "cycles "),
+        ("pool", "HOSTILE", "pool "),
+        ("ref", "HOSTILE", "ref "),
+        ("git_url", "HOSTILE", "expected an http(s), ssh or git URL"),
+    ],
+)
+@pytest.mark.parametrize("route", ["api", "upload"])
+def test_the_service_refuses_a_hostile_value_naming_its_field(
+    admin, tmp_path: Path, markers: Path, route: str, field: str, value: str, message: str
+) -> None:
+    from tests.service_helpers import tar_of
+
+    if value == "HOSTILE":
+        value = hostile(markers, "s")
+    project = make_project(tmp_path / "project", "http://127.0.0.1:9")
+    if route == "api":
+        source = {"git_url": value} if field == "git_url" else {"path": str(project), field: value}
+        answer = admin.post("/api/jobs", json=source)
+    elif field in ("git_url", "ref"):
+        pytest.skip("an upload has no git URL")
+    else:
+        answer = admin.post(
+            "/api/jobs/upload",
+            files={"archive": ("project.tar.gz", tar_of(project), "application/gzip")},
+            data={field: value},
+        )
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["detail"]
+    assert not list(markers.iterdir())
+
+
+@pytest.mark.timeout(1200)  # the localhost node may be busy: its lock is waited for
+def test_the_service_runs_hostile_values_as_typed(
+    service, admin, tmp_path: Path, markers: Path
+) -> None:
+    from tests.service_helpers import wait_for
+
+    label = hostile(markers, "l")
+    with LocalServer(routes={"/": lambda request: ok("hello")}) as target:
+        url = target.url + "/?q=" + hostile(markers, "u", space="${IFS}")
+        project = make_project(tmp_path / "project", target.url, duration="6")
+        created = admin.post("/api/jobs", json={"path": str(project), "label": label, "url": url})
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+
+        def ended() -> dict | None:
+            job = admin.get(f"/api/jobs/{job_id}").json()
+            return job if job["state"] in ("succeeded", "failed", "cancelled") else None
+
+        job = wait_for(ended, timeout=900, what=f"job {job_id} to end")
+        requests = len(target.requests)
+    console = admin.get(f"/api/jobs/{job_id}/console").text
+    assert sorted(p.name for p in markers.iterdir()) == [], console
+    assert job["state"] == "succeeded", console
+    assert shlex.join(["-l", label]) in console and shlex.join(["-u", url]) in console
+    assert requests > 0
+    (index,) = (service.data_dir / "jobs" / str(job_id) / "report").rglob("index.html")
+    assert f"<dd>{label}</dd>" in html.unescape(index.read_text())

@@ -5,7 +5,10 @@ the project only."""
 
 from __future__ import annotations
 
+import ensurepip
+import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -120,3 +123,49 @@ def test_the_service_refuses_a_clone_with_a_link_out(leaky_repo: Path, tmp_path:
     assert "'leak.txt' is a link to " in job["exit_reason"]
     assert "outside the project's folder" in console
     assert SECRET not in console
+
+
+def sdist(directory: Path, marker: Path) -> Path:
+    """`evilpkg-1.0.tar.gz`, whose setup.py creates `marker` when anything builds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "evilpkg-1.0/setup.py": (
+            f"import pathlib\npathlib.Path({str(marker)!r}).write_text('built')\n"
+            "from setuptools import setup\nsetup(name='evilpkg', version='1.0')\n"
+        ),
+        "evilpkg-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: evilpkg\nVersion: 1.0\n",
+    }
+    target = directory / "evilpkg-1.0.tar.gz"
+    with tarfile.open(target, "w:gz") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return target
+
+
+def test_the_controller_only_downloads_wheels_of_deps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from marteau.orchestration.prepare import download_wheels
+
+    marker = tmp_path / "setup-py-ran"
+    index = tmp_path / "index"
+    sdist(index, marker)
+    for wheel in (Path(ensurepip.__file__).parent / "_bundled").glob("*.whl"):
+        shutil.copy(wheel, index)  # pip (always downloaded) and setuptools (for the build)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(MarteauError, match=r"distribution found for evilpkg==1\.0.*wheels only"):
+        download_wheels(["evilpkg==1.0"])
+    assert not marker.exists()
+    assert not list((tmp_path / "cache").rglob("*.tar.gz"))
+    # The same pip without --only-binary builds the sdist: the marker proves it.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet"]
+        + ["--dest", str(tmp_path / "built"), "evilpkg==1.0"],
+        capture_output=True,
+        timeout=300,
+    )
+    assert marker.exists()

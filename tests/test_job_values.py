@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import LocalServer, ok
-from tests.test_orchestration_nodes import CONF, TEST
+from tests.test_orchestration_nodes import CONF, TEST, ansible_env
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 
@@ -228,7 +228,7 @@ def test_the_service_refuses_a_hostile_value_naming_its_field(
 def test_the_service_runs_hostile_values_as_typed(
     service, admin, tmp_path: Path, markers: Path
 ) -> None:
-    from tests.service_helpers import wait_for
+    from tests.service_helpers import wait_job
 
     label = hostile(markers, "l")
     with LocalServer(routes={"/": lambda request: ok("hello")}) as target:
@@ -237,12 +237,7 @@ def test_the_service_runs_hostile_values_as_typed(
         created = admin.post("/api/jobs", json={"path": str(project), "label": label, "url": url})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-
-        def ended() -> dict | None:
-            job = admin.get(f"/api/jobs/{job_id}").json()
-            return job if job["state"] in ("succeeded", "failed", "cancelled") else None
-
-        job = wait_for(ended, timeout=900, what=f"job {job_id} to end")
+        job = wait_job(admin, job_id, timeout=900)
         requests = len(target.requests)
     console = admin.get(f"/api/jobs/{job_id}/console").text
     assert sorted(p.name for p in markers.iterdir()) == [], console
@@ -251,3 +246,29 @@ def test_the_service_runs_hostile_values_as_typed(
     assert requests > 0
     (index,) = (service.data_dir / "jobs" / str(job_id) / "report").rglob("index.html")
     assert f"<dd>{label}</dd>" in html.unescape(index.read_text())
+
+
+@pytest.mark.parametrize("driver", ["marteau run", "ansible-playbook loadtest.yml"])
+def test_hostile_node_names_are_shown_as_typed(tmp_path: Path, markers: Path, driver: str) -> None:
+    """`nodes: [names]` of `.marteau.yml` reach the lock play (through the driver's
+    extra vars, or the prepare play's file) and its message as typed."""
+    from marteau.orchestration import content_dir
+
+    name = hostile(markers, "n")
+    project = make_project(
+        tmp_path / "project", "http://127.0.0.1:9", nodes=f"[{json.dumps(name)}]"
+    )
+    if driver == "marteau run":
+        result = marteau_run(tmp_path, str(project), timeout=240)
+        assert result.returncode == 2, result.stdout + result.stderr
+    else:
+        command = ["ansible-playbook", "-i", str(content_dir() / "inventory" / "localhost.ini")]
+        command += [str(content_dir() / "playbooks" / "loadtest.yml")]
+        command += ["-e", f"marteau_project={project}", "-e", f"marteau_run_dir={tmp_path / 'run'}"]
+        result = subprocess.run(
+            command, cwd=tmp_path, capture_output=True, text=True, timeout=240, env=ansible_env()
+        )
+        assert result.returncode != 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert sorted(p.name for p in markers.iterdir()) == [], output
+    assert f"not in pool marteau of the inventory: {name}" in output.replace('\\"', '"')

@@ -98,7 +98,7 @@ def test_the_archive_packs_regular_files_inside_the_project_only(tmp_path: Path)
 
 def test_the_service_refuses_a_clone_with_a_link_out(leaky_repo: Path, tmp_path: Path) -> None:
     pytest.importorskip("fastapi")
-    from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, wait_for
+    from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, wait_job
 
     service = Service(tmp_path / "data", tmp_path / "locks", workers=1)
     try:
@@ -110,12 +110,7 @@ def test_the_service_refuses_a_clone_with_a_link_out(leaky_repo: Path, tmp_path:
             created = admin.post("/api/jobs", json={"git_url": url})
             assert created.status_code == 201, created.text
             job_id = created.json()["id"]
-
-            def ended() -> dict | None:
-                job = admin.get(f"/api/jobs/{job_id}").json()
-                return job if job["state"] in ("succeeded", "failed", "cancelled") else None
-
-            job = wait_for(ended, timeout=120, what=f"job {job_id} to end")
+            job = wait_job(admin, job_id, timeout=120)
             console = admin.get(f"/api/jobs/{job_id}/console").text
     finally:
         service.stop()

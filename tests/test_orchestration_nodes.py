@@ -201,16 +201,21 @@ def test_three_node_split_run_takes_over_an_expired_lock(
     print(f"3-node split run: {elapsed:.1f}s")
 
 
-def test_plain_ansible_playbook_gives_the_same_results_directory(
-    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
-) -> None:
-    env = dict(
+def ansible_env() -> dict[str, str]:
+    """The environment of a plain `ansible-playbook` run of Marteau's playbooks."""
+    return dict(
         os.environ,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         ANSIBLE_CONFIG=str(content_dir() / "ansible.cfg"),
         ANSIBLE_HOST_KEY_CHECKING="True",
         LC_ALL="C.UTF-8",
     )
+
+
+def test_plain_ansible_playbook_gives_the_same_results_directory(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
+) -> None:
+    env = ansible_env()
     command = [
         "ansible-playbook",
         "-i",

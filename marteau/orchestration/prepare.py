@@ -9,9 +9,11 @@
 * **Test archive.** The test directory (`wdir`) as one `.tar.gz`, without
   VCS data, byte code or earlier results (FunkLoad's exclusions).
 
-`python -m marteau.orchestration.prepare PROJECT` prints the extra vars of
-a run as JSON; the plain `ansible-playbook playbooks/loadtest.yml` path
-calls it from its prepare play.
+`python -m marteau.orchestration.prepare PROJECT` writes the extra vars of
+a run to `<run dir>/extravars.yml`, every string `!unsafe` (`inert.py`), and
+prints them as JSON; the plain `ansible-playbook playbooks/loadtest.yml` path
+calls it from its prepare play, which reads the file (never the JSON: values
+parsed from a command's output are templated by older ansible-core).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from pathlib import Path
 
 import marteau
 from marteau.errors import MarteauError
+from marteau.orchestration import inert
 from marteau.orchestration.project import Project
+from marteau.orchestration.sources import packable
 
 NODE_PACKAGES = ("marteau", "funkload", "webunit")
 # Not needed on a node: the controller's layers (report, orchestration, service).
@@ -156,7 +160,11 @@ def build_node_wheel(directory: Path) -> Path:
 
 
 def download_wheels(requirements: list[str], python: str = sys.executable) -> Path:
-    """Wheels for `requirements` and pip, cached by the requirement list."""
+    """Wheels for `requirements` and pip, cached by the requirement list.
+
+    Wheels only (`--only-binary=:all:`): a source distribution would run its
+    build (a user's `setup.py`) here, on the controller. The requirements come
+    after `--`, so none is ever read as a pip option."""
     key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
     directory = cache_dir() / "wheels" / key
     done = directory / ".complete"
@@ -173,6 +181,7 @@ def download_wheels(requirements: list[str], python: str = sys.executable) -> Pa
         "--only-binary=:all:",
         "--dest",
         str(directory),
+        "--",
         "pip",
         *requirements,
     ]
@@ -181,7 +190,8 @@ def download_wheels(requirements: list[str], python: str = sys.executable) -> Pa
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise MarteauError(
             f"cannot download the node's wheels ({' '.join(requirements)}): "
-            f"{lines[-1] if lines else result.returncode}"
+            f"{lines[-1] if lines else result.returncode} (Marteau installs `deps` from "
+            "wheels only: a requirement published only as a source distribution is refused)"
         )
     done.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     return directory
@@ -245,7 +255,8 @@ def _build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
 
 def archive_test(project: Project, target: Path, prefix: str = "") -> Path:
     """The test directory as one .tar.gz (no VCS data, byte code or results),
-    its members under `prefix/` (`<job>/test`: one unarchive into the jobs dir)."""
+    its members under `prefix/` (`<job>/test`: one unarchive into the jobs dir).
+    Regular files inside the directory only: a link out of it is refused."""
     top = project.test_dir
     members = []
     for directory, dirnames, filenames in os.walk(top):
@@ -256,7 +267,7 @@ def archive_test(project: Project, target: Path, prefix: str = "") -> Path:
             if any(marker in filename for marker in ARCHIVE_SKIP_MARKERS):
                 continue
             path = Path(directory) / filename
-            if path.is_file():
+            if packable(top, path, project.source):
                 name = path.relative_to(top).as_posix()
                 members.append((f"{prefix}/{name}" if prefix else name, path))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -330,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     values["marteau_pool"] = project.pool or "marteau"
     values["marteau_nodes"] = project.nodes or 1
     values["marteau_named_nodes"] = project.hosts
+    inert.write(values, run_dir / "extravars.yml")
     json.dump(values, sys.stdout)
     print()
     return 0

@@ -35,6 +35,7 @@ from marteau.orchestration.driver import Ansible, Event, PlayResult
 from marteau.orchestration.live import LiveView
 from marteau.orchestration.prepare import job_vars, new_job_id
 from marteau.orchestration.project import Project, locate
+from marteau.orchestration.values import MAX_LABEL, check_text
 
 CYCLES = re.compile(r"^\d+(:\d+)*$")
 ROLE_STATES = {
@@ -306,6 +307,8 @@ class LoadTestRun:
         duration = opts.duration or project.duration
         if cycles and not CYCLES.match(cycles):
             raise MarteauError(f"--cycles {cycles!r}: expected users per cycle such as 10:20:30")
+        if opts.label:
+            check_text("--label", opts.label, MAX_LABEL)
         if opts.split and not cycles:
             cycles, conf_duration = conf_cycles(project)
             duration = duration or conf_duration
@@ -330,11 +333,11 @@ class LoadTestRun:
         ansible = Ansible(run_dir, opts.inventory)  # checks the inventory path first
         self.view.set_stage("prepare")
         extravars = job_vars(project, run_dir, job, cycles=cycles, duration=duration)
-        bench_args = []
+        bench_args = []  # one argument each: a value is never read as an option
         if opts.url:
-            bench_args += ["--url", opts.url]
+            bench_args.append(f"--url={opts.url}")
         if opts.label:
-            bench_args += ["--label", opts.label]
+            bench_args.append(f"--label={opts.label}")
         extravars.update(
             marteau_pool=pool,
             marteau_nodes=wanted,

@@ -219,8 +219,11 @@ def test_the_service_refuses_a_hostile_value_naming_its_field(
             files={"archive": ("project.tar.gz", tar_of(project), "application/gzip")},
             data={field: value},
         )
-    assert answer.status_code == 400, answer.text
-    assert message in answer.json()["detail"]
+    if answer.status_code == 422:  # the API schema's own bound, naming the field
+        assert answer.json()["detail"][0]["loc"] == ["body", field], answer.text
+    else:
+        assert answer.status_code == 400, answer.text
+        assert message in answer.json()["detail"]
     assert not list(markers.iterdir())
 
 

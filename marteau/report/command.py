@@ -88,6 +88,7 @@ def build_report(
     results (named in the warnings and in summary.json ``missing_nodes``).
     """
     from marteau.report import rst, stats, summary
+    from marteau.results.compact import lost_load
     from marteau.results.merge import load_all
 
     threshold_set = None
@@ -103,6 +104,10 @@ def build_report(
     )
     for name, why in (missing_nodes or {}).items():
         bench.warnings.append(f"node {name}: missing from this report ({why or 'no results'})")
+    for node, source in zip(merged.nodes, merged.sources, strict=True):
+        bench.warnings += [
+            f"node {node.name}: load lost: {text}" for text in lost_load(source.config)
+        ]
     threshold_report = None
     if threshold_set is not None:
         from marteau.report.thresholds import evaluate

@@ -15,11 +15,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@
 
 # Debian packages the tests drive for real (Chromium for the browser tests, PostgreSQL
-# for the service tests' second database: tests/postgres.py starts a private cluster).
+# for the service tests' second database: tests/postgres.py starts a private cluster,
+# stress-ng to keep both cores busy in tests/test_orchestration_busy.py).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
-	  for pkg in chromium openssl openssh-server postgresql; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  for pkg in chromium openssl openssh-server postgresql stress-ng; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,9 @@ def test_a_slow_join_keeps_the_planned_windows_and_says_what_it_lost(
 
 
 def test_start_at_delays_the_first_request(workdir: Path, site: LocalServer):
-    start_at = time.time() + 3
+    # Time to arm (spawn two workers, import, build users) on a busy machine: an
+    # instant already past would be moved to now (exit 4, tested below).
+    start_at = time.time() + 8
     run = bench(
         workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "2",
         "--workers", "2", "--start-at", repr(start_at),
@@ -310,13 +313,23 @@ def start_file_bench(workdir: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_armed(workdir: Path, process: subprocess.Popen[str]) -> None:
-    """Until the bench writes ``start.ready`` (bounded: a broken bench fails the test)."""
-    deadline = time.monotonic() + 60
-    while not (workdir / "start.ready").exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the bench never armed"
-        time.sleep(0.02)
+def armed_bench(
+    workdir: Path, args: list[str], when_armed: Callable[[], None]
+) -> tuple[int, str, str]:
+    """A `--start-file` bench: once it wrote ``start.ready`` (bounded wait), `when_armed()`."""
+    process = start_file_bench(workdir, *args)
+    try:
+        deadline = time.monotonic() + 60
+        while not (workdir / "start.ready").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the bench never armed"
+            time.sleep(0.02)
+        when_armed()
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, out, err
 
 
 def hand_start(workdir: Path, instant: float | str) -> None:
@@ -327,22 +340,20 @@ def hand_start(workdir: Path, instant: float | str) -> None:
 
 def test_start_file_arms_first_then_starts_at_the_instant_written(workdir: Path, site: LocalServer):
     (workdir / "start").write_text("1.0\n")  # a stale instant: removed, never used
-    process = start_file_bench(
-        workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "2", "--workers", "2"
-    )
-    try:
-        wait_armed(workdir, process)
+    start = time.time() + 60
+
+    def armed() -> None:
+        nonlocal start
         # Armed: the hooks before cycle 0 ran, no request was sent yet.
         assert hooks(workdir) == ["setUpBench", "setUpCycle"]
         assert not (workdir / "start").exists()
         assert site.requests == []
         start = time.time() + 1
         hand_start(workdir, start)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, out + err
+
+    args = ["benchtests.py", "Bench.test_get", "-u", site.url, "-c", "2", "--workers", "2"]
+    code, out, err = armed_bench(workdir, args, armed)
+    assert code == 0, out + err
     assert f"* Armed: waiting for the start instant in {workdir / 'start'}" in out
     config, responses, tests = parse_xml(workdir / "bench.xml")
     assert float(config["start_at"]) == round(start, 3)
@@ -357,18 +368,12 @@ def test_start_file_arms_first_then_starts_at_the_instant_written(workdir: Path,
 def test_start_file_instant_in_the_past_records_what_is_left_and_says_what_was_lost(
     workdir: Path, site: LocalServer
 ):
-    process = start_file_bench(
-        workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1", "-D", "4",
-        "--workers", "1",
-    )  # fmt: skip
-    try:
-        wait_armed(workdir, process)
-        hand_start(workdir, time.time() - 1.5)  # the run's lead was too short
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 4, out + err
+    args = ["benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1", "-D", "4"]
+    # the run's lead was too short: the instant is 1.5 s past when it arrives
+    code, out, err = armed_bench(
+        workdir, [*args, "--workers", "1"], lambda: hand_start(workdir, time.time() - 1.5)
+    )
+    assert code == 4, out + err
     (late,) = re.findall(r"\* Warning: started ([\d.]+)s after the shared start instant", out)
     (lost,) = re.findall(
         r"Load lost: cycle #0 recorded [\d.]+s of its 4s window: it opened ([\d.]+)s late", out
@@ -396,17 +401,9 @@ def test_start_file_never_written_ends_the_bench_after_its_timeout(
 
 
 def test_start_file_holding_garbage_is_an_error_naming_it(workdir: Path, site: LocalServer):
-    process = start_file_bench(
-        workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1", "--workers", "1"
-    )
-    try:
-        wait_armed(workdir, process)
-        hand_start(workdir, "tomorrow")
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 2, out + err
+    args = ["benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1", "--workers", "1"]
+    code, out, err = armed_bench(workdir, args, lambda: hand_start(workdir, "tomorrow"))
+    assert code == 2, out + err
     assert f"Error: start file {workdir / 'start'} holds 'tomorrow', not an epoch instant" in err
     assert "tearDownBench" in hooks(workdir)
 

@@ -201,6 +201,44 @@ def test_three_node_split_run_takes_over_an_expired_lock(
     print(f"3-node split run: {elapsed:.1f}s")
 
 
+@pytest.fixture
+def busy_cores():
+    """Both cores kept busy by another process for the length of the test."""
+    if not shutil.which("stress-ng"):
+        pytest.skip("stress-ng is missing (make system-deps)")
+    hog = subprocess.Popen(
+        ["stress-ng", "--cpu", "2", "--timeout", "600", "--quiet"], start_new_session=True
+    )
+    try:
+        time.sleep(1)
+        assert hog.poll() is None, "stress-ng did not start"
+        yield
+    finally:
+        os.killpg(hog.pid, signal.SIGTERM)
+        hog.wait(timeout=30)
+
+
+def test_nodes_on_two_busy_cores_arm_then_record_every_cycle(
+    nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path, busy_cores: None
+) -> None:
+    """The start barrier: each bench arms, then the start instant is chosen with a lead
+    measured on this busy machine, so no node starts late (bench/busy_start.py: 8 nodes)."""
+    result = marteau_run(
+        project, inventory, tmp_path, "--nodes", "3", "-c", "1:2", "-D", "2", timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "LOAD LOST" not in result.stdout and "every node armed: fan-out" in result.stdout
+    run_dir = run_dir_of(result.stdout)
+    provenance = json.loads((run_dir / "run.json").read_text())
+    assert provenance["lost"] == {} and provenance["completed"] == nodes.names()
+    barrier = provenance["start_barrier"]
+    assert barrier["fanout"] > 0 and "lead" in barrier
+    for name in nodes.names():
+        (path,) = (run_dir / "results" / name).glob("*.mrt")
+        assert set(load(str(path)).tests["cycle"].tolist()) == {0, 1}, name
+    assert not [w for w in summary(run_dir / "report")["warnings"] if "load lost" in w]
+
+
 def test_plain_ansible_playbook_gives_the_same_results_directory(
     nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
 ) -> None:

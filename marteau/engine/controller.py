@@ -360,15 +360,13 @@ class BenchController:
     def _cycle_result(self, cycle: CycleTimes) -> None:
         ok, failures, errors, _ = self._tally()
         self.outcome.cycles_done += 1
-        opened = self._opened.pop(cycle.index, {})
         duration = self.plan.duration
-        lost = (
-            max(
-                (duration if when is None else min(max(when - cycle.open, 0.0), duration))
-                for when in opened.values()
-            )
-            if opened
-            else 0.0
+        lost = max(
+            (
+                duration if when is None else min(max(when - cycle.open, 0.0), duration)
+                for when in self._opened.pop(cycle.index, {}).values()
+            ),
+            default=0.0,
         )
         if lost > LOST_TOLERANCE:
             self._lose(

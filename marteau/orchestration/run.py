@@ -69,6 +69,8 @@ LOCK_TASK = "Take Marteau's lock on the node"
 NAMED_TASK = "Fail when a named node is not in the pool"
 WAIT_TASK = "Wait for the bench to end"
 ARMED_TASK = "Wait until every bench is armed"
+FANOUT_TASK = "Keep the fan-out time"
+DECIDE_TASK = "Decide the shared start instant"
 START_TASK = "Start the bench (async, in its own process group, under timeout)"
 FACTS_TASK = "Write the node's facts beside its results"
 RELEASE_TASK = "Release Marteau's lock on the node"
@@ -184,6 +186,7 @@ class LoadTestRun:
         self.released: set[str] = set()
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = []
+        self.barrier: dict[str, float] = {}  # the start barrier: fan-out and lead, seconds
         self._t0 = time.monotonic()
 
     # -- signals --------------------------------------------------------------
@@ -234,6 +237,8 @@ class LoadTestRun:
         elif kind == "runner_on_ok" and task == ARMED_TASK:
             self.timings["bench_armed"] = time.monotonic() - self._t0
             self.view.node(host, "benching", note="armed")
+        elif kind == "runner_on_ok" and task in (FANOUT_TASK, DECIDE_TASK):
+            self._on_barrier(res.get("ansible_facts") or {})
         elif kind == "runner_retry" and task == WAIT_TASK:
             progress = res.get("progress")
             if progress:
@@ -262,6 +267,21 @@ class LoadTestRun:
                 warning = warning.get("msg") or warning.get("message") or str(warning)
             self.view.message(f"{host}: warning: {warning}")
             self.warnings.append(f"{host}: {warning}")
+
+    def _on_barrier(self, facts: dict[str, Any]) -> None:
+        """Every node armed: say what the start instant's lead was made of."""
+        try:
+            if "marteau_bench_fanout" in facts:
+                self.barrier["fanout"] = round(float(facts["marteau_bench_fanout"]), 3)
+            if "marteau_bench_start" in facts:
+                self.barrier["lead"] = round(float(facts["marteau_bench_start"]) - time.time(), 3)
+        except (TypeError, ValueError):
+            return
+        if "lead" in self.barrier:
+            self.view.message(
+                f"every node armed: fan-out {self.barrier.get('fanout', 0):.2f}s, "
+                f"start in {self.barrier['lead']:.2f}s"
+            )
 
     # -- the run --------------------------------------------------------------
 
@@ -524,6 +544,7 @@ class LoadTestRun:
             "completed": outcome.completed,
             "missing": outcome.missing,
             "lost": outcome.lost,
+            "start_barrier": self.barrier,
             "cancelled": outcome.cancelled,
             "fuse": outcome.fuse,
             "split": opts.split,

@@ -275,3 +275,35 @@ def test_hostile_node_names_are_shown_as_typed(tmp_path: Path, markers: Path, dr
     output = result.stdout + result.stderr
     assert sorted(p.name for p in markers.iterdir()) == [], output
     assert f"not in pool marteau of the inventory: {name}" in output.replace('\\"', '"')
+
+
+def test_extra_vars_keep_their_text_through_ansible(tmp_path: Path, markers: Path) -> None:
+    """The driver's extra-vars file, read by a real `ansible-playbook`: values that YAML 1.1
+    would take for numbers or booleans stay the text typed, and a template stays text."""
+    from marteau.orchestration import inert
+
+    values = {"cycles": "1:2", "answer": "yes", "octal": "010", "hexa": "0x10", "tilde": "~"}
+    values["template"] = hostile(markers, "v")
+    playbook = tmp_path / "show.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.copy:\n"
+        f"        dest: {tmp_path / 'seen.json'}\n"
+        "        content: '{{ {"
+        + ", ".join(f'"{name}": {name} | string' for name in values)
+        + "} | to_json }}'\n"
+        "        mode: '0600'\n"
+    )
+    extra = inert.write(values, tmp_path / "extravars.yml")
+    command = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
+    command += ["-e", f"ansible_python_interpreter={sys.executable}"]
+    result = subprocess.run(
+        [*command, "-e", f"@{extra}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ansible_env(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((tmp_path / "seen.json").read_text()) == values
+    assert not list(markers.iterdir())

@@ -8,6 +8,6 @@ OK = 0  # every planned cycle recorded, no failure, no error
 FAILURES = 1  # test failures (assertions), thresholds violated, or the run could not finish
 BAD_INPUT = 2  # bad input: nothing was locked or started
 FUSE = 3  # the safety fuse stopped the bench
-INCOMPLETE = 4  # load lost: a cycle shorter than planned or without a finished test, a node missing
+INCOMPLETE = 4  # load lost: a late start, a cycle shorter than planned or without a finished test, a node missing
 ERRORS = 255  # errors: requests or hooks that errored (FunkLoad's code)
 SIGNAL_BASE = 128  # 128 + N: stopped by signal N

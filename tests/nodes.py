@@ -1,7 +1,8 @@
 """Real SSH nodes on this machine for the orchestration tests.
 
 Each node is one Unix user with its own sshd on its own loopback address
-(127.0.0.2, .3, .4, one port for all), its own host key and key-only login.
+(127.0.0.2, .3, .4 for the default three; ``NodeSet(count=N)`` makes N, on
+127.0.0.2 to .N+1; one port for all), its own host key and key-only login.
 Each node user has passwordless sudo (a file in /etc/sudoers.d), as a node
 that isolates jobs needs; `Node.revoke_sudo()` makes a team-server node.
 The controller gets a client key, a generated ``known_hosts`` and an
@@ -12,7 +13,7 @@ Setup is idempotent: ``up()`` first tears down whatever a crashed earlier
 session left (its sshd by pid file, its users), then builds afresh. Needs
 root and ``/usr/sbin/sshd`` (Debian's ``openssh-server``).
 
-Run by hand: ``python -m tests.nodes up`` / ``python -m tests.nodes down``.
+Run by hand: ``python -m tests.nodes up [N]`` / ``python -m tests.nodes down [N]``.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ BASE = Path(os.environ.get("MARTEAU_TEST_NODES_DIR", "/tmp/mtn"))
 # Another prefix and directory (MARTEAU_TEST_NODES_PREFIX/_DIR) give a second,
 # independent node set, e.g. for trying things by hand while the suite runs.
 PREFIX = os.environ.get("MARTEAU_TEST_NODES_PREFIX", "mtnode")
-USERS = tuple(f"{PREFIX}{i}" for i in (1, 2, 3))
-ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 FIRST_PORT = 22022
+
+
+def address(index: int) -> str:
+    """The loopback address of node `index` (from 1): 127.0.0.2, .3, ..."""
+    return f"127.0.0.{index + 1}"
 
 
 def _processes() -> list[tuple[int, int, int, str]]:
@@ -98,12 +102,12 @@ def _run(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=True, capture_output=True, text=True)
 
 
-def _port_free(port: int) -> bool:
-    for address in ADDRESSES:
+def _port_free(port: int, addresses: list[str]) -> bool:
+    for host in addresses:
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((address, port))
+                sock.bind((host, port))
             except OSError:
                 return False
     return True
@@ -266,12 +270,13 @@ class Node:
 
 @dataclass
 class NodeSet:
-    """The three test nodes, their client key, known_hosts and inventory."""
+    """The test nodes (three by default), their client key, known_hosts and inventory."""
 
     base: Path = BASE
     prefix: str = PREFIX
     port: int = 0
     nodes: list[Node] = field(default_factory=list)
+    count: int = 3
 
     @property
     def key(self) -> Path:
@@ -290,7 +295,11 @@ class NodeSet:
 
     @property
     def users(self) -> tuple[str, ...]:
-        return tuple(f"{self.prefix}{i}" for i in (1, 2, 3))
+        return tuple(f"{self.prefix}{i}" for i in range(1, self.count + 1))
+
+    @property
+    def addresses(self) -> list[str]:
+        return [address(i) for i in range(1, self.count + 1)]
 
     def claim(self) -> NodeSet:
         """Take this node set for this process; if another live process (a
@@ -310,7 +319,9 @@ class NodeSet:
 
     def up(self) -> NodeSet:
         self.down()
-        self.port = next(p for p in range(FIRST_PORT, FIRST_PORT + 200) if _port_free(p))
+        self.port = next(
+            p for p in range(FIRST_PORT, FIRST_PORT + 200) if _port_free(p, self.addresses)
+        )
         self.base.mkdir(mode=0o755, parents=True)
         (self.base / "client").mkdir(mode=0o700)
         _run(
@@ -329,8 +340,8 @@ class NodeSet:
         authorized.write_text(self.key.with_suffix(".pub").read_text())
         authorized.chmod(0o644)
         known = []
-        for index, (user, address) in enumerate(zip(self.users, ADDRESSES, strict=True), 1):
-            node = Node(user, address, self.port, self.base / f"node{index}")
+        for index, (user, host) in enumerate(zip(self.users, self.addresses, strict=True), 1):
+            node = Node(user, host, self.port, self.base / f"node{index}")
             node.directory.mkdir(mode=0o755)
             if not _user_exists(user):
                 _run("useradd", "--create-home", "--shell", "/bin/sh", "-p", "*", user)
@@ -339,7 +350,7 @@ class NodeSet:
             node.write_config(self.port, host_key, authorized)
             node.grant_sudo()
             public = host_key.with_suffix(".pub").read_text().split()
-            known.append(f"[{address}]:{self.port} {public[0]} {public[1]}")
+            known.append(f"[{host}]:{self.port} {public[0]} {public[1]}")
             self.nodes.append(node)
         self.known_hosts.write_text("\n".join(known) + "\n")
         for node in self.nodes:
@@ -391,7 +402,7 @@ class NodeSet:
     def down(self) -> None:
         """Stop every sshd, kill the users' processes, remove users and files."""
         for index, user in enumerate(self.users, 1):
-            node = Node(user, ADDRESSES[index - 1], self.port, self.base / f"node{index}")
+            node = Node(user, address(index), self.port, self.base / f"node{index}")
             node.kill_sshd()
             node.revoke_sudo()
             if _user_exists(user):
@@ -405,9 +416,10 @@ class NodeSet:
 
 def main(argv: list[str]) -> int:
     action = argv[1] if len(argv) > 1 else "up"
+    count = int(argv[2]) if len(argv) > 2 else 3
     if action == "up":
         started = time.monotonic()
-        nodes = NodeSet().claim()
+        nodes = NodeSet(count=count).claim()
         if nodes.base != BASE:
             print(f"{BASE} is in use by a test session", file=sys.stderr)
             return 1
@@ -416,10 +428,10 @@ def main(argv: list[str]) -> int:
         print(f"inventory: {nodes.inventory}")
     elif action == "down":
         started = time.monotonic()
-        NodeSet().down()
+        NodeSet(count=count).down()
         print(f"nodes down in {time.monotonic() - started:.2f}s")
     else:
-        print("usage: python -m tests.nodes up|down", file=sys.stderr)
+        print("usage: python -m tests.nodes up|down [N]", file=sys.stderr)
         return 2
     return 0
 

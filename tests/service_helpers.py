@@ -238,6 +238,16 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05, what: st
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def wait_job(client, job_id: int, states=("succeeded", "failed", "cancelled"), timeout=90):  # type: ignore[no-untyped-def]
+    """The job's JSON (through the API) once it is in one of `states`."""
+
+    def done():  # type: ignore[no-untyped-def]
+        job = client.get(f"/api/jobs/{job_id}").json()
+        return job if job["state"] in states else None
+
+    return wait_for(done, timeout=timeout, what=f"job {job_id} in {states}")
+
+
 ADMIN, ADMIN_PASSWORD = "admin@example.org", "admin-password-1"
 
 

@@ -7,13 +7,16 @@ speed: only counts, ids, ordering and the recording-window invariants.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,23 +232,37 @@ def test_two_workers_make_one_node_result_with_users_split(workdir: Path, site: 
     assert len(hooks(workdir)) == 5  # the hooks ran once, in the parent
 
 
-def test_a_slow_join_keeps_the_planned_windows(workdir: Path, site: LocalServer):
-    # Tests take 0.9 s: the last one of a 2 s window ends 0.7 s after it,
-    # later than cycle_time (0.2 s), so the next cycle's users start late;
-    # its window stays where the schedule put it.
+def test_a_slow_join_keeps_the_planned_windows_and_says_what_it_lost(
+    workdir: Path, site: LocalServer
+):
+    # Tests take 1.6 s: the last one of a 2 s window ends 1.2 s after it, far
+    # later than cycle_time (0.2 s), so the next cycle's users start about 1 s
+    # late; its window stays where the schedule put it, and that second lost
+    # is a warning and exit 4, not a silently shorter cycle.
+    conf = workdir / "Bench.conf"
+    conf.write_text(conf.read_text().replace("pause=0.9", "pause=1.6"))
     run = bench(
-        workdir, "benchtests.py", "Bench.test_slow", "-u", site.url, "-c", "2:2:2", "-D", "2",
+        workdir, "benchtests.py", "Bench.test_slow", "-u", site.url, "-c", "2:2", "-D", "2",
         "-s", "0", "-t", "0", "--workers", "2",
     )  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.returncode == 4, run.stdout + run.stderr
+    (lost,) = re.findall(
+        r"Load lost: cycle #1 recorded [\d.]+s of its 2s window: it opened ([\d.]+)s late",
+        run.stdout,
+    )
+    assert 0.5 < float(lost) <= 2, run.stdout
+    assert "Bench status: **INCOMPLETE**" in run.stdout
     config, responses, tests = parse_xml(workdir / "bench.xml")
-    assert {int(t.get("cycle")) for t in tests} == {0, 1, 2}
+    assert {int(t.get("cycle")) for t in tests} >= {0}
     assert_inside_windows(workdir, config, responses + tests)
-    assert hooks(workdir).count("tearDownCycle") == 3
+    assert hooks(workdir).count("tearDownCycle") == 2
+    assert "cycle #1 recorded" in json.loads(config["marteau:lost"])[0]
 
 
 def test_start_at_delays_the_first_request(workdir: Path, site: LocalServer):
-    start_at = time.time() + 3
+    # Time to arm (spawn two workers, import, build users) on a busy machine: an
+    # instant already past would be moved to now (exit 4, tested below).
+    start_at = time.time() + 8
     run = bench(
         workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "2",
         "--workers", "2", "--start-at", repr(start_at),
@@ -259,6 +276,148 @@ def test_start_at_delays_the_first_request(workdir: Path, site: LocalServer):
     assert results.responses["time"].min() >= start_at
     assert results.tests["time"].min() >= start_at
     assert_inside_windows(workdir, config, responses + tests)
+
+
+# -- the start barrier: arm, then start at a given instant --------------------
+
+
+def test_start_at_in_the_past_starts_now_and_says_so(workdir: Path, site: LocalServer):
+    asked = time.time() - 10
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1:2",
+        "--workers", "2", "--start-at", repr(asked),
+    )  # fmt: skip
+    assert run.returncode == 4, run.stdout + run.stderr
+    (late,) = re.findall(
+        r"\* Warning: --start-at was ([\d.]+)s in the past: started now", run.stdout
+    )
+    assert float(late) >= 10
+    assert "Bench status: **INCOMPLETE**" in run.stdout and "SUCCESSFUL**\n\nLog" not in run.stdout
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert float(config["start_at"]) > asked + 10  # moved to when it was armed
+    assert {int(t.get("cycle")) for t in tests} == {0, 1}  # both cycles recorded in full
+    assert_inside_windows(workdir, config, responses + tests)
+    assert json.loads(config["marteau:lost"]) == [
+        f"--start-at was {late}s in the past: started now, {late}s late"
+    ]
+
+
+def start_file_bench(workdir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*MARTEAU_BENCH, *args, "--start-file", "start"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+
+
+def armed_bench(
+    workdir: Path, args: list[str], when_armed: Callable[[], None]
+) -> tuple[int, str, str]:
+    """A `--start-file` bench: once it wrote ``start.ready`` (bounded wait), `when_armed()`."""
+    process = start_file_bench(workdir, *args)
+    try:
+        deadline = time.monotonic() + 60
+        while not (workdir / "start.ready").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the bench never armed"
+            time.sleep(0.02)
+        when_armed()
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, out, err
+
+
+def hand_start(workdir: Path, instant: float | str) -> None:
+    text = instant if isinstance(instant, str) else f"{instant:.3f}"
+    (workdir / "start.tmp").write_text(f"{text}\n")
+    os.replace(workdir / "start.tmp", workdir / "start")
+
+
+def test_start_file_arms_first_then_starts_at_the_instant_written(workdir: Path, site: LocalServer):
+    (workdir / "start").write_text("1.0\n")  # a stale instant: removed, never used
+    start = time.time() + 60
+
+    def armed() -> None:
+        nonlocal start
+        # Armed: the hooks before cycle 0 ran, no request was sent yet.
+        assert hooks(workdir) == ["setUpBench", "setUpCycle"]
+        assert not (workdir / "start").exists()
+        assert site.requests == []
+        start = time.time() + 1
+        hand_start(workdir, start)
+
+    args = ["benchtests.py", "Bench.test_get", "-u", site.url, "-c", "2", "--workers", "2"]
+    code, out, err = armed_bench(workdir, args, armed)
+    assert code == 0, out + err
+    assert f"* Armed: waiting for the start instant in {workdir / 'start'}" in out
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert float(config["start_at"]) == round(start, 3)
+    from marteau.results import load
+
+    results = load(workdir / "bench.mrt")
+    assert results.responses["time"].min() >= round(start, 3)
+    assert_inside_windows(workdir, config, responses + tests)
+    assert "marteau:lost" not in config
+
+
+def test_start_file_instant_in_the_past_records_what_is_left_and_says_what_was_lost(
+    workdir: Path, site: LocalServer
+):
+    args = ["benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1", "-D", "4"]
+    # the run's lead was too short: the instant is 1.5 s past when it arrives
+    code, out, err = armed_bench(
+        workdir, [*args, "--workers", "1"], lambda: hand_start(workdir, time.time() - 1.5)
+    )
+    assert code == 4, out + err
+    (late,) = re.findall(r"\* Warning: started ([\d.]+)s after the shared start instant", out)
+    (lost,) = re.findall(
+        r"Load lost: cycle #0 recorded [\d.]+s of its 4s window: it opened ([\d.]+)s late", out
+    )
+    assert 1.5 <= float(late) < 4 and 1.5 <= float(lost) < 4
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert tests  # what was left of the window is recorded, in the planned window
+    assert_inside_windows(workdir, config, responses + tests)
+    assert len(json.loads(config["marteau:lost"])) == 2
+
+
+def test_start_file_never_written_ends_the_bench_after_its_timeout(
+    workdir: Path, site: LocalServer
+):
+    process = start_file_bench(
+        workdir, "benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1",
+        "--workers", "2", "--start-timeout", "1",
+    )  # fmt: skip
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 4, out + err
+    assert f"no start instant in {workdir / 'start'} within 1s: no cycle ran" in out
+    assert hooks(workdir) == ["setUpBench", "setUpCycle", "tearDownBench"]
+    config, responses, tests = parse_xml(workdir / "bench.xml")
+    assert responses == [] and tests == [] and site.requests == []
+
+
+def test_start_file_holding_garbage_is_an_error_naming_it(workdir: Path, site: LocalServer):
+    args = ["benchtests.py", "Bench.test_get", "-u", site.url, "-c", "1", "--workers", "1"]
+    code, out, err = armed_bench(workdir, args, lambda: hand_start(workdir, "tomorrow"))
+    assert code == 2, out + err
+    assert f"Error: start file {workdir / 'start'} holds 'tomorrow', not an epoch instant" in err
+    assert "tearDownBench" in hooks(workdir)
+
+
+def test_a_cycle_without_a_finished_test_is_load_lost(workdir: Path, site: LocalServer):
+    conf = workdir / "Bench.conf"  # tests of 1.6 s in a 1 s window: none ends inside it
+    conf.write_text(conf.read_text().replace("pause=0.9", "pause=1.6"))
+    run = bench(
+        workdir, "benchtests.py", "Bench.test_slow", "-u", site.url, "-c", "1", "-s", "0",
+        "--workers", "1",
+    )  # fmt: skip
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert "* Warning: cycle #0: no test finished in its 1s window" in run.stdout
+    assert "Load lost: cycle #0: no test finished in its 1s window" in run.stdout
 
 
 # -- virtual users on the hub -------------------------------------------------
@@ -503,6 +662,14 @@ BAD_INPUTS = {
     "no dot": (["benchtests.py", "Bench"], "Class.method"),
     "one argument": (["benchtests.py"], "expected 2 arguments"),
     "three arguments": (["benchtests.py", "Bench.test_get", "extra"], "expected 2 arguments"),
+    "two start instants": (
+        ["benchtests.py", "Bench.test_get", "--start-at", "1", "--start-file", "start"],
+        "--start-at and --start-file",
+    ),
+    "start file nowhere": (
+        ["benchtests.py", "Bench.test_get", "--start-file", "nowhere/start"],
+        "nowhere is not a writable directory",
+    ),
 }
 
 

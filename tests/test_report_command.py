@@ -111,6 +111,26 @@ def test_node_names_missing_nodes_and_warnings(tmp_path: Path) -> None:
     assert code == 2 and "--node-name takes PATH=NAME" in err
 
 
+def test_load_a_bench_lost_is_in_the_warnings(tmp_path: Path) -> None:
+    # what `marteau bench` stores when its start or a cycle came late (marteau:lost)
+    lost = ["started 3.2s after the shared start instant", "cycle #0: no test finished"]
+    value = json.dumps(lost).replace('"', "&quot;")
+    late = tmp_path / "late.xml"
+    late.write_text(
+        Path(SIMPLE)
+        .read_text()
+        .replace("<config ", f'<config key="marteau:lost" value="{value}"/>\n<config ', 1)
+    )
+    code, _, err = run("-H", "-r", str(tmp_path / "r"), str(late), str(DATA / "node2.xml"))
+    assert code == 0, err
+    wanted = [f"node alpha: load lost: {text}" for text in lost]
+    summary = read_summary(tmp_path / "r")
+    assert [w for w in summary["warnings"] if "load lost" in w] == wanted
+    pages = [p.read_text() for p in (tmp_path / "r").glob("*.html")]
+    if pages:  # the HTML renderer is installed: the warnings box names them
+        assert any(all(w in p for w in wanted) for p in pages)
+
+
 def test_thresholds_exit_codes_and_junit(tmp_path: Path) -> None:
     good = tmp_path / "good.yml"
     good.write_text("thresholds:\n  - error_rate < 20%\n  - apdex >= 0.8\n")

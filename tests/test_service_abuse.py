@@ -226,7 +226,9 @@ def test_yaml_aliases_and_long_messages(service: Service, alice, tmp_path) -> No
     assert ".marteau.yml:4: invalid YAML: aliases (*a) are not accepted" in job["exit_reason"]
     assert str(service.data_dir) not in job["exit_reason"]
     # an error quoting a 100 kB value is stored and shown capped
-    project = make_project(tmp_path / "long", test='"' + "x" * 100_000 + '"')
+    project = make_project(tmp_path / "long")
+    with open(project / ".marteau.yml", "a") as config:
+        config.write("? " + "x" * 100_000 + "\n: 1\n")  # an unknown key, quoted in the error
     job = wait_job(alice, upload(alice, tar_of(project)).json()["id"])
     assert job["state"] == "failed" and len(job["exit_reason"]) <= 4096
     assert job["exit_reason"].endswith("characters in all]")

@@ -28,7 +28,7 @@ from tests.service_helpers import (  # noqa: E402
     make_project,
     service_env,
     tar_of,
-    wait_for,
+    wait_job,
 )
 
 
@@ -65,14 +65,6 @@ def upload(client, data: bytes, name: str = "project.tar.gz", **fields):  # type
         files={"archive": (name, data, "application/gzip")},
         data={k: str(v) for k, v in fields.items()},
     )
-
-
-def wait_job(client, job_id: int, states=("succeeded", "failed", "cancelled"), timeout=90):  # type: ignore[no-untyped-def]
-    def done():  # type: ignore[no-untyped-def]
-        job = client.get(f"/api/jobs/{job_id}").json()
-        return job if job["state"] in states else None
-
-    return wait_for(done, timeout=timeout, what=f"job {job_id} in {states}")
 
 
 # -- accounts ------------------------------------------------------------------

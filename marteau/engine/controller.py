@@ -12,6 +12,8 @@ killed bench keeps every finished cycle.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import threading
@@ -27,9 +29,14 @@ from marteau.engine.fuse import FUSE_EXIT, Fuse, FuseLimits, fuse_line
 from marteau.engine.runner import BenchPlan, CycleTimes, last_line, schedule
 from marteau.engine.workers import ABORT_SIGNALS, WorkerPool, WorkerSpec, describe_failure
 from marteau.errors import MarteauError
+from marteau.results.compact import LOST_KEY
 
-START_MARGIN = 0.25  # seconds between "all workers ready" and cycle 0 without --start-at
+START_MARGIN = 0.25  # seconds between "armed" and cycle 0 without a start instant given
 READY_TIMEOUT = 120.0  # a worker that cannot import the test in this time is broken
+START_POLL = 0.02  # seconds between two reads of --start-file
+# A recording window that opened later than planned by more than this lost load: the
+# protocol's own lag (a message, a timer on a busy machine) stays well below it.
+LOST_TOLERANCE = 0.5
 DONE_TIMEOUT = 15.0  # after the last cycle or an abort, for workers to flush and exit
 # A signal repeated sooner is the same stop delivered twice (a process-group kill that
 # `timeout -k` also forwards to its group), not a second Ctrl-C asking to die at once.
@@ -39,6 +46,28 @@ REPEAT_GRACE = 1.0
 # may send them again while the bench is writing its results and has SIGKILL behind
 # (`timeout -k`, the role's stop): dying on a repeat would lose what ran.
 ESCALATING_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT})
+
+
+def read_start_file(path: str) -> float | None:
+    """The epoch instant a start file holds, or None while it holds none (yet).
+
+    The controller writes it whole (a rename), so anything else there is a bug
+    worth stopping for rather than waiting out the timeout.
+    """
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(64).decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        return None
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise MarteauError(f"start file {path} holds {text[:32]!r}, not an epoch instant")
+    return value
 
 
 class ParentSink:
@@ -72,18 +101,22 @@ class Outcome:
     hook_error: str | None = None
     problems: dict[str, str] = field(default_factory=dict)
     fuse: str | None = None  # why the safety fuse stopped the bench
+    lost: list[str] = field(default_factory=list)  # load lost or shifted, one line each
 
     @property
     def exit_code(self) -> int:
         """FunkLoad's console entry point: 0, 1 with failures, 255 with errors.
 
         Marteau's own: `FUSE_EXIT` when the safety fuse stopped the bench,
-        128 + signal when a signal did.
+        128 + signal when a signal did, `exits.INCOMPLETE` when load was lost
+        (the counts of a bench that lost a cycle cannot be trusted as they are).
         """
         if self.fuse is not None:
             return FUSE_EXIT
         if self.signum is not None:
             return exits.SIGNAL_BASE + self.signum
+        if self.lost:
+            return exits.INCOMPLETE
         if self.errors or self.hook_error:
             return exits.ERRORS
         if self.failures:
@@ -107,6 +140,8 @@ class BenchSetup:
     title: str
     description: str
     fuse: FuseLimits | None = None  # the safety fuse's limits, if it is on
+    start_file: str | None = None  # arm, write `<start_file>.ready`, read the instant here
+    start_timeout: float = 300.0  # seconds to wait for the start file once armed
 
 
 class BenchController:
@@ -121,6 +156,8 @@ class BenchController:
         self.pool = WorkerPool(setup.specs, self.abort)
         self.start: float | None = None
         self._ready: set[int] = set()
+        self._armed: set[int] = set()
+        self._opened: dict[int, dict[int, float | None]] = {}  # cycle -> worker -> opened
         self._done: set[int] = set()
         self._gone: set[int] = set()
         self._failed: dict[int, str] = {}
@@ -184,17 +221,16 @@ class BenchController:
             if not self._hook("setUpCycle"):
                 return
             if index == 0:
-                now = time.time()
-                start = self.setup.start_at if self.setup.start_at else now + START_MARGIN
-                if start < now:
-                    console.line(f"* Warning: --start-at is {now - start:.1f}s in the past")
+                start = self._arm()
+                if start is None:
+                    return
                 self.start = start
                 self.setup.config["start_at"] = repr(start)
                 times = schedule(self.plan, start)
                 self.pool.broadcast(("start", start))
                 # Also in a worker's own file, in case the parent dies before combining.
                 self.pool.send(0, ("config", "start_at", repr(start)))
-                if start - now > 1:
+                if start - time.time() > 1:
                     console.line(f"* Waiting for the start instant: {now_iso(start)}")
             cycle = times[index]
             console.line(f"* Current time: {now_iso()}")
@@ -221,6 +257,65 @@ class BenchController:
             if not self._hook("tearDownCycle"):
                 return
             self._cycle_result(cycle)
+
+    def _arm(self) -> float | None:
+        """Build cycle 0's users in every worker, then decide the start instant (None: none).
+
+        Alone (no start given, or `--start-at`) a start instant already past
+        is moved to now: the bench says so and its windows are not those asked
+        for.  In a run (`--start-file`) the instant is shared with other nodes:
+        the windows keep it, and each cycle says what it lost.
+        """
+        self.pool.broadcast(("arm",))
+        if not self._pump(lambda: self._armed | self._gone >= self._all, READY_TIMEOUT):
+            return None
+        if not self._armed | self._gone >= self._all:
+            raise MarteauError(f"workers not armed after {READY_TIMEOUT:.0f}s")
+        if self._failed:
+            index, message = next(iter(self._failed.items()))
+            raise MarteauError(f"worker {index} failed to arm: {describe_failure(message)}")
+        setup = self.setup
+        if setup.start_file is not None:
+            start = self._wait_start_file(setup.start_file, setup.start_timeout)
+            if start is None:
+                return None
+        else:
+            start = setup.start_at or time.time() + START_MARGIN
+        late = time.time() - start
+        if late <= LOST_TOLERANCE:
+            return start
+        if setup.start_file is not None:
+            self._lose(f"started {late:.1f}s after the shared start instant")
+            return start
+        self._lose(f"--start-at was {late:.1f}s in the past: started now, {late:.1f}s late")
+        return time.time() + START_MARGIN
+
+    def _wait_start_file(self, path: str, timeout: float) -> float | None:
+        """Say "armed" (``<path>.ready``), then wait for ``path`` to hold the start instant."""
+        marker = path + ".ready"
+        with open(marker + ".tmp", "w") as handle:
+            handle.write(f"{time.time():.3f}\n")
+        os.replace(marker + ".tmp", marker)
+        self.console.line(f"* Armed: waiting for the start instant in {path}")
+        found: list[float] = []
+
+        def arrived() -> bool:
+            value = read_start_file(path)
+            if value is not None:
+                found.append(value)
+            return bool(found)
+
+        if not self._pump(arrived, timeout, poll=START_POLL):
+            return None
+        if not found:
+            self._lose(f"no start instant in {path} within {timeout:g}s: no cycle ran")
+            return None
+        return found[0]
+
+    def _lose(self, text: str) -> None:
+        """Load lost or shifted: a warning now, and in the results, the summary and the exit."""
+        self.outcome.lost.append(text)
+        self.console.line(f"* Warning: {text}")
 
     @property
     def _all(self) -> set[int]:
@@ -270,6 +365,21 @@ class BenchController:
     def _cycle_result(self, cycle: CycleTimes) -> None:
         ok, failures, errors, _ = self._tally()
         self.outcome.cycles_done += 1
+        duration = self.plan.duration
+        lost = max(
+            (
+                duration if when is None else min(max(when - cycle.open, 0.0), duration)
+                for when in self._opened.pop(cycle.index, {}).values()
+            ),
+            default=0.0,
+        )
+        if lost > LOST_TOLERANCE:
+            self._lose(
+                f"cycle #{cycle.index} recorded {duration - lost:.1f}s of its {duration}s "
+                f"window: it opened {lost:.1f}s late"
+            )
+        if not ok + failures + errors:
+            self._lose(f"cycle #{cycle.index}: no test finished in its {duration}s window")
         word = status_word(ok, failures, errors)
         self.console.line(f"* End of cycle, {time.time() - cycle.stage:.2f}s elapsed.")
         self.console.line(
@@ -304,7 +414,12 @@ class BenchController:
     # -- following the workers ------------------------------------------------
 
     def _pump(
-        self, done: Callable[[], bool], timeout: float | None, *, abortable: bool = True
+        self,
+        done: Callable[[], bool],
+        timeout: float | None,
+        *,
+        abortable: bool = True,
+        poll: float = 0.2,
     ) -> bool:
         """Handle worker messages until ``done()`` or ``timeout``; False on abort."""
         deadline = None if timeout is None else time.time() + timeout
@@ -328,7 +443,7 @@ class BenchController:
             if abortable and self._fuse is not None and now >= next_fuse:
                 next_fuse = now + 1.0
                 self._check_fuse(now)
-            wait = 0.2
+            wait = poll
             if deadline is not None:
                 wait = min(wait, deadline - now)
             if cycle is not None and not self._mid_done:
@@ -340,11 +455,14 @@ class BenchController:
         kind, index = message[0], message[1]
         if kind == "ready":
             self._ready.add(index)
+        elif kind == "armed":
+            self._armed.add(index)
         elif kind == "progress":  # worker, cycle, started, ok, failures, errors, responses
             if self._cycle is not None and message[2] == self._cycle.index:
                 self._progress[index] = tuple(message[3:8])
-        elif kind == "joined":  # worker, cycle, ok, failures, errors, responses
+        elif kind == "joined":  # worker, cycle, ok, failures, errors, responses, opened
             self._joined.setdefault(message[2], set()).add(index)
+            self._opened.setdefault(message[2], {})[index] = message[7]
             started = self._progress.get(index, (0,))[0]
             self._progress[index] = (started, *message[3:7])
         elif kind == "problem":
@@ -467,6 +585,8 @@ class BenchController:
             config["marteau_aborted"] = signal.Signals(out.signum).name
         if out.fuse is not None:
             config["marteau_aborted"] = fuse_line(out.fuse)
+        if out.lost:
+            config[LOST_KEY] = json.dumps(out.lost)
         parent_path = setup.compact_path[: -len(".mrt")] + ".parent.mrt"
         with CompactWriter(parent_path, config):
             pass
@@ -500,6 +620,8 @@ class BenchController:
                 console.line(f"First {kind}: {last_line(out.problems[kind])}")
         if out.hook_error:
             console.line(f"Hook error: {out.hook_error}")
+        for text in out.lost:
+            console.line(f"Load lost: {text}")
         if out.fuse is not None:
             console.line(
                 f"Bench stopped by the safety fuse after {out.cycles_done} of "
@@ -513,6 +635,8 @@ class BenchController:
             )
         else:
             word = "ERROR" if out.hook_error else status_word(0, out.failures, out.errors)
+            if out.lost:
+                word = "INCOMPLETE"
             console.line(f"Bench status: {console.status(word)}")
         console.line()
         console.line(f"Log xml: {self.setup.xml_path}")

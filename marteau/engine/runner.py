@@ -240,15 +240,17 @@ def last_line(text: str) -> str:
 class _Cycle:
     """One cycle's live state in a process: its users, its timers, its stop flag."""
 
-    __slots__ = ("times", "gate", "users", "resting", "timers", "closed")
+    __slots__ = ("times", "gate", "tests", "users", "resting", "timers", "closed", "opened")
 
-    def __init__(self, times: CycleTimes, gate: CycleGate) -> None:
+    def __init__(self, times: CycleTimes, gate: CycleGate, tests: dict[int, Any]) -> None:
         self.times = times
         self.gate = gate
+        self.tests = tests  # thread id -> test instance built while arming (None: it failed)
         self.users: set[HubGreenlet] = set()  # started and not ended
         self.resting: set[Any] = set()  # users in the pause between two tests
         self.timers: list[asyncio.TimerHandle] = []
         self.closed = False  # E_c passed (or abort): users stop after their test
+        self.opened: float | None = None  # when recording really started (None: never)
 
 
 class ProcessRunner:
@@ -259,13 +261,16 @@ class ProcessRunner:
     recording window, and tick once a second; the runner's own control
     greenlet follows the parent and joins each cycle.
 
-    Messages from the parent: ``("start", T)``, ``("go", c)``,
+    Messages from the parent: ``("arm",)``, ``("start", T)``, ``("go", c)``,
     ``("config", key, value)``, ``("stop",)``.  To the parent:
-    ``("ready", w)``, ``("progress", w, cycle, started, ok, failures,
+    ``("ready", w)`` (test imported), ``("armed", w)`` (cycle 0's users
+    built, after the parent's ``setUpBench`` and ``setUpCycle``: FunkLoad's
+    order), ``("progress", w, cycle, started, ok, failures,
     errors, responses)``, ``("problem", w, kind, text)`` (the first test
     error and the first failure of this process), ``("warning", w, text)``
     (the hub was held too long by user code), ``("joined", w, cycle, ok,
-    failures, errors, responses)``, and with the safety fuse on ``("fuse",
+    failures, errors, responses, opened)`` (``opened``: when the window
+    really opened, None if it never did), and with the safety fuse on ``("fuse",
     w, probe)`` every tick (`marteau.engine.fuse`).  Nothing here runs per
     request: users log straight into the recorder; the console reads its
     counters.
@@ -292,6 +297,8 @@ class ProcessRunner:
         self.recorder = recorder
         self.channel = channel
         self.abort = abort
+        self._arm = False
+        self._armed: tuple[CycleGate, dict[int, Any]] | None = None  # cycle 0, built early
         self._start: float | None = None
         self._go = -1
         self._parent_gone = False
@@ -338,6 +345,19 @@ class ProcessRunner:
         self._beat = loop.call_at(self._beat_due, self._heartbeat)
         try:
             self._send("ready", self.worker)
+            if not self._wait(lambda: self._arm):
+                return
+            gate = CycleGate(self.recorder)
+            users = self.plan.cycles[0]
+            self._armed = (
+                gate,
+                {
+                    thread_id: self._build(0, users, thread_id, gate)
+                    for thread_id in users_of(self.worker, self.workers, users)
+                },
+            )
+            self._beat_due = hub.loop.time()  # building users is not a test holding the loop
+            self._send("armed", self.worker)
             if not self._wait(lambda: self._start is not None):
                 return
             assert self._start is not None
@@ -354,7 +374,9 @@ class ProcessRunner:
 
     def _run_cycle(self, times: CycleTimes) -> None:
         recorder = self.recorder
-        cycle = _Cycle(times, CycleGate(recorder))
+        gate, tests = self._armed if self._armed and times.index == 0 else (CycleGate(recorder), {})
+        self._armed = None
+        cycle = _Cycle(times, gate, tests)
         self._current = cycle
         self._cycle = times.index
         self._started = 0
@@ -371,7 +393,7 @@ class ProcessRunner:
         self._join(cycle)
         self._count()
         recorder.flush()
-        self._send("joined", self.worker, times.index, *self._counts)
+        self._send("joined", self.worker, times.index, *self._counts, cycle.opened)
 
     def _at(self, cycle: _Cycle, instant: float, action: Callable[..., None], *args: Any) -> None:
         """Run ``action(*args)`` on the hub at the epoch ``instant`` (never early)."""
@@ -387,8 +409,10 @@ class ProcessRunner:
         cycle.timers.append(loop.call_later(max(instant - time.time(), 0.0), fire))
 
     def _open_window(self, cycle: _Cycle) -> None:
-        if not cycle.closed and time.time() < cycle.times.close:
+        now = time.time()
+        if not cycle.closed and now < cycle.times.close:
             self.recorder.recording = True
+            cycle.opened = now
 
     def _close_window(self, cycle: _Cycle) -> None:
         """E_c (or an abort): stop recording, close the gate, tell the users to stop."""
@@ -454,14 +478,21 @@ class ProcessRunner:
             if not cycle.users and not me.hub.loop.is_closed():
                 me.hub.loop.call_soon(self._wake)
 
-    def _user_loop(self, thread_id: int, cycle: _Cycle) -> None:
-        times = cycle.times
+    def _build(self, index: int, users: int, thread_id: int, gate: CycleGate) -> Any:
+        """One user's test instance (FunkLoad's meta name); None, and a problem, if it fails."""
         try:
-            test = self.make_test(
-                f"{self.method}:{times.index}:{times.users}:{thread_id}", cycle.gate
-            )
+            return self.make_test(f"{self.method}:{index}:{users}:{thread_id}", gate)
         except Exception:
             self._problem("error", traceback.format_exc())
+            return None
+
+    def _user_loop(self, thread_id: int, cycle: _Cycle) -> None:
+        times = cycle.times
+        if thread_id in cycle.tests:
+            test = cycle.tests.pop(thread_id)
+        else:
+            test = self._build(times.index, times.users, thread_id, cycle.gate)
+        if test is None:
             return
         sleep_time = self.plan.sleep_time
         new_result = unittest.TestResult
@@ -594,7 +625,9 @@ class ProcessRunner:
                 self._lost_parent()
                 return
             kind = message[0]
-            if kind == "start":
+            if kind == "arm":
+                self._arm = True
+            elif kind == "start":
                 self._start = float(message[1])
             elif kind == "go":
                 self._go = max(self._go, int(message[1]))

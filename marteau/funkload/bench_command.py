@@ -12,6 +12,7 @@ Bad input (conf, cycles, test file, class, method, arguments) is a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime
@@ -23,7 +24,7 @@ from typing import Any
 
 import click
 
-from marteau import __version__
+from marteau import __version__, exits
 from marteau.engine.fuse import fuse_limits, fuse_options
 from marteau.errors import MarteauError
 
@@ -336,6 +337,18 @@ def prepare(
     )
 
 
+def _fresh_start_file(path: str) -> str:
+    """The absolute start file path, with any instant or marker a previous bench left removed."""
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise MarteauError(f"--start-file {path}: {directory} is not a writable directory")
+    for stale in (path, path + ".ready"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(stale)
+    return path
+
+
 @click.command(
     "bench",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -370,6 +383,20 @@ def prepare(
     help="Start cycle 0 at this instant (epoch seconds), the same on every node.",
 )
 @max_users_option
+@click.option(
+    "--start-file",
+    metavar="PATH",
+    help="Arm (hooks run, users built), write PATH.ready, then start at the epoch "
+    "instant written to PATH (a start barrier for several nodes).",
+)
+@click.option(
+    "--start-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    metavar="S",
+    help="With --start-file: give up (exit 4) when PATH holds no instant after S seconds.",
+)
 @fuse_options
 @allow_host_option
 @strict_host_option
@@ -378,6 +405,8 @@ def bench_command(
     workers: int | None,
     start_at: float | None,
     max_users: int | None,
+    start_file: str | None,
+    start_timeout: float,
     allow_hosts: tuple[str, ...],
     strict_host: bool,
     fuse_error_rate: float | None,
@@ -390,6 +419,8 @@ def bench_command(
         if len(arguments) != 2:
             got = " ".join(arguments) or "nothing"
             raise MarteauError(f"expected 2 arguments, FILE Class.method; got {got}")
+        if start_at is not None and start_file is not None:
+            raise MarteauError("--start-at and --start-file: give one start instant, not two")
         options = make_options(**values)
         options.marteau_guard = install_guard(allow_hosts, strict_host)
         setup = prepare(arguments[0], arguments[1], options, workers, start_at, max_users or 0)
@@ -399,6 +430,10 @@ def bench_command(
             setup.config["marteau:allowed_hosts"] = options.marteau_guard.listing
             if strict_host:
                 setup.config["marteau:strict_host"] = "true"
+        if start_file is not None:
+            setup.start_file = _fresh_start_file(start_file)
+            setup.start_timeout = start_timeout
+            setup.header.append(f"* Start at: the instant written to {setup.start_file}")
         fuse = fuse_limits(fuse_error_rate, fuse_median, fuse_window)
         if fuse.enabled:
             setup.fuse = fuse
@@ -412,7 +447,7 @@ def bench_command(
     except MarteauError as exc:
         sys.stdout.flush()
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exits.BAD_INPUT)
     sys.exit(outcome.exit_code)
 
 

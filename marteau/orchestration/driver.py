@@ -7,6 +7,9 @@
 * the inventory path checked before the call (runner takes a missing path
   for inventory *content*);
 * `cancel_callback` polled every 0.5 s;
+* the extra vars written as one file, every string `!unsafe` (`inert.py`) and
+  passed with `-e @FILE`: ansible-runner would put them on the command line as
+  JSON, which ansible-core templates, so a job value could run code here;
 * Ansible's output appended to one log file, never to the terminal; the
   `command`/`env` artifacts (which hold the caller's environment) removed;
 * ansible-runner copies the caller's whole environment into ansible-playbook's
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from marteau.errors import MarteauError
-from marteau.orchestration import content_dir
+from marteau.orchestration import content_dir, inert
 from marteau.orchestration.environment import drop_inherited
 
 CONTROL_PATH_DIR = "/tmp/.mt-cp"
@@ -156,7 +159,7 @@ class Ansible:
                 private_data_dir=str(private),
                 playbook=str(self.content / "playbooks" / f"{playbook}.yml"),
                 inventory=str(self.inventory),
-                extravars=extravars,
+                extravars=str(inert.write(extravars, private / "extravars.yml")),
                 envvars=self.envvars(),
                 settings={"pexpect_timeout": 0.5, "suppress_ansible_output": True},
                 limit=limit,

@@ -11,9 +11,11 @@
   wheels of the test's `deps` (binary only: nothing of them is built or run
   here) under `<job>/wheels/`, for the job's own virtualenv on the node.
 
-`python -m marteau.orchestration.prepare PROJECT` prints the extra vars of
-a run as JSON; the plain `ansible-playbook playbooks/loadtest.yml` path
-calls it from its prepare play.
+`python -m marteau.orchestration.prepare PROJECT` writes the extra vars of
+a run to `<run dir>/extravars.yml`, every string `!unsafe` (`inert.py`), and
+prints them as JSON; the plain `ansible-playbook playbooks/loadtest.yml` path
+calls it from its prepare play, which reads the file (never the JSON: values
+parsed from a command's output are templated by older ansible-core).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from pathlib import Path
 
 import marteau
 from marteau.errors import MarteauError
+from marteau.orchestration import inert
 from marteau.orchestration.project import Project
+from marteau.orchestration.sources import packable
 
 NODE_PACKAGES = ("marteau", "funkload", "webunit")
 # Not needed on a node: the controller's layers (report, orchestration, service).
@@ -160,7 +164,11 @@ def build_node_wheel(directory: Path) -> Path:
 def download_wheels(
     requirements: list[str], python: str = sys.executable, with_pip: bool = True
 ) -> Path:
-    """Wheels for `requirements` (and pip), cached by the requirement list."""
+    """Wheels for `requirements` (and pip), cached by the requirement list.
+
+    Wheels only (`--only-binary=:all:`): a source distribution would run its
+    build (a user's `setup.py`) here, on the controller. The requirements come
+    after `--`, so none is ever read as a pip option."""
     wanted = (["pip"] if with_pip else []) + list(requirements)
     key = hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest()[:16]
     directory = cache_dir() / "wheels" / key
@@ -178,7 +186,7 @@ def download_wheels(
         "--only-binary=:all:",
         "--dest",
         str(directory),
-        "--",  # a requirement is never a pip option (`-r FILE`, `--index-url`)
+        "--",
         *wanted,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -186,7 +194,8 @@ def download_wheels(
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise MarteauError(
             f"cannot download the node's wheels ({' '.join(requirements)}): "
-            f"{lines[-1] if lines else result.returncode}"
+            f"{lines[-1] if lines else result.returncode} (Marteau installs `deps` from "
+            "wheels only: a requirement published only as a source distribution is refused)"
         )
     done.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     return directory
@@ -253,7 +262,8 @@ def archive_test(
 ) -> Path:
     """The test directory as one .tar.gz (no VCS data, byte code or results),
     its members under `prefix/` (`<job>/test`: one unarchive into the jobs dir),
-    then the `extra` (name, file) members."""
+    then the `extra` (name, file) members. Regular files inside the directory
+    only: a link out of it is refused."""
     top = project.test_dir
     members = []
     for directory, dirnames, filenames in os.walk(top):
@@ -264,7 +274,7 @@ def archive_test(
             if any(marker in filename for marker in ARCHIVE_SKIP_MARKERS):
                 continue
             path = Path(directory) / filename
-            if path.is_file():
+            if packable(top, path, project.source):
                 name = path.relative_to(top).as_posix()
                 members.append((f"{prefix}/{name}" if prefix else name, path))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     values["marteau_pool"] = project.pool or "marteau"
     values["marteau_nodes"] = project.nodes or 1
     values["marteau_named_nodes"] = project.hosts
+    inert.write(values, run_dir / "extravars.yml")
     json.dump(values, sys.stdout)
     print()
     return 0

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from marteau.errors import MarteauError
+from marteau.orchestration.deps import check_requirement
+from marteau.orchestration.sources import check_links
+from marteau.orchestration.values import text_problem
 
 CONFIG_NAME = ".marteau.yml"
 
@@ -27,7 +30,7 @@ KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "xml": ((str,), "a file name (string)"),
     "wdir": ((str,), "a directory relative to the project root (string)"),
     "nodes": ((int, list), "a number of nodes (integer >= 1) or a list of host names"),
-    "deps": ((list,), "a list of package requirements"),
+    "deps": ((list,), "a list of PEP 508 requirements (package names)"),
     "cycles": ((str, int), "a cycle list such as 10:20:30"),
     "duration": ((int,), "seconds per cycle (integer >= 1)"),
     "email": ((str,), "an email address (string)"),
@@ -40,9 +43,13 @@ KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     ),
 }
 REQUIRED = ("script", "test")
-# The longest texts `marteau serve` keeps of these keys (the sizes of its database columns).
+# The longest texts `marteau serve` keeps of these keys (the sizes of its database columns)
 MAX_LENGTH = {"name": 255, "email": 254, "pool": 100}
+# and of any other text (every value is data, but bounded); a newline is never accepted.
+MAX_TEXT = 1000
 CYCLES = re.compile(r"^\d+(:\d+)*$")
+# A test file: the bench imports it, so a plain relative path of word characters.
+SCRIPT = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
 TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
 GIT_URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:|\.git/?$")
 
@@ -105,8 +112,11 @@ def _loader(text: str) -> Any:
     return Loader(text)
 
 
-def parse_config(text: str, path: Path) -> dict[str, tuple[Any, int]]:
-    """`.marteau.yml` text -> {key: (value, line)}; MarteauError on bad YAML or keys."""
+def parse_config(
+    text: str, path: Path, item_lines: dict[str, list[int]] | None = None
+) -> dict[str, tuple[Any, int]]:
+    """`.marteau.yml` text -> {key: (value, line)}; MarteauError on bad YAML or keys.
+    `item_lines` gets the line of each item of a list value (errors name it)."""
     import yaml
 
     loader = _loader(text)
@@ -133,6 +143,8 @@ def parse_config(text: str, path: Path) -> dict[str, tuple[Any, int]]:
             else:
                 value = loader.construct_object(value_node, deep=True)
             found[key] = (value, _line(value_node))
+            if item_lines is not None and isinstance(value_node, yaml.SequenceNode):
+                item_lines[key] = [_line(item) for item in value_node.value]
         return found
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -150,6 +162,11 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
         bad = True
     if not bad and isinstance(value, list):
         bad = not all(isinstance(item, str) and item for item in value)
+    texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    for text in [] if bad else texts:
+        problem = text_problem(text, MAX_LENGTH.get(key, MAX_TEXT))
+        if problem:
+            raise MarteauError(f"{path}:{line}: key {key!r}: {problem}")
     if not bad and key == "thresholds" and not isinstance(value, str):
         return value
     if not bad and key == "cycles":
@@ -157,12 +174,9 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
         bad = not CYCLES.match(value) or "0" in value.split(":")
     if not bad and key == "test":
         bad = not TEST.match(value)
-    if not bad and key in MAX_LENGTH and len(value) > MAX_LENGTH[key]:
-        raise MarteauError(
-            f"{path}:{line}: key {key!r}: at most {MAX_LENGTH[key]} characters, got {len(value)}"
-        )
     if not bad and key in ("script", "wdir", "thresholds"):
         bad = not value or Path(value).is_absolute() or ".." in Path(value).parts
+        bad = bad or (key == "script" and not SCRIPT.match(value))
         expected += ", inside the project"
     if bad:
         raise MarteauError(f"{path}:{line}: key {key!r}: expected {expected}, got {value!r}")
@@ -177,11 +191,17 @@ def load_config(path: Path, source: str = "") -> Project:
         raise MarteauError(f"{path}: no {CONFIG_NAME} in {path.parent}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MarteauError(f"{path}: cannot read: {exc}") from None
-    found = parse_config(text, path)
+    item_lines: dict[str, list[int]] = {}
+    found = parse_config(text, path, item_lines)
     for key in REQUIRED:
         if key not in found:
             raise MarteauError(f"{path}: missing required key {key!r}")
     values = {key: _check(path, key, value, line) for key, (value, line) in found.items()}
+    for index, requirement in enumerate(values.get("deps", [])):
+        why = check_requirement(requirement)
+        if why:
+            line = item_lines.get("deps", [])[index : index + 1] or [found["deps"][1]]
+            raise MarteauError(f"{path}:{line[0]}: key 'deps': {requirement!r}: {why}")
     root = path.parent
     project = Project(
         root=root,
@@ -265,6 +285,7 @@ def checkout(url: str, workdir: Path | None = None) -> Path:
             raise MarteauError(
                 f"{url}: {' '.join(command[:2])} failed: {message[-1] if message else result.returncode}"
             )
+    check_links(target, url)
     return target
 
 

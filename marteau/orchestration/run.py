@@ -35,6 +35,7 @@ from marteau.orchestration.driver import Ansible, Event, PlayResult
 from marteau.orchestration.live import LiveView
 from marteau.orchestration.prepare import job_vars, new_job_id
 from marteau.orchestration.project import Project, locate
+from marteau.orchestration.values import MAX_LABEL, check_text
 
 CYCLES = re.compile(r"^\d+(:\d+)*$")
 ROLE_STATES = {
@@ -68,6 +69,9 @@ STATE_RANK = {
 LOCK_TASK = "Take Marteau's lock on the node"
 NAMED_TASK = "Fail when a named node is not in the pool"
 WAIT_TASK = "Wait for the bench to end"
+ARMED_TASK = "Wait until every bench is armed"
+FANOUT_TASK = "Keep the fan-out time"
+DECIDE_TASK = "Decide the shared start instant"
 START_TASK = "Start the bench (async, in its own process group, under timeout)"
 FACTS_TASK = "Write the node's facts beside its results"
 RELEASE_TASK = "Release Marteau's lock on the node"
@@ -118,6 +122,7 @@ class RunOutcome:
     nodes: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
+    lost: dict[str, list[str]] = field(default_factory=dict)  # node -> load it lost, said how
     cancelled: bool = False
     fuse: str | None = None  # the safety fuse line of the node that stopped the run
     timings: dict[str, float] = field(default_factory=dict)
@@ -187,6 +192,7 @@ class LoadTestRun:
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = []
         self.report_warnings: list[str] = []  # also shown in the report (firewall drops)
+        self.barrier: dict[str, float] = {}  # the start barrier: fan-out and lead, seconds
         self._t0 = time.monotonic()
 
     # -- signals --------------------------------------------------------------
@@ -234,7 +240,12 @@ class LoadTestRun:
             self.view.node(host, "locked")
         elif kind == "runner_on_ok" and task == START_TASK:
             self.timings.setdefault("bench_started", time.monotonic() - self._t0)
-            self.view.node(host, "benching", note="started")
+            self.view.node(host, "benching", note="arming")
+        elif kind == "runner_on_ok" and task == ARMED_TASK:
+            self.timings["bench_armed"] = time.monotonic() - self._t0
+            self.view.node(host, "benching", note="armed")
+        elif kind == "runner_on_ok" and task in (FANOUT_TASK, DECIDE_TASK):
+            self._on_barrier(res.get("ansible_facts") or {})
         elif kind == "runner_retry" and task == WAIT_TASK:
             progress = res.get("progress")
             if progress:
@@ -280,6 +291,21 @@ class LoadTestRun:
         self.warnings.append(warning)
         self.report_warnings.append(warning)
 
+    def _on_barrier(self, facts: dict[str, Any]) -> None:
+        """Every node armed: say what the start instant's lead was made of."""
+        try:
+            if "marteau_bench_fanout" in facts:
+                self.barrier["fanout"] = round(float(facts["marteau_bench_fanout"]), 3)
+            if "marteau_bench_start" in facts:
+                self.barrier["lead"] = round(float(facts["marteau_bench_start"]) - time.time(), 3)
+        except (TypeError, ValueError):
+            return
+        if "lead" in self.barrier:
+            self.view.message(
+                f"every node armed: fan-out {self.barrier.get('fanout', 0):.2f}s, "
+                f"start in {self.barrier['lead']:.2f}s"
+            )
+
     # -- the run --------------------------------------------------------------
 
     def run(self) -> RunOutcome:
@@ -306,6 +332,8 @@ class LoadTestRun:
         duration = opts.duration or project.duration
         if cycles and not CYCLES.match(cycles):
             raise MarteauError(f"--cycles {cycles!r}: expected users per cycle such as 10:20:30")
+        if opts.label:
+            check_text("--label", opts.label, MAX_LABEL)
         if opts.split and not cycles:
             cycles, conf_duration = conf_cycles(project)
             duration = duration or conf_duration
@@ -330,11 +358,11 @@ class LoadTestRun:
         ansible = Ansible(run_dir, opts.inventory)  # checks the inventory path first
         self.view.set_stage("prepare")
         extravars = job_vars(project, run_dir, job, cycles=cycles, duration=duration)
-        bench_args = []
+        bench_args = []  # one argument each: a value is never read as an option
         if opts.url:
-            bench_args += ["--url", opts.url]
+            bench_args.append(f"--url={opts.url}")
         if opts.label:
-            bench_args += ["--label", opts.label]
+            bench_args.append(f"--label={opts.label}")
         extravars.update(
             marteau_pool=pool,
             marteau_nodes=wanted,
@@ -387,6 +415,7 @@ class LoadTestRun:
         for host in self.nodes:
             if host not in completed:
                 outcome.missing[host] = failures.get(host, "no results")
+        outcome.lost = self._lost_load(run_dir, completed)
         outcome.cancelled = self.cancelled is not None
         outcome.fuse = self.fuse
         self._write_provenance(run_dir, project, opts, extravars, outcome, cycles)
@@ -396,8 +425,10 @@ class LoadTestRun:
             outcome.exit_code = 128 + int(self.cancelled or signal.SIGINT)
         elif outcome.fuse:
             outcome.exit_code = FUSE_EXIT
-        elif code == EXIT_OK and (outcome.missing or not completed):
+        elif not completed:
             outcome.exit_code = EXIT_FAILED
+        elif outcome.missing or outcome.lost:
+            outcome.exit_code = exits.INCOMPLETE
         else:
             outcome.exit_code = code
         return outcome
@@ -487,6 +518,25 @@ class LoadTestRun:
         self.view.set_stage("collect")
         ansible.play("collect", {**extravars, "marteau_hosts": hosts}, on_event=self.on_event)
 
+    def _lost_load(self, run_dir: Path, completed: list[str]) -> dict[str, list[str]]:
+        """What each node's bench said it lost (a late start, a short or empty cycle)."""
+        from marteau.results.compact import lost_load, scan_compact
+
+        lost = {}
+        for host in completed:
+            said: list[str] = []
+            for path in sorted((run_dir / "results" / host).glob("*.mrt")):
+                try:
+                    said += lost_load(scan_compact(path).raw.config)
+                except MarteauError as exc:
+                    said.append(str(exc))
+            for text in said:
+                self.view.message(f"{host}: LOAD LOST: {text}")
+                self.warnings.append(f"{host}: load lost: {text}")
+            if said:
+                lost[host] = said
+        return lost
+
     @staticmethod
     def _completed(run_dir: Path) -> list[str]:
         results = run_dir / "results"
@@ -526,6 +576,8 @@ class LoadTestRun:
             "nodes": outcome.nodes,
             "completed": outcome.completed,
             "missing": outcome.missing,
+            "lost": outcome.lost,
+            "start_barrier": self.barrier,
             "cancelled": outcome.cancelled,
             "fuse": outcome.fuse,
             "split": opts.split,

@@ -121,9 +121,10 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
     instant, collect, release and build one merged report.
 
     With no inventory this machine is the only node (ansible_connection=local).
-    Exit: 0 done, 1 failed (or thresholds violated, or a node missing),
-    2 bad input, 3 stopped by a node's safety fuse (--fuse-*), 128+signal
-    when cancelled.
+    Exit: 0 done, 1 failed (or thresholds violated), 2 bad input, 3 stopped
+    by a node's safety fuse (--fuse-*), 4 incomplete (a node missing, or load
+    lost: a node started late, a cycle shorter than planned or without a
+    finished test), 128+signal when cancelled.
     """
     from marteau.orchestration.live import LiveView
     from marteau.orchestration.run import LoadTestRun, RunFailed, RunOptions
@@ -154,6 +155,8 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
         click.echo(
             "Missing nodes: " + ", ".join(f"{h} ({why})" for h, why in outcome.missing.items())
         )
+    for host, said in outcome.lost.items():
+        click.echo(f"Load lost on {host}: " + "; ".join(said))
     if outcome.report_dir and outcome.report_dir.exists():
         index = outcome.report_dir / "index.html"
         click.echo(f"Report: {index if index.exists() else outcome.report_dir}")

@@ -90,6 +90,7 @@ def build_report(
     `warnings`: what the run noticed outside the results (a firewall's drops).
     """
     from marteau.report import rst, stats, summary
+    from marteau.results.compact import lost_load
     from marteau.results.merge import load_all
 
     threshold_set = None
@@ -106,6 +107,10 @@ def build_report(
     for name, why in (missing_nodes or {}).items():
         bench.warnings.append(f"node {name}: missing from this report ({why or 'no results'})")
     bench.warnings.extend(warnings)
+    for node, source in zip(merged.nodes, merged.sources, strict=True):
+        bench.warnings += [
+            f"node {node.name}: load lost: {text}" for text in lost_load(source.config)
+        ]
     threshold_report = None
     if threshold_set is not None:
         from marteau.report.thresholds import evaluate

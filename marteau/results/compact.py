@@ -74,6 +74,19 @@ END = b"E"
 # Config key holding the bench start (FunkLoad's root ``time`` attribute,
 # isoformat).  The XML export writes it on the root, not as a <config> line.
 ROOT_TIME_KEY = "marteau:time"
+# Config key holding what a bench lost (a JSON list of one-line warnings: a
+# late start, a cycle shorter than planned or without a finished test).
+LOST_KEY = "marteau:lost"
+
+
+def lost_load(config: dict[str, str]) -> list[str]:
+    """The warnings a bench stored under `LOST_KEY` ([] when none or unreadable)."""
+    try:
+        value = json.loads(config.get(LOST_KEY) or "[]")
+    except ValueError:
+        return [f"unreadable {LOST_KEY} entry: {config[LOST_KEY][:80]!r}"]
+    return [str(item) for item in value] if isinstance(value, list) else []
+
 
 KNOWN_KINDS = frozenset((CONFIG, STRINGS, DETAILS, RESPONSES, TESTS, SAMPLES, MONITORS, END))
 RECORD_STRUCTS = {RESPONSES: RESPONSE_STRUCT, TESTS: TEST_STRUCT, SAMPLES: SAMPLE_STRUCT}

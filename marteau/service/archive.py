@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from marteau.errors import MarteauError
+from marteau.orchestration.sources import inside
 
 MAX_MEMBERS = 20000  # the default of the setting `max_archive_members`
 # a source tree compresses a few times; zeros a thousand times: past RATIO_FLOOR bytes
@@ -44,14 +45,6 @@ def _check_name(name: str, archive: str) -> PurePosixPath:
     if ".." in path.parts:
         raise MarteauError(f"{archive}: {name!r}: path escapes the archive's folder")
     return path
-
-
-def _inside(base: Path, target: Path) -> bool:
-    try:
-        target.resolve().relative_to(base.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 class _Counted(io.RawIOBase):
@@ -154,10 +147,10 @@ def _extract_member(
     if member.issym() or member.islnk():
         link = PurePosixPath(member.linkname)
         base = PurePosixPath() if member.islnk() else path.parent
-        if link.is_absolute() or not _inside(dest, dest / base / link):
+        if link.is_absolute() or not inside(dest, dest / base / link):
             raise _link_leaves(filename, member)
     target = dest / path
-    if not _inside(dest, target.parent):
+    if not inside(dest, target.parent):
         raise MarteauError(f"{filename}: {member.name!r}: path escapes the archive's folder")
     if member.isdir():
         target.mkdir(parents=True, exist_ok=True)
@@ -170,12 +163,12 @@ def _extract_member(
     elif member.issym():
         target.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(member.linkname, target)
-        if not _inside(dest, target):
+        if not inside(dest, target):
             target.unlink()
             raise _link_leaves(filename, member)
     elif member.islnk():
         linked = dest / PurePosixPath(member.linkname)
-        if linked.is_file() and _inside(dest, linked):
+        if linked.is_file() and inside(dest, linked):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(linked, target)
 
@@ -200,7 +193,7 @@ def _extract_zip(data: bytes, filename: str, dest: Path, max_bytes: int, max_mem
             raise MarteauError(f"{filename}: expands more than {MAX_RATIO} times its size: refused")
         for info in infos:
             target = dest / PurePosixPath(info.filename.replace("\\", "/"))
-            if not _inside(dest, target):
+            if not inside(dest, target):
                 raise MarteauError(
                     f"{filename}: {info.filename!r}: path escapes the archive's folder"
                 )

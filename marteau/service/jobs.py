@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from marteau.errors import MarteauError
+from marteau.orchestration.project import SCRIPT
+from marteau.orchestration.sources import check_links
+from marteau.orchestration.values import MAX_LABEL, check_text
 from marteau.service import archive, quotas
 from marteau.service.db import Database
 from marteau.service.job_fields import check_no_credentials, redacted
@@ -27,6 +30,7 @@ CYCLES = re.compile(r"^\d+(:\d+)*$")
 TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
 POOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[^\s]+$")
+MAX_VALUE = 2000  # the longest override (a URL); a label is shorter
 OVERRIDES = (
     "cycles",
     "duration",
@@ -80,6 +84,8 @@ def check_overrides(values: dict[str, Any]) -> dict[str, Any]:
         value = values.get(key)
         if value is None or value == "" or value is False:
             continue
+        if isinstance(value, str):  # data everywhere after, but one bounded line
+            value = check_text(key, value.strip(), MAX_LABEL if key == "label" else MAX_VALUE)
         if key == "cycles":
             value = str(value).strip()
             if not CYCLES.match(value) or "0" in value.split(":"):
@@ -103,12 +109,14 @@ def check_overrides(values: dict[str, Any]) -> dict[str, Any]:
                 raise MarteauError(f"test {value!r}: expected Class.method")
         elif key in ("script", "thresholds"):
             value = _relative(key, str(value).strip())
+            if key == "script" and not SCRIPT.match(value):
+                raise MarteauError(
+                    f"script {value!r}: expected a file name (letters, digits, _.-/)"
+                )
         elif key == "url":
             value = str(value).strip()
             if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
                 raise MarteauError(f"url {value!r}: expected an http(s) URL")
-        elif key == "label":
-            value = str(value).strip()[:200]
         elif key == "split":
             value = value in (True, "1", "true", "on", "yes")
         out[key] = value
@@ -244,6 +252,7 @@ def _clone(url: str, ref: str | None, target: Path, timeout: float) -> None:
                 error = lines[-1] if lines else f"exit {result.returncode}"
                 break
         else:
+            check_links(target, url)
             return
     raise MarteauError(f"{url}: git clone failed: {error}")
 

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from marteau.engine.fuse import FUSE_EXIT
 from marteau.errors import MarteauError
 from marteau.orchestration.environment import job_environment
+from marteau.orchestration.sources import check_links
 from marteau.service import cost, quotas
 from marteau.service.db import Database
 from marteau.service.job_processes import JOB_VARIABLE, job_mark, kill_job
@@ -378,6 +379,7 @@ class JobWorker:
                 raise MarteauError(
                     f"{url}: {' '.join(command[:2])} failed (exit {code}), see the console"
                 )
+        check_links(src, url)
 
     def _supervise_git(self, job_id: int, command: list[str]) -> tuple[int, str | None]:
         os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")

@@ -24,6 +24,16 @@ options:
     description: Ansible's async directory on the node.
     type: path
     default: ~/.ansible_async
+  start_file:
+    description:
+      - The bench's C(--start-file). Its C(.ready) marker tells that the bench is
+        armed (test imported, hooks run, users built) and waits for its start instant.
+    type: path
+  start:
+    description:
+      - Hand the bench its start instant (epoch seconds, on the node's clock)
+        by writing it to O(start_file) whole (a rename). Needs O(start_file).
+    type: float
 """
 
 RETURN = r"""
@@ -42,6 +52,9 @@ log_xml:
 fuse:
   description: The line the bench printed when its safety fuse stopped it (C(safety fuse: ...)), if it did.
   type: str
+armed:
+  description: With O(start_file), whether the bench is armed (its C(.ready) marker exists).
+  type: bool
 """
 
 import json
@@ -68,13 +81,24 @@ def tail(path, size=16384):
         return ""
 
 
+def hand_start(path, start):
+    """Write the start instant whole: the bench never reads half a number."""
+    temporary = path + ".tmp"
+    with open(temporary, "w") as handle:
+        handle.write("%.3f\n" % start)
+    os.replace(temporary, path)
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "jid": {"type": "str", "required": True},
             "log": {"type": "path", "required": True},
             "async_dir": {"type": "path", "default": "~/.ansible_async"},
+            "start_file": {"type": "path"},
+            "start": {"type": "float"},
         },
+        required_by={"start": "start_file"},
         supports_check_mode=True,
     )
     jid = module.params["jid"]
@@ -95,6 +119,12 @@ def main():
     elif data.get("finished"):
         result["finished"] = 1
         result["rc"] = data.get("rc", -1)
+    start_file = module.params["start_file"]
+    if start_file:
+        result["armed"] = os.path.exists(start_file + ".ready")
+        if module.params["start"] is not None and result["armed"] and not module.check_mode:
+            hand_start(start_file, module.params["start"])
+            result["changed"] = True
     text = ANSI.sub("", tail(module.params["log"])).replace("\r", "\n")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):

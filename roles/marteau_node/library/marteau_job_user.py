@@ -17,6 +17,10 @@ description:
     the job. Each job user is recorded in C(registry) (one file per user,
     holding its job id) before it exists, so an interrupted job's user is
     found and removed by the next job that takes the node.
+  - C(present) also makes C(<job>/barrier), the one directory the node's user
+    and the job's user both write (the node user's, the job user's group,
+    mode 0770; 0700 without a job user): the start barrier's files (the
+    bench's C(.ready) marker, the controller's start instant).
   - Removal kills every process of the user, deletes its files in C(/tmp),
     C(/var/tmp) and C(/dev/shm), gives the job directory's files back to the
     node's user, and deletes the user and its home.
@@ -73,6 +77,9 @@ user:
 uid:
   description: With C(present) and C(query), its uid (-1 when there is none).
   type: int
+shared:
+  description: With C(present), the job's C(barrier) directory.
+  type: str
 recorded:
   description: With C(query), the job users recorded on the node (every job's).
   type: list
@@ -150,7 +157,7 @@ def owned_tree(top, uid, keep, spare=None):
                 pass
 
 if action == "create":
-    home, tree = sys.argv[3], sys.argv[4]
+    home, tree, shared = sys.argv[3], sys.argv[4], sys.argv[5]
     if uid_of(name) is None:
         subprocess.run(["useradd", "--create-home", "--home-dir", home, "--shell",
                         "/usr/sbin/nologin", "--user-group", "--comment", "Marteau job",
@@ -159,6 +166,9 @@ if action == "create":
     for directory, dirs, files in os.walk(tree):
         for path in [directory] + [os.path.join(directory, f) for f in files]:
             os.lchown(path, entry.pw_uid, entry.pw_gid)
+    if os.path.isdir(shared) and not os.path.islink(shared):  # the node user's, the job's group
+        os.lchown(shared, -1, entry.pw_gid)
+        os.chmod(shared, 0o770)
     print(entry.pw_uid, entry.pw_gid)
 else:
     admin, tree = (int(sys.argv[3]), int(sys.argv[4])), sys.argv[5]
@@ -301,16 +311,18 @@ def main():
         stamp = os.path.expanduser(params["stamp"])
         result["stamp_exists"] = bool(stamp) and os.path.exists(stamp)
         module.exit_json(**result)
+    job_dir = os.path.join(directory, "jobs", params["job"])
+    shared = os.path.join(job_dir, "barrier")
+    os.makedirs(shared, mode=0o700, exist_ok=True)
+    result.update(changed=True, shared=shared)
     if reason:
         module.exit_json(user="", uid=-1, gid=-1, home="", **result)
-    result["changed"] = True
     name = job_user_name(params["job"])
-    job_dir = os.path.join(directory, "jobs", params["job"])
     os.makedirs(registry, mode=0o700, exist_ok=True)
     with open(os.path.join(registry, name), "w") as handle:  # before the user exists
         handle.write(params["job"])
     home = os.path.join(job_dir, "home")
-    made = root("create", name, home, os.path.join(job_dir, "test"))
+    made = root("create", name, home, os.path.join(job_dir, "test"), shared)
     if made.returncode != 0:
         module.fail_json(msg=f"cannot create job user {name}: {made.stderr.strip()}")
     uid, gid = (int(n) for n in made.stdout.split())

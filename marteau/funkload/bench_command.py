@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from marteau import __version__
+from marteau import __version__, exits
 from marteau.engine.fuse import fuse_limits, fuse_options
 from marteau.errors import MarteauError
 
@@ -298,6 +298,7 @@ def prepare(
 @click.command(
     "bench",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=exits.HELP,
 )
 @click.argument("arguments", nargs=-1, metavar="FILE Class.method")
 @click.option("--config", metavar="PATH", help="Alternative conf file (default ./<Class>.conf).")
@@ -367,7 +368,7 @@ def bench_command(
     except MarteauError as exc:
         sys.stdout.flush()
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exits.BAD_INPUT)
     sys.exit(outcome.exit_code)
 
 

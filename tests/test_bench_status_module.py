@@ -54,7 +54,8 @@ def test_every_progress_line_and_the_last_of_each_cycle(tmp_path: Path) -> None:
     assert code == 0, log.read_text()
     text = log.read_text()
     printed = [line.strip() for line in text.splitlines() if line.strip().startswith("cycle #")]
-    result = status(tmp_path, log, {"started": 1, "finished": 1, "rc": 0})
+    # the async wrapper's file once the command ended: the shell module's result
+    result = status(tmp_path, log, {"changed": True, "rc": 0, "cmd": "marteau bench ..."})
     assert result["finished"] == 1 and not result.get("failed")
     lines = result["lines"]
     # the last ten lines the bench printed, one a second, and the last line of each cycle
@@ -78,7 +79,8 @@ def test_every_progress_line_and_the_last_of_each_cycle(tmp_path: Path) -> None:
 def test_a_bench_that_failed_says_why_with_its_log(tmp_path: Path) -> None:
     code, log = bench(tmp_path, "http://127.0.0.1:9", "Tiny.test_nope")
     assert code != 0
-    result = status(tmp_path, log, {"started": 1, "finished": 1, "rc": code})
+    shell = {"changed": True, "rc": code, "failed": True, "msg": "non-zero return code"}
+    result = status(tmp_path, log, shell)
     assert result["failed"] is True
     first, _, said = result["msg"].partition("\n")
     assert first == f"the bench exited {code} without results; the last lines of {log}:"

@@ -1,8 +1,7 @@
 """Every failure of `marteau run` carries its real reason, and the exit status tells the truth.
 
-Real parts: sshd nodes (tests/nodes.py) for an unreachable node; the embedded
-default (this machine, ansible_connection=local) for a bench that fails and
-for a target that refuses every connection.
+Real parts: sshd nodes (tests/nodes.py), one node for the benches (the first of
+the pool: the others are left to other runs), and real targets on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from tests.servers import LocalServer, ok
 from tests.test_orchestration_nodes import CONF, TEST
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
-LOCAL = ["--plain", "-e", "marteau_node_tune=false", "--lock-timeout", "600"]
+ONE_NODE = ["--pool", "pool", "--nodes", "1", "--plain", "--lock-timeout", "300"]
 
 
 def make_project(root: Path, url: str, test: str = TEST, extra: str = "") -> Path:
@@ -66,7 +65,9 @@ def test_an_unreachable_node_is_named_with_its_whole_ssh_error_never_busy(
     assert not list((tmp_path / "runs").glob("*/results/*/*.mrt")), "a node ran"
 
 
-def test_a_bench_that_fails_shows_the_last_lines_of_its_log(tmp_path: Path) -> None:
+def test_a_bench_that_fails_shows_the_last_lines_of_its_log(
+    live_nodes: NodeSet, tmp_path: Path
+) -> None:
     # The method comes from a module of the project: the controller cannot tell
     # (it never imports test code), the node's bench finds it missing.
     (tmp_path / "project").mkdir()
@@ -80,16 +81,18 @@ def test_a_bench_that_fails_shows_the_last_lines_of_its_log(tmp_path: Path) -> N
     )
     (project / "Tiny.conf").write_text(CONF.format(url="http://127.0.0.1:9"))
     (project / ".marteau.yml").write_text("script: loadtest.py\ntest: Tiny.test_get\ncycles: 1\n")
-    result = marteau_run(tmp_path, str(project), *LOCAL)
+    inventory = live_nodes.write_inventory(tmp_path / "nodes.ini", group="pool")
+    result = marteau_run(tmp_path, str(project), "-i", str(inventory), *ONE_NODE)
+    node = min(live_nodes.names())
     output = result.stdout + result.stderr
     assert "cannot tell whether Tiny.test_get exists" in result.stdout
     assert "Unknown error" not in output
     assert re.search(
-        r"localhost: failed \(Wait for the bench to end: the bench exited \d+ without results; the last lines of \S+bench.log:\)",
+        rf"{node}: failed \(Wait for the bench to end: the bench exited \d+ without results; the last lines of \S+bench.log:\)",
         result.stdout,
     ), output
     # the bench's own words, from its log on the node
-    assert "test_get" in result.stdout.split("localhost: failed", 1)[1]
+    assert "test_get" in result.stdout.split(f"{node}: failed", 1)[1]
     assert result.returncode == exits.INCOMPLETE, output
 
 
@@ -103,10 +106,12 @@ def refused_url() -> str:
 
 
 def test_a_target_that_refuses_everything_exits_255_with_figures_every_second(
-    tmp_path: Path,
+    live_nodes: NodeSet, tmp_path: Path
 ) -> None:
     project = make_project(tmp_path / "project", refused_url(), extra="cycles: 2\nduration: 4\n")
-    result = marteau_run(tmp_path, str(project), *LOCAL)
+    inventory = live_nodes.write_inventory(tmp_path / "nodes.ini", group="pool")
+    result = marteau_run(tmp_path, str(project), "-i", str(inventory), *ONE_NODE)
+    node = min(live_nodes.names())
     output = result.stdout + result.stderr
     assert result.returncode == exits.ERRORS, output
     assert re.search(r"Totals: [\d,]+ requests \(([\d,]+) errors\)", result.stdout), output
@@ -115,16 +120,20 @@ def test_a_target_that_refuses_everything_exits_255_with_figures_every_second(
     progress = {
         line.split("] ", 1)[1]
         for line in result.stdout.splitlines()
-        if "localhost: cycle #0 users" in line
+        if f"{node}: cycle #0 users" in line
     }
     assert len(progress) >= 4, result.stdout
 
 
-def test_a_run_that_completes_exits_0_and_its_figures_reach_every_cycle(tmp_path: Path) -> None:
+def test_a_run_that_completes_exits_0_and_its_figures_reach_every_cycle(
+    live_nodes: NodeSet, tmp_path: Path
+) -> None:
+    inventory = live_nodes.write_inventory(tmp_path / "nodes.ini", group="pool")
     with LocalServer(routes={"/": lambda request: ok("hello")}) as target:
         project = make_project(tmp_path / "project", target.url, extra="cycles: 1:2\nduration: 3\n")
-        result = marteau_run(tmp_path, str(project), *LOCAL)
+        result = marteau_run(tmp_path, str(project), "-i", str(inventory), *ONE_NODE)
+    node = min(live_nodes.names())
     assert result.returncode == exits.OK, result.stdout + result.stderr
     for cycle in (0, 1):
-        lines = [x for x in result.stdout.splitlines() if f"localhost: cycle #{cycle} users" in x]
+        lines = [x for x in result.stdout.splitlines() if f"{node}: cycle #{cycle} users" in x]
         assert len(lines) >= 3, result.stdout

@@ -155,3 +155,16 @@ def test_a_pool_missing_from_the_inventory_or_named_nodes_outside_it(tmp_path: P
         f"Error: {root}/.marteau.yml:4: key 'nodes': spot1.invalid not in pool 'hammers' of "
         f"{tmp_path}/lab.ini (its hosts: hammer1.invalid, hammer2.invalid)"
     )
+
+
+def test_the_lock_playbook_says_a_pool_is_empty_without_a_template_error(tmp_path: Path) -> None:
+    """The plain `ansible-playbook` path has no up-front check: its own message must be clear."""
+    from marteau.orchestration.driver import Ansible
+
+    variables = {"marteau_job": "j1", "marteau_owner": "t@h", "marteau_pool": "hammers"}
+    result = Ansible(tmp_path / "run").play("lock", {**variables, "marteau_nodes": 1})
+    assert not result.ok
+    assert result.failure_messages() == {
+        "localhost": "Fail when too few nodes are free: "
+        "wanted 1 free node(s) of pool hammers, got 0; held:"
+    }

@@ -473,9 +473,7 @@ class LoadTestRun:
             for host in sorted(set(taken) - set(unreachable)):
                 res = taken[host]
                 holder = res.get("holder") or {}
-                if (
-                    not res.get("acquired") and not holder and (res.get("error") or res.get("msg"))
-                ):
+                if not res.get("acquired") and not holder and (res.get("error") or res.get("msg")):
                     held.append(f"{host} cannot be locked: {res.get('error') or res['msg']}")
                 elif not res.get("acquired") and holder:
                     until = time.strftime(

@@ -167,7 +167,9 @@ def main():
     # on `rc` and the results are never collected. Without results it fails.
     if result.get("rc") not in (None, 0) and "log_xml" not in result:
         said = "\n".join(lines[-TAIL_LINES:]) or "(the log is empty)"
-        why = result.get("bench_error") or f"the bench exited {result['rc']} without results"
+        why = f"the bench exited {result['rc']} without results"
+        if result["rc"] == -1:  # no exit code: the async wrapper's own failure
+            why = result.get("bench_error") or "the bench ended without an exit code or results"
         module.fail_json(msg=f"{why}; the last lines of {module.params['log']}:\n{said}", **result)
     module.exit_json(**result)
 

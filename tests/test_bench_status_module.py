@@ -54,25 +54,25 @@ def test_every_progress_line_and_the_last_of_each_cycle(tmp_path: Path) -> None:
     assert code == 0, log.read_text()
     text = log.read_text()
     printed = [line.strip() for line in text.splitlines() if line.strip().startswith("cycle #")]
+    results = [line for line in text.splitlines() if line.startswith("* Cycle result: ")]
+    assert len(printed) >= 6 and len(results) == 2, text
     # the async wrapper's file once the command ended: the shell module's result
     result = status(tmp_path, log, {"changed": True, "rc": 0, "cmd": "marteau bench ..."})
     assert result["finished"] == 1 and not result.get("failed")
     lines = result["lines"]
-    # the last ten lines the bench printed, one a second, and the last line of each cycle
-    assert len(lines) >= min(len(printed), 10) and len(printed) >= 6, text
     offsets = [line["at"] for line in lines]
     assert offsets == sorted(set(offsets))
-    assert [line["ok"] for line in lines[-3:]] == [
+    # the last ten lines: what the bench printed each second, and each cycle's result
+    recent = [x for x in lines if x["phase"] != "done"]
+    assert [x["ok"] for x in recent[-3:]] == [
         int(p.split("tests ")[1].split(" ok")[0]) for p in printed[-3:]
     ]
-    last_of_cycle = {}
-    for line in printed:
-        last_of_cycle[int(line.split("#")[1].split()[0])] = line
-    for cycle, line in last_of_cycle.items():
-        (found,) = [
-            x for x in lines if x["cycle"] == cycle and text[: x["at"]].rstrip().endswith(line)
-        ]
-        assert found["ok"] == int(line.split("tests ")[1].split(" ok")[0])
+    done = [x for x in lines if x["phase"] == "done"]
+    assert [x["cycle"] for x in done] == [0, 1]
+    for found, line in zip(done, results, strict=True):
+        assert text[: found["at"]].rstrip().endswith(line)
+        assert f", {found['ok']} success, {found['failures']} failure, " in line
+        assert found["ok"] > 0 and found["users"] == found["cycle_users"] == found["cycle"] + 1
     assert result["progress"] == {k: v for k, v in lines[-1].items() if k != "at"}
 
 
@@ -86,3 +86,14 @@ def test_a_bench_that_failed_says_why_with_its_log(tmp_path: Path) -> None:
     assert first == f"the bench exited {code} without results; the last lines of {log}:"
     assert "test_nope" in said
     assert said.splitlines()[-1] == log.read_text().strip().splitlines()[-1].strip()
+
+
+def test_a_bench_with_errors_that_wrote_its_results_is_not_a_failed_task(tmp_path: Path) -> None:
+    """255 (errors, FunkLoad's code) with results: collected like any other, and the run
+    exits with that status; a non-zero `rc` alone would make Ansible fail the task."""
+    code, log = bench(tmp_path, "http://127.0.0.1:9", "Tiny.test_get")
+    assert code == 255, log.read_text()
+    result = status(tmp_path, log, {"changed": True, "rc": code, "failed": True, "msg": "x"})
+    assert result["failed"] is False and result["rc"] == 255
+    assert result["log_xml"].endswith("tiny-bench.xml")
+    assert result["lines"][-1]["errors"] > 0

@@ -101,3 +101,16 @@ def test_run_cost_from_the_nodes_rates() -> None:
     assert run_cost({"a": {"cost_per_hour": None}}, 60) is None
     cost = run_cost({"a": {"cost_per_hour": "0.40"}, "b": {"cost_per_hour": 0.2}, "c": {}}, 1800)
     assert cost["total"] == 0.3 and cost["seconds"] == 1800 and abs(cost["per_hour"] - 0.6) < 1e-9
+
+
+def test_the_nodes_table_is_not_wrapped_outside_a_terminal(capsys) -> None:
+    from marteau.orchestration.nodes_command import _show
+
+    lock = {"job": "a-job-with-a-long-name-" + "x" * 40, "owner": "someone@a.long.host.example"}
+    lock["expires"] = 4_000_000_000
+    row = {"node": "node-with-a-long-name.example.org", "reachable": True, "error": ""}
+    _show([{**row, "lock": lock, "version": ("1.0",), "clock": 0.0012}])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 2, lines  # the header and one row
+    assert lines[1].split()[:3] == ["node-with-a-long-name.example.org", "locked", "job"]
+    assert "someone@a.long.host.example, expires in" in lines[1]

@@ -39,7 +39,8 @@ progress:
 lines:
   description: >-
     The last progress lines (the bench prints one a second) and the last one of
-    every cycle still in the log's tail, parsed as C(progress), each with C(at),
+    every cycle still in the log's tail (from its C(Cycle result) line: the
+    final counts, phase C(done)), parsed as C(progress), each with C(at),
     its end offset in the log: a controller shows each line once, so no
     second's figures are lost between two polls.
   type: list
@@ -67,6 +68,10 @@ TAIL_LINES = 15  # log lines quoted when the bench failed
 PROGRESS = re.compile(
     r"cycle #(?P<cycle>\d+)\s+users (?P<users>\d+)/(?P<cycle_users>\d+)\s+(?P<phase>.*?)\s+"
     r"tests (?P<ok>\d+) ok, (?P<failures>\d+) failures, (?P<errors>\d+) errors\s+(?P<rps>[\d.]+) req/s"
+)
+# The cycle's final counts: its last progress line may be a second older.
+CYCLE_RESULT = re.compile(
+    r"\* Cycle result: \S+, (?P<ok>\d+) success, (?P<failures>\d+) failure, (?P<errors>\d+) errors"
 )
 
 
@@ -109,10 +114,16 @@ def parse_progress(text):
 
 
 def progress_lines(lines):
-    """The last RECENT progress lines and the last line of each cycle, in log order."""
+    """The last RECENT progress lines and the last line of each cycle, in log order.
+    A cycle's result line becomes its last progress line, with the final counts
+    (and the users and req/s of the line before it)."""
     found = []
     for at, text in lines:
         progress = parse_progress(text)
+        result = CYCLE_RESULT.search(text) if progress is None else None
+        if result is not None and found and found[-1]["phase"] != "done":
+            progress = dict(found[-1], phase="done")
+            progress.update({key: int(value) for key, value in result.groupdict().items()})
         if progress is not None:
             progress["at"] = at
             found.append(progress)
@@ -171,6 +182,7 @@ def main():
         if result["rc"] == -1:  # no exit code: the async wrapper's own failure
             why = result.get("bench_error") or "the bench ended without an exit code or results"
         module.fail_json(msg=f"{why}; the last lines of {module.params['log']}:\n{said}", **result)
+    result["failed"] = False  # else Ansible fails a non-zero `rc` ("Unknown error")
     module.exit_json(**result)
 
 

@@ -382,7 +382,7 @@ def test_a_node_killed_mid_run_does_not_lose_the_others(
     finally:
         if run.poll() is None:
             run.kill()
-    assert run.returncode == 1, out + err
+    assert run.returncode == 4, out + err  # marteau.exits.INCOMPLETE: a node missing
     assert f"Missing nodes: {victim.name}" in out
     run_dir = run_dir_of(out)
     provenance = json.loads((run_dir / "run.json").read_text())

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from marteau import exits
+from marteau.service.live_figures import job_figures
 from tests.nodes import NodeSet
 from tests.servers import LocalServer, ok
 from tests.test_orchestration_nodes import CONF, TEST
@@ -140,3 +141,12 @@ def test_a_run_that_completes_exits_0_and_its_figures_reach_every_cycle(
     for cycle in (0, 1):
         lines = [x for x in result.stdout.splitlines() if f"{node}: cycle #{cycle} users" in x]
         assert len(lines) >= 3, result.stdout
+    # the service reads the same lines into its figures: each cycle ends with its final counts
+    console = tmp_path / "console.log"
+    console.write_text(result.stdout)
+    rows = job_figures(console)
+    assert [(r["cycle"], r["node"], r["users"], r["cycle_users"]) for r in rows] == [
+        (0, node, 1, 1),
+        (1, node, 2, 2),
+    ]
+    assert all(r["ok"] > 0 and r["errors"] == 0 for r in rows), rows

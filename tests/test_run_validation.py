@@ -168,3 +168,10 @@ def test_the_lock_playbook_says_a_pool_is_empty_without_a_template_error(tmp_pat
         "localhost": "Fail when too few nodes are free: "
         "wanted 1 free node(s) of pool hammers, got 0; held:"
     }
+
+
+def test_an_oversized_conf_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    root = project(tmp_path, YML.format(test="Tiny.test_get"), conf=GOOD_CONF + "#" * 2**21)
+    assert refused(run(tmp_path, root), tmp_path) == (
+        f"Error: {root}/Tiny.conf: over 1048576 bytes, not a FunkLoad configuration"
+    )

@@ -176,6 +176,11 @@ def node_files(run_dir: Path, hosts: list[str]) -> dict[str, dict]:
     return nodes
 
 
+def one_line(value: object) -> str:
+    """A message on one line, whole (ssh's errors span several)."""
+    return " ".join(str(value).split())
+
+
 def split_cycles(cycles: str, count: int) -> list[str]:
     """Each node's share of every cycle (the first nodes take the remainder)."""
     values = [int(c) for c in cycles.split(":")]
@@ -267,7 +272,7 @@ class LoadTestRun:
                 self.view.node(host, "released")
         elif kind == "runner_on_unreachable" and not data.get("ignore_errors"):
             # the whole SSH error: its start ("ssh: connect to host") says nothing
-            self.view.node(host, "unreachable", note=" ".join(str(res.get("msg", "")).split()))
+            self.view.node(host, "unreachable", note=one_line(res.get("msg", "")))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             if task == WAIT_TASK:
                 self._show_progress(host, res)
@@ -458,7 +463,7 @@ class LoadTestRun:
                     + (f": {'; '.join(errors.values())}" if errors else "")
                 )
             down = [
-                f"{host} unreachable: {' '.join(str(res.get('msg') or 'no reason given').split())}"
+                f"{host} unreachable: {one_line(res.get('msg') or 'no reason given')}"
                 for host, res in sorted(unreachable.items())
             ]
             if len(seen) - len(unreachable) < wanted:  # waiting would not bring them back

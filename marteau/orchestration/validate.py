@@ -27,6 +27,7 @@ from marteau.funkload.config import FunkLoadConfig
 from marteau.orchestration.project import Project
 
 MAX_SCRIPT = 4 * 2**20  # bytes of test script parsed; a bigger one is not checked
+MAX_CONF = 2**20  # bytes of `.conf`: a FunkLoad conf is a few kilobytes
 # Bases that define no test method: a method not found in the test's own classes
 # is missing when every other base is one of these.
 NO_TEST_METHODS = {"FunkLoadTestCase", "TestCase", "object"}
@@ -155,6 +156,8 @@ def check_conf(project: Project) -> FunkLoadConfig:
             f"{where(project, 'test')}: {path} does not exist "
             f"(the test's configuration: {project.test_class}.conf beside {project.script})"
         )
+    if path.stat().st_size > MAX_CONF:
+        raise MarteauError(f"{path}: over {MAX_CONF} bytes, not a FunkLoad configuration")
     return FunkLoadConfig(str(path))
 
 

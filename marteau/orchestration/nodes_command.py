@@ -92,7 +92,10 @@ def _show(rows: list[dict]) -> None:
             state, held = "[green]free[/]", ""
         clock = "" if row["clock"] is None else f"{row['clock'] * 1000:+.1f} ms"
         table.add_row(row["node"], state, held, row["version"][0] or "-", clock)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a pipe, a log, the service: whole rows, never wrapped
+        console.width = 10_000
+    console.print(table)
 
 
 @nodes_command.command("list")

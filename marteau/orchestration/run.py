@@ -36,8 +36,8 @@ from marteau.orchestration.driver import Ansible, Event, PlayResult
 from marteau.orchestration.live import LiveView
 from marteau.orchestration.prepare import job_vars, new_job_id
 from marteau.orchestration.project import Project, locate
-from marteau.orchestration.values import MAX_LABEL, check_text
 from marteau.orchestration.validate import Pool, check_run, where
+from marteau.orchestration.values import MAX_LABEL, check_text
 
 CYCLES = re.compile(r"^\d+(:\d+)*$")
 ROLE_STATES = {

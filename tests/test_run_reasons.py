@@ -89,7 +89,7 @@ def test_a_bench_that_fails_shows_the_last_lines_of_its_log(
     assert "cannot tell whether Tiny.test_get exists" in result.stdout
     assert "Unknown error" not in output
     assert re.search(
-        rf"{node}: failed \(Wait for the bench to end: the bench exited \d+ without results; the last lines of \S+bench.log:\)",
+        rf"{node}: failed \(Wait until every bench is armed: the bench exited \d+ without results; the last lines of \S+bench.log:\)",
         result.stdout,
     ), output
     # the bench's own words, from its log on the node

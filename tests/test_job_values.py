@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -174,14 +173,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     svc = Service(base / "data", base / "locks", workers=1, options=options)
     yield svc
     svc.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(service) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    from tests.service_helpers import ADMIN, ADMIN_PASSWORD
-
-    with closing(service.client(ADMIN, ADMIN_PASSWORD)) as client:
-        yield client
 
 
 @pytest.mark.parametrize(

@@ -41,18 +41,6 @@ def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):
 
 
 @pytest.fixture(scope="module")
-def admin(service: Service):
-    with closing(service.client(ADMIN, ADMIN_PASSWORD)) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def alice(service: Service, admin):
-    with closing(service.new_user(admin, "alice@example.org", "alice-password")) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def bob(service: Service, admin):
     admin.post("/api/users", json={"email": "bob@example.org", "password": "bob-password"})
     with closing(service.client("bob@example.org", "bob-password")) as client:

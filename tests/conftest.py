@@ -8,7 +8,7 @@ import pytest
 
 from tests.servers import LocalServer
 
-pytest_plugins = ["tests.conftest_nodes", "tests.conftest_postgres"]
+pytest_plugins = ["tests.conftest_nodes", "tests.conftest_postgres", "tests.conftest_service"]
 
 
 @pytest.fixture

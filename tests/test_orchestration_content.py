@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -87,3 +90,39 @@ def test_bench_starts_async_under_timeout() -> None:
 def test_packaged_in_setup_cfg() -> None:
     setup = (Path(__file__).parent.parent / "setup.cfg").read_text()
     assert "ansible/roles/**/*" in setup and "ansible/playbooks/*.yml" in setup
+
+
+def test_a_wheel_builds_quietly_and_ships_the_ansible_content(tmp_path: Path) -> None:
+    """A clean install lists every package (the content's directories too), so setuptools
+    does not warn once per directory, and the wheel still carries playbooks and roles."""
+    root = Path(__file__).parent.parent
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert "absent from the `packages` configuration" not in build.stdout + build.stderr
+    (wheel,) = tmp_path.glob("marteau-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    content = "marteau/orchestration/ansible/"
+    for path in (
+        "ansible.cfg",
+        "inventory/localhost.ini",
+        "playbooks/lockrun.yml",
+        "playbooks/vars/run.yml",
+        "roles/marteau_bench/library/marteau_bench_status.py",
+        "roles/marteau_bench/defaults/main.yml",
+    ):
+        assert content + path in names, path
+    assert not [name for name in names if "__pycache__" in name or name.startswith("tests/")]
+
+
+def test_the_readme_tour_and_the_service_use_different_ports() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    target = re.findall(r"examples/demo/target\.py --port (\d+)", readme)
+    serve = re.findall(r"^marteau serve --port (\d+)", readme, re.M)
+    submit = re.findall(r"--server http://127\.0\.0\.1:(\d+)", readme)
+    assert target and serve and set(serve) == set(submit)
+    assert not set(target) & set(serve), (target, serve)

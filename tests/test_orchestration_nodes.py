@@ -333,9 +333,7 @@ def test_a_project_naming_its_nodes_runs_on_exactly_those(
     (named / ".marteau.yml").write_text(config + f"nodes: [{chosen}, elsewhere]\n")
     refused = marteau_run(named, inventory, tmp_path / "b", "-c", "1", "-D", "1")
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert f".marteau.yml: nodes: not in pool {POOL} of the inventory: elsewhere" in (
-        refused.stderr
-    )
+    assert f".marteau.yml:4: key 'nodes': elsewhere not in pool '{POOL}'" in refused.stderr
     assert not list((tmp_path / "b").glob("marteau-runs/*/results")), "the refused run ran"
     assert_nodes_clean(nodes)
 

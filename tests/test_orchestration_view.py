@@ -27,7 +27,7 @@ def test_table_shows_stage_nodes_and_bench_progress() -> None:
     assert "unreachable" in text and "connection refused" in text
 
 
-def test_plain_lines_on_changes_and_throttled_progress() -> None:
+def test_plain_lines_on_changes_and_each_progress_line() -> None:
     stream = io.StringIO()
     view = LiveView(Console(file=stream, width=200), live=False)
     view.set_stage("provision")
@@ -36,15 +36,29 @@ def test_plain_lines_on_changes_and_throttled_progress() -> None:
     view.node(
         "node1", "benching", cycle=0, users=1, cycle_users=2, rps=10.0, ok=1, failures=0, errors=0
     )
-    view.node(
-        "node1", cycle=0, users=2, cycle_users=2, rps=20.0, ok=5, failures=0, errors=0
-    )  # throttled
+    # the bench's lines of the next seconds, arriving together at one poll: one line each
+    for second in (2, 3):
+        view.node(
+            "node1", cycle=0, users=2, cycle_users=2, rps=20.0, ok=second, failures=0, errors=0
+        )
+    view.node("node1", cycle=0, users=2, cycle_users=2, rps=20.0, ok=3, failures=0, errors=0)
     lines = stream.getvalue().splitlines()
     assert [line.split("] ", 1)[1] for line in lines] == [
         "provision",
         "node1: provisioning",
         "node1: benching",
-    ]
+        "node1: cycle #0 users 2/2, 20 req/s, 2 ok, 0 failures, 0 errors",
+        "node1: cycle #0 users 2/2, 20 req/s, 3 ok, 0 failures, 0 errors",
+    ]  # the same figures again within a few seconds: no line
+
+
+def test_plain_messages_are_never_wrapped_nor_read_as_markup() -> None:
+    stream = io.StringIO()
+    view = LiveView(Console(file=stream, width=40), live=False)
+    text = "Tiny.conf:3: [main] url: 'shop:8080': expected an http:// or https:// URL [bold]"
+    view.message(text)
+    (line,) = stream.getvalue().splitlines()
+    assert line.split("] ", 1)[1] == text
 
 
 def test_plain_progress_line_for_each_new_cycle_never_wrapped() -> None:
@@ -87,3 +101,16 @@ def test_run_cost_from_the_nodes_rates() -> None:
     assert run_cost({"a": {"cost_per_hour": None}}, 60) is None
     cost = run_cost({"a": {"cost_per_hour": "0.40"}, "b": {"cost_per_hour": 0.2}, "c": {}}, 1800)
     assert cost["total"] == 0.3 and cost["seconds"] == 1800 and abs(cost["per_hour"] - 0.6) < 1e-9
+
+
+def test_the_nodes_table_is_not_wrapped_outside_a_terminal(capsys) -> None:
+    from marteau.orchestration.nodes_command import _show
+
+    lock = {"job": "a-job-with-a-long-name-" + "x" * 40, "owner": "someone@a.long.host.example"}
+    lock["expires"] = 4_000_000_000
+    row = {"node": "node-with-a-long-name.example.org", "reachable": True, "error": ""}
+    _show([{**row, "lock": lock, "version": ("1.0",), "clock": 0.0012}])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 2, lines  # the header and one row
+    assert lines[1].split()[:3] == ["node-with-a-long-name.example.org", "locked", "job"]
+    assert "someone@a.long.host.example, expires in" in lines[1]

@@ -26,8 +26,6 @@ pytest.importorskip("fastapi")
 
 from marteau.errors import MarteauError  # noqa: E402
 from tests.service_helpers import (  # noqa: E402
-    ADMIN,
-    ADMIN_PASSWORD,
     MARTEAU,
     ROOT,
     Service,
@@ -70,18 +68,6 @@ def service(base: Path):
         )
     yield svc
     svc.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(service: Service):
-    with closing(service.client(ADMIN, ADMIN_PASSWORD)) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def alice(service: Service, admin):
-    with closing(service.new_user(admin, "alice@example.org", "alice-password")) as client:
-        yield client
 
 
 def token_client(service: Service, client, scope: str, **extra) -> httpx.Client:  # type: ignore[no-untyped-def]

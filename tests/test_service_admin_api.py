@@ -34,12 +34,6 @@ def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):
     svc.stop()
 
 
-@pytest.fixture(scope="module")
-def admin(service: Service):
-    with closing(service.client(ADMIN, ADMIN_PASSWORD)) as client:
-        yield client
-
-
 def page_login(service: Service, email: str, password: str) -> tuple[httpx.Client, str]:
     """A cookie session through the login form, and the CSRF token of its forms."""
     browser = httpx.Client(base_url=service.url, timeout=30)

@@ -41,18 +41,6 @@ def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):
 
 
 @pytest.fixture(scope="module")
-def admin(service: Service):
-    with closing(service.client(ADMIN, ADMIN_PASSWORD)) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def alice(service: Service, admin):
-    with closing(service.new_user(admin, "alice@example.org", "alice-password")) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def bob(service: Service, admin):
     admin.post("/api/users", json={"email": "bob@example.org", "password": "bob-password"})
     with closing(service.client("bob@example.org", "bob-password")) as client:
@@ -482,13 +470,12 @@ def test_submit_a_directory_and_wait(service: Service, alice, tmp_path) -> None:
     (project / ".git" / "big").write_bytes(b"x" * 1000)
     env = service_env(tmp_path / "unused", MARTEAU_TOKEN=token)
     submit = [*MARTEAU, "submit", "--server", service.url]
-    ok = subprocess.run(
-        [*submit, str(project), "--wait", "-l", "sleep=0.05", "-c", "3"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def wait(*options: str) -> subprocess.CompletedProcess[str]:
+        command = [*submit, str(project), "--wait", *options]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    ok = wait("-l", "sleep=0.05", "-c", "3")
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.splitlines()
     assert re.fullmatch(rf"{service.url}/jobs/\d+", lines[0])
@@ -497,14 +484,11 @@ def test_submit_a_directory_and_wait(service: Service, alice, tmp_path) -> None:
     job_id = int(lines[0].rsplit("/", 1)[1])
     source = service.data_dir / "jobs" / str(job_id) / "source" / "shop"
     assert (source / ".marteau.yml").is_file() and not (source / ".git").exists()
-    failed = subprocess.run(
-        [*submit, str(project), "--wait", "-l", "exit=1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    failed = wait("-l", "exit=1")
     assert failed.returncode == 1 and "the fake run failed with exit 1" in failed.stdout
+    errors = wait("-l", "exit=255")  # the job's own status, as `marteau run` gave it
+    assert errors.returncode == 255, errors.stdout + errors.stderr
+    assert re.search(r"job \d+ failed: finished with errors", errors.stdout)
     refused = subprocess.run(
         [*submit, "file:///srv/project"], env=env, capture_output=True, text=True, timeout=60
     )

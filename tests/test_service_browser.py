@@ -117,6 +117,14 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
                 "document.getElementById('console').childNodes.length > 1 && "
                 "document.getElementById('console').textContent.includes('fake progress')"
             )
+            # the duration of the running job (the page was loaded while it was queued)
+            # ticks without a reload
+            page.reload()
+            started = page.locator("#job-duration").inner_text()
+            assert started
+            page.wait_for_function(
+                f"document.getElementById('job-duration').textContent !== {started!r}"
+            )
             # and fills the figures table, one row per cycle and node and the sums of each
             # cycle, as cycles come (the page is the one loaded before the job ended: its
             # end event reloads it)

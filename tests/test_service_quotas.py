@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,6 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
 from tests.service_helpers import (  # noqa: E402
-    ADMIN,
-    ADMIN_PASSWORD,
     Service,
     make_project,
     tar_of,
@@ -37,12 +34,6 @@ def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):
     svc = Service(base / "data", base / "locks", database_url=module_db_url, options=options)
     yield svc
     svc.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(service: Service):
-    with closing(service.client(ADMIN, ADMIN_PASSWORD)) as client:
-        yield client
 
 
 class Users:

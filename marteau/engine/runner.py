@@ -348,7 +348,7 @@ class ProcessRunner:
             if not self._wait(lambda: self._arm):
                 return
             gate = CycleGate(self.recorder)
-            users = self.plan.cycles[0]
+            users = self.plan.cycle_users[0]
             self._armed = (
                 gate,
                 {

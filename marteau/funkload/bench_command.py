@@ -352,6 +352,7 @@ def _fresh_start_file(path: str) -> str:
 @click.command(
     "bench",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=exits.HELP,
 )
 @click.argument("arguments", nargs=-1, metavar="FILE Class.method")
 @click.option("--config", metavar="PATH", help="Alternative conf file (default ./<Class>.conf).")

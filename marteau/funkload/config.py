@@ -106,6 +106,16 @@ class _RawVars(Mapping[str, str]):
         return len(self._values)
 
 
+def parse_error(path: str, exc: configparser.Error) -> str:
+    """One line naming the file and the first bad line (configparser's text spans several)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"{path}:{exc.lineno}: cannot parse configuration: no [section] header before {exc.line!r}"
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        lineno, line = exc.errors[0]
+        return f"{path}:{lineno}: cannot parse configuration: not a key = value line: {line}"
+    return f"{path}: cannot parse configuration: {' '.join(str(exc).split())}"
+
+
 def make_parser() -> configparser.RawConfigParser:
     """A parser with Python 2 `ConfigParser` behaviour."""
     parser = configparser.ConfigParser(
@@ -144,7 +154,7 @@ class FunkLoadConfig:
                 with open(path, encoding="utf-8", errors="replace") as handle:
                     self.parser.read_file(handle, source=path)
             except configparser.Error as exc:
-                raise MarteauError(f"{path}: cannot parse configuration: {exc}") from None
+                raise MarteauError(parse_error(path, exc)) from None
             self.path = path
         else:
             self.path = "Missing: " + path

@@ -3,7 +3,11 @@ bench, each node's cycle, users, requests/s and errors.
 
 On a terminal it is a rich live table refreshed twice a second; elsewhere
 (a log, CI, a pipe) it prints one plain line per change of stage or node
-state, and bench progress at most every few seconds per node.
+state, and a line for each progress line of a node's bench (the bench prints
+one a second; the controller gets them in batches, one batch per poll); a
+line that says nothing new is repeated only every few seconds. Plain lines
+are never wrapped nor read as rich markup: grep and the service's live
+figures read whole lines.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-PLAIN_PROGRESS_EVERY = 5.0
+PLAIN_REPEAT_EVERY = 5.0  # seconds between two identical progress lines of a node
 
 
 @dataclass
@@ -33,7 +37,7 @@ class NodeView:
     errors: int | None = None
     note: str = ""
     last_plain: float = field(default=0.0, repr=False)
-    last_plain_cycle: int | None = field(default=None, repr=False)
+    last_text: str = field(default="", repr=False)
 
 
 STATE_STYLE = {
@@ -85,16 +89,22 @@ class LiveView:
                 return
             self.stage = stage
         if not self.interactive:
-            self.console.print(f"[{self._elapsed()}] {stage}", highlight=False, soft_wrap=True)
+            self._plain(stage)
 
     def message(self, text: str) -> None:
         with self._lock:
             self.messages.append(text)
             self.messages = self.messages[-6:]
         if self._live is not None:
-            self._live.console.print(text, highlight=False)
+            self._live.console.print(text, highlight=False, markup=False)
         else:
-            self.console.print(f"[{self._elapsed()}] {text}", highlight=False)
+            self._plain(text)
+
+    def _plain(self, text: str) -> None:
+        """One line as given: never wrapped, never read as rich markup."""
+        self.console.print(
+            f"[{self._elapsed()}] {text}", highlight=False, soft_wrap=True, markup=False
+        )
 
     def node(
         self, name: str, state: str | None = None, note: str | None = None, **progress: Any
@@ -119,16 +129,15 @@ class LiveView:
             now = time.monotonic()
             if changed:
                 text = f"{name}: {view.state}" + (f" ({view.note})" if view.note else "")
-            elif progress and (
-                now - view.last_plain >= PLAIN_PROGRESS_EVERY or view.cycle != view.last_plain_cycle
-            ):  # every cycle gets a line, however short it is
+            elif progress:
                 text = f"{name}: {self._progress_text(view)}"
+                if text == view.last_text and now - view.last_plain < PLAIN_REPEAT_EVERY:
+                    return
             else:
                 return
             view.last_plain = now
-            view.last_plain_cycle = view.cycle
-        # one line each, never wrapped: the service parses them into live figures
-        self.console.print(f"[{self._elapsed()}] {text}", highlight=False, soft_wrap=True)
+            view.last_text = text
+        self._plain(text)
 
     # -- rendering ----------------------------------------------------------
 

@@ -96,11 +96,17 @@ def _show(rows: list[dict]) -> None:
             state, held = "[green]free[/]", ""
         clock = "" if row["clock"] is None else f"{row['clock'] * 1000:+.1f} ms"
         table.add_row(row["node"], state, held, row["version"][0] or "-", clock)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a pipe, a log, the service: whole rows, never wrapped
+        console.width = 10_000
+    console.print(table)
     for row in rows:
         if row["reachable"] and row.get("isolated") is not None:
-            Console(highlight=False).print(
-                f"{row['node']}: {isolation_line(row)}", markup=False, soft_wrap=True
+            console.print(
+                f"{row['node']}: {isolation_line(row)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
 
 

@@ -77,6 +77,7 @@ class Project:
     fixtures: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the path or URL given by the user
     commit: str | None = None  # git commit of the test, when the root is a git work tree
+    lines: dict[str, int] = field(default_factory=dict)  # key -> its line in .marteau.yml
 
     @property
     def test_dir(self) -> Path:
@@ -219,6 +220,7 @@ def load_config(path: Path, source: str = "") -> Project:
         lookup=values.get("lookup", []),
         fixtures=values.get("fixtures", {}),
         source=source or str(root),
+        lines={key: line for key, (_, line) in found.items()},
     )
     nodes = values.get("nodes")
     if isinstance(nodes, list):

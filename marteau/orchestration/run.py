@@ -15,6 +15,7 @@ nodes are stopped the same way and the run exits `FUSE_EXIT`.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import random
 import re
@@ -35,6 +36,7 @@ from marteau.orchestration.driver import Ansible, Event, PlayResult
 from marteau.orchestration.live import LiveView
 from marteau.orchestration.prepare import job_vars, new_job_id
 from marteau.orchestration.project import Project, locate
+from marteau.orchestration.validate import Pool, check_run, where
 from marteau.orchestration.values import MAX_LABEL, check_text
 
 CYCLES = re.compile(r"^\d+(:\d+)*$")
@@ -125,6 +127,7 @@ class RunOutcome:
     lost: dict[str, list[str]] = field(default_factory=dict)  # node -> load it lost, said how
     cancelled: bool = False
     fuse: str | None = None  # the safety fuse line of the node that stopped the run
+    bench_exits: dict[str, int] = field(default_factory=dict)  # each node's `marteau bench` exit
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -171,6 +174,22 @@ def run_cost(nodes: dict[str, dict], seconds: float) -> dict | None:
     }
 
 
+def node_files(run_dir: Path, hosts: list[str]) -> dict[str, dict]:
+    """Each node's `node.json` (written by the collect role; {} when unreadable)."""
+    nodes = {}
+    for host in hosts:
+        try:
+            nodes[host] = json.loads((run_dir / "results" / host / "node.json").read_text())
+        except (OSError, ValueError):
+            nodes[host] = {}
+    return nodes
+
+
+def one_line(value: object) -> str:
+    """A message on one line, whole (ssh's errors span several)."""
+    return " ".join(str(value).split())
+
+
 def split_cycles(cycles: str, count: int) -> list[str]:
     """Each node's share of every cycle (the first nodes take the remainder)."""
     values = [int(c) for c in cycles.split(":")]
@@ -193,6 +212,7 @@ class LoadTestRun:
         self.warnings: list[str] = []
         self.report_warnings: list[str] = []  # also shown in the report (firewall drops)
         self.barrier: dict[str, float] = {}  # the start barrier: fan-out and lead, seconds
+        self._progress_at: dict[str, int] = {}  # host -> log offset of the last line shown
         self._t0 = time.monotonic()
 
     # -- signals --------------------------------------------------------------
@@ -205,6 +225,11 @@ class LoadTestRun:
             )
             return
         raise KeyboardInterrupt  # a second signal: stop waiting
+
+    def warn(self, text: str) -> None:
+        """A warning on the console and in run.json."""
+        self.view.message(f"warning: {text}")
+        self.warnings.append(text)
 
     def cancel_requested(self) -> bool:
         """A signal, or a node's safety fuse: stop the benches and collect what ran."""
@@ -247,13 +272,11 @@ class LoadTestRun:
         elif kind == "runner_on_ok" and task in (FANOUT_TASK, DECIDE_TASK):
             self._on_barrier(res.get("ansible_facts") or {})
         elif kind == "runner_retry" and task == WAIT_TASK:
-            progress = res.get("progress")
-            if progress:
-                self.view.node(host, "benching", note=progress.get("phase", ""), **progress)
+            self._show_progress(host, res)
         elif kind == "runner_on_ok" and task == WAIT_TASK:
+            self._show_progress(host, res)
             rc = res.get("rc")
-            progress = res.get("progress") or {}
-            self.view.node(host, "bench done", note=f"exit {rc}", **progress)
+            self.view.node(host, "bench done", note=f"exit {rc}")
             if rc == FUSE_EXIT and res.get("fuse") and self.fuse is None:
                 self.fuse = f"{res['fuse']} (on {host})"
                 self.view.message(f"{self.fuse}: stopping the other nodes, collecting")
@@ -269,10 +292,16 @@ class LoadTestRun:
             if current is None or STATE_RANK.get(current.state, 0) < STATE_RANK["released"]:
                 self.view.node(host, "released")
         elif kind == "runner_on_unreachable" and not data.get("ignore_errors"):
-            self.view.node(host, "unreachable", note=str(res.get("msg", ""))[:60])
+            # the whole SSH error: its start ("ssh: connect to host") says nothing
+            self.view.node(host, "unreachable", note=one_line(res.get("msg", "")))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            message = res.get("msg") or res.get("stderr") or "failed"
-            self.view.node(host, "failed", note=f"{task}: {str(message).strip()[:80]}")
+            if task == WAIT_TASK:
+                self._show_progress(host, res)
+            message = str(res.get("msg") or res.get("stderr") or "failed").strip()
+            first, _, rest = message.partition("\n")
+            self.view.node(host, "failed", note=f"{task}: {first}")
+            if rest:  # the bench log's last lines: the reason is in them
+                self.view.message(f"{host}: {rest}")
         for warning in res.get("warnings", []) or []:
             if isinstance(warning, dict):  # ansible-core 2.19: {"msg": ..., ...}
                 warning = warning.get("msg") or warning.get("message") or str(warning)
@@ -305,6 +334,17 @@ class LoadTestRun:
                 f"every node armed: fan-out {self.barrier.get('fanout', 0):.2f}s, "
                 f"start in {self.barrier['lead']:.2f}s"
             )
+
+    def _show_progress(self, host: str, res: dict) -> None:
+        """Each progress line (one a second) the node's bench printed since the last poll."""
+        shown = self._progress_at.get(host, -1)
+        for line in res.get("lines") or []:
+            at = line.get("at", 0)
+            if at > shown:
+                shown = at
+                figures = {k: v for k, v in line.items() if k not in ("at", "phase")}
+                self.view.node(host, "benching", note=line.get("phase", ""), **figures)
+        self._progress_at[host] = shown
 
     # -- the run --------------------------------------------------------------
 
@@ -356,6 +396,11 @@ class LoadTestRun:
         report_dir = (opts.report_dir or run_dir / "report").resolve()
         self.view.title = f"{project.name or project.test} · job {job}"
         ansible = Ansible(run_dir, opts.inventory)  # checks the inventory path first
+        pool_where = "--pool" if opts.pool else where(project, "pool") if project.pool else ""
+        checked = Pool(
+            pool, pool_where or "the default pool", wanted, named, where(project, "nodes")
+        )
+        check_run(project, opts.url, ansible.inventory, ansible.envvars(), checked, self.warn)
         self.view.set_stage("prepare")
         extravars = job_vars(project, run_dir, job, cycles=cycles, duration=duration)
         bench_args = []  # one argument each: a value is never read as an option
@@ -418,19 +463,19 @@ class LoadTestRun:
         outcome.lost = self._lost_load(run_dir, completed)
         outcome.cancelled = self.cancelled is not None
         outcome.fuse = self.fuse
+        for host, node in node_files(run_dir, completed).items():
+            with contextlib.suppress(TypeError, ValueError):
+                outcome.bench_exits[host] = int(node.get("bench_rc"))
         self._write_provenance(run_dir, project, opts, extravars, outcome, cycles)
         code = self._report(run_dir, report_dir, thresholds, outcome)
         outcome.timings = dict(self.timings)
         if outcome.cancelled:
-            outcome.exit_code = 128 + int(self.cancelled or signal.SIGINT)
+            outcome.exit_code = exits.SIGNAL_BASE + int(self.cancelled or signal.SIGINT)
         elif outcome.fuse:
             outcome.exit_code = FUSE_EXIT
-        elif not completed:
-            outcome.exit_code = EXIT_FAILED
-        elif outcome.missing or outcome.lost:
-            outcome.exit_code = exits.INCOMPLETE
-        else:
-            outcome.exit_code = code
+        else:  # the nodes' benches, the report and the load lost: exits.PRECEDENCE
+            lost = [exits.INCOMPLETE] if outcome.missing or outcome.lost else []
+            outcome.exit_code = exits.combine([code, *outcome.bench_exits.values(), *lost])
         return outcome
 
     # -- stages ---------------------------------------------------------------
@@ -452,7 +497,11 @@ class LoadTestRun:
             taken = result.results(LOCK_TASK)
             acquired = sorted(h for h, res in taken.items() if res.get("acquired"))
             seen = set(taken) | set(result.results(LOCK_TASK, "runner_on_skipped"))
-            seen |= set(result.results(LOCK_TASK, "runner_on_unreachable"))
+            unreachable = {
+                **{h: res for h, res in taken.items() if res.get("unreachable")},
+                **result.results(LOCK_TASK, "runner_on_unreachable"),
+            }
+            seen |= set(unreachable)
             broken = result.results(LOCK_TASK, "runner_on_failed")
             seen |= set(broken)
             if len(acquired) >= wanted:
@@ -470,18 +519,23 @@ class LoadTestRun:
                     f"pool {pool!r}: no such group (or no hosts) in {ansible.inventory}"
                     + (f": {'; '.join(errors.values())}" if errors else "")
                 )
-            held = [
+            down = [
+                f"{host} unreachable: {one_line(res.get('msg') or 'no reason given')}"
+                for host, res in sorted(unreachable.items())
+            ]
+            if len(seen) - len(unreachable) < wanted:  # waiting would not bring them back
+                raise RunFailed(
+                    f"pool {pool!r}: {len(seen) - len(unreachable)} reachable node(s), "
+                    f"{wanted} wanted: " + "; ".join(down)
+                )
+            held = down + [
                 f"{host} cannot be locked: {res.get('msg', 'failed')}"
                 for host, res in sorted(broken.items())
             ]
-            for host in sorted(taken):
+            for host in sorted(set(taken) - set(unreachable)):
                 res = taken[host]
                 holder = res.get("holder") or {}
-                if res.get("unreachable"):
-                    held.append(f"{host} unreachable")
-                elif (
-                    not res.get("acquired") and not holder and (res.get("error") or res.get("msg"))
-                ):
+                if not res.get("acquired") and not holder and (res.get("error") or res.get("msg")):
                     held.append(f"{host} cannot be locked: {res.get('error') or res['msg']}")
                 elif not res.get("acquired") and holder:
                     until = time.strftime(
@@ -496,11 +550,13 @@ class LoadTestRun:
             if remaining <= 0 or self.cancel_requested():
                 raise RunFailed(
                     f"could not lock {wanted} free node(s) of pool {pool!r} within "
-                    f"{self.options.lock_timeout:g}s: " + ("; ".join(held) or "no node free")
+                    f"{self.options.lock_timeout:g}s: "
+                    + ("; ".join(held) or "the lock play gave no reason, see ansible.log")
                 )
             if attempt == 1:
                 self.view.message(
-                    f"waiting for {wanted} free node(s): " + ("; ".join(held) or "busy")
+                    f"waiting for {wanted} free node(s): "
+                    + ("; ".join(held) or "the lock play gave no reason, see ansible.log")
                 )
             time.sleep(min(remaining, 1.0 + random.random() * 2))
 
@@ -553,12 +609,7 @@ class LoadTestRun:
         outcome: RunOutcome,
         cycles: str | None,
     ) -> None:
-        nodes = {}
-        for host in outcome.completed:
-            try:
-                nodes[host] = json.loads((run_dir / "results" / host / "node.json").read_text())
-            except (OSError, ValueError):
-                nodes[host] = {}
+        nodes = node_files(run_dir, outcome.completed)
         count = len(outcome.nodes) or 1
         per_cycle = [int(c) for c in cycles.split(":")] if cycles else []
         total = per_cycle if opts.split else [c * count for c in per_cycle]
@@ -580,6 +631,7 @@ class LoadTestRun:
             "start_barrier": self.barrier,
             "cancelled": outcome.cancelled,
             "fuse": outcome.fuse,
+            "bench_exits": outcome.bench_exits,
             "split": opts.split,
             "allowed_hosts": list(opts.allow_hosts),
             "strict_host": opts.strict_host,

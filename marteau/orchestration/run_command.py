@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import click
 
+from marteau import exits
 from marteau.engine.fuse import fuse_options
 from marteau.errors import MarteauError
 from marteau.funkload.bench_command import max_users_option, strict_host_option
 
 
-@click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("run", context_settings={"help_option_names": ["-h", "--help"]}, epilog=exits.HELP)
 @click.argument("source", default=".", metavar="[PATH|GIT_URL]")
 @click.option(
     "-i",
@@ -121,10 +123,9 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
     instant, collect, release and build one merged report.
 
     With no inventory this machine is the only node (ansible_connection=local).
-    Exit: 0 done, 1 failed (or thresholds violated), 2 bad input, 3 stopped
-    by a node's safety fuse (--fuse-*), 4 incomplete (a node missing, or load
-    lost: a node started late, a cycle shorter than planned or without a
-    finished test), 128+signal when cancelled.
+    The test, its .conf, the URL and the pool are checked before any node is
+    locked. The run's exit status combines the nodes' benches, the report and
+    the nodes lost (table below).
     """
     from marteau.orchestration.live import LiveView
     from marteau.orchestration.run import LoadTestRun, RunFailed, RunOptions
@@ -134,7 +135,7 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
             click.echo(f"Error: -e {item!r}: expected KEY=VALUE", err=True)
-            sys.exit(2)
+            sys.exit(exits.BAD_INPUT)
         variables[key] = value
     run_options = RunOptions(source=source, extra_vars=variables, **options)  # type: ignore[arg-type]
     view = LiveView(live=False if plain else None)
@@ -143,13 +144,13 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
             outcome = LoadTestRun(run_options, view).run()
     except MarteauError as exc:
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exits.BAD_INPUT)
     except RunFailed as exc:
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(exits.FAILURES)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        sys.exit(exits.SIGNAL_BASE + signal.SIGINT)
     click.echo(f"Run directory: {outcome.run_dir}")
     if outcome.missing:
         click.echo(

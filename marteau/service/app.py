@@ -739,6 +739,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             figures=with_totals(job_figures(console_path(settings, job_id))),
             can_act=can_act,
             duration=_duration(job),
+            now=time.time(),
         )
 
     @app.post("/jobs/{job_id}/{action}", include_in_schema=False)

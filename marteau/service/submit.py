@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import signal
 import sys
 import tarfile
 import time
@@ -16,6 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import click
+
+from marteau import exits
 
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "marteau-runs", ".venv", "venv", ".tox"}
 
@@ -77,7 +80,9 @@ def _error(exc: urllib.error.HTTPError) -> str:
     return f"{exc.code} {exc.reason}" + (f": {detail}" if detail else "")
 
 
-@click.command("submit", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(
+    "submit", context_settings={"help_option_names": ["-h", "--help"]}, epilog=exits.HELP
+)
 @click.argument("source", metavar="PATH|GIT_URL")
 @click.option(
     "--server", envvar="MARTEAU_SERVER", required=True, help="The service's URL ($MARTEAU_SERVER)."
@@ -100,7 +105,7 @@ def _error(exc: urllib.error.HTTPError) -> str:
 def submit_command(source: str, server: str, token: str, wait: bool, **options: object) -> None:
     """Queue a load test on a Marteau service, from a local project directory (sent as
     an archive) or a git URL; print the job's URL. With --wait, follow its console and
-    exit 0 if it succeeded, 1 if it failed or was cancelled (2: refused)."""
+    exit with the job's status, as `marteau run` would (2: refused by the service)."""
     client = Client(server, token)
     fields = {k: v for k, v in options.items() if v not in (None, False)}
     path = Path(source)
@@ -127,18 +132,25 @@ def submit_command(source: str, server: str, token: str, wait: bool, **options: 
     if not wait:
         return
     state = follow(client, job["id"])
-    click.echo(
-        f"job {job['id']} {state}"
-        + (f": {job_reason(client, job['id'])}" if state != "succeeded" else "")
-    )
-    report = client.json("GET", f"/api/jobs/{job['id']}").get("report_url")
-    if report:
-        click.echo(f"Report: {report}")
-    sys.exit(0 if state == "succeeded" else 1)
+    ended = client.json("GET", f"/api/jobs/{job['id']}")
+    reason = ended.get("exit_reason") or ""
+    click.echo(f"job {job['id']} {state}" + (f": {reason}" if reason and reason != "done" else ""))
+    if ended.get("report_url"):
+        click.echo(f"Report: {ended['report_url']}")
+    sys.exit(job_exit(state, ended.get("exit_code")))
 
 
-def job_reason(client: Client, job_id: int) -> str:
-    return client.json("GET", f"/api/jobs/{job_id}").get("exit_reason") or ""
+def job_exit(state: str, code: int | None) -> int:
+    """The job's own `marteau run` status (marteau.exits): the same table as a local run.
+    A job cancelled on the service ends as its run would on SIGTERM; one that
+    failed without a status of its own (worker lost, duration limit) as 1."""
+    if state == "succeeded":
+        return exits.OK
+    if state == "cancelled":
+        return exits.SIGNAL_BASE + signal.SIGTERM
+    if isinstance(code, int) and 0 < code <= exits.ERRORS:
+        return code
+    return exits.FAILURES
 
 
 def follow(client: Client, job_id: int) -> str:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from marteau import exits
 from marteau.engine.fuse import FUSE_EXIT
 from marteau.errors import MarteauError
 from marteau.orchestration.environment import job_environment
@@ -72,6 +73,8 @@ REAP_EVERY = 1.0
 ERROR_LINE = re.compile(r"^Error: (.+)$")
 # `marteau run` prints the line of the node whose safety fuse stopped the job last
 FUSE_LINE = re.compile(r"^(safety fuse: .+)$")
+# ... and its totals: what a job that ended with errors or lost load did
+TOTALS_LINE = re.compile(r"^Totals: (.+)$")
 
 
 def die_with_parent(signum: int = signal.SIGTERM) -> None:
@@ -536,18 +539,21 @@ def outcome(code: int, stopped: str | None, console: Path) -> tuple[str, str]:
         return FAILED, "interrupted: the worker was stopped"
     if stopped == "lost":
         return FAILED, "the worker lost the job's lease"
-    if code == 0:
+    if code == exits.OK:
         return SUCCEEDED, "done"
     error = last_error(console)
-    if code == 2:
+    if code == exits.BAD_INPUT:
         return FAILED, f"bad input: {error}" if error else "bad input (exit 2)"
     if code < 0:
         return FAILED, f"killed by signal {signal.Signals(-code).name}"
-    if code > 128:
-        return FAILED, f"stopped by signal {code - 128} (exit {code})"
     if code == FUSE_EXIT:
         return FAILED, last_fuse(console) or f"safety fuse: the bench was stopped (exit {code})"
-    return FAILED, error or f"marteau run failed (exit {code})"
+    if code in (exits.ERRORS, exits.INCOMPLETE):  # the run went to its end: say what it did
+        totals = _last_match(console, TOTALS_LINE)
+        return FAILED, exits.meaning(code) + (f": {totals}" if totals else "")
+    if code > exits.SIGNAL_BASE:
+        return FAILED, f"stopped by signal {code - exits.SIGNAL_BASE} (exit {code})"
+    return FAILED, error or f"marteau run failed (exit {code}: {exits.meaning(code)})"
 
 
 def run_arguments(

@@ -46,6 +46,18 @@ rc:
 progress:
   description: The last progress line, parsed (cycle, users, cycle_users, phase, ok, failures, errors, rps).
   type: dict
+lines:
+  description: >-
+    The last progress lines (the bench prints one a second) and the last one of
+    every cycle still in the log's tail (from its C(Cycle result) line: the
+    final counts, phase C(done)), parsed as C(progress), each with C(at),
+    its end offset in the log: a controller shows each line once, so no
+    second's figures are lost between two polls.
+  type: list
+  elements: dict
+msg:
+  description: Why the bench failed (it ended without results), with the last lines of its log.
+  type: str
 log_xml:
   description: The result file the bench announced with C(Log xml:), if any.
   type: str
@@ -64,21 +76,73 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+RECENT = 10  # progress lines returned besides each cycle's last: poll gaps up to 10 s lose nothing
+TAIL_LINES = 15  # log lines quoted when the bench failed
 PROGRESS = re.compile(
     r"cycle #(?P<cycle>\d+)\s+users (?P<users>\d+)/(?P<cycle_users>\d+)\s+(?P<phase>.*?)\s+"
     r"tests (?P<ok>\d+) ok, (?P<failures>\d+) failures, (?P<errors>\d+) errors\s+(?P<rps>[\d.]+) req/s"
 )
+# The cycle's final counts: its last progress line may be a second older.
+CYCLE_RESULT = re.compile(
+    r"\* Cycle result: \S+, (?P<ok>\d+) success, (?P<failures>\d+) failure, (?P<errors>\d+) errors"
+)
 
 
-def tail(path, size=16384):
+def tail(path, size=16384, whole=False):
+    """[(end offset, text)] of the lines in the last `size` bytes of the log: the
+    complete ones, and with `whole` (the bench ended) an unterminated last one too."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             end = handle.tell()
-            handle.seek(max(0, end - size))
-            return handle.read().decode("utf-8", "replace")
+            start = max(0, end - size)
+            handle.seek(start)
+            data = handle.read(end - start)
     except OSError:
-        return ""
+        return []
+    lines, offset = [], start
+    parts = data.split(b"\n")
+    if not whole:
+        parts[-1] = b""  # being written: read at the next poll
+    for raw in parts:
+        offset += len(raw) + 1
+        # a terminal's rewritten line keeps its last state
+        text = ANSI.sub("", raw.decode("utf-8", "replace")).split("\r")[-1].strip()
+        if text:
+            lines.append((min(offset, end), text))
+    if start > 0 and lines:
+        lines = lines[1:]  # the first one is cut
+    return lines
+
+
+def parse_progress(text):
+    match = PROGRESS.search(text)
+    if match is None:
+        return None
+    progress = match.groupdict()
+    for key in ("cycle", "users", "cycle_users", "ok", "failures", "errors"):
+        progress[key] = int(progress[key])
+    progress["rps"] = float(progress["rps"])
+    return progress
+
+
+def progress_lines(lines):
+    """The last RECENT progress lines and the last line of each cycle, in log order.
+    A cycle's result line becomes its last progress line, with the final counts
+    (and the users and req/s of the line before it)."""
+    found = []
+    for at, text in lines:
+        progress = parse_progress(text)
+        result = CYCLE_RESULT.search(text) if progress is None else None
+        if result is not None and found and found[-1]["phase"] != "done":
+            progress = dict(found[-1], phase="done")
+            progress.update({key: int(value) for key, value in result.groupdict().items()})
+        if progress is not None:
+            progress["at"] = at
+            found.append(progress)
+    last_of_cycle = {item["cycle"]: item for item in found}
+    keep = {id(item) for item in found[-RECENT:]} | {id(item) for item in last_of_cycle.values()}
+    return [item for item in found if id(item) in keep]
 
 
 def hand_start(path, start):
@@ -127,17 +191,11 @@ def main():
         if module.params["start"] is not None and result["armed"] and not module.check_mode:
             hand_start(start_file, module.params["start"])
             result["changed"] = True
-    text = ANSI.sub("", tail(module.params["log"])).replace("\r", "\n")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        match = PROGRESS.search(line)
-        if match:
-            progress = match.groupdict()
-            for key in ("cycle", "users", "cycle_users", "ok", "failures", "errors"):
-                progress[key] = int(progress[key])
-            progress["rps"] = float(progress["rps"])
-            result["progress"] = progress
-            break
+    numbered = tail(module.params["log"], whole=result["finished"] == 1)
+    lines = [text for _, text in numbered]
+    result["lines"] = progress_lines(numbered)
+    if result["lines"]:
+        result["progress"] = {k: v for k, v in result["lines"][-1].items() if k != "at"}
     for line in reversed(lines):
         if line.startswith("Log xml:"):
             result["log_xml"] = line.split(":", 1)[1].strip()
@@ -150,8 +208,13 @@ def main():
     # A bench that wrote its results did its job whatever its status (1 with
     # failures, 255 with errors, as FunkLoad): say so, or Ansible fails the task
     # on `rc` and the results are never collected. Without results it fails.
-    if result.get("rc") not in (None, 0):
-        result["failed"] = "log_xml" not in result
+    if result.get("rc") not in (None, 0) and "log_xml" not in result:
+        said = "\n".join(lines[-TAIL_LINES:]) or "(the log is empty)"
+        why = f"the bench exited {result['rc']} without results"
+        if result["rc"] == -1:  # no exit code: the async wrapper's own failure
+            why = result.get("bench_error") or "the bench ended without an exit code or results"
+        module.fail_json(msg=f"{why}; the last lines of {module.params['log']}:\n{said}", **result)
+    result["failed"] = False  # else Ansible fails a non-zero `rc` ("Unknown error")
     module.exit_json(**result)
 
 

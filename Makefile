@@ -17,11 +17,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 # Debian packages the tests drive for real (Chromium for the browser tests, PostgreSQL
 # for the service tests' second database: tests/postgres.py starts a private cluster,
 # nftables for the job users' egress firewall, stress-ng to keep both cores busy
-# in the start barrier test).
+# in the start barrier test, sudo for the test nodes' users: job isolation).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
-	  for pkg in chromium nftables openssl openssh-server postgresql stress-ng; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  for pkg in chromium nftables openssl openssh-server postgresql stress-ng sudo; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

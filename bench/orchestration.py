@@ -1,6 +1,6 @@
 """Orchestration figures on real sshd nodes of this machine (needs root).
 
-    .venv/bin/python bench/orchestration.py [--requests 1000000] [--repeat 2]
+    .venv/bin/python bench/orchestration.py [--requests 1000000] [--repeat 2] [--isolation]
 
 Prints, for 1 and 3 warm (already provisioned) nodes:
 
@@ -14,7 +14,17 @@ release + ``marteau report``, timed on result files of that size placed on
 the nodes (a real 1M-request bench takes minutes on this 2-core machine);
 and the cold provisioning time of a bare node (1 alone, then 2 at once).
 
-Uses its own node set (users mtbench1-3, /tmp/mtbench) and an HTTP target on
+With ``--isolation``, only this instead: what job isolation adds to a warm
+3-node run, the four set-ups taken in turn ``--repeat`` times (the machine's
+load drifts): node users without sudo (jobs run as the node user, from the
+shared virtualenv); with sudo (each job its own Unix user, made and removed);
+plus ``--allow-host`` (the job user's egress firewall, installed and
+removed); plus ``deps: [six]`` (the job's own virtualenv, from the wheels its
+archive carries). Printed: median seconds from launch to the first request
+on every node and to ``marteau run``'s exit, and each set-up's difference to
+the first.
+
+Uses its own node set (users mtbench1-3, /tmp/mtbench; ``--prefix``) and an HTTP target on
 127.0.0.1; everything is removed at the end.
 """
 
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,11 +118,15 @@ def first_requests(run_dir: Path) -> dict[str, float]:
     return found
 
 
-def warm_run(project: Path, inventory: Path, count: int, work: Path) -> tuple[float, float, dict]:
+def warm_run(
+    project: Path, inventory: Path, count: int, work: Path, *extra: str
+) -> tuple[float, float, dict]:
+    """(launch -> first request on every node, spread of those, run.json timings with
+    `exit`: launch -> marteau run's exit)."""
     launched = time.time()
     result = subprocess.run(
         [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain"]
-        + ["--nodes", str(count), "-c", "1", "-D", "2"],
+        + ["--nodes", str(count), "-c", "1", "-D", "2", *extra],
         cwd=work,
         capture_output=True,
         text=True,
@@ -124,9 +139,63 @@ def warm_run(project: Path, inventory: Path, count: int, work: Path) -> tuple[fl
             1
         ]
     )
+    ended = time.time() - launched
     firsts = first_requests(run_dir)
+    if len(firsts) != count:
+        logs = "".join(p.read_text()[-3000:] for p in (run_dir / "results").glob("*/bench.log"))
+        raise SystemExit(
+            f"{count - len(firsts)} node(s) recorded no request:\n{result.stdout}{logs}"
+        )
     timings = json.loads((run_dir / "run.json").read_text())["timings"]
+    timings["exit"] = ended
     return max(firsts.values()) - launched, max(firsts.values()) - min(firsts.values()), timings
+
+
+def isolation_costs(
+    project: Path, inventory: Path, nodes: NodeSet, work: Path, url: str, repeat: int
+) -> None:
+    """What the job user, its firewall and its own virtualenv add to a warm 3-node run."""
+    allow = ("--allow-host", url.split("//")[1])
+    with_deps = work / "project-deps"
+    shutil.copytree(project, with_deps)
+    config = with_deps / ".marteau.yml"
+    config.write_text(config.read_text() + "deps: [six]\n")
+    setups = {
+        "node user, no sudo": (project, False, ()),
+        "job user": (project, True, ()),
+        "job user + firewall": (project, True, allow),
+        "job user + firewall + deps venv": (with_deps, True, allow),
+    }
+    samples: dict[str, list[tuple[float, float]]] = {label: [] for label in setups}
+    for source, sudo, extra in setups.values():  # warm every path once
+        isolate(nodes, sudo)
+        warm_run(source, inventory, 3, work, *extra)
+    for _ in range(repeat):
+        for label, (source, sudo, extra) in setups.items():
+            isolate(nodes, sudo)
+            first, _, timings = warm_run(source, inventory, 3, work, *extra)
+            samples[label].append((first, timings["exit"]))
+    isolate(nodes, True)
+    base_first = statistics.median(s[0] for s in samples["node user, no sudo"])
+    base_exit = statistics.median(s[1] for s in samples["node user, no sudo"])
+    print(f"job isolation, warm 3-node run (-c 1 -D 2), median of {repeat} run(s) each:")
+    for label, runs in samples.items():
+        first = statistics.median(s[0] for s in runs)
+        ended = statistics.median(s[1] for s in runs)
+        print(
+            f"  {label:33s} launch -> first request {first:5.2f}s ({first - base_first:+.2f}), "
+            f"-> exit {ended:5.2f}s ({ended - base_exit:+.2f}); runs: "
+            + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in runs)
+        )
+
+
+def isolate(nodes: NodeSet, sudo: bool) -> None:
+    """Give the node users passwordless sudo (jobs isolated) or take it away."""
+    for node in nodes.nodes:
+        if sudo:
+            node.grant_sudo()
+        else:
+            node.revoke_sudo()
 
 
 def big_results(sample: Path, requests: int, target: Path) -> None:
@@ -147,11 +216,17 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--isolation", action="store_true", help="only what job isolation adds (see the docstring)"
+    )
+    parser.add_argument(
+        "--prefix", default="mtbench", help="node users PREFIX1-3, in /tmp/PREFIX (another set)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (it creates Unix users and sshd nodes)", file=sys.stderr)
         return 2
-    nodes = NodeSet(base=Path("/tmp/mtbench"), prefix="mtbench").up()
+    nodes = NodeSet(base=Path("/tmp") / args.prefix, prefix=args.prefix).up()
     work = Path(tempfile.mkdtemp(prefix="marteau-bench-"))
     try:
         url = start_target()
@@ -163,6 +238,9 @@ def main() -> int:
             "name: Tiny\nscript: loadtest.py\ntest: Tiny.test_get\n"
         )
         inventory = nodes.write_inventory(work / "nodes.ini", group=POOL)
+        if args.isolation:
+            isolation_costs(project, inventory, nodes, work, url, args.repeat)
+            return 0
 
         # Cold provisioning: one bare node alone, then two at once.
         variables = job_vars(locate(str(project)), work / "prep", new_job_id())

@@ -3,6 +3,8 @@
 Each node is one Unix user with its own sshd on its own loopback address
 (127.0.0.2, .3, .4 for the default three; ``NodeSet(count=N)`` makes N, on
 127.0.0.2 to .N+1; one port for all), its own host key and key-only login.
+Each node user has passwordless sudo (a file in /etc/sudoers.d), as a node
+that isolates jobs needs; `Node.revoke_sudo()` makes a team-server node.
 The controller gets a client key, a generated ``known_hosts`` and an
 inventory file. Everything lives under one short directory (ssh control
 sockets must stay under 108 characters) and is removed by ``down()``.
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
+SUDOERS = Path("/etc/sudoers.d")
 BASE = Path(os.environ.get("MARTEAU_TEST_NODES_DIR", "/tmp/mtn"))
 # Another prefix and directory (MARTEAU_TEST_NODES_PREFIX/_DIR) give a second,
 # independent node set, e.g. for trying things by hand while the suite runs.
@@ -90,6 +93,8 @@ def available() -> str | None:
         return f"{SSHD} is missing (apt-get install openssh-server)"
     if not shutil.which("ssh-keygen") or not shutil.which("useradd"):
         return "ssh-keygen or useradd is missing"
+    if not shutil.which("sudo"):
+        return "sudo is missing (apt-get install sudo)"
     return None
 
 
@@ -185,11 +190,76 @@ class Node:
         uid = self.uid()
         return [(pid, cmd) for pid, _, puid, cmd in _processes() if puid == uid]
 
+    @property
+    def sudoers(self) -> Path:
+        return SUDOERS / f"marteau-test-{self.name}"
+
+    def grant_sudo(self) -> None:
+        """Passwordless sudo for this node's user (what job isolation needs)."""
+        self.sudoers.write_text(f"{self.name} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+        self.sudoers.chmod(0o440)
+
+    def revoke_sudo(self) -> None:
+        self.sudoers.unlink(missing_ok=True)
+
+    def job_users(self) -> list[pwd.struct_passwd]:
+        """The job users this node's jobs made (their homes are under its home)."""
+        home = f"{self.home}/"
+        return [entry for entry in pwd.getpwall() if entry.pw_dir.startswith(home)]
+
+    def job_processes(self) -> list[tuple[int, str]]:
+        """(pid, cmdline) of the processes of this node's job users."""
+        uids = {entry.pw_uid for entry in self.job_users()}
+        return [(pid, cmd) for pid, _, puid, cmd in _processes() if puid in uids]
+
+    def remove_job_users(self) -> None:
+        """Kill the job users' processes and delete them (after a test)."""
+        _kill_all([pid for pid, _ in self.job_processes()])
+        for entry in self.job_users():
+            subprocess.run(["userdel", "--remove", entry.pw_name], capture_output=True)
+
+    def write_config(self, port: int, host_key: Path, authorized: Path, *extra: str) -> None:
+        """This node's sshd_config; `extra` lines (e.g. ``SetEnv HOME=...``) go last."""
+        self.config.write_text(
+            "\n".join(
+                [
+                    f"ListenAddress {self.address}:{port}",
+                    f"HostKey {host_key}",
+                    f"PidFile {self.pidfile}",
+                    f"AuthorizedKeysFile {authorized}",
+                    f"AllowUsers {self.name}",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin no",
+                    "MaxStartups 100",
+                    "MaxSessions 100",
+                    "Subsystem sftp internal-sftp",
+                    *extra,
+                    "",
+                ]
+            )
+        )
+
+    def restart(self, *extra: str) -> None:
+        """Restart this node's sshd with `extra` config lines (none: the usual config)."""
+        self.kill_sshd()
+        self.write_config(
+            self.port,
+            self.directory / "ssh_host_ed25519_key",
+            self.directory.parent / "authorized_keys",
+            *extra,
+        )
+        self.start()
+
     def bench_processes(self) -> list[tuple[int, str]]:
-        """This node's processes that are part of a bench (``marteau bench``)."""
+        """This node's processes that are part of a bench (``marteau bench``), its
+        job users' included."""
         return [
             (pid, cmd)
-            for pid, cmd in self.processes()
+            for pid, cmd in self.processes() + self.job_processes()
             if "bench" in cmd and "marteau" in cmd and not cmd.startswith("sshd")
         ]
 
@@ -277,27 +347,8 @@ class NodeSet:
                 _run("useradd", "--create-home", "--shell", "/bin/sh", "-p", "*", user)
             host_key = node.directory / "ssh_host_ed25519_key"
             _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
-            node.config.write_text(
-                "\n".join(
-                    [
-                        f"ListenAddress {host}:{self.port}",
-                        f"HostKey {host_key}",
-                        f"PidFile {node.pidfile}",
-                        f"AuthorizedKeysFile {authorized}",
-                        f"AllowUsers {user}",
-                        "UsePAM no",
-                        "StrictModes no",
-                        "PubkeyAuthentication yes",
-                        "PasswordAuthentication no",
-                        "KbdInteractiveAuthentication no",
-                        "PermitRootLogin no",
-                        "MaxStartups 100",
-                        "MaxSessions 100",
-                        "Subsystem sftp internal-sftp",
-                        "",
-                    ]
-                )
-            )
+            node.write_config(self.port, host_key, authorized)
+            node.grant_sudo()
             public = host_key.with_suffix(".pub").read_text().split()
             known.append(f"[{host}]:{self.port} {public[0]} {public[1]}")
             self.nodes.append(node)
@@ -353,7 +404,9 @@ class NodeSet:
         for index, user in enumerate(self.users, 1):
             node = Node(user, address(index), self.port, self.base / f"node{index}")
             node.kill_sshd()
+            node.revoke_sudo()
             if _user_exists(user):
+                node.remove_job_users()
                 node.kill_processes()
                 subprocess.run(["userdel", "--remove", user], capture_output=True)
         self.nodes = []

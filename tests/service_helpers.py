@@ -172,6 +172,19 @@ def run_queue(settings, db, job_id: int, timeout: float = 120):  # type: ignore[
     return wait_for(finished, timeout=timeout, what=f"job {job_id} to end")
 
 
+def queue_job(db, project: Path) -> int:  # type: ignore[no-untyped-def]
+    """A job of a new user `owner@example.org` on the project folder; its id."""
+    from marteau.service.accounts import create_user
+    from marteau.service.models import Job
+
+    with db.write() as session:
+        owner = create_user(session, "owner@example.org", "owner-password")
+        job = Job(owner_id=owner.id, source_kind="path", source_url=str(project), created=1.0)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
 def make_project(path: Path, **config: object) -> Path:
     """A minimal load-test project (`.marteau.yml` + the test script)."""
     path.mkdir(parents=True, exist_ok=True)

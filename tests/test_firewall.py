@@ -1,7 +1,9 @@
 """The job user's egress firewall (roles/marteau_bench/library/marteau_firewall.py) on
 this machine's real nftables: a throwaway Unix user runs code that opens its own
 sockets (`urllib`, `socket`: the engine's `--allow-host` check never sees them)
-against an allowed server on 127.0.0.2 and a forbidden one on 127.0.0.3."""
+against an allowed server on 127.0.0.2 and a forbidden one on 127.0.0.3. The module
+through `marteau run`, with the bench as a job user of its own, is in
+tests/test_orchestration_isolation.py (sshd nodes with sudo)."""
 
 from __future__ import annotations
 
@@ -180,68 +182,3 @@ def test_bad_input_is_refused(tmp_path: Path, job_users) -> None:
     unresolved = call(tmp_path, uid=uid, allow=["name.invalid"])
     assert unresolved["unresolved"] and unresolved["accepted"] == []
     assert "name.invalid" in " ".join(str(w) for w in unresolved["warnings"])
-
-
-# A test whose setUpBench reaches past `--allow-host` with a socket of its own,
-# as the job user (until the bench itself runs as a job user of its own).
-ESCAPING_TEST = """\
-import subprocess
-from funkload.FunkLoadTestCase import FunkLoadTestCase
-
-PROBE = "import socket; socket.create_connection(('127.0.0.3', {port}), timeout=1)"
-
-
-class Tiny(FunkLoadTestCase):
-    def setUpBench(self):
-        escape = subprocess.run(
-            ["setpriv", "--reuid={uid}", "--regid={uid}", "--clear-groups",
-             "/usr/bin/python3", "-c", PROBE], cwd="/", capture_output=True, text=True)
-        print("escape:", escape.returncode, escape.stderr.strip().splitlines()[-1:])
-
-    def test_get(self):
-        self.get(self.conf_get("main", "url") + "/", description="root")
-"""
-
-
-@pytest.mark.timeout(1600)  # waits for this machine's node, shared with other runs
-def test_marteau_run_reports_what_the_firewall_dropped(tmp_path: Path, job_users, servers) -> None:
-    from tests.test_orchestration_local import MARTEAU
-    from tests.test_orchestration_nodes import CONF
-
-    uid = job_users[0]
-    allowed, forbidden = servers
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "loadtest.py").write_text(ESCAPING_TEST.format(uid=uid, port=forbidden.port))
-    (project / "Tiny.conf").write_text(CONF.format(url=allowed.url))
-    (project / ".marteau.yml").write_text("script: loadtest.py\ntest: Tiny.test_get\n")
-    result = subprocess.run(
-        [MARTEAU, "run", str(project), "--plain", "--allow-host", f"127.0.0.2:{allowed.port}"]
-        + ["-e", "marteau_node_tune=false", "-e", f"marteau_job_uid={uid}"]
-        + ["--lock-timeout", "1200"],  # this machine's node is shared with other runs
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env=dict(os.environ, HOME=os.environ.get("HOME", "/root")),
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert allowed.requests and not forbidden.requests
-    warning = (
-        "node localhost: the egress firewall dropped {} packet(s) the job sent outside "
-        "its allowed hosts (to 127.0.0.3): test code opened connections of its own"
-    )
-    run_dir = Path(
-        next(x for x in result.stdout.splitlines() if x.startswith("Run directory: ")).split(
-            ": ", 1
-        )[1]
-    )
-    provenance = json.loads((run_dir / "run.json").read_text())
-    dropped = int(provenance["firewall"]["localhost"]["dropped"])
-    assert dropped >= 1 and provenance["firewall"]["localhost"]["destinations"] == ["127.0.0.3"]
-    assert f"Warning: {warning.format(dropped)}" in " ".join(output.split())  # lines wrapped
-    (summary,) = (run_dir / "report").rglob("summary.json")
-    assert warning.format(dropped) in json.loads(summary.read_text())["warnings"]
-    assert "escape: 1" in (run_dir / "results" / "localhost" / "bench.log").read_text()
-    assert f"job_{uid}" not in table()  # removed when the bench ended

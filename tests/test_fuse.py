@@ -462,11 +462,9 @@ sys.exit(3)
 def test_a_job_stopped_by_the_fuse_fails_with_the_fuse_line(tmp_path: Path):
     """A worker in this process runs a job whose `marteau run` stand-in reports a fuse."""
     pytest.importorskip("sqlalchemy")
-    from marteau.service.accounts import create_user
     from marteau.service.db import Database, upgrade
-    from marteau.service.models import Job
     from marteau.service.settings import Settings
-    from tests.service_helpers import make_project, run_queue
+    from tests.service_helpers import make_project, queue_job, run_queue
 
     script = tmp_path / "fused_run.py"
     script.write_text(FAKE_FUSED_RUN)
@@ -482,13 +480,7 @@ def test_a_job_stopped_by_the_fuse_fails_with_the_fuse_line(tmp_path: Path):
     )
     db = Database(settings.db_url)
     upgrade(db)
-    project = make_project(tmp_path / "project", name="shop")
-    with db.write() as session:
-        owner = create_user(session, "owner@example.org", "owner-password")
-        job = Job(owner_id=owner.id, source_kind="path", source_url=str(project), created=1.0)
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    job_id = queue_job(db, make_project(tmp_path / "project", name="shop"))
     job = run_queue(settings, db, job_id, timeout=60)
     db.dispose()
     assert (job.state, job.exit_code) == ("failed", FUSE_EXIT)

@@ -161,6 +161,7 @@ def assert_nodes_clean(nodes: NodeSet) -> None:
         assert node.bench_processes() == [], f"{node.name} still runs {node.bench_processes()}"
         jobs = node.home / ".marteau" / "jobs"
         assert not jobs.exists() or list(jobs.iterdir()) == [], f"{node.name} kept a job directory"
+        assert node.job_users() == [], f"{node.name} kept job users {node.job_users()}"
 
 
 def test_provision_twice_changes_nothing(

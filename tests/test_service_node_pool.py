@@ -85,3 +85,17 @@ def test_lock_holder_read_from_the_check_table(capsys, monkeypatch) -> None:  # 
     by_hand = parse_check("n6.lab", output, now)
     assert (by_hand["owner"], "service_job" in by_hand) == ("ops@desk", False)
     assert parse_check("n9.lab", output, now) == {"checked": now, "state": "unknown"}
+
+
+def test_isolation_read_from_the_check_lines(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The line `marteau nodes check` prints under its table for each node."""
+    from marteau.orchestration.nodes_command import isolation_line
+
+    yes = isolation_line({"isolated": True, "not_isolated": ""})
+    no = isolation_line({"isolated": False, "not_isolated": "no passwordless sudo (a [b])"})
+    output = f"n1.lab   free\nn2.lab   free\nn1.lab: {yes}\nn2.lab: {no}\n"
+    assert parse_check("n1.lab", output, 1.0)["isolated"] is True
+    record = parse_check("n2.lab", output, 1.0)
+    assert record["isolated"] is False
+    assert record["not_isolated"] == "no passwordless sudo (a [b])"
+    assert "isolated" not in parse_check("n3.lab", output, 1.0)

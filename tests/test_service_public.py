@@ -29,7 +29,8 @@ from marteau.service import hosts  # noqa: E402
 from marteau.service.accounts import create_user  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import Job, Node  # noqa: E402
-from marteau.service.scheduler import Claim  # noqa: E402
+from marteau.service.node_pool import check_now  # noqa: E402
+from marteau.service.scheduler import ISOLATED, Claim  # noqa: E402
 from marteau.service.settings import PUBLIC_QUOTAS, Settings, load_settings  # noqa: E402
 from marteau.service.worker import run_arguments  # noqa: E402
 from tests.nodes import NodeSet  # noqa: E402
@@ -41,6 +42,7 @@ from tests.service_helpers import (  # noqa: E402
     ROOT,
     Service,
     make_project,
+    queue_job,
     run_queue,
     service_env,
 )
@@ -138,6 +140,8 @@ def test_a_worker_in_public_mode_fails_a_job_on_a_local_node(tmp_path: Path) -> 
     upgrade(db)  # the embedded localhost node, enabled
     project = make_project(tmp_path / "project")
     with db.write() as session:
+        # even found isolating jobs (root with sudo), a local node runs nothing
+        session.query(Node).filter_by(name="localhost").one().status = ISOLATED
         owner = create_user(session, "owner@example.org", "owner-password")
         job = Job(
             owner_id=owner.id,
@@ -319,6 +323,53 @@ class Greedy(FunkLoadTestCase):
 """
 
 
+def check_sshd_node(db: Database, settings: Settings, nodes: NodeSet, tmp_path: Path) -> dict:
+    """The first sshd node in pool `marteau` (made on the first call), checked for real
+    (`marteau nodes check`: its status says whether it isolates jobs)."""
+    with db.write() as session:
+        node = session.query(Node).filter_by(name=nodes.nodes[0].name).one_or_none()
+        if node is None:
+            inventory = nodes.write_inventory(tmp_path / "nodes.ini", group="marteau")
+            node_line = inventory.read_text().splitlines()[1].split()
+            group_vars = [line for line in inventory.read_text().splitlines() if "=" in line][3:]
+            variables = dict(item.split("=", 1) for item in node_line[1:])
+            variables.update(dict(line.split("=", 1) for line in group_vars))
+            variables["ansible_ssh_common_args"] = variables["ansible_ssh_common_args"].strip("'")
+            node = Node(name=node_line[0], pool="marteau", vars=variables, created=1)
+            session.add(node)
+            session.flush()
+        session.expunge(node)
+    return check_now(db, settings, node)
+
+
+def test_public_mode_runs_jobs_only_on_nodes_that_isolate_them(
+    tmp_path: Path, sshd_nodes: NodeSet
+) -> None:
+    """A node whose user has no passwordless sudo runs jobs as that user: public mode
+    fails a job that would need it, saying why; once sudo is given and the node
+    checked again, it is isolated."""
+    settings = Settings(data_dir=tmp_path / "data", public=True, poll_interval=0.05)
+    db = Database(settings.db_url)
+    upgrade(db, default_node=False)
+    node = sshd_nodes.nodes[0]
+    node.revoke_sudo()
+    try:
+        checked = check_sshd_node(db, settings, sshd_nodes, tmp_path)
+        assert checked["check"] == "reachable", checked["output"]
+        assert f"{node.name}: jobs isolated: no: no passwordless sudo" in checked["output"]
+        job_id = queue_job(db, make_project(tmp_path / "project"))
+        job = run_queue(settings, db, job_id, timeout=60)
+    finally:
+        node.grant_sudo()
+    assert (job.state, job.exit_code) == ("failed", 2), job.exit_reason
+    assert (
+        "pool 'marteau' has 0 node(s) whose jobs are isolated, the job wants 1: in public "
+        "mode a job runs only on nodes where `marteau nodes check` says 'jobs isolated: yes'"
+    ) in job.exit_reason
+    assert check_sshd_node(db, settings, sshd_nodes, tmp_path)["check"] == ISOLATED
+    db.dispose()
+
+
 def test_a_public_job_runs_the_users_quota_whatever_the_test_asks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd_nodes: NodeSet
 ) -> None:
@@ -339,12 +390,7 @@ def test_a_public_job_runs_the_users_quota_whatever_the_test_asks(
         monkeypatch.setenv(name, value)
     db = Database(settings.db_url)
     upgrade(db, default_node=False)
-    inventory = sshd_nodes.write_inventory(tmp_path / "nodes.ini", group="marteau")
-    node_line = inventory.read_text().splitlines()[1].split()
-    group_vars = [line for line in inventory.read_text().splitlines() if "=" in line][3:]
-    variables = dict(item.split("=", 1) for item in node_line[1:])
-    variables.update(dict(line.split("=", 1) for line in group_vars))
-    variables["ansible_ssh_common_args"] = variables["ansible_ssh_common_args"].strip("'")
+    assert check_sshd_node(db, settings, sshd_nodes, tmp_path)["check"] == ISOLATED
     project = tmp_path / "project"
     project.mkdir()
     with LocalServer(routes={"/env": record}) as target:
@@ -353,7 +399,6 @@ def test_a_public_job_runs_the_users_quota_whatever_the_test_asks(
         (project / ".marteau.yml").write_text("script: greedy.py\ntest: Greedy.test_get\n")
         with db.write() as session:
             owner = create_user(session, "owner@example.org", "owner-password")
-            session.add(Node(name=node_line[0], pool="marteau", vars=variables, created=1))
             session.flush()
             owner_id = owner.id
         row = hosts.add_host(db, owner_id, f"127.0.0.1:{target.port}")

@@ -34,7 +34,13 @@ from marteau.service.models import (  # noqa: E402
     Node,
     Worker,
 )
-from marteau.service.scheduler import Claim, Scheduler, reap, request_cancel  # noqa: E402
+from marteau.service.scheduler import (  # noqa: E402
+    ISOLATED,
+    Claim,
+    Scheduler,
+    reap,
+    request_cancel,
+)
 from marteau.service.settings import Settings  # noqa: E402
 from marteau.service.worker import JobWorker  # noqa: E402
 from tests.postgres import wait_until_answered_or_blocked  # noqa: E402
@@ -255,6 +261,24 @@ def test_disabled_nodes_are_not_given_and_expired_leases_are_reaped(db: Database
     assert claim and claim.job_id == job2 and claim.nodes[0].name == "a1"
     assert not dead.finish(job1, SUCCEEDED, "late")  # the dead worker's word no longer counts
     assert jobs(db)[0].state == FAILED
+
+
+def test_a_public_scheduler_gives_only_nodes_found_isolating_jobs(db: Database, tmp_path) -> None:
+    """Public mode: a node whose last check did not find each job run as its own
+    Unix user is never given, even when it is free and first by name."""
+    add_nodes(db, "a", "a1", "a2", "a3")
+    with db.write() as session:
+        session.scalar(select(Node).where(Node.name == "a2")).status = ISOLATED
+        session.scalar(select(Node).where(Node.name == "a3")).status = "reachable"
+    first = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    second = add_job(db, tmp_path, prepared=True, pool="a", nodes=1)
+    public = Scheduler(db, "public", lease_ttl=30, isolated_only=True)
+    claim = public.claim_run()
+    assert claim and claim.job_id == first and [n.name for n in claim.nodes] == ["a2"]
+    assert public.claim_run() is None  # a1 and a3 are free, not isolated
+    team = Scheduler(db, "team", lease_ttl=30)
+    claim = team.claim_run()
+    assert claim and claim.job_id == second and [n.name for n in claim.nodes] == ["a1"]
 
 
 def test_a_job_being_written_is_not_passed_by_a_later_job_of_its_pool(

@@ -15,6 +15,7 @@ READ_LOCK = "Read Marteau's lock on the node"
 READ_VERSION = "Read the installed Marteau version"
 CLOCK = "Measure the node's clock offset to the controller"
 RELEASE = "Release Marteau's lock on the node"
+ISOLATION = "Check whether jobs are isolated"
 
 inventory_option = click.option(
     "-i",
@@ -44,6 +45,7 @@ def _state(inventory: Path | None, pool: str, limit: tuple[str, ...]) -> tuple[l
     locks = result.results(READ_LOCK)
     versions = result.results(READ_VERSION)
     clocks = result.results(CLOCK)
+    isolation = result.results(ISOLATION)
     unreachable = result.hosts_with("dark") | set(
         result.results(READ_LOCK, "runner_on_unreachable")
     )
@@ -63,6 +65,8 @@ def _state(inventory: Path | None, pool: str, limit: tuple[str, ...]) -> tuple[l
                 "lock": {} if down else lock.get("holder") or {},
                 "version": (versions.get(host, {}).get("stdout") or "").split()[-1:] or [""],
                 "clock": clocks.get(host, {}).get("offset"),
+                "isolated": isolation.get(host, {}).get("isolated"),
+                "not_isolated": isolation.get(host, {}).get("reason", ""),
                 "error": "" if down else errors.get(host, "") or lock.get("error", ""),
             }
         )
@@ -96,6 +100,22 @@ def _show(rows: list[dict]) -> None:
     if not console.is_terminal:  # a pipe, a log, the service: whole rows, never wrapped
         console.width = 10_000
     console.print(table)
+    for row in rows:
+        if row["reachable"] and row.get("isolated") is not None:
+            console.print(
+                f"{row['node']}: {isolation_line(row)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def isolation_line(row: dict) -> str:
+    """Whether the node runs each job as its own Unix user (`marteau nodes check`; the
+    service reads this line)."""
+    if row["isolated"]:
+        return "jobs isolated: yes (sudo)"
+    return f"jobs isolated: no: {row['not_isolated']}"
 
 
 @nodes_command.command("list")

@@ -2,12 +2,14 @@
 
 * **Wheelhouse.** Marteau's own wheel, built here from the code this
   controller runs (deterministically: the same code gives the same bytes),
-  plus wheels of the node requirements (click, httptools, rich), of the
-  test's `deps` and of pip itself, packed as one tar. Nodes install from it
-  with `--no-index`: they need no internet. Its sha256 names the install on
-  the node, so an up-to-date node skips it.
+  plus wheels of the node requirements (click, httptools, rich) and of pip
+  itself, packed as one tar. Nodes install from it with `--no-index`: they
+  need no internet. Its sha256 names the install on the node, so an
+  up-to-date node skips it; a test's `deps` do not change it.
 * **Test archive.** The test directory (`wdir`) as one `.tar.gz`, without
-  VCS data, byte code or earlier results (FunkLoad's exclusions).
+  VCS data, byte code or earlier results (FunkLoad's exclusions), and the
+  wheels of the test's `deps` (binary only: nothing of them is built or run
+  here) under `<job>/wheels/`, for the job's own virtualenv on the node.
 
 `python -m marteau.orchestration.prepare PROJECT` writes the extra vars of
 a run to `<run dir>/extravars.yml`, every string `!unsafe` (`inert.py`), and
@@ -159,13 +161,16 @@ def build_node_wheel(directory: Path) -> Path:
     return target
 
 
-def download_wheels(requirements: list[str], python: str = sys.executable) -> Path:
-    """Wheels for `requirements` and pip, cached by the requirement list.
+def download_wheels(
+    requirements: list[str], python: str = sys.executable, with_pip: bool = True
+) -> Path:
+    """Wheels for `requirements` (and pip), cached by the requirement list.
 
     Wheels only (`--only-binary=:all:`): a source distribution would run its
     build (a user's `setup.py`) here, on the controller. The requirements come
     after `--`, so none is ever read as a pip option."""
-    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
+    wanted = (["pip"] if with_pip else []) + list(requirements)
+    key = hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest()[:16]
     directory = cache_dir() / "wheels" / key
     done = directory / ".complete"
     if done.exists():
@@ -182,8 +187,7 @@ def download_wheels(requirements: list[str], python: str = sys.executable) -> Pa
         "--dest",
         str(directory),
         "--",
-        "pip",
-        *requirements,
+        *wanted,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
@@ -223,7 +227,7 @@ def _deterministic_tar(
 WHEELHOUSE_DAYS = 1  # a wheelhouse of other code or deps is kept this long (a run may ship it)
 
 
-def build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
+def build_wheelhouse(directory: Path) -> tuple[Path, str]:
     """The wheelhouse tar for the nodes and its sha256 (one builder at a time:
     concurrent runs share the cache)."""
     import fcntl
@@ -231,14 +235,14 @@ def build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "a") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
-        return _build_wheelhouse(deps, directory)
+        return _build_wheelhouse(directory)
 
 
-def _build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
+def _build_wheelhouse(directory: Path) -> tuple[Path, str]:
     """Named by its content: the tar is shipped after the lock is released, and a
-    run with other code or other deps may build another one meanwhile."""
+    run with other code may build another one meanwhile."""
     node_wheel = build_node_wheel(directory / "node-wheel")
-    wheels = download_wheels(node_requirements() + list(deps))
+    wheels = download_wheels(node_requirements())
     members = [(node_wheel.name, node_wheel)]
     members += [(p.name, p) for p in sorted(wheels.glob("*.whl"))]
     built = directory / "wheelhouse.tar"
@@ -253,10 +257,13 @@ def _build_wheelhouse(deps: list[str], directory: Path) -> tuple[Path, str]:
     return target, sha
 
 
-def archive_test(project: Project, target: Path, prefix: str = "") -> Path:
+def archive_test(
+    project: Project, target: Path, prefix: str = "", extra: tuple[tuple[str, Path], ...] = ()
+) -> Path:
     """The test directory as one .tar.gz (no VCS data, byte code or results),
-    its members under `prefix/` (`<job>/test`: one unarchive into the jobs dir).
-    Regular files inside the directory only: a link out of it is refused."""
+    its members under `prefix/` (`<job>/test`: one unarchive into the jobs dir),
+    then the `extra` (name, file) members. Regular files inside the directory
+    only: a link out of it is refused."""
     top = project.test_dir
     members = []
     for directory, dirnames, filenames in os.walk(top):
@@ -271,7 +278,7 @@ def archive_test(project: Project, target: Path, prefix: str = "") -> Path:
                 name = path.relative_to(top).as_posix()
                 members.append((f"{prefix}/{name}" if prefix else name, path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    _deterministic_tar(target, members, gzip=True)
+    _deterministic_tar(target, members + list(extra), gzip=True)
     return target
 
 
@@ -290,8 +297,12 @@ def job_vars(
 ) -> dict:
     """Build the archive and wheelhouse; return the run's Ansible extra vars."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    archive = archive_test(project, run_dir / "test.tar.gz", prefix=f"{job}/test")
-    wheelhouse, sha = build_wheelhouse(project.deps, cache_dir() / "wheelhouse")
+    deps: tuple[tuple[str, Path], ...] = ()
+    if project.deps:  # the job's own wheels, beside its test: they go with the job
+        wheels = download_wheels(project.deps, with_pip=False)
+        deps = tuple((f"{job}/wheels/{p.name}", p) for p in sorted(wheels.glob("*.whl")))
+    archive = archive_test(project, run_dir / "test.tar.gz", prefix=f"{job}/test", extra=deps)
+    wheelhouse, sha = build_wheelhouse(cache_dir() / "wheelhouse")
     values = {
         "marteau_job": job,
         "marteau_owner": owner or default_owner(),

@@ -29,7 +29,7 @@ from marteau.errors import MarteauError
 from marteau.service.db import Database
 from marteau.service.jobs import check_node, node_command, node_json
 from marteau.service.models import Node
-from marteau.service.scheduler import unleased_node_clause
+from marteau.service.scheduler import ISOLATED, unleased_node_clause
 from marteau.service.settings import Settings
 
 HOST_SEPARATORS = re.compile(r"[\s,]+")
@@ -38,6 +38,8 @@ MAX_HOSTS = 1000
 HELD = re.compile(r"job (?P<job>\S+) of (?P<owner>.+?), expires in (?P<expires>-?\d+)s")
 EXPIRED = re.compile(r"expired lock of job (?P<job>\S+)")
 SERVICE_JOB = re.compile(r"\(marteau serve job (?P<id>\d+)\)")
+# the isolation line of `marteau nodes check` (marteau.orchestration.nodes_command)
+ISOLATION = re.compile(r"^(?P<node>\S+): jobs isolated: (?P<answer>yes|no)(?:: (?P<reason>.*))?")
 STATES = ("locked", "free", "unreachable", "error")
 
 
@@ -127,12 +129,38 @@ def check_named_nodes(db: Database, pool: str, names: list[str]) -> None:
         )
 
 
+def check_isolated_nodes(db: Database, pool: str, names: list[str] | None, wanted: int) -> None:
+    """Public mode runs a job only on nodes whose last check found each job run as its
+    own Unix user: MarteauError when the pool (or the named nodes) has too few."""
+    with db.read() as session:
+        query = select(Node.name).where(
+            Node.pool == pool, Node.enabled.is_(True), Node.status == ISOLATED
+        )
+        if names:
+            query = query.where(Node.name.in_(names))
+        isolated = len(session.scalars(query).all())
+    if isolated < wanted:
+        raise MarteauError(
+            f"pool {pool!r} has {isolated} node(s) whose jobs are isolated, the job wants "
+            f"{wanted}: in public mode a job runs only on nodes where `marteau nodes check` "
+            "says 'jobs isolated: yes' (the node user needs passwordless sudo; see the "
+            "docs, 'Job isolation on the nodes')"
+        )
+
+
 def parse_check(name: str, output: str, now: float | None = None) -> dict[str, Any]:
     """What `marteau nodes check` said about node `name`: its state (locked, free,
-    unreachable or error) and, when locked, the holder's job, owner and expiry time
-    (with the service job when the owner names one)."""
+    unreachable or error), whether its jobs are isolated (and why not) and, when
+    locked, the holder's job, owner and expiry time (with the service job when the
+    owner names one)."""
     now = time.time() if now is None else now
     record: dict[str, Any] = {"checked": now, "state": "unknown"}
+    for line in output.splitlines():
+        isolation = ISOLATION.match(line.strip())
+        if isolation and isolation["node"] == name:
+            record["isolated"] = isolation["answer"] == "yes"
+            if isolation["reason"]:
+                record["not_isolated"] = isolation["reason"]
     for line in output.splitlines():
         words = line.split()
         if len(words) < 2 or words[0] != name or words[1] not in STATES:
@@ -192,15 +220,18 @@ def node_view(node: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def check_now(db: Database, settings: Settings, node: Node) -> dict[str, Any]:
-    """`marteau nodes check` on the node; its status (reachable, unreachable or error)
-    and its lock holder kept for the pages and the scheduler."""
+    """`marteau nodes check` on the node; its status (isolated: reachable and each job
+    runs as its own Unix user; reachable; unreachable or error) and its lock holder
+    kept for the pages and the scheduler."""
     code, output = node_command(settings, node, "check")
     status = "reachable" if code == 0 else ("unreachable" if "unreachable" in output else "error")
+    lock = record_check(settings, node.name, output)
+    if status == "reachable" and lock.get("isolated"):
+        status = ISOLATED
     with db.write() as session:
         session.execute(
             update(Node).where(Node.name == node.name).values(status=status, last_check=time.time())
         )
-    lock = record_check(settings, node.name, output)
     return {"exit_code": code, "output": output, "check": status, "lock": lock}
 
 

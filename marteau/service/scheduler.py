@@ -47,6 +47,7 @@ from marteau.service.models import (
 
 SCAN_LIMIT = 500  # queued jobs looked at per claim
 RUN_CLAIM_LOCK = 0x6D727472  # PostgreSQL advisory lock key of the run claims ("mrtr")
+ISOLATED = "isolated"  # a node's status when its last check found jobs isolated
 
 
 def unleased_node_clause(now: float):  # type: ignore[no-untyped-def]
@@ -54,9 +55,11 @@ def unleased_node_clause(now: float):  # type: ignore[no-untyped-def]
     return or_(Node.lease_job_id.is_(None), Node.lease_expires < now)
 
 
-def free_node_clause(now: float):  # type: ignore[no-untyped-def]
-    """Enabled, not leased, and not found unreachable by its last check."""
-    return and_(Node.enabled.is_(True), Node.status != "unreachable", unleased_node_clause(now))
+def free_node_clause(now: float, isolated_only: bool = False):  # type: ignore[no-untyped-def]
+    """Enabled, not leased, and not found unreachable by its last check; with
+    `isolated_only` (public mode), found running each job as its own Unix user."""
+    checked = Node.status == ISOLATED if isolated_only else Node.status != "unreachable"
+    return and_(Node.enabled.is_(True), checked, unleased_node_clause(now))
 
 
 class _Lost(Exception):
@@ -71,10 +74,13 @@ class Claim:
 
 
 class Scheduler:
-    def __init__(self, db: Database, worker_id: str, lease_ttl: float) -> None:
+    def __init__(
+        self, db: Database, worker_id: str, lease_ttl: float, isolated_only: bool = False
+    ) -> None:
         self.db = db
         self.worker_id = worker_id
         self.lease_ttl = lease_ttl
+        self.isolated_only = isolated_only  # public mode: jobs run on isolated nodes only
 
     def _skip_locked(self, statement):  # type: ignore[no-untyped-def]
         return statement if self.db.is_sqlite else statement.with_for_update(skip_locked=True)
@@ -168,7 +174,9 @@ class Scheduler:
             for job_id, pool, wanted, names in jobs:
                 if pool in blocked:
                     continue
-                free = select(Node).where(Node.pool == pool, free_node_clause(now))
+                free = select(Node).where(
+                    Node.pool == pool, free_node_clause(now, self.isolated_only)
+                )
                 if names:  # those nodes and no others; the pool waits for them, in order
                     free = free.where(Node.name.in_(names))
                 nodes = list(session.scalars(free.order_by(Node.name).limit(wanted)))
@@ -193,7 +201,7 @@ class Scheduler:
         ).rowcount
         got_nodes = session.execute(
             update(Node)
-            .where(Node.id.in_([n.id for n in nodes]), free_node_clause(now))
+            .where(Node.id.in_([n.id for n in nodes]), free_node_clause(now, self.isolated_only))
             .values(lease_job_id=job_id, lease_expires=expires)
             .execution_options(synchronize_session=False)
         ).rowcount

@@ -49,6 +49,7 @@ from marteau.service.models import (
     Worker,
 )
 from marteau.service.node_pool import (
+    check_isolated_nodes,
     check_named_nodes,
     check_now,
     refuse_local,
@@ -116,7 +117,7 @@ class JobWorker:
         self.db = db or Database(settings.db_url)
         # at most 64 characters (the column): a host name alone may take 64
         self.id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.scheduler = Scheduler(self.db, self.id, settings.lease_ttl)
+        self.scheduler = Scheduler(self.db, self.id, settings.lease_ttl, settings.public)
         self.stopping = False
         self._last_reap = 0.0
 
@@ -312,6 +313,9 @@ class JobWorker:
             names = None if overrides.get("nodes") else (project.hosts or None)
             if names:
                 check_named_nodes(self.db, pool, names)
+            if settings.public:
+                wanted = len(names) if names else int(overrides.get("nodes") or project.nodes or 1)
+                check_isolated_nodes(self.db, pool, names, wanted)
             if settings.hosts_enforced:
                 from marteau.service.hosts import keep_allowed_hosts
 

@@ -146,10 +146,12 @@ def progress_lines(lines):
 
 
 def hand_start(path, start):
-    """Write the start instant whole: the bench never reads half a number."""
+    """Write the start instant whole: the bench never reads half a number. Readable
+    by all: the bench may run as the job's own user, whatever the umask here."""
     temporary = path + ".tmp"
     with open(temporary, "w") as handle:
         handle.write("%.3f\n" % start)
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)
 
 

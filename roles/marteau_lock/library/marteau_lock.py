@@ -49,6 +49,10 @@ released:
 holder:
   description: The lock's content after the call, or the blocking holder; empty when free.
   type: dict
+job_users:
+  description: When acquired, the Unix users that other jobs left on the node
+    (recorded in C(job-users) beside the lock file by marteau_node), to remove.
+  type: list
 """
 
 import fcntl
@@ -75,6 +79,24 @@ def write(path, data):
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def left_job_users(directory, job):
+    """The job users recorded beside the lock file for jobs other than `job`."""
+    registry = os.path.join(directory, "job-users")
+    try:
+        names = sorted(os.listdir(registry))
+    except OSError:
+        return []
+    left = []
+    for name in names:
+        try:
+            with open(os.path.join(registry, name)) as handle:
+                if handle.read() != job:
+                    left.append(name)
+        except OSError:
+            continue
+    return left
 
 
 def main():
@@ -147,6 +169,7 @@ def run(module):
                 if not module.check_mode:
                     write(path, lock)
                 result.update(acquired=True, changed=not mine, holder=lock)
+                result["job_users"] = left_job_users(directory, params["job"])
         else:
             mine = bool(current) and current.get("job") == params["job"]
             if current and (mine or params["force"] or expired):

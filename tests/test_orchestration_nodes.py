@@ -140,11 +140,13 @@ def run_dir_of(output: str) -> Path:
 
 
 def node_counts(run_dir: Path) -> dict[str, tuple[int, int]]:
-    """{node: (responses, tests)} from each node's own result file."""
-    counts = {}
+    """{node: (responses, tests)} from each node's own result files (a bench stopped
+    before it combined its workers' files leaves one per worker: all are reported)."""
+    counts: dict[str, tuple[int, int]] = {}
     for path in sorted((run_dir / "results").glob("*/*.mrt")):
         results = load(str(path))
-        counts[path.parent.name] = (len(results.responses), len(results.tests))
+        responses, tests = counts.get(path.parent.name, (0, 0))
+        counts[path.parent.name] = (responses + len(results.responses), tests + len(results.tests))
     return counts
 
 

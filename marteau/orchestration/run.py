@@ -473,6 +473,8 @@ class LoadTestRun:
             outcome.exit_code = exits.SIGNAL_BASE + int(self.cancelled or signal.SIGINT)
         elif outcome.fuse:
             outcome.exit_code = FUSE_EXIT
+        elif not completed:  # no node gave results: the run could not finish
+            outcome.exit_code = EXIT_FAILED
         else:  # the nodes' benches, the report and the load lost: exits.PRECEDENCE
             lost = [exits.INCOMPLETE] if outcome.missing or outcome.lost else []
             outcome.exit_code = exits.combine([code, *outcome.bench_exits.values(), *lost])

@@ -31,6 +31,7 @@ from marteau.service import accounts, hosts  # noqa: E402
 from marteau.service.app import create_app  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import Job, Node, User, VerifiedHost  # noqa: E402
+from marteau.service.scheduler import ISOLATED  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from marteau.service.worker import console_path, run_arguments  # noqa: E402
 from tests.servers import LocalServer, ok  # noqa: E402
@@ -115,7 +116,8 @@ def db(settings: Settings) -> Iterator[Database]:
     database = Database(settings.db_url)
     upgrade(database, default_node=False)  # public mode: no local node
     with database.write() as session:
-        session.add(Node(name="n1", pool="marteau", vars={}, created=time.time()))
+        # public mode gives jobs only to nodes whose last check found jobs isolated
+        session.add(Node(name="n1", pool="marteau", vars={}, created=time.time(), status=ISOLATED))
     yield database
     database.dispose()
 

@@ -256,6 +256,8 @@ def main() -> int:
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed: apt-get install nginx wrk util-linux")
+    if not (BIN / "locust").exists():
+        raise SystemExit(f"Locust is not installed beside {sys.executable}: pip install locust")
     with tempfile.TemporaryDirectory(prefix="marteau-bench-") as name:
         tmp = Path(name)
         port = free_port()

@@ -59,7 +59,7 @@ def marteau_run(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Compl
             *args,
             "--plain",
             "--lock-timeout",
-            "900",
+            "240",
             "-e",
             "marteau_node_tune=false",
         ],
@@ -118,7 +118,7 @@ def test_a_hostile_value_is_refused_naming_its_field(
     assert not (tmp_path / "marteau-runs").exists()  # refused before anything ran
 
 
-@pytest.mark.timeout(1200)  # the localhost node may be busy: its lock is waited for
+@pytest.mark.timeout(420)  # the localhost node may be busy: its lock is waited for
 def test_hostile_values_reach_the_node_and_the_report_as_typed(
     tmp_path: Path, markers: Path
 ) -> None:
@@ -169,7 +169,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     base = tmp_path_factory.mktemp("service")
     run = shlex.join([*PYTHON_MARTEAU, "run", "-e", "marteau_node_tune=false"])
-    options = ("--run-command", run, "--lock-timeout", "900")
+    options = ("--run-command", run, "--lock-timeout", "300")
     svc = Service(base / "data", base / "locks", workers=1, options=options)
     yield svc
     svc.stop()
@@ -218,7 +218,7 @@ def test_the_service_refuses_a_hostile_value_naming_its_field(
     assert not list(markers.iterdir())
 
 
-@pytest.mark.timeout(1200)  # the localhost node may be busy: its lock is waited for
+@pytest.mark.timeout(420)  # the localhost node may be busy: its lock is waited for
 def test_the_service_runs_hostile_values_as_typed(
     service, admin, tmp_path: Path, markers: Path
 ) -> None:
@@ -231,7 +231,7 @@ def test_the_service_runs_hostile_values_as_typed(
         created = admin.post("/api/jobs", json={"path": str(project), "label": label, "url": url})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        job = wait_job(admin, job_id, timeout=900)
+        job = wait_job(admin, job_id, timeout=360)
         requests = len(target.requests)
     console = admin.get(f"/api/jobs/{job_id}/console").text
     assert sorted(p.name for p in markers.iterdir()) == [], console

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint system-deps
+.PHONY: demo test lint system-deps constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,7 @@ $(BIN)/python:
 
 # Install Marteau with every extra into the project's virtualenv.
 $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[all]'
+	$(BIN)/pip install --quiet -e '.[server,dev]'
 	touch $@
 
 # Debian packages the tests drive for real (Chromium for the browser tests, PostgreSQL
@@ -26,6 +26,11 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
 	fi
+
+# The node wheelhouse's pinned versions (marteau/orchestration/node-constraints.txt): run
+# after changing install_requires; tests/test_packaging.py fails until then.
+constraints: $(VENV)/.installed
+	$(BIN)/python -m marteau.orchestration.constraints
 
 # Start the demo target on 127.0.0.1 and `marteau run` the demo test against it (this machine is the only node).
 demo: $(VENV)/.installed

@@ -61,7 +61,7 @@ def missing() -> str | None:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        return "the psycopg driver is not installed: .venv/bin/pip install -e '.[all]'"
+        return "the psycopg driver is not installed: .venv/bin/pip install -e '.[server]'"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(SERVER_USER)

@@ -2,8 +2,9 @@
 
 * **Wheelhouse.** Marteau's own wheel, built here from the code this
   controller runs (deterministically: the same code gives the same bytes),
-  plus wheels of the node requirements (click, httptools, rich) and of pip
-  itself, packed as one tar. Nodes install from it with `--no-index`: they
+  plus wheels of the node requirements (setup.cfg's `install_requires`) and
+  of pip itself, at the versions pinned in `node-constraints.txt`
+  (`constraints.py`), packed as one tar. Nodes install from it with `--no-index`: they
   need no internet. Its sha256 names the install on the node, so an
   up-to-date node skips it; a test's `deps` do not change it.
 * **Test archive.** The test directory (`wdir`) as one `.tar.gz`, without
@@ -37,6 +38,7 @@ from pathlib import Path
 import marteau
 from marteau.errors import MarteauError
 from marteau.orchestration import inert
+from marteau.orchestration.constraints import CONSTRAINTS, node_requirements
 from marteau.orchestration.project import Project
 from marteau.orchestration.sources import packable
 
@@ -60,16 +62,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def node_requirements() -> list[str]:
-    """Marteau's install_requires (the node part: no extras)."""
-    try:
-        requires = metadata.requires("marteau") or []
-    except metadata.PackageNotFoundError:
-        requires = []
-    found = [r.split(";")[0].strip() for r in requires if "extra ==" not in r]
-    return found or ["click>=8.1", "httptools>=0.6", "rich>=13.0"]
 
 
 def _package_dir(name: str) -> Path:
@@ -162,15 +154,21 @@ def build_node_wheel(directory: Path) -> Path:
 
 
 def download_wheels(
-    requirements: list[str], python: str = sys.executable, with_pip: bool = True
+    requirements: list[str],
+    python: str = sys.executable,
+    with_pip: bool = True,
+    constraints: Path | None = None,
 ) -> Path:
-    """Wheels for `requirements` (and pip), cached by the requirement list.
+    """Wheels for `requirements` (and pip), cached by the requirement list and
+    the `constraints` file's pins.
 
     Wheels only (`--only-binary=:all:`): a source distribution would run its
     build (a user's `setup.py`) here, on the controller. The requirements come
     after `--`, so none is ever read as a pip option."""
     wanted = (["pip"] if with_pip else []) + list(requirements)
-    key = hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest()[:16]
+    pinned = ["-c", str(constraints)] if constraints else []
+    keyed = sorted(wanted) + ([constraints.read_text()] if constraints else [])
+    key = hashlib.sha256("\n".join(keyed).encode()).hexdigest()[:16]
     directory = cache_dir() / "wheels" / key
     done = directory / ".complete"
     if done.exists():
@@ -186,6 +184,7 @@ def download_wheels(
         "--only-binary=:all:",
         "--dest",
         str(directory),
+        *pinned,
         "--",
         *wanted,
     ]
@@ -242,7 +241,7 @@ def _build_wheelhouse(directory: Path) -> tuple[Path, str]:
     """Named by its content: the tar is shipped after the lock is released, and a
     run with other code may build another one meanwhile."""
     node_wheel = build_node_wheel(directory / "node-wheel")
-    wheels = download_wheels(node_requirements())
+    wheels = download_wheels(node_requirements(), constraints=CONSTRAINTS)
     members = [(node_wheel.name, node_wheel)]
     members += [(p.name, p) for p in sorted(wheels.glob("*.whl"))]
     built = directory / "wheelhouse.tar"

@@ -8,13 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from marteau.orchestration import content_dir
 from tests.servers import LocalServer, ok
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 
 
-def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
+@pytest.mark.parametrize("output", ["--plain", "--json"])
+def test_run_without_inventory_benches_this_machine(tmp_path: Path, output: str) -> None:
     project = tmp_path / "project"
     project.mkdir()
     with LocalServer(routes={"/": lambda request: ok("hello")}) as target:
@@ -28,7 +31,7 @@ def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
         )
         result = subprocess.run(
             # No system tuning: this is a developer's or CI's own machine.
-            [MARTEAU, "run", str(project), "--plain", "-e", "marteau_node_tune=false"],
+            [MARTEAU, "run", str(project), output, "-e", "marteau_node_tune=false"],
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -38,6 +41,14 @@ def test_run_without_inventory_benches_this_machine(tmp_path: Path) -> None:
         requests = len(target.requests)
     # The bench ran and the report was built, but the (impossible) threshold failed.
     assert result.returncode == 1, result.stdout + result.stderr
+    if output == "--json":  # progress on stderr, one object on stdout
+        assert "thresholds violated" in result.stderr
+        outcome = json.loads(result.stdout)
+        assert outcome["exit_status"] == 1 and outcome["completed"] == ["localhost"]
+        assert outcome["report"].endswith("index.html") and not outcome["lost"]
+        assert outcome["totals"]["requests"] > 0 and outcome["totals"]["requests_error"] == 0
+        assert json.loads(Path(outcome["summary"]).read_text())["totals"] == outcome["totals"]
+        return
     assert "thresholds violated" in result.stdout
     run_dir = Path(
         next(x for x in result.stdout.splitlines() if x.startswith("Run directory: ")).split(": ")[

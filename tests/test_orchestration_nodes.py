@@ -472,6 +472,13 @@ def test_nodes_list_check_unlock(nodes: NodeSet, inventory: Path) -> None:
     }
     assert "locked" in lines[held.name] and "job other-job of someone@elsewhere" in lines[held.name]
     assert all("free" in lines[n.name] and "ms" in lines[n.name] for n in nodes.nodes[1:])
+    as_json = subprocess.run(
+        [MARTEAU, "nodes", "list", "--json", *base], capture_output=True, text=True, timeout=60
+    )
+    rows = {row["node"]: row for row in json.loads(as_json.stdout)}
+    assert rows[held.name]["lock"]["job"] == "other-job", rows
+    assert all(rows[n.name]["reachable"] and not rows[n.name]["lock"] for n in nodes.nodes[1:])
+    assert all(isinstance(row["clock"], float) for row in rows.values()), rows
     nodes.nodes[2].kill_sshd()
     checked = subprocess.run(
         [MARTEAU, "nodes", "check", *base], capture_output=True, text=True, timeout=90

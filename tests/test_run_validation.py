@@ -8,6 +8,7 @@ past the checks would fail on them, not exit 2.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,14 @@ def test_a_syntax_error_names_the_script_line(tmp_path: Path) -> None:
     assert refused(run(tmp_path, root), tmp_path).startswith(
         f"Error: {root}/loadtest.py:5: syntax error: "
     )
+
+
+def test_bad_input_with_json_output_is_an_error_object(tmp_path: Path) -> None:
+    broken = TEST.replace("def test_get(self):", "def test_get(self)")
+    root = project(tmp_path, YML.format(test="Tiny.test_get"), broken, GOOD_CONF)
+    result = run(tmp_path, root, "--json")
+    line = refused(result, tmp_path)
+    assert json.loads(result.stdout) == {"error": line, "exit_status": 2}
 
 
 def test_a_missing_or_broken_conf(tmp_path: Path) -> None:

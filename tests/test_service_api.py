@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import re
 import subprocess
 import tarfile
@@ -501,6 +502,22 @@ def test_submit_a_directory_and_wait(service: Service, alice, tmp_path) -> None:
         timeout=60,
     )
     assert no_wait.returncode == 0 and no_wait.stdout.startswith(service.url + "/jobs/")
+    # --json: the console on stderr, one object on stdout, in success and in refusal
+    as_json = wait("-l", "exit=1", "--json")
+    assert as_json.returncode == 1, as_json.stderr
+    ended = json.loads(as_json.stdout)
+    assert ended["state"] == "failed" and ended["exit_status"] == 1, ended
+    assert "the fake run failed with exit 1" in ended["exit_reason"]
+    assert "fake run of" in as_json.stderr
+    refused = subprocess.run(
+        [*submit, "file:///srv/project", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and json.loads(refused.stdout)["exit_status"] == 2
+    assert "only http(s), ssh and git URLs" in json.loads(refused.stdout)["error"]
 
 
 def test_preview_marteau_yml_from_git_archive_and_form(

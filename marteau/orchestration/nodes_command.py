@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -25,6 +26,13 @@ inventory_option = click.option(
 )
 pool_option = click.option(
     "--pool", default="marteau", show_default=True, metavar="GROUP", help="Inventory group."
+)
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON list of the nodes on stdout (lock, version, clock offset in "
+    "seconds, isolation, error) instead of the table.",
 )
 
 
@@ -118,35 +126,49 @@ def isolation_line(row: dict) -> str:
     return f"jobs isolated: no: {row['not_isolated']}"
 
 
+def _rows(
+    inventory: Path | None, pool: str, nodes: tuple[str, ...], as_json: bool
+) -> tuple[list[dict], bool]:
+    """The nodes' state, shown as a table or as JSON; exit 2 on bad input."""
+    try:
+        rows, reachable = _state(inventory, pool, nodes)
+    except MarteauError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        if as_json:
+            click.echo(json.dumps({"error": str(exc)}))
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps([{**row, "version": row["version"][0]} for row in rows]))
+    else:
+        _show(rows)
+    return rows, reachable
+
+
 @nodes_command.command("list")
 @inventory_option
 @pool_option
+@json_option
 @click.argument("nodes", nargs=-1)
-def list_command(inventory: Path | None, pool: str, nodes: tuple[str, ...]) -> None:
+def list_command(inventory: Path | None, pool: str, as_json: bool, nodes: tuple[str, ...]) -> None:
     """Show each node: reachable, locked by which job, Marteau version, clock offset."""
-    try:
-        rows, _ = _state(inventory, pool, nodes)
-    except MarteauError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    _show(rows)
+    _rows(inventory, pool, nodes, as_json)
 
 
 @nodes_command.command("check")
 @inventory_option
 @pool_option
 @click.option("--max-clock-offset", type=float, default=0.5, show_default=True, metavar="S")
+@json_option
 @click.argument("nodes", nargs=-1)
 def check_command(
-    inventory: Path | None, pool: str, max_clock_offset: float, nodes: tuple[str, ...]
+    inventory: Path | None,
+    pool: str,
+    max_clock_offset: float,
+    as_json: bool,
+    nodes: tuple[str, ...],
 ) -> None:
     """Like list; exit 1 when a node is unreachable or its clock is off."""
-    try:
-        rows, reachable = _state(inventory, pool, nodes)
-    except MarteauError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    _show(rows)
+    rows, reachable = _rows(inventory, pool, nodes, as_json)
     off = [r["node"] for r in rows if r["clock"] is not None and abs(r["clock"]) > max_clock_offset]
     if off:
         click.echo(f"clock off by more than {max_clock_offset}s: {', '.join(off)}", err=True)

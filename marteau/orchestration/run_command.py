@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -12,6 +14,9 @@ from marteau import exits
 from marteau.engine.fuse import fuse_options
 from marteau.errors import MarteauError
 from marteau.funkload.bench_command import max_users_option, strict_host_option
+
+if TYPE_CHECKING:
+    from marteau.orchestration.run import RunOutcome
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]}, epilog=exits.HELP)
@@ -118,7 +123,16 @@ from marteau.funkload.bench_command import max_users_option, strict_host_option
 )
 @fuse_options
 @click.option("--plain", is_flag=True, help="Plain progress lines instead of the live table.")
-def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options: object) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Plain progress on stderr; on stdout one JSON object: run directory, report, "
+    "totals, nodes missing or with load lost, fuse, exit status (or the error).",
+)
+def run_command(
+    source: str, plain: bool, as_json: bool, extra_vars: tuple[str, ...], **options: object
+) -> None:
     """Lock nodes, provision them, deploy the test, bench on every node at one
     instant, collect, release and build one merged report.
 
@@ -127,30 +141,40 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
     locked. The run's exit status combines the nodes' benches, the report and
     the nodes lost (table below).
     """
+    from rich.console import Console
+
     from marteau.orchestration.live import LiveView
     from marteau.orchestration.run import LoadTestRun, RunFailed, RunOptions
+
+    def fail(message: str, status: int) -> NoReturn:
+        click.echo(message, err=True)
+        if as_json:
+            click.echo(json.dumps({"error": message, "exit_status": status}))
+        sys.exit(status)
 
     variables = {}
     for item in extra_vars:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            click.echo(f"Error: -e {item!r}: expected KEY=VALUE", err=True)
-            sys.exit(exits.BAD_INPUT)
+            fail(f"Error: -e {item!r}: expected KEY=VALUE", exits.BAD_INPUT)
         variables[key] = value
     run_options = RunOptions(source=source, extra_vars=variables, **options)  # type: ignore[arg-type]
-    view = LiveView(live=False if plain else None)
+    if as_json:
+        view = LiveView(Console(stderr=True, highlight=False), live=False)
+    else:
+        view = LiveView(live=False if plain else None)
     try:
         with view:
             outcome = LoadTestRun(run_options, view).run()
     except MarteauError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exits.BAD_INPUT)
+        fail(f"Error: {exc}", exits.BAD_INPUT)
     except RunFailed as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exits.FAILURES)
+        fail(f"Error: {exc}", exits.FAILURES)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(exits.SIGNAL_BASE + signal.SIGINT)
+        fail("Interrupted.", exits.SIGNAL_BASE + signal.SIGINT)
+    if as_json:
+        click.echo(json.dumps(outcome_json(outcome)))
+        sys.exit(outcome.exit_code)
     click.echo(f"Run directory: {outcome.run_dir}")
     if outcome.missing:
         click.echo(
@@ -173,9 +197,25 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
     sys.exit(outcome.exit_code)
 
 
-def _totals(report_dir: Path) -> dict:
-    import json
+def outcome_json(outcome: RunOutcome) -> dict:
+    """What `--json` prints: the lines of the text output, as data."""
+    index = outcome.report_dir / "index.html" if outcome.report_dir else None
+    summary = next(iter(sorted(outcome.report_dir.rglob("summary.json"))), None) if index else None
+    return {
+        "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
+        "report": str(index) if index and index.exists() else None,
+        "summary": str(summary) if summary else None,
+        "totals": _totals(outcome.report_dir) if index else {},
+        "nodes": outcome.nodes,
+        "completed": outcome.completed,
+        "missing": outcome.missing,
+        "lost": outcome.lost,
+        "fuse": outcome.fuse,
+        "exit_status": outcome.exit_code,
+    }
 
+
+def _totals(report_dir: Path) -> dict:
     for path in sorted(report_dir.rglob("summary.json")):
         try:
             return json.loads(path.read_text()).get("totals") or {}

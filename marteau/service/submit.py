@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NoReturn, TextIO
 
 import click
 
@@ -102,10 +103,26 @@ def _error(exc: urllib.error.HTTPError) -> str:
 @click.option("--thresholds", metavar="FILE", help="Thresholds file, relative to the project.")
 @click.option("--split", is_flag=True)
 @click.option("--wait", is_flag=True, help="Follow the console; exit with the job's result.")
-def submit_command(source: str, server: str, token: str, wait: bool, **options: object) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="On stdout one JSON object: the job as the API gives it (its end with --wait, "
+    "the console then on stderr), or the error.",
+)
+def submit_command(
+    source: str, server: str, token: str, wait: bool, as_json: bool, **options: object
+) -> None:
     """Queue a load test on a Marteau service, from a local project directory (sent as
     an archive) or a git URL; print the job's URL. With --wait, follow its console and
     exit with the job's status, as `marteau run` would (2: refused by the service)."""
+
+    def refused(message: str) -> NoReturn:
+        click.echo(f"Error: {server}: {message}", err=True)
+        if as_json:
+            click.echo(json.dumps({"error": message, "exit_status": exits.BAD_INPUT}))
+        sys.exit(exits.BAD_INPUT)
+
     client = Client(server, token)
     fields = {k: v for k, v in options.items() if v not in (None, False)}
     path = Path(source)
@@ -123,21 +140,24 @@ def submit_command(source: str, server: str, token: str, wait: bool, **options: 
         else:
             job = client.json("POST", "/api/jobs", {"git_url": source, **fields})
     except urllib.error.HTTPError as exc:
-        click.echo(f"Error: {server}: {_error(exc)}", err=True)
-        sys.exit(2)
+        refused(_error(exc))
     except (urllib.error.URLError, OSError) as exc:
-        click.echo(f"Error: {server}: {exc}", err=True)
-        sys.exit(2)
-    click.echo(job["url"])
+        refused(str(exc))
     if not wait:
+        click.echo(json.dumps(job) if as_json else job["url"])
         return
-    state = follow(client, job["id"])
+    click.echo(job["url"], err=as_json)
+    state = follow(client, job["id"], sys.stderr if as_json else sys.stdout)
     ended = client.json("GET", f"/api/jobs/{job['id']}")
+    status = job_exit(state, ended.get("exit_code"))
+    if as_json:
+        click.echo(json.dumps({**ended, "exit_status": status}))
+        sys.exit(status)
     reason = ended.get("exit_reason") or ""
     click.echo(f"job {job['id']} {state}" + (f": {reason}" if reason and reason != "done" else ""))
     if ended.get("report_url"):
         click.echo(f"Report: {ended['report_url']}")
-    sys.exit(job_exit(state, ended.get("exit_code")))
+    sys.exit(status)
 
 
 def job_exit(state: str, code: int | None) -> int:
@@ -153,8 +173,9 @@ def job_exit(state: str, code: int | None) -> int:
     return exits.FAILURES
 
 
-def follow(client: Client, job_id: int) -> str:
-    """Print the console as it comes (server-sent events); return the final state."""
+def follow(client: Client, job_id: int, out: TextIO) -> str:
+    """Print the console to `out` as it comes (server-sent events); return the final
+    state."""
     offset = 0
     while True:
         try:
@@ -167,8 +188,8 @@ def follow(client: Client, job_id: int) -> str:
                     if line.startswith("event: "):
                         event = line[7:]
                     elif line.startswith("data: ") and event == "line":
-                        sys.stdout.write(line[6:] + "\n")
-                        sys.stdout.flush()
+                        out.write(line[6:] + "\n")
+                        out.flush()
                     elif line.startswith("id: ") and line[4:].isdigit():
                         offset = int(line[4:])
                     elif line.startswith("data: ") and event == "end":

@@ -48,6 +48,7 @@ import xmlrpc.client
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from marteau.engine.proxies import env_value, parse_proxy
 from marteau.errors import MarteauError
 
 __all__ = [
@@ -157,8 +158,6 @@ class HostGuard:
     @classmethod
     def resolve(cls, entries: Sequence[str], strict: bool = False) -> HostGuard:
         """Parse the entries and resolve each allowed name now, once."""
-        from marteau.engine.http import _env, _parse_proxy
-
         hosts = {parse_entry(entry)[0] for entry in entries}
         addresses: dict[str, list[str]] = {}
         unresolved: dict[str, str] = {}
@@ -174,7 +173,7 @@ class HostGuard:
                     ips.append(sockaddr[0])
         proxies = []
         for variable in ("http_proxy", "https_proxy"):
-            proxy = _parse_proxy(variable, _env(variable))
+            proxy = parse_proxy(variable, env_value(variable))
             if proxy is not None:
                 proxies.append((proxy.host, proxy.port))
         return cls(entries, addresses, unresolved, proxies, strict)

@@ -69,8 +69,6 @@ A client belongs to one thread (or one greenlet); it has no locks.
 
 from __future__ import annotations
 
-import base64
-import os
 import socket
 import ssl
 from collections.abc import Sequence
@@ -78,7 +76,7 @@ from dataclasses import dataclass
 
 from marteau.engine import guard
 from marteau.engine.hub import Hub, HubSocket, current_hub
-from marteau.errors import MarteauError
+from marteau.engine.proxies import env_value, parse_proxy, split_hostport
 
 __all__ = ["HTTPClient", "HTTPClientError", "RawResponse"]
 
@@ -198,66 +196,6 @@ def _unverified_context() -> ssl.SSLContext:
     return _default_context
 
 
-class _Proxy:
-    __slots__ = ("host", "port", "auth")
-
-    def __init__(self, host: str, port: int, auth: str | None) -> None:
-        self.host = host
-        self.port = port
-        self.auth = auth
-
-
-def _env(name: str) -> str:
-    return (os.environ.get(name) or os.environ.get(name.upper()) or "").strip()
-
-
-def _parse_proxy(variable: str, value: str) -> _Proxy | None:
-    """Read a proxy variable: ``host:port`` or ``http://[user:pass@]host:port[/]``."""
-    if not value:
-        return None
-    rest = value.split("://", 1)[1] if "://" in value else value
-    rest = rest.split("/", 1)[0]
-    userinfo, _, hostport = rest.rpartition("@")
-    try:
-        host, port = _split_hostport(hostport, 80)
-    except ValueError:
-        raise MarteauError(f"Bad proxy in ${variable}: {value!r} (expected host:port)") from None
-    if not host:
-        raise MarteauError(f"Bad proxy in ${variable}: {value!r} (expected host:port)")
-    auth = None
-    if userinfo:
-        from urllib.parse import unquote
-
-        user, _, password = userinfo.partition(":")
-        token = f"{unquote(user)}:{unquote(password)}".encode()
-        auth = "Basic " + base64.b64encode(token).decode("ascii")
-    return _Proxy(host, port, auth)
-
-
-def _split_hostport(hostport: str, default_port: int) -> tuple[str, int]:
-    """Split ``host[:port]`` or ``[v6]:port``; raise ValueError on a bad port."""
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0:
-            raise ValueError(hostport)
-        host, rest = hostport[1:end], hostport[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError(hostport)
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = hostport.rpartition(":")
-        if not sep:
-            host, port_text = hostport, ""
-    if not port_text:
-        return host.lower(), default_port
-    if not port_text.isdigit():
-        raise ValueError(hostport)
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(hostport)
-    return host.lower(), port
-
-
 class HTTPClient:
     """One per virtual user: keeps one keep-alive connection per (scheme, host, port)."""
 
@@ -269,11 +207,11 @@ class HTTPClient:
         self._conns: dict[tuple[str, str, int], _Conn] = {}
         self._routes: dict[str, _Route] = {}
         self._tls_sessions: dict[tuple[str, str, int], ssl.SSLSession] = {}
-        self._http_proxy = _parse_proxy("http_proxy", _env("http_proxy"))
-        self._https_proxy = _parse_proxy("https_proxy", _env("https_proxy"))
+        self._http_proxy = parse_proxy("http_proxy", env_value("http_proxy"))
+        self._https_proxy = parse_proxy("https_proxy", env_value("https_proxy"))
         self._no_proxy = [
             entry.strip().lstrip(".").lower()
-            for entry in _env("no_proxy").split(",")
+            for entry in env_value("no_proxy").split(",")
             if entry.strip()
         ]
 
@@ -361,7 +299,7 @@ class HTTPClient:
         hostport = authority.rpartition("@")[2]
         tls = scheme == "https"
         try:
-            host, port = _split_hostport(hostport, 443 if tls else 80)
+            host, port = split_hostport(hostport, 443 if tls else 80)
         except ValueError:
             raise _error(url, f"bad host or port {hostport!r}") from None
         if not host:

@@ -40,6 +40,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check marteau funkload webunit tests bench examples
 	$(BIN)/ruff format --check marteau funkload webunit tests bench examples
 	$(BIN)/ansible-lint --offline --nocolor playbooks roles
+	$(BIN)/lint-imports --no-cache
 
 # Install everything and run the whole test suite (what CI runs).
 test: system-deps $(VENV)/.installed lint

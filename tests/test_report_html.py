@@ -292,7 +292,7 @@ def test_chart_workers_and_failure(tmp_path: Path) -> None:
     """Charts drawn by worker processes; a chart that cannot be drawn is a MarteauError."""
     from marteau.errors import MarteauError
     from marteau.report import stats
-    from marteau.report.charts import Job, Rendering, plan
+    from marteau.report.charts import Job, Rendering, candle_chart, plan
     from marteau.results import load
 
     rs = load(SIMPLE)
@@ -300,7 +300,7 @@ def test_chart_workers_and_failure(tmp_path: Path) -> None:
     names = Rendering(str(tmp_path), jobs, workers=2).wait()
     assert sorted(names) == sorted(job.name for job in jobs)
     assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in names.values())
-    broken = jobs[:3] + [Job("broken", "candle_chart", {"title": "x", "candles": [{}]})]
+    broken = jobs[:3] + [Job("broken", candle_chart, {"title": "x", "candles": [{}]})]
     with pytest.raises(MarteauError, match="cannot draw the charts"):
         Rendering(str(tmp_path), broken, workers=2).wait()
 

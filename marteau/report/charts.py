@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -276,10 +278,11 @@ def _candles(parts: Sequence[Any]) -> list[dict[str, float]]:
 
 @dataclass
 class Job:
-    """One chart to draw: a module-level function of this module and its (plain) arguments."""
+    """One chart to draw: a module-level drawing function and its (plain) arguments;
+    both pickle, so a worker process can draw it."""
 
     name: str
-    function: str
+    function: Callable[..., str]
     kwargs: dict[str, Any]
 
 
@@ -292,7 +295,7 @@ def cycle_jobs(stats: BenchStats) -> list[Job]:
         jobs.append(
             Job(
                 "tests",
-                "rate_chart",
+                rate_chart,
                 dict(
                     title="Successful tests per second",
                     cvus=[t.cvus for t in tests],
@@ -313,7 +316,7 @@ def cycle_jobs(stats: BenchStats) -> list[Job]:
         jobs.append(
             Job(
                 f"{kind}_{rate}",
-                "rate_chart",
+                rate_chart,
                 dict(
                     title=title,
                     cvus=[p.cvus for p in parts],
@@ -334,7 +337,7 @@ def cycle_jobs(stats: BenchStats) -> list[Job]:
                 if kind == "pages"
                 else ("Request response time")
             )
-            jobs.append(Job(kind, "candle_chart", dict(title=what, candles=candles)))
+            jobs.append(Job(kind, candle_chart, dict(title=what, candles=candles)))
     return jobs
 
 
@@ -355,7 +358,7 @@ def step_jobs(stats: BenchStats) -> list[Job]:
         jobs.append(
             Job(
                 f"request_{step.key}",
-                "candle_chart",
+                candle_chart,
                 dict(title=title, candles=candles, small=True),
             )
         )
@@ -615,10 +618,10 @@ def time_jobs(series: TimeSeries | None, stats: BenchStats | None = None) -> lis
                 markers.append((f"{label} {milliseconds(value)} ms", value))
         markers.append((f"Apdex T {milliseconds(stats.apdex_t)} ms", stats.apdex_t))
     return [
-        Job("time_rps", "time_rps_chart", dict(bucket=series.bucket, lines=lines)),
+        Job("time_rps", time_rps_chart, dict(bucket=series.bucket, lines=lines)),
         Job(
             "percentiles_time",
-            "percentiles_time_chart",
+            percentiles_time_chart,
             dict(
                 bucket=series.bucket,
                 x=x + series.bucket / 2,
@@ -626,9 +629,7 @@ def time_jobs(series: TimeSeries | None, stats: BenchStats | None = None) -> lis
                 spans=_cycle_spans(series),
             ),
         ),
-        Job(
-            "distribution", "distribution_chart", dict(edges=edges, counts=counts, markers=markers)
-        ),
+        Job("distribution", distribution_chart, dict(edges=edges, counts=counts, markers=markers)),
     ]
 
 
@@ -708,7 +709,7 @@ def monitor_hosts(
             jobs.append(
                 Job(
                     f"{prefix}_MonitorCPU",
-                    "monitor_chart",
+                    monitor_chart,
                     dict(
                         title=f"{host}: load average and CPU usage",
                         x=x,
@@ -736,7 +737,7 @@ def monitor_hosts(
             jobs.append(
                 Job(
                     f"{prefix}_MonitorMemFree",
-                    "monitor_chart",
+                    monitor_chart,
                     dict(
                         title=f"{host}: memory and swap used, relative to the start",
                         x=x,
@@ -750,7 +751,7 @@ def monitor_hosts(
             jobs.append(
                 Job(
                     f"{prefix}_MonitorNetwork",
-                    "monitor_chart",
+                    monitor_chart,
                     dict(
                         title=f"{host}: network traffic",
                         x=x,
@@ -770,7 +771,7 @@ def monitor_hosts(
         jobs.append(
             Job(
                 f"{prefix}_MonitorCUs",
-                "monitor_chart",
+                monitor_chart,
                 dict(
                     title=f"{host}: concurrent users over time",
                     x=x,
@@ -834,8 +835,13 @@ def plan(stats: BenchStats, responses: Any = None) -> list[Job]:
     return cycle_jobs(stats) + time_jobs(aggregate(responses), stats) + step_jobs(stats)
 
 
-def _run(directory: str, job: Job) -> str:
-    return globals()[job.function](directory, job.name, **job.kwargs)
+def _draw(directory: str, job: Job) -> str:
+    return job.function(directory, job.name, **job.kwargs)
+
+
+def _warm() -> None:
+    """A worker's first task: import matplotlib while the parent is still planning."""
+    _pyplot()
 
 
 class Rendering:
@@ -843,16 +849,17 @@ class Rendering:
 
     Why processes: drawing a chart is ~0.1 s of pure-Python matplotlib
     work and a report has a dozen or more; two cores halve that.  The
-    workers start (and import matplotlib) as soon as the object exists,
+    workers (a `ProcessPoolExecutor`, spawned: no fork of a caller's
+    threads) start and import matplotlib as soon as the object exists,
     before the jobs are known, so that their start overlaps the numpy
-    aggregation and the writing of the page.  They are ``python -m
-    marteau.report.charts`` subprocesses reading their jobs (a pickle) on
-    stdin, not `multiprocessing` ones, so that nothing depends on the
-    caller's main module or threads.
+    aggregation and the writing of the page.  A spawned worker imports the
+    caller's main module, as any multiprocessing worker does: Marteau's
+    commands guard theirs.
 
     Use: ``r = Rendering(directory, expected=n)``, ``r.submit(jobs)``,
     ``r.wait()`` -> {chart name: file name}; `MarteauError` if a chart
-    cannot be drawn (what a failed worker left is retried in-process).
+    cannot be drawn (a chart a worker failed to draw is drawn again
+    in-process).
     """
 
     def __init__(
@@ -864,68 +871,50 @@ class Rendering:
     ) -> None:
         self.directory = directory
         self.jobs: list[Job] = []
+        self.futures: list[Future[str]] = []
         count = len(jobs) if jobs is not None else (expected or 0)
         if workers is None:
             # a process that already has matplotlib draws faster than new workers start
             warm = "matplotlib.pyplot" in sys.modules
             workers = 1 if warm or count < 6 else min(count, _cores(), 4)
-        self.processes: list[Any] = []
+        self.pool: ProcessPoolExecutor | None = None
         if workers > 1 and count > 2:
-            import subprocess
-
-            # the workers import this very marteau, installed or not
-            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-            for _ in range(workers):
-                try:
-                    process = subprocess.Popen(
-                        [sys.executable, "-m", "marteau.report.charts"],
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        env=env,
-                    )
-                except OSError:
-                    break  # wait() draws what no worker took
-                self.processes.append(process)
+            context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(workers, mp_context=context)
+            try:  # one warm-up task per worker: each starts now, not at the first job
+                for _ in range(workers):
+                    self.pool.submit(_warm)
+            except OSError:
+                self._close()  # wait() draws everything here
         if jobs is not None:
             self.submit(jobs)
 
     def submit(self, jobs: list[Job]) -> None:
-        """Hand the jobs to the workers (round robin); call once."""
-        import pickle
-
+        """Hand the jobs to the workers; call once."""
         self.jobs = list(jobs)
-        workers = len(self.processes)
-        for i, process in enumerate(self.processes):
-            payload = pickle.dumps((self.directory, self.jobs[i::workers]), pickle.HIGHEST_PROTOCOL)
-            # a worker that died at start: wait() redraws its share
-            with contextlib.suppress(OSError):
-                process.stdin.write(payload)
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-            process.stdin = None  # closed: communicate() must not flush it
+        if self.pool is not None:
+            self.futures = [self.pool.submit(_draw, self.directory, job) for job in self.jobs]
 
     def wait(self) -> dict[str, str]:
-        import json
-
         from marteau.errors import MarteauError
 
         written: dict[str, str] = {}
-        for process in self.processes:
-            out, _err = process.communicate()  # stdin still open (no submit): EOF, exit
-            if process.returncode == 0:
-                with contextlib.suppress(ValueError):
-                    written.update(json.loads(out))
-        # what a failed (or unstarted) worker did not draw is drawn here, once more
+        for job, future in zip(self.jobs, self.futures, strict=False):
+            with contextlib.suppress(Exception):  # drawn again below, with its error
+                written[job.name] = future.result()
+        self._close()
         try:
             for job in self.jobs:
                 if job.name not in written:
-                    written[job.name] = _run(self.directory, job)
+                    written[job.name] = _draw(self.directory, job)
         except Exception as exc:  # matplotlib errors
             raise MarteauError(f"{self.directory}: cannot draw the charts: {exc}") from exc
         return {job.name: written[job.name] for job in self.jobs}
+
+    def _close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 def _cores() -> int:
@@ -1053,17 +1042,3 @@ def trend_chart(
         fontsize=9,
     )
     return _save(fig, directory, name)
-
-
-def _worker() -> None:
-    """Draw the charts of the pickled jobs on stdin (see `Rendering`); print {name: file}."""
-    import json
-    import pickle
-
-    _pyplot()  # import matplotlib while the parent is still planning
-    directory, jobs = pickle.load(sys.stdin.buffer)
-    print(json.dumps({job.name: _run(directory, job) for job in jobs}))
-
-
-if __name__ == "__main__":
-    _worker()

@@ -237,7 +237,9 @@ def test_multipart_upload(case: Case, web: LocalServer, workdir: Path) -> None:
     assert parts[2].get_payload(decode=True) == b""
 
 
-def test_multipart_body_is_funkload_mime_encode(case: Case, web: LocalServer, workdir: Path) -> None:
+def test_multipart_body_is_funkload_mime_encode(
+    case: Case, web: LocalServer, workdir: Path
+) -> None:
     """FunkLoad's mimeEncode, byte for byte: an empty name is skipped, a value ending in
     CR gets one more CRLF, the parts are joined by CRLF (none before the first)."""
     web.routes["/upload"] = lambda r: ok("stored")
@@ -292,7 +294,9 @@ def test_debug_headers_prints_funkload_lines(
     case.debugHeaders()
     case.post(web.url + "/p", params=[["k", "v"]])
     printed = capsys.readouterr().out.splitlines()
-    assert printed == [f"Putting header -- {name}: {value}" for name, value in web.requests[-1].headers]
+    assert printed == [
+        f"Putting header -- {name}: {value}" for name, value in web.requests[-1].headers
+    ]
     assert printed[0] == "Putting header -- Content-type: application/x-www-form-urlencoded"
     case.debugHeaders(False)
     case.get(web.url + "/p")

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 
 from marteau.errors import MarteauError
 from marteau.funkload.credentials import CredentialStore, load_credentials, read_conf
+from tests.servers import LocalServer, Request, ok
 from tests.test_fl_run_test import copy, marteau_test
 
 BIN = Path(sys.executable).parent
@@ -230,3 +232,114 @@ def test_ctl_port_taken(tmp_path: Path) -> None:
         started = ctl(tmp_path, "credential.conf", "startd")
     assert started.returncode == 2
     assert "cannot serve credentials on 127.0.0.1" in started.stderr
+
+
+# -- a bench serving its own slice ---------------------------------------------------------
+
+LOGIN_TEST = """\
+import uuid
+
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+from funkload.utils import xmlrpc_get_credential
+
+
+class Login(FunkLoadTestCase):
+    def test_login(self):
+        if not hasattr(self, "vu"):  # once per virtual user: kept across its iterations
+            self.vu = uuid.uuid4().hex
+            self.login, self.password = xmlrpc_get_credential(
+                self.conf_get("credential", "host"), self.conf_get("credential", "port")
+            )
+        self.setHeader("X-VU", self.vu)
+        self.post(self.conf_get("main", "url") + "/login",
+                  params=[["login", self.login], ["password", self.password]])
+"""
+
+LOGIN_CONF = """\
+[main]
+title=Login
+description=Each user logs in with its own account
+url={url}
+
+[credential]
+host=localhost
+port={port}
+
+[test_login]
+description=POST /login
+
+[bench]
+cycles = {users}
+duration = 2
+startup_delay = 0
+sleep_time = 0
+cycle_time = 0
+log_to =
+log_path = login-bench.log
+result_path = login-bench.xml
+sleep_time_min = 0.05
+sleep_time_max = 0.05
+"""
+
+
+class Logins:
+    """The target: records which login each virtual user posted (refuses a bad password)."""
+
+    def __init__(self, passwords: dict[str, str]) -> None:
+        self.passwords = passwords
+        self.seen: list[tuple[str, str]] = []  # (X-VU, login)
+
+    def __call__(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        form = dict(parse_qsl(request.body.decode()))
+        if self.passwords.get(form.get("login", "")) != form.get("password"):
+            return 403, [], b"bad login"
+        self.seen.append((request.header("X-VU") or "", form["login"]))
+        return ok("welcome")
+
+    def logins_by_user(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for vu, login in self.seen:
+            found.setdefault(vu, set()).add(login)
+        return found
+
+
+def login_project(directory: Path, url: str, port: int, users: int, logins: int) -> None:
+    (directory / "test_Login.py").write_text(LOGIN_TEST)
+    (directory / "Login.conf").write_text(LOGIN_CONF.format(url=url, port=port, users=users))
+    (directory / "passwords.txt").write_text("".join(f"user{i}:pw{i}\n" for i in range(logins)))
+    (directory / "credential.conf").write_text(
+        f"[server]\nhost = localhost\nport = {port}\nloop_on_first_credentials = 0\n"
+        "credentials_path = passwords.txt\n"
+    )
+
+
+def test_bench_serves_its_slice_to_every_worker(tmp_path: Path) -> None:
+    logins = Logins({f"user{i}": f"pw{i}" for i in range(12)})
+    port = free_port()  # never opened: the bench serves the conf's host:port on a Unix socket
+    with LocalServer(routes={"/login": logins}) as target:
+        login_project(tmp_path, target.url, port, users=4, logins=12)
+        run = subprocess.run(
+            [str(BIN / "marteau"), "bench", "test_Login.py", "Login.test_login", "--workers", "2",
+             "--credentials", "credential.conf", "--credential-slice", "1/3"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "* Credentials: http://localhost:" in run.stdout and "slice 1/3: 4 logins" in run.stdout
+    by_user = logins.logins_by_user()
+    assert len(by_user) == 4 and all(len(found) == 1 for found in by_user.values())
+    used = set().union(*by_user.values())
+    assert used == {"user1", "user4", "user7", "user10"}  # slice 1 of 3, one login each
+
+
+def test_bench_credential_options_bad_input(tmp_path: Path) -> None:
+    login_project(tmp_path, "http://127.0.0.1:9", free_port(), users=1, logins=1)
+    for args, message in [
+        (["--credential-slice", "1/2"], "--credential-slice needs --credentials"),
+        (["--credentials", "credential.conf", "--credential-slice", "2/2"], "expected I/N"),
+        (["--credentials", "missing.conf"], "missing.conf"),
+    ]:
+        run = subprocess.run(
+            [str(BIN / "marteau"), "bench", "test_Login.py", "Login.test_login", *args],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 2 and message in run.stderr, run.stderr

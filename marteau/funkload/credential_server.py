@@ -6,14 +6,16 @@ An XML-RPC server (stdlib `xmlrpc.server`) with FunkLoad's methods:
 ``[server] host`` and ``port`` only (default host ``localhost``).  ``start``
 runs it detached (``startd`` in the foreground) and returns once it answers;
 its pid goes to ``pid_path`` and its log to ``log_path``.  `marteau bench
---credentials` runs one in a thread for the bench's duration
-(`serve_in_thread`).
+--credentials` runs one in a thread for the bench's duration, on a Unix
+socket (`serve_in_thread`; `marteau.funkload.utils.rpc_transport` sends the
+test's calls for the conf's host and port there).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -46,19 +48,30 @@ class _Quiet(SimpleXMLRPCRequestHandler):
         log.debug(format, *args)
 
 
+class _QuietUnix(_Quiet):
+    disable_nagle_algorithm = False  # a TCP option: a Unix socket refuses it
+
+
 class CredentialServer(ThreadingMixIn, SimpleXMLRPCServer):
     """FunkLoad's file credential server: one thread per call, the store locks itself."""
 
     allow_reuse_address = True
     daemon_threads = True
 
-    def __init__(self, conf: CredentialConf, credentials: CredentialSet) -> None:
+    def __init__(
+        self, conf: CredentialConf, credentials: CredentialSet, socket_path: str | None = None
+    ) -> None:
+        address: Any = (conf.host, conf.port)
+        handler: type[_Quiet] = _Quiet
+        if socket_path:
+            self.address_family = socket.AF_UNIX
+            address, handler = socket_path, _QuietUnix
         try:
-            super().__init__((conf.host, conf.port), _Quiet, logRequests=False, allow_none=True)
+            super().__init__(address, handler, logRequests=False, allow_none=True)
         except OSError as exc:
+            where = socket_path or f"{conf.host}:{conf.port}"
             raise MarteauError(
-                f"{conf.path}: cannot serve credentials on {conf.host}:{conf.port}: "
-                f"{exc.strerror or exc}"
+                f"{conf.path}: cannot serve credentials on {where}: {exc.strerror or exc}"
             ) from None
         self.conf = conf
         self.store = CredentialStore(credentials)
@@ -86,9 +99,11 @@ class CredentialServer(ThreadingMixIn, SimpleXMLRPCServer):
         return 1
 
 
-def serve_in_thread(conf: CredentialConf, credentials: CredentialSet) -> CredentialServer:
+def serve_in_thread(
+    conf: CredentialConf, credentials: CredentialSet, socket_path: str | None = None
+) -> CredentialServer:
     """A running server in a daemon thread; the caller ends it with ``shutdown()``."""
-    server = CredentialServer(conf, credentials)
+    server = CredentialServer(conf, credentials, socket_path)
     threading.Thread(target=server.serve_forever, name="credentials", daemon=True).start()
     return server
 

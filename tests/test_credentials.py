@@ -343,3 +343,30 @@ def test_bench_credential_options_bad_input(tmp_path: Path) -> None:
             cwd=tmp_path, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert run.returncode == 2 and message in run.stderr, run.stderr
+
+
+def test_a_run_ships_only_files_inside_the_test_directory(tmp_path: Path) -> None:
+    from marteau.orchestration.prepare import credential_files
+    from marteau.orchestration.project import load_config
+
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    login_project(project_dir, "http://127.0.0.1:9", 22207, users=1, logins=3)
+    (project_dir / ".marteau.yml").write_text(
+        "script: test_Login.py\ntest: Login.test_login\ncredentials: credential.conf\n"
+    )
+    project = load_config(project_dir / ".marteau.yml")
+    shipped = credential_files(project, tmp_path / "out")
+    assert [p.name for p in shipped] == ["credential.conf", "passwords.txt", "groups.txt"]
+    assert (tmp_path / "out" / "passwords.txt").read_text() == "user0:pw0\nuser1:pw1\nuser2:pw2\n"
+    assert "credentials_path = .marteau-credentials/passwords.txt" in shipped[0].read_text()
+    (tmp_path / "secret.txt").write_text("root:x\n")
+    conf = project_dir / "credential.conf"
+    conf.write_text(conf.read_text().replace("passwords.txt", "../secret.txt"))
+    with pytest.raises(MarteauError, match=r"credentials_path: \.\./secret\.txt is outside"):
+        credential_files(project, tmp_path / "out2")
+    (project_dir / ".marteau.yml").write_text(
+        "script: test_Login.py\ntest: Login.test_login\ncredentials: ../credential.conf\n"
+    )
+    with pytest.raises(MarteauError, match=r"\.marteau\.yml:3: key 'credentials'"):
+        load_config(project_dir / ".marteau.yml")

@@ -155,11 +155,11 @@ def run_foreground(conf: CredentialConf, verbose: bool, console: bool) -> int:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
-    finally:
-        server.server_close()
-        log.info("XML/RPC server pid=%i stopped.", os.getpid())
+    finally:  # pid file and log first: `stop` returns once the socket is closed
         if os.path.exists(conf.pid_path):
             os.remove(conf.pid_path)
+        log.info("XML/RPC server pid=%i stopped.", os.getpid())
+        server.server_close()
     return exits.OK
 
 

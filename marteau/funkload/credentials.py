@@ -135,6 +135,15 @@ def _lines(path: str) -> list[tuple[int, str]]:
     return found
 
 
+def _pair(path: str, number: int, line: str, expected: str) -> tuple[str, str]:
+    """``name:rest`` split at its first colon; an error naming the line without one."""
+    name, sep, rest = line.partition(":")
+    name = name.strip()
+    if not sep or not name:
+        raise MarteauError(f"{path}:{number}: expected {expected}, got {line[:80]!r}")
+    return name, rest
+
+
 def load_credentials(
     credentials_path: str, groups_path: str | None = None, loop_on_first: int = 0, seq: int = 0
 ) -> CredentialSet:
@@ -142,24 +151,14 @@ def load_credentials(
     passwords: dict[str, str] = {}
     everyone: list[str] = []
     for number, line in _lines(credentials_path):
-        user, sep, password = line.partition(":")
-        user = user.strip()
-        if not sep or not user:
-            raise MarteauError(
-                f"{credentials_path}:{number}: expected login:password, got {line[:80]!r}"
-            )
+        user, password = _pair(credentials_path, number, line, "login:password")
         passwords[user] = password.strip()
         if (not loop_on_first or len(everyone) < loop_on_first) and user not in everyone:
             everyone.append(user)
     groups: dict[str | None, list[str]] = {None: everyone}
     if groups_path:
         for number, line in _lines(groups_path):
-            name, sep, users = line.partition(":")
-            name = name.strip()
-            if not sep or not name:
-                raise MarteauError(
-                    f"{groups_path}:{number}: expected group:login1, login2, got {line[:80]!r}"
-                )
+            name, users = _pair(groups_path, number, line, "group:login1, login2")
             members = groups.setdefault(name, [])
             for user in filter(None, (u.strip() for u in users.split(","))):
                 if loop_on_first and len(members) >= loop_on_first:

@@ -98,7 +98,7 @@ def test_localhost_is_reached_as_127_0_0_1(case: Case, web: LocalServer) -> None
     assert web.requests[-1].header("Host") == f"127.0.0.1:{web.port}"
     assert response.server == "127.0.0.1"
     assert repr(response) == (
-        f'<response url="http://127.0.0.1:{web.port}//" code="200" message="OK" />'
+        f'<response url="http://127.0.0.1:{web.port}/" code="200" message="OK" />'
     )
 
 
@@ -235,6 +235,72 @@ def test_multipart_upload(case: Case, web: LocalServer, workdir: Path) -> None:
     assert parts[1].get_payload(decode=True) == b"\x89PNG-late"
     assert parts[2].get_filename() == ""
     assert parts[2].get_payload(decode=True) == b""
+
+
+def test_multipart_body_is_funkload_mime_encode(
+    case: Case, web: LocalServer, workdir: Path
+) -> None:
+    """FunkLoad's mimeEncode, byte for byte: an empty name is skipped, a value ending in
+    CR gets one more CRLF, the parts are joined by CRLF (none before the first)."""
+    web.routes["/upload"] = lambda r: ok("stored")
+    (workdir / "note.txt").write_bytes(b"line\r")
+    case.post(
+        web.url + "/upload",
+        params=[
+            ["a", "1"],
+            ["", "dropped"],
+            ["cr", "ends\r"],
+            ["f", Upload("note.txt")],
+            ["none", Upload("")],
+        ],
+    )
+    boundary = b"--------------GHSKFJDLGDS7543FJKLFHRE75642756743254"
+    expected = (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="a"\r\n'
+        b"\r\n"
+        b"1\r\n"
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="cr"\r\n'
+        b"\r\n"
+        b"ends\r\r\n"
+        b"\r\n"
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="f"; filename="note.txt"\r\n'
+        b"Content-Type: text/plain\r\n"
+        b"\r\n"
+        b"line\r\r\n"
+        b"\r\n"
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="none"; filename=""\r\n'
+        b"\r\n"
+        b"\r\n"
+        b"--" + boundary + b"--\r\n"
+    )
+    assert web.requests[-1].body == expected
+    assert web.requests[-1].header("Content-length") == str(len(expected))
+
+
+def test_multipart_body_with_only_unnamed_params(case: Case, web: LocalServer) -> None:
+    web.routes["/upload"] = lambda r: ok("stored")
+    case.post(web.url + "/upload", params=[["", Upload("")]])
+    assert web.requests[-1].body == f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def test_debug_headers_prints_funkload_lines(
+    case: Case, web: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    web.routes["/p"] = lambda r: ok("done")
+    case.debugHeaders()
+    case.post(web.url + "/p", params=[["k", "v"]])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [
+        f"Putting header -- {name}: {value}" for name, value in web.requests[-1].headers
+    ]
+    assert printed[0] == "Putting header -- Content-type: application/x-www-form-urlencoded"
+    case.debugHeaders(False)
+    case.get(web.url + "/p")
+    assert "Putting header" not in capsys.readouterr().out
 
 
 # -- redirects -----------------------------------------------------------------------------
@@ -380,6 +446,31 @@ def test_cookies_domain_path_secure_and_deleted(case: Case, web: LocalServer) ->
     assert sorted(sent.split(" ")) == sorted(["root=1;", "later=5;", "app=2;", "dot=6;"])
     case.get(web.url + "/else")
     assert "app=2" not in (web.requests[-1].header("Cookie") or "")
+
+
+def test_localhost_session_survives_an_absolute_redirect_to_127_0_0_1(
+    case: Case, web: LocalServer
+) -> None:
+    """A login on localhost, then the app's absolute redirect built from the Host header
+    (127.0.0.1, FunkLoad's rewrite): the session cookie goes along."""
+
+    def login(request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        home = f"http://{request.header('Host')}/home"
+        return 302, [("Set-Cookie", "session=s3cret; Path=/"), ("Location", home)], b""
+
+    def home(request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        if request.header("Cookie") == "session=s3cret;":
+            return ok("welcome")
+        return 401, [], b"who are you?"
+
+    web.routes["/login"] = login
+    web.routes["/home"] = home
+    response = case.post(f"http://localhost:{web.port}/login", params=[["user", "bob"]])
+    assert web.requests[-1].path == "/home"
+    assert response.code == 200 and response.body == "welcome"
+    assert list(case._browser.cookies) == ["127.0.0.1"]
+    case.get(f"http://localhost:{web.port}/home")  # and the other way round
+    assert web.requests[-1].header("Cookie") == "session=s3cret;"
 
 
 def test_cookie_expiry_and_max_age(case: Case, web: LocalServer) -> None:
@@ -569,7 +660,7 @@ def test_response_fields(case: Case, web: LocalServer) -> None:
     assert ("content-type", "text/html") in response.headers.items()
     assert str(response) == "/dir/page?q=1\nHTTP Response 200: OK"
     assert repr(response) == (
-        f'<response url="http://127.0.0.1:{web.port}//dir/page?q=1" code="200" message="OK" />'
+        f'<response url="http://127.0.0.1:{web.port}/dir/page?q=1" code="200" message="OK" />'
     )
     assert response.cookies is case._browser.cookies
     anchors = response.getDOM().getByName("a")

@@ -161,9 +161,11 @@ def test_loader_refuses_a_file_outside_the_cwd(tests_dir: Path, tmp_path: Path) 
 
 def test_funkload_doctest_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from funkload.FunkLoadDocTest import FunkLoadDocTest
+    from funkload.TestRunner import g_has_doctest  # FunkLoad's install test asks it first
     from marteau.funkload import testcase
     from tests.servers import LocalServer, ok
 
+    assert g_has_doctest is True
     monkeypatch.chdir(tmp_path)  # no conf file here: none is needed
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     with LocalServer({"/": lambda r: ok("<HTML>hi</HTML>", "text/html")}) as server:
@@ -171,7 +173,7 @@ def test_funkload_doctest_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         response = fl.get(f"http://localhost:{server.port}/")
     testcase.close_functional_sinks()
     assert repr(response) == (
-        f'<response url="http://127.0.0.1:{server.port}//" code="200" message="OK" />'
+        f'<response url="http://127.0.0.1:{server.port}/" code="200" message="OK" />'
     )
     assert "HTML" in response.body
     assert fl.sleep_time_min == fl.sleep_time_max == 0.001

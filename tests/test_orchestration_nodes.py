@@ -513,3 +513,27 @@ def test_a_clock_beyond_the_bound_stops_the_run(
     assert "controller's (bound -1" in result.stdout.replace("\n", " ")
     assert not list(tmp_path.glob("marteau-runs/*/results/*/*.mrt")), "a node benched anyway"
     assert_nodes_clean(nodes)
+
+
+def test_three_nodes_never_hand_out_the_same_login(
+    nodes: NodeSet, inventory: Path, tmp_path: Path
+) -> None:
+    """`credentials` in .marteau.yml: each node serves its own slice, so the 9 users of
+    three nodes (3 each) log in with 9 different accounts of a 12-login file."""
+    from tests.test_credentials import Logins, free_port, login_project
+
+    logins = Logins({f"user{i}": f"pw{i}" for i in range(12)})
+    with LocalServer(routes={"/login": logins}) as target:
+        project = tmp_path / "project"
+        project.mkdir()
+        login_project(project, target.url, free_port(), users=3, logins=12)
+        (project / ".marteau.yml").write_text(
+            "script: test_Login.py\ntest: Login.test_login\ncredentials: credential.conf\n"
+        )
+        result = marteau_run(project, inventory, tmp_path / "run", "--nodes", "3", "-D", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    by_user = logins.logins_by_user()
+    assert len(by_user) == 9, by_user
+    assert all(len(found) == 1 for found in by_user.values()), by_user
+    assert len(set().union(*by_user.values())) == 9
+    assert_nodes_clean(nodes)

@@ -19,6 +19,8 @@ import datetime
 import os
 import platform
 import sys
+import tempfile
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -52,6 +54,7 @@ _FUNKLOAD_OPTION_DEFAULTS: dict[str, Any] = {
     "debug_level": 0,
     "marteau_sink": None,
     "marteau_guard": None,  # the --allow-host guard, installed again in each worker
+    "marteau_credentials": None,  # (host, port, Unix socket) of --credentials, for each worker
 }
 
 # option attribute -> how the user spelled it (for error messages)
@@ -124,6 +127,10 @@ def load_test_factory(arg: tuple[str, str, SimpleNamespace]) -> Any:
         from marteau.engine import guard
 
         guard.install(options.marteau_guard)
+    if options.marteau_credentials is not None:
+        from marteau.funkload.utils import serve_credentials_locally
+
+        serve_credentials_locally(*options.marteau_credentials)
     module = import_test_module(test_arg)
     klass, _ = resolve_test(module, spec)
 
@@ -398,6 +405,19 @@ def _fresh_start_file(path: str) -> str:
     metavar="S",
     help="With --start-file: give up (exit 4) when PATH holds no instant after S seconds.",
 )
+@click.option(
+    "--credentials",
+    "credentials_conf",
+    metavar="CONF",
+    help="Serve the logins of this credential server conf (fl-credential-ctl's) to the "
+    "bench's users at the conf's host:port, for the bench's duration.",
+)
+@click.option(
+    "--credential-slice",
+    metavar="I/N",
+    help="With --credentials: serve only slice I of N (every N-th login from the I-th, "
+    "0 <= I < N): the nodes of a run never hand out the same login.",
+)
 @fuse_options
 @allow_host_option
 @strict_host_option
@@ -413,6 +433,8 @@ def bench_command(
     fuse_error_rate: float | None,
     fuse_median: float | None,
     fuse_window: float | None,
+    credentials_conf: str | None,
+    credential_slice: str | None,
     **values: Any,
 ) -> None:
     """Bench FILE's Class.method in cycles of concurrent users, as fl-run-bench."""
@@ -424,32 +446,75 @@ def bench_command(
             raise MarteauError("--start-at and --start-file: give one start instant, not two")
         options = make_options(**values)
         options.marteau_guard = install_guard(allow_hosts, strict_host)
-        setup = prepare(arguments[0], arguments[1], options, workers, start_at, max_users or 0)
-        if allow_hosts:
-            strict = " (Host headers checked: --strict-host)" if strict_host else ""
-            setup.header.append(f"* Allowed hosts: {options.marteau_guard.describe()}{strict}")
-            setup.config["marteau:allowed_hosts"] = options.marteau_guard.listing
-            if strict_host:
-                setup.config["marteau:strict_host"] = "true"
-        if start_file is not None:
-            setup.start_file = _fresh_start_file(start_file)
-            setup.start_timeout = start_timeout
-            setup.header.append(f"* Start at: the instant written to {setup.start_file}")
-        fuse = fuse_limits(fuse_error_rate, fuse_median, fuse_window)
-        if fuse.enabled:
-            setup.fuse = fuse
-            setup.specs = [dataclasses.replace(spec, fuse=True) for spec in setup.specs]
-            setup.header.append(f"* Safety fuse: {fuse.describe()}")
-            setup.config["marteau:fuse"] = fuse.describe()
-        from marteau.engine.console import Console
-        from marteau.engine.controller import BenchController
+        with _credential_service(credentials_conf, credential_slice, options) as served:
+            setup = prepare(arguments[0], arguments[1], options, workers, start_at, max_users or 0)
+            if served:
+                setup.header.append(served)
+            if allow_hosts:
+                strict = " (Host headers checked: --strict-host)" if strict_host else ""
+                setup.header.append(f"* Allowed hosts: {options.marteau_guard.describe()}{strict}")
+                setup.config["marteau:allowed_hosts"] = options.marteau_guard.listing
+                if strict_host:
+                    setup.config["marteau:strict_host"] = "true"
+            if start_file is not None:
+                setup.start_file = _fresh_start_file(start_file)
+                setup.start_timeout = start_timeout
+                setup.header.append(f"* Start at: the instant written to {setup.start_file}")
+            fuse = fuse_limits(fuse_error_rate, fuse_median, fuse_window)
+            if fuse.enabled:
+                setup.fuse = fuse
+                setup.specs = [dataclasses.replace(spec, fuse=True) for spec in setup.specs]
+                setup.header.append(f"* Safety fuse: {fuse.describe()}")
+                setup.config["marteau:fuse"] = fuse.describe()
+            from marteau.engine.console import Console
+            from marteau.engine.controller import BenchController
 
-        outcome = BenchController(setup, Console(color=not options.no_color)).run()
+            outcome = BenchController(setup, Console(color=not options.no_color)).run()
     except MarteauError as exc:
         sys.stdout.flush()
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exits.BAD_INPUT)
     sys.exit(outcome.exit_code)
+
+
+@contextlib.contextmanager
+def _credential_service(
+    conf_path: str | None, slice_text: str | None, options: SimpleNamespace
+) -> Iterator[str]:
+    """`--credentials`: the conf's logins (or a slice of them) served on a Unix socket
+    to this process and its workers (set before the test is imported), for the
+    bench's duration; yields the header line ("" without it)."""
+    if conf_path is None:
+        if slice_text is not None:
+            raise MarteauError("--credential-slice needs --credentials")
+        yield ""
+        return
+    from marteau.funkload.credential_server import serve_in_thread
+    from marteau.funkload.credentials import read_conf
+    from marteau.funkload.utils import serve_credentials_locally
+
+    index, count = _slice(slice_text or "0/1")
+    conf = read_conf(conf_path)
+    credentials = conf.load().slice(index, count)
+    with tempfile.TemporaryDirectory(prefix="marteau-cred-") as directory:
+        socket_path = os.path.join(directory, "rpc")
+        server = serve_in_thread(conf, credentials, socket_path)
+        options.marteau_credentials = (conf.host, conf.port, socket_path)
+        serve_credentials_locally(*options.marteau_credentials)
+        logins = len(credentials.groups.get(None, []))
+        try:
+            yield f"* Credentials: {conf.url} (slice {index}/{count}: {logins} logins), served by the bench"
+        finally:
+            serve_credentials_locally(conf.host, conf.port, None)
+            server.shutdown()
+            server.server_close()
+
+
+def _slice(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise MarteauError(f"--credential-slice {text!r}: expected I/N with 0 <= I < N")
+    return int(index), int(count)
 
 
 if __name__ == "__main__":  # pragma: no cover

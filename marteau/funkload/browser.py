@@ -75,12 +75,14 @@ class UrlInfo:
         except ValueError:
             port = None
         self.port = port or default_port
-        # webunit's quirk: localhost is reached (and announced) as 127.0.0.1.
+        # webunit's quirk: localhost is reached (and announced) as 127.0.0.1, and
+        # its cookies are kept and sent under 127.0.0.1 too, so that a session
+        # opened on localhost survives an absolute redirect built from the Host.
         server = "127.0.0.1" if hostname == "localhost" else hostname
         self.server = server
         shown = f"[{server}]" if ":" in server else server
         self.host = shown if self.port == default_port else f"{shown}:{self.port}"
-        self.cookie_host = hostname
+        self.cookie_host = server
         path = parts.path or "/"
         self.path = path
         self.path_query = f"{path}?{parts.query}" if parts.query else path
@@ -131,29 +133,38 @@ def encode_body(params: Any) -> tuple[bytes, str | None]:
 
 
 def multipart_body(pairs: list[tuple[str, Any]]) -> bytes:
-    """webunit's multipart/form-data: fixed boundary, CRLF, files read now."""
+    """FunkLoad's ``mimeEncode``: fixed boundary, CRLF, files read now.
+
+    Its rules, kept byte for byte: a pair with an empty name is left out; the
+    parts are joined by CRLF, each opening with the boundary line; a value
+    (or file) ending in ``\\r`` is followed by one more CRLF; then CRLF, the
+    closing boundary and CRLF.
+    """
     from marteau.funkload.utils import Upload
 
     parts: list[bytes] = []
     for key, value in pairs:
-        parts.append(f"--{BOUNDARY}\r\n".encode())
+        if not key:
+            continue
+        head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{key}"'
         if isinstance(value, Upload):
             filename = value.filename or ""
-            basename = os.path.basename(filename)
-            head = f'Content-Disposition: form-data; name="{key}"; filename="{basename}"\r\n'
-            ctype = mimetypes.guess_type(basename)[0] if basename else None
+            head += f'; filename="{os.path.basename(filename)}"\r\n'
+            ctype = mimetypes.guess_type(filename)[0] if filename else None
             if ctype:
                 head += f"Content-Type: {ctype}\r\n"
-            parts.append(head.encode("utf-8") + b"\r\n")
+            head += "\r\n"
+            content = b""
             if filename:
                 with open(filename, "rb") as handle:
-                    parts.append(handle.read())
+                    content = handle.read()
         else:
-            head = f'Content-Disposition: form-data; name="{key}"\r\n\r\n'
-            parts.append(head.encode("utf-8") + _to_bytes(value))
-        parts.append(b"\r\n")
-    parts.append(f"--{BOUNDARY}--\r\n".encode())
-    return b"".join(parts)
+            head += "\r\n\r\n"
+            content = _to_bytes(value)
+        if content.endswith(b"\r"):
+            content += b"\r\n"
+        parts.append(head.encode("utf-8") + content)
+    return b"\r\n".join(parts) + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 def get_url_with_params(url: str, params: Any) -> str:
@@ -353,10 +364,9 @@ class Browser:
             cookie = self.cookie_header(info)
             if cookie:
                 headers.append(("Cookie", cookie))
-        if self.debug_headers:
-            print(f"{method} {info.connect_url}")
+        if self.debug_headers:  # FunkLoad's lines, as its patched webunit printed them
             for key, value in headers:
-                print(f"{key}: {value}")
+                print(f"Putting header -- {key}: {value}")
         client = self.client
         if info.secure and (self.key_file or self.cert_file):
             client = self._client_with_certificate()

@@ -217,7 +217,7 @@ class HTTPResponse:
 
     def __repr__(self) -> str:
         return (
-            f'<response url="{self.protocol}://{self.server}:{self.port}/{self.url}" '
+            f'<response url="{self.protocol}://{self.server}:{self.port}{self.url}" '
             f'code="{self.code}" message="{self.message}" />'
         )
 

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urljoin
 
-from marteau.engine.guard import pin, pinned_transport
+from marteau.engine.guard import pin
 from marteau.engine.hub import blocking
 from marteau.funkload.browser import (
     LINK_OK_CODES,
@@ -44,7 +44,7 @@ from marteau.funkload.browser import (
 )
 from marteau.funkload.config import REQUIRED, ConfAccess, FunkLoadConfig, split_list
 from marteau.funkload.response import HTTPResponse
-from marteau.funkload.utils import get_version
+from marteau.funkload.utils import get_version, rpc_transport
 
 DEFAULT_OK_CODES = [200, 301, 302, 303, 307]
 REDIRECT_CODES = (301, 302, 303, 307)
@@ -660,8 +660,8 @@ class FunkLoadTestCase(unittest.TestCase):
         t_start = time.time()
         try:
             # xmlrpc.client is not the engine's client: with --allow-host, checked and
-            # pinned by its transport
-            server = ServerProxy(url, allow_none=True, transport=pinned_transport(url))
+            # pinned by its transport (or the bench's own credential service)
+            server = ServerProxy(url, allow_none=True, transport=rpc_transport(url))
             call = getattr(server, method_name)
             # xmlrpc.client blocks: on the bench's hub it runs in a thread of the hub's pool
             result = blocking(call, *params) if params is not None else blocking(call)

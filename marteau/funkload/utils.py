@@ -6,9 +6,12 @@ the browser needs no import from a shim package.
 
 from __future__ import annotations
 
+import http.client
+import socket
 import sys
 from typing import Any
-from xmlrpc.client import ServerProxy
+from urllib.parse import urlsplit
+from xmlrpc.client import ServerProxy, Transport
 
 from marteau.engine.guard import pinned_transport
 
@@ -48,9 +51,64 @@ def extract_token(text: str, tag_start: str, tag_end: str) -> str | None:
     return text[start:end]
 
 
+# The bench's own credential service (`marteau bench --credentials`): the conf's
+# (host, port) and the Unix socket it is served on; None when there is none.
+_local_credentials: tuple[str, int, str] | None = None
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host.lower() == "localhost" else host.lower()
+
+
+def serve_credentials_locally(host: str, port: int, socket_path: str | None) -> None:
+    """Send this process's XML-RPC calls for ``host:port`` to ``socket_path`` (None: stop).
+
+    Why a Unix socket: each node serves its own slice of the logins, and nodes
+    sharing one machine (or a firewall closing loopback ports to the job's
+    user) must neither collide on nor open the conf's TCP port.
+    """
+    global _local_credentials
+    _local_credentials = (_loopback(host), int(port), socket_path) if socket_path else None
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+class _UnixTransport(Transport):
+    def __init__(self, socket_path: str) -> None:
+        super().__init__()
+        self.socket_path = socket_path
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        return _UnixConnection(self.socket_path)
+
+
+def rpc_transport(url: str) -> Transport:
+    """The transport of an XML-RPC call to ``url``: the bench's credential service for
+    its host and port, else Python's own (checked and pinned under ``--allow-host``)."""
+    service = _local_credentials
+    if service is not None:
+        parts = urlsplit(url)
+        try:
+            port = parts.port or 80
+        except ValueError:
+            port = None
+        if (_loopback(parts.hostname or ""), port) == service[:2]:
+            return _UnixTransport(service[2])
+    return pinned_transport(url)
+
+
 def _credential_server(host: str, port: int | str) -> tuple[str, ServerProxy]:
     url = f"http://{host}:{port}"
-    return url, ServerProxy(url, allow_none=True, transport=pinned_transport(url))
+    return url, ServerProxy(url, allow_none=True, transport=rpc_transport(url))
 
 
 def _call(url: str, method: Any, *args: Any) -> Any:

@@ -300,6 +300,11 @@ def job_vars(
     if project.deps:  # the job's own wheels, beside its test: they go with the job
         wheels = download_wheels(project.deps, with_pip=False)
         deps = tuple((f"{job}/wheels/{p.name}", p) for p in sorted(wheels.glob("*.whl")))
+    if project.credentials:
+        deps += tuple(
+            (f"{job}/test/{CREDENTIALS_DIR}/{path.name}", path)
+            for path in credential_files(project, run_dir / "credentials")
+        )
     archive = archive_test(project, run_dir / "test.tar.gz", prefix=f"{job}/test", extra=deps)
     wheelhouse, sha = build_wheelhouse(cache_dir() / "wheelhouse")
     values = {
@@ -315,8 +320,48 @@ def job_vars(
         "marteau_cycles": cycles or project.cycles or "",
         "marteau_duration": duration or project.duration or 0,
         "marteau_project_commit": project.commit or "",
+        "marteau_credentials": bool(project.credentials),
     }
     return values
+
+
+# Where a run's credential files go in the test directory on the nodes (the bench's cwd).
+CREDENTIALS_DIR = ".marteau-credentials"
+
+
+def credential_files(project: Project, target: Path) -> list[Path]:
+    """The project's credential conf and files, checked and rewritten into ``target``.
+
+    The conf's paths are resolved as the bench on a node will (against the test
+    directory) and must stay inside it: the controller reads them and ships
+    them, so a conf naming a file of the controller must not export it. Each
+    node serves its own slice of these (`marteau bench --credential-slice`).
+    """
+    from marteau.funkload.credentials import load_credentials, read_conf, write_credentials
+
+    test_dir = project.test_dir.resolve()
+    conf = read_conf(str(project.test_dir / str(project.credentials)))
+    if (test_dir / CREDENTIALS_DIR).exists():
+        raise MarteauError(f"{test_dir / CREDENTIALS_DIR}: this name is Marteau's, rename it")
+
+    def inside(key: str, value: str) -> str:
+        path = (test_dir / value).resolve()
+        if not path.is_relative_to(test_dir):
+            raise MarteauError(f"{conf.path}: [server] {key}: {value} is outside {test_dir}")
+        return str(path)
+
+    groups = inside("groups_path", conf.groups_path) if conf.groups_path else None
+    credentials = load_credentials(inside("credentials_path", conf.credentials_path), groups)
+    target.mkdir(parents=True, exist_ok=True)
+    write_credentials(credentials, target / "passwords.txt", target / "groups.txt")
+    (target / "credential.conf").write_text(
+        f"[server]\nhost = {conf.host}\nport = {conf.port}\n"
+        f"credentials_path = {CREDENTIALS_DIR}/passwords.txt\n"
+        f"groups_path = {CREDENTIALS_DIR}/groups.txt\n"
+        f"loop_on_first_credentials = {conf.loop_on_first}\nseq = {conf.seq}\n",
+        encoding="utf-8",
+    )
+    return [target / "credential.conf", target / "passwords.txt", target / "groups.txt"]
 
 
 def default_owner() -> str:

@@ -37,6 +37,10 @@ KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "lookup": ((list,), "a list of python module names"),
     "fixtures": ((dict,), "a map of fixture name -> {class, arguments}"),
     "pool": ((str,), "an inventory group name (string)"),
+    "credentials": (
+        (str,),
+        "a credential server conf (fl-credential-ctl's), relative to the test directory",
+    ),
     "thresholds": (
         (str, list, dict),
         "a thresholds file relative to the project root, or the thresholds themselves (list or map)",
@@ -73,6 +77,7 @@ class Project:
     pool: str | None = None
     thresholds: Path | None = None
     xml: str | None = None
+    credentials: str | None = None  # a credential server conf, relative to test_dir
     lookup: list[str] = field(default_factory=list)
     fixtures: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the path or URL given by the user
@@ -175,9 +180,9 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
         bad = not CYCLES.match(value) or "0" in value.split(":")
     if not bad and key == "test":
         bad = not TEST.match(value)
-    if not bad and key in ("script", "wdir", "thresholds"):
+    if not bad and key in ("script", "wdir", "thresholds", "credentials"):
         bad = not value or Path(value).is_absolute() or ".." in Path(value).parts
-        bad = bad or (key == "script" and not SCRIPT.match(value))
+        bad = bad or (key in ("script", "credentials") and not SCRIPT.match(value))
         expected += ", inside the project"
     if bad:
         raise MarteauError(f"{path}:{line}: key {key!r}: expected {expected}, got {value!r}")
@@ -217,6 +222,7 @@ def load_config(path: Path, source: str = "") -> Project:
         email=values.get("email"),
         pool=values.get("pool"),
         xml=values.get("xml"),
+        credentials=values.get("credentials"),
         lookup=values.get("lookup", []),
         fixtures=values.get("fixtures", {}),
         source=source or str(root),
@@ -235,12 +241,15 @@ def load_config(path: Path, source: str = "") -> Project:
     for key, missing in (
         ("wdir", not project.test_dir.is_dir()),
         ("script", not (project.test_dir / project.script).is_file()),
+        ("credentials", not (project.test_dir / (project.credentials or "")).is_file()),
         ("thresholds", project.thresholds is not None and not project.thresholds.is_file()),
     ):
         if key in found and missing:
-            target = {"wdir": project.test_dir, "script": project.test_dir / project.script}.get(
-                key, project.thresholds
-            )
+            target = {
+                "wdir": project.test_dir,
+                "script": project.test_dir / project.script,
+                "credentials": project.test_dir / (project.credentials or ""),
+            }.get(key, project.thresholds)
             raise MarteauError(f"{path}:{found[key][1]}: key {key!r}: {target} does not exist")
     project.commit = git_commit(root)
     return project

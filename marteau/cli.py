@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "serve": "marteau.service.serve:serve_command",
     "worker": "marteau.service.serve:worker_command",
     "submit": "marteau.service.submit:submit_command",
+    "record": "marteau.record.command:record_command",
 }
 
 
@@ -60,3 +61,8 @@ def fl_run_bench() -> None:
 def fl_build_report() -> None:
     """`fl-build-report`: FunkLoad's report builder."""
     _load(SUBCOMMANDS["report"]).main(prog_name="fl-build-report")
+
+
+def fl_record() -> None:
+    """`fl-record`: FunkLoad's recorder (a recording proxy, or --har FILE)."""
+    _load(SUBCOMMANDS["record"]).main(prog_name="fl-record")

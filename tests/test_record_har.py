@@ -162,7 +162,7 @@ def test_the_generated_test_replays_hostile_values_verbatim(tmp_path: Path) -> N
     assert not (tmp_path / "pwned").exists()
     assert [(method, path) for method, path, _ in seen] == [
         ("GET", f"/?x={EVIL_QUERY}"),
-        ("GET", "/q'\"\"\"x"),
+        ("GET", '/q\'"""x'),
         ("POST", "/form"),
         ("PUT", "/api"),
         ("POST", "/secret"),

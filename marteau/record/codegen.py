@@ -40,6 +40,10 @@ class TestNames:
         return f"test_{self.class_name}.py"
 
     @property
+    def test_id(self) -> str:
+        return f"{self.class_name}.test_{self.test_name}"
+
+    @property
     def conf_file(self) -> str:
         return f"{self.class_name}.conf"
 
@@ -68,8 +72,9 @@ def module_source(recording: Recording, names: TestNames) -> str:
         f'"""{names.test_name} FunkLoad test, recorded by `marteau record`.',
         "",
         f"Run it with `marteau test {names.module_file}`, bench it with",
-        f"`marteau bench {names.module_file}`. The server URL, the bench settings",
-        f"and the form values kept secret are in {names.conf_file}.",
+        f"`marteau bench {names.module_file} {names.test_id}`.",
+        "The server URL, the bench settings and the form values kept secret",
+        f"are in {names.conf_file}.",
         '"""',
         "",
         *imports,
@@ -109,13 +114,13 @@ def _notes(recording: Recording) -> list[str]:
     notes = []
     if recording.resources:
         notes.append(
-            f"{recording.resources} image, script and stylesheet requests are left to "
-            "the browser's auto-loading."
+            f"{_count(recording.resources, 'request')} for images, scripts or stylesheets: "
+            "left to the browser's auto-loading."
         )
     if recording.redirects:
-        notes.append(f"{recording.redirects} redirects are followed by the browser.")
+        notes.append(f"{_count(recording.redirects, 'redirect')}: followed by the browser.")
     if recording.unanswered:
-        notes.append(f"{recording.unanswered} requests without a response were dropped.")
+        notes.append(f"{_count(recording.unanswered, 'request')} without a response: dropped.")
     if recording.other_hosts:
         notes.append("Requests to other hosts were dropped:")
         notes.extend(f"  {host} ({n})" for host, n in sorted(recording.other_hosts.items()))
@@ -125,6 +130,10 @@ def _notes(recording: Recording) -> list[str]:
     if recording.uploads:
         notes.append(f"Uploaded files to put beside the test: {', '.join(recording.uploads)}")
     return notes
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _comment(text: str) -> str:

@@ -177,7 +177,7 @@ def _convert(
     except MarteauError:
         os.unlink(module_path)
         raise
-    click.echo(_summary(recording, module_path, conf_path), err=True)
+    click.echo(_summary(recording, module_path, conf_path, names), err=True)
     for key in unwritable:
         click.echo(
             f"Warning: [secrets] {key}: the recorded value has a line break, an inline "
@@ -186,13 +186,16 @@ def _convert(
         )
 
 
-def _summary(recording: Recording, module_path: str, conf_path: str) -> str:
+def _summary(
+    recording: Recording, module_path: str, conf_path: str, names: codegen.TestNames
+) -> str:
     dropped = sum(recording.other_hosts.values())
     return (
         f"Created {module_path} and {conf_path}: {len(recording.pages)} pages on "
         f"{recording.server_url} ({recording.resources} resources left to auto-loading, "
         f"{dropped} requests to other hosts dropped). "
-        f"Run it with: marteau test {os.path.basename(module_path)}"
+        f"Run it with: marteau test {names.module_file}; "
+        f"bench it with: marteau bench {names.module_file} {names.test_id}"
     )
 
 

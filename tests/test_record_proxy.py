@@ -1,0 +1,129 @@
+"""`marteau record` with its recording proxy (mitmdump), driven by a plain HTTP client.
+
+The browser end to end is in test_record_browser.py; here: SIGTERM and
+``--duration`` end a recording, a session that converts to nothing is kept
+as a HAR, and bad settings are refused before anything is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import pytest
+
+from tests.record_site import PASSWORD, USER, LoginSite
+from tests.servers import LocalServer
+
+BIN = Path(sys.executable).parent
+MARTEAU = str(BIN / "marteau")
+ADDRESS = re.compile(r"http://127\.0\.0\.1:\d+")
+
+pytestmark = pytest.mark.skipif(
+    not os.access(BIN / "mitmdump", os.X_OK),
+    reason="mitmdump is not installed (make .venv/.installed)",
+)
+
+
+@pytest.fixture
+def site() -> Iterator[LoginSite]:
+    with LocalServer() as server:
+        yield LoginSite(server)
+
+
+def start_recording(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``marteau record -p 0 ARGS`` in ``workdir``, and the proxy address it prints."""
+    process = subprocess.Popen(
+        [MARTEAU, "record", "-p", "0", "--confdir", str(workdir / "mitmproxy"), *args],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # the "Recording through ..." line, or an error
+    match = ADDRESS.search(first)
+    if not match:
+        process.kill()
+        pytest.fail(f"no proxy address in {first!r}: {process.communicate()}")
+    return process, match.group(0)
+
+
+def browse_with_urllib(proxy: str, site: LoginSite) -> None:
+    """A simple client through the proxy: a page, its image, the login form, a login, a page after."""
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": proxy}),
+        urllib.request.HTTPCookieProcessor(CookieJar()),
+    )
+    opener.open(f"{site.url}/").read()
+    opener.open(f"{site.url}/static/logo.png").read()
+    opener.open(f"{site.url}/login").read()
+    form = urllib.parse.urlencode({"user": USER, "pw": PASSWORD}).encode()
+    with opener.open(f"{site.url}/login", data=form) as reply:
+        assert reply.url.endswith("/account")
+    opener.open(f"{site.url}/orders").read()
+
+
+def test_sigterm_ends_the_recording_and_writes_the_test(site: LoginSite, tmp_path: Path) -> None:
+    process, proxy = start_recording(tmp_path, "--save-har", "session.har", "cli_flow")
+    browse_with_urllib(proxy, site)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "Created ./test_CliFlow.py and ./CliFlow.conf: 4 pages" in err
+    module = (tmp_path / "test_CliFlow.py").read_text()
+    calls = re.findall(r"self\.(get|post)\(\n\s+server_url \+ '([^']*)'", module)
+    assert calls == [("get", "/"), ("get", "/login"), ("post", "/login"), ("get", "/orders")]
+    assert "['pw', self.conf_get('secrets', 'pw')]," in module and PASSWORD not in module
+    assert f"url = {site.url}" in (tmp_path / "CliFlow.conf").read_text()
+    har = json.loads((tmp_path / "session.har").read_text())
+    assert len(har["log"]["entries"]) == 6  # page, image, form, login, redirect, orders
+
+
+def test_a_duration_ends_it_and_an_empty_session_is_kept(tmp_path: Path) -> None:
+    process = subprocess.run(
+        [MARTEAU, "record", "-p", "0", "--confdir", str(tmp_path / "mitm"), "--duration", "1", "x"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 2
+    assert "Error: the recording: no HTTP request with a response was recorded" in process.stderr
+    kept = list(tmp_path.glob("record-*.har"))
+    assert len(kept) == 1 and f"kept in ./{kept[0].name}" in process.stderr
+    assert json.loads(kept[0].read_text())["log"]["entries"] == []
+    assert not (tmp_path / "test_X.py").exists()
+
+
+def test_bad_settings_are_refused_before_recording(tmp_path: Path) -> None:
+    def refused(*args: str) -> str:
+        run = subprocess.run(
+            [MARTEAU, "record", "--confdir", str(tmp_path / "mitm"), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 2, run.stderr
+        return run.stderr
+
+    (tmp_path / "test_Taken.py").write_text("mine")
+    assert "test_Taken.py already exists" in refused("--mitmdump", "/nonexistent", "taken")
+    assert "not an executable file" in refused("--mitmdump", "/nonexistent", "free")
+    assert "--listen-host 'localhost': not an IP address" in refused("--listen-host", "localhost")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert "the recording proxy did not start" in refused("-p", str(port), "free")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "mitm") == ["test_Taken.py"]

@@ -108,6 +108,11 @@ def entry(
     }
 
 
+def form(text: str) -> dict[str, str]:
+    """A HAR ``postData`` of an url-encoded form body."""
+    return {"mimeType": "application/x-www-form-urlencoded", "text": text}
+
+
 def write_har(path: Path, entries: list[dict[str, Any]]) -> Path:
     path.write_text(json.dumps({"log": {"version": "1.2", "entries": entries}}))
     return path

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from marteau.funkload.config import FunkLoadConfig
 from marteau.record.command import record_command
-from tests.record_site import entry, write_har
+from tests.record_site import entry, form, write_har
 from tests.servers import LocalServer, ok
 from tests.test_fl_run_test import marteau_test
 
@@ -57,7 +57,7 @@ def calls_in(source: str) -> set[str]:
 
 def session(url: str) -> list[dict]:
     """A login session: a page, its resources, another host, a login, a redirect, a page after."""
-    form = "user=alice&password=hunter2&remember=on"
+    login = "user=alice&password=hunter2&remember=on"
     return [
         entry("GET", f"{url}/", started=0),
         entry("GET", f"{url}/static/logo.png", mime="image/png", started=0.1),
@@ -70,7 +70,7 @@ def session(url: str) -> list[dict]:
             status=302,
             mime="text/plain",
             started=2.5,
-            post={"mimeType": "application/x-www-form-urlencoded", "text": form},
+            post=form(login),
             redirectURL="/account",
         ),
         entry("GET", f"{url}/account", started=2.6),
@@ -145,7 +145,7 @@ def test_the_generated_test_replays_hostile_values_verbatim(tmp_path: Path) -> N
                 "POST",
                 f"{server.url}/secret",
                 started=4,
-                post={"mimeType": "application/x-www-form-urlencoded", "text": "token=a%0Ab"},
+                post=form("token=a%0Ab"),
             ),
         ]
         har = write_har(tmp_path / "evil.har", entries)
@@ -201,7 +201,7 @@ def test_methods_uploads_and_bodies_run_against_the_server(tmp_path: Path) -> No
                 "PATCH",
                 f"{server.url}/r",
                 started=3,
-                post={"mimeType": "application/x-www-form-urlencoded", "text": "a=1&a=2"},
+                post=form("a=1&a=2"),
             ),
         ]
         har = write_har(tmp_path / "m.har", entries)
@@ -238,7 +238,7 @@ def test_password_inputs_of_recorded_pages_are_secrets(tmp_path: Path) -> None:
             "POST",
             f"{url}/login",
             started=1,
-            post={"mimeType": "application/x-www-form-urlencoded", "text": "login=bob&code=1234"},
+            post=form("login=bob&code=1234"),
         ),
     ]
     result = record(tmp_path, "--har", str(write_har(tmp_path / "s.har", entries)), "pin")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import secrets
 import threading
 from pathlib import Path
@@ -106,6 +107,11 @@ def entry(
         "request": request,
         "response": {"status": status, "headers": [], "content": {"mimeType": mime}, **response},
     }
+
+
+def recorded_calls(source: str) -> list[tuple[str, str]]:
+    """The (method, path) of each ``self.get``/``self.post`` a generated test makes."""
+    return re.findall(r"self\.(get|post)\(\n\s+server_url \+ '([^']*)'", source)
 
 
 def form(text: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.record_site import PASSWORD, USER, LoginSite
+from tests.record_site import PASSWORD, USER, LoginSite, recorded_calls
 from tests.servers import LocalServer
 from tests.test_bench_command import bench, parse_xml
 from tests.test_fl_run_test import marteau_test
@@ -55,7 +55,7 @@ def check_and_replay(workdir: Path, site: LoginSite, class_name: str, test_name:
     """The generated test's shape, then `marteau test` and `marteau bench` against the site."""
     module_file = f"test_{class_name}.py"
     module = (workdir / module_file).read_text()
-    calls = re.findall(r"self\.(get|post)\(\n\s+server_url \+ '([^']*)'", module)
+    calls = recorded_calls(module)
     assert calls == PAGES, module
     assert f"['user', {USER!r}]," in module
     assert "['pw', self.conf_get('secrets', 'pw')]," in module and PASSWORD not in module

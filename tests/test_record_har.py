@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import re
 import stat
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 
 from marteau.funkload.config import FunkLoadConfig
 from marteau.record.command import record_command
-from tests.record_site import entry, form, write_har
+from tests.record_site import entry, form, recorded_calls, write_har
 from tests.servers import LocalServer, ok
 from tests.test_fl_run_test import marteau_test
 
@@ -89,7 +88,7 @@ def test_a_session_becomes_fl_record_shaped_test_and_conf(tmp_path: Path) -> Non
     conf_path = tmp_path / "FooBar.conf"
     assert "class FooBar(FunkLoadTestCase):" in module
     assert "def test_foo_bar(self):" in module
-    calls = re.findall(r"self\.(get|post)\(\n\s+server_url \+ '([^']*)'", module)
+    calls = recorded_calls(module)
     assert calls == [("get", "/"), ("post", "/login"), ("get", "/orders?page=2"), ("get", "/gone")]
     assert "description='Post /login'" in module
     assert "['user', 'alice']," in module and "['remember', 'on']," in module
@@ -354,3 +353,23 @@ def test_bad_test_names_are_refused(tmp_path: Path, name: str) -> None:
     result = record(tmp_path, "--har", str(har), name)
     assert result.exit_code == 2 and "test name" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.har"]
+
+
+def test_redirect_hops_are_left_to_the_browser(tmp_path: Path) -> None:
+    """307 keeps the method, 302 turns to GET, chains follow, a self-redirect is one page."""
+    url = "http://127.0.0.1:8123"
+    entries = [
+        entry("POST", f"{url}/a", status=307, started=0, post=form("x=1"), redirectURL="/b"),
+        entry(
+            "POST", f"{url}/b", status=302, started=0.1, post=form("x=1"), redirectURL=f"{url}/c"
+        ),
+        entry("GET", f"{url}/c", started=0.2),
+        entry("GET", f"{url}/loop", status=302, started=1, redirectURL="/loop"),
+        entry("GET", f"{url}/loop", started=1.1),
+        entry("GET", f"{url}/c", started=2),
+    ]
+    result = record(tmp_path, "--har", str(write_har(tmp_path / "r.har", entries)))
+    assert result.exit_code == 0, result.output
+    calls = recorded_calls(result.output)
+    assert calls == [("post", "/a"), ("get", "/loop"), ("get", "/c")]
+    assert "# 3 redirects: followed by the browser." in result.output

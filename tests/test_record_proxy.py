@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.record_site import PASSWORD, USER, LoginSite
+from tests.record_site import PASSWORD, USER, LoginSite, recorded_calls
 from tests.servers import LocalServer
 
 BIN = Path(sys.executable).parent
@@ -81,7 +81,7 @@ def test_sigterm_ends_the_recording_and_writes_the_test(site: LoginSite, tmp_pat
     assert process.returncode == 0, err
     assert "Created ./test_CliFlow.py and ./CliFlow.conf: 4 pages" in err
     module = (tmp_path / "test_CliFlow.py").read_text()
-    calls = re.findall(r"self\.(get|post)\(\n\s+server_url \+ '([^']*)'", module)
+    calls = recorded_calls(module)
     assert calls == [("get", "/"), ("get", "/login"), ("post", "/login"), ("get", "/orders")]
     assert "['pw', self.conf_get('secrets', 'pw')]," in module and PASSWORD not in module
     assert f"url = {site.url}" in (tmp_path / "CliFlow.conf").read_text()

@@ -115,9 +115,6 @@ def build_recording(exchanges: list[Exchange], source: str) -> Recording:
         if _origin(ex.url) != server:
             recording.other_hosts[_origin(ex.url)] += 1
             continue
-        if ex.status in REDIRECTS and ex.location:
-            follow = {ex.method} if ex.status in (307, 308) else {"GET", "HEAD"}
-            pending.setdefault(urljoin(ex.url, ex.location), set()).update(follow)
         if ex.method in pending.get(ex.url, ()):
             del pending[ex.url]
             recording.redirects += 1
@@ -126,6 +123,9 @@ def build_recording(exchanges: list[Exchange], source: str) -> Recording:
         else:
             think = 0.0 if last_end is None else max(0.0, ex.started - last_end)
             recording.pages.append(_page(ex, think, password_fields, recording))
+        if ex.status in REDIRECTS and ex.location:
+            follow = {ex.method} if ex.status in (307, 308) else {"GET", "HEAD"}
+            pending.setdefault(urljoin(ex.url, ex.location), set()).update(follow)
         end = ex.started + ex.elapsed
         last_end = end if last_end is None else max(last_end, end)
     return recording

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -23,6 +24,8 @@ import pytest
 
 from tests.record_site import PASSWORD, USER, LoginSite, recorded_calls
 from tests.servers import LocalServer
+from tests.test_fl_run_test import marteau_test
+from tests.test_http_client import certs  # noqa: F401  (a self-signed cert for 127.0.0.1)
 
 BIN = Path(sys.executable).parent
 MARTEAU = str(BIN / "marteau")
@@ -127,3 +130,43 @@ def test_bad_settings_are_refused_before_recording(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         assert "the recording proxy did not start" in refused("-p", str(port), "free")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "mitm") == ["test_Taken.py"]
+
+
+def test_https_is_recorded_through_mitmproxys_ca(
+    site: LoginSite,
+    certs: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A site on HTTPS: the client trusts mitmproxy's CA, mitmproxy trusts the site's cert."""
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certs["server"], certs["server_key"])
+    httpd = site.server._httpd
+    httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    url = site.url.replace("http://", "https://")
+    confdir = (
+        tmp_path / "mitmproxy"
+    )  # start_recording's --confdir: mitmproxy reads its options there
+    confdir.mkdir()
+    (confdir / "config.yaml").write_text(f"ssl_verify_upstream_trusted_ca: {certs['server']}\n")
+    process, proxy = start_recording(tmp_path, "tls_flow")
+    trust = ssl.create_default_context(cafile=str(confdir / "mitmproxy-ca-cert.pem"))
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"https": proxy}),
+        urllib.request.HTTPSHandler(context=trust),
+        urllib.request.HTTPCookieProcessor(CookieJar()),
+    )
+    opener.open(f"{url}/login").read()
+    form = urllib.parse.urlencode({"user": USER, "pw": PASSWORD}).encode()
+    opener.open(f"{url}/login", data=form).read()
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert recorded_calls((tmp_path / "test_TlsFlow.py").read_text()) == [
+        ("get", "/login"),
+        ("post", "/login"),
+    ]
+    assert f"url = {url}\n" in (tmp_path / "TlsFlow.conf").read_text()
+    recorded = len(site.protected)
+    run = marteau_test(tmp_path, "test_TlsFlow.py")  # Marteau's client does not verify by default
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert site.protected[recorded:] == [("/account", 200)]

@@ -76,12 +76,29 @@ def browse_with_urllib(proxy: str, site: LoginSite) -> None:
     opener.open(f"{site.url}/orders").read()
 
 
-def test_sigterm_ends_the_recording_and_writes_the_test(site: LoginSite, tmp_path: Path) -> None:
+def proxies_left(workdir: Path) -> list[str]:
+    """Command lines of processes still using ``workdir`` (a mitmdump left running)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(workdir) in text:
+            found.append(text)
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_recording_and_writes_the_test(
+    site: LoginSite, tmp_path: Path, stop: signal.Signals
+) -> None:
     process, proxy = start_recording(tmp_path, "--save-har", "session.har", "cli_flow")
     browse_with_urllib(proxy, site)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
+    assert proxies_left(tmp_path) == []
     assert "Created ./test_CliFlow.py and ./CliFlow.conf: 4 pages" in err
     module = (tmp_path / "test_CliFlow.py").read_text()
     calls = recorded_calls(module)
@@ -105,6 +122,7 @@ def test_a_duration_ends_it_and_an_empty_session_is_kept(tmp_path: Path) -> None
     kept = list(tmp_path.glob("record-*.har"))
     assert len(kept) == 1 and f"kept in ./{kept[0].name}" in process.stderr
     assert json.loads(kept[0].read_text())["log"]["entries"] == []
+    assert proxies_left(tmp_path) == []
     assert not (tmp_path / "test_X.py").exists()
 
 

@@ -21,7 +21,7 @@ import click
 
 from marteau.errors import MarteauError
 from marteau.record import codegen, proxy
-from marteau.record.har import MAX_HAR_BYTES, read_har
+from marteau.record.har import MAX_HAR_BYTES, Exchange, read_har
 from marteau.record.session import Recording, build_recording
 
 
@@ -118,15 +118,15 @@ def record(
     with tempfile.TemporaryDirectory(prefix="marteau-record-") as workdir:
         har_path = os.path.join(workdir, "session.har")
         settings = proxy.ProxySettings(listen_host, port, har_path, confdir, verbose)
-        recording_proxy = proxy.RecordingProxy(program, settings)
-        address = recording_proxy.wait_ready()
-        click.echo(
-            f"Recording through the HTTP proxy http://{address}: set it as the browser's "
-            "proxy (for HTTPS, trust mitmproxy's CA, mitmproxy-ca-cert.pem in "
-            f"{confdir or '~/.mitmproxy'}). Ctrl-C stops the recording.",
-            err=True,
-        )
-        proxy.record_until_stopped(recording_proxy, duration)
+        with proxy.RecordingProxy(program, settings) as recording_proxy:
+            address = recording_proxy.wait_ready()
+            click.echo(
+                f"Recording through the HTTP proxy http://{address}: set it as the browser's "
+                "proxy (for HTTPS, trust mitmproxy's CA, mitmproxy-ca-cert.pem in "
+                f"{confdir or '~/.mitmproxy'}). Ctrl-C stops the recording.",
+                err=True,
+            )
+            proxy.record_until_stopped(recording_proxy, duration)
         har_path = recording_proxy.check_har()
         if save_har:
             _copy_new(har_path, save_har)
@@ -157,7 +157,10 @@ def _targets(names: codegen.TestNames | None, output_dir: str) -> tuple[str, str
 
 
 def _convert(
-    exchanges: list, source: str, names: codegen.TestNames | None, targets: tuple[str, str] | None
+    exchanges: list[Exchange],
+    source: str,
+    names: codegen.TestNames | None,
+    targets: tuple[str, str] | None,
 ) -> None:
     recording = build_recording(exchanges, source)
     if not recording.pages:

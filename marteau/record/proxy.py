@@ -62,7 +62,10 @@ class ProxySettings:
 
 
 class RecordingProxy:
-    """One mitmdump process, started in its own session so that only we stop it."""
+    """One mitmdump process, started in its own session so that only we stop it.
+
+    Use it as a context manager: leaving the block stops the process.
+    """
 
     def __init__(self, program: str, settings: ProxySettings) -> None:
         try:
@@ -101,6 +104,14 @@ class RecordingProxy:
         except OSError as exc:
             raise MarteauError(f"cannot start {program}: {exc.strerror or exc}") from None
         threading.Thread(target=self._read_output, daemon=True).start()
+
+    def __enter__(self) -> RecordingProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Never leave mitmdump behind (an error or a Ctrl-C before the recording began)."""
+        if self.running():
+            self.stop()
 
     def _read_output(self) -> None:
         assert self._process.stdout is not None

@@ -18,7 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from marteau.funkload.config import FunkLoadConfig
+from marteau.record.codegen import module_names, module_source
 from marteau.record.command import record_command
+from marteau.record.session import Page, Recording, Secret, UploadFile
 from tests.record_site import entry, form, recorded_calls, write_har
 from tests.servers import LocalServer, ok
 from tests.test_fl_run_test import marteau_test
@@ -373,3 +375,27 @@ def test_redirect_hops_are_left_to_the_browser(tmp_path: Path) -> None:
     calls = recorded_calls(result.output)
     assert calls == [("post", "/a"), ("get", "/loop"), ("get", "/c")]
     assert "# 3 redirects: followed by the browser." in result.output
+
+
+def test_any_string_reaches_the_module_as_the_same_literal() -> None:
+    """Below the HAR reader too: line breaks, quotes and code in every recorded string."""
+    nasty = ['a\nb\r\n"""', "x'''\\", EVIL, "\u2028\x00\ud800é", '"; import os; "']
+    pages = [
+        Page(
+            method="POST",
+            path=f"/p{text}",
+            description=text,
+            think_time=1.0,
+            params=[(text, text), (text, UploadFile(text)), (text, Secret("k"))],
+        )
+        for text in nasty
+    ] + [Page(method="PUT", path="/d", description="d", think_time=0, data=(EVIL, EVIL))]
+    recording = Recording(server_url="http://127.0.0.1:1", pages=pages, uploads=nasty)
+    recording.other_hosts["http://127.0.0.2:9"] = 1
+    source = module_source(recording, module_names("nasty"))
+    tree = ast.parse(source)
+    assert calls_in(source) <= ALLOWED_CALLS
+    constants = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
+    for text in nasty:
+        assert {text, f"/p{text}"} <= constants
+    assert EVIL in constants

@@ -29,7 +29,7 @@ _NO_BODY = frozenset({"get", "delete", "head", "options"})
 
 
 @dataclass(frozen=True)
-class TestNames:
+class ModuleNames:
     """fl-record's naming: ``foo_bar`` gives class ``FooBar`` in ``test_FooBar.py``."""
 
     test_name: str
@@ -48,7 +48,7 @@ class TestNames:
         return f"{self.class_name}.conf"
 
 
-def test_names(raw: str) -> TestNames:
+def module_names(raw: str) -> ModuleNames:
     """The names for a test called ``raw`` (letters, digits, ``_`` and ``-``)."""
     if not _NAME_RE.fullmatch(raw):
         raise MarteauError(
@@ -58,10 +58,10 @@ def test_names(raw: str) -> TestNames:
     class_name = "".join(part.capitalize() for part in test_name.split("_"))
     if keyword.iskeyword(class_name):
         raise MarteauError(f"test name {raw!r}: its class name {class_name} is a Python keyword")
-    return TestNames(test_name, class_name)
+    return ModuleNames(test_name, class_name)
 
 
-def module_source(recording: Recording, names: TestNames) -> str:
+def module_source(recording: Recording, names: ModuleNames) -> str:
     """The test module: one FunkLoad call per recorded page."""
     imports = ["import unittest", "", "from funkload.FunkLoadTestCase import FunkLoadTestCase"]
     if any(page.data for page in recording.pages):
@@ -167,7 +167,7 @@ def _value(value: Value) -> str:
     return repr(value)
 
 
-def conf_source(recording: Recording, names: TestNames) -> tuple[str, list[str]]:
+def conf_source(recording: Recording, names: ModuleNames) -> tuple[str, list[str]]:
     """The `.conf` text, and the secret keys whose value could not be written in it."""
     think = recording.think_times
     think_min = min(think, default=0.0)

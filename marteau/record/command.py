@@ -105,7 +105,7 @@ def record(
     max_har_size: int,
     verbose: bool,
 ) -> None:
-    names = codegen.test_names(test_name) if test_name else None
+    names = codegen.module_names(test_name) if test_name else None
     targets = _targets(names, output_dir)
     if har_file:
         if save_har:
@@ -140,7 +140,7 @@ def record(
             raise
 
 
-def _targets(names: codegen.TestNames | None, output_dir: str) -> tuple[str, str] | None:
+def _targets(names: codegen.ModuleNames | None, output_dir: str) -> tuple[str, str] | None:
     """The module and conf paths, refused at once if either exists (before any recording)."""
     if names is None:
         return None
@@ -159,7 +159,7 @@ def _targets(names: codegen.TestNames | None, output_dir: str) -> tuple[str, str
 def _convert(
     exchanges: list[Exchange],
     source: str,
-    names: codegen.TestNames | None,
+    names: codegen.ModuleNames | None,
     targets: tuple[str, str] | None,
 ) -> None:
     recording = build_recording(exchanges, source)
@@ -190,7 +190,7 @@ def _convert(
 
 
 def _summary(
-    recording: Recording, module_path: str, conf_path: str, names: codegen.TestNames
+    recording: Recording, module_path: str, conf_path: str, names: codegen.ModuleNames
 ) -> str:
     dropped = sum(recording.other_hosts.values())
     return (

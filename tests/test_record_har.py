@@ -399,3 +399,17 @@ def test_any_string_reaches_the_module_as_the_same_literal() -> None:
     for text in nasty:
         assert {text, f"/p{text}"} <= constants
     assert EVIL in constants
+
+
+@pytest.mark.parametrize("value", ["a\nb", "x ;y", "%(main)s", " padded ", "\ud800"])
+def test_a_secret_the_conf_cannot_hold_is_left_to_fill_in(tmp_path: Path, value: str) -> None:
+    url = "http://127.0.0.1:8123"
+    post = {
+        "mimeType": "application/x-www-form-urlencoded",
+        "params": [{"name": "password", "value": value}],
+    }
+    entries = [entry("POST", f"{url}/login", post=post)]
+    result = record(tmp_path, "--har", str(write_har(tmp_path / "s.har", entries)), "odd")
+    assert result.exit_code == 0, result.output
+    assert "Warning: [secrets] password: the recorded value" in result.output
+    assert FunkLoadConfig(str(tmp_path / "Odd.conf")).get("secrets", "password") == ""

@@ -227,10 +227,11 @@ def conf_source(recording: Recording, names: ModuleNames) -> tuple[str, list[str
 
 
 def _conf_round_trips(key: str, value: str) -> bool:
-    """Whether ``key = value`` reads back as ``value`` (no line break, comment or ``%(``)."""
+    """Whether ``key = value`` reads back as ``value`` (no line break, comment, ``%(``...)."""
     parser = make_parser()
     try:
+        value.encode("utf-8")
         parser.read_string(f"[s]\n{key} = {value}\n")
         return parser.get("s", key) == value
-    except (configparser.Error, ValueError, KeyError):  # not representable
+    except (configparser.Error, ValueError, KeyError):  # not representable (or not UTF-8)
         return False

@@ -216,8 +216,9 @@ def conf_source(recording: Recording, names: ModuleNames) -> tuple[str, list[str
             "# form values that looked like secrets: the test reads them with",
             f'# self.conf_get("{SECRETS_SECTION}", KEY)',
         ]
+        writable = _writable(recording.secrets)
         for key, value in sorted(recording.secrets.items()):
-            if _conf_round_trips(key, value):
+            if key in writable:
                 lines.append(f"{key} = {value}")
             else:
                 unwritable.append(key)
@@ -226,12 +227,23 @@ def conf_source(recording: Recording, names: ModuleNames) -> tuple[str, list[str
     return "\n".join(lines) + "\n", unwritable
 
 
-def _conf_round_trips(key: str, value: str) -> bool:
-    """Whether ``key = value`` reads back as ``value`` (no line break, comment, ``%(``...)."""
+def _writable(secrets: dict[str, str]) -> set[str]:
+    """The keys whose ``key = value`` line reads back as the value (no line break, comment, ``%(``...)."""
+    lines = {}
+    for key, value in secrets.items():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+        if value.splitlines() in ([value], []):
+            lines[key] = value
     parser = make_parser()
-    try:
-        value.encode("utf-8")
-        parser.read_string(f"[s]\n{key} = {value}\n")
-        return parser.get("s", key) == value
-    except (configparser.Error, ValueError, KeyError):  # not representable (or not UTF-8)
-        return False
+    parser.read_string("[s]\n" + "".join(f"{key} = {value}\n" for key, value in lines.items()))
+    writable = set()
+    for key, value in lines.items():
+        try:
+            if parser.get("s", key) == value:
+                writable.add(key)
+        except (configparser.Error, ValueError, KeyError):  # e.g. a bad %( interpolation
+            continue
+    return writable

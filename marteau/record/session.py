@@ -96,24 +96,31 @@ class Recording:
 
 def build_recording(exchanges: list[Exchange], source: str) -> Recording:
     """The pages of a session; ``source`` names the HAR in error messages."""
-    http = [ex for ex in exchanges if urlsplit(ex.url).scheme in ("http", "https")]
-    for ex in http:
-        if not _AUTHORITY.fullmatch(urlsplit(ex.url).netloc):
+    origins = {}  # url -> scheme://host[:port], for the http(s) URLs
+    for ex in exchanges:
+        parts = urlsplit(ex.url)
+        if parts.scheme not in ("http", "https"):
+            continue
+        if not _AUTHORITY.fullmatch(parts.netloc):
             raise MarteauError(
                 f"{source}: log.entries[{ex.index}].request.url: "
                 f"not a host[:port] after the scheme: {ex.url[:80]!r}"
             )
+        origins[ex.url] = f"{parts.scheme}://{parts.netloc}"
+    http = [ex for ex in exchanges if ex.url in origins]
     answered = [ex for ex in http if ex.status > 0]
     if not answered:
         raise MarteauError(f"{source}: no HTTP request with a response was recorded")
-    server = _origin(_first_page(answered).url)
+    server = origins[_first_page(answered).url]
     recording = Recording(server_url=server, pages=[], unanswered=len(http) - len(answered))
-    password_fields = _password_fields(ex for ex in answered if _origin(ex.url) == server)
+    form_values = _FormValues(
+        recording, _password_fields(ex for ex in answered if origins[ex.url] == server)
+    )
     pending: dict[str, set[str]] = {}  # redirect targets -> the methods that follow them
     last_end = None
     for ex in answered:
-        if _origin(ex.url) != server:
-            recording.other_hosts[_origin(ex.url)] += 1
+        if origins[ex.url] != server:
+            recording.other_hosts[origins[ex.url]] += 1
             continue
         if ex.method in pending.get(ex.url, ()):
             del pending[ex.url]
@@ -122,18 +129,13 @@ def build_recording(exchanges: list[Exchange], source: str) -> Recording:
             recording.resources += 1
         else:
             think = 0.0 if last_end is None else max(0.0, ex.started - last_end)
-            recording.pages.append(_page(ex, think, password_fields, recording))
+            recording.pages.append(_page(ex, think, form_values))
         if ex.status in REDIRECTS and ex.location:
             follow = {ex.method} if ex.status in (307, 308) else {"GET", "HEAD"}
             pending.setdefault(urljoin(ex.url, ex.location), set()).update(follow)
         end = ex.started + ex.elapsed
         last_end = end if last_end is None else max(last_end, end)
     return recording
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _first_page(exchanges: list[Exchange]) -> Exchange:
@@ -165,7 +167,7 @@ def _password_fields(exchanges: Iterable[Exchange]) -> set[str]:
     return names
 
 
-def _page(ex: Exchange, think: float, password_fields: set[str], recording: Recording) -> Page:
+def _page(ex: Exchange, think: float, form_values: _FormValues) -> Page:
     parts = urlsplit(ex.url)
     path = parts.path or "/"
     page = Page(
@@ -179,7 +181,7 @@ def _page(ex: Exchange, think: float, password_fields: set[str], recording: Reco
         return page  # FunkLoad sends no body with these (GET params are in the URL already)
     fields = _form_fields(ex)
     if fields is not None:
-        page.params = [_param(f, password_fields, recording) for f in fields]
+        page.params = [form_values.param(f) for f in fields]
     elif ex.body:
         page.data = (ex.request_type, ex.body)
     return page
@@ -229,23 +231,43 @@ def _multipart_fields(content_type: str, body: str) -> tuple[FormField, ...] | N
     return tuple(fields)
 
 
-def _param(f: FormField, password_fields: set[str], recording: Recording) -> tuple[str, Value]:
-    if f.filename is not None:
-        name = f.filename.replace("\\", "/").rsplit("/", 1)[-1]
-        if name and name not in recording.uploads:
-            recording.uploads.append(name)
-        return f.name, UploadFile(name)
-    if f.name in password_fields or SECRET_NAME.search(f.name):
-        return f.name, Secret(_secret_key(f.name, f.value, recording.secrets))
-    return f.name, f.value
+class _FormValues:
+    """What form fields add to a recording: conf keys for secrets, files to upload.
 
+    One key per distinct secret value, named after its field; lookups stay
+    constant-time however many fields a (hostile) HAR holds.
+    """
 
-def _secret_key(name: str, value: str, secrets: dict[str, str]) -> str:
-    """A conf key for a secret: the field's name made a key; one key per distinct value."""
-    base = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")[:40] or "secret"
-    key, n = base, 1
-    while key in secrets and secrets[key] != value:
-        n += 1
-        key = f"{base}_{n}"
-    secrets[key] = value
-    return key
+    def __init__(self, recording: Recording, password_fields: set[str]) -> None:
+        self.recording = recording
+        self.password_fields = password_fields
+        self._keys: dict[tuple[str, str], str] = {}
+        self._suffix: Counter[str] = Counter()
+        self._uploads: set[str] = set()
+
+    def param(self, f: FormField) -> tuple[str, Value]:
+        if f.filename is not None:
+            return f.name, UploadFile(self._upload(f.filename))
+        if f.name in self.password_fields or SECRET_NAME.search(f.name):
+            return f.name, Secret(self._secret_key(f.name, f.value))
+        return f.name, f.value
+
+    def _upload(self, filename: str) -> str:
+        name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+        if name and name not in self._uploads:
+            self._uploads.add(name)
+            self.recording.uploads.append(name)
+        return name
+
+    def _secret_key(self, name: str, value: str) -> str:
+        base = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")[:40] or "secret"
+        known = self._keys.get((base, value))
+        if known is not None:
+            return known
+        secrets, key = self.recording.secrets, base
+        while key in secrets:
+            self._suffix[base] += 1
+            key = f"{base}_{self._suffix[base] + 1}"
+        secrets[key] = value
+        self._keys[(base, value)] = key
+        return key

@@ -22,7 +22,7 @@ from tests.record_site import PASSWORD, USER, LoginSite, recorded_calls
 from tests.servers import LocalServer
 from tests.test_bench_command import bench, parse_xml
 from tests.test_fl_run_test import marteau_test
-from tests.test_record_proxy import BIN, start_recording
+from tests.test_record_proxy import BIN, needs_mitmdump, start_recording
 from tests.test_report_browser import browser  # noqa: F401  (the Chromium fixture)
 
 FL_RECORD = str(BIN / "fl-record")
@@ -90,6 +90,7 @@ def check_and_replay(workdir: Path, site: LoginSite, class_name: str, test_name:
     assert all(status == 200 for _, status in site.protected[browsed:])
 
 
+@needs_mitmdump
 def test_chromium_through_the_recording_proxy(browser, site: LoginSite, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     process, proxy = start_recording(tmp_path, "login_flow")
     # Playwright keeps loopback traffic on the proxy (Chromium's <-loopback> bypass rule).

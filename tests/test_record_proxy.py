@@ -31,10 +31,11 @@ BIN = Path(sys.executable).parent
 MARTEAU = str(BIN / "marteau")
 ADDRESS = re.compile(r"http://127\.0\.0\.1:\d+")
 
-pytestmark = pytest.mark.skipif(
+needs_mitmdump = pytest.mark.skipif(
     not os.access(BIN / "mitmdump", os.X_OK),
     reason="mitmdump is not installed (make .venv/.installed)",
 )
+pytestmark = needs_mitmdump
 
 
 @pytest.fixture

@@ -9,9 +9,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Install Marteau with every extra into the project's virtualenv.
+# Install Marteau with the server and dev extras into the project's virtualenv, and mitmproxy (the
+# `record` extra: `marteau record`'s proxy, a program) into a venv of its own, since its
+# pins would downgrade the server extra's h11 and cryptography; .venv/bin/mitmdump links to it.
+MITM_VENV := .venv-mitmproxy
 $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[server,dev]'
+	test -x $(MITM_VENV)/bin/python || $(PYTHON) -m venv $(MITM_VENV)
+	$(MITM_VENV)/bin/pip install --quiet 'mitmproxy>=11.0'
+	ln -sf ../../$(MITM_VENV)/bin/mitmdump $(BIN)/mitmdump
 	touch $@
 
 # Debian packages the tests drive for real (Chromium for the browser tests, PostgreSQL

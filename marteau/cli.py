@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "worker": "marteau.service.serve:worker_command",
     "submit": "marteau.service.submit:submit_command",
     "credentials": "marteau.funkload.credential_server:credentials_command",
+    "record": "marteau.record.command:record_command",
 }
 
 
@@ -66,3 +67,8 @@ def fl_build_report() -> None:
 def fl_credential_ctl() -> None:
     """`fl-credential-ctl`: FunkLoad's credential server control."""
     _load(SUBCOMMANDS["credentials"]).main(prog_name="fl-credential-ctl")
+
+
+def fl_record() -> None:
+    """`fl-record`: FunkLoad's recorder (a recording proxy, or --har FILE)."""
+    _load(SUBCOMMANDS["record"]).main(prog_name="fl-record")

@@ -43,9 +43,9 @@ from marteau.orchestration.project import Project
 from marteau.orchestration.sources import packable
 
 NODE_PACKAGES = ("marteau", "funkload", "webunit")
-# Not needed on a node: the controller's layers (report, orchestration, service).
+# Not needed on a node: the controller's layers (report, orchestration, service, record).
 SKIP_DIRS = {"__pycache__"}
-CONTROLLER_ONLY = {"marteau/report", "marteau/orchestration", "marteau/service"}
+CONTROLLER_ONLY = {"marteau/report", "marteau/orchestration", "marteau/service", "marteau/record"}
 ARCHIVE_SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "marteau-runs", ".tox"}
 ARCHIVE_SKIP_MARKERS = (".log", ".bak", ".pyc", ".gplot", ".png", ".data", ".xml", ".mrt")
 EPOCH = (1980, 1, 1, 0, 0, 0)

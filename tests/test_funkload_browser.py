@@ -17,7 +17,8 @@ from funkload.utils import Data
 from marteau.funkload import (
     testcase as fl,
 )  # the module: pytest would build a TestCase class found here
-from marteau.funkload.browser import BOUNDARY, page_links
+from marteau.funkload.browser import page_links
+from marteau.funkload.encoding import BOUNDARY
 from tests.servers import LocalServer, Request, ok
 from tests.test_funkload_support import ListSink, make_test, run_test, serve
 from webunit.utility import Upload

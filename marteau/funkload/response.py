@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from marteau.funkload import dom, forms
+from marteau.funkload.encoding import get_url_with_params
 
 _MISSING: Any = object()
 
@@ -199,8 +200,6 @@ class HTTPResponse:
 
     def getForm(self, formnum: int, getmethod: Any, postargs: Any, *args: Any) -> Any:
         """Submit form ``formnum`` as a GET: ``getmethod(action?fields, *args)``."""
-        from marteau.funkload.browser import get_url_with_params
-
         data, url = self.getFormData(formnum, postargs)
         url = forms.without_query(url)
         return getmethod(get_url_with_params(url, data) if data else url, *args)

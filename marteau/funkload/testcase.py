@@ -35,14 +35,9 @@ from urllib.parse import urljoin
 
 from marteau.engine.guard import pin
 from marteau.engine.hub import blocking
-from marteau.funkload.browser import (
-    LINK_OK_CODES,
-    Browser,
-    encode_body,
-    get_url_with_params,
-    page_links,
-)
+from marteau.funkload.browser import LINK_OK_CODES, Browser, page_links
 from marteau.funkload.config import REQUIRED, ConfAccess, FunkLoadConfig, split_list
+from marteau.funkload.encoding import encode_body, get_url_with_params
 from marteau.funkload.response import HTTPResponse
 from marteau.funkload.utils import get_version, rpc_transport
 

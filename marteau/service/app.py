@@ -55,8 +55,6 @@ from marteau.service.jobs import (
     create_job,
     delete_job,
     job_json,
-    node_command,
-    node_json,
     preview_project,
     replay_job,
 )
@@ -80,6 +78,8 @@ from marteau.service.node_pool import (
     add_nodes,
     check_now,
     forget_check,
+    node_command,
+    node_json,
     node_view,
     parse_host_list,
     refuse_local,

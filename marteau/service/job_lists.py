@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from marteau.service.models import Job, JobNode, User
 
-NAMES_SEPARATOR = " "  # node names have no spaces (jobs.NODE_NAME)
+NAMES_SEPARATOR = " "  # node names have no spaces (node_pool.NODE_NAME)
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from marteau.service.db import Database
 from marteau.service.job_fields import check_no_credentials, redacted
 from marteau.service.mail import check_recipient
 from marteau.service.messages import shown
-from marteau.service.models import ARCHIVE, FINISHED, GIT, PATH, Job, JobNode, Node, User
+from marteau.service.models import ARCHIVE, FINISHED, GIT, PATH, Job, JobNode, User
+from marteau.service.node_pool import POOL
 from marteau.service.settings import Settings
 
 CYCLES = re.compile(r"^\d+(:\d+)*$")
 TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
-POOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[^\s]+$")
 MAX_VALUE = 2000  # the longest override (a URL); a label is shorter
 OVERRIDES = (
@@ -403,83 +403,3 @@ def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> di
         "console_url": f"{base}/api/jobs/{job.id}/console",
         "report_url": f"{base}/jobs/{job.id}/report/" if job.report_path else None,
     }
-
-
-def node_json(node: Node, now: float) -> dict[str, Any]:
-    leased = node.lease_job_id is not None and (node.lease_expires or 0) >= now
-    status = "disabled" if not node.enabled else ("busy" if leased else "idle")
-    return {
-        "name": node.name,
-        "pool": node.pool,
-        "vars": node.vars or {},
-        "enabled": node.enabled,
-        "status": status,
-        "job": node.lease_job_id if leased else None,
-        "lease_expires": node.lease_expires if leased else None,
-        "last_check": node.last_check,
-        "check": node.status,
-    }
-
-
-NODE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,253}$")
-VAR_NAME = re.compile(r"^[A-Za-z_]\w{0,99}$")
-
-
-def check_node(
-    name: str, pool: str, variables: dict[str, Any] | str | None
-) -> tuple[str, str, dict]:
-    name = name.strip()
-    pool = (pool or "marteau").strip()
-    if not NODE_NAME.match(name):
-        raise MarteauError(f"node {name!r}: expected a host name")
-    if not POOL.match(pool):
-        raise MarteauError(f"pool {pool!r}: expected an inventory group name (letters, digits, _)")
-    if isinstance(variables, str):  # "key=value key=value", as in an inventory line
-        parsed: dict[str, Any] = {}
-        for item in variables.split():
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise MarteauError(f"node variable {item!r}: expected key=value")
-            parsed[key] = value
-        variables = parsed
-    variables = dict(variables or {})
-    for key, value in variables.items():
-        if not VAR_NAME.match(str(key)) or not isinstance(value, str | int | float | bool):
-            raise MarteauError(f"node variable {key!r}: expected a name and a plain value")
-        if isinstance(value, str) and any(c in value for c in "\n\r\0"):
-            raise MarteauError(f"node variable {key!r}: the value holds a line break")
-    return name, pool, variables
-
-
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def node_command(settings: Settings, node: Node, action: str) -> tuple[int, str]:
-    """`marteau nodes check` or `marteau nodes unlock --force` on one node, through an
-    inventory holding just that node: (exit code, output without colours)."""
-    import os
-    import subprocess
-    import tempfile
-
-    from marteau.service.worker import inventory_text
-
-    with tempfile.TemporaryDirectory(prefix="marteau-node-") as tmp:
-        inventory = Path(tmp) / "inventory.ini"
-        inventory.write_text(inventory_text(node.pool, [node]))
-        args = ["check"] if action == "check" else ["unlock", "--force"]
-        command = (
-            settings.nodes_command + args + ["-i", str(inventory), "--pool", node.pool, node.name]
-        )
-        env = dict(os.environ, COLUMNS="160", NO_COLOR="1")
-        try:
-            result = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return -1, str(exc)
-    return result.returncode, ANSI.sub("", result.stdout + result.stderr).strip()

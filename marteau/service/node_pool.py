@@ -13,12 +13,20 @@ Checks run on demand (the nodes page, the API) and on a schedule: an idle worker
 checks an idle node whose last check is older than `node_check_minutes`, so the
 pages show a dead node and the scheduler stops giving it to jobs (an unreachable
 node is not free) until a check finds it again.
+
+Also here, for the pages, the API and the workers alike: what a node and its
+variables may be (`check_node`), a node as JSON, the inventory of leased nodes
+and the `marteau nodes` command run on one node.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +35,6 @@ from sqlalchemy import or_, select, update
 
 from marteau.errors import MarteauError
 from marteau.service.db import Database
-from marteau.service.jobs import check_node, node_command, node_json
 from marteau.service.models import Node
 from marteau.service.scheduler import ISOLATED, unleased_node_clause
 from marteau.service.settings import Settings
@@ -41,6 +48,7 @@ SERVICE_JOB = re.compile(r"\(marteau serve job (?P<id>\d+)\)")
 # the isolation line of `marteau nodes check` (marteau.orchestration.nodes_command)
 ISOLATION = re.compile(r"^(?P<node>\S+): jobs isolated: (?P<answer>yes|no)(?:: (?P<reason>.*))?")
 STATES = ("locked", "free", "unreachable", "error")
+POOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 
 def parse_host_list(text: str | list[str]) -> list[str]:
@@ -261,3 +269,88 @@ def take_due_check(db: Database, settings: Settings) -> Node | None:
             .execution_options(synchronize_session=False)
         ).rowcount
     return node if taken == 1 else None
+
+
+def node_json(node: Node, now: float) -> dict[str, Any]:
+    leased = node.lease_job_id is not None and (node.lease_expires or 0) >= now
+    status = "disabled" if not node.enabled else ("busy" if leased else "idle")
+    return {
+        "name": node.name,
+        "pool": node.pool,
+        "vars": node.vars or {},
+        "enabled": node.enabled,
+        "status": status,
+        "job": node.lease_job_id if leased else None,
+        "lease_expires": node.lease_expires if leased else None,
+        "last_check": node.last_check,
+        "check": node.status,
+    }
+
+
+NODE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,253}$")
+VAR_NAME = re.compile(r"^[A-Za-z_]\w{0,99}$")
+
+
+def check_node(
+    name: str, pool: str, variables: dict[str, Any] | str | None
+) -> tuple[str, str, dict]:
+    name = name.strip()
+    pool = (pool or "marteau").strip()
+    if not NODE_NAME.match(name):
+        raise MarteauError(f"node {name!r}: expected a host name")
+    if not POOL.match(pool):
+        raise MarteauError(f"pool {pool!r}: expected an inventory group name (letters, digits, _)")
+    if isinstance(variables, str):  # "key=value key=value", as in an inventory line
+        parsed: dict[str, Any] = {}
+        for item in variables.split():
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise MarteauError(f"node variable {item!r}: expected key=value")
+            parsed[key] = value
+        variables = parsed
+    variables = dict(variables or {})
+    for key, value in variables.items():
+        if not VAR_NAME.match(str(key)) or not isinstance(value, str | int | float | bool):
+            raise MarteauError(f"node variable {key!r}: expected a name and a plain value")
+        if isinstance(value, str) and any(c in value for c in "\n\r\0"):
+            raise MarteauError(f"node variable {key!r}: the value holds a line break")
+    return name, pool, variables
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def node_command(settings: Settings, node: Node, action: str) -> tuple[int, str]:
+    """`marteau nodes check` or `marteau nodes unlock --force` on one node, through an
+    inventory holding just that node: (exit code, output without colours)."""
+    with tempfile.TemporaryDirectory(prefix="marteau-node-") as tmp:
+        inventory = Path(tmp) / "inventory.ini"
+        inventory.write_text(inventory_text(node.pool, [node]))
+        args = ["check"] if action == "check" else ["unlock", "--force"]
+        command = (
+            settings.nodes_command + args + ["-i", str(inventory), "--pool", node.pool, node.name]
+        )
+        env = dict(os.environ, COLUMNS="160", NO_COLOR="1")
+        try:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return -1, str(exc)
+    return result.returncode, ANSI.sub("", result.stdout + result.stderr).strip()
+
+
+def inventory_text(pool: str, nodes: list[Node]) -> str:
+    """An Ansible inventory of `nodes` in group `pool`, each with its variables quoted."""
+    lines = [f"# written by marteau serve: the nodes leased to this job\n[{pool}]"]
+    for node in nodes:
+        variables = " ".join(
+            f"{key}={shlex.quote(str(value))}" for key, value in sorted((node.vars or {}).items())
+        )
+        lines.append(f"{node.name} {variables}".rstrip())
+    return "\n".join(lines) + "\n"

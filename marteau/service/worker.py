@@ -45,13 +45,13 @@ from marteau.service.models import (
     GIT,
     SUCCEEDED,
     Job,
-    Node,
     Worker,
 )
 from marteau.service.node_pool import (
     check_isolated_nodes,
     check_named_nodes,
     check_now,
+    inventory_text,
     refuse_local,
     take_due_check,
 )
@@ -99,16 +99,6 @@ def source_dir(settings: Settings, job: Job) -> Path:
     if job.source_kind == ARCHIVE:
         return settings.job_dir(job.id) / job.source_url
     return Path(job.source_url)
-
-
-def inventory_text(pool: str, nodes: list[Node]) -> str:
-    lines = [f"# written by marteau serve: the nodes leased to this job\n[{pool}]"]
-    for node in nodes:
-        variables = " ".join(
-            f"{key}={shlex.quote(str(value))}" for key, value in sorted((node.vars or {}).items())
-        )
-        lines.append(f"{node.name} {variables}".rstrip())
-    return "\n".join(lines) + "\n"
 
 
 class JobWorker:

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from marteau.orchestration.live import LiveView
-from marteau.orchestration.run import split_cycles
+from marteau.orchestration.run import ARGSPEC_TASK, LoadTestRun, RunOptions, split_cycles
 
 
 def test_table_shows_stage_nodes_and_bench_progress() -> None:
@@ -114,3 +114,24 @@ def test_the_nodes_table_is_not_wrapped_outside_a_terminal(capsys) -> None:
     assert len(lines) == 2, lines  # the header and one row
     assert lines[1].split()[:3] == ["node-with-a-long-name.example.org", "locked", "job"]
     assert "someone@a.long.host.example, expires in" in lines[1]
+
+
+def test_a_roles_argument_check_is_no_stage_but_its_failure_is_shown() -> None:
+    """Each entry point of a role starts with ansible-core's check of its arguments: the
+    release's (role marteau_lock) or the firewall removal's (marteau_bench) in `always:`
+    must not take the stage back; a value the check refuses fails the node, with why."""
+    view = LiveView(Console(file=io.StringIO(), width=200), live=False)
+    run = LoadTestRun(RunOptions(), view)
+
+    def event(kind: str, role: str, task: str, res: dict | None = None) -> None:
+        data = {"host": "node1", "role": role, "task": task, "res": res or {}}
+        run.on_event({"event": kind, "event_data": data})
+
+    event("runner_on_start", "marteau_collect", "Write the node's facts and list its result files")
+    for role, entry in (("marteau_bench", "firewall_remove"), ("marteau_lock", "release")):
+        event("runner_on_start", role, f"{ARGSPEC_TASK} '{entry}' - what it does")
+    assert (view.stage, view.nodes["node1"].state) == ("collect", "collecting")
+    refused = "Validation of arguments failed:\nargument 'marteau_bench_timeout' is of type str"
+    event("runner_on_failed", "marteau_bench", f"{ARGSPEC_TASK} 'main'", {"msg": refused})
+    assert view.nodes["node1"].state == "failed"
+    assert "Validation of arguments failed" in view.nodes["node1"].note

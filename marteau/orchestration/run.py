@@ -80,6 +80,8 @@ RELEASE_TASK = "Release Marteau's lock on the node"
 CLOCK_TASK = "Measure the node's clock offset to the controller"
 FIREWALL_TASK = "Close the job user's egress to its allowed hosts"
 FIREWALL_REMOVE_TASK = "Remove the job user's egress firewall"
+# ansible-core's check of a role's meta/argument_specs.yml, first task of each entry point
+ARGSPEC_TASK = "Validating arguments against arg spec"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = exits.OK, exits.FAILURES, exits.BAD_INPUT
 
@@ -248,8 +250,11 @@ class LoadTestRun:
         if not host or host == "localhost" and host not in self.locked and task != LOCK_TASK:
             return
         res = data.get("res", {}) if isinstance(data.get("res"), dict) else {}
-        # the bench role's firewall tasks also run in collect and release: not a stage
-        if kind == "runner_on_start" and role in ROLE_STATES and task != FIREWALL_REMOVE_TASK:
+        # the bench role's firewall tasks also run in collect and release, and every
+        # entry point of a role (release, cleanup, ...) starts with its arguments' check:
+        # not a stage
+        starts_stage = task != FIREWALL_REMOVE_TASK and not task.startswith(ARGSPEC_TASK)
+        if kind == "runner_on_start" and role in ROLE_STATES and starts_stage:
             stage, state = ROLE_STATES[role]
             if role == "marteau_lock" and task != RELEASE_TASK:
                 stage, state = "lock", "locking"

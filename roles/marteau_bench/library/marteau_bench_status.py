@@ -35,38 +35,97 @@ options:
         by writing it to O(start_file) whole (a rename). Needs O(start_file).
     type: float
 """
+EXAMPLES = r"""
+- name: Start the bench without waiting for it
+  ansible.builtin.shell:
+    cmd: exec marteau bench loadtest.py Simple.test_simple --start-file ../barrier/start > ../bench.log 2>&1
+    chdir: ~/.marteau/jobs/JOB/test
+  async: 3700
+  poll: 0
+  register: bench
+
+- name: Wait until the bench is armed
+  marteau_bench_status:
+    jid: "{{ bench.ansible_job_id }}"
+    log: ~/.marteau/jobs/JOB/bench.log
+    start_file: ~/.marteau/jobs/JOB/barrier/start
+  register: armed
+  until: armed.armed or armed.finished == 1
+  retries: 1200
+  delay: 0.25
+
+- name: Hand it its start instant (epoch seconds on the node's clock)
+  marteau_bench_status:
+    jid: "{{ bench.ansible_job_id }}"
+    log: ~/.marteau/jobs/JOB/bench.log
+    start_file: ~/.marteau/jobs/JOB/barrier/start
+    start: "{{ now().timestamp() + 2 }}"
+
+- name: Poll it until it ends, with its progress at every poll
+  marteau_bench_status:
+    jid: "{{ bench.ansible_job_id }}"
+    log: ~/.marteau/jobs/JOB/bench.log
+  register: status
+  until: status.finished == 1
+  retries: 3700
+  delay: 1
+"""
 
 RETURN = r"""
+ansible_job_id:
+  description: The async job id polled (O(jid)).
+  returned: always
+  type: str
+started:
+  description: Always 1, as C(async_status) says.
+  returned: always
+  type: int
 finished:
   description: 1 when the bench has ended, else 0.
+  returned: always
   type: int
 rc:
-  description: The bench command's exit code, once finished.
+  description: The bench command's exit code (-1 when the async wrapper gave none).
+  returned: when finished
   type: int
+bench_error:
+  description: The async wrapper's own error message, when the command could not be run.
+  returned: when the async wrapper failed
+  type: str
+armed:
+  description: Whether the bench is armed (its C(.ready) marker exists).
+  returned: with O(start_file)
+  type: bool
 progress:
   description: The last progress line, parsed (cycle, users, cycle_users, phase, ok, failures, errors, rps).
+  returned: when the log holds a progress line
   type: dict
 lines:
   description: >-
     The last progress lines (the bench prints one a second) and the last one of
     every cycle still in the log's tail (from its C(Cycle result) line: the
-    final counts, phase C(done)), parsed as C(progress), each with C(at),
+    final counts, phase C(done)), parsed as RV(progress), each with C(at),
     its end offset in the log: a controller shows each line once, so no
     second's figures are lost between two polls.
+  returned: always
   type: list
   elements: dict
-msg:
-  description: Why the bench failed (it ended without results), with the last lines of its log.
-  type: str
 log_xml:
-  description: The result file the bench announced with C(Log xml:), if any.
+  description: The result file the bench announced with C(Log xml:).
+  returned: when the bench announced one
   type: str
 fuse:
-  description: The line the bench printed when its safety fuse stopped it (C(safety fuse: ...)), if it did.
+  description: "The line the bench printed when its safety fuse stopped it (C(safety fuse: ...))."
+  returned: when the fuse stopped the bench
   type: str
-armed:
-  description: With O(start_file), whether the bench is armed (its C(.ready) marker exists).
-  type: bool
+last_line:
+  description: The log's last line (empty when the log is empty or absent).
+  returned: always
+  type: str
+msg:
+  description: Why the bench failed (it ended without results), with the last lines of its log.
+  returned: failed
+  type: str
 """
 
 import json

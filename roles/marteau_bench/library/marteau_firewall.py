@@ -47,29 +47,71 @@ options:
     type: path
     default: /etc/resolv.conf
 """
+EXAMPLES = r"""
+- name: Let job user 1234 reach only the target (port 8080) and another host (every port)
+  marteau_firewall:
+    uid: 1234
+    allow:
+      - 127.0.0.1:8080
+      - api.example.test
+  become: true
+  register: rules
+
+- name: Remove its rules once the bench has ended, reading what they dropped
+  marteau_firewall:
+    state: absent
+    uid: 1234
+  become: true
+  register: removal
+
+- name: Remove the rules of a job user left on the node, by name
+  marteau_firewall:
+    state: absent
+    user: mj0123456789ab
+  become: true
+"""
 
 RETURN = r"""
 chain:
-  description: The user's chain.
+  description: The user's chain (C(job_<uid>)).
+  returned: success
   type: str
+uid:
+  description: The job user's uid.
+  returned: success
+  type: int
 accepted:
-  description: (present) The destinations accepted, C(ADDRESS) or C(ADDRESS:PORT) (IPv6 in brackets).
+  description: The destinations accepted, C(ADDRESS) or C(ADDRESS:PORT) (IPv6 in brackets).
+  returned: O(state=present)
   type: list
+  elements: str
+resolvers:
+  description: The resolvers the user may ask (port 53), from O(resolv_conf).
+  returned: O(state=present)
+  type: list
+  elements: str
 unresolved:
-  description: (present) Allowed names that did not resolve, with the reason; nothing is allowed for them.
+  description: Allowed names that did not resolve, with the reason; nothing is allowed for them.
+  returned: O(state=present)
   type: dict
 removed:
-  description: (absent) True when the call removed the user's rules.
+  description: True when the call removed the user's rules.
+  returned: O(state=absent)
   type: bool
 dropped:
-  description: (absent) Packets the rules dropped while they were in place.
+  description: Packets the rules dropped while they were in place.
+  returned: O(state=absent)
   type: int
 destinations:
-  description: (absent) The addresses those packets went to (up to 64 per family).
+  description: The addresses those packets went to (up to 64 per family).
+  returned: O(state=absent)
   type: list
+  elements: str
 pruned:
   description: Chains of users that no longer exist, removed on the way.
+  returned: success
   type: list
+  elements: str
 """
 
 import fcntl

@@ -38,21 +38,72 @@ options:
     type: bool
     default: false
 """
+EXAMPLES = r"""
+- name: Take the lock for one hour
+  marteau_lock:
+    job: 20260101-120000-4242
+    owner: alice@laptop
+    ttl: 3600
+  register: lock
+
+- name: Say who holds the node when it was not free
+  ansible.builtin.debug:
+    msg: "held by job {{ lock.holder.job }} of {{ lock.holder.owner }}"
+  when: not lock.acquired
+
+- name: Read the lock without changing it
+  marteau_lock:
+    state: query
+  register: lock_status
+
+- name: Release the job's lock (from an always block, with no when)
+  marteau_lock:
+    state: absent
+    job: 20260101-120000-4242
+
+- name: Release the lock whoever holds it
+  marteau_lock:
+    state: absent
+    force: true
+"""
 
 RETURN = r"""
 acquired:
-  description: True when this job holds the lock after the call (state=present).
+  description: True when this job holds the lock after the call (O(state=present)).
+  returned: always
   type: bool
 released:
-  description: True when the call removed the lock (state=absent).
+  description: True when the call removed the lock (O(state=absent)).
+  returned: always
   type: bool
 holder:
-  description: The lock's content after the call, or the blocking holder; empty when free.
+  description: The lock's content after the call (C(job), C(owner), C(taken), C(expires), C(host), and with
+    O(state=query) C(expired)), or the blocking holder; empty when free.
+  returned: always
+  type: dict
+path:
+  description: The lock file, C(~) expanded.
+  returned: success
+  type: str
+taken_over:
+  description: The expired lock this call took over (its holder's job, owner and times).
+  returned: when an expired lock of another job was taken over
+  type: dict
+was:
+  description: The lock the call removed.
+  returned: when released
   type: dict
 job_users:
   description: When acquired, the Unix users that other jobs left on the node
     (recorded in C(job-users) beside the lock file by marteau_node), to remove.
+  returned: when acquired
   type: list
+  elements: str
+error:
+  description: Why the lock file could not be read or written (the call then reports the node as not
+    acquired instead of failing, so that a lock play goes on with the next node).
+  returned: on an unexpected error
+  type: str
 """
 
 import fcntl

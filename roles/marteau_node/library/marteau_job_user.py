@@ -13,33 +13,36 @@ description:
     without passwordless sudo still runs jobs, as the node's user, and says
     that they are not isolated.
   - The job user's name is C(mj) and 12 hex digits of a hash of the node
-    user's uid and the job id: safe, bounded and the same for every task of
-    the job. Each job user is recorded in C(registry) (one file per user,
+    user's uid and the job id (safe, bounded and the same for every task of
+    the job). Each job user is recorded in C(job-users) under O(dir) (one file per user,
     holding its job id) before it exists, so an interrupted job's user is
     found and removed by the next job that takes the node.
   - C(present) also makes C(<job>/barrier), the one directory the node's user
     and the job's user both write (the node user's, the job user's group,
-    mode 0770; 0700 without a job user): the start barrier's files (the
+    mode 0770; 0700 without a job user), for the start barrier's files (the
     bench's C(.ready) marker, the controller's start instant).
   - Removal kills every process of the user, deletes its files in C(/tmp),
     C(/var/tmp) and C(/dev/shm), gives the job directory's files back to the
     node's user, and deletes the user and its home.
 options:
   state:
-    description: C(probe) says whether jobs can be isolated, C(present) creates
-      the job's user, C(query) says who the job's user is and which job users
-      are recorded (to remove their egress firewall before them: on cancel, at
-      a forced unlock), C(absent) removes job users.
+    description:
+      - C(probe) says whether jobs can be isolated, C(present) creates the job's user.
+      - C(query) says who the job's user is and which job users are recorded, so
+        that their egress firewall is removed before them (on cancel, at a forced unlock).
+      - C(absent) removes job users.
     type: str
     choices: [probe, present, query, absent]
     default: probe
   job:
-    description: The job id (C(present); C(query) reports this job's user;
-      C(absent) removes this job's user).
+    description: >-
+      The job id. With C(present) the job whose user is created, with C(query)
+      the job whose user is reported, with C(absent) the job whose user is removed.
     type: str
   keep:
-    description: With C(absent) and no C(job), remove every recorded job user
-      except this job's (empty - every one).
+    description: >-
+      With C(absent) and no O(job), remove every recorded job user except this
+      job's (empty, every one).
     type: str
     default: ""
   dir:
@@ -47,8 +50,9 @@ options:
     type: str
     default: ~/.marteau
   prepare:
-    description: With C(probe), create C(dir) and its C(jobs) and, when jobs
-      are isolated, let job users pass through them (search permission only).
+    description: >-
+      With C(probe), create O(dir) and its C(jobs) and, when jobs are isolated,
+      let job users pass through them (search permission only).
     type: bool
     default: false
   stamp:
@@ -56,36 +60,85 @@ options:
     type: str
     default: ""
 """
+EXAMPLES = r"""
+- name: Check the node, create Marteau's directory and say whether jobs are isolated
+  marteau_job_user:
+    state: probe
+    prepare: true
+    stamp: ~/.marteau/venv/.wheelhouse-SHA256
+  register: node_state
+
+- name: Create the job's Unix user (empty user and uid -1 without passwordless sudo)
+  marteau_job_user:
+    state: present
+    job: 20260101-120000-4242
+  register: job_user
+
+- name: Find the job's user and every job user recorded on the node
+  marteau_job_user:
+    state: query
+    job: 20260101-120000-4242
+  register: found
+
+- name: Remove the job's user, its processes and its files
+  marteau_job_user:
+    state: absent
+    job: 20260101-120000-4242
+
+- name: Remove every recorded job user but this job's
+  marteau_job_user:
+    state: absent
+    keep: 20260101-120000-4242
+"""
 
 RETURN = r"""
+dir:
+  description: O(dir), expanded.
+  returned: always
+  type: str
 isolated:
   description: True when jobs run as their own user on this node.
+  returned: O(state=probe) or O(state=present)
   type: bool
 reason:
   description: Why jobs are not isolated (empty when they are).
-  type: str
-dir:
-  description: C(dir), expanded.
+  returned: O(state=probe) or O(state=present)
   type: str
 stamp_exists:
-  description: With C(probe), whether C(stamp) exists.
+  description: Whether O(stamp) exists.
+  returned: O(state=probe)
   type: bool
 user:
-  description: With C(present) and C(query), the job user's name (empty when
-    not isolated, or with C(query) when the job has no user on the node).
+  description: The job user's name (empty when not isolated, or with O(state=query) when the job has
+    no user on the node).
+  returned: O(state=present) or O(state=query)
   type: str
 uid:
-  description: With C(present) and C(query), its uid (-1 when there is none).
+  description: Its uid (-1 when there is none).
+  returned: O(state=present) or O(state=query)
   type: int
+gid:
+  description: Its group id (-1 when there is none).
+  returned: O(state=present) or O(state=query)
+  type: int
+home:
+  description: Its home, C(<job>/home) (empty when not isolated).
+  returned: O(state=present)
+  type: str
 shared:
-  description: With C(present), the job's C(barrier) directory.
+  description: The job's C(barrier) directory.
+  returned: O(state=present)
   type: str
 recorded:
-  description: With C(query), the job users recorded on the node (every job's).
+  description: The job users recorded on the node (every job's).
+  returned: O(state=query)
   type: list
+  elements: str
 removed:
-  description: With C(absent), the users removed.
+  description: The users removed.
+  returned: O(state=absent)
   type: list
+  elements: str
 """
 
 import hashlib

@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import sys
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -98,22 +99,42 @@ max_users_option = click.option(
 )
 """`--max-users` (bench, run): a quota the node enforces where users are built."""
 
-arrivals_option = click.option(
-    "--arrivals",
-    "bench_arrivals",
-    type=click.Choice(["constant", "poisson"]),
-    help="With --rates: arrivals at a constant interval (default) or Poisson arrivals.",
-)
-"""`--arrivals` (bench, run): the open model's arrival process."""
 
-ramp_option = click.option(
-    "--ramp",
-    "bench_ramp",
-    metavar="S",
-    help="With --rates: ramp linearly from the previous cycle's rate (0 before the first) "
-    "over S seconds before each window opens (not recorded).",
-)
-"""`--ramp` (bench, run): the open model's ramp between rates."""
+def rates_options(prefix: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`-r/--rates`, `--arrivals` and `--ramp` (bench, run), their values in parameters
+    named ``<prefix>rates``, ``<prefix>arrivals`` and ``<prefix>ramp``."""
+    options = (
+        click.option(
+            "-r",
+            "--rates",
+            f"{prefix}rates",
+            metavar="50:100:200",
+            help="The open model: tests started per second in each cycle, for the whole "
+            "bench (split across worker processes and nodes), instead of users per cycle.",
+        ),
+        click.option(
+            "--arrivals",
+            f"{prefix}arrivals",
+            type=click.Choice(["constant", "poisson"]),
+            help="With --rates: arrivals at a constant interval (default) or Poisson arrivals.",
+        ),
+        click.option(
+            "--ramp",
+            f"{prefix}ramp",
+            type=click.FloatRange(min=0),
+            metavar="S",
+            help="With --rates: ramp linearly from the previous cycle's rate (0 before the "
+            "first) over S seconds before each window opens (not recorded).",
+        ),
+    )
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
 
 # Seconds of iterations at a cycle's rate that the default pool of users can hold
 # at once (a target answering within this never exhausts it), and its bounds.
@@ -444,16 +465,7 @@ def _fresh_start_file(path: str) -> str:
 @click.option("-l", "--label", help="Stored as config 'label' and in the report name.")
 @click.option("-u", "--url", "main_url", metavar="URL", help="Override [main] url.")
 @click.option("-c", "--cycles", "bench_cycles", metavar="5:10:20", help="Users per cycle.")
-@click.option(
-    "-r",
-    "--rates",
-    "bench_rates",
-    metavar="50:100:200",
-    help="The open model: tests started per second in each cycle, for the whole bench "
-    "(split across worker processes and nodes), instead of users per cycle.",
-)
-@arrivals_option
-@ramp_option
+@rates_options("bench_")
 @click.option("-D", "--duration", "bench_duration", metavar="S", help="Seconds per cycle.")
 @click.option("-m", "--sleep-time-min", "bench_sleep_time_min", metavar="S", help="Min think time.")
 @click.option("-M", "--sleep-time-max", "bench_sleep_time_max", metavar="S", help="Max think time.")

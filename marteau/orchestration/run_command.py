@@ -11,7 +11,7 @@ import click
 from marteau import exits
 from marteau.engine.fuse import fuse_options
 from marteau.errors import MarteauError
-from marteau.funkload.bench_command import max_users_option, strict_host_option
+from marteau.funkload.bench_command import max_users_option, rates_options, strict_host_option
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]}, epilog=exits.HELP)
@@ -39,6 +39,7 @@ from marteau.funkload.bench_command import max_users_option, strict_host_option
     metavar="5:10:20",
     help="Users per cycle (default: .marteau.yml, else the test's .conf).",
 )
+@rates_options("")
 @click.option(
     "-D", "--duration", type=click.IntRange(min=1), metavar="S", help="Seconds per cycle."
 )

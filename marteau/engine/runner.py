@@ -513,14 +513,14 @@ class ProcessRunner:
 
     # -- a virtual user ---------------------------------------------------------
 
-    def _start_user(self, cycle: _Cycle, thread_id: int) -> None:
+    def _start_user(self, cycle: _Cycle, thread_id: int, intended: float | None = None) -> None:
         hub = self._hub
         assert hub is not None
         user = HubGreenlet(self._user, parent=hub.greenlet)
         user.hub = hub
         cycle.users.add(user)
         self._started += 1
-        user.switch(thread_id, cycle)  # runs until the user first waits
+        user.switch(thread_id, cycle, intended)  # runs until the user first waits
 
     def _user(self, thread_id: int, cycle: _Cycle, intended: float | None = None) -> None:
         """FunkLoad's thread loop (clearContext, run, sleep ``sleep_time``, until stopped),
@@ -662,15 +662,9 @@ class ProcessRunner:
                 pool.dropped += counted
                 self.recorder.iteration(intended, intended, 0.0, times.index, 0, DROPPED, pool.busy)
                 return
-            hub = self._hub
-            assert hub is not None
-            user = HubGreenlet(self._user, parent=hub.greenlet)
-            user.hub = hub
-            cycle.users.add(user)
-            self._started += 1
             pool.busy += 1
             pool.peak = max(pool.peak, pool.busy)
-            user.switch(thread_id, cycle, intended)
+            self._start_user(cycle, thread_id, intended)
             return
         pool.busy += 1
         pool.peak = max(pool.peak, pool.busy)

@@ -56,9 +56,9 @@ http {{
     }}
 }}
 """
-OPEN_RATE = 10_000  # tests/s: the open model's fixed rate, one core
-OPEN_LADDER = (10_000, 12_500, 15_000, 17_500, 20_000, 25_000, 30_000)
-CLOSED_USERS = 100  # the closed model paced to about OPEN_RATE: users x 1/(sleep + service)
+OPEN_RATE = 10_000  # tests/s: the open model's fixed rate on one core (--open-rate)
+OPEN_LADDER = (1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 12_500, 15_000, 20_000, 25_000)
+CLOSED_USERS = 100  # the closed model paced to about the same rate: users x 1/(sleep + service)
 LOCUST_PACED = """
 from locust import FastHttpUser, constant_throughput, task
 
@@ -266,11 +266,11 @@ def run_open(workdir: Path, rate: int, duration: int) -> tuple[float, float]:
     return cycle.achieved_rate / rate, window_cpu_us(results.samples, opened, duration, count)
 
 
-def run_paced_closed(workdir: Path, duration: int) -> tuple[float, float]:
-    """The closed model paced near OPEN_RATE: (requests/s, CPU µs per request in the window)."""
+def run_paced_closed(workdir: Path, rate: int, duration: int) -> tuple[float, float]:
+    """The closed model paced near `rate`: (requests/s, CPU µs per request in the window)."""
     from marteau.results import load
 
-    pause = CLOSED_USERS / OPEN_RATE
+    pause = CLOSED_USERS / rate
     bench = marteau_bench(workdir, CLOSED_USERS, duration, ["-t", f"{pause:.6f}"])
     if bench.wait(timeout=duration + 120) not in (0, 1):
         raise SystemExit(f"marteau bench exited with {bench.returncode}")
@@ -280,33 +280,33 @@ def run_paced_closed(workdir: Path, duration: int) -> tuple[float, float]:
     return count / duration, window_cpu_us(results.samples, opened, duration, count)
 
 
-def open_model(tmp: Path, url: str, workdir: Path, duration: int) -> None:
+def open_model(tmp: Path, url: str, workdir: Path, duration: int, rate: int) -> None:
     """The open model's figures (module docstring)."""
     print(f"\nopen model, one core, {duration} s windows, load average {load_average()}")
-    closed_rate, closed_us = run_paced_closed(workdir, duration)
-    held, open_us = run_open(workdir, OPEN_RATE, duration)
+    closed_rate, closed_us = run_paced_closed(workdir, rate, duration)
+    held, open_us = run_open(workdir, rate, duration)
     print(
         f"  closed, {CLOSED_USERS} users paced: {closed_rate:,.0f} req/s, "
         f"{closed_us:.1f} CPU µs/req in window"
     )
     print(
-        f"  open at {OPEN_RATE:,}/s: achieved {held:.2%} of intended, {open_us:.1f} CPU µs/req "
+        f"  open at {rate:,}/s: achieved {held:.2%} of intended, {open_us:.1f} CPU µs/req "
         f"in window ({open_us / closed_us - 1:+.1%} against the closed model)"
     )
     highest = 0
-    for rate in OPEN_LADDER:
-        achieved, _ = run_open(workdir, rate, duration)
-        print(f"  open at {rate:,}/s: achieved {achieved:.2%}", flush=True)
+    for step in OPEN_LADDER:
+        achieved, _ = run_open(workdir, step, duration)
+        print(f"  open at {step:,}/s: achieved {achieved:.2%}", flush=True)
         if achieved < 0.99:
             break
-        highest = rate
+        highest = step
     print(f"  highest rate held within 1% on one core: {highest:,}/s (load {load_average()})")
     users = 100
-    source = LOCUST_PACED.format(per_user=OPEN_RATE / users)
+    source = LOCUST_PACED.format(per_user=rate / users)
     locust = run_locust(tmp, url, users, duration, source)
     print(
-        f"  Locust constant_throughput, {users} users x {OPEN_RATE // users}/s: "
-        f"{locust:,.0f} req/s ({locust / OPEN_RATE:.1%} of {OPEN_RATE:,}/s)"
+        f"  Locust constant_throughput, {users} users x {rate / users:g}/s: "
+        f"{locust:,.0f} req/s ({locust / rate:.1%} of {rate:,}/s)"
     )
 
 
@@ -346,6 +346,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Marteau vs wrk and Locust on one core")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
     parser.add_argument("--open-only", action="store_true", help="only the open model's part")
+    parser.add_argument(
+        "--open-rate", type=int, default=OPEN_RATE, help=f"tests/s (default {OPEN_RATE:,})"
+    )
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):
@@ -358,7 +361,7 @@ def main() -> int:
         try:
             workdir = write_test(tmp, url)
             if args.open_only:
-                open_model(tmp, url, workdir, args.duration)
+                open_model(tmp, url, workdir, args.duration, args.open_rate)
                 return 0
             print(f"nginx on core 0 at {url}; generators on core 1; {args.duration} s per run\n")
             print(
@@ -389,7 +392,7 @@ def main() -> int:
                 f"\nmemory: 1 user {baseline / 1024:.1f} MiB, 1,000 idle users "
                 f"{loaded / 1024:.1f} MiB: {per_user:.1f} KiB per user (target < 64)"
             )
-            open_model(tmp, url, workdir, args.duration)
+            open_model(tmp, url, workdir, args.duration, args.open_rate)
         finally:
             nginx.terminate()
             nginx.wait()

@@ -66,6 +66,7 @@ def test_three_nodes_share_the_rate_and_start_it_whole(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     run_dir = run_dir_of(result.stdout)
+    assert "Open model: " in result.stdout and " intended, 0 dropped (0.00%)" in result.stdout
     shares = {}
     for name in nodes.names():
         (path,) = (run_dir / "results" / name).glob("*.mrt")

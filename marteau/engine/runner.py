@@ -72,6 +72,7 @@ TICK = 1.0  # seconds between progress messages, CPU samples and flushes
 POLL_SLICE = 0.1  # heartbeat: an abort is noticed within this, and the loop's lag measured
 ABORT_GRACE = 3.0  # seconds an aborted worker waits for running tests
 KILL_WAIT = 1.0  # then seconds it waits for the tests it ended to clean up
+EARLY = 0.0005  # seconds a loop timer may fire before its instant (the loop's clock drifts)
 ARMED_OPEN_USERS = 16  # open model: users each process builds while arming (the rest on demand)
 GUARD = 0.05  # seconds before a window closes when records start being checked (CycleGate.guard)
 
@@ -265,7 +266,17 @@ def last_line(text: str) -> str:
 class _Pool:
     """An open-model cycle's users in one process: the idle ones, the arrivals, the counts."""
 
-    __slots__ = ("free", "threads", "busy", "peak", "arrivals", "timer", "intended", "dropped")
+    __slots__ = (
+        "free",
+        "threads",
+        "busy",
+        "peak",
+        "arrivals",
+        "timer",
+        "waiting",
+        "intended",
+        "dropped",
+    )
 
     def __init__(self, threads: Iterator[int], arrivals: Iterator[float]) -> None:
         self.free: list[Any] = []  # idle users, parked until an arrival or the cycle's end
@@ -274,6 +285,7 @@ class _Pool:
         self.peak = 0
         self.arrivals = arrivals
         self.timer: asyncio.TimerHandle | None = None
+        self.waiting: float | None = None  # the arrival `timer` is for
         self.intended = 0  # arrivals inside the recording window ...
         self.dropped = 0  # ... and those of them that found every user busy
 
@@ -452,7 +464,7 @@ class ProcessRunner:
 
         def fire() -> None:
             early = instant - time.time()
-            if early > 0.0005:  # the loop's clock and the wall clock drifted apart
+            if early > EARLY:  # the loop's clock and the wall clock drifted apart
                 cycle.timers.append(loop.call_later(early, fire))
             else:
                 action(*args)
@@ -482,6 +494,7 @@ class ProcessRunner:
         if pool is not None:
             if pool.timer is not None:
                 pool.timer.cancel()
+            self._drop_late(cycle, pool)
             for user in pool.free:  # idle users end
                 loop.call_soon(user.switch, None)
             pool.free.clear()
@@ -627,13 +640,14 @@ class ProcessRunner:
         pool, hub = cycle.pool, self._hub
         assert pool is not None and hub is not None
         pool.timer = None
-        now = time.time()
+        now = time.time() + EARLY  # as a timer would: no loop turn for an arrival this close
         for intended in pool.arrivals:
             if cycle.closed:
                 return
             if intended > now:
                 delay = max(intended - time.time(), 0.0)
                 pool.timer = hub.loop.call_later(delay, self._due, cycle, intended)
+                pool.waiting = intended
                 return
             self._arrive(cycle, pool, intended)
 
@@ -642,12 +656,31 @@ class ProcessRunner:
         pool, hub = cycle.pool, self._hub
         assert pool is not None and hub is not None
         early = intended - time.time()
-        if early > 0.0005:  # the loop's clock and the wall clock drifted apart
+        if early > EARLY:  # the loop's clock and the wall clock drifted apart
             pool.timer = hub.loop.call_later(early, self._due, cycle, intended)
             return
+        pool.waiting = None
         if not cycle.closed:
             self._arrive(cycle, pool, intended)
             self._arrive_due(cycle)
+
+    def _drop_late(self, cycle: _Cycle, pool: _Pool) -> None:
+        """At the window's end: the arrivals due that a late loop never started are dropped
+        (counted, not forgotten); those not due yet (an abort) are not load."""
+        now = time.time()
+        late = [pool.waiting] if pool.waiting is not None else []
+        pool.waiting = None
+        times = cycle.times
+        for due in itertools.chain(late, pool.arrivals):
+            if due > now:
+                break
+            pool.intended += times.open <= due < times.close
+            self._dropped(cycle, pool, due)
+
+    def _dropped(self, cycle: _Cycle, pool: _Pool, intended: float) -> None:
+        times = cycle.times
+        pool.dropped += times.open <= intended < times.close
+        self.recorder.iteration(intended, intended, 0.0, times.index, 0, DROPPED, pool.busy)
 
     def _arrive(self, cycle: _Cycle, pool: _Pool, intended: float) -> None:
         """Hand one arrival to an idle user, to a new one, or drop it (the pool is busy)."""
@@ -659,8 +692,7 @@ class ProcessRunner:
         else:
             thread_id = next(pool.threads, None)
             if thread_id is None:
-                pool.dropped += counted
-                self.recorder.iteration(intended, intended, 0.0, times.index, 0, DROPPED, pool.busy)
+                self._dropped(cycle, pool, intended)
                 return
             pool.busy += 1
             pool.peak = max(pool.peak, pool.busy)

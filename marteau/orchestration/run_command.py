@@ -162,24 +162,33 @@ def run_command(source: str, plain: bool, extra_vars: tuple[str, ...], **options
     if outcome.report_dir and outcome.report_dir.exists():
         index = outcome.report_dir / "index.html"
         click.echo(f"Report: {index if index.exists() else outcome.report_dir}")
-        totals = _totals(outcome.report_dir)
+        found = _summary(outcome.report_dir)
+        totals = found.get("totals") or {}
         if totals:
             click.echo(
                 f"Totals: {totals.get('requests', 0):,} requests ({totals.get('requests_error', 0):,} errors), "
                 f"{totals.get('tests', 0):,} tests ({totals.get('tests_error', 0):,} errors) "
                 f"on {len(outcome.completed)} node(s)"
             )
+        whole = (found.get("open") or {}).get("overall")
+        if whole:
+            click.echo(
+                f"Open model: {whole['achieved_rate']:,.1f} tests/s achieved of "
+                f"{whole['intended_rate']:,.1f} intended, {whole['dropped']:,} dropped "
+                f"({whole['dropped_percent']:.2f}%), latency p99 {whole['latency']['p99']:.3f}s "
+                f"from the intended start"
+            )
     if outcome.fuse:
         click.echo(outcome.fuse)
     sys.exit(outcome.exit_code)
 
 
-def _totals(report_dir: Path) -> dict:
+def _summary(report_dir: Path) -> dict:
     import json
 
     for path in sorted(report_dir.rglob("summary.json")):
         try:
-            return json.loads(path.read_text()).get("totals") or {}
+            return json.loads(path.read_text())
         except (OSError, ValueError):
             return {}
     return {}

@@ -10,6 +10,14 @@ also "in window", from its own per-second CPU samples, without start-up and
 the XML export), then the memory per user of one Marteau process holding
 1,000 idle users.
 
+Then the open model (`--rates`), also on core 1: `marteau bench --rates
+OPEN_RATE` against the closed model paced to about the same throughput
+(CPU µs per request in the window, and the achieved rate against the
+intended one over the window), the highest rate one core holds within 1%
+(a ladder of rates, first miss stops it), and Locust's `constant_throughput`
+users asked for the same rate. `--open-only` runs just this part. The load
+average is printed first: the figures of a shared machine need it.
+
 Needs Debian's nginx and wrk (`apt-get install nginx wrk`) and Locust in the
 virtualenv (`pip install locust`). Usage: `python bench/engine.py [--duration 10]`.
 """
@@ -29,6 +37,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 NGINX_CONF = """
@@ -46,6 +55,20 @@ http {{
         location / {{ return 200 "ok"; }}
     }}
 }}
+"""
+OPEN_RATE = 10_000  # tests/s: the open model's fixed rate on one core (--open-rate)
+OPEN_LADDER = (1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 12_500, 15_000, 20_000, 25_000)
+CLOSED_USERS = 100  # the closed model paced to about the same rate: users x 1/(sleep + service)
+LOCUST_PACED = """
+from locust import FastHttpUser, constant_throughput, task
+
+
+class OneGet(FastHttpUser):
+    wait_time = constant_throughput({per_user})
+
+    @task
+    def get(self):
+        self.client.get("/")
 """
 LOCUSTFILE = """
 from locust import FastHttpUser, constant, task
@@ -134,9 +157,9 @@ def run_wrk(url: str, users: int, duration: int) -> float:
     return float(match.group(1))
 
 
-def run_locust(tmp: Path, url: str, users: int, duration: int) -> float:
+def run_locust(tmp: Path, url: str, users: int, duration: int, source: str = LOCUSTFILE) -> float:
     locustfile = tmp / "locustfile.py"
-    locustfile.write_text(LOCUSTFILE)
+    locustfile.write_text(source)
     prefix = tmp / f"locust-{users}"
     subprocess.run(
         [
@@ -221,6 +244,76 @@ def run_marteau(workdir: Path, users: int, duration: int) -> tuple[float, float]
     return count / duration, 1e6 * window_cpu / max(count, 1)
 
 
+def window_cpu_us(samples: Any, opened: float, duration: int, count: int) -> float:
+    """CPU µs per request inside the window, from the bench process's own samples."""
+    inside = samples[(samples["time"] > opened + 1) & (samples["time"] <= opened + duration)]
+    window_cpu = float(inside["cpu_percent"].mean()) / 100 * duration if len(inside) else 0.0
+    return 1e6 * window_cpu / max(count, 1)
+
+
+def run_open(workdir: Path, rate: int, duration: int) -> tuple[float, float]:
+    """The open model at `rate` on core 1: (achieved / intended rate, CPU µs per request)."""
+    from marteau.report.open_model import open_stats
+    from marteau.results import load
+
+    bench = marteau_bench(workdir, 1, duration, ["--rates", str(rate), "--max-users", "1000"])
+    if bench.wait(timeout=duration + 120) not in (0, 1):
+        raise SystemExit(f"marteau bench --rates exited with {bench.returncode}")
+    results = load(workdir / "bench.mrt")
+    (cycle,), _ = open_stats(results.config, results.iterations)
+    opened = float(results.config["start_at"])
+    count = len(results.responses)
+    return cycle.achieved_rate / rate, window_cpu_us(results.samples, opened, duration, count)
+
+
+def run_paced_closed(workdir: Path, rate: int, duration: int) -> tuple[float, float]:
+    """The closed model paced near `rate`: (requests/s, CPU µs per request in the window)."""
+    from marteau.results import load
+
+    pause = CLOSED_USERS / rate
+    bench = marteau_bench(workdir, CLOSED_USERS, duration, ["-t", f"{pause:.6f}"])
+    if bench.wait(timeout=duration + 120) not in (0, 1):
+        raise SystemExit(f"marteau bench exited with {bench.returncode}")
+    results = load(workdir / "bench.mrt")
+    count = len(results.responses)
+    opened = float(results.responses["time"].min())
+    return count / duration, window_cpu_us(results.samples, opened, duration, count)
+
+
+def open_model(tmp: Path, url: str, workdir: Path, duration: int, rate: int) -> None:
+    """The open model's figures (module docstring)."""
+    print(f"\nopen model, one core, {duration} s windows, load average {load_average()}")
+    closed_rate, closed_us = run_paced_closed(workdir, rate, duration)
+    held, open_us = run_open(workdir, rate, duration)
+    print(
+        f"  closed, {CLOSED_USERS} users paced: {closed_rate:,.0f} req/s, "
+        f"{closed_us:.1f} CPU µs/req in window"
+    )
+    print(
+        f"  open at {rate:,}/s: achieved {held:.2%} of intended, {open_us:.1f} CPU µs/req "
+        f"in window ({open_us / closed_us - 1:+.1%} against the closed model)"
+    )
+    highest = 0
+    for step in OPEN_LADDER:
+        achieved, _ = run_open(workdir, step, duration)
+        print(f"  open at {step:,}/s: achieved {achieved:.2%}", flush=True)
+        if achieved < 0.99:
+            break
+        highest = step
+    print(f"  highest rate held within 1% on one core: {highest:,}/s (load {load_average()})")
+    users = 100
+    source = LOCUST_PACED.format(per_user=rate / users)
+    locust = run_locust(tmp, url, users, duration, source)
+    print(
+        f"  Locust constant_throughput, {users} users x {rate / users:g}/s: "
+        f"{locust:,.0f} req/s ({locust / rate:.1%} of {rate:,}/s)"
+    )
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def tree_rss_kb(pid: int) -> int:
     """Resident memory of a process and all its descendants, in KiB."""
     total, pending = 0, [pid]
@@ -252,6 +345,10 @@ def peak_rss_kb(workdir: Path, users: int, duration: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Marteau vs wrk and Locust on one core")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
+    parser.add_argument("--open-only", action="store_true", help="only the open model's part")
+    parser.add_argument(
+        "--open-rate", type=int, default=OPEN_RATE, help=f"tests/s (default {OPEN_RATE:,})"
+    )
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):
@@ -265,6 +362,9 @@ def main() -> int:
         nginx = start_nginx(tmp, port)
         try:
             workdir = write_test(tmp, url)
+            if args.open_only:
+                open_model(tmp, url, workdir, args.duration, args.open_rate)
+                return 0
             print(f"nginx on core 0 at {url}; generators on core 1; {args.duration} s per run\n")
             print(
                 f"{'users':>6} {'wrk':>10} {'locust':>10} {'marteau':>10} {'m/locust':>9} "
@@ -294,6 +394,7 @@ def main() -> int:
                 f"\nmemory: 1 user {baseline / 1024:.1f} MiB, 1,000 idle users "
                 f"{loaded / 1024:.1f} MiB: {per_user:.1f} KiB per user (target < 64)"
             )
+            open_model(tmp, url, workdir, args.duration, args.open_rate)
         finally:
             nginx.terminate()
             nginx.wait()

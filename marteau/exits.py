@@ -1,7 +1,9 @@
 """Exit statuses: one table for `marteau bench`, `marteau run` and `marteau submit --wait`.
 
 CI jobs branch on these, so a number keeps its meaning in every command
-(README "Exit statuses" lists them for users).
+(README "Exit statuses" lists them for users). The open model's dropped
+iterations are none of these: they are counted and warned about, the bench ran
+as planned (a `dropped` threshold turns them into FAILURES).
 """
 
 from __future__ import annotations

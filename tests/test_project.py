@@ -67,6 +67,14 @@ def test_inline_thresholds_point_at_the_config_itself(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_rates_keep_their_text_and_refuse_zero(tmp_path: Path) -> None:
+    path = make(tmp_path, "script: loadtest.py\ntest: A.test_a\nrates: 50:100.5\n")
+    assert load_config(path).rates == "50:100.5"  # not YAML 1.1's base 60
+    path.write_text("script: loadtest.py\ntest: A.test_a\nrates: 50:0\n")
+    with pytest.raises(MarteauError, match=":3: key 'rates': expected tests per second"):
+        load_config(path)
+
+
 def test_integer_cycles_and_host_list(tmp_path: Path) -> None:
     text = "script: loadtest.py\ntest: A.test_a\ncycles: 5\nnodes: [n1, n2, n3]\n"
     project = load_config(make(tmp_path, text))

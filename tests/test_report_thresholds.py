@@ -33,6 +33,12 @@ def bench():  # type: ignore[no-untyped-def]
         ("pages.p99.9 < 800ms", "pages", "p99_9", "<", 0.8),
         ("tests.stps>=1", "tests", "stps", ">=", 1.0),
         ("med < 1s", "requests", "p50", "<", 1.0),
+        ("p99_latency < 0.5", "open", "latency_p99", "<", 0.5),
+        ("p99.9_service < 900ms", "open", "service_p99_9", "<", 0.9),
+        ("open.max_latency < 2", "open", "latency_max", "<", 2.0),
+        ("dropped < 1%", "open", "dropped", "<", 1.0),
+        ("achieved_rate > 0.99 * intended", "open", "achieved_rate", ">", 0.99),
+        ("intended_rate >= 50", "open", "intended_rate", ">=", 50.0),
     ],
 )
 def test_parse(text: str, family: str, metric: str, op: str, limit: float) -> None:
@@ -50,6 +56,11 @@ def test_parse(text: str, family: str, metric: str, op: str, limit: float) -> No
         "error_rate < 3ms",
         "tests.p95 < 1",
         "p95 < abc",
+        "p95 < 0.5 * intended",
+        "achieved_rate > 0.99 * intended %",
+        "p99_latency < 1%",
+        "dropped < 3ms",
+        "avg_latency < 1",
         42,
     ],
 )
@@ -57,6 +68,13 @@ def test_bad_expressions_name_file_and_expression(text: object) -> None:
     with pytest.raises(MarteauError) as info:
         parse_thresholds([text], "conf/thresholds.yml")
     assert "conf/thresholds.yml" in str(info.value) and str(text) in str(info.value)
+
+
+def test_open_thresholds_have_no_data_on_a_closed_bench(bench) -> None:  # type: ignore[no-untyped-def]
+    thresholds = parse_thresholds(["p99_latency < 0.5", "p95 < 100"], "t.yml")
+    results = evaluate(thresholds, bench)["results"]
+    assert [r["passed"] for r in results] == [False, True]
+    assert results[0]["message"] == "p99_latency < 0.5 (whole bench) failed: open: no data"
 
 
 def test_file_forms(tmp_path: Path) -> None:

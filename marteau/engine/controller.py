@@ -102,6 +102,9 @@ class Outcome:
     problems: dict[str, str] = field(default_factory=dict)
     fuse: str | None = None  # why the safety fuse stopped the bench
     lost: list[str] = field(default_factory=list)  # load lost or shifted, one line each
+    # open model: iterations dropped (the pool was busy), one line per cycle; counted in the
+    # results and the report, a warning, not an exit status (a `dropped < 1%` threshold is)
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -163,6 +166,7 @@ class BenchController:
         self._failed: dict[int, str] = {}
         self._joined: dict[int, set[int]] = {}
         self._progress: dict[int, tuple[int, ...]] = {}
+        self._arrivals: dict[int, list[int]] = {}  # open model: cycle -> intended, dropped, peak
         self._cycle: CycleTimes | None = None
         self._mid_done = False
         self._last_rate = (0.0, 0)
@@ -209,8 +213,13 @@ class BenchController:
             index, message = next(iter(self._failed.items()))
             raise MarteauError(f"worker {index} failed to start: {describe_failure(message)}")
         times: list[CycleTimes] = []
+        rates = self.plan.rates
         for index, users in enumerate(self.plan.cycle_users):
-            title = f"Cycle #{index} with {users} virtual users"
+            title = (
+                f"Cycle #{index} at {rates[index]:g} tests/s, at most {users} virtual users"
+                if rates
+                else f"Cycle #{index} with {users} virtual users"
+            )
             console.line()
             console.title(title, "-")
             if users < self.plan.cycles[index]:
@@ -234,10 +243,13 @@ class BenchController:
                     console.line(f"* Waiting for the start instant: {now_iso(start)}")
             cycle = times[index]
             console.line(f"* Current time: {now_iso()}")
-            console.line(
-                f"* Starting threads: {users} users, {self.plan.startup_delay}s apart, "
-                f"from {now_iso(cycle.stage)}"
-            )
+            if rates:
+                console.line(self._arrivals_line(index, cycle))
+            else:
+                console.line(
+                    f"* Starting threads: {users} users, {self.plan.startup_delay}s apart, "
+                    f"from {now_iso(cycle.stage)}"
+                )
             self.pool.broadcast(("go", index))
             if not self._follow_cycle(cycle):
                 return
@@ -289,6 +301,20 @@ class BenchController:
             return start
         self._lose(f"--start-at was {late:.1f}s in the past: started now, {late:.1f}s late")
         return time.time() + START_MARGIN
+
+    def _arrivals_line(self, index: int, cycle: CycleTimes) -> str:
+        plan = self.plan
+        node, nodes = plan.share
+        kind = "Poisson" if plan.poisson else "constant"
+        share = f" (this node's share: 1/{nodes}, node {node})" if nodes > 1 else ""
+        ramp = ""
+        if plan.ramp:
+            previous = plan.rates[index - 1] if index else 0.0
+            ramp = f", ramp from {previous:g}/s over {plan.ramp:g}s"
+        return (
+            f"* Arrivals: {plan.rates[index]:g} tests/s{share}, {kind}{ramp}, "
+            f"from {now_iso(cycle.stage)}"
+        )
 
     def _wait_start_file(self, path: str, timeout: float) -> float | None:
         """Say "armed" (``<path>.ready``), then wait for ``path`` to hold the start instant."""
@@ -380,12 +406,30 @@ class BenchController:
             )
         if not ok + failures + errors:
             self._lose(f"cycle #{cycle.index}: no test finished in its {duration}s window")
+        if self.plan.rates:
+            self._arrivals_result(cycle)
         word = status_word(ok, failures, errors)
         self.console.line(f"* End of cycle, {time.time() - cycle.stage:.2f}s elapsed.")
         self.console.line(
             f"* Cycle result: {self.console.status(word)}, {ok} success, "
             f"{failures} failure, {errors} errors."
         )
+
+    def _arrivals_result(self, cycle: CycleTimes) -> None:
+        """The open model's counts of a cycle; dropped iterations are a warning."""
+        intended, dropped, peak = self._arrivals.pop(cycle.index, [0, 0, 0])
+        self.console.line(
+            f"* Arrivals in the window: {intended} intended, {dropped} dropped, "
+            f"up to {peak} of {cycle.users} users in use"
+        )
+        if dropped:
+            text = (
+                f"cycle #{cycle.index} dropped {dropped} of {intended} iterations "
+                f"({100.0 * dropped / intended:.2f}%): every one of its {cycle.users} users was "
+                "busy (raise --max-users, or the target is too slow for this rate)"
+            )
+            self.outcome.dropped.append(text)
+            self.console.line(f"* Warning: {text}")
 
     # -- hooks ----------------------------------------------------------------
 
@@ -463,6 +507,10 @@ class BenchController:
         elif kind == "joined":  # worker, cycle, ok, failures, errors, responses, opened
             self._joined.setdefault(message[2], set()).add(index)
             self._opened.setdefault(message[2], {})[index] = message[7]
+            if len(message) > 8 and message[8] is not None:
+                total = self._arrivals.setdefault(message[2], [0, 0, 0])
+                for slot, value in enumerate(message[8]):
+                    total[slot] += value
             started = self._progress.get(index, (0,))[0]
             self._progress[index] = (started, *message[3:7])
         elif kind == "problem":
@@ -622,6 +670,8 @@ class BenchController:
             console.line(f"Hook error: {out.hook_error}")
         for text in out.lost:
             console.line(f"Load lost: {text}")
+        for text in out.dropped:
+            console.line(f"Dropped: {text}")
         if out.fuse is not None:
             console.line(
                 f"Bench stopped by the safety fuse after {out.cycles_done} of "

@@ -26,10 +26,18 @@ import time as _time
 from dataclasses import dataclass
 from typing import Any
 
-from marteau.results.compact import RESPONSES, ROOT_TIME_KEY, SAMPLES, TESTS, CompactWriter
+from marteau.results.compact import (
+    ITERATIONS,
+    RESPONSES,
+    ROOT_TIME_KEY,
+    SAMPLES,
+    TESTS,
+    CompactWriter,
+)
 from marteau.results.records import (
     ERROR,
     FAILURE,
+    ITERATION_STRUCT,
     RESPONSE_FIELDS,
     RESPONSE_STRUCT,
     RESULT_CODES,
@@ -113,6 +121,7 @@ class Recorder:
         self._responses = bytearray()
         self._tests = bytearray()
         self._samples = bytearray()
+        self._iterations = bytearray()
         self._lock = threading.Lock()  # strings, details, config
         self._flush_lock = threading.Lock()  # one flusher at a time
         self._response_counters = (itertools.count(), itertools.count(), itertools.count())
@@ -241,6 +250,23 @@ class Recorder:
             _time.time() if time is None else time, cpu_percent, users, self.worker
         )
 
+    def iteration(
+        self,
+        intended: float,
+        time: float,
+        duration: float,
+        cycle: int,
+        thread: int,
+        result: int,
+        users: int,
+    ) -> None:
+        """One test iteration of the open model (or a dropped one), whatever ``recording``
+        says: the runner keeps a cycle's iterations, the report picks them by their
+        intended start and end against the window."""
+        self._iterations += ITERATION_STRUCT.pack(
+            intended, time, duration, cycle, thread, self.worker, result, users
+        )
+
     def snapshot(self) -> Counts:
         """Counts since the previous snapshot, for the live console (cheap)."""
         with self._lock:
@@ -299,6 +325,7 @@ class Recorder:
                 (RESPONSES, self._responses),
                 (TESTS, self._tests),
                 (SAMPLES, self._samples),
+                (ITERATIONS, self._iterations),
             ):
                 data = bytes(buffer)  # atomic copy ...
                 del buffer[: len(data)]  # ... and atomic removal of that prefix only

@@ -16,6 +16,11 @@ and nodes without exchanging a single message::
         the recording window closes at        E_c   = W_c + duration
         the next cycle is planned at          S_c+1 = E_c + cycle_time
 
+In the open model (``BenchPlan.rates``) no user is staged: ``W_c = S_c +
+ramp``, iterations arrive from ``S_c`` to ``E_c`` at the cycle's rate and
+each takes an idle user of the process's pool (or is dropped and counted
+when the pool is busy); see `ProcessRunner._open_user`.
+
 Worker process ``w`` of ``N`` runs the users ``i`` with ``i % N == w``, so
 thread ids stay ``0..n_c-1`` per node, exactly one process owning each.
 
@@ -45,25 +50,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import threading
 import time
 import traceback
 import unittest
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import greenlet
 
+from marteau.engine.arrivals import Share, arrivals
 from marteau.engine.fuse import Probe
 from marteau.engine.hub import LAG_WARNING, Hub, HubGreenlet, install_sleep
+from marteau.results.records import DROPPED, ERROR, FAILURE, SUCCESSFUL
 
 getcurrent = greenlet.getcurrent
 TICK = 1.0  # seconds between progress messages, CPU samples and flushes
 POLL_SLICE = 0.1  # heartbeat: an abort is noticed within this, and the loop's lag measured
 ABORT_GRACE = 3.0  # seconds an aborted worker waits for running tests
 KILL_WAIT = 1.0  # then seconds it waits for the tests it ended to clean up
+EARLY = 0.0005  # seconds a loop timer may fire before its instant (the loop's clock drifts)
+ARMED_OPEN_USERS = 16  # open model: users each process builds while arming (the rest on demand)
 GUARD = 0.05  # seconds before a window closes when records start being checked (CycleGate.guard)
 
 
@@ -77,6 +87,12 @@ class BenchPlan:
     sleep_time: float
     cycle_time: float
     max_users: int = 0  # `--max-users`: no cycle runs more users (0: no cap)
+    # The open model (`marteau.engine.arrivals`): tests/s of the whole bench per cycle;
+    # empty: the closed model, FunkLoad's.  Then `cycles` holds each cycle's pool of users.
+    rates: tuple[float, ...] = ()
+    poisson: bool = False  # Poisson arrivals, else a constant interval
+    ramp: float = 0.0  # seconds of linear ramp from the previous rate before each window
+    share: tuple[int, int] = (0, 1)  # this node is node K of N sharing the rates
 
     @property
     def cycle_users(self) -> tuple[int, ...]:
@@ -109,7 +125,7 @@ def schedule(plan: BenchPlan, start: float) -> list[CycleTimes]:
     times = []
     stage = start
     for index, users in enumerate(plan.cycle_users):
-        opened = stage + users * plan.startup_delay
+        opened = stage + (plan.ramp if plan.rates else users * plan.startup_delay)
         close = opened + plan.duration
         nxt = close + plan.cycle_time
         times.append(
@@ -143,6 +159,16 @@ class Sink(Protocol):
     def flush(self) -> None: ...
     def sample(self, cpu_percent: float, users: int) -> None: ...
     def snapshot(self) -> Any: ...
+    def iteration(
+        self,
+        intended: float,
+        time: float,
+        duration: float,
+        cycle: int,
+        thread: int,
+        result: int,
+        users: int,
+    ) -> None: ...
 
 
 # meta method name ("<method>:<cycle>:<cvus>:<thread>"), sink -> test instance
@@ -237,10 +263,40 @@ def last_line(text: str) -> str:
     return last
 
 
+class _Pool:
+    """An open-model cycle's users in one process: the idle ones, the arrivals, the counts."""
+
+    __slots__ = (
+        "free",
+        "threads",
+        "busy",
+        "peak",
+        "arrivals",
+        "timer",
+        "waiting",
+        "intended",
+        "dropped",
+    )
+
+    def __init__(self, threads: Iterator[int], arrivals: Iterator[float]) -> None:
+        self.free: list[Any] = []  # idle users, parked until an arrival or the cycle's end
+        self.threads = threads  # thread ids of the users not started yet
+        self.busy = 0  # users running an iteration
+        self.peak = 0
+        self.arrivals = arrivals
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiting: float | None = None  # the arrival `timer` is for
+        self.intended = 0  # arrivals inside the recording window ...
+        self.dropped = 0  # ... and those of them that found every user busy
+
+    def counts(self) -> tuple[int, int, int]:
+        return self.intended, self.dropped, self.peak
+
+
 class _Cycle:
     """One cycle's live state in a process: its users, its timers, its stop flag."""
 
-    __slots__ = ("times", "gate", "tests", "users", "resting", "timers", "closed", "opened")
+    __slots__ = ("times", "gate", "tests", "users", "resting", "timers", "closed", "opened", "pool")
 
     def __init__(self, times: CycleTimes, gate: CycleGate, tests: dict[int, Any]) -> None:
         self.times = times
@@ -251,6 +307,7 @@ class _Cycle:
         self.timers: list[asyncio.TimerHandle] = []
         self.closed = False  # E_c passed (or abort): users stop after their test
         self.opened: float | None = None  # when recording really started (None: never)
+        self.pool: _Pool | None = None  # the open model's users and arrivals
 
 
 class ProcessRunner:
@@ -349,12 +406,12 @@ class ProcessRunner:
                 return
             gate = CycleGate(self.recorder)
             users = self.plan.cycle_users[0]
+            threads: Any = users_of(self.worker, self.workers, users)
+            if self.plan.rates:  # a pool is built as arrivals need it, but the first ones now
+                threads = itertools.islice(threads, ARMED_OPEN_USERS)
             self._armed = (
                 gate,
-                {
-                    thread_id: self._build(0, users, thread_id, gate)
-                    for thread_id in users_of(self.worker, self.workers, users)
-                },
+                {thread_id: self._build(0, users, thread_id, gate) for thread_id in threads},
             )
             self._beat_due = hub.loop.time()  # building users is not a test holding the loop
             self._send("armed", self.worker)
@@ -382,9 +439,14 @@ class ProcessRunner:
         self._started = 0
         self._counts = [0, 0, 0, 0]
         recorder.snapshot()  # counts from here belong to this cycle
-        delay = self.plan.startup_delay
-        for thread_id in users_of(self.worker, self.workers, times.users):
-            self._at(cycle, times.user_start(thread_id, delay), self._start_user, cycle, thread_id)
+        if self.plan.rates:
+            self._plan_arrivals(cycle)
+        else:
+            delay = self.plan.startup_delay
+            for thread_id in users_of(self.worker, self.workers, times.users):
+                self._at(
+                    cycle, times.user_start(thread_id, delay), self._start_user, cycle, thread_id
+                )
         self._at(cycle, times.open, self._open_window, cycle)
         self._at(cycle, times.close - GUARD, cycle.gate.guard, times.close)
         self._at(cycle, times.close, self._close_window, cycle)
@@ -393,7 +455,8 @@ class ProcessRunner:
         self._join(cycle)
         self._count()
         recorder.flush()
-        self._send("joined", self.worker, times.index, *self._counts, cycle.opened)
+        counts = cycle.pool.counts() if cycle.pool is not None else None
+        self._send("joined", self.worker, times.index, *self._counts, cycle.opened, counts)
 
     def _at(self, cycle: _Cycle, instant: float, action: Callable[..., None], *args: Any) -> None:
         """Run ``action(*args)`` on the hub at the epoch ``instant`` (never early)."""
@@ -401,7 +464,7 @@ class ProcessRunner:
 
         def fire() -> None:
             early = instant - time.time()
-            if early > 0.0005:  # the loop's clock and the wall clock drifted apart
+            if early > EARLY:  # the loop's clock and the wall clock drifted apart
                 cycle.timers.append(loop.call_later(early, fire))
             else:
                 action(*args)
@@ -427,6 +490,14 @@ class ProcessRunner:
         loop = self._hub.loop  # type: ignore[union-attr]
         for user in list(cycle.resting):
             loop.call_soon(self._end_rest, cycle, user)
+        pool = cycle.pool
+        if pool is not None:
+            if pool.timer is not None:
+                pool.timer.cancel()
+            self._drop_late(cycle, pool)
+            for user in pool.free:  # idle users end
+                loop.call_soon(user.switch, None)
+            pool.free.clear()
         self._wake()
 
     def _join(self, cycle: _Cycle) -> None:
@@ -455,19 +526,23 @@ class ProcessRunner:
 
     # -- a virtual user ---------------------------------------------------------
 
-    def _start_user(self, cycle: _Cycle, thread_id: int) -> None:
+    def _start_user(self, cycle: _Cycle, thread_id: int, intended: float | None = None) -> None:
         hub = self._hub
         assert hub is not None
         user = HubGreenlet(self._user, parent=hub.greenlet)
         user.hub = hub
         cycle.users.add(user)
         self._started += 1
-        user.switch(thread_id, cycle)  # runs until the user first waits
+        user.switch(thread_id, cycle, intended)  # runs until the user first waits
 
-    def _user(self, thread_id: int, cycle: _Cycle) -> None:
-        """FunkLoad's thread loop: clearContext, run, sleep ``sleep_time``, until stopped."""
+    def _user(self, thread_id: int, cycle: _Cycle, intended: float | None = None) -> None:
+        """FunkLoad's thread loop (clearContext, run, sleep ``sleep_time``, until stopped),
+        or with ``intended`` a user of the open model's pool."""
         try:
-            self._user_loop(thread_id, cycle)
+            if intended is None:
+                self._user_loop(thread_id, cycle)
+            else:
+                self._open_user(thread_id, cycle, intended)
         except greenlet.GreenletExit:
             pass
         except BaseException:  # SystemExit or KeyboardInterrupt from a test ends this user
@@ -496,7 +571,6 @@ class ProcessRunner:
             return
         sleep_time = self.plan.sleep_time
         new_result = unittest.TestResult
-        problems = self._problems
         hub = self._hub
         assert hub is not None
         # One unittest result per user, replaced only after a test that left
@@ -513,12 +587,7 @@ class ProcessRunner:
                 result = new_result()
                 continue
             if result.errors or result.failures:
-                # FunkLoad files an exception in the test as a unittest failure
-                # with status Error: the test's own status decides.
-                status = getattr(test, "test_status", "Error" if result.errors else "Failure")
-                kind = "error" if status == "Error" else "failure"
-                if kind not in problems:
-                    self._problem(kind, (result.errors or result.failures)[0][1])
+                self._failed(test, result)
                 result = new_result()
             elif result.skipped or result.expectedFailures or result.unexpectedSuccesses:
                 result = new_result()
@@ -529,6 +598,152 @@ class ProcessRunner:
                 # exception before any I/O) would keep the loop, and so the window's
                 # end and every other user, from ever running again.
                 hub.pass_turn()
+
+    def _failed(self, test: Any, result: unittest.TestResult) -> int:
+        """A test that left an error or a failure: note the first of each; its result code.
+
+        FunkLoad files an exception in the test as a unittest failure with
+        status Error: the test's own status decides.
+        """
+        status = getattr(test, "test_status", "Error" if result.errors else "Failure")
+        kind = "error" if status == "Error" else "failure"
+        if kind not in self._problems:
+            self._problem(kind, (result.errors or result.failures)[0][1])
+        return ERROR if kind == "error" else FAILURE
+
+    # -- the open model -----------------------------------------------------------
+
+    def _plan_arrivals(self, cycle: _Cycle) -> None:
+        """The cycle's arrivals for this process, started from ``S_c`` by `_arrive_due`."""
+        plan, times = self.plan, cycle.times
+        node, nodes = plan.share
+        cycle.pool = _Pool(
+            iter(users_of(self.worker, self.workers, times.users)),
+            arrivals(
+                start=times.stage,
+                end=times.close,
+                rate=plan.rates[times.index],
+                previous=plan.rates[times.index - 1] if times.index else 0.0,
+                ramp=plan.ramp,
+                share=Share(node, nodes, self.worker, self.workers),
+                poisson=plan.poisson,
+            ),
+        )
+        self._at(cycle, times.stage, self._arrive_due, cycle)
+
+    def _arrive_due(self, cycle: _Cycle) -> None:
+        """Start every arrival whose instant has come, then sleep until the next one.
+
+        One timer for the next arrival, not one per arrival: a late loop starts
+        the arrivals it missed at once, each still counted from its own instant.
+        """
+        pool, hub = cycle.pool, self._hub
+        assert pool is not None and hub is not None
+        pool.timer = None
+        now = time.time() + EARLY  # as a timer would: no loop turn for an arrival this close
+        for intended in pool.arrivals:
+            if cycle.closed:
+                return
+            if intended > now:
+                delay = max(intended - time.time(), 0.0)
+                pool.timer = hub.loop.call_later(delay, self._due, cycle, intended)
+                pool.waiting = intended
+                return
+            self._arrive(cycle, pool, intended)
+
+    def _due(self, cycle: _Cycle, intended: float) -> None:
+        """The timer of the next arrival: start it (never early), then the ones after."""
+        pool, hub = cycle.pool, self._hub
+        assert pool is not None and hub is not None
+        early = intended - time.time()
+        if early > EARLY:  # the loop's clock and the wall clock drifted apart
+            pool.timer = hub.loop.call_later(early, self._due, cycle, intended)
+            return
+        pool.waiting = None
+        if not cycle.closed:
+            self._arrive(cycle, pool, intended)
+            self._arrive_due(cycle)
+
+    def _drop_late(self, cycle: _Cycle, pool: _Pool) -> None:
+        """At the window's end: the arrivals due that a late loop never started are dropped
+        (counted, not forgotten); those not due yet (an abort) are not load."""
+        now = time.time()
+        late = [pool.waiting] if pool.waiting is not None else []
+        pool.waiting = None
+        times = cycle.times
+        for due in itertools.chain(late, pool.arrivals):
+            if due > now:
+                break
+            pool.intended += times.open <= due < times.close
+            self._dropped(cycle, pool, due)
+
+    def _dropped(self, cycle: _Cycle, pool: _Pool, intended: float) -> None:
+        times = cycle.times
+        pool.dropped += times.open <= intended < times.close
+        self.recorder.iteration(intended, intended, 0.0, times.index, 0, DROPPED, pool.busy)
+
+    def _arrive(self, cycle: _Cycle, pool: _Pool, intended: float) -> None:
+        """Hand one arrival to an idle user, to a new one, or drop it (the pool is busy)."""
+        times = cycle.times
+        counted = times.open <= intended < times.close
+        pool.intended += counted
+        if pool.free:
+            user = pool.free.pop()
+        else:
+            thread_id = next(pool.threads, None)
+            if thread_id is None:
+                self._dropped(cycle, pool, intended)
+                return
+            pool.busy += 1
+            pool.peak = max(pool.peak, pool.busy)
+            self._start_user(cycle, thread_id, intended)
+            return
+        pool.busy += 1
+        pool.peak = max(pool.peak, pool.busy)
+        user.switch(intended)
+
+    def _open_user(self, thread_id: int, cycle: _Cycle, intended: float | None) -> None:
+        """A user of the open model's pool: run the iteration it is handed, then wait idle
+        for the next one (None: the cycle is over).  Each iteration is recorded with the
+        instant it was meant to start, so its latency counts any wait for a free user,
+        for the loop or for the target before it (coordinated omission)."""
+        times = cycle.times
+        pool = cycle.pool
+        hub = self._hub
+        assert pool is not None and hub is not None
+        record = self.recorder.iteration
+        if thread_id in cycle.tests:
+            test = cycle.tests.pop(thread_id)
+        else:
+            test = self._build(times.index, times.users, thread_id, cycle.gate)
+        me = getcurrent()
+        new_result = unittest.TestResult
+        result = new_result()
+        while intended is not None:
+            users = pool.busy
+            start = time.time()
+            if test is None:  # its test instance could not be built (a problem says why)
+                code = ERROR
+            else:
+                try:
+                    test.clearContext()
+                    test.run(result)
+                    code = SUCCESSFUL
+                except Exception:  # the test machinery itself failed
+                    self._problem("error", traceback.format_exc())
+                    code = ERROR
+                    result = new_result()
+                if result.errors or result.failures:
+                    code = self._failed(test, result)
+                    result = new_result()
+                elif result.skipped or result.expectedFailures or result.unexpectedSuccesses:
+                    result = new_result()
+            record(intended, start, time.time() - start, times.index, thread_id, code, users)
+            pool.busy -= 1
+            if cycle.closed:
+                return
+            pool.free.append(me)
+            intended = hub.switch()
 
     def _rest(self, cycle: _Cycle, seconds: float) -> None:
         """The pause between two tests; the end of the cycle cuts it short."""

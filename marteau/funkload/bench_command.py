@@ -16,11 +16,12 @@ import contextlib
 import copy
 import dataclasses
 import datetime
+import math
 import os
 import platform
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,6 +37,9 @@ _FUNKLOAD_OPTION_DEFAULTS: dict[str, Any] = {
     "label": None,
     "main_url": None,
     "bench_cycles": None,
+    "bench_rates": None,
+    "bench_arrivals": None,
+    "bench_ramp": None,
     "bench_duration": None,
     "bench_sleep_time_min": None,
     "bench_sleep_time_max": None,
@@ -60,6 +64,9 @@ _FUNKLOAD_OPTION_DEFAULTS: dict[str, Any] = {
 # option attribute -> how the user spelled it (for error messages)
 _CLI_NAMES = {
     "bench_cycles": "--cycles",
+    "bench_rates": "--rates",
+    "bench_arrivals": "--arrivals",
+    "bench_ramp": "--ramp",
     "bench_duration": "--duration",
     "bench_sleep_time_min": "--sleep-time-min",
     "bench_sleep_time_max": "--sleep-time-max",
@@ -89,9 +96,59 @@ max_users_option = click.option(
     "--max-users",
     type=click.IntRange(min=1),
     metavar="N",
-    help="At most N users per cycle (on each node), whatever the conf or the test's code asks.",
+    help="At most N users per cycle (on each node), whatever the conf or the test's code asks; "
+    "with --rates, the pool of users the arrivals take from.",
 )
 """`--max-users` (bench, run): a quota the node enforces where users are built."""
+
+
+def rates_options(prefix: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`-r/--rates`, `--arrivals` and `--ramp` (bench, run), their values in parameters
+    named ``<prefix>rates``, ``<prefix>arrivals`` and ``<prefix>ramp``."""
+    options = (
+        click.option(
+            "-r",
+            "--rates",
+            f"{prefix}rates",
+            metavar="50:100:200",
+            help="The open model: tests started per second in each cycle, for the whole "
+            "bench (split across worker processes and nodes), instead of users per cycle.",
+        ),
+        click.option(
+            "--arrivals",
+            f"{prefix}arrivals",
+            type=click.Choice(["constant", "poisson"]),
+            help="With --rates: arrivals at a constant interval (default) or Poisson arrivals.",
+        ),
+        click.option(
+            "--ramp",
+            f"{prefix}ramp",
+            type=click.FloatRange(min=0),
+            metavar="S",
+            help="With --rates: ramp linearly from the previous cycle's rate (0 before the "
+            "first) over S seconds before each window opens (not recorded).",
+        ),
+    )
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+# Seconds of iterations at a cycle's rate that the default pool of users can hold
+# at once (a target answering within this never exhausts it), and its bounds.
+POOL_SECONDS = 10.0
+POOL_MIN, POOL_MAX = 10, 1000
+
+
+def default_pool(rates: tuple[float, ...], nodes: int) -> int:
+    """The open model's users per node when --max-users does not say: enough for
+    `POOL_SECONDS` of the node's highest rate, within `POOL_MIN`..`POOL_MAX`."""
+    wanted = math.ceil(max(rates) / nodes * POOL_SECONDS)
+    return min(max(wanted, POOL_MIN), POOL_MAX)
 
 
 def install_guard(allow_hosts: tuple[str, ...], strict_host: bool) -> Any:
@@ -175,6 +232,32 @@ class _BenchConf:
             )
         return number
 
+    def open_model(self, share: tuple[int, int]) -> dict[str, Any] | None:
+        """The open model's settings (`--rates` or ``[bench] rates``); None: the closed model."""
+        from marteau.engine.arrivals import ARRIVALS, parse_rates
+
+        value = self.get("bench", "rates", "")
+        if not value:
+            return None
+        rates = parse_rates(value, self.source("bench", "rates"))
+        arrivals = self.get("bench", "arrivals", "constant")
+        if arrivals not in ARRIVALS:
+            raise MarteauError(
+                f"bad arrivals '{arrivals}' ({self.source('bench', 'arrivals')}): "
+                f"expected one of {', '.join(ARRIVALS)}"
+            )
+        ramp_text = self.get("bench", "ramp", "0")
+        try:
+            ramp = float(ramp_text)
+        except ValueError:
+            ramp = -1.0
+        if not 0 <= ramp < math.inf:
+            raise MarteauError(
+                f"bad ramp '{ramp_text}' ({self.source('bench', 'ramp')}): "
+                "expected seconds, a number >= 0"
+            )
+        return {"rates": rates, "poisson": arrivals == "poisson", "ramp": ramp, "share": share}
+
     def cycles(self) -> tuple[int, ...]:
         value = self.get("bench", "cycles")
         try:
@@ -209,6 +292,7 @@ def prepare(
     workers: int | None,
     start_at: float | None,
     max_users: int = 0,
+    share: tuple[int, int] = (0, 1),
 ) -> Any:
     """Everything before the first hook: import, main instance, conf, files, workers."""
     from marteau.engine.controller import BenchSetup, ParentSink
@@ -239,7 +323,12 @@ def prepare(
     title = conf.get("main", "title")
     class_description = conf.get("main", "description")
     server_url = conf.get("main", "url")
-    cycles = conf.cycles()
+    open_model = conf.open_model(share)
+    if open_model is None:
+        cycles = conf.cycles()
+    else:  # a pool of users per cycle: --max-users, else enough for the rates
+        max_users = max_users or default_pool(open_model["rates"], share[1])
+        cycles = (max_users,) * len(open_model["rates"])
     duration = conf.number("duration", integer=True, minimum=1)
     startup_delay = conf.number("startup_delay")
     sleep_time = conf.number("sleep_time")
@@ -260,7 +349,11 @@ def prepare(
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         workers = max(1, workers or 1)
 
-    plan = BenchPlan(cycles, duration, startup_delay, sleep_time, cycle_time, max_users)
+    if open_model is not None:
+        workers = min(workers, max_users)  # every process needs a user of the pool
+    plan = BenchPlan(
+        cycles, duration, startup_delay, sleep_time, cycle_time, max_users, **(open_model or {})
+    )
     run_cycles = plan.cycle_users
     config = {
         "id": method,
@@ -292,6 +385,11 @@ def prepare(
         config["marteau:max_users"] = str(max_users)
     if run_cycles != cycles:
         config["marteau:cycles_asked"] = str(list(cycles))
+    if open_model is not None:
+        config["marteau:rates"] = ":".join(f"{rate:g}" for rate in plan.rates)
+        config["marteau:arrivals"] = "poisson" if plan.poisson else "constant"
+        config["marteau:ramp"] = str(plan.ramp)
+        config["marteau:rate_share"] = f"{share[0]}/{share[1]}"
     worker_options = copy.copy(options)
     specs = [
         WorkerSpec(
@@ -311,11 +409,18 @@ def prepare(
         f"* Configuration file: {conf_path}",
         f"* Log xml: {result_path}",
         f"* Server: {server_url}",
-        f"* Cycles: {list(run_cycles)}"
-        + (
-            f" (asked {list(cycles)}, cut by --max-users {max_users})"
-            if run_cycles != cycles
-            else ""
+        (
+            f"* Rates: {config['marteau:rates']} tests/s"
+            + (f" (this node: 1/{share[1]} of them)" if share[1] > 1 else "")
+            + f", {config['marteau:arrivals']} arrivals, a pool of {max_users} users"
+            + (f", ramp {plan.ramp:g}s" if plan.ramp else "")
+            if open_model is not None
+            else f"* Cycles: {list(run_cycles)}"
+            + (
+                f" (asked {list(cycles)}, cut by --max-users {max_users})"
+                if run_cycles != cycles
+                else ""
+            )
         ),
         f"* Cycle duration: {duration}s",
         f"* Sleeptime between request: from {sleep_time_min}s to {sleep_time_max}s",
@@ -366,6 +471,7 @@ def _fresh_start_file(path: str) -> str:
 @click.option("-l", "--label", help="Stored as config 'label' and in the report name.")
 @click.option("-u", "--url", "main_url", metavar="URL", help="Override [main] url.")
 @click.option("-c", "--cycles", "bench_cycles", metavar="5:10:20", help="Users per cycle.")
+@rates_options("bench_")
 @click.option("-D", "--duration", "bench_duration", metavar="S", help="Seconds per cycle.")
 @click.option("-m", "--sleep-time-min", "bench_sleep_time_min", metavar="S", help="Min think time.")
 @click.option("-M", "--sleep-time-max", "bench_sleep_time_max", metavar="S", help="Max think time.")
@@ -418,6 +524,12 @@ def _fresh_start_file(path: str) -> str:
     help="With --credentials: serve only slice I of N (every N-th login from the I-th, "
     "0 <= I < N): the nodes of a run never hand out the same login.",
 )
+@click.option(
+    "--rate-share",
+    metavar="K/N",
+    help="With --rates: this node is node K (from 0) of N running the rates; it starts "
+    "1/N of them, interleaved with the other nodes' (marteau run passes it).",
+)
 @fuse_options
 @allow_host_option
 @strict_host_option
@@ -428,6 +540,7 @@ def bench_command(
     max_users: int | None,
     start_file: str | None,
     start_timeout: float,
+    rate_share: str | None,
     allow_hosts: tuple[str, ...],
     strict_host: bool,
     fuse_error_rate: float | None,
@@ -444,10 +557,15 @@ def bench_command(
             raise MarteauError(f"expected 2 arguments, FILE Class.method; got {got}")
         if start_at is not None and start_file is not None:
             raise MarteauError("--start-at and --start-file: give one start instant, not two")
+        from marteau.engine.arrivals import parse_share
+
+        share = parse_share(rate_share) if rate_share else (0, 1)
         options = make_options(**values)
         options.marteau_guard = install_guard(allow_hosts, strict_host)
         with _credential_service(credentials_conf, credential_slice, options) as served:
-            setup = prepare(arguments[0], arguments[1], options, workers, start_at, max_users or 0)
+            setup = prepare(
+                arguments[0], arguments[1], options, workers, start_at, max_users or 0, share
+            )
             if served:
                 setup.header.append(served)
             if allow_hosts:

@@ -32,6 +32,7 @@ KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "nodes": ((int, list), "a number of nodes (integer >= 1) or a list of host names"),
     "deps": ((list,), "a list of PEP 508 requirements (package names)"),
     "cycles": ((str, int), "a cycle list such as 10:20:30"),
+    "rates": ((str, int, float), "tests per second per cycle such as 50:100:200 (open model)"),
     "duration": ((int,), "seconds per cycle (integer >= 1)"),
     "email": ((str,), "an email address (string)"),
     "lookup": ((list,), "a list of python module names"),
@@ -52,6 +53,7 @@ MAX_LENGTH = {"name": 255, "email": 254, "pool": 100}
 # and of any other text (every value is data, but bounded); a newline is never accepted.
 MAX_TEXT = 1000
 CYCLES = re.compile(r"^\d+(:\d+)*$")
+RATES = re.compile(r"^\d+(\.\d+)?(:\d+(\.\d+)?)*$")
 # A test file: the bench imports it, so a plain relative path of word characters.
 SCRIPT = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
 TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
@@ -72,6 +74,7 @@ class Project:
     hosts: list[str] = field(default_factory=list)
     deps: list[str] = field(default_factory=list)
     cycles: str | None = None
+    rates: str | None = None
     duration: int | None = None
     email: str | None = None
     pool: str | None = None
@@ -143,7 +146,11 @@ def parse_config(
                 raise MarteauError(
                     f"{path}:{line}: key {key!r} given twice (first on line {found[key][1]})"
                 )
-            if key == "cycles" and isinstance(value_node, yaml.ScalarNode) and not value_node.style:
+            if (
+                key in ("cycles", "rates")
+                and isinstance(value_node, yaml.ScalarNode)
+                and not value_node.style
+            ):
                 # YAML 1.1 reads an unquoted 10:20 as the base-60 integer 620: keep the text.
                 value: Any = value_node.value
             else:
@@ -178,6 +185,9 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
     if not bad and key == "cycles":
         value = str(value)
         bad = not CYCLES.match(value) or "0" in value.split(":")
+    if not bad and key == "rates":
+        value = str(value)
+        bad = not RATES.match(value) or any(float(rate) == 0 for rate in value.split(":"))
     if not bad and key == "test":
         bad = not TEST.match(value)
     if not bad and key in ("script", "wdir", "thresholds", "credentials"):
@@ -218,6 +228,7 @@ def load_config(path: Path, source: str = "") -> Project:
         wdir=values.get("wdir", ""),
         deps=values.get("deps", []),
         cycles=values.get("cycles"),
+        rates=values.get("rates"),
         duration=values.get("duration"),
         email=values.get("email"),
         pool=values.get("pool"),

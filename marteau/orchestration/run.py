@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from marteau import exits
+from marteau.engine.arrivals import parse_rates
 from marteau.engine.fuse import FUSE_EXIT, fuse_limits
 from marteau.engine.guard import parse_entry
 from marteau.errors import MarteauError
@@ -97,6 +98,9 @@ class RunOptions:
     pool: str | None = None
     nodes: int | None = None
     cycles: str | None = None
+    rates: str | None = None  # the open model: tests/s per cycle, split across the nodes
+    arrivals: str | None = None  # constant | poisson
+    ramp: float | None = None  # seconds of ramp between rates
     duration: int | None = None
     label: str | None = None
     report_dir: Path | None = None
@@ -377,6 +381,9 @@ class LoadTestRun:
         duration = opts.duration or project.duration
         if cycles and not CYCLES.match(cycles):
             raise MarteauError(f"--cycles {cycles!r}: expected users per cycle such as 10:20:30")
+        rates = opts.rates or project.rates
+        if rates:  # bad input before anything is locked
+            parse_rates(rates, "--rates" if opts.rates else where(project, "rates"))
         if opts.label:
             check_text("--label", opts.label, MAX_LABEL)
         if opts.split and not cycles:
@@ -422,7 +429,13 @@ class LoadTestRun:
             marteau_bench_extra_args=bench_args,
             marteau_max_clock_offset=opts.max_clock_offset,
         )
-        timeout = opts.bench_timeout or bench_timeout(project, cycles, duration)
+        if rates:  # every node runs its share (`--rate-share`, worked out by marteau_bench)
+            extravars["marteau_rates"] = rates
+        if opts.arrivals:
+            extravars["marteau_arrivals"] = opts.arrivals
+        if opts.ramp:
+            extravars["marteau_ramp"] = opts.ramp
+        timeout = opts.bench_timeout or bench_timeout(project, cycles or rates, duration)
         extravars["marteau_bench_timeout"] = timeout
         # A lock outlives the bench it guards (its expiry only matters if we die).
         extravars["marteau_lock_ttl"] = timeout + 600
@@ -644,6 +657,9 @@ class LoadTestRun:
             "strict_host": opts.strict_host,
             "max_users": opts.max_users,
             "cycles": cycles,
+            "rates": extravars.get("marteau_rates"),
+            "arrivals": extravars.get("marteau_arrivals"),
+            "ramp": extravars.get("marteau_ramp"),
             "total_users_per_cycle": ":".join(map(str, total)) if total else None,
             "cost": run_cost(nodes, self._elapsed()),
             "clock_offsets": {h: n.get("clock_offset") for h, n in nodes.items()},

@@ -13,7 +13,7 @@ import click
 from marteau import exits
 from marteau.engine.fuse import fuse_options
 from marteau.errors import MarteauError
-from marteau.funkload.bench_command import max_users_option, strict_host_option
+from marteau.funkload.bench_command import max_users_option, rates_options, strict_host_option
 
 if TYPE_CHECKING:
     from marteau.orchestration.run import RunOutcome
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     metavar="5:10:20",
     help="Users per cycle (default: .marteau.yml, else the test's .conf).",
 )
+@rates_options("")
 @click.option(
     "-D", "--duration", type=click.IntRange(min=1), metavar="S", help="Seconds per cycle."
 )
@@ -185,12 +186,21 @@ def run_command(
     if outcome.report_dir and outcome.report_dir.exists():
         index = outcome.report_dir / "index.html"
         click.echo(f"Report: {index if index.exists() else outcome.report_dir}")
-        totals = _totals(outcome.report_dir)
+        found = _summary(outcome.report_dir)
+        totals = found.get("totals") or {}
         if totals:
             click.echo(
                 f"Totals: {totals.get('requests', 0):,} requests ({totals.get('requests_error', 0):,} errors), "
                 f"{totals.get('tests', 0):,} tests ({totals.get('tests_error', 0):,} errors) "
                 f"on {len(outcome.completed)} node(s)"
+            )
+        whole = (found.get("open") or {}).get("overall")
+        if whole:
+            click.echo(
+                f"Open model: {whole['achieved_rate']:,.1f} tests/s achieved of "
+                f"{whole['intended_rate']:,.1f} intended, {whole['dropped']:,} dropped "
+                f"({whole['dropped_percent']:.2f}%), latency p99 {whole['latency']['p99']:.3f}s "
+                f"from the intended start"
             )
     if outcome.fuse:
         click.echo(outcome.fuse)
@@ -201,11 +211,13 @@ def outcome_json(outcome: RunOutcome) -> dict:
     """What `--json` prints: the lines of the text output, as data."""
     index = outcome.report_dir / "index.html" if outcome.report_dir else None
     summary = next(iter(sorted(outcome.report_dir.rglob("summary.json"))), None) if index else None
+    found = _summary(outcome.report_dir) if index else {}
     return {
         "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
         "report": str(index) if index and index.exists() else None,
         "summary": str(summary) if summary else None,
-        "totals": _totals(outcome.report_dir) if index else {},
+        "totals": found.get("totals") or {},
+        "open": (found.get("open") or {}).get("overall"),
         "nodes": outcome.nodes,
         "completed": outcome.completed,
         "missing": outcome.missing,
@@ -215,10 +227,11 @@ def outcome_json(outcome: RunOutcome) -> dict:
     }
 
 
-def _totals(report_dir: Path) -> dict:
+def _summary(report_dir: Path) -> dict:
+    """The run's summary.json, or {} when there is none or it cannot be read."""
     for path in sorted(report_dir.rglob("summary.json")):
         try:
-            return json.loads(path.read_text()).get("totals") or {}
+            return json.loads(path.read_text())
         except (OSError, ValueError):
             return {}
     return {}

@@ -248,6 +248,9 @@ class BenchStats:
     # the headline's Apdex: every response, an error counted frustrated (the standard's rule)
     apdex: Apdex | None = None
     error_kinds: list[ErrorKind] = field(default_factory=list)
+    # the open model's figures (`marteau.report.open_model.OpenStats`): none for a closed bench
+    open_cycles: list[Any] = field(default_factory=list)
+    open_overall: Any = None
 
     def cycle(self, number: int | None) -> CycleStats | None:
         for stats in self.cycles:
@@ -1400,6 +1403,10 @@ def _compute(rs: ResultSet, t: float, nodes: Sequence[NodeInfo], thread_base: in
                 f"of a CPU core (above {CPU_WARNING_PERCENT:.0f}%): response times may include "
                 "client-side queueing"
             )
+    from marteau.report.open_model import open_stats, open_warnings
+
+    open_cycles, open_overall = open_stats(rs.config, rs.iterations)
+    warnings += open_warnings(open_cycles)
     return BenchStats(
         config=dict(rs.config),
         apdex_t=t,
@@ -1420,6 +1427,8 @@ def _compute(rs: ResultSet, t: float, nodes: Sequence[NodeInfo], thread_base: in
         warnings=warnings,
         apdex=found.apdex,
         error_kinds=error_kinds(rs),
+        open_cycles=open_cycles,
+        open_overall=open_overall,
     )
 
 

@@ -120,6 +120,11 @@ def build_summary(
         "error_kinds": _plain(stats.error_kinds),
         "http_codes": _plain(stats.http_codes),
         "nodes": _plain(stats.nodes),
+        "open": (
+            {"cycles": _plain(stats.open_cycles), "overall": _plain(stats.open_overall)}
+            if stats.open_overall is not None
+            else None
+        ),
         "thresholds": thresholds,
     }
 

@@ -29,6 +29,15 @@ over the recorded time); ``cycles`` requires **every** cycle to pass,
 ``best``/``last`` check FunkLoad's best cycle or the last cycle.
 Per-page thresholds (``pages:``) are always checked on the whole bench,
 over the requests whose description is the page name.
+
+An open-model bench (``--rates``) adds the ``open`` family, figures per test
+iteration (`marteau.report.open_model`): ``p50_latency`` ... ``p99.9_latency``
+and ``max_latency`` (from the intended start, seconds), the same with
+``_service`` (the iteration's own duration), ``dropped`` (percent of the
+intended iterations, ``1%`` and ``1`` alike), ``achieved_rate`` and
+``intended_rate`` (tests/s).  A limit may be relative to the intended rate of
+what is checked: ``achieved_rate > 0.99 * intended``.  On a closed bench these
+have no data, and fail.
 """
 
 from __future__ import annotations
@@ -67,7 +76,19 @@ OTHER_METRICS = {
     "count",
     "errors",
 }
-FAMILIES = ("requests", "pages", "tests")
+FAMILIES = ("requests", "pages", "tests", "open")
+# the open model's figures: "<percentile>_latency" / "<percentile>_service", and these
+_OPEN_FIGURES = {k: v for k, v in DURATION_METRICS.items() if v not in ("min", "avg")}
+OPEN_METRICS = {
+    **{
+        f"{key}_{kind}": f"{kind}_{value}"
+        for key, value in _OPEN_FIGURES.items()
+        for kind in ("latency", "service")
+    },
+    "dropped": "dropped",
+    "achieved_rate": "achieved_rate",
+    "intended_rate": "intended_rate",
+}
 _FAMILY_OF = {"spps": "pages", "max_spps": "pages", "stps": "tests"}
 _ALLOWED = {
     "requests": set(DURATION_METRICS.values())
@@ -76,6 +97,7 @@ _ALLOWED = {
     | {"error_rate", "apdex", "spps", "max_spps", "count", "errors"},
     "tests": {"min", "avg", "max", "error_rate", "stps", "count", "errors"},
     "page": set(DURATION_METRICS.values()) | {"error_rate", "apdex", "rps", "count", "errors"},
+    "open": set(OPEN_METRICS.values()),
 }
 OPERATORS = {
     "<": lambda a, b: a < b,
@@ -88,7 +110,8 @@ OPERATORS = {
 _EXPRESSION = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*(?:\.9)?)\s*"
     r"(?P<op><=|>=|==|!=|<|>)\s*"
-    r"(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>%|ms|s)?\s*$"
+    r"(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*"
+    r"(?:\*\s*(?P<relative>intended)\s*)?(?P<unit>%|ms|s)?\s*$"
 )
 
 
@@ -102,6 +125,7 @@ class Threshold:
     operator: str
     limit: float
     page: str | None = None
+    relative: bool = False  # the limit is a share of the intended rate (`0.99 * intended`)
 
     @property
     def name(self) -> str:
@@ -133,12 +157,14 @@ def parse_expression(expression: Any, source: str, page: str | None = None) -> T
     head, _, rest = name.partition(".")
     if head in FAMILIES and rest:
         family, name = head, rest
-    if name in DURATION_METRICS:
+    if name in OPEN_METRICS and family in (None, "open") and page is None:
+        family, metric = "open", OPEN_METRICS[name]
+    elif name in DURATION_METRICS:
         metric = DURATION_METRICS[name]
     elif name in OTHER_METRICS:
         metric = name
     else:
-        known = ", ".join(list(DURATION_METRICS) + sorted(OTHER_METRICS))
+        known = ", ".join(list(DURATION_METRICS) + sorted(OTHER_METRICS) + ["..._latency"])
         raise bad(f"unknown metric {name!r} (known: {known})")
     if page is not None:
         if family is not None:
@@ -149,13 +175,19 @@ def parse_expression(expression: Any, source: str, page: str | None = None) -> T
         raise bad(f"{metric} is not available for {family}")
     limit = float(match.group("value"))
     unit = match.group("unit")
-    if unit == "%" and metric != "error_rate":
-        raise bad("'%' only applies to error_rate")
-    if unit in ("ms", "s") and metric not in DURATION_METRICS.values():
+    relative = bool(match.group("relative"))
+    if relative and (metric not in ("achieved_rate", "intended_rate") or unit):
+        raise bad("'* intended' only applies to achieved_rate, without a unit")
+    if unit == "%" and metric not in ("error_rate", "dropped"):
+        raise bad("'%' only applies to error_rate and dropped")
+    durations = set(DURATION_METRICS.values()) | {
+        m for m in OPEN_METRICS.values() if m.startswith(("latency_", "service_"))
+    }
+    if unit in ("ms", "s") and metric not in durations:
         raise bad(f"'{unit}' only applies to durations")
     if unit == "ms":
         limit /= 1000.0
-    return Threshold(expression.strip(), family, metric, match.group("op"), limit, page)
+    return Threshold(expression.strip(), family, metric, match.group("op"), limit, page, relative)
 
 
 def parse_thresholds(data: Any, source: str) -> ThresholdSet:
@@ -221,6 +253,11 @@ def load_thresholds(path: str | os.PathLike[str]) -> ThresholdSet:
 def _value(stats: Any, metric: str) -> float | None:
     if stats is None:
         return None
+    if metric.startswith(("latency_", "service_")):
+        kind, _, figure = metric.partition("_")
+        return float(getattr(stats, kind)[figure])
+    if metric in ("dropped", "achieved_rate", "intended_rate"):
+        return float(stats.dropped_percent if metric == "dropped" else getattr(stats, metric))
     if metric in ("min", "avg", "max"):
         return float(getattr(stats, metric))
     if metric.startswith("p"):
@@ -248,6 +285,8 @@ def _targets(stats: BenchStats, threshold: Threshold, scope: str) -> list[tuple[
                 return [(None, description)]
         return [(None, None)]
     attribute = threshold.family
+    if attribute == "open":
+        return _open_targets(stats, scope)
     if scope == "bench":
         overall = {
             "requests": stats.overall_requests,
@@ -263,8 +302,21 @@ def _targets(stats: BenchStats, threshold: Threshold, scope: str) -> list[tuple[
     return [(cycle.cycle if cycle else None, getattr(cycle, attribute) if cycle else None)]
 
 
+def _open_targets(stats: BenchStats, scope: str) -> list[tuple[int | None, Any]]:
+    """The open model's figures a threshold is checked on (none on a closed bench)."""
+    if stats.open_overall is None:
+        return [(None, None)]
+    if scope == "bench":
+        return [(None, stats.open_overall)]
+    if scope == "cycles":
+        return [(c.cycle, c) for c in stats.open_cycles]
+    number = stats.best_cycle if scope == "best" else stats.open_cycles[-1].cycle
+    found = [c for c in stats.open_cycles if c.cycle == number]
+    return [(number, found[0] if found else None)]
+
+
 def _shown(metric: str, value: float) -> str:
-    if metric == "error_rate":
+    if metric in ("error_rate", "dropped"):
         return f"{value:.2f}%"
     if metric in ("count", "errors", "max_rps", "max_spps"):
         return f"{value:.0f}"
@@ -283,6 +335,9 @@ def evaluate(thresholds: ThresholdSet, stats: BenchStats) -> dict[str, Any]:
         targets = _targets(stats, threshold, thresholds.scope)
         for cycle, target in targets:
             value = _value(target, threshold.metric)
+            limit = threshold.limit
+            if threshold.relative and target is not None:
+                limit *= target.intended_rate
             label = where + (f", cycle {cycle}" if cycle is not None else "")
             if value is None:
                 failures.append(f"{label}: no data")
@@ -290,7 +345,7 @@ def evaluate(thresholds: ThresholdSet, stats: BenchStats) -> dict[str, Any]:
                 continue
             if actual is None:
                 actual = value
-            if not check(value, threshold.limit):
+            if not check(value, limit):
                 failures.append(f"{label}: {_shown(threshold.metric, value)}")
                 if failing_cycle is None:
                     failing_cycle, actual = cycle, value

@@ -25,6 +25,10 @@ Chunk kinds (one ASCII letter each):
     Packed ``RESPONSE_STRUCT`` / ``TEST_STRUCT`` / ``SAMPLE_STRUCT`` records
     (`marteau.results.records`), any number per chunk.
     The key ``marteau:time`` is the bench start (FunkLoad's root ``time``).
+``I`` iterations
+    Packed ``ITERATION_STRUCT`` records: the open model's test iterations
+    (intended start, real start, service time, dropped or not).  Only an
+    open-model bench writes them; a closed-model file has none.
 ``M`` monitors
     JSON list of objects (FunkLoad ``<monitor>`` attributes, strings).
 ``E`` end
@@ -51,6 +55,8 @@ from typing import IO, Any
 
 from marteau.errors import MarteauError
 from marteau.results.records import (
+    ITERATION_FIELDS,
+    ITERATION_STRUCT,
     RESPONSE_FIELDS,
     RESPONSE_STRUCT,
     SAMPLE_FIELDS,
@@ -68,6 +74,7 @@ DETAILS = b"D"
 RESPONSES = b"R"
 TESTS = b"T"
 SAMPLES = b"P"
+ITERATIONS = b"I"
 MONITORS = b"M"
 END = b"E"
 
@@ -88,8 +95,15 @@ def lost_load(config: dict[str, str]) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
-KNOWN_KINDS = frozenset((CONFIG, STRINGS, DETAILS, RESPONSES, TESTS, SAMPLES, MONITORS, END))
-RECORD_STRUCTS = {RESPONSES: RESPONSE_STRUCT, TESTS: TEST_STRUCT, SAMPLES: SAMPLE_STRUCT}
+KNOWN_KINDS = frozenset(
+    (CONFIG, STRINGS, DETAILS, RESPONSES, TESTS, SAMPLES, ITERATIONS, MONITORS, END)
+)
+RECORD_STRUCTS = {
+    RESPONSES: RESPONSE_STRUCT,
+    TESTS: TEST_STRUCT,
+    SAMPLES: SAMPLE_STRUCT,
+    ITERATIONS: ITERATION_STRUCT,
+}
 
 _HEADER = struct.Struct("<cI")
 MAX_CHUNK = 0xFFFFFFFF
@@ -288,6 +302,7 @@ class RawCompact:
     responses: bytearray = field(default_factory=bytearray)
     tests: bytearray = field(default_factory=bytearray)
     samples: bytearray = field(default_factory=bytearray)
+    iterations: bytearray = field(default_factory=bytearray)
     monitors: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -313,7 +328,12 @@ def read_compact_raw(path: str | os.PathLike[str]) -> RawCompact:
     """Read a whole compact file into memory (node side, no numpy)."""
     name = os.fspath(path)
     raw = RawCompact(name)
-    buffers = {RESPONSES: raw.responses, TESTS: raw.tests, SAMPLES: raw.samples}
+    buffers = {
+        RESPONSES: raw.responses,
+        TESTS: raw.tests,
+        SAMPLES: raw.samples,
+        ITERATIONS: raw.iterations,
+    }
     for kind, payload in iter_chunks(name, raw.warnings):
         if kind in buffers:
             buffers[kind] += _aligned(name, kind, payload, raw.warnings)
@@ -352,7 +372,7 @@ def scan_compact(path: str | os.PathLike[str]) -> CompactScan:
     """Read a compact file's tables and locate its record chunks (same warnings as reading)."""
     name = os.fspath(path)
     raw = RawCompact(name)
-    spans: dict[bytes, list[tuple[int, int]]] = {RESPONSES: [], TESTS: [], SAMPLES: []}
+    spans: dict[bytes, list[tuple[int, int]]] = {kind: [] for kind in RECORD_STRUCTS}
     located: list[tuple[int, int]] = []
     skip = frozenset(spans)
     for kind, payload in iter_chunks(name, raw.warnings, skip=skip, spans=located):
@@ -395,11 +415,16 @@ def read_records(scan: CompactScan, kind: bytes, out: Any) -> None:
             at += length
 
 
-def resultset_of(scan: CompactScan, responses: Any, tests: Any, samples: Any) -> Any:
-    """The `ResultSet` of a scanned file, given its record arrays."""
+def resultset_of(
+    scan: CompactScan, responses: Any, tests: Any, samples: Any, iterations: Any = None
+) -> Any:
+    """The `ResultSet` of a scanned file, given its record arrays (iterations read here
+    when not given: an open-model node has a few per test, never a merge's bulk)."""
     from marteau.results.resultset import ResultSet
 
     raw = scan.raw
+    if iterations is None:
+        iterations = read_iterations(scan)
     return ResultSet(
         config=raw.config,
         strings=raw.strings,
@@ -411,10 +436,27 @@ def resultset_of(scan: CompactScan, responses: Any, tests: Any, samples: Any) ->
         node=raw.config.get("node", ""),
         monitors=raw.monitors,
         warnings=raw.warnings,
+        iterations=iterations,
     )
 
 
-RECORD_FIELDS = {RESPONSES: RESPONSE_FIELDS, TESTS: TEST_FIELDS, SAMPLES: SAMPLE_FIELDS}
+RECORD_FIELDS = {
+    RESPONSES: RESPONSE_FIELDS,
+    TESTS: TEST_FIELDS,
+    SAMPLES: SAMPLE_FIELDS,
+    ITERATIONS: ITERATION_FIELDS,
+}
+
+
+def read_iterations(scan: CompactScan) -> Any:
+    """The open model's iteration records of a scanned file (an empty array when none)."""
+    import numpy
+
+    from marteau.results.records import numpy_dtype
+
+    array = numpy.empty(scan.count(ITERATIONS), dtype=numpy_dtype(ITERATION_FIELDS))
+    read_records(scan, ITERATIONS, array)
+    return array
 
 
 def read_compact(path: str | os.PathLike[str]) -> Any:
@@ -469,12 +511,12 @@ def combine(paths: Iterable[str | os.PathLike[str]], out_path: str | os.PathLike
                 elif kind == TESTS:
                     data = _aligned(name, kind, payload, warnings)
                     out.records(kind, _remap_tests(data, detail_base))
-                else:  # config, samples, monitors: ids-free
+                else:  # config, samples, iterations, monitors: ids-free
                     if kind == CONFIG:
                         value = decode_json_chunk(name, kind, payload).get(ROOT_TIME_KEY)
                         if value:
                             started.append(str(value))
-                    if kind == SAMPLES:
+                    if kind in (SAMPLES, ITERATIONS):
                         payload = _aligned(name, kind, payload, warnings)
                     out.chunk(kind, payload)
             out.flush()

@@ -29,6 +29,12 @@ line:
   **not** written: it carries no data and every FunkLoad reader has to
   tolerate its absence as well as its presence.  `read_xml` accepts it.
 
+An open-model bench (``marteau bench --rates``) also writes one
+``<iteration .../>`` element per test iteration (`format_iteration`): an
+element FunkLoad's report builder does not know and skips, so its tables stay
+those of the tests and requests (docs/open-model.md says what they mean
+then).  A closed-model file has none.
+
 Reading (`read_xml`, controller side, numpy): one regular expression over
 the bytes with FunkLoad's fixed attribute order handles the common
 ``<response .../>`` line; anything else (another attribute order, ``'``
@@ -55,6 +61,7 @@ from marteau.errors import MarteauError
 from marteau.results.compact import (
     CONFIG,
     DETAILS,
+    ITERATIONS,
     MONITORS,
     RESPONSES,
     ROOT_TIME_KEY,
@@ -66,6 +73,9 @@ from marteau.results.compact import (
 )
 from marteau.results.records import (
     ERROR,
+    ITERATION_FIELDS,
+    ITERATION_RESULTS,
+    ITERATION_STRUCT,
     RESPONSE_FIELDS,
     RESPONSE_STRUCT,
     RESULT_CODES,
@@ -224,6 +234,29 @@ def format_test_result(
 # -- writing ------------------------------------------------------------------
 
 
+def format_iteration(
+    *,
+    cycle: int,
+    thread: int,
+    worker: int,
+    intended: float,
+    time: float,
+    duration: float,
+    result: str,
+    users: int,
+) -> str:
+    """One ``<iteration>`` line of an open-model bench (unknown to FunkLoad: skipped).
+
+    Instants to the microsecond: FunkLoad's 12 digits would round an epoch
+    instant to 10 ms, more than many a latency.
+    """
+    return (
+        f'<iteration cycle="{i3(cycle)}" thread="{i3(thread)}" worker="{worker}" '
+        f'intended="{intended:.6f}" time="{time:.6f}" '
+        f'duration="{py2_float(duration)}" result="{result}" users="{users}" />'
+    )
+
+
 def backup_existing(path: str) -> str | None:
     """Rename an existing result file to ``<path>.bak-<epoch>`` (FunkLoad does)."""
     if os.path.exists(path):
@@ -299,7 +332,7 @@ def export_xml(
     warnings: list[str] = []
     config: dict[str, str] = {}
     first_time: float | None = None
-    skip = frozenset((STRINGS, DETAILS, TESTS, SAMPLES, MONITORS))
+    skip = frozenset((STRINGS, DETAILS, TESTS, SAMPLES, ITERATIONS, MONITORS))
     for kind, payload in iter_chunks(source, warnings, skip=skip):
         if kind == CONFIG:
             config.update(decode_json_chunk(source, kind, payload))
@@ -325,12 +358,40 @@ def export_xml(
                 writer.responses(payload)
             elif kind == TESTS:
                 writer.tests(payload)
+            elif kind == ITERATIONS:
+                out.writelines(_iteration_lines(payload))
             elif kind == MONITORS:
                 out.writelines(
                     format_monitor(m) + "\n" for m in decode_json_chunk(source, kind, payload)
                 )
         out.write("</funkload>\n")
     return warnings
+
+
+def _iteration_lines(data: bytes) -> Iterable[str]:
+    for (
+        intended,
+        time,
+        duration,
+        cycle,
+        thread,
+        worker,
+        result,
+        users,
+    ) in ITERATION_STRUCT.iter_unpack(data):
+        yield (
+            format_iteration(
+                cycle=cycle,
+                thread=thread,
+                worker=worker,
+                intended=intended,
+                time=time,
+                duration=duration,
+                result=ITERATION_RESULTS[result],
+                users=users,
+            )
+            + "\n"
+        )
 
 
 class _RecordWriter:
@@ -513,7 +574,9 @@ _ATTRS = rb"(?:\s+[^\s=/<>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*"
 _ELEMENT = re.compile(
     rb"<response" + _ATTRS + rb"\s*>\s*(?:<headers>.*?</headers>\s*)?"
     rb"(?:<body>\s*<!\[CDATA\[.*?\]\]>\s*</body>\s*|<body>.*?</body>\s*)?</response>"
-    rb"|<(?:response|testResult|config|monitor|monitorconfig|funkload)" + _ATTRS + rb"\s*/?>"
+    rb"|<(?:response|testResult|iteration|config|monitor|monitorconfig|funkload)"
+    + _ATTRS
+    + rb"\s*/?>"
     rb"|</funkload>",
     re.S,
 )
@@ -522,7 +585,14 @@ _ATTR = re.compile(rb"([^\s=/<>]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _HEADER = re.compile(rb"<header(" + _ATTRS + rb")\s*/?>", re.S)
 _BODY = re.compile(rb"<body>(.*)</body>", re.S)
 _ELEMENT_LINE = re.compile(rb"^[ \t]*<(response|testResult)\b", re.M)
-_BOUNDARY = (b"\n<response ", b"\n<testResult ", b"\n<config ", b"\n<monitor", b"\n</funkload")
+_BOUNDARY = (
+    b"\n<response ",
+    b"\n<testResult ",
+    b"\n<iteration ",
+    b"\n<config ",
+    b"\n<monitor",
+    b"\n</funkload",
+)
 _STARTS = (b"<funkload", b"<response", b"<testResult", b"<config", b"<monitor")
 _BLOCK = 16 * 1024 * 1024
 _MAX_WARNINGS = 20
@@ -586,6 +656,7 @@ class _XmlReader:
         self.details: list[dict[str, Any]] = []
         self.monitors: list[dict[str, str]] = []
         self.tests: list[tuple[Any, ...]] = []
+        self.iterations: list[tuple[Any, ...]] = []
         self.parts: list[Any] = []  # structured response arrays, one per block
         self.warnings: list[str] = []
         self.dropped_warnings = 0
@@ -838,6 +909,8 @@ class _XmlReader:
             self.monitors.append(attrs)
         elif tag == b"testResult":
             self.test_result(attrs, line)
+        elif tag == b"iteration":
+            self.iteration(attrs, line)
         elif tag == b"response":
             self.response(attrs, start, element, line, rows)
 
@@ -943,6 +1016,28 @@ class _XmlReader:
         if self.suite_name is None:
             self.suite_name = (attrs.get("suite", ""), attrs.get("name", ""))
 
+    def iteration(self, attrs: dict[str, str], line: _Where) -> None:
+        try:
+            result = ITERATION_RESULTS.index(attrs.get("result", ""))
+        except ValueError:
+            self.unknown_results.add(attrs.get("result", ""))
+            result = ERROR
+        try:
+            row = (
+                float(attrs["intended"]),
+                float(attrs["time"]),
+                float(attrs["duration"]),
+                int(attrs["cycle"]),
+                int(attrs.get("thread", 0)),
+                int(attrs.get("worker", 0)),
+                result,
+                int(attrs.get("users", 0)),
+            )
+        except (KeyError, ValueError) as exc:
+            self.warn(f"line {line}: unreadable <iteration> skipped ({exc})")
+            return
+        self.iterations.append(row)
+
     # -- the ResultSet --
 
     def result(self) -> Any:
@@ -970,6 +1065,7 @@ class _XmlReader:
             responses[name] = remap[responses[name]]
         tests = np.array(self.tests, dtype=numpy_dtype(TEST_FIELDS))
         samples = np.zeros(0, numpy_dtype(SAMPLE_FIELDS))
+        iterations = np.array(self.iterations, dtype=numpy_dtype(ITERATION_FIELDS))
 
         if self.suite_name is not None:
             self.config.setdefault("class", self.suite_name[0])
@@ -996,6 +1092,7 @@ class _XmlReader:
             node=self.config.get("node", ""),
             monitors=self.monitors,
             warnings=self.warnings,
+            iterations=iterations,
         )
 
 
@@ -1043,6 +1140,6 @@ def read_xml(path: str | os.PathLike[str]) -> Any:
             if data:
                 reader.block(data, line)
             line += data.count(b"\n")
-    if not reader.parts and not reader.tests and not reader.config and not reader.root:
+    if not (reader.parts or reader.tests or reader.iterations or reader.config or reader.root):
         raise MarteauError(f"{name}: no FunkLoad records found")
     return reader.result()

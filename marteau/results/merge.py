@@ -405,6 +405,7 @@ def merge(resultsets: Sequence[ResultSet], *, release: bool = False, _into: Any 
             monitors.append(monitor)
         warnings.extend(rs.warnings)
     warnings.extend(s.reason for s in skipped)
+    iterations = _merged_iterations(nodes, accepted, thread_base)
     config = dict(first.config)
     config["cycles"] = str(users)
     config["node"] = ", ".join(n.name for n in nodes)
@@ -419,8 +420,27 @@ def merge(resultsets: Sequence[ResultSet], *, release: bool = False, _into: Any 
         node=config["node"],
         monitors=monitors,
         warnings=warnings,
+        iterations=iterations,
     )
     return Merged(merged, nodes, thread_base, skipped, accepted)
+
+
+def _merged_iterations(
+    nodes: Sequence[NodeInfo], accepted: Sequence[ResultSet], thread_base: int
+) -> Any:
+    """The open model's iterations of every node, threads and workers made unique per node
+    as the requests' threads are (None when no node ran the open model)."""
+    import numpy as np
+
+    parts = []
+    for node, rs in zip(nodes, accepted, strict=True):
+        if rs.iterations is None or not rs.iterations.size:
+            continue
+        part = rs.iterations.copy()
+        part["thread"] += node.index * thread_base
+        part["worker"] += node.index * thread_base
+        parts.append(part)
+    return np.concatenate(parts) if parts else None
 
 
 def _same_memory(a: Any, b: Any) -> bool:

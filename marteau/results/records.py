@@ -62,6 +62,24 @@ SAMPLE_FIELDS = (
 )
 
 
+# One test iteration of the open model (arrival-rate cycles), recorded beside its
+# test record: when it was meant to start, so that its latency counts the time it
+# waited for the generator or the target (coordinated omission), and the pool of
+# users it found.  Closed-model results have none.
+ITERATION_FIELDS = (
+    ("intended", "d", "<f8"),  # planned start, epoch seconds
+    ("time", "d", "<f8"),  # real start (the intended one for a dropped iteration)
+    ("duration", "d", "<f8"),  # real start to end (0 when dropped): the service time
+    ("cycle", "H", "<u2"),  # the cycle that scheduled it
+    ("thread", "I", "<u4"),  # the virtual user that ran it (0 when dropped)
+    ("worker", "I", "<u4"),  # generator process (unique per node; per bench once merged)
+    ("result", "B", "u1"),  # SUCCESSFUL / FAILURE / ERROR / DROPPED
+    ("users", "I", "<u4"),  # users of the process busy when it started, itself included
+)
+DROPPED = 3  # an iteration that found every user of the pool busy: not run, counted
+ITERATION_RESULTS = (*RESULT_NAMES, "Dropped")
+
+
 def _struct(fields: tuple[tuple[str, str, str], ...]) -> struct.Struct:
     return struct.Struct("<" + "".join(code for _, code, _ in fields))
 
@@ -69,6 +87,7 @@ def _struct(fields: tuple[tuple[str, str, str], ...]) -> struct.Struct:
 RESPONSE_STRUCT = _struct(RESPONSE_FIELDS)
 TEST_STRUCT = _struct(TEST_FIELDS)
 SAMPLE_STRUCT = _struct(SAMPLE_FIELDS)
+ITERATION_STRUCT = _struct(ITERATION_FIELDS)
 
 
 def numpy_dtype(fields: tuple[tuple[str, str, str], ...]) -> Any:

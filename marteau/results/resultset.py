@@ -26,6 +26,8 @@ class ResultSet:
     node: str = ""  # node name (config "node" unless set by the merger)
     monitors: list[dict[str, str]] = field(default_factory=list)  # FunkLoad <monitor> attrs
     warnings: list[str] = field(default_factory=list)  # what was tolerated or skipped, and why
+    # the open model's test iterations (ITERATION_FIELDS dtype); None or empty: a closed bench
+    iterations: Any = None
 
     def string(self, string_id: int) -> str:
         return self.strings[string_id]

@@ -233,7 +233,7 @@ def milliseconds(seconds: list[float]) -> dict[str, float]:
     """The report's sorted-index percentiles (p50, p95, p99, ...) and the max, in ms."""
     import numpy as np
 
-    from marteau.report.stats import percentiles
+    from marteau.report.quantiles import percentiles
 
     ordered = np.sort(np.array(seconds, dtype=float)) * 1000
     return {**percentiles(ordered), "max": float(ordered[-1]) if ordered.size else -1.0}

@@ -18,7 +18,7 @@ Which iterations count for a cycle whose window is ``[W, E)``:
 Service time is an iteration's own duration (real start to end);
 latency is from its intended start to its end: the service time plus any
 wait before it started (a late generator loop). Percentiles are FunkLoad's
-(`marteau.report.stats.percentiles`), over the iterations that ran.
+(`marteau.report.quantiles.percentiles`), over the iterations that ran.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from marteau.engine.runner import BenchPlan, schedule
-from marteau.report.stats import cycle_duration, percentiles
+from marteau.report.quantiles import percentiles
+from marteau.results.merge import cycle_duration
 from marteau.results.records import DROPPED
 
 LAG_WARNING = 0.05  # seconds of start lag (p99) above which the generator was late

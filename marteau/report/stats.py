@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 
 from marteau.report.errors import ErrorKind, error_kinds
+from marteau.report.open_model import open_stats, open_warnings
+from marteau.report.quantiles import PERCENTILES, percentiles
 from marteau.results.merge import NodeInfo, cycle_duration, parse_cycles, small_pages
 from marteau.results.records import RESULT_NAMES, SUCCESSFUL
 from marteau.results.resultset import ResultSet
@@ -50,7 +52,6 @@ __all__ = ["NodeInfo", "cycle_duration", "compute", "parse_cycles"]
 DEFAULT_APDEX_T = 1.5
 PAGE_TYPES = frozenset(("post", "get", "xmlrpc", "put", "delete", "head"))
 # (key, percent): FunkLoad shows p10/p50/p90/p95; p99/p99_9 are Marteau's.
-PERCENTILES = (("p10", 10), ("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("p99_9", 99.9))
 APDEX_RATINGS = ((0.5, "UNACCEPTABLE"), (0.7, "POOR"), (0.85, "FAIR"), (0.94, "Good"))
 BEST_CYCLE_MIN_APDEX = 0.85
 CPU_WARNING_PERCENT = 80.0
@@ -294,15 +295,6 @@ def apdex(durations: Any, t: float) -> Apdex:
     tolerating = int(np.count_nonzero(durations < 4 * t)) - satisfied
     score = (satisfied + tolerating / 2.0) / n if n else 0
     return Apdex(t, satisfied, tolerating, n - satisfied - tolerating, score, apdex_label(score))
-
-
-def percentiles(sorted_values: Any) -> dict[str, float]:
-    """Sorted-index percentiles: value at int(p / 100.0 * n), -1.0 when empty."""
-    n = int(sorted_values.size)
-    out = {}
-    for key, p in PERCENTILES:
-        out[key] = float(sorted_values[int(p / 100.0 * n)]) if n else -1.0
-    return out
 
 
 def sequential_sum(values: Any) -> float:
@@ -1403,8 +1395,6 @@ def _compute(rs: ResultSet, t: float, nodes: Sequence[NodeInfo], thread_base: in
                 f"of a CPU core (above {CPU_WARNING_PERCENT:.0f}%): response times may include "
                 "client-side queueing"
             )
-    from marteau.report.open_model import open_stats, open_warnings
-
     open_cycles, open_overall = open_stats(rs.config, rs.iterations)
     warnings += open_warnings(open_cycles)
     return BenchStats(

@@ -18,9 +18,15 @@ from pathlib import Path
 import pytest
 
 from marteau.orchestration.clone import LimitExceeded, Limits, Stopped, clone
+from marteau.service import accounts
+from marteau.service.db import Database, upgrade
+from marteau.service.jobs import create_job
+from marteau.service.scheduler import request_cancel
+from marteau.service.settings import Settings
+from marteau.service.worker import console_path
 from tests.git_http import GitHttpServer, group_alive, make_repo, processes_with
 from tests.servers import HangingServer
-from tests.service_helpers import ROOT, Service, make_project, wait_for, wait_job
+from tests.service_helpers import ROOT, Service, make_project, run_queue, wait_for, wait_job
 
 MB = 2**20
 PACE = 2 * MB  # bytes/s the git server sends: an 8 MB pack takes 4 s in full
@@ -157,6 +163,29 @@ def test_a_clone_stops_when_asked(tmp_path: Path) -> None:
         with pytest.raises(Stopped) as caught:
             clone(url, tmp_path / "s", None, Limits(120), tmp_path / "log", stop=stop)
         assert caught.value.why == "cancel" and processes_with(url) == {}
+
+
+def test_a_worker_stops_a_clone_when_its_job_is_cancelled(tmp_path: Path) -> None:
+    """Cancel reaches a job still cloning (prepared by a worker in this process): the
+    job is cancelled, not failed at its time limit, and its git group is gone."""
+    settings = Settings(data_dir=tmp_path / "data", poll_interval=0.05, clone_timeout=120)
+    db = Database(settings.db_url)
+    upgrade(db)
+    with db.write() as session:
+        owner = accounts.create_user(session, "owner@example.org", "owner-password")
+    with HangingServer() as server:
+        url = server.url + "/project.git"
+        job = create_job(db, settings, owner, {"git_url": url})
+        ended: list = []
+        worker = threading.Thread(target=lambda: ended.append(run_queue(settings, db, job.id)))
+        worker.start()
+        groups = wait_for(lambda: set(processes_with(url).values()), timeout=60, what="git")
+        assert request_cancel(db, job.id) == "cancelled"
+        worker.join(timeout=120)
+    assert (ended[0].state, ended[0].exit_reason) == ("cancelled", "cancelled before it started")
+    assert "git clone: not done" not in console_path(settings, job.id).read_text()
+    assert [group_alive(group) for group in groups] == [[]]
+    db.dispose()
 
 
 # -- the service: its workers and its preview -------------------------------------------

@@ -94,8 +94,10 @@ class _Clone:
         env: dict[str, str] | None,
         stop: Callable[[], str | None] | None,
         preexec: Callable[[], None] | None,
+        what: str = "git clone",
     ) -> None:
         self.url, self.target, self.limits, self.log = url, target, limits, log
+        self.what = what  # how messages name the operation
         # no prompt for a password; no download by a Git LFS filter at checkout
         self.env = dict(os.environ if env is None else env)
         self.env.update(GIT_TERMINAL_PROMPT="0", GIT_LFS_SKIP_SMUDGE="1")
@@ -104,12 +106,12 @@ class _Clone:
         self.guard = ["timeout", "--kill-after=2"] if shutil.which("timeout") else []
 
     def _late(self) -> LimitExceeded:
-        return LimitExceeded(f"{self.url}: git clone: not done within {self.limits.seconds:g} s")
+        return LimitExceeded(f"{self.url}: {self.what}: not done within {self.limits.seconds:g} s")
 
     def _too_large(self) -> LimitExceeded:
         assert self.limits.max_bytes is not None
         return LimitExceeded(
-            f"{self.url}: git clone: repository over {_megabytes(self.limits.max_bytes)}"
+            f"{self.url}: {self.what}: repository over {_megabytes(self.limits.max_bytes)}"
         )
 
     def _start(self, command: list[str], log: IO[bytes], pipe: bool = False) -> subprocess.Popen:
@@ -192,7 +194,7 @@ class _Clone:
                         raise self._too_large()
                     if most is not None and files > most:
                         raise LimitExceeded(
-                            f"{self.url}: git clone: more than {most} files to check out"
+                            f"{self.url}: {self.what}: more than {most} files to check out"
                         )
                 if time.monotonic() >= self.deadline:
                     raise self._late()
@@ -252,7 +254,7 @@ def clone(
 
 def update(url: str, target: Path, limits: Limits, log: Path) -> None:
     """`git pull --ff-only` in an existing clone of `url`, under the same limits."""
-    run = _Clone(url, target, limits, log, None, None, None)
+    run = _Clone(url, target, limits, log, None, None, None, "git pull")
     failed = run.git(["git", "-C", str(target), "pull", "--quiet", "--ff-only"])
     if failed is not None:
         raise MarteauError(f"{url}: git pull failed: {failed}")

@@ -27,7 +27,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
-	  for pkg in chromium nftables openssl openssh-server postgresql stress-ng sudo; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  for pkg in chromium git nftables openssl openssh-server postgresql stress-ng sudo; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

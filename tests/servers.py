@@ -4,10 +4,12 @@
 background thread. Routes map a path (without query) to a function taking
 the `Request` and returning `(status, headers, body)`; every request is kept
 in `server.requests` so tests can assert what was really sent on the wire.
+`HangingServer` accepts connections and never answers.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,3 +93,35 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class HangingServer:
+    """Accepts connections, reads what comes, never answers (until the test ends)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed by __exit__
+                return
+            self.accepted.append(conn)
+
+    def __enter__(self) -> HangingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+        self._thread.join(5)
+        for conn in self.accepted:
+            conn.close()

@@ -51,7 +51,10 @@ class CountingListener:
                 continue
             self.connections += 1
             with conn:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
+                self.answer(conn)
+
+    def answer(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
 
     def __enter__(self) -> CountingListener:
         self._thread.start()

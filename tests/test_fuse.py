@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -32,7 +30,7 @@ from marteau.engine.fuse import (
     weighted_median,
 )
 from marteau.errors import MarteauError
-from tests.servers import LocalServer, ok
+from tests.servers import HangingServer, LocalServer, ok
 
 REPO = Path(__file__).resolve().parents[1]
 MARTEAU = str(Path(sys.executable).parent / "marteau")
@@ -96,38 +94,6 @@ def bench(workdir: Path, url: str, *args: str, timeout: int = 60) -> tuple[Any, 
         env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
     )
     return run, time.monotonic() - started
-
-
-class HangingServer:
-    """Accepts connections, reads what comes, never answers (until the test ends)."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:  # closed by __exit__
-                return
-            self.accepted.append(conn)
-
-    def __enter__(self) -> HangingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.listener.close()
-        self._thread.join(5)
-        for conn in self.accepted:
-            conn.close()
 
 
 def read_results(workdir: Path) -> tuple[Any, dict[str, str]]:

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from marteau.errors import MarteauError
+from marteau.orchestration import project
 from marteau.orchestration.project import is_git_url, load_config, locate
+from tests.git_http import processes_with
+from tests.servers import HangingServer
 
 GOOD = """\
 name: MarketPlace
@@ -156,3 +159,16 @@ def test_git_url_cloned_then_updated(tmp_path: Path) -> None:
     assert second.root == first.root and second.test == "A.test_b" and second.commit != first.commit
     with pytest.raises(MarteauError, match="git clone failed"):
         locate(f"file://{tmp_path}/nothing.git", work)
+
+
+def test_a_git_url_that_never_answers_ends_with_its_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`marteau run URL`: the clone is bounded (CHECKOUT_SECONDS, shortened here) and
+    its git processes, `git remote-http` included, end with it."""
+    monkeypatch.setattr(project, "CHECKOUT_SECONDS", 2.0)
+    with HangingServer() as server:
+        url = server.url + "/project.git"
+        with pytest.raises(MarteauError, match=r"project.git: git clone: not done within 2 s$"):
+            locate(url, tmp_path / "work")
+        assert processes_with(url) == {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shlex
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -32,9 +33,9 @@ from marteau.service.app import create_app  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import Job, Node, User, VerifiedHost  # noqa: E402
 from marteau.service.scheduler import ISOLATED  # noqa: E402
-from marteau.service.settings import Settings  # noqa: E402
+from marteau.service.settings import Settings, load_settings  # noqa: E402
 from marteau.service.worker import console_path, run_arguments  # noqa: E402
-from tests.servers import LocalServer, ok  # noqa: E402
+from tests.servers import HangingServer, LocalServer, ok  # noqa: E402
 from tests.service_helpers import (  # noqa: E402
     FAKE_RUN,
     free_port,
@@ -100,9 +101,12 @@ class TxtServer:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    """A team server verifying hosts (it tells why a check failed); a test of public mode
+    sets `public`, where this machine's 127.0.0.0/8 counts as public."""
     return Settings(
         data_dir=tmp_path / "data",
-        public=True,
+        verify_hosts=True,
+        verify_allow_networks="127.0.0.0/8",
         run_command=shlex.split(FAKE_RUN),
         poll_interval=0.05,
         lease_ttl=10,
@@ -358,6 +362,99 @@ def test_one_users_proof_is_not_anothers(
         hosts.add_host(db, bob.id, f"127.0.0.1:{server.port}")
 
 
+def test_allowed_networks_are_checked_when_the_settings_load(tmp_path: Path) -> None:
+    loaded = load_settings(data_dir=tmp_path, verify_allow_networks=" 10.9.0.0/16, fd00::/8 ")
+    assert [str(net) for net in loaded.allowed_networks] == ["10.9.0.0/16", "fd00::/8"]
+    assert hosts.not_public("10.9.1.2", loaded) is None
+    assert hosts.not_public("10.8.1.2", loaded) == "10.8.1.2: a private address"
+    with pytest.raises(MarteauError, match="setting verify_allow_networks: .*10.0.0.0/33"):
+        load_settings(data_dir=tmp_path, verify_allow_networks="10.0.0.0/33")
+
+
+class ResettingServer(CountingListener):
+    """Accepts each connection and resets it at once (RST, no answer)."""
+
+    def answer(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_public_checks_reach_public_addresses_only_and_all_fail_alike(
+    db: Database,
+    settings: Settings,
+    alice: User,
+    server: LocalServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 13: in public mode a check is no way into the service's network and no
+    port scanner. A loopback, private, link-local... address is refused before any
+    connection (a name is checked once resolved, and a DNS proof cannot make up for
+    it), with the text a closed port, a reset, a silent server, a 404 or a wrong token
+    get; the reasons go to the log only."""
+    settings.public = True
+    settings.verify_allow_networks = ""  # 127.0.0.0/8 is loopback again
+    caplog.set_level("WARNING", logger="marteau.service.hosts")
+
+    def check(label: str) -> VerifiedHost:
+        return hosts.check_host(db, settings, hosts.add_host(db, alice.id, label))
+
+    own = hosts.add_host(db, alice.id, f"127.0.0.1:{server.port}")
+    serve_token(server, f"/.well-known/marteau/{own.token}", own.token)
+    serve_token(server, f"/{own.token}", own.token)
+    outcomes = {"127.0.0.1 serving the token": hosts.check_host(db, settings, own)}
+    assert server.requests == []  # not even asked
+    with TxtServer() as dns_server:
+        settings.dns_server = f"127.0.0.1:{dns_server.port}"
+        named = hosts.add_host(db, alice.id, f"app.test:{server.port}")
+        dns_server.addresses["app.test"] = ["127.0.0.1"]
+        dns_server.records["_marteau.app.test"] = [f'"marteau-verification={named.token}"']
+        serve_token(server, f"/{named.token}", named.token)
+        outcomes["a name of 127.0.0.1 with its TXT proof"] = hosts.check_host(db, settings, named)
+        settings.dns_server = ""
+    assert server.requests == []
+    for label in (
+        f"10.1.2.3:{server.port}",
+        "169.254.169.254",
+        f"[::1]:{server.port}",
+        "[::ffff:127.0.0.1]",
+        "0.0.0.0",
+        "224.0.0.1",
+        "100.64.0.1",
+        "192.168.1.1",
+    ):
+        outcomes[label] = check(label)
+    refused = {r.getMessage() for r in caplog.records}
+    for reason in (
+        "127.0.0.1: a loopback",
+        "10.1.2.3: a private address",
+        "169.254.169.254: a private, link-local address",
+        "::1: a loopback",
+        "224.0.0.1: a multicast address",
+        "100.64.0.1: a non-global address",
+    ):
+        assert any(reason in message for message in refused), (reason, refused)
+
+    settings.verify_allow_networks = "127.0.0.0/8"  # now reachable: every other failure
+    with LocalServer() as empty, ResettingServer("127.0.0.1") as reset, HangingServer() as silent:
+        outcomes["a closed port"] = check(f"127.0.0.1:{free_port()}")
+        outcomes["HTTP 404"] = check(f"127.0.0.1:{empty.port}")
+        wrong = hosts.add_host(db, alice.id, f"127.0.0.2:{server.port}")
+        with LocalServer(host="127.0.0.2", port=server.port) as other:
+            serve_token(other, f"/.well-known/marteau/{wrong.token}", own.token)
+            serve_token(other, f"/{wrong.token}", "not the token")
+            outcomes["a wrong token"] = hosts.check_host(db, settings, wrong)
+        outcomes["a reset"] = check(f"127.0.0.1:{reset.port}")
+        outcomes["no answer"] = check(f"127.0.0.1:{silent.port}")
+    for what, row in outcomes.items():
+        assert (row.verified, row.last_error) == (None, hosts.NOT_PROVEN), what
+        assert hosts.host_json(row, settings)["last_error"] == hosts.NOT_PROVEN
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for detail in ("HTTP 404", "ConnectError", "the body is not the token", "ReadTimeout"):
+        assert detail in logged, detail
+    assert re.search(r"RemoteProtocolError|ReadError|ConnectError.*reset", logged)
+    # and the guard lets a public (here: allowed) address be proven
+    assert hosts.check_host(db, settings, own).method == hosts.WELL_KNOWN
+
+
 # -- the API, the page and public mode on a real server --------------------------------
 
 
@@ -461,6 +558,28 @@ def test_hosts_api_and_page(
         assert api.delete(f"/api/hosts/{host['id']}").json() == {"deleted": host["id"]}
 
 
+def test_a_user_has_a_bounded_number_of_hosts(
+    web: Uvicorn, settings: Settings, alice: User, bob: User
+) -> None:
+    settings.max_hosts_per_user = 3
+    full = (
+        "host h3.example: you have 3 hosts, the most a user may have here: remove one you "
+        "no longer use first"
+    )
+    with closing(web.client(alice.email)) as api, closing(web.client(bob.email)) as other:
+        added = [api.post("/api/hosts", json={"host": f"h{i}.example"}) for i in range(3)]
+        assert [r.status_code for r in added] == [201, 201, 201]
+        refused = api.post("/api/hosts", json={"host": "h3.example"})
+        assert (refused.status_code, refused.json()["detail"]) == (400, full)
+        form = {"host": "h3.example", "csrf_token": api.headers["X-CSRF-Token"]}
+        page = api.post("/hosts", data=form)
+        assert page.status_code == 400 and full in page.text
+        assert other.post("/api/hosts", json={"host": "h3.example"}).status_code == 201
+        api.delete(f"/api/hosts/{added[0].json()['id']}")
+        assert api.post("/api/hosts", json={"host": "h3.example"}).status_code == 201
+        assert len(api.get("/api/hosts").json()["hosts"]) == 3
+
+
 def project_for(path: Path, url: str) -> Path:
     make_project(path)
     (path / "Simple.conf").write_text(f"[main]\ntitle = t\nurl = {url}\n")
@@ -556,6 +675,7 @@ def test_public_mode_refuses_a_job_to_an_unproven_host(
     server: LocalServer,
     tmp_path: Path,
 ) -> None:
+    settings.public = True
     target = f"http://127.0.0.1:{server.port}"
     project = project_for(tmp_path / "project", target + "/app/")
     archive = {"archive": ("p.tar.gz", tar_of(project), "application/gzip")}
@@ -586,8 +706,9 @@ def test_public_mode_refuses_a_job_to_an_unproven_host(
 
 
 def test_the_preview_says_whether_the_target_is_verified(
-    web: Uvicorn, alice: User, server: LocalServer, tmp_path: Path
+    web: Uvicorn, settings: Settings, alice: User, server: LocalServer, tmp_path: Path
 ) -> None:
+    settings.public = True
     label = f"127.0.0.1:{server.port}"
     project = project_for(tmp_path / "project", f"http://{label}/app/")
     archive = {"archive": ("p.tar.gz", tar_of(project), "application/gzip")}
@@ -619,6 +740,7 @@ def test_the_preview_says_whether_the_target_is_verified(
 def test_a_git_job_is_checked_when_the_worker_prepares_it(
     settings: Settings, db: Database, server: LocalServer, tmp_path: Path
 ) -> None:
+    settings.public = True
     import subprocess
 
     from marteau.service.jobs import create_job

@@ -382,7 +382,10 @@ def test_a_public_job_runs_the_users_quota_whatever_the_test_asks(
         return ok("noted")
 
     config = tmp_path / "marteau.toml"
-    config.write_text("public = true\nquota_users_per_node = 5\nverify_interval = 0\n")
+    config.write_text(
+        "public = true\nquota_users_per_node = 5\nverify_interval = 0\n"
+        'verify_allow_networks = "127.0.0.0/8"\n'  # the target is on this machine
+    )
     settings = load_settings(
         config=config, data_dir=tmp_path / "data", poll_interval=0.2, lease_ttl=30
     )

@@ -21,6 +21,8 @@ from marteau.orchestration.sources import check_links
 from marteau.orchestration.values import text_problem
 
 CONFIG_NAME = ".marteau.yml"
+# `marteau run URL`: the longest its clone or pull may take (the whole git process group)
+CHECKOUT_SECONDS = 300.0
 
 # key -> (accepted python types, what to say when the type is wrong)
 KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -286,27 +288,26 @@ def default_workdir() -> Path:
 
 
 def checkout(url: str, workdir: Path | None = None) -> Path:
-    """Clone `url` into the work directory, or update the clone already there."""
+    """Clone `url` into the work directory, or update the clone already there; git in
+    its own process group, killed with its helpers after CHECKOUT_SECONDS."""
+    import tempfile
+
+    from marteau.orchestration.clone import Limits, clone, update
+
     workdir = workdir or default_workdir()
     segment = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     name = segment.split(".", 1)[0] or "project"
     target = workdir / f"{name}-{hashlib.sha1(url.encode()).hexdigest()[:8]}"
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-    if (target / ".git").is_dir():
-        commands = [["git", "-C", str(target), "pull", "--quiet", "--ff-only"]]
-    else:
-        workdir.mkdir(parents=True, exist_ok=True)
-        commands = [["git", "clone", "--quiet", url, str(target)]]
-    for command in commands:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="marteau-git-") as tmp:
+        log = Path(tmp) / "git.log"
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-        except subprocess.TimeoutExpired:
-            raise MarteauError(f"{url}: git timed out ({' '.join(command[:4])})") from None
-        if result.returncode != 0:
-            message = (result.stderr or result.stdout).strip().splitlines()
-            raise MarteauError(
-                f"{url}: {' '.join(command[:2])} failed: {message[-1] if message else result.returncode}"
-            )
+            if (target / ".git").is_dir():
+                update(url, target, Limits(CHECKOUT_SECONDS), log)
+            else:
+                clone(url, target, None, Limits(CHECKOUT_SECONDS), log, shallow=False)
+        except OSError as exc:
+            raise MarteauError(f"{url}: cannot run git: {exc}") from None
     check_links(target, url)
     return target
 

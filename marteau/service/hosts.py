@@ -15,11 +15,18 @@ the row keeps them. When a job starts, its hosts' names are resolved again: a na
 pointed elsewhere since needs a new proof, and the job fails saying so
 (`check_addresses`). A DNS TXT proof shows control of the name, not of the machines it
 points to.
+
+In public mode a check is a request anyone can make the service send, so it must not
+be a way into the service's network nor a port scanner: it reaches public addresses
+only (the resolved addresses are checked, then connected to as they are, and each
+redirect hop goes to that same address), and every failure reads the same
+(`NOT_PROVEN`), the reason going to the server's log only.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import secrets
 import socket
@@ -32,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from marteau import __version__
 from marteau.errors import MarteauError
@@ -48,6 +55,13 @@ MAX_REDIRECTS = 3
 DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 TXT_PREFIX = "marteau-verification="
 USER_AGENT = f"Marteau/{__version__} (host verification)"
+# public mode: the one outcome of every failed check (the reason is logged)
+NOT_PROVEN = (
+    "not proven: no URL served the token and no TXT record held it (a public service "
+    "does not tell why a check failed)"
+)
+NOT_PUBLIC = ("loopback", "private", "link_local", "multicast", "reserved", "unspecified")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -168,9 +182,17 @@ def _read_capped(response: Any, deadline: float) -> bytes:
     return body
 
 
-def _fetch_token(url: str, host: str, token: str, timeout: float, address: str) -> None:
+def _fetch_token(
+    url: str,
+    host: str,
+    token: str,
+    timeout: float,
+    address: str,
+    settings: Settings | None = None,
+) -> None:
     """GET `url` from `address` (one the name resolved to: the request names the host,
-    TLS checks its certificate); redirects are followed only on the same host.
+    TLS checks its certificate, nothing is resolved again); redirects are followed only
+    on the same host, so to the same address, checked again at each hop in public mode.
     _Failed unless the body (stripped) is the token."""
     import httpx
 
@@ -181,6 +203,8 @@ def _fetch_token(url: str, host: str, token: str, timeout: float, address: str) 
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _Failed(f"{first}: no answer within {timeout:g}s")
+            if settings is not None and settings.public:
+                check_public([address], settings)
             logical = httpx.URL(url)
             extensions = {"sni_hostname": host} if logical.scheme == "https" else {}
             headers = {"User-Agent": USER_AGENT, "Host": logical.netloc.decode("ascii")}
@@ -248,6 +272,30 @@ def _dns_token(host: str, token: str, dns_server: str, timeout: float) -> None:
         raise _Failed(f"DNS: the TXT records of {name} do not hold {TXT_PREFIX}<token>")
 
 
+def not_public(address: str, settings: Settings) -> str | None:
+    """What makes `address` one a public service's checks must not reach (loopback,
+    private, ...; an IPv4 address inside an IPv6 one counts as itself), or None; the
+    networks of `verify_allow_networks` are reachable."""
+    ip = ipaddress.ip_address(address)
+    if any(ip.version == net.version and ip in net for net in settings.allowed_networks):
+        return None
+    inner: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner += [a for a in (ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())) if a]
+    for one in inner:
+        kinds = [kind.replace("_", "-") for kind in NOT_PUBLIC if getattr(one, f"is_{kind}")]
+        if kinds or not one.is_global:
+            return f"{address}: a {', '.join(kinds) or 'non-global'} address"
+    return None
+
+
+def check_public(addresses: list[str], settings: Settings) -> None:
+    """_Failed unless every one of `addresses` is public (see `not_public`)."""
+    refused = [why for why in (not_public(a, settings) for a in addresses) if why]
+    if refused:
+        raise _Failed("; ".join(refused) + ": a public service checks public addresses only")
+
+
 def resolve(host: str, settings: Settings, timeout: float = CHECK_TIMEOUT) -> list[str]:
     """The addresses `host` resolves to now, sorted (an IP address: itself), asking
     `dns_server` when set, else the system's resolver. _Failed when there is none."""
@@ -293,7 +341,7 @@ def prove(
     for method, urls in proof_urls(host, port, token).items():
         for address in addresses:
             for url in urls:
-                fetch = partial(_fetch_token, url, host, token, timeout, address)
+                fetch = partial(_fetch_token, url, host, token, timeout, address, settings)
                 attempts.append((method, address, fetch))
     attempts.append((DNS, "", lambda: _dns_token(host, token, settings.dns_server, timeout)))
 
@@ -382,9 +430,21 @@ def get_host(db: Database, user_id: int, host_id: int) -> VerifiedHost | None:
     return row if row is not None and row.user_id == user_id else None
 
 
-def add_host(db: Database, user_id: int, text: str) -> VerifiedHost:
+def add_host(db: Database, user_id: int, text: str, most: int = 0) -> VerifiedHost:
+    """Register HOST[:PORT] for the user, who may have `most` hosts at most (0: any)."""
     host, port = parse_host(text)
     with db.write() as session:
+        if most:
+            count = session.scalar(
+                select(func.count())
+                .select_from(VerifiedHost)
+                .where(VerifiedHost.user_id == user_id)
+            )
+            if count >= most:
+                raise MarteauError(
+                    f"host {host_label(host, port)}: you have {count} hosts, the most a user "
+                    "may have here: remove one you no longer use first"
+                )
         exists = session.scalar(
             select(VerifiedHost.id).where(
                 VerifiedHost.user_id == user_id,
@@ -454,10 +514,16 @@ def check_host(db: Database, settings: Settings, row: VerifiedHost) -> VerifiedH
     checked = _claim_check(db, settings, row)
     try:
         addresses = resolve(row.host, settings)
+        if settings.public:
+            check_public(addresses, settings)
     except _Failed as exc:
         method, error, addresses = None, str(exc), []
     else:
         method, error = prove(row.host, row.port, row.token, settings, addresses)
+    if not method and settings.public:  # nothing to tell a port scanner
+        label = host_label(row.host, row.port)
+        log.warning("host %s (user %s) not proven: %s", label, row.user_id, error)
+        error = NOT_PROVEN
     with db.write() as session:
         fresh = session.get(VerifiedHost, row.id)
         if fresh is None:

@@ -48,8 +48,10 @@ def api_hosts(auth: ApiAuth, db: Db, settings: Config) -> dict:
 
 @router.post("/api/hosts", tags=["hosts"], status_code=201)
 def api_add_host(body: HostIn, auth: ApiAuth, db: Db, settings: Config) -> dict:
-    """Register a host: the answer holds the token to publish."""
-    return hosts.host_json(hosts.add_host(db, auth.user.id, body.host), settings)
+    """Register a host: the answer holds the token to publish; 400 past the caller's
+    `max_hosts_per_user`."""
+    row = hosts.add_host(db, auth.user.id, body.host, settings.max_hosts_per_user)
+    return hosts.host_json(row, settings)
 
 
 @router.post("/api/hosts/{host_id}/verify", tags=["hosts"])
@@ -98,7 +100,9 @@ async def hosts_add(request: Request, auth: FormAuth, db: Db, settings: Config) 
     form = await request.form()
     text = str(form.get("host", ""))
     try:
-        row = await run_in_threadpool(hosts.add_host, db, auth.user.id, text)
+        row = await run_in_threadpool(
+            hosts.add_host, db, auth.user.id, text, settings.max_hosts_per_user
+        )
     except MarteauError as exc:
         return await run_in_threadpool(
             _page, request, auth, db, settings, 400, error=str(exc), value=text

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from marteau.errors import MarteauError
+from marteau.orchestration.clone import clone
 from marteau.orchestration.project import SCRIPT
 from marteau.orchestration.sources import check_links
 from marteau.orchestration.values import MAX_LABEL, check_text
@@ -218,43 +219,13 @@ def check_target(
         allowed_hosts_for(db, settings, user.id, user.email, overrides["url"], "the job's url")
 
 
-def _clone(url: str, ref: str | None, target: Path, timeout: float) -> None:
-    import os
-    import subprocess
-
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-    shallow = ["git", "clone", "--quiet", "--depth", "1"] + (["--branch", ref] if ref else [])
-    attempts = [[shallow + ["--", url, str(target)]]]
-    if ref:  # a commit is not a --branch: a full clone, then check it out
-        attempts.append(
-            [
-                ["git", "clone", "--quiet", "--no-checkout", "--", url, str(target)],
-                ["git", "-C", str(target), "checkout", "--quiet", ref, "--"],
-            ]
-        )
-    error = ""
-    for commands in attempts:
-        shutil.rmtree(target, ignore_errors=True)
-        for command in commands:
-            try:
-                result = subprocess.run(
-                    command,
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise MarteauError(f"{url}: git: {exc}") from None
-            if result.returncode != 0:
-                lines = (result.stderr or result.stdout).strip().splitlines()
-                error = lines[-1] if lines else f"exit {result.returncode}"
-                break
-        else:
-            check_links(target, url)
-            return
-    raise MarteauError(f"{url}: git clone failed: {error}")
+def _preview_clone(settings: Settings, url: str, ref: str | None, root: Path) -> None:
+    """The preview's clone: a job's limits, git's output in a file beside `root`."""
+    try:
+        clone(url, root, ref, settings.clone_limits, root.parent / "git.log")
+    except OSError as exc:
+        raise MarteauError(f"{url}: cannot run git: {exc}") from None
+    check_links(root, url)
 
 
 def preview_project(
@@ -290,7 +261,7 @@ def preview_project(
                 root = Path(url)
             else:
                 root = Path(tmp) / "source"
-                _clone(url, ref, root, min(settings.git_timeout, 120.0))
+                _preview_clone(settings, url, ref, root)
             source = url
         project = load_config(root / CONFIG_NAME, source)
         check_recipient(settings, user.email, project.email)

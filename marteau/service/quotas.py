@@ -10,7 +10,6 @@ duration is also enforced while the job runs: the worker stops it at the limit.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marteau.errors import MarteauError
+from marteau.orchestration.clone import folder_bytes
 from marteau.service import cost
 from marteau.service.db import Database
 from marteau.service.models import FINISHED, QUEUED, RUNNING, Job, User
@@ -112,18 +112,6 @@ def _count(session: Session, user_id: int, state: str) -> int:
     return session.scalar(
         select(func.count(Job.id)).where(Job.owner_id == user_id, Job.state == state)
     )
-
-
-def folder_bytes(path: os.PathLike | str) -> int:
-    """Bytes the files under `path` take (links not followed)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return total
 
 
 def job_disk(settings: Settings, job: Job) -> int:

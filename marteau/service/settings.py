@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 import sys
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from marteau.errors import MarteauError
+from marteau.orchestration.clone import Limits
 
 # `python -c` rather than `-m marteau.cli`: the cli module has no __main__ block
 MARTEAU = [sys.executable, "-c", "from marteau.cli import main; main()"]
@@ -48,7 +50,10 @@ class Settings:
     lease_ttl: float = 60.0  # seconds a lease (job, nodes) lives without renewal
     kill_grace: float = 60.0  # seconds between SIGTERM and SIGKILL of a cancelled job
     lock_timeout: float = 60.0  # `marteau run --lock-timeout` (the node lock, the second lock)
-    git_timeout: float = 300.0
+    # a job's clone (worker and preview): seconds in all, MB on disk (its files checked
+    # out count, as many as `max_archive_members` at most); killed past either
+    clone_timeout: float = 120.0
+    clone_max_mb: float = 200.0
     session_hours: float = 24.0 * 7
     max_upload_mb: int = 50
     max_extracted_mb: int = 500
@@ -71,6 +76,10 @@ class Settings:
     verification_days: float = 30.0  # a host verification older than this is re-checked
     verify_interval: float = 10.0  # seconds between two checks of one host (Verify, jobs)
     dns_server: str = ""  # HOST[:PORT] of the resolver for DNS TXT proofs (default: system)
+    max_hosts_per_user: int = 20  # hosts a user may register (0: no limit)
+    # public mode: networks host verification may reach besides public addresses
+    # (comma-separated CIDRs; empty: none; the tests put 127.0.0.0/8 here)
+    verify_allow_networks: str = ""
     # quota defaults; 0 means no limit (`--public` starts from PUBLIC_QUOTAS instead).
     # An admin overrides them per user (User.quotas).
     quota_nodes_per_job: int = 0
@@ -110,6 +119,23 @@ class Settings:
     @property
     def fuse_enabled(self) -> bool:
         return self.public or self.fuse
+
+    @property
+    def clone_limits(self) -> Limits:
+        """The limits of a job's clone (the worker's and the preview's)."""
+        return Limits(self.clone_timeout, int(self.clone_max_mb * 2**20), self.max_archive_members)
+
+    @property
+    def allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """`verify_allow_networks`, parsed; MarteauError naming the setting."""
+        try:
+            return [
+                ipaddress.ip_network(item.strip())
+                for item in self.verify_allow_networks.split(",")
+                if item.strip()
+            ]
+        except ValueError as exc:
+            raise MarteauError(f"setting verify_allow_networks: {exc}") from None
 
     @property
     def db_url(self) -> str:
@@ -226,6 +252,7 @@ def load_settings(config: Path | None = None, **options: object) -> Settings:
             setattr(settings, name, _convert(name, value, known[name]))
         except (TypeError, ValueError) as exc:
             raise MarteauError(f"setting {name}: {value!r}: {exc}") from None
+    settings.allowed_networks  # noqa: B018 - refused now, not at the first check
     if settings.public:
         for name, limit in PUBLIC_QUOTAS.items():
             if name not in values:

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from marteau import exits
 from marteau.engine.fuse import FUSE_EXIT
 from marteau.errors import MarteauError
+from marteau.orchestration.clone import Stopped, clone
 from marteau.orchestration.environment import job_environment
 from marteau.orchestration.sources import check_links
 from marteau.service import cost, quotas
@@ -207,13 +208,6 @@ class JobWorker:
         Returns (exit code, why it was stopped or None)."""
         settings = self.settings
         with open(console_path(settings, job_id), "ab") as console:
-            # an allow-list: the worker's secrets (admin password, settings) stay here
-            env = job_environment(
-                os.environ,
-                settings.job_env,
-                PYTHONUNBUFFERED="1",
-                **{JOB_VARIABLE: job_mark(settings.db_url, job_id)},
-            )
             proc = subprocess.Popen(
                 command,
                 cwd=cwd,
@@ -222,10 +216,9 @@ class JobWorker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_worker,
-                env=env,
+                env=self._job_env(job_id),
             )
-        renew_every = max(min(settings.lease_ttl / 3, 10.0), 0.05)
-        next_renew = time.monotonic() + renew_every
+        watch = _Watch(self, job_id, deadline)
         stopped: str | None = None
         terminated_at: float | None = None
         killed = False
@@ -235,20 +228,9 @@ class JobWorker:
                 break
             except subprocess.TimeoutExpired:
                 pass
+            why = watch()  # every time: the leases are renewed during the grace too
+            stopped = stopped or why
             now = time.monotonic()
-            if now >= next_renew:
-                next_renew = now + renew_every
-                ours, cancel = self.scheduler.renew(job_id)
-                if not ours and stopped is None:
-                    stopped = "lost"
-            else:
-                cancel = self._cancel_requested(job_id)
-            if stopped is None and cancel:
-                stopped = "cancel"
-            if stopped is None and self.stopping:
-                stopped = "stopping"
-            if stopped is None and deadline is not None and time.time() >= deadline:
-                stopped = "quota"
             if stopped == "lost" and not killed:  # not ours: no report, no more load
                 self._log(job_id, "the job's lease was lost: SIGKILL to its process group")
                 _killpg(proc.pid, signal.SIGKILL)
@@ -267,6 +249,16 @@ class JobWorker:
                 killed = True
         _killpg(proc.pid, signal.SIGKILL)  # whatever the job left in its group
         return code, stopped
+
+    def _job_env(self, job_id: int) -> dict[str, str]:
+        """A job's processes' environment: an allow-list, so the worker's secrets (admin
+        password, settings) stay here."""
+        return job_environment(
+            os.environ,
+            self.settings.job_env,
+            PYTHONUNBUFFERED="1",
+            **{JOB_VARIABLE: job_mark(self.settings.db_url, job_id)},
+        )
 
     def _cancel_requested(self, job_id: int) -> bool:
         with self.db.read() as session:
@@ -350,33 +342,30 @@ class JobWorker:
             quotas.check_prepared(session, self.settings, job, nodes, plan, estimate)
 
     def _fetch(self, job: Job, src: Path) -> None:
+        """Clone the job's git URL under the clone limits, git's output in the console;
+        cancel, a lost lease or the worker stopping end it at once."""
         if src.exists():
             shutil.rmtree(src)
-        url = job.source_url
+        url, settings = job.source_url, self.settings
         self._log(
             job.id, f"git clone {url}" + (f" (ref {job.source_ref})" if job.source_ref else "")
         )
-        clone = ["git", "clone", "--quiet"]
-        clone += ["--no-checkout"] if job.source_ref else ["--depth", "1"]
-        steps = [clone + ["--", url, str(src)]]
-        if job.source_ref:
-            steps.append(["git", "-C", str(src), "checkout", "--quiet", job.source_ref, "--"])
-        for command in steps:
-            try:
-                code, stopped = self._supervise_git(job.id, command)
-            except OSError as exc:
-                raise MarteauError(f"cannot run git: {exc}") from None
-            if stopped:
-                raise _Stopped(stopped)
-            if code != 0:
-                raise MarteauError(
-                    f"{url}: {' '.join(command[:2])} failed (exit {code}), see the console"
-                )
+        try:
+            clone(
+                url,
+                src,
+                job.source_ref,
+                settings.clone_limits,
+                console_path(settings, job.id),
+                env=self._job_env(job.id),
+                stop=_Watch(self, job.id),
+                preexec=die_with_parent,  # SIGTERM: the group's `timeout` passes it on
+            )
+        except Stopped as exc:
+            raise _Stopped(exc.why) from None
+        except OSError as exc:
+            raise MarteauError(f"cannot run git: {exc}") from None
         check_links(src, url)
-
-    def _supervise_git(self, job_id: int, command: list[str]) -> tuple[int, str | None]:
-        os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
-        return self._supervise(job_id, command, self.settings.job_dir(job_id))
 
     # -- running ------------------------------------------------------------------
 
@@ -481,6 +470,36 @@ class JobWorker:
             self._log(job.id, f"mail not sent to {', '.join(recipients)}: {exc}")
             return
         self._log(job.id, f"mail sent to {', '.join(recipients)}")
+
+
+class _Watch:
+    """What stops a job's process, asked every fraction of a second: a lost lease
+    ("lost"), cancel, the worker stopping, the `deadline` (epoch: "quota"). It renews
+    the leases every third of their life on the way."""
+
+    def __init__(self, worker: JobWorker, job_id: int, deadline: float | None = None) -> None:
+        self.worker, self.job_id, self.deadline = worker, job_id, deadline
+        ttl = worker.settings.lease_ttl
+        self.renew_every = max(min(ttl / 3, 10.0), 0.05)
+        self.next_renew = time.monotonic() + self.renew_every
+
+    def __call__(self) -> str | None:
+        worker = self.worker
+        now = time.monotonic()
+        if now >= self.next_renew:
+            self.next_renew = now + self.renew_every
+            ours, cancel = worker.scheduler.renew(self.job_id)
+            if not ours:
+                return "lost"
+        else:
+            cancel = worker._cancel_requested(self.job_id)
+        if cancel:
+            return "cancel"
+        if worker.stopping:
+            return "stopping"
+        if self.deadline is not None and time.time() >= self.deadline:
+            return "quota"
+        return None
 
 
 class _Stopped(Exception):

@@ -4,7 +4,8 @@
 background thread. Routes map a path (without query) to a function taking
 the `Request` and returning `(status, headers, body)`; every request is kept
 in `server.requests` so tests can assert what was really sent on the wire.
-`HangingServer` accepts connections and never answers.
+`HangingServer` accepts connections and never answers. `DnsServer` answers A and
+TXT queries over UDP from its dictionaries.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
 
 
 @dataclass
@@ -125,3 +131,53 @@ class HangingServer:
         self._thread.join(5)
         for conn in self.accepted:
             conn.close()
+
+
+class DnsServer:
+    """A DNS server on 127.0.0.1 (UDP) answering TXT queries from `records` and A queries
+    from `addresses`; NXDOMAIN for a name in neither."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list[str]] = {}
+        self.addresses: dict[str, list[str]] = {}
+        self.queries: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            question = query.question[0]
+            name = question.name.to_text().rstrip(".").lower()
+            self.queries.append(name)
+            response = dns.message.make_response(query)
+            values = self.records.get(name)
+            addresses = self.addresses.get(name)
+            if values is None and addresses is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            elif question.rdtype == dns.rdatatype.TXT and values:
+                response.answer.append(
+                    dns.rrset.from_text_list(question.name, 60, "IN", "TXT", values)
+                )
+            elif question.rdtype == dns.rdatatype.A and addresses:
+                response.answer.append(
+                    dns.rrset.from_text_list(question.name, 0, "IN", "A", addresses)
+                )
+            self.sock.sendto(response.to_wire(), peer)
+
+    def __enter__(self) -> DnsServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.sock.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from marteau.errors import MarteauError
 from marteau.orchestration.clone import LimitExceeded, Limits, Stopped, clone
 from marteau.service import accounts
 from marteau.service.db import Database, upgrade
@@ -31,7 +32,7 @@ from tests.git_http import (
     make_repo,
     processes_with,
 )
-from tests.servers import HangingServer
+from tests.servers import DnsServer, HangingServer, LocalServer, Reply, Request
 from tests.service_helpers import ROOT, Service, make_project, run_queue, wait_for, wait_job
 
 MB = 2**20
@@ -262,3 +263,88 @@ def test_a_repository_over_the_size_cap_fails_its_job_and_preview(
         ok = alice.post("/api/jobs/preview", json={"git_url": server.url("ok.git")})
         assert ok.status_code == 200, ok.text
         assert ok.json()["project"]["test"] == "Simple.test_simple"
+
+
+# -- public mode: a clone reaches public addresses only, pinned, without redirects --------
+
+
+def public_settings(tmp_path: Path, **values: object) -> Settings:
+    return Settings(data_dir=tmp_path / "data", public=True, **values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/ok.git",
+        "http://localhost:{port}/ok.git",
+        "https://[::1]:{port}/ok.git",
+        "ssh://git@10.1.2.3/ok.git",
+        "git://169.254.169.254/latest",
+        "git@192.168.1.1:team/ok.git",
+        "http://no-such-host.invalid/ok.git",
+    ],
+)
+def test_a_public_clone_of_a_private_or_unknown_host_is_refused_before_git_runs(
+    repos: Path, tmp_path: Path, url: str
+) -> None:
+    from marteau.service.clone_targets import clone_options
+
+    with GitHttpServer(repos) as server:
+        url = url.format(port=server.port)
+        with pytest.raises(MarteauError) as refused:
+            clone_options(url, public_settings(tmp_path))
+        assert server.sent == 0
+    # one text whatever the reason: no map of the service's network
+    host = str(refused.value).split(": git clone: ")[1].split(" is not a public host")[0]
+    assert str(refused.value) == (
+        f"{url}: git clone: {host} is not a public host (a public service reaches "
+        "public addresses only)"
+    )
+    assert clone_options(url, Settings(data_dir=tmp_path / "team")) == []  # a team server
+
+
+def test_a_public_clone_goes_to_the_address_checked_and_follows_no_redirect(
+    repos: Path, tmp_path: Path
+) -> None:
+    from marteau.service.clone_targets import clone_options
+
+    with DnsServer() as dns_server, GitHttpServer(repos) as server:
+        dns_server.addresses["repo.marteau.test"] = ["127.0.0.1"]
+        settings = public_settings(
+            tmp_path,
+            dns_server=f"127.0.0.1:{dns_server.port}",
+            verify_allow_networks="127.0.0.0/8",
+        )
+        url = f"http://repo.marteau.test:{server.port}/ok.git"
+        options = clone_options(url, settings)
+        assert options == [
+            "-c",
+            f"http.curloptResolve=repo.marteau.test:{server.port}:127.0.0.1",
+            "-c",
+            "http.followRedirects=false",
+        ]
+        # git itself cannot resolve the name: only the pinned address reaches the server
+        with pytest.raises(MarteauError, match="git clone failed"):
+            clone(url, tmp_path / "unpinned", None, Limits(60), tmp_path / "git.log")
+        clone(url, tmp_path / "pinned", None, Limits(60), tmp_path / "git.log", options=options)
+        assert (tmp_path / "pinned" / ".marteau.yml").is_file()
+
+        def moved(request: Request) -> Reply:
+            return 302, [("Location", server.url("ok.git") + request.path[len("/moved") :])], b""
+
+        with LocalServer(routes={}) as mover:
+            mover.routes.update(
+                {
+                    "/moved/info/refs": moved,
+                    "/moved/git-upload-pack": moved,
+                }
+            )
+            dns_server.addresses["moved.marteau.test"] = ["127.0.0.1"]
+            url = f"http://moved.marteau.test:{mover.port}/moved"
+            options = clone_options(url, settings)
+            server.sent = 0
+            with pytest.raises(MarteauError, match="git clone failed"):
+                clone(
+                    url, tmp_path / "moved", None, Limits(60), tmp_path / "git.log", options=options
+                )
+            assert mover.requests and server.sent == 0  # asked, redirected, not followed

@@ -19,11 +19,8 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
-dns_message = pytest.importorskip("dns.message")
+pytest.importorskip("dns.message")
 
-import dns.rcode  # noqa: E402
-import dns.rdatatype  # noqa: E402
-import dns.rrset  # noqa: E402
 import uvicorn  # noqa: E402
 from sqlalchemy import select, update  # noqa: E402
 
@@ -35,7 +32,7 @@ from marteau.service.models import Job, Node, User, VerifiedHost  # noqa: E402
 from marteau.service.scheduler import ISOLATED  # noqa: E402
 from marteau.service.settings import Settings, load_settings  # noqa: E402
 from marteau.service.worker import console_path, run_arguments  # noqa: E402
-from tests.servers import HangingServer, LocalServer, ok  # noqa: E402
+from tests.servers import DnsServer, HangingServer, LocalServer, ok  # noqa: E402
 from tests.service_helpers import (  # noqa: E402
     FAKE_RUN,
     free_port,
@@ -47,56 +44,6 @@ from tests.service_helpers import (  # noqa: E402
 from tests.test_allowed_hosts import CountingListener  # noqa: E402
 
 PASSWORD = "a-long-password"
-
-
-class TxtServer:
-    """A DNS server on 127.0.0.1 (UDP) answering TXT queries from `records` and A queries
-    from `addresses`; NXDOMAIN for a name in neither."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, list[str]] = {}
-        self.addresses: dict[str, list[str]] = {}
-        self.queries: list[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            query = dns_message.from_wire(data)
-            question = query.question[0]
-            name = question.name.to_text().rstrip(".").lower()
-            self.queries.append(name)
-            response = dns_message.make_response(query)
-            values = self.records.get(name)
-            addresses = self.addresses.get(name)
-            if values is None and addresses is None:
-                response.set_rcode(dns.rcode.NXDOMAIN)
-            elif question.rdtype == dns.rdatatype.TXT and values:
-                response.answer.append(
-                    dns.rrset.from_text_list(question.name, 60, "IN", "TXT", values)
-                )
-            elif question.rdtype == dns.rdatatype.A and addresses:
-                response.answer.append(
-                    dns.rrset.from_text_list(question.name, 0, "IN", "A", addresses)
-                )
-            self.sock.sendto(response.to_wire(), peer)
-
-    def __enter__(self) -> TxtServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -275,7 +222,7 @@ def test_dns_txt_record_proves_the_host(db: Database, settings: Settings, alice:
     row = hosts.add_host(db, alice.id, f"localhost:{free_port()}")
     record, value = hosts.dns_record("localhost", row.token)
     assert (record, value) == ("_marteau.localhost", f"marteau-verification={row.token}")
-    with TxtServer() as dns_server:
+    with DnsServer() as dns_server:
         settings.dns_server = f"127.0.0.1:{dns_server.port}"
         checked = hosts.check_host(db, settings, row)
         assert checked.last_error == "localhost: the name has no address"
@@ -402,7 +349,7 @@ def test_public_checks_reach_public_addresses_only_and_all_fail_alike(
     serve_token(server, f"/{own.token}", own.token)
     outcomes = {"127.0.0.1 serving the token": hosts.check_host(db, settings, own)}
     assert server.requests == []  # not even asked
-    with TxtServer() as dns_server:
+    with DnsServer() as dns_server:
         settings.dns_server = f"127.0.0.1:{dns_server.port}"
         named = hosts.add_host(db, alice.id, f"app.test:{server.port}")
         dns_server.addresses["app.test"] = ["127.0.0.1"]
@@ -543,7 +490,7 @@ def test_hosts_api_and_page(
             assert browser.post("/hosts", data={"host": "x.example"}).status_code == 403
             added = browser.post("/hosts", data={"host": "x.example", "csrf_token": csrf})
             assert added.status_code == 303
-            with TxtServer() as dns_server:  # an address, no TXT record: NXDOMAIN
+            with DnsServer() as dns_server:  # an address, no TXT record: NXDOMAIN
                 settings.dns_server = f"127.0.0.1:{dns_server.port}"
                 dns_server.addresses["localhost"] = ["127.0.0.1"]
                 checked = browser.post(f"/hosts/{named['id']}/verify", data={"csrf_token": csrf})
@@ -591,7 +538,7 @@ def test_a_name_pointed_elsewhere_since_its_proof_needs_a_new_proof(
 ) -> None:
     """Attack 6 of issue 11: a name proven on the owner's server, then pointed at
     someone else's address (same port), must not carry the load there."""
-    with TxtServer() as dns_server, LocalServer(host="127.0.0.2") as own:
+    with DnsServer() as dns_server, LocalServer(host="127.0.0.2") as own:
         settings.dns_server = f"127.0.0.1:{dns_server.port}"
         label = f"app.test:{own.port}"
         row = hosts.add_host(db, alice.id, label)
@@ -759,7 +706,7 @@ def test_a_git_job_is_checked_when_the_worker_prepares_it(
     console = console_path(settings, job.id).read_text()
     assert f"Error: Simple.conf [main] url http://localhost:{server.port}/: host" in console
     row = hosts.add_host(db, admin.id, "localhost")  # no port: every port of the host
-    with TxtServer() as dns_server:
+    with DnsServer() as dns_server:
         settings.dns_server = f"127.0.0.1:{dns_server.port}"
         dns_server.records["_marteau.localhost"] = [f'"marteau-verification={row.token}"']
         dns_server.addresses["localhost"] = ["127.0.0.1"]

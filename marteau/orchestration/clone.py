@@ -214,6 +214,7 @@ def clone(
     stop: Callable[[], str | None] | None = None,
     preexec: Callable[[], None] | None = None,
     shallow: bool = True,
+    options: list[str] | None = None,
 ) -> None:
     """Clone `url` into `target` and check out `ref` (a branch, tag or commit; None:
     the default branch), git's output appended to `log`.
@@ -221,12 +222,14 @@ def clone(
     A shallow clone first, unless `shallow` is False; a ref that is not a branch or tag
     then takes a full clone.
     MarteauError when git fails (with its last line), LimitExceeded past a limit,
-    Stopped when `stop()` returns a reason. `preexec` runs in each git child before exec.
+    Stopped when `stop()` returns a reason. `preexec` runs in each git child before exec;
+    `options` are git's global options for the fetch (`-c name=value`: the service pins a
+    public clone's address).
     """
     if ref is not None and (not ref or ref.startswith("-")):
         raise MarteauError(f"ref {ref!r}: not a branch, tag or commit")
     run = _Clone(url, target, limits, log, env, stop, preexec)
-    fetch = ["git", "clone", "--quiet", "--no-checkout"]
+    fetch = ["git", *(options or []), "clone", "--quiet", "--no-checkout"]
     attempts = [(fetch + ["--depth", "1"] + (["--branch", ref] if ref else []), "HEAD")]
     if not shallow:
         attempts = [(fetch, ref or "HEAD")]

@@ -296,6 +296,21 @@ def check_public(addresses: list[str], settings: Settings) -> None:
         raise _Failed("; ".join(refused) + ": a public service checks public addresses only")
 
 
+def public_addresses(host: str, settings: Settings, what: str) -> list[str]:
+    """The addresses `host` resolves to now, each public (see `not_public`); else one
+    MarteauError text, whatever the reason (logged): `what` a public service does for a
+    user (a clone of their URL) must not reach, or map, the service's own network."""
+    try:
+        addresses = resolve(host, settings)
+        check_public(addresses, settings)
+    except _Failed as exc:
+        log.warning("%s refused: %s", what, exc)
+        raise MarteauError(
+            f"{what}: {host} is not a public host (a public service reaches public addresses only)"
+        ) from None
+    return addresses
+
+
 def resolve(host: str, settings: Settings, timeout: float = CHECK_TIMEOUT) -> list[str]:
     """The addresses `host` resolves to now, sorted (an IP address: itself), asking
     `dns_server` when set, else the system's resolver. _Failed when there is none."""

@@ -20,6 +20,7 @@ from marteau.orchestration.project import SCRIPT
 from marteau.orchestration.sources import check_links
 from marteau.orchestration.values import MAX_LABEL, check_text
 from marteau.service import archive, quotas
+from marteau.service.clone_targets import clone_options
 from marteau.service.db import Database
 from marteau.service.job_fields import check_no_credentials, redacted
 from marteau.service.mail import check_recipient
@@ -222,7 +223,8 @@ def check_target(
 def _preview_clone(settings: Settings, url: str, ref: str | None, root: Path) -> None:
     """The preview's clone: a job's limits, git's output in a file beside `root`."""
     try:
-        clone(url, root, ref, settings.clone_limits, root.parent / "git.log")
+        options = clone_options(url, settings)
+        clone(url, root, ref, settings.clone_limits, root.parent / "git.log", options=options)
     except OSError as exc:
         raise MarteauError(f"{url}: cannot run git: {exc}") from None
     check_links(root, url)

@@ -35,6 +35,7 @@ from marteau.orchestration.clone import Stopped, clone
 from marteau.orchestration.environment import job_environment
 from marteau.orchestration.sources import check_links
 from marteau.service import cost, quotas
+from marteau.service.clone_targets import clone_options
 from marteau.service.db import Database
 from marteau.service.job_processes import JOB_VARIABLE, job_mark, kill_job
 from marteau.service.mail import check_recipient
@@ -360,6 +361,7 @@ class JobWorker:
                 env=self._job_env(job.id),
                 stop=_Watch(self, job.id),
                 preexec=die_with_parent,  # SIGTERM: the group's `timeout` passes it on
+                options=clone_options(url, settings),
             )
         except Stopped as exc:
             raise _Stopped(exc.why) from None

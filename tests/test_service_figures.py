@@ -146,9 +146,7 @@ def test_the_live_chart_sums_each_cycles_nodes_at_each_instant(tmp_path: Path) -
 
 def test_the_live_chart_stays_bounded(tmp_path: Path) -> None:
     console = tmp_path / "console.log"
-    lines = [
-        f"[{t:6.1f}s] n1: cycle #{t // 1000} users 5/5, {t % 97} req/s\n" for t in range(4000)
-    ]
+    lines = [f"[{t:6.1f}s] n1: cycle #{t // 1000} users 5/5, {t % 97} req/s\n" for t in range(4000)]
     console.write_text("".join(lines))
     chart = job_view(console)["chart"]
     assert len(chart["x"]) <= MAX_POINTS

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint system-deps constraints
+.PHONY: demo test lint system-deps constraints vendor-js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,23 @@ system-deps:
 # after changing install_requires; tests/test_packaging.py fails until then.
 constraints: $(VENV)/.installed
 	$(BIN)/python -m marteau.orchestration.constraints
+
+# The report's chart library, committed in marteau/report/static/ (so that pip, the node
+# wheelhouse and CI need neither npm nor a network): `make vendor-js` refreshes it from the npm
+# package at the pinned version, refuses a tarball whose sha512 is not the pinned one, and
+# records the files' sha256 (tests/test_report_interactive.py checks the committed files).
+UPLOT_VERSION := 1.6.32
+UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
+UPLOT_DIR := marteau/report/static
+vendor-js:
+	rm -rf .vendor-js && mkdir .vendor-js
+	cd .vendor-js && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null
+	test "sha512-$$(openssl dgst -sha512 -binary .vendor-js/uplot-$(UPLOT_VERSION).tgz | base64 -w0)" = "$(UPLOT_INTEGRITY)"
+	tar -xzf .vendor-js/uplot-$(UPLOT_VERSION).tgz -C .vendor-js
+	cp .vendor-js/package/dist/uPlot.iife.min.js .vendor-js/package/dist/uPlot.min.css $(UPLOT_DIR)/
+	cp .vendor-js/package/LICENSE $(UPLOT_DIR)/uPlot.LICENSE
+	cd $(UPLOT_DIR) && sha256sum uPlot.iife.min.js uPlot.min.css uPlot.LICENSE > uPlot.sha256
+	rm -rf .vendor-js
 
 # Start the demo target on 127.0.0.1 and `marteau run` the demo test against it (this machine is the only node).
 demo: $(VENV)/.installed

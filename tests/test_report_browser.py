@@ -5,6 +5,10 @@ with failures whose body holds a script), opens ``index.html`` as a
 ``file://`` URL and checks: no console error, no request but the page
 itself (the charts are inline), tables and charts visible, the script of
 the failure body not run, no sideways scrolling of the page on a phone.
+The interactive charts: hovering a point shows the value of the table,
+a click on a legend entry hides its series, a drag zooms a time range, the
+page draws them with the network off, and a description holding
+``</script><script>alert(1)`` stays text.
 With MARTEAU_SCREENSHOTS=1 it saves ``docs/report.png`` and
 ``docs/report-phone.png`` (the README's screenshots).  Then a diff report
 of two such benches loads as cleanly.
@@ -49,7 +53,7 @@ SCRIPT = (
     (2, 1, "post", "/login", "Log in", 0.090),
     (2, 2, "get", "/account", "Redirect to the account", 0.030),
     (3, 1, "get", "/search?q=hammer&page=1", "Search", 0.150),
-    (4, 1, "post", "/cart", "Add to cart", 0.120),
+    (4, 1, "post", "/cart", "Add to cart</script><script>alert(1)</script>", 0.120),
 )
 CYCLES = (5, 10, 20, 40)
 DURATION = 30
@@ -208,15 +212,17 @@ def test_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no
         assert table.locator("tbody tr").count() == len(CYCLES), caption
     assert page.locator("#nodes table").first.is_visible()
     assert "OVERLOADED" in page.locator("#nodes").inner_text()
-    # every chart loaded; the main ones visible
+    # every chart loaded (the PNG fallbacks, hidden) and drawn interactive; the main ones visible
     images = page.evaluate(
         "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
     )
     assert len(images) >= 8 + len(SCRIPT)
     assert all(complete and width > 0 for _src, complete, width in images), images
     assert all(src.startswith("data:image/png;base64,") for src, _c, _w in images)
+    assert page.evaluate("Object.keys(MarteauCharts.charts).length") == len(images)
     for name in ("pages_spps", "requests", "time_rps", "percentiles_time", "distribution"):
-        assert page.locator(f"#chart-{name} img").is_visible(), name
+        assert page.locator(f"#chart-{name} .uplot canvas").is_visible(), name
+        assert not page.locator(f"#chart-{name} img").is_visible(), name
     # the failure body is shown as text, and its script did not run
     sample = page.locator("details.sample").first
     sample.locator("summary").click()
@@ -270,3 +276,105 @@ def test_diff_report_in_chromium(browser, tmp_path: Path) -> None:  # type: igno
         (new / "index.html").resolve().as_uri(),
     ]
     page.close()
+
+
+def chart_point(page, name: str, index: int, series: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Page coordinates of point `index` of `series` (1-based, as uPlot's) of chart `name`."""
+    return tuple(
+        page.evaluate(
+            """([name, i, s]) => {
+              const u = MarteauCharts.charts[name];
+              u.root.scrollIntoView({block: "center"});
+              const r = u.over.getBoundingClientRect();
+              return [r.left + u.valToPos(u.data[0][i], "x"),
+                      r.top + u.valToPos(u.data[s][i], u.series[s].scale)];
+            }""",
+            [name, index, series],
+        )
+    )
+
+
+def legend_values(page, name: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.evaluate(
+        "name => Array.from(MarteauCharts.charts[name].root"
+        ".querySelectorAll('.u-legend .u-series .u-value')).map(v => v.textContent)",
+        name,
+    )
+
+
+def canvas(page, name: str) -> str:  # type: ignore[no-untyped-def]
+    return page.evaluate("name => MarteauCharts.charts[name].ctx.canvas.toDataURL()", name)
+
+
+def test_interactive_charts_hover_toggle_zoom_offline(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    directory = build(tmp_path, "report")
+    url = (directory / "index.html").resolve().as_uri()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
+    requests: list[str] = []
+    context.route(
+        "**/*", lambda route: route.continue_() if route.request.url == url else route.abort()
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    dialogs: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url, wait_until="load")
+    # drawn with the network off, and nothing but the page asked for
+    assert page.evaluate("Object.keys(MarteauCharts.charts).length") >= 8 + len(SCRIPT)
+    assert requests == [url]
+
+    # hovering the point of 40 CUs shows the RPS of the table's row for 40 CUs
+    table = page.locator("table", has=page.locator("caption", has_text="Request stats"))
+    row = table.locator("tbody tr").nth(2).locator("td").all_inner_texts()
+    assert row[0] == "40"
+    x, y = chart_point(page, "requests_rps", 2, 1)
+    page.mouse.move(x, y)
+    cus, rps, max_rps = legend_values(page, "requests_rps")[:3]
+    assert cus == "40"
+    assert abs(float(rps.replace(",", "")) - float(row[3])) <= 0.5
+    assert abs(float(max_rps.replace(",", "")) - float(row[4])) <= 0.5
+    # and a candle's median, the table's MED in ms
+    x, y = chart_point(page, "requests", 2, 3)
+    page.mouse.move(x, y)
+    values = dict(zip(["CUs", "MIN", "P10", "MED"], legend_values(page, "requests"), strict=False))
+    assert values["CUs"] == "40"
+    assert values["MED"] == row[-3]
+
+    # a click on a legend entry hides its series (drawn again without it), a second shows it
+    before = canvas(page, "requests_rps")
+    entry = page.locator("#chart-requests_rps .u-legend .u-series", has_text="maxRPS")
+    entry.click()
+    assert page.evaluate("MarteauCharts.charts.requests_rps.series[2].show") is False
+    assert "u-off" in (entry.get_attribute("class") or "")
+    hidden = canvas(page, "requests_rps")
+    assert hidden != before
+    entry.click()
+    assert canvas(page, "requests_rps") == before
+
+    # a drag over the time chart zooms to that time range; a double-click shows it all
+    full = page.evaluate(
+        "[MarteauCharts.charts.time_rps.scales.x.min, MarteauCharts.charts.time_rps.scales.x.max]"
+    )
+    x0, y0 = chart_point(page, "time_rps", 10, 1)
+    x1, _ = chart_point(page, "time_rps", 20, 1)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y0, steps=5)
+    page.mouse.up()
+    zoomed = page.evaluate(
+        "[MarteauCharts.charts.time_rps.scales.x.min, MarteauCharts.charts.time_rps.scales.x.max]"
+    )
+    assert full[0] <= zoomed[0] < zoomed[1] <= full[1]
+    assert zoomed[1] - zoomed[0] < (full[1] - full[0]) / 4
+    page.mouse.dblclick(x0, y0)
+    assert page.evaluate("MarteauCharts.charts.time_rps.scales.x.max") == full[1]
+
+    # the hostile description is a title's text: no alert, no extra element
+    title = page.locator('[id="chart-request_004.001"] .u-title').text_content()
+    assert title == "Request 004.001 (post): Add to cart</script><script>alert(1)</script>"
+    assert dialogs == [] and problems == []
+    assert requests == [url]
+    context.close()

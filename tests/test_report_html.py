@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -162,12 +163,23 @@ def test_charts_written_and_inlined(report: tuple[Path, str]) -> None:
     assert ".. image:: pages_spps.png" in (directory / "index.rst").read_text()
 
 
-def test_offline_no_script_no_external_resource(report: tuple[Path, str]) -> None:
+def test_offline_only_its_own_scripts_no_external_resource(report: tuple[Path, str]) -> None:
     _, html = report
-    assert "<script" not in html.lower()
-    assert "Content-Security-Policy" in html and "script-src 'none'" in html
+    # the chart data (not run) and two inline scripts: uPlot and Marteau's, nothing loaded
+    assert html.count("<script") == 3
+    assert '<script type="application/json" id="chart-data">' in html
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    assert len(scripts) == 2 and "uPlot" in scripts[0] and "MarteauCharts" in scripts[1]
+    # the CSP allows those two, by their hashes, and no other script
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html)[1]
+    script_src = re.search(r"script-src ([^;]*);", csp)[1].split()
+    assert script_src == [
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in scripts
+    ]
+    assert "default-src 'none'" in csp and "connect-src" not in csp
     # images are data: URIs and the CSP allows no other; links are anchors
-    assert "img-src data:;" in html
+    assert "img-src data:;" in csp
     for url in re.findall(r'src="([^"]*)"', html):
         assert url.startswith("data:image/png;base64,"), url[:40]
     for url in re.findall(r'href="([^"]*)"', html):
@@ -236,6 +248,7 @@ def test_render_page_from_summary_only() -> None:
     data = summary.build_summary(stats.compute(load(SIMPLE)))
     html = render_page(data, {})
     assert "<img" not in html  # no chart given, none linked
+    assert "<script" not in html and "script-src 'none'" in html  # nor any chart script
     assert tables_of(html)["Page stats (times in ms)"][1][1] == "0.750"
 
 

@@ -1,6 +1,6 @@
 """The service's pages in headless Chromium (Debian's, driven by Playwright): log in,
 add nodes as a host list and manage them, submit a job from the form, watch its console
-and its per-cycle figures update live, open the report, cancel a running job, manage
+and its per-cycle figures and live chart update live, open the report, cancel a running job, manage
 users. No console error, no failed request.
 
 With MARTEAU_SCREENSHOTS=1 the pages are also saved into docs/ for the README and
@@ -51,6 +51,29 @@ def open_watched_page(playwright, problems: list[str]):  # type: ignore[no-untyp
     page.on("requestfailed", lambda r: _failed(r, problems))
     page.set_default_timeout(20000)
     return browser, page
+
+
+def _hover_last_point(page, name: str, series: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Hover the last point of `series` of chart `name`; the legend's value of that series."""
+    x, y = page.evaluate(
+        """([name, s]) => {
+          const u = MarteauCharts.charts[name];
+          u.root.scrollIntoView({block: "center"});
+          let i = u.data[s].length - 1;
+          while (u.data[s][i] === null) { i -= 1; }
+          const r = u.over.getBoundingClientRect();
+          return [r.left + u.valToPos(u.data[0][i], "x"),
+                  r.top + u.valToPos(u.data[s][i], u.series[s].scale)];
+        }""",
+        [name, series],
+    )
+    page.mouse.move(x, y)
+    return (
+        page.locator(f"#chart-{name} .u-legend .u-series")
+        .nth(series)
+        .locator(".u-value")
+        .all_inner_texts()
+    )
 
 
 def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
@@ -137,8 +160,17 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             assert first == ["0", "web2", "1/1", "100", "10", "0", "1"]
             total = rows.nth(2).locator("td").all_inner_texts()
             assert total == ["0", "all 2 nodes", "2/2", "201", "20", "0", "2"]
+            # the live chart, from the same stream: one line per cycle; hovering cycle 0's
+            # last point shows its requests/s, the sum of its two nodes (100 + 101)
+            page.wait_for_function(
+                "window.MarteauCharts && MarteauCharts.charts.live_rps && "
+                "MarteauCharts.charts.live_rps.series.length >= 4"
+            )
+            assert _hover_last_point(page, "live_rps", 1) == ["201"]
             page.reload()  # without the stream, the page shows the figures so far
             assert page.locator("#figures tbody tr").first.locator("td").all_inner_texts() == first
+            page.wait_for_function("MarteauCharts.charts.live_rps.series.length >= 4")
+            assert _hover_last_point(page, "live_rps", 1) == ["201"]
             _shot(page, tmp_path, "service-job.png")
             page.set_viewport_size(PHONE)
             _shot(page, tmp_path, "service-job-phone.png")

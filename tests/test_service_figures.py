@@ -1,5 +1,6 @@
 """Live per-cycle figures: the progress lines `marteau run --plain` writes (through the
-real LiveView) parsed back into one row per cycle and node, read incrementally."""
+real LiveView) parsed back into one row per cycle and node, read incrementally, and the
+live chart of requests/s over time drawn from them."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from rich.console import Console
 
 from marteau.orchestration.live import LiveView
 from marteau.service.live_figures import (
+    MAX_POINTS,
     FiguresReader,
     cycle_totals,
     job_figures,
+    job_view,
     parse_line,
 )
 
@@ -118,3 +121,34 @@ def test_totals_sum_each_cycle_that_several_nodes_ran() -> None:
             "errors": 1,
         }
     ]  # cycle 1: one node, nothing to sum
+
+
+def test_the_live_chart_sums_each_cycles_nodes_at_each_instant(tmp_path: Path) -> None:
+    """The live chart is the report's requests/s over time: one line per cycle, each point
+    the sum of the nodes' latest figures when a node reported."""
+    console = tmp_path / "console.log"
+    console.write_bytes(
+        b"[   1.0s] n1: cycle #0 users 2/2, 20 req/s\n"
+        b"[   1.0s] n2: cycle #0 users 3/3, 30 req/s\n"
+        b"[   2.0s] n1: cycle #0 users 2/2, 25 req/s\n"
+        b"[   3.0s] n2: cycle #1 users 6/6, 70 req/s\n"
+        b"[   3.5s] bench: not a progress line\n"
+    )
+    view = job_view(console)
+    chart = view["chart"]
+    assert [s["label"] for s in chart["series"]] == ["5 CUs", "6 CUs"]
+    assert chart["x"] == [1.0, 2.0, 3.0]
+    assert chart["series"][0]["y"] == [50.0, 55.0, None]  # n2's 30 still counts at 2.0 s
+    assert chart["series"][1]["y"] == [None, None, 70.0]
+    assert chart["xlabel"] == "time since the run started (s)"
+    assert view["rows"] == job_figures(console) and view["totals"][0]["rps"] == 55.0
+
+
+def test_the_live_chart_stays_bounded(tmp_path: Path) -> None:
+    console = tmp_path / "console.log"
+    lines = [f"[{t:6.1f}s] n1: cycle #{t // 1000} users 5/5, {t % 97} req/s\n" for t in range(4000)]
+    console.write_text("".join(lines))
+    chart = job_view(console)["chart"]
+    assert len(chart["x"]) <= MAX_POINTS
+    assert chart["x"][-1] == 3999.0  # the latest point is kept
+    assert len(chart["series"]) == 4

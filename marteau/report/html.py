@@ -7,14 +7,18 @@ milliseconds with at least 3 significant digits (`stats.milliseconds`):
 FunkLoad's ``%.3f`` seconds stay in ``index.rst``, where they print a
 0.2 ms response as 0.000.  The charts are PNG files (`marteau.report.charts`,
 drawn by worker processes while the rest is prepared), kept beside the
-page for ``index.rst`` and inlined in the page as ``data:`` URIs.
+page for ``index.rst`` and inlined in the page as ``data:`` URIs; where
+scripts run, they are drawn again as interactive charts from their data
+(`marteau.report.interactive`), the PNG being the fallback.
 
-Self-contained and offline by construction: one file, no script at all,
-the CSS and the charts inlined, no web font (system font stacks), and a
-Content-Security-Policy that forbids scripts and any fetch but a custom
-stylesheet (``-x``), so even a failure body that slipped through escaping
-could not run or call out.  Untrusted text (URLs, descriptions,
-tracebacks, sample bodies) is only ever inserted escaped.
+Self-contained and offline by construction: one file, the CSS, the charts,
+their data and the chart library inlined, no web font (system font
+stacks), and a Content-Security-Policy that allows only the page's own
+two scripts (by their sha256) and no fetch but a custom stylesheet
+(``-x``), so even a script that slipped through escaping could not run or
+call out.  Untrusted text (URLs, descriptions, tracebacks, sample bodies)
+is only ever inserted escaped, in the chart data as JSON that cannot
+close its ``<script>`` element.
 
 FunkLoad's tables keep FunkLoad's columns; Marteau's additions (P99 and
 P99.9, per-node figures, HTTP codes with sample bodies, load generator CPU,
@@ -203,14 +207,23 @@ def render_page(
     with_percentiles: bool = True,
     skip_definitions: bool = False,
     monitors: list[dict[str, Any]] | None = None,
+    chart_specs: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The HTML text of a bench report from its summary data.
 
     `charts`: chart name -> image URL (a ``data:`` URI, see `inline_charts`).
+    `chart_specs`: chart name -> interactive spec (`interactive.specs`), for
+    the charts of `charts` only; without any, the page has no script.
     `monitors`: the monitored hosts (`marteau.report.charts.monitor_hosts`),
     for the "Monitored hosts" section; without them it is left out.
     """
     charts = charts or {}
+    specs = {name: spec for name, spec in (chart_specs or {}).items() if name in charts}
+    interactive = None
+    if specs:
+        from marteau.report.interactive import page_assets, script_json
+
+        interactive = {**page_assets(), "data": script_json(specs)}
     bench = data.get("bench") or {}
     percentiles = FUNKLOAD_PERCENTILES if with_percentiles else ()
     context = {
@@ -218,6 +231,7 @@ def render_page(
         "bench": bench,
         "cycles": data.get("cycles") or [],
         "charts": charts,
+        "interactive": interactive,
         "percentiles": percentiles,
         "pages": _pages(data),
         "key_figures": _key_figures(data),
@@ -265,6 +279,7 @@ def render_html(
     still written, without them, as FunkLoad's gnuplot failure left one.
     """
     from marteau.report import charts as charting
+    from marteau.report import interactive
 
     css_link = None
     if css:
@@ -273,6 +288,7 @@ def render_html(
         if not os.path.exists(target) or not os.path.samefile(css, target):
             shutil.copyfile(css, target)
     rendering = None
+    specs: dict[str, dict[str, Any]] = {}
     monitors = charting.monitor_hosts(
         getattr(results, "monitors", None) or [], getattr(results, "config", None) or {}
     )
@@ -286,6 +302,7 @@ def render_html(
         )
         jobs = first + charting.time_jobs(charting.aggregate(responses), stats) + hosts + steps
         rendering.submit(jobs)
+        specs = interactive.specs(jobs)  # while the workers draw
     images: dict[str, str] = {}
     failure = None
     if rendering is not None:
@@ -300,6 +317,7 @@ def render_html(
         with_percentiles=with_percentiles,
         skip_definitions=skip_definitions,
         monitors=monitors,
+        chart_specs=specs,
     )
     path = os.path.join(directory, "index.html")
     with open(path, "w", encoding="utf-8") as f:

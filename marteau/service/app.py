@@ -59,7 +59,7 @@ from marteau.service.jobs import (
     replay_job,
 )
 from marteau.service.limits import RequestLimits
-from marteau.service.live_figures import job_figures, with_totals
+from marteau.service.live_figures import job_figures, job_view
 from marteau.service.login_gate import LoginGate
 from marteau.service.login_routes import EMAIL_MAX, PASSWORD_MAX
 from marteau.service.messages import shown
@@ -736,7 +736,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             job=job,
             console=data.decode("utf-8", "replace"),
             console_end=_end,
-            figures=with_totals(job_figures(console_path(settings, job_id))),
+            figures=job_view(console_path(settings, job_id)),
             can_act=can_act,
             duration=_duration(job),
             now=time.time(),

@@ -9,7 +9,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -25,11 +25,31 @@ Db = Annotated[Database, Depends(app_db)]
 Config = Annotated[Settings, Depends(app_settings)]
 POLL = 0.25  # seconds between two reads of a running job's console
 STATE_EVERY = 1.0  # seconds between two looks at the job's state
+# the report's chart script and library (marteau/report/static), for the live chart
+CHART_ASSETS = {
+    "uPlot.iife.min.js": "text/javascript",
+    "marteau-charts.js": "text/javascript",
+    "uPlot.min.css": "text/css",
+}
 
 
 def _state(db: Database, job_id: int) -> str | None:
     with db.read() as session:
         return session.scalar(select(Job.state).where(Job.id == job_id))
+
+
+@router.get("/chart-assets/{name}", include_in_schema=False)
+def chart_asset(name: str) -> FileResponse:
+    """The job page's chart scripts: the very files the report inlines."""
+    from marteau.report.interactive import STATIC
+
+    if name not in CHART_ASSETS:
+        raise HTTPException(404, "no such file")
+    return FileResponse(
+        f"{STATIC}/{name}",
+        media_type=CHART_ASSETS[name],
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.get("/api/jobs/{job_id}/figures")
@@ -48,15 +68,16 @@ def api_figures(job_id: int, auth: ApiAuth, db: Db, settings: Config) -> dict:
 async def api_figures_stream(
     job_id: int, request: Request, auth: ApiAuth, db: Db, settings: Config
 ) -> StreamingResponse:
-    """Server-sent events: a `figures` event (JSON `{rows, totals}`, as the
-    snapshot's `figures` and `totals`) at once and each time a figure changes,
-    then an `end` event with the job's final state."""
+    """Server-sent events: a `figures` event (JSON `{rows, totals, chart}`: the
+    snapshot's `figures` and `totals`, and the live chart's spec, requests/s
+    over time per cycle) at once and each time a figure changes, then an `end`
+    event with the job's final state."""
     if await run_in_threadpool(_state, db, job_id) is None:
         raise HTTPException(404, f"no job {job_id}")
     reader = FiguresReader(console_path(settings, job_id))
 
     def event() -> str:
-        return f"event: figures\ndata: {json.dumps(with_totals(reader.rows()))}\n\n"
+        return f"event: figures\ndata: {json.dumps(reader.view())}\n\n"
 
     async def events():  # type: ignore[no-untyped-def]
         yield "retry: 2000\n\n"

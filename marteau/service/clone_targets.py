@@ -27,11 +27,12 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def clone_options(url: str, settings: Settings) -> list[str]:
     """git's global options (`-c name=value` pairs) for cloning `url` on this service:
-    none outside public mode; MarteauError when the URL's host is not public."""
-    if not settings.public:
-        return []
+    none outside public mode or for a file:// URL (admins only); MarteauError when
+    the URL's host is not public."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    if not settings.public or scheme == "file":  # file://: an admin's own machine
+        return []
     scp = SCP_HOST.match(url) if not scheme or "://" not in url else None
     host = scp.group("host") if scp else parts.hostname
     if not host:

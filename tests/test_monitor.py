@@ -299,3 +299,45 @@ def test_no_monitor_leaves_the_servers_alone(bench_dir: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Monitor" not in out.stdout
     assert load(str(bench_dir / "bench.mrt")).monitors == []
+
+
+def test_recorded_samples_join_the_report_per_cycle(bench_dir: Path) -> None:
+    """The agent records while a bench runs; `marteau report --monitor` keys its samples
+    by the bench's cycles, charts them on the time charts' origin and averages them."""
+    host_dir = bench_dir / "monitors" / "target"
+    host_dir.mkdir(parents=True)
+    agent = subprocess.Popen(
+        [str(BIN / "marteau"), "monitor", "--record", str(host_dir / "samples.jsonl"),
+         "--interval", "0.2", "--max-duration", "120", "--interface", "lo"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with LocalServer(routes={"/ok": lambda request: ok("OK")}) as site:
+            out = run(
+                str(BIN / "marteau"), "bench", "benchtests.py", "Bench.test_get", "-u", site.url,
+                "-c", "1:2", "--workers", "1", cwd=bench_dir,
+            )  # fmt: skip
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.communicate(timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (host_dir / "host.json").write_text(
+        json.dumps({"name": "target", "description": "The target", "clock_offset": 0.0})
+    )
+    report = run(
+        str(BIN / "marteau"), "report", "--html", "-r", "report", "--monitor", str(host_dir),
+        "bench.mrt", cwd=bench_dir,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stdout + report.stderr
+    summary = json.loads((bench_dir / "report" / "summary.json").read_text())
+    target = summary["monitors"]["target"]
+    assert target["description"] == "The target"
+    assert [(c["cycle"], c["cvus"]) for c in target["cycles"]] == [(0, 1), (1, 2)]
+    for cycle in target["cycles"]:
+        assert cycle["samples"] >= 2
+        assert 0 <= cycle["cpu_percent"] <= 100
+        assert cycle["mem_used_kB"] > 0 and cycle["net_in_kB_per_s"] >= 0
+    charts = {p.name for p in (bench_dir / "report").glob("target_Monitor*.png")}
+    assert {"target_MonitorCPU.png", "target_MonitorNetwork.png", "target_MonitorCUs.png"} <= charts
+    html = (bench_dir / "report" / "index.html").read_text()
+    assert "<h3>target: The target</h3>" in html

@@ -12,7 +12,14 @@ import yaml
 
 from marteau.orchestration import content_dir
 
-ROLES = ("marteau_node", "marteau_lock", "marteau_deploy", "marteau_bench", "marteau_collect")
+ROLES = (
+    "marteau_node",
+    "marteau_lock",
+    "marteau_deploy",
+    "marteau_bench",
+    "marteau_collect",
+    "marteau_monitor",
+)
 STAGES = ("loadtest", "provision", "deploy", "bench", "collect", "unlock")
 
 

@@ -756,46 +756,19 @@ def monitor_hosts(
                     ),
                 )
             )
-        if has("receiveBytes", "transmitBytes"):
+        for plugin, what, counters in (
+            ("MonitorNetwork", "network", (("in", "receiveBytes"), ("out", "transmitBytes"))),
+            ("MonitorDisk", "disk", (("read", "diskReadBytes"), ("write", "diskWriteBytes"))),
+        ):
+            if not has(*(name for _, name in counters)):
+                continue
             seconds = column("time")
+            lines = [(label, _rate(column(name), seconds) / 1000.0) for label, name in counters]
             jobs.append(
                 Job(
-                    f"{prefix}_MonitorNetwork",
+                    f"{prefix}_{plugin}",
                     monitor_chart,
-                    dict(
-                        title=f"{host}: network traffic",
-                        x=x,
-                        panels=[
-                            (
-                                "kB/s",
-                                [
-                                    ("in", _rate(column("receiveBytes"), seconds) / 1000.0),
-                                    ("out", _rate(column("transmitBytes"), seconds) / 1000.0),
-                                ],
-                            )
-                        ],
-                    ),
-                )
-            )
-        if has("diskReadBytes", "diskWriteBytes"):
-            seconds = column("time")
-            jobs.append(
-                Job(
-                    f"{prefix}_MonitorDisk",
-                    monitor_chart,
-                    dict(
-                        title=f"{host}: disk traffic",
-                        x=x,
-                        panels=[
-                            (
-                                "kB/s",
-                                [
-                                    ("read", _rate(column("diskReadBytes"), seconds) / 1000.0),
-                                    ("write", _rate(column("diskWriteBytes"), seconds) / 1000.0),
-                                ],
-                            )
-                        ],
-                    ),
+                    dict(title=f"{host}: {what} traffic", x=x, panels=[("kB/s", lines)]),
                 )
             )
         others = sorted({name for m in records for name in m} - KNOWN)

@@ -9,12 +9,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Install Marteau with the server and dev extras into the project's virtualenv, and mitmproxy (the
+# Install Marteau with the server, dev and monitor extras into the project's virtualenv, and mitmproxy (the
 # `record` extra: `marteau record`'s proxy, a program) into a venv of its own, since its
 # pins would downgrade the server extra's h11 and cryptography; .venv/bin/mitmdump links to it.
 MITM_VENV := .venv-mitmproxy
 $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[server,dev]'
+	$(BIN)/pip install --quiet -e '.[server,dev,monitor]'
 	test -x $(MITM_VENV)/bin/python || $(PYTHON) -m venv $(MITM_VENV)
 	$(MITM_VENV)/bin/pip install --quiet 'mitmproxy>=11.0'
 	ln -sf ../../$(MITM_VENV)/bin/mitmdump $(BIN)/mitmdump
@@ -23,11 +23,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 # Debian packages the tests drive for real (Chromium for the browser tests, PostgreSQL
 # for the service tests' second database: tests/postgres.py starts a private cluster,
 # nftables for the job users' egress firewall, stress-ng to keep both cores busy
-# in the start barrier test, sudo for the test nodes' users: job isolation).
+# in the start barrier test, sudo for the test nodes' users: job isolation; Prometheus, a
+# real server for the monitor's Prometheus source).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
-	  for pkg in chromium git nftables openssl openssh-server postgresql stress-ng sudo; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  for pkg in chromium git nftables openssl openssh-server postgresql prometheus stress-ng sudo; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "submit": "marteau.service.submit:submit_command",
     "credentials": "marteau.funkload.credential_server:credentials_command",
     "record": "marteau.record.command:record_command",
+    "monitor": "marteau.monitor.server:monitor_command",
 }
 
 
@@ -72,3 +73,8 @@ def fl_credential_ctl() -> None:
 def fl_record() -> None:
     """`fl-record`: FunkLoad's recorder (a recording proxy, or --har FILE)."""
     _load(SUBCOMMANDS["record"]).main(prog_name="fl-record")
+
+
+def fl_monitor_ctl() -> None:
+    """`fl-monitor-ctl`: FunkLoad's monitor server control."""
+    _load(SUBCOMMANDS["monitor"]).main(prog_name="fl-monitor-ctl")

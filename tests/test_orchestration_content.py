@@ -12,7 +12,14 @@ import yaml
 
 from marteau.orchestration import content_dir
 
-ROLES = ("marteau_node", "marteau_lock", "marteau_deploy", "marteau_bench", "marteau_collect")
+ROLES = (
+    "marteau_node",
+    "marteau_lock",
+    "marteau_deploy",
+    "marteau_bench",
+    "marteau_collect",
+    "marteau_monitor",
+)
 STAGES = ("loadtest", "provision", "deploy", "bench", "collect", "unlock")
 
 
@@ -47,7 +54,8 @@ def test_every_role_default_is_documented() -> None:
 
 def test_lock_is_released_in_always_without_when() -> None:
     run = yaml.safe_load((content_dir() / "playbooks" / "run.yml").read_text())
-    block = run[0]["tasks"][0]
+    assert run[0]["ansible.builtin.import_playbook"] == "monitor.yml"  # sampling starts first
+    block = run[1]["tasks"][0]
     assert [t["ansible.builtin.include_role"]["name"] for t in block["block"]] == [
         "marteau_node",
         "marteau_deploy",

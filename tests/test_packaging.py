@@ -61,7 +61,8 @@ def test_the_node_requirements_cover_what_the_node_code_imports() -> None:
 def test_every_node_requirement_is_pinned_by_a_version_it_accepts() -> None:
     pinned = pins()
     assert "pip" in pinned, CONSTRAINTS
-    for line in node_requirements():
+    assert node_requirements("monitor") == ["psutil>=5.9"]
+    for line in node_requirements() + node_requirements("monitor"):
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         assert name in pinned, f"{CONSTRAINTS}: no pin for {line!r}: run `make constraints`"
@@ -81,7 +82,10 @@ def test_the_node_wheel_requires_the_node_requirements(tmp_path: Path) -> None:
     requires = [
         line[len("Requires-Dist: ") :] for line in text.splitlines() if "Requires-Dist" in line
     ]
-    assert requires == node_requirements()
+    # psutil only for the monitored hosts: `pip install marteau[monitor]`
+    monitor = [f'{r}; extra == "monitor"' for r in node_requirements("monitor")]
+    assert requires == node_requirements() + monitor
+    assert "Provides-Extra: monitor" in text.splitlines()
     assert not any(r.startswith(("numpy", "ansible", "rich")) for r in requires)
 
 

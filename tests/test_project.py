@@ -172,3 +172,49 @@ def test_a_git_url_that_never_answers_ends_with_its_processes(
         with pytest.raises(MarteauError, match=r"project.git: git clone: not done within 2 s$"):
             locate(url, tmp_path / "work")
         assert processes_with(url) == {}
+
+
+def test_monitor_hosts_or_map(tmp_path: Path) -> None:
+    base = "script: loadtest.py\ntest: A.test_a\n"
+    project = load_config(make(tmp_path, base + "monitor: [web1, db-1.lan]\n"))
+    assert project.monitor is not None and project.monitor.hosts == ["web1", "db-1.lan"]
+    assert project.monitor.interval == 1.0 and project.monitor.prometheus is None
+    project = load_config(
+        make(
+            tmp_path,
+            base + "monitor:\n  interval: 0.5\n  prometheus: http://127.0.0.1:9090\n"
+            "  queries:\n    rps: sum(rate(http_requests_total[1m]))\n",
+        )
+    )
+    assert project.monitor is not None and project.monitor.hosts == []
+    assert project.monitor.interval == 0.5
+    assert project.monitor.prometheus == "http://127.0.0.1:9090"
+    assert project.monitor.queries == {"rps": "sum(rate(http_requests_total[1m]))"}
+    assert load_config(make(tmp_path, base)).monitor is None
+
+
+@pytest.mark.parametrize(
+    ("monitor", "expected"),
+    [
+        ("[web1, 'a b']", "hosts: expected a list of inventory host names"),
+        ("[web1, '-x']", "hosts: expected a list of inventory host names"),
+        ("{hosts: [w], every: 2}", "unknown key 'every'"),
+        ("{interval: 0.01}", "interval: expected 0.1 to 3600 seconds"),
+        (
+            "{prometheus: 'file:///etc/passwd', queries: {a: up}}",
+            "prometheus: expected an http(s) URL",
+        ),
+        ("{prometheus: 'http://u:p@h:9090', queries: {a: up}}", "without credentials"),
+        ("{prometheus: 'http://h:9090'}", "prometheus needs queries"),
+        ("{queries: {a: up}}", "queries need prometheus"),
+        ("{prometheus: 'http://h:9090', queries: {'1a': up}}", "queries: '1a': a name"),
+        ("{prometheus: 'http://h:9090', queries: {a: ''}}", "queries: a: empty"),
+        ("web1", "key 'monitor': expected a list of inventory host names, or a map"),
+    ],
+)
+def test_bad_monitor_names_the_key_and_line(tmp_path: Path, monitor: str, expected: str) -> None:
+    path = make(tmp_path, f"script: loadtest.py\ntest: A.test_a\nmonitor: {monitor}\n")
+    with pytest.raises(MarteauError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:3: key 'monitor'"), str(caught.value)
+    assert expected in str(caught.value)

@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from marteau import exits
 from marteau.engine.console import Console, now_iso, status_word
@@ -145,6 +145,15 @@ class BenchSetup:
     fuse: FuseLimits | None = None  # the safety fuse's limits, if it is on
     start_file: str | None = None  # arm, write `<start_file>.ready`, read the instant here
     start_timeout: float = 300.0  # seconds to wait for the start file once armed
+    monitor: MonitorHooks | None = None  # the conf's [monitor] servers (FunkLoad's)
+
+
+class MonitorHooks(Protocol):
+    """The bench's monitor servers (`marteau.funkload.monitor_link.MonitorLink`)."""
+
+    def start(self, key: str) -> None: ...
+    def stop(self, key: str) -> None: ...
+    def finish(self) -> list[dict[str, str]]: ...
 
 
 class BenchController:
@@ -173,6 +182,7 @@ class BenchController:
         self._rate = 0.0
         self._phase = -1
         self._set_up = False
+        self._monitor_key: str | None = None  # the monitor key of a cycle not yet stopped
         fuse = setup.fuse
         self._fuse = Fuse(fuse) if fuse is not None and fuse.enabled else None
 
@@ -242,6 +252,10 @@ class BenchController:
                 if start - time.time() > 1:
                     console.line(f"* Waiting for the start instant: {now_iso(start)}")
             cycle = times[index]
+            key = f"{self.setup.config.get('method', '')}:{index}:{users}"
+            if self.setup.monitor is not None:  # FunkLoad's order: after setUpCycle
+                self.setup.monitor.start(key)
+                self._monitor_key = key
             console.line(f"* Current time: {now_iso()}")
             if rates:
                 console.line(self._arrivals_line(index, cycle))
@@ -266,6 +280,9 @@ class BenchController:
                 return
             if waiting:
                 console.line("done.")
+            if self.setup.monitor is not None:
+                self.setup.monitor.stop(key)
+                self._monitor_key = None
             if not self._hook("tearDownCycle"):
                 return
             self._cycle_result(cycle)
@@ -636,8 +653,13 @@ class BenchController:
         if out.lost:
             config[LOST_KEY] = json.dumps(out.lost)
         parent_path = setup.compact_path[: -len(".mrt")] + ".parent.mrt"
-        with CompactWriter(parent_path, config):
-            pass
+        monitors = []
+        if self.setup.monitor is not None:
+            if self._monitor_key is not None:  # a cycle cut short: its samples too
+                self.setup.monitor.stop(self._monitor_key)
+            monitors = self.setup.monitor.finish()
+        with CompactWriter(parent_path, config) as writer:
+            writer.monitors(monitors)
         parts = [spec.path for spec in setup.specs if os.path.exists(spec.path)]
         parts.append(parent_path)
         try:

@@ -293,8 +293,10 @@ def prepare(
     start_at: float | None,
     max_users: int = 0,
     share: tuple[int, int] = (0, 1),
+    monitor: bool = True,
 ) -> Any:
-    """Everything before the first hook: import, main instance, conf, files, workers."""
+    """Everything before the first hook: import, main instance, conf, files, workers;
+    the conf's ``[monitor]`` hosts unless `monitor` is False."""
     from marteau.engine.controller import BenchSetup, ParentSink
     from marteau.engine.runner import BenchPlan
     from marteau.engine.workers import WorkerSpec, worker_path
@@ -434,6 +436,7 @@ def prepare(
         header.append(f"* Start at: {when} ({start_at})")
     if options.label:
         header.append(f"* Label: {options.label}")
+    link = _monitor_link(conf, conf_path, config, header, options) if monitor else None
     return BenchSetup(
         plan=plan,
         hooks=main,
@@ -446,7 +449,32 @@ def prepare(
         header=header,
         title=title,
         description=f"{method}: {description}",
+        monitor=link,
     )
+
+
+def _monitor_link(
+    conf: _BenchConf, conf_path: str, config: dict[str, str], header: list[str], options: Any
+) -> Any:
+    """The conf's ``[monitor]`` servers (None without any): their descriptions go in the
+    config as FunkLoad's did (one key per name), their calls through --allow-host's guard."""
+    from marteau.funkload.monitor_link import MonitorLink, bench_monitors
+
+    def get(section: str, key: str, default: str | None = None) -> str:
+        return conf.get(section, key, default)
+
+    hosts = bench_monitors(get, conf_path)
+    if not hosts:
+        return None
+    for host in hosts:
+        config[host.name] = host.description
+    header.append("* Monitored hosts: " + ", ".join(f"{h.name} ({h.url})" for h in hosts))
+    transport = None
+    if options.marteau_guard is not None:
+        from marteau.engine.guard import pinned_transport
+
+        transport = pinned_transport
+    return MonitorLink(hosts, lambda text: print(text, flush=True), transport)
 
 
 def _fresh_start_file(path: str) -> str:
@@ -530,6 +558,12 @@ def _fresh_start_file(path: str) -> str:
     help="With --rates: this node is node K (from 0) of N running the rates; it starts "
     "1/N of them, interleaved with the other nodes' (marteau run passes it).",
 )
+@click.option(
+    "--no-monitor",
+    is_flag=True,
+    help="Leave the conf's [monitor] hosts alone (FunkLoad's distributed workers did: "
+    "`marteau run` monitors its own inventory group instead).",
+)
 @fuse_options
 @allow_host_option
 @strict_host_option
@@ -548,6 +582,7 @@ def bench_command(
     fuse_window: float | None,
     credentials_conf: str | None,
     credential_slice: str | None,
+    no_monitor: bool,
     **values: Any,
 ) -> None:
     """Bench FILE's Class.method in cycles of concurrent users, as fl-run-bench."""
@@ -564,7 +599,14 @@ def bench_command(
         options.marteau_guard = install_guard(allow_hosts, strict_host)
         with _credential_service(credentials_conf, credential_slice, options) as served:
             setup = prepare(
-                arguments[0], arguments[1], options, workers, start_at, max_users or 0, share
+                arguments[0],
+                arguments[1],
+                options,
+                workers,
+                start_at,
+                max_users or 0,
+                share,
+                monitor=not no_monitor,
             )
             if served:
                 setup.header.append(served)

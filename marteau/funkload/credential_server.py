@@ -16,19 +16,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import subprocess
-import sys
 import threading
-import time
-import xmlrpc.client
 from socketserver import ThreadingMixIn
 from typing import Any
-from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
+from xmlrpc.server import SimpleXMLRPCServer
 
 import click
 
-from marteau import exits
 from marteau.errors import MarteauError
+from marteau.funkload import rpc_daemon
 from marteau.funkload.credentials import (
     SERVER_NAME,
     CredentialConf,
@@ -36,19 +32,12 @@ from marteau.funkload.credentials import (
     CredentialStore,
     read_conf,
 )
+from marteau.funkload.rpc_daemon import ACTIONS
 
-START_TIMEOUT = 15.0  # seconds `start` waits for the detached server to answer
-CALL_TIMEOUT = 5.0  # seconds one control call may take
-ACTIONS = ("start", "startd", "stop", "restart", "status", "test")
 log = logging.getLogger("marteau.credentials")
 
 
-class _Quiet(SimpleXMLRPCRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
-        log.debug(format, *args)
-
-
-class _QuietUnix(_Quiet):
+class _QuietUnix(rpc_daemon.QuietHandler):
     disable_nagle_algorithm = False  # a TCP option: a Unix socket refuses it
 
 
@@ -62,7 +51,7 @@ class CredentialServer(ThreadingMixIn, SimpleXMLRPCServer):
         self, conf: CredentialConf, credentials: CredentialSet, socket_path: str | None = None
     ) -> None:
         address: Any = (conf.host, conf.port)
-        handler: type[_Quiet] = _Quiet
+        handler: type[rpc_daemon.QuietHandler] = rpc_daemon.QuietHandler
         if socket_path:
             self.address_family = socket.AF_UNIX
             address, handler = socket_path, _QuietUnix
@@ -108,148 +97,47 @@ def serve_in_thread(
     return server
 
 
-def proxy(conf: CredentialConf) -> xmlrpc.client.ServerProxy:
-    """A client for the conf's server, each call bounded by `CALL_TIMEOUT`."""
-
-    class Transport(xmlrpc.client.Transport):
-        def make_connection(self, host: Any) -> Any:
-            connection = super().make_connection(host)
-            connection.timeout = CALL_TIMEOUT
-            return connection
-
-    return xmlrpc.client.ServerProxy(conf.url, transport=Transport(), allow_none=True)
-
-
 def status(conf: CredentialConf) -> str | None:
     """The server's ``getStatus()`` answer, or None when nothing answers there."""
-    try:
-        return str(proxy(conf).getStatus())
-    except (OSError, xmlrpc.client.Error):
-        return None
+    return rpc_daemon.status(conf.url)
 
 
-def run_foreground(conf: CredentialConf, verbose: bool, console: bool) -> int:
-    """Serve until `stopServer` or a signal; pid and log files as FunkLoad kept them."""
-    credentials = conf.load()
-    server = CredentialServer(conf, credentials)
-    handlers: list[logging.Handler] = [logging.FileHandler(conf.log_path)]
-    if console:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        handlers=handlers,
-        force=True,
-    )
-    with open(conf.pid_path, "w", encoding="ascii") as handle:
-        handle.write(str(os.getpid()))
-    groups = len(credentials.groups) - 1
-    log.info(
-        "XML/RPC server pid=%i running on %s (%i logins, %i groups).",
-        os.getpid(),
-        conf.url,
-        len(credentials.passwords),
-        groups,
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:  # pid file and log first: `stop` returns once the socket is closed
-        if os.path.exists(conf.pid_path):
-            os.remove(conf.pid_path)
-        log.info("XML/RPC server pid=%i stopped.", os.getpid())
-        server.server_close()
-    return exits.OK
-
-
-def start_detached(conf_path: str, conf: CredentialConf, verbose: bool) -> None:
-    """Start ``startd`` in a new session and wait (bounded) until it answers."""
-    conf.load()  # a bad file is reported here, on the console, not in a log
-    command = [
-        sys.executable,
-        "-m",
-        "marteau.funkload.credential_server",
-        conf_path,
-        "startd",
-        "-q",
-    ]
-    if verbose:
-        command.append("-v")
-    with open(conf.log_path, "ab") as log_file:
-        child = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-            start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + START_TIMEOUT
-    while status(conf) is None:
-        code = child.poll()
-        if code is not None:
-            raise MarteauError(
-                f"the credential server stopped at once (exit {code}): see {conf.log_path}"
-            )
-        if time.monotonic() > deadline:
-            raise MarteauError(f"the credential server did not answer on {conf.url} in time")
-        time.sleep(0.1)
-
-
-def self_test(conf: CredentialConf, say: Any) -> None:
-    """FunkLoad's `test` action: groups, ten credentials, each group's content, the sequence."""
-    server = proxy(conf)
-    groups = server.listGroups()
-    say(repr(groups))
-    for index in range(10):
-        say(f"{index} getCredential() ... return {tuple(server.getCredential())}")
-    for group in groups:
-        say(f"group {group}")
-        say(f"  content: {server.listCredentials(group)}")
-    for _ in range(5):
-        say(f"seq : {server.getSeq()}")
-
-
-def control(conf_path: str, action: str, quiet: bool = False, verbose: bool = False) -> int:
-    """One `fl-credential-ctl` action; the exit status."""
-
-    def say(text: str) -> None:
-        if not quiet:
-            click.echo(text)
-
+def daemon(conf_path: str) -> rpc_daemon.Daemon:
+    """The credential server of the conf at `conf_path`, for `rpc_daemon.control`."""
     conf = read_conf(conf_path)
-    running = status(conf)
-    if action == "status":
-        say(f"{conf.url} {running}." if running else f"No server reachable at {conf.url}.")
-        return exits.OK
-    if action in ("stop", "restart"):
-        if running:
-            proxy(conf).stopServer()
-            _wait_stopped(conf)
-            say(f"Server {conf.url} is stopped.")
-            running = None
-        elif action == "stop":
-            say(f"No server reachable at {conf.url}.")
-        if action == "stop":
-            return exits.OK
-        action = "start"
-    if action in ("start", "startd"):
-        if running:
-            say(f"Server {conf.url} is already running.")
-            return exits.OK
-        if action == "startd":
-            return run_foreground(conf, verbose, console=not quiet)
-        start_detached(conf_path, conf, verbose)
-        say(f"Server {conf.url} started ({status(conf)}).")
-        return exits.OK
-    if not running:
-        say(f"No server reachable at {conf.url}.")
-        return exits.ERRORS
-    self_test(conf, say)
-    return exits.OK
 
+    def serve(verbose: bool, console: bool) -> int:
+        credentials = conf.load()
+        server = CredentialServer(conf, credentials)
+        groups = len(credentials.groups) - 1
+        banner = f"{len(credentials.passwords)} logins, {groups} groups"
+        return rpc_daemon.serve_foreground(server, found, log, verbose, console, banner)
 
-def _wait_stopped(conf: CredentialConf) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while status(conf) is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    def self_test(say: Any) -> None:
+        """FunkLoad's `test` action: groups, ten credentials, each group's content, the sequence."""
+        server = rpc_daemon.proxy(conf.url)
+        groups = server.listGroups()
+        say(repr(groups))
+        for index in range(10):
+            say(f"{index} getCredential() ... return {tuple(server.getCredential())}")
+        for group in groups:
+            say(f"group {group}")
+            say(f"  content: {server.listCredentials(group)}")
+        for _ in range(5):
+            say(f"seq : {server.getSeq()}")
+
+    found = rpc_daemon.Daemon(
+        title="credential server",
+        conf_path=conf_path,
+        url=conf.url,
+        pid_path=conf.pid_path,
+        log_path=conf.log_path,
+        module="marteau.funkload.credential_server",
+        check=conf.load,
+        serve=serve,
+        self_test=self_test,
+    )
+    return found
 
 
 @click.command("credentials")
@@ -263,12 +151,7 @@ def credentials_command(conf: str, action: str, quiet: bool, verbose: bool) -> N
     ACTION: start (detached), startd (in the foreground), stop, restart,
     status, or test (call every method and print the answers).
     """
-    try:
-        code = control(conf, action, quiet, verbose)
-    except MarteauError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exits.BAD_INPUT)
-    sys.exit(code)
+    rpc_daemon.run_control(lambda: daemon(conf), action, quiet, verbose)
 
 
 if __name__ == "__main__":  # the detached server `start` runs

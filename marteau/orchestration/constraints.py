@@ -1,7 +1,8 @@
 """The node wheelhouse's pinned versions: `node-constraints.txt`.
 
 The wheelhouse holds Marteau's node wheel and wheels of its requirements
-(`install_requires`, with their own dependencies) and pip. Downloaded by
+(`install_requires`, with their own dependencies), of the `monitor` extra
+(psutil: the monitored hosts install it, the bench nodes do not) and pip. Downloaded by
 ranges alone, two wheelhouses built a month apart would differ; downloaded
 under this file (`pip download -c`), the same Marteau gives the same node
 install wherever and whenever it is built.
@@ -28,23 +29,31 @@ from marteau.errors import MarteauError
 CONSTRAINTS = Path(__file__).with_name("node-constraints.txt")
 
 
-def node_requirements() -> list[str]:
-    """Marteau's `install_requires` (the node part: no extras).
+def node_requirements(extra: str | None = None) -> list[str]:
+    """Marteau's `install_requires` (the node part: no extras), or the requirements of
+    one `extra` (``monitor``: what the monitored hosts add).
 
     From the source tree's setup.cfg when the running code is one (the node
     wheel is built from the running code), else from the installed
     distribution's metadata."""
     setup = Path(marteau.__file__).resolve().parent.parent / "setup.cfg"
     if setup.is_file():
-        parser = configparser.ConfigParser()
+        parser = configparser.ConfigParser(interpolation=None)
         parser.read(setup)
         if parser.get("metadata", "name", fallback="") == "marteau":
-            lines = parser.get("options", "install_requires").splitlines()
+            if extra:
+                text = parser.get("options.extras_require", extra, fallback="")
+            else:
+                text = parser.get("options", "install_requires")
+            lines = text.splitlines()
             return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     try:
         requires = metadata.requires("marteau") or []
     except metadata.PackageNotFoundError:
         requires = []
+    if extra:
+        marker = f'extra == "{extra}"'
+        return [r.split(";")[0].strip() for r in requires if marker in r.replace("'", '"')]
     found = [r.split(";")[0].strip() for r in requires if "extra ==" not in r]
     if not found:
         raise MarteauError(
@@ -82,8 +91,8 @@ def resolve(requirements: list[str], python: str = sys.executable) -> dict[str, 
 
 
 def main() -> None:
-    """Write `node-constraints.txt` for the node requirements and pip."""
-    versions = resolve(["pip", *node_requirements()])
+    """Write `node-constraints.txt` for the node requirements, the monitor extra and pip."""
+    versions = resolve(["pip", *node_requirements(), *node_requirements("monitor")])
     lines = [f"{name}=={versions[name]}" for name in sorted(versions, key=str.lower)]
     header = "# Written by `make constraints` (marteau/orchestration/constraints.py).\n"
     CONSTRAINTS.write_text(header + "\n".join(lines) + "\n")

@@ -2,7 +2,8 @@
 
 * **Wheelhouse.** Marteau's own wheel, built here from the code this
   controller runs (deterministically: the same code gives the same bytes),
-  plus wheels of the node requirements (setup.cfg's `install_requires`) and
+  plus wheels of the node requirements (setup.cfg's `install_requires`), of
+  the `monitor` extra (psutil, installed on the monitored hosts only) and
   of pip itself, at the versions pinned in `node-constraints.txt`
   (`constraints.py`), packed as one tar. Nodes install from it with `--no-index`: they
   need no internet. Its sha256 names the install on the node, so an
@@ -117,6 +118,9 @@ def build_node_wheel(directory: Path) -> Path:
         (arcname, path.read_bytes()) for arcname, path in _package_files()
     ]
     requires = "".join(f"Requires-Dist: {r}\n" for r in node_requirements())
+    requires += "Provides-Extra: monitor\n" + "".join(
+        f'Requires-Dist: {r}; extra == "monitor"\n' for r in node_requirements("monitor")
+    )
     entries += [
         (
             f"{dist_info}/METADATA",
@@ -241,7 +245,9 @@ def _build_wheelhouse(directory: Path) -> tuple[Path, str]:
     """Named by its content: the tar is shipped after the lock is released, and a
     run with other code may build another one meanwhile."""
     node_wheel = build_node_wheel(directory / "node-wheel")
-    wheels = download_wheels(node_requirements(), constraints=CONSTRAINTS)
+    wheels = download_wheels(
+        node_requirements() + node_requirements("monitor"), constraints=CONSTRAINTS
+    )
     members = [(node_wheel.name, node_wheel)]
     members += [(p.name, p) for p in sorted(wheels.glob("*.whl"))]
     built = directory / "wheelhouse.tar"

@@ -44,6 +44,10 @@ KEYS: dict[str, tuple[tuple[type, ...], str]] = {
         (str,),
         "a credential server conf (fl-credential-ctl's), relative to the test directory",
     ),
+    "monitor": (
+        (list, dict),
+        "a list of inventory host names, or a map with hosts, interval, prometheus and queries",
+    ),
     "thresholds": (
         (str, list, dict),
         "a thresholds file relative to the project root, or the thresholds themselves (list or map)",
@@ -60,6 +64,67 @@ RATES = re.compile(r"^\d+(\.\d+)?(:\d+(\.\d+)?)*$")
 SCRIPT = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
 TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
 GIT_URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:|\.git/?$")
+
+
+MONITOR_KEYS = ("hosts", "interval", "prometheus", "queries")
+MAX_QUERIES = 20
+QUERY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+PROMETHEUS_URL = re.compile(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$")
+
+
+@dataclass
+class Monitoring:
+    """`monitor:` of `.marteau.yml`: which hosts the agent samples, and a Prometheus source."""
+
+    hosts: list[str] = field(default_factory=list)  # empty: the inventory group `monitor`
+    interval: float = 1.0
+    prometheus: str | None = None  # the server's base URL
+    queries: dict[str, str] = field(default_factory=dict)  # name -> PromQL
+
+
+def _monitoring(path: Path, value: Any, line: int) -> Monitoring:
+    """`monitor:` checked: a list of hosts, or the map; MarteauError naming the key."""
+
+    def bad(what: str) -> MarteauError:
+        return MarteauError(f"{path}:{line}: key 'monitor': {what}")
+
+    if isinstance(value, list):
+        value = {"hosts": value}
+    unknown = sorted(str(k) for k in value if k not in MONITOR_KEYS)
+    if unknown:
+        raise bad(f"unknown key {unknown[0]!r} (known: {', '.join(MONITOR_KEYS)})")
+    hosts = value.get("hosts", [])
+    if not isinstance(hosts, list) or not all(
+        isinstance(h, str) and HOST_NAME.match(h) for h in hosts
+    ):
+        raise bad(f"hosts: expected a list of inventory host names, got {hosts!r}")
+    interval = value.get("interval", 1.0)
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not 0.1 <= interval <= 3600
+    ):
+        raise bad(f"interval: expected 0.1 to 3600 seconds, got {interval!r}")
+    url = value.get("prometheus")
+    if url is not None and (
+        not isinstance(url, str) or len(url) > 500 or not PROMETHEUS_URL.match(url)
+    ):
+        raise bad(f"prometheus: expected an http(s) URL without credentials, got {url!r}")
+    queries = value.get("queries", {})
+    if not isinstance(queries, dict) or len(queries) > MAX_QUERIES:
+        raise bad(f"queries: expected a map of at most {MAX_QUERIES} name -> PromQL query")
+    for name, query in queries.items():
+        if not isinstance(name, str) or not QUERY_NAME.match(name):
+            raise bad(f"queries: {name!r}: a name of letters, digits and _ (not first)")
+        problem = text_problem(query, 1000) if isinstance(query, str) and query else "empty"
+        if problem:
+            raise bad(f"queries: {name}: {problem}")
+    if queries and url is None:
+        raise bad("queries need prometheus: the server's URL")
+    if url is not None and not queries:
+        raise bad("prometheus needs queries: a map of name -> PromQL query")
+    return Monitoring(list(hosts), float(interval), url, dict(queries))
 
 
 @dataclass
@@ -88,6 +153,7 @@ class Project:
     source: str = ""  # the path or URL given by the user
     commit: str | None = None  # git commit of the test, when the root is a git work tree
     lines: dict[str, int] = field(default_factory=dict)  # key -> its line in .marteau.yml
+    monitor: Monitoring | None = None  # `monitor:` (None: the inventory group `monitor`)
 
     @property
     def test_dir(self) -> Path:
@@ -175,6 +241,8 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
     bad = not isinstance(value, types) or isinstance(value, bool)
     if not bad and key in ("nodes", "duration") and isinstance(value, int) and value < 1:
         bad = True
+    if not bad and key == "monitor":
+        return _monitoring(path, value, line)
     if not bad and isinstance(value, list):
         bad = not all(isinstance(item, str) and item for item in value)
     texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
@@ -241,6 +309,7 @@ def load_config(path: Path, source: str = "") -> Project:
         source=source or str(root),
         lines={key: line for key, (_, line) in found.items()},
     )
+    project.monitor = values.get("monitor")
     nodes = values.get("nodes")
     if isinstance(nodes, list):
         project.hosts = nodes

@@ -83,6 +83,8 @@ FIREWALL_TASK = "Close the job user's egress to its allowed hosts"
 FIREWALL_REMOVE_TASK = "Remove the job user's egress firewall"
 # ansible-core's check of a role's meta/argument_specs.yml, first task of each entry point
 ARGSPEC_TASK = "Validating arguments against arg spec"
+MONITOR_PLAYS = ("Start monitoring the target hosts", "Stop monitoring the target hosts")
+MONITORED_TASK = "Keep that the host is monitored"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = exits.OK, exits.FAILURES, exits.BAD_INPUT
 
@@ -218,6 +220,7 @@ class LoadTestRun:
         self.warnings: list[str] = []
         self.report_warnings: list[str] = []  # also shown in the report (firewall drops)
         self.barrier: dict[str, float] = {}  # the start barrier: fan-out and lead, seconds
+        self.monitored: list[str] = []  # the hosts whose monitoring agent started
         self._progress_at: dict[str, int] = {}  # host -> log offset of the last line shown
         self._t0 = time.monotonic()
 
@@ -249,6 +252,9 @@ class LoadTestRun:
         host = data.get("host")
         task = data.get("task", "")
         role = data.get("role", "")
+        if data.get("play") in MONITOR_PLAYS:
+            self._on_monitor_event(kind, host, task, data)
+            return
         # Skip the controller's own "localhost" plays, not the embedded default's node
         # (localhost too): its lock event is what puts it in `locked`.
         if not host or host == "localhost" and host not in self.locked and task != LOCK_TASK:
@@ -316,6 +322,17 @@ class LoadTestRun:
                 warning = warning.get("msg") or warning.get("message") or str(warning)
             self.view.message(f"{host}: warning: {warning}")
             self.warnings.append(f"{host}: {warning}")
+
+    def _on_monitor_event(self, kind: str, host: str | None, task: str, data: dict) -> None:
+        """A monitored host's events: not a node of the run; its troubles are warnings."""
+        res = data.get("res", {}) if isinstance(data.get("res"), dict) else {}
+        if kind == "runner_on_ok" and task == MONITORED_TASK and host not in self.monitored:
+            self.monitored.append(str(host))
+            self.view.message(f"{host}: monitored")
+        elif kind == "runner_on_ok" and task.startswith("Say that the host"):
+            self.warn(f"monitored host {host}: {res.get('msg', '')}")
+        elif kind == "runner_on_unreachable":
+            self.warn(f"monitored host {host}: unreachable: {one_line(res.get('msg', ''))}")
 
     def _firewall_dropped(self, host: str, res: dict) -> None:
         """A node's egress firewall dropped packets: the test got past `--allow-host`."""
@@ -449,6 +466,10 @@ class LoadTestRun:
             extravars["marteau_bench_strict_host"] = True
         if opts.max_users:
             extravars["marteau_bench_max_users"] = opts.max_users
+        if project.monitor is not None:
+            if project.monitor.hosts:
+                extravars["marteau_monitor_hosts"] = list(project.monitor.hosts)
+            extravars["marteau_monitor_interval"] = project.monitor.interval
         shutil.copy(
             ansible.inventory, run_dir / "inventory.ini"
         ) if ansible.inventory.is_file() else None
@@ -462,6 +483,10 @@ class LoadTestRun:
         finally:
             if self.cancel_requested() and self.locked:
                 self._after_cancel(ansible, extravars)
+            if self.monitored:
+                self.view.set_stage("collect")
+                hosts = {"marteau_monitor_hosts": list(self.monitored)}
+                ansible.play("monitor_stop", {**extravars, **hosts}, on_event=self.on_event)
             pending = [h for h in self.locked if h not in self.released]
             if pending:
                 self.view.set_stage("release")
@@ -479,6 +504,8 @@ class LoadTestRun:
             if host not in completed:
                 outcome.missing[host] = failures.get(host, "no results")
         outcome.lost = self._lost_load(run_dir, completed)
+        if project.monitor is not None and project.monitor.prometheus and completed:
+            self._pull_prometheus(run_dir, project, completed[0])
         outcome.cancelled = self.cancelled is not None
         outcome.fuse = self.fuse
         for host, node in node_files(run_dir, completed).items():
@@ -594,6 +621,31 @@ class LoadTestRun:
         self.view.set_stage("collect")
         ansible.play("collect", {**extravars, "marteau_hosts": hosts}, on_event=self.on_event)
 
+    def _pull_prometheus(self, run_dir: Path, project: Project, node: str) -> None:
+        """The project's PromQL queries over the bench window of `node` (controller clock)."""
+        from marteau.orchestration.prometheus import pull
+        from marteau.report.monitoring import cycle_windows
+        from marteau.results.compact import scan_compact
+
+        monitor = project.monitor
+        assert monitor is not None and monitor.prometheus
+        try:
+            path = sorted((run_dir / "results" / node).glob("*.mrt"))[0]
+            windows = cycle_windows(scan_compact(path).raw.config)
+        except (IndexError, MarteauError) as exc:
+            self.warn(f"prometheus: no bench window to query ({exc or 'no results'})")
+            return
+        if not windows:
+            self.warn("prometheus: no bench window to query (the bench did not start)")
+            return
+        offset = node_files(run_dir, [node])[node].get("clock_offset") or 0.0
+        start, end = windows[0][1] - float(offset), windows[-1][2] - float(offset)
+        self.view.message(f"prometheus: {len(monitor.queries)} query(ies) over {end - start:.0f}s")
+        for warning in pull(
+            monitor.prometheus, monitor.queries, start, end, monitor.interval, run_dir / "monitors"
+        ):
+            self.warn(warning)
+
     def _lost_load(self, run_dir: Path, completed: list[str]) -> dict[str, list[str]]:
         """What each node's bench said it lost (a late start, a short or empty cycle)."""
         from marteau.results.compact import lost_load, scan_compact
@@ -663,6 +715,7 @@ class LoadTestRun:
             "total_users_per_cycle": ":".join(map(str, total)) if total else None,
             "cost": run_cost(nodes, self._elapsed()),
             "clock_offsets": {h: n.get("clock_offset") for h, n in nodes.items()},
+            "monitored": list(self.monitored),
             "node_facts": {h: n.get("facts") for h, n in nodes.items()},
             "firewall": {h: n["firewall"] for h, n in nodes.items() if n.get("firewall")},
             "warnings": self.warnings,
@@ -696,6 +749,13 @@ class LoadTestRun:
         command += [f"--node-name={f}={f.parent.name}" for f in files]
         command += [f"--missing-node={host}: {why}" for host, why in outcome.missing.items()]
         command += [f"--warning={warning}" for warning in self.report_warnings]
+        monitors = run_dir / "monitors"
+        if monitors.is_dir():  # each monitored host's samples (the agent's, Prometheus's)
+            command += [
+                f"--monitor={d}"
+                for d in sorted(monitors.iterdir())
+                if (d / "samples.jsonl").is_file()
+            ]
         if thresholds:
             command += ["--thresholds", str(thresholds)]
         command += [str(f) for f in files]

@@ -667,7 +667,9 @@ def _rate(values: Any, seconds: Any) -> Any:
 
 
 def monitor_hosts(
-    monitors: Sequence[dict[str, str]], config: dict[str, str]
+    monitors: Sequence[dict[str, str]],
+    config: dict[str, str],
+    series: TimeSeries | None = None,
 ) -> list[dict[str, Any]]:
     """The monitored hosts of a bench: name, description, charts (name, title) and jobs.
 
@@ -675,12 +677,20 @@ def monitor_hosts(
     the description of a host is the config value keyed by its name.
     One chart per plugin group whose attributes the records carry, named
     ``<host>_<Plugin>`` as FunkLoad's; ``MonitorCUs`` (users over time,
-    from the record keys) always.
+    from the record keys) always; ``<host>_MonitorOther`` for values no
+    plugin knows (a Prometheus query's, by its name). With the responses'
+    `series`, the charts share the time charts' origin and cycle bands.
     """
+    from marteau.report.monitoring import KNOWN
+
     by_host: dict[str, list[dict[str, str]]] = {}
     for record in monitors:
         by_host.setdefault(record.get("host", "") or "unknown", []).append(record)
     start = min((_number(m.get("time")) for m in monitors), default=math.nan)
+    aligned = series is not None
+    if series is not None:
+        start = float(series.start)
+    spans = _cycle_spans(series) if series is not None else []
     hosts = []
     for host, records in by_host.items():
         records = sorted(records, key=lambda m: _number(m.get("time")))
@@ -695,12 +705,12 @@ def monitor_hosts(
         prefix = _safe_name(host)
         jobs = []
         if has("CPUTotalJiffies", "loadAvg1min"):
-            total, idle = column("CPUTotalJiffies"), column("IDLTotalJiffies")
+            busy, idle = column("CPUTotalJiffies"), column("IDLTotalJiffies")
             cpu = np.full(x.size, np.nan)
-            if x.size > 1:
-                dt, di = np.diff(total), np.diff(idle)
+            if x.size > 1:  # FunkLoad's: busy jiffies over busy + idle ones
+                db, di = np.diff(busy), np.diff(idle)
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    cpu[1:] = np.where(dt > 0, 100.0 * (1.0 - di / dt), np.nan)
+                    cpu[1:] = np.where(db + di > 0, 100.0 * db / (db + di), np.nan)
             loads = [
                 (f"load {n}", column(f"loadAvg{n}"))
                 for n in ("1min", "5min", "15min")
@@ -746,24 +756,32 @@ def monitor_hosts(
                     ),
                 )
             )
-        if has("receiveBytes", "transmitBytes"):
+        for plugin, what, counters in (
+            ("MonitorNetwork", "network", (("in", "receiveBytes"), ("out", "transmitBytes"))),
+            ("MonitorDisk", "disk", (("read", "diskReadBytes"), ("write", "diskWriteBytes"))),
+        ):
+            if not has(*(name for _, name in counters)):
+                continue
             seconds = column("time")
+            lines = [(label, _rate(column(name), seconds) / 1000.0) for label, name in counters]
             jobs.append(
                 Job(
-                    f"{prefix}_MonitorNetwork",
+                    f"{prefix}_{plugin}",
+                    monitor_chart,
+                    dict(title=f"{host}: {what} traffic", x=x, panels=[("kB/s", lines)]),
+                )
+            )
+        others = sorted({name for m in records for name in m} - KNOWN)
+        if others:
+            jobs.append(
+                Job(
+                    f"{prefix}_MonitorOther",
                     monitor_chart,
                     dict(
-                        title=f"{host}: network traffic",
+                        title=f"{host}: other values",
                         x=x,
-                        panels=[
-                            (
-                                "kB/s",
-                                [
-                                    ("in", _rate(column("receiveBytes"), seconds) / 1000.0),
-                                    ("out", _rate(column("transmitBytes"), seconds) / 1000.0),
-                                ],
-                            )
-                        ],
+                        panels=[(name, [(name, column(name))]) for name in others[:8]],
+                        floor=False,
                     ),
                 )
             )
@@ -780,6 +798,8 @@ def monitor_hosts(
                 ),
             )
         )
+        for job in jobs:
+            job.kwargs.update(spans=spans, aligned=aligned)
         hosts.append(
             {
                 "host": host,
@@ -799,10 +819,13 @@ def monitor_chart(
     panels: list[tuple[str, list[tuple[str, Any]]]],
     steps: bool = False,
     floor: bool = True,
+    spans: list[tuple[float, float, int]] | None = None,
+    aligned: bool = False,
 ) -> str:
     """Monitor values over wall-clock time: one panel per unit, one line per value.
 
-    `steps`: a step line (users); `floor`: the y axes start at 0.
+    `steps`: a step line (users); `floor`: the y axes start at 0; `spans`: the
+    cycles' bands, as on the time charts; `aligned`: x is on their origin.
     """
     panels = [(unit, lines) for unit, lines in panels if lines] or [("value", [])]
     fig, axes = _figure((SIZE[0], 3.2 + 1.6 * (len(panels) - 1)), len(panels))
@@ -817,6 +840,8 @@ def monitor_chart(
             else:
                 ax.plot(x, y, color=color, lw=1.4, marker=marker, ms=3, label=label)
         ax.set_ylabel(unit)
+        if spans:
+            _shade_cycles(ax, spans)
         if floor:
             ax.set_ylim(bottom=0)
         _thousands(ax.yaxis)
@@ -826,7 +851,9 @@ def monitor_chart(
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         _legend(ax, loc="best")
     axes[0].set_title(title, loc="left")
-    axes[-1].set_xlabel("time since the first monitor record (s)")
+    axes[-1].set_xlabel(
+        "time since the first request (s)" if aligned else "time since the first monitor record (s)"
+    )
     return _save(fig, directory, name)
 
 

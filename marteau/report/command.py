@@ -81,13 +81,16 @@ def build_report(
     node_names: dict[str, str] | None = None,
     missing_nodes: dict[str, str] | None = None,
     warnings: tuple[str, ...] = (),
+    monitors: tuple[str, ...] = (),
 ) -> int:
     """Build the report; returns the exit status (0, or 1 when a threshold failed).
 
     `node_names`: result path -> node name (overrides the files' own);
     `missing_nodes`: node name -> reason, for nodes planned but without
     results (named in the warnings and in summary.json ``missing_nodes``);
-    `warnings`: what the run noticed outside the results (a firewall's drops).
+    `warnings`: what the run noticed outside the results (a firewall's drops);
+    `monitors`: monitored hosts' sample directories (`marteau.monitor.samples`),
+    keyed by the bench's cycles and added to the results' monitor records.
     """
     from marteau.report import rst, stats, summary
     from marteau.results.compact import lost_load
@@ -99,6 +102,8 @@ def build_report(
 
         threshold_set = load_thresholds(thresholds)
     merged = load_all(list(results), node_names)
+    if monitors:
+        _add_monitors(merged.results, monitors)
     for skipped in merged.skipped:
         click.echo(f"Warning: {skipped.reason}", err=True)
     bench = stats.compute(
@@ -134,6 +139,10 @@ def build_report(
     data = summary.build_summary(bench, inputs=merged.inputs(), thresholds=threshold_report)
     if missing_nodes:
         data["missing_nodes"] = [{"node": n, "reason": r} for n, r in missing_nodes.items()]
+    if merged.results.monitors:
+        from marteau.report.monitoring import cycle_averages
+
+        data["monitors"] = cycle_averages(merged.results.monitors, merged.results.config)
 
     if html:
         directory = report_directory or os.path.join(
@@ -184,6 +193,17 @@ def build_report(
             return 1
         click.echo(f"All {len(threshold_report['results'])} threshold(s) passed.", err=True)
     return 0
+
+
+def _add_monitors(results: Any, directories: tuple[str, ...]) -> None:
+    """Each directory's samples, keyed by the bench's cycles, as monitor records."""
+    from marteau.monitor.samples import read_host
+    from marteau.report.monitoring import keyed
+
+    for directory in directories:
+        host = read_host(directory)
+        results.monitors.extend(keyed(host.samples, results.config))
+        results.config.setdefault(host.name, host.description)
 
 
 @click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
@@ -261,6 +281,15 @@ def build_report(
     metavar="TEXT",
     help="A warning to show in the report and summary.json (repeatable).",
 )
+@click.option(
+    "--monitor",
+    "monitor",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="A monitored host's samples (samples.jsonl, host.json; `marteau run` writes "
+    "them), charted and averaged per cycle (repeatable).",
+)
 def report_command(
     results: tuple[str, ...],
     html: bool,
@@ -278,6 +307,7 @@ def report_command(
     node_name: tuple[str, ...] = (),
     missing_node: tuple[str, ...] = (),
     warning: tuple[str, ...] = (),
+    monitor: tuple[str, ...] = (),
 ) -> None:
     """Build a FunkLoad-style report from bench RESULTS (XML or .mrt files; several = nodes)."""
     try:
@@ -304,6 +334,7 @@ def report_command(
             node_names=_pairs(node_name, "=", "--node-name", "PATH=NAME"),
             missing_nodes=_pairs(missing_node, ":", "--missing-node", "'NAME: REASON'"),
             warnings=warning,
+            monitors=monitor,
         )
     except MarteauError as exc:
         click.echo(f"Error: {exc}", err=True)

@@ -289,18 +289,22 @@ def render_html(
             shutil.copyfile(css, target)
     rendering = None
     specs: dict[str, dict[str, Any]] = {}
-    monitors = charting.monitor_hosts(
-        getattr(results, "monitors", None) or [], getattr(results, "config", None) or {}
-    )
+    monitor_records = getattr(results, "monitors", None) or []
+    series = None
     if charts and stats is not None:
-        responses = getattr(results, "responses", None)
         # start the chart workers first: they load matplotlib while numpy aggregates
         first, steps = charting.cycle_jobs(stats), charting.step_jobs(stats)
+        hosts_seen = len({m.get("host") for m in monitor_records})
+        expected = len(first) + len(steps) + 3 + 4 * hosts_seen
+        rendering = charting.Rendering(directory, workers=workers, expected=expected)
+        series = charting.aggregate(getattr(results, "responses", None))
+    # the monitor charts share the time charts' origin and cycle bands
+    monitors = charting.monitor_hosts(
+        monitor_records, getattr(results, "config", None) or {}, series
+    )
+    if rendering is not None and stats is not None:
         hosts = [job for host in monitors for job in host["jobs"]]
-        rendering = charting.Rendering(
-            directory, workers=workers, expected=len(first) + len(steps) + len(hosts) + 3
-        )
-        jobs = first + charting.time_jobs(charting.aggregate(responses), stats) + hosts + steps
+        jobs = first + charting.time_jobs(series, stats) + hosts + steps
         rendering.submit(jobs)
         specs = interactive.specs(jobs)  # while the workers draw
     images: dict[str, str] = {}

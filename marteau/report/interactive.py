@@ -194,8 +194,11 @@ def monitor_spec(
     panels: list[tuple[str, list[tuple[str, Any]]]],
     steps: bool = False,
     floor: bool = True,
+    spans: list[tuple[float, float, int]] | None = None,
+    aligned: bool = False,
 ) -> dict[str, Any]:
-    """`charts.monitor_chart`: a monitored host's values over time, one y axis per unit."""
+    """`charts.monitor_chart`: a monitored host's values over time, one y axis per unit,
+    with the cycles' bands when the samples are aligned on the time charts' origin."""
     axes, series = [], []
     for unit, lines in panels:
         if not lines:
@@ -204,13 +207,18 @@ def monitor_spec(
         for label, y in lines:
             color = CYCLE_PALETTE[len(series) % len(CYCLE_PALETTE)]
             series.append(_series(label, color, _values(y), len(axes) - 1, step=steps))
-    return {
+    spec = {
         "title": title,
         "x": _values(x),
-        "xlabel": "time since the first monitor record (s)",
+        "xlabel": "time since the first request (s)"
+        if aligned
+        else "time since the first monitor record (s)",
         "axes": axes or [{"label": "value"}],
         "series": series,
     }
+    if spans:
+        spec["bands"] = [[_number(a), _number(b), f"{users} CUs"] for a, b, users in spans]
+    return spec
 
 
 SPECS: dict[Callable[..., str], Callable[..., dict[str, Any]]] = {

@@ -234,3 +234,64 @@ def test_the_dashboard_reader_finds_names_and_skips_promql(tmp_path: Path) -> No
     }
     path.write_text(json.dumps({"panels": [panel]}))
     assert dashboard_metrics(path) == {"marteau_requests_total", "other_bucket", "marteau_users"}
+
+
+# -- marteau run ----------------------------------------------------------------
+
+
+def test_a_run_serves_each_nodes_figures_from_the_controller(tmp_path: Path) -> None:
+    """`marteau run` on this machine (the embedded default): the controller serves the
+    figures of the node's progress lines, under the node's inventory name."""
+    from tests.test_orchestration_nodes import CONF, TEST
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "loadtest.py").write_text(TEST)
+    log = tmp_path / "run.txt"
+    with LocalServer(routes={"/": lambda request: ok("hello")}) as target:
+        (project / "Tiny.conf").write_text(CONF.format(url=target.url))
+        (project / ".marteau.yml").write_text(
+            "script: loadtest.py\ntest: Tiny.test_get\ncycles: 1:2\nduration: 6\n"
+        )
+        with open(log, "w") as out:
+            run = subprocess.Popen(
+                [str(BIN / "marteau"), "run", str(project), "--plain", "--metrics-port", "0"]
+                + ["-e", "marteau_node_tune=false"],
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, HOME=os.environ.get("HOME", "/root")),
+            )
+        try:
+            url = announced(log, "Live metrics:", run)
+            seen: list[Samples] = []
+
+            def requests() -> float:
+                seen.append(scrape(url))
+                return value(seen[-1], "marteau_requests_total", node="localhost") or 0.0
+
+            first = wait_for(requests, "the node's requests", timeout=180)
+            moved = wait_for(lambda: (n := requests()) > first and n, "the counter to move")
+            assert run.wait(timeout=240) == 0, log.read_text()
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    run_dir = Path(
+        next(x for x in log.read_text().splitlines() if x.startswith("Run directory: ")).split(
+            ": ", 1
+        )[1]
+    )
+    (summary,) = (run_dir / "report").rglob("summary.json")
+    recorded = json.loads(summary.read_text())["totals"]["requests"]
+    assert 0 < first < moved <= recorded, (first, moved, recorded)
+    assert any(
+        value(found, "marteau_response_time_seconds", node="localhost", quantile="0.95")
+        for found in seen
+    )
+    assert any(value(found, "marteau_requests_per_second", node="localhost") for found in seen)
+    assert {value(found, "marteau_cycle_users", node="localhost") for found in seen} <= {
+        None,
+        1,
+        2,
+    }

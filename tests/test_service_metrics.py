@@ -71,7 +71,7 @@ def test_only_admins_and_the_metrics_token_read_it(service: Service, admin, alic
 
 def test_jobs_queue_nodes_and_running_rates(service: Service, admin, alice, tmp_path) -> None:
     project = make_project(tmp_path / "project")
-    first = upload(alice, tar_of(project), label="sleep=8").json()["id"]
+    first = upload(alice, tar_of(project), label="sleep=20").json()["id"]
     second = upload(alice, tar_of(project), label="sleep=0.1").json()["id"]
 
     def running() -> Samples | None:
@@ -88,15 +88,15 @@ def test_jobs_queue_nodes_and_running_rates(service: Service, admin, alice, tmp_
     waited = value(during, "marteau_service_queue_wait_seconds")
     assert waited > 0
     # the figures move: the rates grow with the fake run's ticks, the queue's wait too
-    moved = wait_for(
-        lambda: (found := scrape(admin))
-        and value(found, "marteau_service_queue_wait_seconds") > waited
-        and value(found, "marteau_service_job_requests_per_second", job=str(first))
-        > value(during, "marteau_service_job_requests_per_second", job=str(first))
-        and found,
-        timeout=60,
-        what="the figures to move",
-    )
+    rate = value(during, "marteau_service_job_requests_per_second", job=str(first))
+
+    def grown() -> Samples | None:
+        found = scrape(admin)
+        now = value(found, "marteau_service_job_requests_per_second", job=str(first))
+        wait = value(found, "marteau_service_queue_wait_seconds")
+        return found if now is not None and now > rate and wait > waited else None
+
+    moved = wait_for(grown, timeout=60, what="the figures to move")
     also = scrape(admin, Accept=OPENMETRICS)  # the same families, OpenMetrics
     assert {name for name in exported_names(moved) if name.startswith("marteau_service_")} <= {
         name for name in exported_names(also)

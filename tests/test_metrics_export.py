@@ -222,6 +222,29 @@ def test_a_port_in_use_is_bad_input_before_any_load(tmp_path: Path) -> None:
     assert sent == 0 and "Benching" not in result.stdout.split("Configuration")[-1]
 
 
+def test_without_the_library_the_option_says_what_to_install(tmp_path: Path) -> None:
+    """A node's install (`pip install marteau`) has no prometheus_client: the option is
+    bad input there, naming the package, and no request is sent."""
+    for item in DATA.iterdir():
+        if item.is_file():
+            shutil.copy(item, tmp_path / item.name)
+    hide = "import sys; sys.modules['prometheus_client'] = None; "
+    with LocalServer(routes={}) as site:
+        result = subprocess.run(
+            [sys.executable, "-c", hide + "from marteau.cli import main; main()", "bench"]
+            + ["benchtests.py", "Bench.test_get", "-u", site.url, "--metrics-port", "0"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        sent = len(site.requests)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--metrics-port needs the prometheus_client package" in result.stderr
+    assert "marteau[metrics]" in result.stderr and sent == 0
+
+
 def test_the_dashboard_reader_finds_names_and_skips_promql(tmp_path: Path) -> None:
     """The check above is only as good as its name extraction: try it on a known panel."""
     path = tmp_path / "dashboard.json"

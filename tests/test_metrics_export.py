@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import LocalServer, ok
+from tests.test_bench_command import workdir  # noqa: F401 (fixture: a copy of its data)
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -134,11 +134,8 @@ def exported_names(found: Samples) -> set[str]:
 # -- marteau bench --------------------------------------------------------------
 
 
-def test_a_bench_serves_its_live_figures_while_it_runs(tmp_path: Path) -> None:
-    for item in DATA.iterdir():
-        if item.is_file():
-            shutil.copy(item, tmp_path / item.name)
-    log = tmp_path / "console.txt"
+def test_a_bench_serves_its_live_figures_while_it_runs(workdir: Path) -> None:  # noqa: F811
+    log = workdir / "console.txt"
     node = os.uname().nodename
     with LocalServer(routes={"/ok": lambda request: ok("OK")}) as site:
         with open(log, "w") as out:
@@ -146,7 +143,7 @@ def test_a_bench_serves_its_live_figures_while_it_runs(tmp_path: Path) -> None:
                 [str(BIN / "marteau"), "bench", "benchtests.py", "Bench.test_get"]
                 + ["-u", site.url, "-c", "2:3", "-D", "5", "--workers", "2"]
                 + ["--metrics-port", "0"],
-                cwd=tmp_path,
+                cwd=workdir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
@@ -170,7 +167,7 @@ def test_a_bench_serves_its_live_figures_while_it_runs(tmp_path: Path) -> None:
     text = log.read_text()
     from marteau.results import load
 
-    recorded = len(load(tmp_path / "bench.mrt").responses)
+    recorded = len(load(workdir / "bench.mrt").responses)
     assert 0 < first < moved <= recorded, (first, moved, recorded)
     assert value(also, "marteau_requests_total", node=node) >= moved  # same figures, OpenMetrics
     # quantiles in order, users within their cycle, every test result named
@@ -199,50 +196,42 @@ def test_a_bench_serves_its_live_figures_while_it_runs(tmp_path: Path) -> None:
     assert wanted <= exported_names(during), wanted - exported_names(during)
 
 
-def test_a_port_in_use_is_bad_input_before_any_load(tmp_path: Path) -> None:
-    for item in DATA.iterdir():
-        if item.is_file():
-            shutil.copy(item, tmp_path / item.name)
-    with closing(socket.socket()) as taken, LocalServer(routes={}) as site:
+def refused(folder: Path, command: list[str], port: int) -> tuple[str, int]:
+    """A bench that must stop before any load with exit 2: its stderr, and the number of
+    requests its target got."""
+    with LocalServer(routes={}) as site:
+        result = subprocess.run(
+            [*command, "benchtests.py", "Bench.test_get", "-u", site.url]
+            + ["--metrics-port", str(port)],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        sent = len(site.requests)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Benching\n" not in result.stdout
+    return result.stderr, sent
+
+
+def test_a_port_in_use_is_bad_input_before_any_load(workdir: Path) -> None:  # noqa: F811
+    with closing(socket.socket()) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [str(BIN / "marteau"), "bench", "benchtests.py", "Bench.test_get", "-u", site.url]
-            + ["--metrics-port", str(port)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=dict(os.environ, PYTHONPATH=str(REPO)),
-        )
-        sent = len(site.requests)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert f"--metrics-port {port}: cannot listen there" in result.stderr
-    assert sent == 0 and "Benching" not in result.stdout.split("Configuration")[-1]
+        said, sent = refused(workdir, [str(BIN / "marteau"), "bench"], port)
+    assert f"--metrics-port {port}: cannot listen there" in said and sent == 0
 
 
-def test_without_the_library_the_option_says_what_to_install(tmp_path: Path) -> None:
+def test_without_the_library_the_option_says_what_to_install(workdir: Path) -> None:  # noqa: F811
     """A node's install (`pip install marteau`) has no prometheus_client: the option is
     bad input there, naming the package, and no request is sent."""
-    for item in DATA.iterdir():
-        if item.is_file():
-            shutil.copy(item, tmp_path / item.name)
     hide = "import sys; sys.modules['prometheus_client'] = None; "
-    with LocalServer(routes={}) as site:
-        result = subprocess.run(
-            [sys.executable, "-c", hide + "from marteau.cli import main; main()", "bench"]
-            + ["benchtests.py", "Bench.test_get", "-u", site.url, "--metrics-port", "0"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=dict(os.environ, PYTHONPATH=str(REPO)),
-        )
-        sent = len(site.requests)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "--metrics-port needs the prometheus_client package" in result.stderr
-    assert "marteau[metrics]" in result.stderr and sent == 0
+    command = [sys.executable, "-c", hide + "from marteau.cli import main; main()", "bench"]
+    said, sent = refused(workdir, command, 0)
+    assert "--metrics-port needs the prometheus_client package" in said
+    assert "marteau[metrics]" in said and sent == 0
 
 
 def test_the_dashboard_reader_finds_names_and_skips_promql(tmp_path: Path) -> None:

@@ -67,6 +67,14 @@ def test_every_progress_line_and_the_last_of_each_cycle(tmp_path: Path) -> None:
     assert [x["ok"] for x in recent[-3:]] == [
         int(p.split("tests ")[1].split(" ok")[0]) for p in printed[-3:]
     ]
+    # the responses and quantiles at the line's end, the quantiles in seconds
+    assert [x["responses"] for x in recent[-3:]] == [
+        int(p.split(" responses")[0].split()[-1]) for p in printed[-3:]
+    ]
+    timed = [x for x in recent if x["p50"] is not None]
+    assert timed, printed
+    for x in timed:
+        assert 0 < x["p50"] <= x["p95"] <= x["p99"] < 10, x
     done = [x for x in lines if x["phase"] == "done"]
     assert [x["cycle"] for x in done] == [0, 1]
     for found, line in zip(done, results, strict=True):

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from marteau import exits
 from marteau.engine.console import Console, now_iso, status_word
+from marteau.engine.figures import DurationWindow, LiveFigures, format_quantiles
 from marteau.engine.fuse import FUSE_EXIT, Fuse, FuseLimits, fuse_line
 from marteau.engine.runner import BenchPlan, CycleTimes, last_line, schedule
 from marteau.engine.workers import ABORT_SIGNALS, WorkerPool, WorkerSpec, describe_failure
@@ -46,6 +47,7 @@ REPEAT_GRACE = 1.0
 # may send them again while the bench is writing its results and has SIGKILL behind
 # (`timeout -k`, the role's stop): dying on a repeat would lose what ran.
 ESCALATING_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT})
+PHASES = ("staging", "recording", "stopping")  # of a cycle, as the live figures name them
 
 
 def read_start_file(path: str) -> float | None:
@@ -157,11 +159,24 @@ class MonitorHooks(Protocol):
 
 
 class BenchController:
-    """Runs one bench on this node; `run` returns the `Outcome`."""
+    """Runs one bench on this node; `run` returns the `Outcome`.
 
-    def __init__(self, setup: BenchSetup, console: Console) -> None:
+    ``figures``: where to publish the live figures under the name ``node``
+    (`--metrics-port`), besides the console's progress line.
+    """
+
+    def __init__(
+        self,
+        setup: BenchSetup,
+        console: Console,
+        figures: LiveFigures | None = None,
+        node: str = "",
+    ) -> None:
         self.setup = setup
         self.console = console
+        self.figures = figures
+        self.node = node
+        self._durations = DurationWindow()
         self.plan = setup.plan
         self.abort = threading.Event()
         self.outcome = Outcome()
@@ -406,7 +421,17 @@ class BenchController:
         return ok, failures, errors, responses
 
     def _cycle_result(self, cycle: CycleTimes) -> None:
-        ok, failures, errors, _ = self._tally()
+        ok, failures, errors, responses = self._tally()
+        if self.figures is not None:
+            self.figures.update(
+                self.node,
+                cycle=cycle.index,
+                phase="done",
+                users=cycle.users,
+                cycle_users=cycle.users,
+                rps=0.0,
+                counts=(ok, failures, errors, responses),
+            )
         self.outcome.cycles_done += 1
         duration = self.plan.duration
         lost = max(
@@ -518,9 +543,11 @@ class BenchController:
             self._ready.add(index)
         elif kind == "armed":
             self._armed.add(index)
-        elif kind == "progress":  # worker, cycle, started, ok, failures, errors, responses
+        elif kind == "progress":  # worker, cycle, started, ok, failures, errors, responses,
+            # durations, weight
             if self._cycle is not None and message[2] == self._cycle.index:
                 self._progress[index] = tuple(message[3:8])
+                self._durations.add(time.time(), message[8], message[9])
         elif kind == "joined":  # worker, cycle, ok, failures, errors, responses, opened
             self._joined.setdefault(message[2], set()).add(index)
             self._opened.setdefault(message[2], {})[index] = message[7]
@@ -584,11 +611,26 @@ class BenchController:
             phase, text = 2, "stopping"
         changed = phase != self._phase
         self._phase = phase
-        self.console.live(
+        quantiles = self._durations.quantiles(now)
+        line = (
             f"cycle #{cycle.index}  users {started}/{cycle.users}  {text}  "
-            f"tests {ok} ok, {failures} failures, {errors} errors  {self._rate:.0f} req/s",
-            force=changed,
+            f"tests {ok} ok, {failures} failures, {errors} errors  {self._rate:.0f} req/s  "
+            f"{responses} responses"
         )
+        if quantiles:
+            line += "  " + format_quantiles(quantiles)
+        self.console.live(line, force=changed)
+        if self.figures is not None:
+            self.figures.update(
+                self.node,
+                cycle=cycle.index,
+                phase=PHASES[phase],
+                users=started,
+                cycle_users=cycle.users,
+                rps=self._rate,
+                counts=(ok, failures, errors, responses),
+                quantiles=quantiles,
+            )
 
     # -- end, signals, files --------------------------------------------------
 

@@ -13,8 +13,9 @@ recorder's flush):
 * the exact counts of responses and failed responses since the last probe,
   from the recorder's counters (those outside FunkLoad's recording windows
   too: a target failing during a ramp-up trips the fuse);
-* at most `SAMPLE_SIZE` durations of those responses, evenly spread over the
-  recorder's pending buffer, each standing for ``count / sampled`` of them;
+* at most `marteau.engine.figures.SAMPLE_SIZE` durations of those responses,
+  evenly spread over the recorder's pending buffer, each standing for
+  ``count / sampled`` of them;
 * the age of every request in flight: a user whose greenlet is parked in a
   socket wait or a `blocking` call.  A target that accepts and never answers
   produces no response at all, so without this a hang would never trip the
@@ -44,12 +45,12 @@ from typing import Any
 import click
 
 from marteau import exits
+from marteau.engine.figures import sampled_durations, weighted_quantiles
 from marteau.engine.hub import Hub, HubSocket
 from marteau.errors import MarteauError
 
 FUSE_EXIT = exits.FUSE  # `marteau bench` and `marteau run`: stopped by the safety fuse
 DEFAULT_WINDOW = 30.0
-SAMPLE_SIZE = 200  # durations per worker and per probe
 
 # A user parked in one of these is waiting for the network (or a blocking call).
 _WAITS = frozenset({HubSocket._park.__code__, Hub.blocking.__code__})
@@ -106,10 +107,9 @@ class Probe:
         responses = responses_total - self._counted[0]
         failed = failed_total - self._counted[1]
         self._counted = (responses_total, failed_total)
-        pending, durations = recorder.pending_durations(SAMPLE_SIZE)
-        weight = pending / len(durations) if durations else 0.0
+        durations, weight = sampled_durations(recorder)
         return ProbeResult(
-            responses, failed, tuple(durations), weight, tuple(self._ages(users, resting, now))
+            responses, failed, durations, weight, tuple(self._ages(users, resting, now))
         )
 
     def _ages(self, users: Iterable[Any], resting: set[Any], now: float) -> list[float]:
@@ -133,16 +133,7 @@ class Probe:
 
 def weighted_median(values: list[tuple[float, float]]) -> float | None:
     """The median of ``(value, weight)`` pairs: the value where half the weight is reached."""
-    total = sum(weight for _, weight in values)
-    if total <= 0:
-        return None
-    half = total / 2
-    reached = 0.0
-    for value, weight in sorted(values):
-        reached += weight
-        if reached >= half:
-            return value
-    return None  # pragma: no cover - rounding only
+    return weighted_quantiles(values, (0.5,))[0]
 
 
 class Fuse:

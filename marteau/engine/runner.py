@@ -63,6 +63,7 @@ from typing import Any, Protocol
 import greenlet
 
 from marteau.engine.arrivals import Share, arrivals
+from marteau.engine.figures import sampled_durations
 from marteau.engine.fuse import Probe
 from marteau.engine.hub import LAG_WARNING, Hub, HubGreenlet, install_sleep
 from marteau.results.records import DROPPED, ERROR, FAILURE, SUCCESSFUL
@@ -169,6 +170,7 @@ class Sink(Protocol):
         result: int,
         users: int,
     ) -> None: ...
+    def pending_durations(self, limit: int) -> tuple[int, list[float]]: ...
 
 
 # meta method name ("<method>:<cycle>:<cvus>:<thread>"), sink -> test instance
@@ -323,7 +325,9 @@ class ProcessRunner:
     ``("ready", w)`` (test imported), ``("armed", w)`` (cycle 0's users
     built, after the parent's ``setUpBench`` and ``setUpCycle``: FunkLoad's
     order), ``("progress", w, cycle, started, ok, failures,
-    errors, responses)``, ``("problem", w, kind, text)`` (the first test
+    errors, responses, durations, weight)`` (a sample of the durations recorded
+    since the last one, each standing for ``weight`` responses:
+    `marteau.engine.figures`), ``("problem", w, kind, text)`` (the first test
     error and the first failure of this process), ``("warning", w, text)``
     (the hub was held too long by user code), ``("joined", w, cycle, ok,
     failures, errors, responses, opened)`` (``opened``: when the window
@@ -885,9 +889,18 @@ class ProcessRunner:
         if wall > last_wall and last_wall:
             alive = len(self._current.users) if self._current is not None else 0
             self.recorder.sample(100.0 * (cpu - last_cpu) / (wall - last_wall), alive)
-        if self._cycle >= 0:
+        if self._cycle >= 0:  # before the flush: the durations come from the pending records
             self._count()
-            self._send("progress", self.worker, self._cycle, self._started, *self._counts)
+            durations, weight = sampled_durations(self.recorder)
+            self._send(
+                "progress",
+                self.worker,
+                self._cycle,
+                self._started,
+                *self._counts,
+                durations,
+                weight,
+            )
         for kind, text in list(self._problems.items()):
             if kind not in self._problems_sent:
                 self._problems_sent.add(kind)

@@ -29,6 +29,7 @@ import click
 
 from marteau import __version__, exits
 from marteau.engine.fuse import fuse_limits, fuse_options
+from marteau.engine.metrics import metrics_options
 from marteau.errors import MarteauError
 
 # FunkLoad's optparse dests a test may read from its options object.
@@ -565,6 +566,7 @@ def _fresh_start_file(path: str) -> str:
     "`marteau run` monitors its own inventory group instead).",
 )
 @fuse_options
+@metrics_options
 @allow_host_option
 @strict_host_option
 def bench_command(
@@ -583,6 +585,8 @@ def bench_command(
     credentials_conf: str | None,
     credential_slice: str | None,
     no_monitor: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     **values: Any,
 ) -> None:
     """Bench FILE's Class.method in cycles of concurrent users, as fl-run-bench."""
@@ -628,8 +632,20 @@ def bench_command(
                 setup.config["marteau:fuse"] = fuse.describe()
             from marteau.engine.console import Console
             from marteau.engine.controller import BenchController
+            from marteau.engine.figures import LiveFigures
+            from marteau.engine.metrics import start_exporter
 
-            outcome = BenchController(setup, Console(color=not options.no_color)).run()
+            figures = LiveFigures()
+            exporter = start_exporter(figures, metrics_host, metrics_port)
+            if exporter is not None:
+                setup.header.append(f"* Live metrics: {exporter.url}")
+            try:
+                console = Console(color=not options.no_color)
+                published = figures if exporter is not None else None
+                outcome = BenchController(setup, console, published, platform.node()).run()
+            finally:
+                if exporter is not None:
+                    exporter.close()
     except MarteauError as exc:
         sys.stdout.flush()
         click.echo(f"Error: {exc}", err=True)

@@ -30,6 +30,7 @@ from typing import Any
 
 from marteau import exits
 from marteau.engine.arrivals import parse_rates
+from marteau.engine.figures import QUANTILES, LiveFigures, quantile_name
 from marteau.engine.fuse import FUSE_EXIT, fuse_limits
 from marteau.engine.guard import parse_entry
 from marteau.errors import MarteauError
@@ -208,9 +209,17 @@ def split_cycles(cycles: str, count: int) -> list[str]:
 
 
 class LoadTestRun:
-    def __init__(self, options: RunOptions, view: LiveView | None = None) -> None:
+    """``figures``: where each node's progress lines go besides the view (`--metrics-port`)."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        view: LiveView | None = None,
+        figures: LiveFigures | None = None,
+    ) -> None:
         self.options = options
         self.view = view or LiveView()
+        self.figures = figures
         self.cancelled: int | None = None  # the signal that cancelled the run
         self.fuse: str | None = None  # "<fuse line> (on <host>)": a node's fuse tripped
         self.locked: list[str] = []  # every node this run took a lock on
@@ -370,7 +379,36 @@ class LoadTestRun:
                 shown = at
                 figures = {k: v for k, v in line.items() if k not in ("at", "phase")}
                 self.view.node(host, "benching", note=line.get("phase", ""), **figures)
+                self._publish(host, line)
         self._progress_at[host] = shown
+
+    def _publish(self, host: str, line: dict[str, Any]) -> None:
+        """A node's progress line (`marteau_bench_status`) into the live figures."""
+        if self.figures is None:
+            return
+        quantiles = {
+            q: line[key]
+            for q in QUANTILES
+            if isinstance(line.get(key := quantile_name(q)), (int, float))
+        }
+        try:
+            self.figures.update(
+                host,
+                cycle=int(line["cycle"]),
+                phase=str(line.get("phase") or "").split(" ")[0],
+                users=int(line["users"]),
+                cycle_users=int(line["cycle_users"]),
+                rps=0.0 if line.get("phase") == "done" else float(line["rps"]),
+                counts=(
+                    int(line["ok"]),
+                    int(line["failures"]),
+                    int(line["errors"]),
+                    int(line.get("responses") or 0),
+                ),
+                quantiles=quantiles,
+            )
+        except (KeyError, TypeError, ValueError):
+            return  # a line from another version of the bench: the view shows it anyway
 
     # -- the run --------------------------------------------------------------
 

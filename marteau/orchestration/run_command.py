@@ -12,6 +12,7 @@ import click
 
 from marteau import exits
 from marteau.engine.fuse import fuse_options
+from marteau.engine.metrics import metrics_options
 from marteau.errors import MarteauError
 from marteau.funkload.bench_command import max_users_option, rates_options, strict_host_option
 
@@ -123,6 +124,7 @@ if TYPE_CHECKING:
     help="Ansible variable for the playbooks (repeatable), e.g. marteau_node_tune=false.",
 )
 @fuse_options
+@metrics_options
 @click.option("--plain", is_flag=True, help="Plain progress lines instead of the live table.")
 @click.option(
     "--json",
@@ -132,7 +134,13 @@ if TYPE_CHECKING:
     "totals, nodes missing or with load lost, fuse, exit status (or the error).",
 )
 def run_command(
-    source: str, plain: bool, as_json: bool, extra_vars: tuple[str, ...], **options: object
+    source: str,
+    plain: bool,
+    as_json: bool,
+    extra_vars: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
+    **options: object,
 ) -> None:
     """Lock nodes, provision them, deploy the test, bench on every node at one
     instant, collect, release and build one merged report.
@@ -144,6 +152,8 @@ def run_command(
     """
     from rich.console import Console
 
+    from marteau.engine.figures import LiveFigures
+    from marteau.engine.metrics import start_exporter
     from marteau.orchestration.live import LiveView
     from marteau.orchestration.run import LoadTestRun, RunFailed, RunOptions
 
@@ -164,9 +174,17 @@ def run_command(
         view = LiveView(Console(stderr=True, highlight=False), live=False)
     else:
         view = LiveView(live=False if plain else None)
+    figures = LiveFigures()
     try:
-        with view:
-            outcome = LoadTestRun(run_options, view).run()
+        exporter = start_exporter(figures, metrics_host, metrics_port)
+        try:
+            if exporter is not None:
+                click.echo(f"Live metrics: {exporter.url}", err=as_json)
+            with view:
+                outcome = LoadTestRun(run_options, view, figures if exporter else None).run()
+        finally:
+            if exporter is not None:
+                exporter.close()
     except MarteauError as exc:
         fail(f"Error: {exc}", exits.BAD_INPUT)
     except RunFailed as exc:

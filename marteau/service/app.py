@@ -39,6 +39,7 @@ from marteau.service import (
     accounts,
     figures_web,
     login_routes,
+    metrics_web,
     nodes_web,
     usage_web,
     users_web,
@@ -228,6 +229,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(usage_web.router)
     app.include_router(nodes_web.router)
     app.include_router(users_web.router)
+    app.include_router(metrics_web.router)
 
     def owner_or_admin(auth: Auth, job: Job) -> None:
         if not (auth.user.is_admin or job.owner_id == auth.user.id):

@@ -107,6 +107,9 @@ class Settings:
     # public mode: the domains a project's `email` may be in besides its owner's address
     # (comma-separated; empty: only the owner's own address)
     mail_domains: str = ""
+    # a bearer token that opens GET /metrics (and nothing else) to a Prometheus server;
+    # empty: only admins read it (docs/metrics.md)
+    metrics_token: str = ""
 
     @property
     def hosts_enforced(self) -> bool:
@@ -190,6 +193,8 @@ class Settings:
         ] + (["--config", self.config_path] if self.config_path else [])
 
 
+METRICS_TOKEN_MIN = 16  # characters of the metrics_token setting
+
 # `--public`: the quotas a service open to anyone starts with, unless the TOML file, the
 # environment or an option sets them (0 there: no limit); docs/service.md, "Public mode"
 PUBLIC_QUOTAS: dict[str, float] = {
@@ -253,6 +258,11 @@ def load_settings(config: Path | None = None, **options: object) -> Settings:
         except (TypeError, ValueError) as exc:
             raise MarteauError(f"setting {name}: {value!r}: {exc}") from None
     settings.allowed_networks  # noqa: B018 - refused now, not at the first check
+    if settings.metrics_token and len(settings.metrics_token) < METRICS_TOKEN_MIN:
+        raise MarteauError(
+            f"setting metrics_token: at least {METRICS_TOKEN_MIN} characters (a secret: "
+            "for example `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+        )
     if settings.public:
         for name, limit in PUBLIC_QUOTAS.items():
             if name not in values:

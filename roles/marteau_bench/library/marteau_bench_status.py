@@ -97,7 +97,10 @@ armed:
   returned: with O(start_file)
   type: bool
 progress:
-  description: The last progress line, parsed (cycle, users, cycle_users, phase, ok, failures, errors, rps).
+  description: >-
+    The last progress line, parsed (cycle, users, cycle_users, phase, ok, failures, errors, rps,
+    and from a bench that prints them responses and the p50, p95 and p99 response times in
+    seconds; None otherwise).
   returned: when the log holds a progress line
   type: dict
 lines:
@@ -140,7 +143,10 @@ TAIL_LINES = 15  # log lines quoted when the bench failed
 PROGRESS = re.compile(
     r"cycle #(?P<cycle>\d+)\s+users (?P<users>\d+)/(?P<cycle_users>\d+)\s+(?P<phase>.*?)\s+"
     r"tests (?P<ok>\d+) ok, (?P<failures>\d+) failures, (?P<errors>\d+) errors\s+(?P<rps>[\d.]+) req/s"
+    r"(?:\s+(?P<responses>\d+) responses)?"
+    r"(?:\s+p50 (?P<p50>[\d.]+) ms)?(?:\s+p95 (?P<p95>[\d.]+) ms)?(?:\s+p99 (?P<p99>[\d.]+) ms)?"
 )
+QUANTILES = ("p50", "p95", "p99")  # in the line in milliseconds, returned in seconds
 # The cycle's final counts: its last progress line may be a second older.
 CYCLE_RESULT = re.compile(
     r"\* Cycle result: \S+, (?P<ok>\d+) success, (?P<failures>\d+) failure, (?P<errors>\d+) errors"
@@ -182,6 +188,11 @@ def parse_progress(text):
     for key in ("cycle", "users", "cycle_users", "ok", "failures", "errors"):
         progress[key] = int(progress[key])
     progress["rps"] = float(progress["rps"])
+    if progress["responses"] is not None:
+        progress["responses"] = int(progress["responses"])
+    for key in QUANTILES:
+        if progress[key] is not None:
+            progress[key] = float(progress[key]) / 1000
     return progress
 
 

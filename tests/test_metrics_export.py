@@ -1,0 +1,309 @@
+"""`--metrics-port`: a real bench (and a real `marteau run` on this machine) against a
+real local server, scraped over HTTP while it runs; the Grafana dashboard in docs/
+charts only metric names such a scrape shows.
+
+No timing assertions: each test waits (bounded) for the figures to move, and checks
+what the scrapes said against what the bench recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.servers import LocalServer, ok
+from tests.test_bench_command import workdir  # noqa: F401 (fixture: a copy of its data)
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DATA = REPO / "tests" / "data" / "bench"
+DASHBOARD = REPO / "docs" / "grafana-marteau.json"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+# PromQL's own words: functions, aggregations, keywords (what is not a metric name)
+PROMQL_WORDS = {
+    "sum", "avg", "max", "min", "count", "by", "without", "on", "ignoring", "group_left",
+    "group_right", "and", "or", "unless", "rate", "irate", "increase", "delta", "deriv",
+    "topk", "bottomk", "histogram_quantile", "label_values", "clamp_min", "clamp_max",
+    "offset", "bool", "time", "vector", "scalar", "abs", "round", "max_over_time",
+    "min_over_time", "avg_over_time", "sum_over_time", "last_over_time", "sort", "sort_desc",
+}  # fmt: skip
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str, *, openmetrics: bool = False) -> Samples:
+    """Every sample of an exposition: (name, sorted labels) -> value."""
+    parse = openmetrics_families if openmetrics else text_string_to_metric_families
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in parse(text)
+        for sample in family.samples
+    }
+
+
+def scrape(url: str, *, openmetrics: bool = False) -> Samples:
+    headers = {"Accept": OPENMETRICS} if openmetrics else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        content_type = r.headers["Content-Type"]
+        text = r.read().decode()
+    assert content_type.startswith(
+        "application/openmetrics-text" if openmetrics else "text/plain"
+    ), content_type
+    return samples(text, openmetrics=openmetrics)
+
+
+def value(found: Samples, name: str, **labels: str) -> float | None:
+    return found.get((name, tuple(sorted(labels.items()))))
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 90.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def announced(log: Path, prefix: str, process: subprocess.Popen) -> str:
+    """The URL the command printed after ``prefix`` (it picked a free port)."""
+
+    def url() -> str | None:
+        assert process.poll() is None, log.read_text()
+        for line in log.read_text().splitlines():
+            if line.strip().startswith(prefix):
+                return line.split(prefix, 1)[1].strip()
+        return None
+
+    return str(wait_for(url, f"{prefix!r} in {log}"))
+
+
+def dashboard_metrics(path: Path = DASHBOARD) -> set[str]:
+    """The metric names the dashboard's PromQL expressions (and variable queries) read."""
+    dashboard = json.loads(path.read_text())
+    expressions = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "datasource":  # a data source variable: no PromQL
+                return
+            for key, item in node.items():
+                if key in ("expr", "query", "definition") and isinstance(item, str):
+                    expressions.append(item)
+                else:
+                    walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(dashboard)
+    assert expressions, f"{path}: no PromQL expression"
+    names = set()
+    for expression in expressions:
+        text = re.sub(r'"[^"]*"', "", expression)  # label values
+        text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", text)  # selectors, ranges
+        text = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", text)  # grouping labels
+        text = re.sub(r"\$\w+|\$\{[^}]*\}", "", text)  # Grafana variables
+        text = re.sub(r"label_values\(([^,)]*),[^)]*\)", r"\1", text)  # (metric, label)
+        for word in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+            if word not in PROMQL_WORDS and not re.fullmatch(r"\d+[smhdwy]?", word):
+                names.add(word)
+    return names
+
+
+def exported_names(found: Samples) -> set[str]:
+    return {name for name, _ in found}
+
+
+# -- marteau bench --------------------------------------------------------------
+
+
+def test_a_bench_serves_its_live_figures_while_it_runs(workdir: Path) -> None:  # noqa: F811
+    log = workdir / "console.txt"
+    node = os.uname().nodename
+    with LocalServer(routes={"/ok": lambda request: ok("OK")}) as site:
+        with open(log, "w") as out:
+            bench = subprocess.Popen(
+                [str(BIN / "marteau"), "bench", "benchtests.py", "Bench.test_get"]
+                + ["-u", site.url, "-c", "2:3", "-D", "5", "--workers", "2"]
+                + ["--metrics-port", "0"],
+                cwd=workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
+            )
+        try:
+            url = announced(log, "* Live metrics:", bench)
+            assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
+
+            def requests() -> float:
+                return value(scrape(url), "marteau_requests_total", node=node) or 0.0
+
+            first = wait_for(requests, "requests counted")
+            moved = wait_for(lambda: (n := requests()) > first and n, "the counter to move")
+            during = scrape(url)
+            also = scrape(url, openmetrics=True)
+            assert bench.wait(timeout=120) == 0, log.read_text()
+        finally:
+            if bench.poll() is None:
+                bench.kill()
+                bench.wait()
+    text = log.read_text()
+    from marteau.results import load
+
+    recorded = len(load(workdir / "bench.mrt").responses)
+    assert 0 < first < moved <= recorded, (first, moved, recorded)
+    assert value(also, "marteau_requests_total", node=node) >= moved  # same figures, OpenMetrics
+    # quantiles in order, users within their cycle, every test result named
+    p50, p95, p99 = (
+        value(during, "marteau_response_time_seconds", node=node, quantile=q)
+        for q in ("0.5", "0.95", "0.99")
+    )
+    assert p50 is not None and 0 < p50 <= p95 <= p99 < 10, (p50, p95, p99)
+    assert (
+        0
+        < value(during, "marteau_users", node=node)
+        <= value(during, "marteau_cycle_users", node=node)
+    )
+    assert value(during, "marteau_cycle", node=node) in (0, 1)
+    assert value(during, "marteau_requests_per_second", node=node) >= 0
+    for result in ("successful", "failure", "error"):
+        assert value(during, "marteau_tests_total", node=node, result=result) is not None
+    assert value(during, "marteau_tests_total", node=node, result="error") == 0
+    # the progress line says the same things
+    line = [x for x in text.splitlines() if x.strip().startswith("cycle #1")][-1]
+    assert re.search(r"req/s  \d+ responses  p50 [\d.]+ ms  p95 [\d.]+ ms  p99 [\d.]+ ms$", line)
+    # the dashboard in docs/ charts only what a bench exports (the service's part: in
+    # tests/test_service_metrics.py)
+    wanted = {name for name in dashboard_metrics() if not name.startswith("marteau_service_")}
+    assert len(wanted) >= 5, wanted
+    assert wanted <= exported_names(during), wanted - exported_names(during)
+
+
+def refused(folder: Path, command: list[str], port: int) -> tuple[str, int]:
+    """A bench that must stop before any load with exit 2: its stderr, and the number of
+    requests its target got."""
+    with LocalServer(routes={}) as site:
+        result = subprocess.run(
+            [*command, "benchtests.py", "Bench.test_get", "-u", site.url]
+            + ["--metrics-port", str(port)],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        sent = len(site.requests)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Benching\n" not in result.stdout
+    return result.stderr, sent
+
+
+def test_a_port_in_use_is_bad_input_before_any_load(workdir: Path) -> None:  # noqa: F811
+    with closing(socket.socket()) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        said, sent = refused(workdir, [str(BIN / "marteau"), "bench"], port)
+    assert f"--metrics-port {port}: cannot listen there" in said and sent == 0
+
+
+def test_without_the_library_the_option_says_what_to_install(workdir: Path) -> None:  # noqa: F811
+    """A node's install (`pip install marteau`) has no prometheus_client: the option is
+    bad input there, naming the package, and no request is sent."""
+    hide = "import sys; sys.modules['prometheus_client'] = None; "
+    command = [sys.executable, "-c", hide + "from marteau.cli import main; main()", "bench"]
+    said, sent = refused(workdir, command, 0)
+    assert "--metrics-port needs the prometheus_client package" in said
+    assert "marteau[metrics]" in said and sent == 0
+
+
+def test_the_dashboard_reader_finds_names_and_skips_promql(tmp_path: Path) -> None:
+    """The check above is only as good as its name extraction: try it on a known panel."""
+    path = tmp_path / "dashboard.json"
+    panel = {
+        "targets": [
+            {"expr": 'sum by (node) (rate(marteau_requests_total{node=~"$node"}[1m]))'},
+            {"expr": "histogram_quantile(0.95, sum by (le) (rate(other_bucket[5m])))"},
+        ],
+        "templating": {"list": [{"query": "label_values(marteau_users, node)"}]},
+    }
+    path.write_text(json.dumps({"panels": [panel]}))
+    assert dashboard_metrics(path) == {"marteau_requests_total", "other_bucket", "marteau_users"}
+
+
+# -- marteau run ----------------------------------------------------------------
+
+
+def test_a_run_serves_each_nodes_figures_from_the_controller(tmp_path: Path) -> None:
+    """`marteau run` on this machine (the embedded default): the controller serves the
+    figures of the node's progress lines, under the node's inventory name."""
+    from tests.test_orchestration_nodes import CONF, TEST
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "loadtest.py").write_text(TEST)
+    log = tmp_path / "run.txt"
+    with LocalServer(routes={"/": lambda request: ok("hello")}) as target:
+        (project / "Tiny.conf").write_text(CONF.format(url=target.url))
+        (project / ".marteau.yml").write_text(
+            "script: loadtest.py\ntest: Tiny.test_get\ncycles: 1:2\nduration: 6\n"
+        )
+        with open(log, "w") as out:
+            run = subprocess.Popen(
+                [str(BIN / "marteau"), "run", str(project), "--plain", "--metrics-port", "0"]
+                + ["-e", "marteau_node_tune=false"],
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, HOME=os.environ.get("HOME", "/root")),
+            )
+        try:
+            url = announced(log, "Live metrics:", run)
+            seen: list[Samples] = []
+
+            def requests() -> float:
+                seen.append(scrape(url))
+                return value(seen[-1], "marteau_requests_total", node="localhost") or 0.0
+
+            first = wait_for(requests, "the node's requests", timeout=180)
+            moved = wait_for(lambda: (n := requests()) > first and n, "the counter to move")
+            assert run.wait(timeout=240) == 0, log.read_text()
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    run_dir = Path(
+        next(x for x in log.read_text().splitlines() if x.startswith("Run directory: ")).split(
+            ": ", 1
+        )[1]
+    )
+    (summary,) = (run_dir / "report").rglob("summary.json")
+    recorded = json.loads(summary.read_text())["totals"]["requests"]
+    assert 0 < first < moved <= recorded, (first, moved, recorded)
+    assert any(
+        value(found, "marteau_response_time_seconds", node="localhost", quantile="0.95")
+        for found in seen
+    )
+    assert any(value(found, "marteau_requests_per_second", node="localhost") for found in seen)
+    assert {value(found, "marteau_cycle_users", node="localhost") for found in seen} <= {
+        None,
+        1,
+        2,
+    }

@@ -163,6 +163,22 @@ def test_a_worker_in_public_mode_fails_a_job_on_a_local_node(tmp_path: Path) -> 
     assert job.exit_reason.startswith("node localhost: ansible_connection=local would run")
 
 
+@pytest.mark.parametrize(
+    "monitor", ["[localhost]", "{prometheus: 'http://127.0.0.1:9090', queries: {a: up}}"]
+)
+def test_a_public_job_may_not_monitor_hosts(tmp_path: Path, monitor: str) -> None:
+    """The monitor would run Marteau's agent on hosts the job did not lease (`localhost`:
+    the service's own machine) or fetch a URL from the controller."""
+    settings = Settings(data_dir=tmp_path / "data", public=True, poll_interval=0.05)
+    db = Database(settings.db_url)
+    upgrade(db, default_node=False)
+    job_id = queue_job(db, make_project(tmp_path / "project", monitor=monitor))
+    job = run_queue(settings, db, job_id, timeout=60)
+    db.dispose()
+    assert (job.state, job.exit_code) == ("failed", 2)
+    assert job.exit_reason.startswith("bad input: .marteau.yml: monitor: not on a public service")
+
+
 # -- default quotas of --public --------------------------------------------------------
 
 

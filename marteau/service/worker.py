@@ -297,6 +297,12 @@ class JobWorker:
             if names:
                 check_named_nodes(self.db, pool, names)
             if settings.public:
+                if project.monitor is not None:
+                    raise MarteauError(
+                        f"{CONFIG_NAME}: monitor: not on a public service (the monitor agent "
+                        "would run on hosts outside the job's nodes, and a Prometheus URL "
+                        "would be fetched from the service's own machine)"
+                    )
                 wanted = len(names) if names else int(overrides.get("nodes") or project.nodes or 1)
                 check_isolated_nodes(self.db, pool, names, wanted)
             if settings.hosts_enforced:

@@ -19,6 +19,7 @@ from marteau.orchestration.project import SCRIPT
 from marteau.orchestration.sources import check_links
 from marteau.orchestration.values import MAX_LABEL, check_text
 from marteau.service import archive, quotas
+from marteau.service.comparisons import comparison_json
 from marteau.service.db import Database
 from marteau.service.job_fields import check_no_credentials, redacted
 from marteau.service.mail import check_recipient
@@ -402,6 +403,7 @@ def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> di
         "url": f"{base}/jobs/{job.id}",
         "console_url": f"{base}/api/jobs/{job.id}/console",
         "report_url": f"{base}/jobs/{job.id}/report/" if job.report_path else None,
+        **comparison_json(job, f"{base}/jobs/{job.id}/"),
     }
 
 

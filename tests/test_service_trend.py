@@ -1,0 +1,226 @@
+"""Runs side by side: each job's key figures from its report's summary.json (read
+bounded, its numbers checked), the project its runs form, the change from the
+project's previous successful run flagged past `.marteau.yml`'s tolerance, and the
+diff and trend reports the worker writes; through a worker in this process, then
+through a real `marteau serve` (uvicorn), on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sqlalchemy")
+
+from marteau.errors import MarteauError  # noqa: E402
+from marteau.orchestration.project import load_config  # noqa: E402
+from marteau.service import comparisons, run_figures  # noqa: E402
+from marteau.service.accounts import create_user  # noqa: E402
+from marteau.service.db import Database, upgrade  # noqa: E402
+from marteau.service.models import Job, Node  # noqa: E402
+from marteau.service.settings import Settings  # noqa: E402
+from tests.service_helpers import (  # noqa: E402
+    FAKE_RUN,
+    make_project,
+    real_summary,
+    run_queue,
+)
+
+# -- the summary, read as untrusted -------------------------------------------------
+
+
+def test_key_figures_of_a_real_summary(tmp_path: Path) -> None:
+    real_summary(tmp_path, 1.0)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    figures, rows = run_figures.read_report_figures(tmp_path)
+    overall = summary["overall"]["requests"]
+    assert figures.peak_rps == max(c["requests"]["rps"] for c in summary["cycles"])
+    assert figures.peak_rps > overall["rps"]  # the best cycle, not the bench's mean
+    assert figures.p95 == overall["percentiles"]["p95"] > 0
+    assert figures.error_percent == overall["error_percent"] > 0
+    assert figures.apdex == summary["apdex"]["score"]
+    cycles = [c["cvus"] for c in summary["cycles"] if c["requests"]]
+    assert rows is not None and [r["cvus"] for r in rows.requests] == cycles == [2, 4]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"apdex": {"score": NaN}}', "NaN is not a number JSON allows"),
+        ('{"apdex": {"score": -Infinity}}', "-Infinity is not a number JSON allows"),
+        ("[" * 100_000, "not JSON"),
+        ("{'not': 'json'}", "not JSON"),
+    ],
+)
+def test_a_summary_that_is_not_plain_json_gives_no_figures(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    (tmp_path / "summary.json").write_text(text)
+    with pytest.raises(run_figures.Unreadable, match=problem):
+        run_figures.read_report_figures(tmp_path)
+
+
+def test_a_summary_is_read_only_within_its_size_cap(tmp_path: Path) -> None:
+    path = tmp_path / "summary.json"
+    path.write_text('{"apdex": {"score": 0.5}}' + " " * 100)
+    assert run_figures.read_json(path, path.stat().st_size) == {"apdex": {"score": 0.5}}
+    with pytest.raises(run_figures.Unreadable, match="bytes, more than the 100 read"):
+        run_figures.read_json(path, 100)
+    assert run_figures.MAX_SUMMARY == 32 * 2**20
+
+
+def test_figures_of_the_wrong_type_or_range_are_dropped(tmp_path: Path) -> None:
+    hostile = {
+        "cycles": [{"requests": {"rps": 123.25}}, {"requests": {"rps": True}}, "cycle"],
+        "overall": {
+            "requests": {"rps": "12", "error_percent": 250.0, "percentiles": {"p95": -1.0}}
+        },
+        "apdex": {"score": 7},
+    }
+    # 1e400 is valid JSON that Python reads as infinity
+    (tmp_path / "summary.json").write_text(json.dumps(hostile).replace("123.25", "1e400"))
+    figures, rows = run_figures.read_report_figures(tmp_path)
+    assert figures == run_figures.KeyFigures(None, None, None, None) and not figures.any()
+    assert rows is None  # not a summary's layout
+    real_summary(tmp_path, 1.0)  # a real one whose rows were tampered with
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary["cycles"][0]["pages"]["avg"] = "nan"  # float("nan") would pass diff's reader
+    summary["cycles"][1]["requests"]["percentiles"] = {f"p{i}": 1.0 for i in range(10_000)}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    figures, rows = run_figures.read_report_figures(tmp_path)
+    assert figures.any() and rows is None
+    del summary["cycles"][0]["pages"]["avg"]
+    summary["cycles"][0]["pages"]["avg"] = 0.25
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    _figures, rows = run_figures.read_report_figures(tmp_path)
+    assert rows is not None and "p9999" not in rows.requests[1]  # unknown columns dropped
+    assert all(math.isfinite(v) for r in rows.requests for k, v in r.items() if k != "rating")
+
+
+# -- .marteau.yml's compare key ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "tolerance"),
+    [("{tolerance: 15%}", 15.0), ("{tolerance: 2.5}", 2.5), ("{tolerance: '0 %'}", 0.0)],
+)
+def test_compare_sets_the_tolerance(tmp_path: Path, value: str, tolerance: float) -> None:
+    project = load_config(make_project(tmp_path, compare=value) / ".marteau.yml")
+    assert project.tolerance == tolerance
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("5", ":3: key 'compare': expected a map such as {tolerance: 10%}, got 5"),
+        ("{tolerence: 5%}", ":3: key 'compare': unknown key 'tolerence' (known keys: tolerance)"),
+        ("{tolerance: lots}", ":3: key 'compare': tolerance: expected a percentage from 0 to"),
+        ("{tolerance: -5%}", "got '-5%'"),
+        ("{tolerance: 1001}", "got 1001"),
+        ("{tolerance: .nan}", "got nan"),
+        ("{tolerance: true}", "got True"),
+    ],
+)
+def test_a_bad_compare_names_file_key_and_line(tmp_path: Path, value: str, expected: str) -> None:
+    path = make_project(tmp_path, compare=value) / ".marteau.yml"
+    with pytest.raises(MarteauError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:3: "), caught.value
+    assert expected in str(caught.value)
+
+
+# -- a project's runs, through a worker ----------------------------------------------
+
+
+def trend_dir(settings: Settings, job_id: int) -> Path:
+    return settings.job_dir(job_id) / "report" / "trend"
+
+
+def _queue(db: Database, owner_id: int, project: Path, label: str) -> int:
+    with db.write() as session:
+        job = Job(
+            owner_id=owner_id,
+            source_kind="path",
+            source_url=str(project),
+            overrides={"label": label},
+            created=time.time(),
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def test_runs_of_a_project_are_compared_diffed_and_trended(tmp_path: Path, db_url: str) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        run_command=FAKE_RUN.split(),
+        poll_interval=0.05,
+        lease_ttl=10,
+        kill_grace=2,
+    )
+    db = Database(db_url)
+    upgrade(db, default_node=False)
+    project = make_project(tmp_path / "shop", name="shop", compare="{tolerance: 10%}")
+    with db.write() as session:
+        alice = create_user(session, "alice@example.org", "alice-password").id
+        bob = create_user(session, "bob@example.org", "bob-password").id
+        session.add(Node(name="n1", pool="marteau", vars={}, created=time.time()))
+    runs = {}
+    for name, owner, label in [
+        ("first", alice, "slower=1"),
+        ("failed", alice, "exit=1"),
+        ("slower", alice, "slower=1.35"),
+        ("bob", bob, "slower=2"),  # the same name, another owner: another project
+        ("close", alice, "slower=1.4"),
+    ]:
+        runs[name] = run_queue(settings, db, _queue(db, owner, project, label))
+    first, failed, slower, bob_run, close = (runs[n] for n in runs)
+    assert [r.state for r in runs.values()] == ["succeeded", "failed"] + ["succeeded"] * 3
+    assert first.project_key == slower.project_key == close.project_key != bob_run.project_key
+    assert first.tolerance == 10.0 and first.comparison is None and bob_run.comparison is None
+    assert failed.p95 is None and failed.comparison is None  # no report, no figures
+
+    # the change from the previous successful run (the failed one is skipped)
+    comparison = slower.comparison
+    assert (comparison["job"], comparison["tolerance"]) == (first.id, 10.0)
+    p95 = comparison["changes"]["p95"]
+    assert (p95["ref"], p95["new"]) == (first.p95, slower.p95)
+    assert p95["percent"] == pytest.approx(35.0, abs=0.01)
+    assert p95["class"] == "worse" and p95["flagged"]
+    rate = comparison["changes"]["peak_rps"]
+    assert rate["percent"] == 0.0 and not rate["flagged"]  # the same requests, slower
+    assert comparisons.short_change(comparisons.figures_of(slower), comparison) == (
+        f"p95 {slower.p95 * 1000:.0f} ms, +35% vs job #{first.id}"
+    )
+    # 1.4 / 1.35: +3.7%, within the tolerance: shown, not flagged
+    p95 = close.comparison["changes"]["p95"]
+    assert close.comparison["job"] == slower.id and p95["class"] == "same"
+    assert not p95["flagged"] and comparisons.change_text("p95", p95) == "+4%"
+
+    # the reports, in the job's report folder, linking the runs' reports
+    diff = settings.job_dir(slower.id) / "report" / "diff"
+    assert slower.comparison["diff"] == "report/diff/"
+    data = json.loads((diff / "diff.json").read_text())
+    assert data["reference"]["link"] == f"../../../{first.id}/report/index.html"
+    assert data["challenger"]["link"] == "../index.html"
+    p95_rows = [row["metrics"]["p95"]["percent"] for row in data["requests"]]
+    assert p95_rows and all(p == pytest.approx(35.0, abs=0.01) for p in p95_rows)
+    trend = json.loads((trend_dir(settings, close.id) / "trend.json").read_text())
+    assert [b["name"] for b in trend["benches"]] == [
+        f"job {first.id}",
+        f"job {slower.id}",
+        f"job {close.id}",
+    ]
+    assert close.comparison["runs"] == 3 and close.comparison["trend"] == "report/trend/"
+    assert not (settings.job_dir(first.id) / "report" / "trend").exists()  # a single run
+    trend_bytes = sum(p.stat().st_size for p in trend_dir(settings, close.id).rglob("*"))
+    assert close.disk_bytes >= trend_bytes > 0  # the reports count in the job's disk use
+    with db.read() as session:
+        runs_seen = comparisons.project_runs(session, close.project_key, close.id, limit=2)
+    assert [r["id"] for r in runs_seen] == [slower.id, close.id]  # the newest, oldest first
+    assert runs_seen[1]["figures"]["p95"] == close.p95
+    db.dispose()

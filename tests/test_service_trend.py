@@ -24,10 +24,15 @@ from marteau.service.models import Job, Node  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from tests.service_helpers import (  # noqa: E402
     FAKE_RUN,
+    Service,
     make_project,
     real_summary,
     run_queue,
+    tar_of,
+    wait_for,
+    wait_job,
 )
+
 
 # -- the summary, read as untrusted -------------------------------------------------
 
@@ -188,18 +193,18 @@ def test_runs_of_a_project_are_compared_diffed_and_trended(tmp_path: Path, db_ur
     comparison = slower.comparison
     assert (comparison["job"], comparison["tolerance"]) == (first.id, 10.0)
     p95 = comparison["changes"]["p95"]
-    assert (p95["ref"], p95["new"]) == (first.p95, slower.p95)
+    assert p95["delta"] == pytest.approx(slower.p95 - first.p95)
     assert p95["percent"] == pytest.approx(35.0, abs=0.01)
-    assert p95["class"] == "worse" and p95["flagged"]
+    assert p95["class"] == "worse" and comparisons.flagged(p95)
     rate = comparison["changes"]["peak_rps"]
-    assert rate["percent"] == 0.0 and not rate["flagged"]  # the same requests, slower
+    assert rate["percent"] == 0.0 and not comparisons.flagged(rate)  # the same requests, slower
     assert comparisons.short_change(comparisons.figures_of(slower), comparison) == (
         f"p95 {slower.p95 * 1000:.0f} ms, +35% vs job #{first.id}"
     )
     # 1.4 / 1.35: +3.7%, within the tolerance: shown, not flagged
     p95 = close.comparison["changes"]["p95"]
     assert close.comparison["job"] == slower.id and p95["class"] == "same"
-    assert not p95["flagged"] and comparisons.change_text("p95", p95) == "+4%"
+    assert not comparisons.flagged(p95) and comparisons.change_text("p95", p95) == "+4%"
 
     # the reports, in the job's report folder, linking the runs' reports
     diff = settings.job_dir(slower.id) / "report" / "diff"
@@ -222,5 +227,95 @@ def test_runs_of_a_project_are_compared_diffed_and_trended(tmp_path: Path, db_ur
     with db.read() as session:
         runs_seen = comparisons.project_runs(session, close.project_key, close.id, limit=2)
     assert [r["id"] for r in runs_seen] == [slower.id, close.id]  # the newest, oldest first
-    assert runs_seen[1]["figures"]["p95"] == close.p95
+    assert runs_seen[1]["key_figures"]["p95"] == close.p95
     db.dispose()
+
+
+# -- through `marteau serve` ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, module_db_url: str):  # type: ignore[no-untyped-def]
+    base = tmp_path_factory.mktemp("service")
+    svc = Service(base / "data", base / "locks", workers=1, database_url=module_db_url)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def shop_runs(service, alice, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Two runs of alice's project `shop` (uploaded), the second 50% slower."""
+    project = make_project(
+        tmp_path_factory.mktemp("shop") / "shop", name="shop", compare="{tolerance: 20%}"
+    )
+    runs = []
+    for label in ("slower=1", "slower=1.5"):
+        r = alice.post(
+            "/api/jobs/upload",
+            files={"archive": ("shop.tar.gz", tar_of(project, "shop"), "application/gzip")},
+            data={"label": label},
+        )
+        assert r.status_code == 201, r.text
+        runs.append(wait_job(alice, r.json()["id"]))
+    # the worker writes the diff and trend reports once the job has ended and its
+    # nodes are free
+    runs[1] = wait_for(
+        lambda: (job := alice.get(f"/api/jobs/{runs[1]['id']}").json())["trend_url"] and job,
+        timeout=60,
+        what="the second run's trend report",
+    )
+    return runs
+
+
+def test_the_api_lists_figures_changes_and_the_project_trend(service, alice, shop_runs) -> None:  # type: ignore[no-untyped-def]
+    first, second = shop_runs
+    assert first["state"] == second["state"] == "succeeded"
+    listed = {job["id"]: job for job in alice.get("/api/jobs").json()["jobs"]}
+    row = listed[second["id"]]
+    assert row["key_figures"] == second["key_figures"] and "comparison" not in row
+    assert (row["compared_to"], row["flagged"]) == (
+        first["id"],
+        {"p95": {"change": "+50%", "class": "worse"}},
+    )
+    figures = second["key_figures"]
+    assert set(figures) == {"peak_rps", "p95", "error_percent", "apdex"}
+    assert figures["p95"] == pytest.approx(first["key_figures"]["p95"] * 1.5)
+    comparison = second["comparison"]
+    assert (comparison["job"], comparison["tolerance"]) == (first["id"], 20.0)
+    assert comparison["changes"]["p95"]["percent"] == pytest.approx(50.0)
+    assert comparison["changes"]["p95"]["class"] == "worse"
+    assert comparison["changes"]["peak_rps"]["class"] == "same"
+    base = f"{service.url}/jobs/{second['id']}"
+    assert (second["diff_url"], second["trend_url"]) == (
+        f"{base}/report/diff/",
+        f"{base}/report/trend/",
+    )
+    assert first["comparison"] is None and first["diff_url"] is None
+    assert first["project_key"] == second["project_key"]
+
+    trend = alice.get(f"/api/jobs/{second['id']}/trend").json()
+    assert [run["id"] for run in trend["runs"]] == [first["id"], second["id"]]
+    assert trend["runs"][1]["key_figures"] == figures and trend["project"] == "shop"
+    assert (
+        alice.get(f"/api/jobs/{first['id']}/trend?limit=1").json()["runs"][0]["id"]
+        == (
+            first["id"]  # up to the job asked for
+        )
+    )
+    assert alice.get(f"/api/jobs/{second['id']}/trend?limit=1000").status_code == 422
+    assert alice.get("/api/jobs/999999/trend").status_code == 404
+
+    # the reports, served from the job's report folder, link the runs' own reports
+    diff = alice.get(f"/jobs/{second['id']}/report/diff/")
+    assert diff.status_code == 200 and f"/{first['id']}/report/index.html" in diff.text
+    reference = alice.get(f"/jobs/{second['id']}/report/diff/../../../{first['id']}/report/")
+    assert "fake report" in reference.text
+    trend_page = alice.get(f"/jobs/{second['id']}/report/trend/")
+    assert trend_page.status_code == 200 and "Trend" in trend_page.text
+
+    page = alice.get(f"/jobs/{second['id']}").text
+    assert "Key figures" in page and f"Diff vs job #{first['id']}" in page
+    assert "+50%" in page and "Trend (2 runs)" in page
+    dashboard = alice.get("/").text
+    p95 = f"{figures['p95'] * 1000:.0f} ms"
+    assert p95 in dashboard and 'class="change change-worse"' in dashboard

@@ -46,7 +46,12 @@ from marteau.service import (
 )
 from marteau.service.accounts import MAX_TOKEN_DAYS, TokenRefused
 from marteau.service.auth_cache import STAMP, AuthCache
-from marteau.service.comparisons import change_text, figure_text, project_runs
+from marteau.service.comparisons import (
+    change_text,
+    figure_text,
+    flagged_changes,
+    project_runs,
+)
 from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
 from marteau.service.hosts import target_status
@@ -222,7 +227,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     templates.env.filters["when"] = _when
     templates.env.filters["shown"] = lambda text: shown(text or "", settings.data_dir)
     templates.env.globals["version"] = __version__
-    templates.env.globals.update(figure_text=figure_text, change_text=change_text)
+    templates.env.globals.update(
+        figure_text=figure_text, change_text=change_text, flagged_changes=flagged_changes
+    )
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(login_routes.router)
@@ -438,7 +445,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         states = [state] if state else None
         rows = listed_jobs(session, states, limit, max(0, offset))
         total = job_count(session, states)
-        payload = {"jobs": [job_json(j, settings) for j in rows], "total": total}
+        payload = {"jobs": [job_json(j, settings, listed=True) for j in rows], "total": total}
         # pydantic's JSON encoder (Rust): a quarter of the time of json.dumps here
         return Response(to_json(payload), media_type="application/json")
 

@@ -62,31 +62,65 @@ def figures_of(job: Any) -> KeyFigures:
     return KeyFigures(job.peak_rps, job.p95, job.error_percent, job.apdex)
 
 
-def comparison_json(job: Any, base: str) -> dict[str, Any]:
-    """A job's figures, project and comparison in the API (`base`: the job's URL/)."""
-    comparison = job.comparison or {}
-    figures = {name: getattr(job, name) for name in FIGURES}
+def key_figures_json(job: Any) -> dict[str, float | None] | None:
+    """A job's key figures in the API, None before it ends with a report."""
+    if job.peak_rps is job.p95 is job.error_percent is job.apdex is None:
+        return None
     return {
-        "project_key": job.project_key,
-        "figures": figures if any(v is not None for v in figures.values()) else None,
-        "comparison": {
-            key: comparison[key] for key in ("job", "tolerance", "changes") if key in comparison
-        }
-        or None,
-        "diff_url": base + comparison["diff"] if comparison.get("diff") else None,
-        "trend_url": base + comparison["trend"] if comparison.get("trend") else None,
+        "peak_rps": job.peak_rps,
+        "p95": job.p95,
+        "error_percent": job.error_percent,
+        "apdex": job.apdex,
     }
 
 
+def comparison_json(job: Job, base: str) -> dict[str, Any]:
+    """A job's whole comparison and its reports' URLs (`base`: the job's URL/): not in
+    a page of jobs, which reads only `compared_to` and `flagged` of it."""
+    comparison = job.comparison or {}
+    return {
+        "comparison": job.comparison,
+        "diff_url": base + comparison["diff"] if "diff" in comparison else None,
+        "trend_url": base + comparison["trend"] if "trend" in comparison else None,
+    }
+
+
+def flagged_text(changes: dict[str, dict[str, Any]]) -> str | None:
+    """The changes past the tolerance as the job lists read them: `p95:+35%:worse;...`."""
+    parts = [
+        f"{name}:{change_text(name, change)}:{change['class']}"
+        for name, change in changes.items()
+        if flagged(change)
+    ]
+    return ";".join(parts) or None
+
+
+def flagged_changes(text: str | None) -> dict[str, dict[str, str]]:
+    """`flagged_text` read back: {figure: {change, class}}."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(";"):
+        name, change, kind = part.split(":")
+        out[name] = {"change": change, "class": kind}
+    return out
+
+
 def compare(previous: KeyFigures, current: KeyFigures, tolerance: float) -> dict[str, Any]:
-    """Each figure's `diff.verdict` with the tolerance as its neutral band, and whether
-    it moved past it (`flagged`)."""
+    """Each figure's change (`diff.verdict` with the tolerance as its neutral band): its
+    `percent` (None from zero), `delta` and `class`: better or worse past the tolerance,
+    else same. Kept small: a page of jobs decodes it for each row."""
     changes = {}
     for name, key in FIGURES.items():
         change = verdict(key, getattr(previous, name), getattr(current, name), tolerance)
-        change["flagged"] = change["class"] in ("better", "worse")
-        changes[name] = change
+        if change["class"] != "na":
+            changes[name] = {k: change[k] for k in ("percent", "delta", "class")}
     return changes
+
+
+def flagged(change: dict[str, Any] | None) -> bool:
+    """Whether a change moved past the project's tolerance."""
+    return bool(change) and change["class"] in ("better", "worse")
 
 
 PREVIOUS: Select[Any] = (
@@ -116,11 +150,9 @@ def record(session: Session, job_id: int, figures: KeyFigures) -> None:
     if row is None:
         return
     tolerance = DEFAULT_TOLERANCE if job.tolerance is None else job.tolerance
-    job.comparison = {
-        "job": row.id,
-        "tolerance": tolerance,
-        "changes": compare(KeyFigures(*row[1:]), figures, tolerance),
-    }
+    changes = compare(KeyFigures(*row[1:]), figures, tolerance)
+    job.compared_to, job.flagged = row.id, flagged_text(changes)
+    job.comparison = {"job": row.id, "tolerance": tolerance, "changes": changes}
 
 
 RUNS: Select[Any] = (
@@ -148,7 +180,7 @@ def project_runs(
             "id": row.id,
             "state": row.state,
             "ended": row.ended,
-            "figures": {name: getattr(row, name) for name in FIGURES},
+            "key_figures": {name: getattr(row, name) for name in FIGURES},
         }
         for row in reversed(rows)
     ]
@@ -198,7 +230,7 @@ def changes_line(comparison: dict[str, Any] | None) -> str:
     for name, change in (comparison.get("changes") or {}).items():
         text = change_text(name, change)
         if text:
-            mark = f" ({change['class']})" if change.get("flagged") else ""
+            mark = f" ({change['class']})" if flagged(change) else ""
             parts.append(f"{LABELS.get(name, name)} {text}{mark}")
     tolerance = f"{comparison.get('tolerance', DEFAULT_TOLERANCE):g}%"
     return f"vs job #{comparison['job']} (tolerance {tolerance}): " + ", ".join(parts)

@@ -140,8 +140,12 @@ class Job(Base):
     p95: Mapped[float | None] = mapped_column(Float, nullable=True)
     error_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     apdex: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # against the project's previous successful run: {job, tolerance, changes, diff,
-    # trend} (comparisons.compare)
+    # against the project's previous successful run `compared_to`: the figures that
+    # moved past the tolerance ("p95:+35%:worse ..."), what the job lists show, and the
+    # whole comparison {job, tolerance, changes, runs, diff, trend}, which they do not
+    # read (comparisons.record)
+    compared_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flagged: Mapped[str | None] = mapped_column(String(200), nullable=True)
     comparison: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     owner: Mapped[User | None] = relationship()

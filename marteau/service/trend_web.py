@@ -7,7 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from marteau.service.comparisons import TREND_RUNS, comparison_json, project_runs
+from marteau.service.comparisons import (
+    TREND_RUNS,
+    comparison_json,
+    key_figures_json,
+    project_runs,
+)
 from marteau.service.db import Database
 from marteau.service.models import Job
 from marteau.service.settings import Settings
@@ -36,6 +41,8 @@ def api_trend(
         return {
             "job": job_id,
             "project": job.project_name,
+            "project_key": job.project_key,
+            "key_figures": key_figures_json(job),
             **comparison_json(job, f"{base}{job_id}/"),
             "runs": [{**run, "url": f"{base}{run['id']}"} for run in runs],
         }

@@ -25,6 +25,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("project_key", sa.String(length=64), nullable=True))
         for name in FIGURES:
             batch_op.add_column(sa.Column(name, sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("compared_to", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("flagged", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("comparison", sa.JSON(), nullable=True))
         batch_op.create_index("ix_jobs_project_key_id", ["project_key", "id"], unique=False)
 
@@ -33,6 +35,8 @@ def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_project_key_id")
         batch_op.drop_column("comparison")
+        batch_op.drop_column("flagged")
+        batch_op.drop_column("compared_to")
         for name in reversed(FIGURES):
             batch_op.drop_column(name)
         batch_op.drop_column("project_key")

@@ -133,3 +133,64 @@ def test_the_mail_quotes_the_standard_apdex_where_errors_are_frustrated(tmp_path
     )
     (line,) = key_figures(summary)
     assert line.endswith("errors 100.00%, Apdex 0.000 UNACCEPTABLE")
+
+
+def test_the_mail_carries_the_headline_and_the_change_from_the_last_run(
+    smtp, tmp_path: Path, db_url: str
+) -> None:
+    """Two runs of one project, the second 35% slower: its mail says by how much."""
+    import json
+
+    from tests.service_helpers import real_summary
+
+    controller, inbox = smtp
+    db = Database(db_url)
+    upgrade(db, default_node=False)
+    project = make_project(tmp_path / "project", name="shop", compare="{tolerance: 10%}")
+    with db.write() as session:
+        user = create_user(session, "owner@example.org", "owner-password")
+        session.add(Node(name="n1", pool="marteau", vars={}, created=time.time()))
+        for label in ("slower=1", "slower=1.35"):
+            session.add(
+                Job(
+                    owner_id=user.id,
+                    source_kind="path",
+                    source_url=str(project),
+                    overrides={"label": label},
+                    created=time.time(),
+                )
+            )
+    worker = start_worker(
+        tmp_path / "data",
+        tmp_path / "locks",
+        "--once",
+        "--base-url",
+        "https://marteau.example.org",
+        env={"MARTEAU_SMTP_HOST": "127.0.0.1", "MARTEAU_SMTP_PORT": str(controller.port)},
+        database_url=db_url,
+    )
+    assert worker.wait(timeout=180) == 0
+    assert len(inbox.messages) == 2
+    first, second = (message_from_bytes(raw) for _, _, raw in inbox.messages)
+    # the figures as the report layer computes them for each run
+    summaries = []
+    for factor in (1.0, 1.35):
+        (tmp_path / str(factor)).mkdir()
+        real_summary(tmp_path / str(factor), factor)
+        summaries.append(json.loads((tmp_path / str(factor) / "summary.json").read_text()))
+    p95s = [f"{s['overall']['requests']['percentiles']['p95']:.2f} s" for s in summaries]
+    summary = summaries[1]
+    requests, p95 = summary["overall"]["requests"], p95s[1]
+    peak = max(cycle["requests"]["rps"] for cycle in summary["cycles"] if cycle["requests"])
+    assert first["Subject"] == f"[marteau] shop: succeeded, p95 {p95s[0]}"
+    assert second["Subject"] == f"[marteau] shop: succeeded, p95 {p95}, +35% vs job #1"
+    body = second.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert (
+        f"Headline: peak {peak:.1f} req/s, p95 {p95}, errors {requests['error_percent']:.2f}%, "
+        f"Apdex {summary['apdex']['score']:.2f}\n"
+        "vs job #1 (tolerance 10%): peak req/s +0%, p95 +35% (worse), errors +0%, Apdex "
+    ) in body
+    assert "Diff vs job #1: https://marteau.example.org/jobs/2/report/diff/" in body
+    assert "Trend: https://marteau.example.org/jobs/2/report/trend/" in body
+    assert "Diff vs" not in first.get_payload(decode=True).decode()
+    db.dispose()

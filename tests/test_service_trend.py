@@ -105,6 +105,40 @@ def test_figures_of_the_wrong_type_or_range_are_dropped(tmp_path: Path) -> None:
     assert all(math.isfinite(v) for r in rows.requests for k, v in r.items() if k != "rating")
 
 
+def test_figures_and_changes_as_people_read_them() -> None:
+    figures = run_figures.KeyFigures(1234.4, 0.3124, 0.1, 0.9412)
+    assert comparisons.headline(figures) == (
+        "peak 1,234 req/s, p95 312 ms, errors 0.10%, Apdex 0.94"
+    )
+    assert comparisons.headline(run_figures.KeyFigures(12.34, 2.5, None, None)) == (
+        "peak 12.3 req/s, p95 2.50 s"
+    )
+    changes = comparisons.compare(
+        run_figures.KeyFigures(1000.0, 0.2314, 0.0, 0.95), figures, 10.0
+    )
+    assert {name: comparisons.change_text(name, c) for name, c in changes.items()} == {
+        "peak_rps": "+23%",
+        "p95": "+35%",
+        "error_percent": "+0.10 pts",  # from no error at all: in points
+        "apdex": "-0.01",  # a score: in points
+    }
+    assert [name for name, c in changes.items() if comparisons.flagged(c)] == [
+        "peak_rps",
+        "p95",
+        "error_percent",
+    ]
+    assert (changes["peak_rps"]["class"], changes["p95"]["class"]) == ("better", "worse")
+    text = comparisons.flagged_text(changes)
+    assert text == "peak_rps:+23%:better;p95:+35%:worse;error_percent:+0.10 pts:worse"
+    assert comparisons.flagged_changes(text)["p95"] == {"change": "+35%", "class": "worse"}
+    comparison = {"job": 41, "tolerance": 10.0, "changes": changes}
+    assert comparisons.short_change(figures, comparison) == "p95 312 ms, +35% vs job #41"
+    assert comparisons.changes_line(comparison) == (
+        "vs job #41 (tolerance 10%): peak req/s +23% (better), p95 +35% (worse), "
+        "errors +0.10 pts (worse), Apdex -0.01"
+    )
+
+
 # -- .marteau.yml's compare key ------------------------------------------------------
 
 
@@ -199,7 +233,7 @@ def test_runs_of_a_project_are_compared_diffed_and_trended(tmp_path: Path, db_ur
     rate = comparison["changes"]["peak_rps"]
     assert rate["percent"] == 0.0 and not comparisons.flagged(rate)  # the same requests, slower
     assert comparisons.short_change(comparisons.figures_of(slower), comparison) == (
-        f"p95 {slower.p95 * 1000:.0f} ms, +35% vs job #{first.id}"
+        f"p95 {slower.p95:.2f} s, +35% vs job #{first.id}"
     )
     # 1.4 / 1.35: +3.7%, within the tolerance: shown, not flagged
     p95 = close.comparison["changes"]["p95"]
@@ -317,5 +351,5 @@ def test_the_api_lists_figures_changes_and_the_project_trend(service, alice, sho
     assert "Key figures" in page and f"Diff vs job #{first['id']}" in page
     assert "+50%" in page and "Trend (2 runs)" in page
     dashboard = alice.get("/").text
-    p95 = f"{figures['p95'] * 1000:.0f} ms"
+    p95 = f"{figures['p95']:.2f} s"
     assert p95 in dashboard and 'class="change change-worse"' in dashboard

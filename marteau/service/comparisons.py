@@ -193,7 +193,7 @@ def figure_text(name: str, value: float | None) -> str:
     if name == "peak_rps":
         return f"{value:,.0f} req/s" if value >= 100 else f"{value:.1f} req/s"
     if name == "p95":
-        return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
     if name == "error_percent":
         return f"{value:.2f}%"
     return f"{value:.2f}"

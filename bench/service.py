@@ -123,8 +123,8 @@ def fill(db_url: str, jobs: int, seed: int = 5) -> list[str]:
         project_key,
     )
     from marteau.service.db import Database, upgrade
-    from marteau.service.run_figures import KeyFigures
     from marteau.service.models import CANCELLED, FAILED, GIT, SUCCEEDED, Job, JobNode, Node, User
+    from marteau.service.run_figures import KeyFigures
 
     rng = random.Random(seed)
     db = Database(db_url)

@@ -33,7 +33,6 @@ from tests.service_helpers import (  # noqa: E402
     wait_job,
 )
 
-
 # -- the summary, read as untrusted -------------------------------------------------
 
 
@@ -113,9 +112,7 @@ def test_figures_and_changes_as_people_read_them() -> None:
     assert comparisons.headline(run_figures.KeyFigures(12.34, 2.5, None, None)) == (
         "peak 12.3 req/s, p95 2.50 s"
     )
-    changes = comparisons.compare(
-        run_figures.KeyFigures(1000.0, 0.2314, 0.0, 0.95), figures, 10.0
-    )
+    changes = comparisons.compare(run_figures.KeyFigures(1000.0, 0.2314, 0.0, 0.95), figures, 10.0)
     assert {name: comparisons.change_text(name, c) for name, c in changes.items()} == {
         "peak_rps": "+23%",
         "p95": "+35%",

@@ -350,3 +350,49 @@ def test_the_api_lists_figures_changes_and_the_project_trend(service, alice, sho
     dashboard = alice.get("/").text
     p95 = f"{figures['p95']:.2f} s"
     assert p95 in dashboard and 'class="change change-worse"' in dashboard
+
+
+def test_the_pages_show_figures_changes_diff_and_trend_in_chromium(service, shop_runs) -> None:  # type: ignore[no-untyped-def]
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.test_service_browser import CHROMIUM, PHONE, open_watched_page
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian's chromium")
+    first, second = shop_runs
+    problems: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser, page = open_watched_page(playwright, problems)
+        page.goto(service.url + "/login")
+        page.fill("input[name=email]", "alice@example.org")
+        page.fill("input[name=password]", "alice-password")
+        page.click("form[action='/login'] button")
+        page.wait_for_url(service.url + "/")
+        p95 = f"{second['key_figures']['p95']:.2f} s"
+        row = page.locator("table.jobs tr", has=page.locator(f"a[href='/jobs/{second['id']}']"))
+        cell = row.locator("td.figure-p95")
+        assert cell.inner_text() == f"{p95} +50%"
+        assert cell.locator(".change-worse").get_attribute("title") == (
+            f"worse than job #{first['id']}, past the project's tolerance"
+        )
+        assert row.locator("td.figure-peak_rps").inner_text().endswith(" req/s")  # unflagged
+        page.set_viewport_size(PHONE)  # a phone keeps the job, its state and its p95
+        assert cell.is_visible() and not row.locator("td.figure-peak_rps").is_visible()
+
+        page.click(f"a[href='/jobs/{second['id']}']")
+        figures = page.locator("#key-figures tbody tr", has_text="p95").locator("td")
+        first_p95 = f"{first['key_figures']['p95']:.2f} s"
+        assert figures.all_inner_texts() == [p95, first_p95, "+50%"]
+        runs = page.locator("#project-runs tbody tr")
+        assert runs.count() == 2 and runs.first.locator("td").first.inner_text() == (
+            f"#{second['id']}"
+        )
+        page.click("#diff-link")
+        page.wait_for_url(f"{service.url}/jobs/{second['id']}/report/diff/")
+        assert "P95" in page.content()
+        page.go_back()
+        page.click("#trend-link")
+        page.wait_for_url(f"{service.url}/jobs/{second['id']}/report/trend/")
+        page.click(f"a[href$='/{first['id']}/report/index.html']")  # a run of the trend
+        assert "fake report" in page.content()
+        browser.close()
+    assert problems == []

@@ -1,6 +1,6 @@
 """A load-test project: its `.marteau.yml`, located in a directory or a git URL.
 
-`.marteau.yml` (FunkLoad.md §6.2, plus `pool`, `thresholds`, `email`) is
+`.marteau.yml` (FunkLoad.md §6.2, plus `pool`, `thresholds`, `email`, `compare`) is
 validated strictly: an unknown key, a value of the wrong type or a missing
 `script`/`test` is a `MarteauError` naming the file, the key and its line.
 """

@@ -212,6 +212,23 @@ def queue_job(db, project: Path) -> int:  # type: ignore[no-untyped-def]
         return job.id
 
 
+def add_job(session, owner_id: int, project: Path, label: str) -> int:  # type: ignore[no-untyped-def]
+    """A queued job of `owner_id` on the project folder with a label for the stand-in;
+    its id."""
+    from marteau.service.models import Job
+
+    job = Job(
+        owner_id=owner_id,
+        source_kind="path",
+        source_url=str(project),
+        overrides={"label": label},
+        created=time.time(),
+    )
+    session.add(job)
+    session.flush()
+    return job.id
+
+
 def make_project(path: Path, **config: object) -> Path:
     """A minimal load-test project (`.marteau.yml` + the test script)."""
     path.mkdir(parents=True, exist_ok=True)

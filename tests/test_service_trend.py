@@ -20,11 +20,12 @@ from marteau.orchestration.project import load_config  # noqa: E402
 from marteau.service import comparisons, run_figures  # noqa: E402
 from marteau.service.accounts import create_user  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
-from marteau.service.models import Job, Node  # noqa: E402
+from marteau.service.models import Node  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from tests.service_helpers import (  # noqa: E402
     FAKE_RUN,
     Service,
+    add_job,
     make_project,
     real_summary,
     run_queue,
@@ -177,16 +178,7 @@ def trend_dir(settings: Settings, job_id: int) -> Path:
 
 def _queue(db: Database, owner_id: int, project: Path, label: str) -> int:
     with db.write() as session:
-        job = Job(
-            owner_id=owner_id,
-            source_kind="path",
-            source_url=str(project),
-            overrides={"label": label},
-            created=time.time(),
-        )
-        session.add(job)
-        session.flush()
-        return job.id
+        return add_job(session, owner_id, project, label)
 
 
 def test_runs_of_a_project_are_compared_diffed_and_trended(tmp_path: Path, db_url: str) -> None:

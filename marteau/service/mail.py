@@ -13,7 +13,7 @@ from typing import Any
 
 from marteau.errors import MarteauError
 from marteau.service.comparisons import changes_line, headline, short_change
-from marteau.service.run_figures import MAX_SUMMARY, KeyFigures, Unreadable, read_json
+from marteau.service.run_figures import MAX_SUMMARY, KeyFigures, Unreadable, get_path, read_json
 from marteau.service.settings import Settings
 
 # a plain address: a dot-atom local part, a domain of letters, digits and hyphens with a
@@ -43,14 +43,6 @@ def check_recipient(settings: Settings, owner: str | None, email: str | None) ->
         )
 
 
-def _get(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
 def key_figures(summary_path: Path) -> list[str]:
     """Lines of figures from a report's summary.json (none if it is missing, too big or
     unreadable: it comes from the job's run, see run_figures)."""
@@ -59,15 +51,15 @@ def key_figures(summary_path: Path) -> list[str]:
     except Unreadable:
         return []
     lines = []
-    tests = _get(summary, "overall", "tests")
-    pages = _get(summary, "overall", "pages")
+    tests = get_path(summary, "overall", "tests")
+    pages = get_path(summary, "overall", "pages")
     if isinstance(tests, dict):
         lines.append(
             f"Tests: {tests.get('count', 0)} ({tests.get('success', 0)} successful), "
             f"STPS {float(tests.get('stps') or 0):.3f}, errors {float(tests.get('error_percent') or 0):.2f}%"
         )
     if isinstance(pages, dict):
-        p95 = _get(pages, "percentiles", "p95")
+        p95 = get_path(pages, "percentiles", "p95")
         # the standard Apdex (errors frustrated), as the report's headline; FunkLoad's
         # page Apdex counts durations only and says Excellent for a bench of errors
         apdex = summary.get("apdex") or pages.get("apdex") or {}

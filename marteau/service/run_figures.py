@@ -73,7 +73,8 @@ def read_json(path: Path, limit: int) -> Any:
         raise Unreadable(f"{path.name}: not JSON: {str(exc)[:200]}") from None
 
 
-def _get(data: Any, *keys: str) -> Any:
+def get_path(data: Any, *keys: str) -> Any:
+    """`data[k1][k2]...`, or None where a level is missing or not an object."""
     for key in keys:
         if not isinstance(data, dict):
             return None
@@ -94,16 +95,16 @@ def key_figures(summary: Any) -> KeyFigures:
     """The key figures of a parsed summary; a figure it lacks or holds wrong is None."""
     cycles = summary.get("cycles") if isinstance(summary, dict) else None
     rates = [
-        number(_get(cycle, "requests", "rps"))
+        number(get_path(cycle, "requests", "rps"))
         for cycle in (cycles if isinstance(cycles, list) else [])[:MAX_CYCLES]
     ]
     peak = max((r for r in rates if r is not None), default=None)
-    overall = _get(summary, "overall", "requests")
+    overall = get_path(summary, "overall", "requests")
     return KeyFigures(
-        peak_rps=peak if peak is not None else number(_get(overall, "rps")),
-        p95=number(_get(overall, "percentiles", "p95")),
-        error_percent=number(_get(overall, "error_percent"), high=100.0),
-        apdex=number(_get(summary, "apdex", "score"), high=1.0),
+        peak_rps=peak if peak is not None else number(get_path(overall, "rps")),
+        p95=number(get_path(overall, "percentiles", "p95")),
+        error_percent=number(get_path(overall, "error_percent"), high=100.0),
+        apdex=number(get_path(summary, "apdex", "score"), high=1.0),
     )
 
 

@@ -46,14 +46,10 @@ from marteau.service import (
 )
 from marteau.service.accounts import MAX_TOKEN_DAYS, TokenRefused
 from marteau.service.auth_cache import STAMP, AuthCache
-from marteau.service.comparisons import (
-    change_text,
-    figure_text,
-    flagged_changes,
-    project_runs,
-)
+from marteau.service.comparisons import change_text, figure_text, project_runs
 from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
+from marteau.service.figure_cells import change_badge, figure_cells
 from marteau.service.hosts import target_status
 from marteau.service.hosts_routes import router as hosts_router
 from marteau.service.job_fields import MAX_FIELD, bounded_fields
@@ -228,7 +224,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     templates.env.filters["shown"] = lambda text: shown(text or "", settings.data_dir)
     templates.env.globals["version"] = __version__
     templates.env.globals.update(
-        figure_text=figure_text, change_text=change_text, flagged_changes=flagged_changes
+        figure_text=figure_text,
+        change_text=change_text,
+        change_badge=change_badge,
+        figure_cells=figure_cells,
     )
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

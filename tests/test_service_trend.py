@@ -20,7 +20,7 @@ from marteau.orchestration.project import load_config  # noqa: E402
 from marteau.service import comparisons, run_figures  # noqa: E402
 from marteau.service.accounts import create_user  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
-from marteau.service.models import Node  # noqa: E402
+from marteau.service.models import Job, Node  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from tests.service_helpers import (  # noqa: E402
     FAKE_RUN,
@@ -135,6 +135,25 @@ def test_figures_and_changes_as_people_read_them() -> None:
         "vs job #41 (tolerance 10%): peak req/s +23% (better), p95 +35% (worse), "
         "errors +0.10 pts (worse), Apdex -0.01"
     )
+
+
+def test_a_project_is_its_owners_name_or_else_its_source() -> None:
+    def key(owner: int, name: str | None, kind: str, url: str, archive: str | None = None):  # type: ignore[no-untyped-def]
+        job = Job(source_kind=kind, source_url=url, archive_name=archive)
+        return comparisons.project_key(owner, name, job)
+
+    shop = key(1, None, "git", "https://git.example.org/shop.git")
+    assert shop == key(1, None, "git", "https://git.example.org/shop/")  # one repository
+    assert shop != key(2, None, "git", "https://git.example.org/shop.git")  # its owner's
+    assert shop != key(1, None, "git", "https://git.example.org/shop2.git")
+    named = key(1, "shop", "git", "https://git.example.org/shop.git")
+    assert named != shop and named == key(1, "shop", "archive", "source/x", "x.tar.gz")
+    upload = key(1, None, "archive", "source/shop", "shop-v2.tar.gz")  # its top folder
+    assert upload == key(1, None, "archive", "source/shop", "shop-v3.zip")
+    flat = key(1, None, "archive", "source", "shop.tar.gz")  # no top folder: its file name
+    assert flat != key(1, None, "archive", "source", "cart.tar.gz")
+    assert len({shop, upload, flat, key(1, None, "path", "/srv/shop")}) == 4
+    assert len(shop) == 32
 
 
 # -- .marteau.yml's compare key ------------------------------------------------------

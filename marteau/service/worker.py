@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import re
 import shlex
@@ -445,7 +446,7 @@ class JobWorker:
             state, reason = FAILED, quotas.duration_message(limit)
         report = job_dir / "report" / "index.html"
         report_path = "report/index.html" if report.is_file() else None
-        log = lambda message: self._log(job.id, message)  # noqa: E731
+        log = functools.partial(self._log, job.id)
         figures = comparisons.keep_rows(settings, job.id, log) if report_path else None
         self._log(job.id, f"job {state}: {reason}")
         finished = self.scheduler.finish(

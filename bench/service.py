@@ -7,7 +7,8 @@
 
 Fills a fresh data folder's database with ``--jobs`` finished jobs (12 users,
 12 nodes in 2 pools, succeeded/failed/cancelled with their timings, nodes,
-overrides and exit reasons; bulk inserts through SQLAlchemy Core), starts a
+overrides and exit reasons, the succeeded ones with key figures and their change
+from their project's previous run; bulk inserts through SQLAlchemy Core), starts a
 real ``marteau serve`` on 127.0.0.1 (uvicorn and its 2 workers, default
 settings but ``--web-processes`` and ``--web-threads``; with ``--postgres`` the
 database is in the test suite's private PostgreSQL server, tests/postgres.py,
@@ -115,8 +116,15 @@ def fill(db_url: str, jobs: int, seed: int = 5) -> list[str]:
     from sqlalchemy import insert, text
 
     from marteau.service.accounts import hash_password
+    from marteau.service.comparisons import (
+        DEFAULT_TOLERANCE,
+        compare,
+        flagged_text,
+        project_key,
+    )
     from marteau.service.db import Database, upgrade
     from marteau.service.models import CANCELLED, FAILED, GIT, SUCCEEDED, Job, JobNode, Node, User
+    from marteau.service.run_figures import KeyFigures
 
     rng = random.Random(seed)
     db = Database(db_url)
@@ -144,6 +152,7 @@ def fill(db_url: str, jobs: int, seed: int = 5) -> list[str]:
         )
     span = 180 * 86400.0
     rows, job_nodes = [], []
+    last_run: dict[str, tuple[int, KeyFigures]] = {}  # project -> its last successful run
     for job_id in range(1, jobs + 1):
         created = now - span + span * (job_id - 1) / jobs + rng.uniform(0, 60)
         pool = "hammers" if rng.random() < 0.4 else "marteau"
@@ -183,8 +192,30 @@ def fill(db_url: str, jobs: int, seed: int = 5) -> list[str]:
                     CANCELLED: "cancelled by its owner",
                 }[state],
                 "report_path": "report/index.html" if state == SUCCEEDED else None,
+                **dict.fromkeys(("peak_rps", "p95", "error_percent", "apdex"), None),
+                **dict.fromkeys(("project_key", "compared_to", "flagged", "comparison"), None),
             }
         )
+        if state == SUCCEEDED:  # its key figures, and its change from the project's last
+            owner = rows[-1]["owner_id"]
+            key = project_key(owner, name, Job(source_kind=GIT, source_url=url))
+            figures = KeyFigures(
+                rng.uniform(50, 5000), rng.uniform(0.02, 2), rng.uniform(0, 5), rng.random()
+            )
+            rows[-1].update(vars(figures), project_key=key)
+            if key in last_run:
+                before, previous = last_run[key]
+                changes = compare(previous, figures, DEFAULT_TOLERANCE)
+                rows[-1].update(compared_to=before, flagged=flagged_text(changes))
+                rows[-1]["comparison"] = {
+                    "job": before,
+                    "tolerance": DEFAULT_TOLERANCE,
+                    "changes": changes,
+                    "diff": "report/diff/",
+                    "trend": "report/trend/",
+                    "runs": 20,
+                }
+            last_run[key] = (job_id, figures)
         if started is not None:
             for node in rng.sample(POOLS[pool], wanted):
                 job_nodes.append({"job_id": job_id, "node_name": node})

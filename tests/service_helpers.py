@@ -5,8 +5,9 @@ very fast `marteau run` for the scheduler: it takes its nodes from the `-i` inve
 and holds one lock file per node (created with O_EXCL in $MARTEAU_FAKE_LOCKS), so a
 node given to two jobs at once makes the second one fail loudly ("DOUBLE BOOKED").
 The label (`-l`) steers it: `sleep=S` (default $MARTEAU_FAKE_SLEEP or 0.1 s),
-`exit=N`. It writes `<-o>/index.html`, its pid to `<job dir>/fake.pid`, and on
-SIGTERM releases its locks and exits 143, as `marteau run` exits 128+signal.
+`exit=N`, `slower=F` (a real summary.json, see `real_summary`). It writes
+`<-o>/index.html`, its pid to `<job dir>/fake.pid`, and on SIGTERM releases its locks
+and exits 143, as `marteau run` exits 128+signal.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ PYTHON = sys.executable
 MARTEAU = [PYTHON, "-c", "from marteau.cli import main; main()"]
 FAKE_RUN = f"{PYTHON} {HERE / 'service_helpers.py'} fake-run"
 FAKE_NODES = f"{PYTHON} {HERE / 'service_helpers.py'} fake-nodes"
+SIMPLE_XML = HERE / "data" / "report" / "simple.xml"
 
 
 def _option(argv: list[str], name: str) -> str | None:
@@ -54,12 +56,15 @@ def fake_run(argv: list[str]) -> int:
     ]
     sleep = float(os.environ.get("MARTEAU_FAKE_SLEEP", "0.1"))
     code = 0
+    slower = None
     for part in label.split(","):
         key, _, value = part.partition("=")
         if key == "sleep":
             sleep = float(value)
         elif key == "exit":
             code = int(value)
+        elif key == "slower":
+            slower = float(value)
     Path("fake.pid").write_text(str(os.getpid()))
     locks = Path(os.environ.get("MARTEAU_FAKE_LOCKS", "locks"))
     locks.mkdir(parents=True, exist_ok=True)
@@ -111,10 +116,32 @@ def fake_run(argv: list[str]) -> int:
             "thresholds": {"passed": True},
         }
         (report / "summary.json").write_text(json.dumps(summary))
+        if slower is not None:
+            real_summary(report, slower)
     else:
         print(f"Error: the fake run failed with exit {code}", flush=True)
     release()
     return code
+
+
+def real_summary(report: Path, factor: float) -> None:
+    """The report layer's own summary.json (no charts) of tests/data/report/simple.xml
+    with every duration `factor` times longer: a run `factor` times slower."""
+    import re
+
+    from marteau.report import stats, summary
+    from marteau.results.merge import load_all
+
+    def scaled(match: re.Match[str]) -> str:
+        return f'duration="{float(match.group(1)) * factor:.6f}"'
+
+    xml = report / "funkload.xml"
+    xml.write_text(re.sub(r'duration="([0-9.]+)"', scaled, SIMPLE_XML.read_text()))
+    merged = load_all([str(xml)])
+    bench = stats.compute(
+        merged.results, apdex_t=1.5, nodes=merged.nodes, thread_base=merged.thread_base
+    )
+    summary.write_summary(report, summary.build_summary(bench, inputs=merged.inputs()))
 
 
 def fake_figures(view: LiveView, nodes: list[str], tick: int) -> None:
@@ -183,6 +210,23 @@ def queue_job(db, project: Path) -> int:  # type: ignore[no-untyped-def]
         session.add(job)
         session.flush()
         return job.id
+
+
+def add_job(session, owner_id: int, project: Path, label: str) -> int:  # type: ignore[no-untyped-def]
+    """A queued job of `owner_id` on the project folder with a label for the stand-in;
+    its id."""
+    from marteau.service.models import Job
+
+    job = Job(
+        owner_id=owner_id,
+        source_kind="path",
+        source_url=str(project),
+        overrides={"label": label},
+        created=time.time(),
+    )
+    session.add(job)
+    session.flush()
+    return job.id
 
 
 def make_project(path: Path, **config: object) -> Path:

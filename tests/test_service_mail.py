@@ -15,7 +15,7 @@ aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 from marteau.service.accounts import create_user  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import Job, Node  # noqa: E402
-from tests.service_helpers import free_port, make_project, start_worker  # noqa: E402
+from tests.service_helpers import add_job, free_port, make_project, start_worker  # noqa: E402
 
 
 class Inbox:
@@ -36,43 +36,40 @@ def smtp():
     controller.stop()
 
 
-def _setup(tmp_path: Path, db_url: str, **config: object) -> tuple[Database, list[int]]:
+def _setup(
+    tmp_path: Path,
+    db_url: str,
+    labels: tuple[str, ...] = ("sleep=0.05", "exit=1"),
+    **config: object,
+) -> tuple[Database, list[int]]:
     db = Database(db_url)
     upgrade(db, default_node=False)
     project = make_project(tmp_path / "project", name="shop", email="team@example.org", **config)
     with db.write() as session:
         user = create_user(session, "owner@example.org", "owner-password")
         session.add(Node(name="n1", pool="marteau", vars={}, created=time.time()))
-        ids = []
-        for label in ("sleep=0.05", "exit=1"):
-            job = Job(
-                owner_id=user.id,
-                source_kind="path",
-                source_url=str(project),
-                overrides={"label": label},
-                created=time.time(),
-            )
-            session.add(job)
-            session.flush()
-            ids.append(job.id)
+        ids = [add_job(session, user.id, project, label) for label in labels]
     return db, ids
 
 
-def test_mail_on_job_end_with_figures_and_report_link(smtp, tmp_path: Path, db_url: str) -> None:
-    controller, inbox = smtp
-    db, (good, bad) = _setup(tmp_path, db_url)
-    worker = start_worker(
+def _mailing_worker(tmp_path: Path, db_url: str, smtp_port: int, **env: str):  # type: ignore[no-untyped-def]
+    """A `marteau worker --once` mailing through the SMTP server on `smtp_port`."""
+    return start_worker(
         tmp_path / "data",
         tmp_path / "locks",
         "--once",
         "--base-url",
         "https://marteau.example.org",
-        env={
-            "MARTEAU_SMTP_HOST": "127.0.0.1",
-            "MARTEAU_SMTP_PORT": str(controller.port),
-            "MARTEAU_MAIL_SENDER": "marteau@example.org",
-        },
+        env={"MARTEAU_SMTP_HOST": "127.0.0.1", "MARTEAU_SMTP_PORT": str(smtp_port), **env},
         database_url=db_url,
+    )
+
+
+def test_mail_on_job_end_with_figures_and_report_link(smtp, tmp_path: Path, db_url: str) -> None:
+    controller, inbox = smtp
+    db, (good, bad) = _setup(tmp_path, db_url)
+    worker = _mailing_worker(
+        tmp_path, db_url, controller.port, MARTEAU_MAIL_SENDER="marteau@example.org"
     )
     assert worker.wait(timeout=120) == 0
     assert len(inbox.messages) == 2
@@ -133,3 +130,41 @@ def test_the_mail_quotes_the_standard_apdex_where_errors_are_frustrated(tmp_path
     )
     (line,) = key_figures(summary)
     assert line.endswith("errors 100.00%, Apdex 0.000 UNACCEPTABLE")
+
+
+def test_the_mail_carries_the_headline_and_the_change_from_the_last_run(
+    smtp, tmp_path: Path, db_url: str
+) -> None:
+    """Two runs of one project, the second 35% slower: its mail says by how much."""
+    import json
+
+    from tests.service_helpers import real_summary
+
+    controller, inbox = smtp
+    db, _ids = _setup(tmp_path, db_url, ("slower=1", "slower=1.35"), compare="{tolerance: 10%}")
+    worker = _mailing_worker(tmp_path, db_url, controller.port)
+    assert worker.wait(timeout=180) == 0
+    assert len(inbox.messages) == 2
+    first, second = (message_from_bytes(raw) for _, _, raw in inbox.messages)
+    # the figures as the report layer computes them for each run
+    summaries = []
+    for factor in (1.0, 1.35):
+        (tmp_path / str(factor)).mkdir()
+        real_summary(tmp_path / str(factor), factor)
+        summaries.append(json.loads((tmp_path / str(factor) / "summary.json").read_text()))
+    p95s = [f"{s['overall']['requests']['percentiles']['p95']:.2f} s" for s in summaries]
+    summary = summaries[1]
+    requests, p95 = summary["overall"]["requests"], p95s[1]
+    peak = max(cycle["requests"]["rps"] for cycle in summary["cycles"] if cycle["requests"])
+    assert first["Subject"] == f"[marteau] shop: succeeded, p95 {p95s[0]}"
+    assert second["Subject"] == f"[marteau] shop: succeeded, p95 {p95}, +35% vs job #1"
+    body = second.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert (
+        f"Headline: peak {peak:.1f} req/s, p95 {p95}, errors {requests['error_percent']:.2f}%, "
+        f"Apdex {summary['apdex']['score']:.2f}\n"
+        "vs job #1 (tolerance 10%): peak req/s +0%, p95 +35% (worse), errors +0%, Apdex "
+    ) in body
+    assert "Diff vs job #1: https://marteau.example.org/jobs/2/report/diff/" in body
+    assert "Trend: https://marteau.example.org/jobs/2/report/trend/" in body
+    assert "Diff vs" not in first.get_payload(decode=True).decode()
+    db.dispose()

@@ -1,6 +1,6 @@
 """A load-test project: its `.marteau.yml`, located in a directory or a git URL.
 
-`.marteau.yml` (FunkLoad.md §6.2, plus `pool`, `thresholds`, `email`) is
+`.marteau.yml` (FunkLoad.md §6.2, plus `pool`, `thresholds`, `email`, `compare`) is
 validated strictly: an unknown key, a value of the wrong type or a missing
 `script`/`test` is a `MarteauError` naming the file, the key and its line.
 """
@@ -52,6 +52,7 @@ KEYS: dict[str, tuple[tuple[type, ...], str]] = {
         (str, list, dict),
         "a thresholds file relative to the project root, or the thresholds themselves (list or map)",
     ),
+    "compare": ((dict,), "a map such as {tolerance: 10%}"),
 }
 REQUIRED = ("script", "test")
 # The longest texts `marteau serve` keeps of these keys (the sizes of its database columns)
@@ -63,6 +64,11 @@ RATES = re.compile(r"^\d+(\.\d+)?(:\d+(\.\d+)?)*$")
 # A test file: the bench imports it, so a plain relative path of word characters.
 SCRIPT = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
 TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
+# `compare: {tolerance: 10%}`: how far (percent; Apdex: points) a figure may move from
+# the project's previous run before the service flags it
+COMPARE_KEYS = ("tolerance",)
+MAX_TOLERANCE = 1000.0
+TOLERANCE = re.compile(r"^\s*(\d+(\.\d+)?)\s*%?\s*$")
 GIT_URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:|\.git/?$")
 
 
@@ -148,6 +154,7 @@ class Project:
     thresholds: Path | None = None
     xml: str | None = None
     credentials: str | None = None  # a credential server conf, relative to test_dir
+    tolerance: float | None = None  # `compare: {tolerance: N%}`, in percent
     lookup: list[str] = field(default_factory=list)
     fixtures: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the path or URL given by the user
@@ -252,6 +259,8 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
             raise MarteauError(f"{path}:{line}: key {key!r}: {problem}")
     if not bad and key == "thresholds" and not isinstance(value, str):
         return value
+    if not bad and key == "compare":
+        return _tolerance(path, value, line)
     if not bad and key == "cycles":
         value = str(value)
         bad = not CYCLES.match(value) or "0" in value.split(":")
@@ -267,6 +276,33 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
     if bad:
         raise MarteauError(f"{path}:{line}: key {key!r}: expected {expected}, got {value!r}")
     return value
+
+
+def _tolerance(path: Path, value: dict[Any, Any], line: int) -> float | None:
+    """`compare:`'s tolerance in percent: a number or a text such as `10%`, 0 to 1000."""
+    for name in value:
+        if name not in COMPARE_KEYS:
+            raise MarteauError(
+                f"{path}:{line}: key 'compare': unknown key {name!r} "
+                f"(known keys: {', '.join(COMPARE_KEYS)})"
+            )
+    if "tolerance" not in value:
+        return None
+    given = value["tolerance"]
+    match = TOLERANCE.match(given) if isinstance(given, str) else None
+    number = (
+        float(match.group(1))
+        if match
+        else float(given)
+        if isinstance(given, int | float) and not isinstance(given, bool)
+        else None
+    )
+    if number is None or not 0 <= number <= MAX_TOLERANCE:  # NaN fails both
+        raise MarteauError(
+            f"{path}:{line}: key 'compare': tolerance: expected a percentage from 0 to "
+            f"{MAX_TOLERANCE:g}, such as 10%, got {given!r}"
+        )
+    return number
 
 
 def load_config(path: Path, source: str = "") -> Project:
@@ -304,6 +340,7 @@ def load_config(path: Path, source: str = "") -> Project:
         pool=values.get("pool"),
         xml=values.get("xml"),
         credentials=values.get("credentials"),
+        tolerance=values.get("compare"),
         lookup=values.get("lookup", []),
         fixtures=values.get("fixtures", {}),
         source=source or str(root),

@@ -117,7 +117,9 @@ def _row_of(stats: dict[str, Any], rate: str) -> dict[str, Any]:
     return row
 
 
-def _from_summary(path: str, summary: dict[str, Any]) -> Report:
+def from_summary(path: str, summary: dict[str, Any]) -> Report:
+    """The figures of a parsed ``summary.json``; KeyError, TypeError or ValueError
+    when its layout is not a summary's."""
     bench = summary.get("bench") or {}
     cycles = summary.get("cycles") or []
     config = bench.get("config") or {}
@@ -250,7 +252,7 @@ def read_report(path: str) -> Report:
             with open(summary_path, encoding="utf-8") as f:
                 summary = json.load(f)
             if isinstance(summary, dict) and "cycles" in summary:
-                report = _from_summary(path, summary)
+                report = from_summary(path, summary)
         except (ValueError, KeyError, TypeError):
             report = None
         if report is None and not os.path.isfile(rst):
@@ -268,8 +270,11 @@ def read_report(path: str) -> Report:
 # ------------------------------------------------------------------ comparing
 
 
-def verdict(key: str, ref: float | None, new: float | None) -> dict[str, Any]:
-    """One compared figure: values, change, and whether it got better or worse."""
+def verdict(
+    key: str, ref: float | None, new: float | None, neutral: float = NEUTRAL_PERCENT
+) -> dict[str, Any]:
+    """One compared figure: values, change, and whether it got better or worse; a
+    change under `neutral` percent (Apdex: points) is "same"."""
     out: dict[str, Any] = {"ref": ref, "new": new, "delta": None, "percent": None, "class": "na"}
     if ref is None or new is None or ref < 0 or new < 0:  # -1.0: no value
         return out
@@ -282,7 +287,7 @@ def verdict(key: str, ref: float | None, new: float | None) -> dict[str, Any]:
     change = out["percent"] if out["percent"] is not None else (100.0 if delta else 0.0)
     if key == "apdex":  # a score: compare in points, not percent
         change = 100.0 * delta
-    if abs(change) < NEUTRAL_PERCENT:
+    if abs(change) < neutral:
         out["class"] = "same"
     else:
         higher = key in HIGHER_IS_BETTER
@@ -359,6 +364,12 @@ def build(
     directory = report_directory or os.path.join(
         output_directory, diff_name(directories[0], directories[1])
     )
+    return write_diff(ref, new, directory, charts=charts)
+
+
+def write_diff(ref: Report, new: Report, directory: str, *, charts: bool = True) -> str:
+    """Write the diff report of two reports already read into `directory` (the service
+    reads them itself, bounded); returns its ``index.html`` path."""
     os.makedirs(directory, exist_ok=True)
     pages = compare_rows(ref.pages, new.pages, PAGE_METRICS)
     requests = compare_rows(ref.requests, new.requests, REQUEST_METRICS)

@@ -73,6 +73,12 @@ def build(
         raise MarteauError("--trend takes at least 2 report directories")
     reports = [read_report(path) for path in directories]
     directory = report_directory or os.path.join(output_directory, TREND_NAME)
+    return write_trend(reports, directory, charts=charts)
+
+
+def write_trend(reports: list[Report], directory: str, *, charts: bool = True) -> str:
+    """Write the trend report of reports already read, oldest first, into `directory`
+    (the service reads them itself, bounded); returns its ``index.html`` path."""
     os.makedirs(directory, exist_ok=True)
     levels = _levels(reports)
     names = [_short(r, i) for i, r in enumerate(reports)]

@@ -41,13 +41,16 @@ from marteau.service import (
     login_routes,
     metrics_web,
     nodes_web,
+    trend_web,
     usage_web,
     users_web,
 )
 from marteau.service.accounts import MAX_TOKEN_DAYS, TokenRefused
 from marteau.service.auth_cache import STAMP, AuthCache
+from marteau.service.comparisons import change_text, figure_text, project_runs
 from marteau.service.cost import preview_estimate
 from marteau.service.db import Database
+from marteau.service.figure_cells import change_badge, figure_cells
 from marteau.service.hosts import target_status
 from marteau.service.hosts_routes import router as hosts_router
 from marteau.service.job_fields import MAX_FIELD, bounded_fields
@@ -221,6 +224,12 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     templates.env.filters["when"] = _when
     templates.env.filters["shown"] = lambda text: shown(text or "", settings.data_dir)
     templates.env.globals["version"] = __version__
+    templates.env.globals.update(
+        figure_text=figure_text,
+        change_text=change_text,
+        change_badge=change_badge,
+        figure_cells=figure_cells,
+    )
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(login_routes.router)
@@ -230,17 +239,21 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.include_router(nodes_web.router)
     app.include_router(users_web.router)
     app.include_router(metrics_web.router)
+    app.include_router(trend_web.router)
 
     def owner_or_admin(auth: Auth, job: Job) -> None:
         if not (auth.user.is_admin or job.owner_id == auth.user.id):
             raise HTTPException(403, "only the job's owner or an admin may do this")
 
-    def get_job(job_id: int) -> Job:
+    def get_job(job_id: int, runs: list[dict] | None = None) -> Job:
+        """The job, its owner and nodes loaded; with `runs`, its project's runs too."""
         with db.read() as session:
             job = session.get(Job, job_id)
             if job is None:
                 raise HTTPException(404, f"no job {job_id}")
             _ = job.owner, job.nodes  # load them now
+            if runs is not None:
+                runs += project_runs(session, job.project_key, job_id)
             return job
 
     @app.exception_handler(LoginRequired)
@@ -433,7 +446,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         states = [state] if state else None
         rows = listed_jobs(session, states, limit, max(0, offset))
         total = job_count(session, states)
-        payload = {"jobs": [job_json(j, settings) for j in rows], "total": total}
+        payload = {"jobs": [job_json(j, settings, listed=True) for j in rows], "total": total}
         # pydantic's JSON encoder (Rust): a quarter of the time of json.dumps here
         return Response(to_json(payload), media_type="application/json")
 
@@ -728,7 +741,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
     def job_page(job_id: int, request: Request, auth: PageAuth) -> Response:
-        job = get_job(job_id)
+        runs: list[dict] = []
+        job = get_job(job_id, runs)
         data, _end = _read_console(job_id, 0, 4 * 2**20)
         can_act = auth.user.is_admin or job.owner_id == auth.user.id
         return render(
@@ -740,6 +754,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             console_end=_end,
             figures=job_view(console_path(settings, job_id)),
             can_act=can_act,
+            runs=runs,
             duration=_duration(job),
             now=time.time(),
         )

@@ -10,6 +10,7 @@ before that rule are shown redacted."""
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit, urlunsplit
 
 from marteau.errors import MarteauError
@@ -61,8 +62,10 @@ def check_no_credentials(url: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=1024)
 def redacted(url: str) -> str:
-    """The URL with any password or http(s) user part replaced by `***`."""
+    """The URL with any password or http(s) user part replaced by `***`. Cached: a
+    page of jobs shows the same few project URLs over and over."""
     try:
         parts = urlsplit(url)
         if parts.password is None and not (

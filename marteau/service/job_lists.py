@@ -49,10 +49,15 @@ class ListedJob:
     source = Job.source
 
 
+# a list reads no whole comparison (a JSON document each row would decode): the job's
+# `flagged` column says what the lists show of it (comparisons)
+LISTED = [column for column in Job.__table__.c if column.key not in ("comparison", "tolerance")]
+
+
 def _page_statement(filtered: bool) -> Select[Any]:
     """The list's statement, built once: building it and its cache key for each
     request cost more than running it. Parameters: limit, offset (and states)."""
-    page = select(Job.__table__).order_by(Job.id.desc())
+    page = select(*LISTED).order_by(Job.id.desc())
     if filtered:
         page = page.where(Job.state.in_(bindparam("states", expanding=True)))
     page = page.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
@@ -71,7 +76,7 @@ def _page_statement(filtered: bool) -> Select[Any]:
 
 ALL_JOBS = _page_statement(filtered=False)
 JOBS_IN_STATES = _page_statement(filtered=True)
-COLUMNS = list(Job.__table__.c.keys())
+COLUMNS = [column.key for column in LISTED]
 
 
 def listed_jobs(

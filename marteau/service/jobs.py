@@ -21,6 +21,7 @@ from marteau.orchestration.sources import check_links
 from marteau.orchestration.values import MAX_LABEL, check_text
 from marteau.service import archive, quotas
 from marteau.service.clone_targets import clone_options
+from marteau.service.comparisons import comparison_json, flagged_changes, key_figures_json
 from marteau.service.db import Database
 from marteau.service.job_fields import check_no_credentials, redacted
 from marteau.service.mail import check_recipient
@@ -339,9 +340,13 @@ def job_nodes(db: Database, job_id: int) -> list[str]:
         return list(session.scalars(select(JobNode.node_name).where(JobNode.job_id == job_id)))
 
 
-def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> dict[str, Any]:
+def job_json(
+    job: Job, settings: Settings, nodes: list[str] | None = None, listed: bool = False
+) -> dict[str, Any]:
+    """The job in the API; `listed`: a row of a page of jobs (job_lists), without the
+    whole comparison and its report links."""
     base = settings.public_url
-    return {
+    out = {
         "id": job.id,
         "state": job.state,
         "source": {
@@ -375,4 +380,11 @@ def job_json(job: Job, settings: Settings, nodes: list[str] | None = None) -> di
         "url": f"{base}/jobs/{job.id}",
         "console_url": f"{base}/api/jobs/{job.id}/console",
         "report_url": f"{base}/jobs/{job.id}/report/" if job.report_path else None,
+        "project_key": job.project_key,
+        "key_figures": key_figures_json(job),
+        "compared_to": job.compared_to,
+        "flagged": flagged_changes(job.flagged) if job.flagged else None,
     }
+    if not listed:
+        out.update(comparison_json(job, f"{base}/jobs/{job.id}/"))
+    return out

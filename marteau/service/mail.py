@@ -1,9 +1,9 @@
 """The mail sent when a job ends: to its owner and to `.marteau.yml`'s `email`, with
-the status, the key figures of the report's `summary.json` and the report link."""
+the status, the headline figures and their change from the project's previous run
+(comparisons), the key figures of the report's `summary.json` and the links."""
 
 from __future__ import annotations
 
-import json
 import re
 import smtplib
 import ssl
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from marteau.errors import MarteauError
+from marteau.service.comparisons import changes_line, headline, short_change
+from marteau.service.run_figures import MAX_SUMMARY, KeyFigures, Unreadable, get_path, read_json
 from marteau.service.settings import Settings
 
 # a plain address: a dot-atom local part, a domain of letters, digits and hyphens with a
@@ -41,30 +43,23 @@ def check_recipient(settings: Settings, owner: str | None, email: str | None) ->
         )
 
 
-def _get(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
 def key_figures(summary_path: Path) -> list[str]:
-    """Lines of figures from a report's summary.json (none if it is missing or unreadable)."""
+    """Lines of figures from a report's summary.json (none if it is missing, too big or
+    unreadable: it comes from the job's run, see run_figures)."""
     try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        summary = read_json(summary_path, MAX_SUMMARY)
+    except Unreadable:
         return []
     lines = []
-    tests = _get(summary, "overall", "tests")
-    pages = _get(summary, "overall", "pages")
+    tests = get_path(summary, "overall", "tests")
+    pages = get_path(summary, "overall", "pages")
     if isinstance(tests, dict):
         lines.append(
             f"Tests: {tests.get('count', 0)} ({tests.get('success', 0)} successful), "
             f"STPS {float(tests.get('stps') or 0):.3f}, errors {float(tests.get('error_percent') or 0):.2f}%"
         )
     if isinstance(pages, dict):
-        p95 = _get(pages, "percentiles", "p95")
+        p95 = get_path(pages, "percentiles", "p95")
         # the standard Apdex (errors frustrated), as the report's headline; FunkLoad's
         # page Apdex counts durations only and says Excellent for a bench of errors
         apdex = summary.get("apdex") or pages.get("apdex") or {}
@@ -88,11 +83,16 @@ def build_message(
     reason: str,
     job_dir: Path,
     has_report: bool,
+    *,
+    figures: KeyFigures | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> EmailMessage:
+    """The message; `figures` and `comparison` are the job's row's (comparisons)."""
     base = settings.public_url
     name = project or f"job {job_id}"
     message = EmailMessage()
-    message["Subject"] = f"[marteau] {name}: {state}"
+    short = short_change(figures, comparison) if figures else ""
+    message["Subject"] = f"[marteau] {name}: {state}" + (f", {short}" if short else "")
     message["From"] = settings.mail_sender
     message["To"] = ", ".join(recipients)
     body = [f"Marteau job #{job_id} ({name}) {state}: {reason}", ""]
@@ -103,10 +103,19 @@ def build_message(
             "of what ran are kept" + (" in the report." if has_report else "."),
             "",
         ]
-    figures = key_figures(job_dir / "report" / "summary.json") if has_report else []
-    body += figures + ([""] if figures else [])
+    head = headline(figures) if figures else ""
+    change = changes_line(comparison)
+    body += [line for line in (f"Headline: {head}" if head else "", change) if line]
+    lines = key_figures(job_dir / "report" / "summary.json") if has_report else []
+    body += lines + ([""] if lines or head else [])
     if has_report:
         body.append(f"Report: {base}/jobs/{job_id}/report/")
+    for name, title in (
+        ("diff", f"Diff vs job #{(comparison or {}).get('job')}"),
+        ("trend", "Trend"),
+    ):
+        if comparison and comparison.get(name):
+            body.append(f"{title}: {base}/jobs/{job_id}/{comparison[name]}")
     body.append(f"Job: {base}/jobs/{job_id}")
     message.set_content("\n".join(body) + "\n")
     return message

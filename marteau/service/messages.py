@@ -51,6 +51,8 @@ def scrub(text: str, data_dir: Path) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=256)
 def shown(text: str, data_dir: Path) -> str:
-    """A message as the service stores or sends it: scrubbed, then capped."""
+    """A message as the service stores or sends it: scrubbed, then capped. Cached: a
+    page of jobs shows the same few exit reasons over and over."""
     return cap(scrub(text, data_dir))

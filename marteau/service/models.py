@@ -86,7 +86,10 @@ class LoginSession(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_id", "state", "id"),)
+    __table_args__ = (
+        Index("ix_jobs_state_id", "state", "id"),
+        Index("ix_jobs_project_key_id", "project_key", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(
@@ -128,6 +131,22 @@ class Job(Base):
     actual_cost: Mapped[float | None] = mapped_column(Float, nullable=True)
     # bytes the job's folder (reports, results, console) takes on disk, for the disk quota
     disk_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # the project its runs are compared within (comparisons.project_key), and the
+    # tolerance its `.marteau.yml` sets (`compare: {tolerance: N%}`)
+    project_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tolerance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the report's key figures once the job ends (run_figures); None: no report
+    peak_rps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p95: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    apdex: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # against the project's previous successful run `compared_to`: the figures that
+    # moved past the tolerance ("p95:+35%:worse ..."), what the job lists show, and the
+    # whole comparison {job, tolerance, changes, runs, diff, trend}, which they do not
+    # read (comparisons.record)
+    compared_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flagged: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    comparison: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     owner: Mapped[User | None] = relationship()
     nodes: Mapped[list[JobNode]] = relationship(

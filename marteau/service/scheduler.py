@@ -130,9 +130,12 @@ class Scheduler:
         name: str,
         email: str | None,
         node_names: list[str] | None = None,
+        project_key: str | None = None,
+        tolerance: float | None = None,
     ) -> None:
         """The source is ready: the job waits for its nodes (any `nodes` free ones of
-        the pool, or exactly `node_names`), in its place in the queue."""
+        the pool, or exactly `node_names`), in its place in the queue; `project_key`
+        and `tolerance` say which runs it is compared with, and how (comparisons)."""
         with self.db.write() as session:
             session.execute(
                 update(Job)
@@ -143,6 +146,8 @@ class Scheduler:
                     nodes_wanted=nodes,
                     node_names=node_names or None,
                     project_name=name or None,
+                    project_key=project_key,
+                    tolerance=tolerance,
                     email=email,
                     worker_id=None,
                     lease_expires=None,

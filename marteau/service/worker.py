@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import re
 import shlex
@@ -34,7 +35,7 @@ from marteau.errors import MarteauError
 from marteau.orchestration.clone import Stopped, clone
 from marteau.orchestration.environment import job_environment
 from marteau.orchestration.sources import check_links
-from marteau.service import cost, quotas
+from marteau.service import comparisons, cost, quotas
 from marteau.service.clone_targets import clone_options
 from marteau.service.db import Database
 from marteau.service.job_processes import JOB_VARIABLE, job_mark, kill_job
@@ -332,7 +333,10 @@ class JobWorker:
             f"project {project.name or project.test}: {project.script} {project.test}; "
             f"waiting for {', '.join(names) if names else f'{nodes} node(s)'} of pool {pool!r}",
         )
-        self.scheduler.prepared(job.id, pool, nodes, project.name, project.email, names)
+        key = comparisons.project_key(job.owner_id, project.name, job)
+        self.scheduler.prepared(
+            job.id, pool, nodes, project.name, project.email, names, key, project.tolerance
+        )
 
     def _admit(self, job: Job, project: Project, pool: str, nodes: int) -> None:
         """Keep the job's plan and estimate, then check the quotas that needed them."""
@@ -429,6 +433,8 @@ class JobWorker:
             state, reason = FAILED, quotas.duration_message(limit)
         report = job_dir / "report" / "index.html"
         report_path = "report/index.html" if report.is_file() else None
+        log = functools.partial(self._log, job.id)
+        figures = comparisons.keep_rows(settings, job.id, log) if report_path else None
         self._log(job.id, f"job {state}: {reason}")
         finished = self.scheduler.finish(
             job.id,
@@ -436,16 +442,23 @@ class JobWorker:
             reason,
             exit_code=code,
             report_path=report_path,
-            then=lambda session: self._account(session, job.id),
+            then=lambda session: self._account(session, job.id, figures),
         )
+        if finished and figures is not None:  # the nodes are free: the reports now
+            comparisons.build_reports(self.db, settings, job.id, log)
         quotas.prune_owner(self.db, settings, job.owner_id)
         if finished:
             self.mail(job.id, state, reason, report_path is not None)
 
-    def _account(self, session: Session, job_id: int) -> None:
-        """The job's actual cost and disk size, in the transaction that ends it."""
+    def _account(
+        self, session: Session, job_id: int, figures: comparisons.KeyFigures | None = None
+    ) -> None:
+        """The job's actual cost, disk size and key figures, in the transaction that
+        ends it."""
         cost.record_actual(session, self.settings, job_id)
         quotas.record_disk(session, self.settings, job_id)
+        if figures is not None:
+            comparisons.record(session, job_id, figures)
 
     def mail(self, job_id: int, state: str, reason: str, has_report: bool = False) -> None:
         """Mail the owner and the project's `email`; a failure is logged on the job only."""
@@ -471,6 +484,8 @@ class JobWorker:
             reason,
             settings.job_dir(job.id),
             has_report,
+            figures=comparisons.figures_of(job),
+            comparison=job.comparison,
         )
         try:
             send(settings, message)

@@ -15,8 +15,9 @@ verdict. Then the memory per user of one Marteau process holding 1,000 idle
 users.
 
 `--profile FILE` runs one Marteau bench (10 users) under py-spy instead
-(`pip install py-spy`), writes its folded stacks to FILE and prints the
-functions that hold the most samples, by own time and with their callees.
+(`pip install py-spy`; native frames, so the system calls show), writes its
+folded stacks to FILE and prints the functions that hold the most samples,
+by own time and with their callees.
 
 Then the open model (`--rates`), also on core 1: `marteau bench --rates
 OPEN_RATE` against the closed model paced to about the same throughput
@@ -429,8 +430,8 @@ def profile(workdir: Path, duration: int, output: Path) -> None:
     bench = marteau_bench(workdir, 10, duration, [])
     try:
         subprocess.run(
-            [str(spy), "record", "--pid", str(bench.pid), "--format", "raw", "--rate", "500",
-             "--duration", str(duration + 1), "--output", str(output), "--nonblocking"],
+            [str(spy), "record", "--pid", str(bench.pid), "--format", "raw", "--rate", "200", "--native",
+             "--duration", str(duration + 1), "--output", str(output)],
             check=True, capture_output=True, timeout=duration + 60,
         )  # fmt: skip
     finally:

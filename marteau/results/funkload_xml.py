@@ -519,25 +519,9 @@ class _RecordWriter:
                 or not (0.0 < duration < 0.5 and 0.0 < cdur < 0.5)
                 and (near_integer(duration) or near_integer(cdur))
             ):
-                lines.append(
-                    fast
-                    % (
-                        cycle,
-                        cvus,
-                        thread,
-                        time,
-                        names[result],
-                        steps,
-                        duration,
-                        cdur,
-                        requests,
-                        pages,
-                        xmlrpc,
-                        redirects,
-                        images,
-                        links,
-                    )
-                )
+                counts = rec[8:14]  # requests, pages, xmlrpc, redirects, images, links
+                head = (cycle, cvus, thread, time, names[result], steps, duration, cdur)
+                lines.append(fast % (*head, *counts))
                 continue
             detail = self.details.pop(det, None) if det else None
             lines.append(

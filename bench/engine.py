@@ -3,12 +3,21 @@
 nginx (one worker, pinned to core 0) serves a tiny body with keep-alive. On
 core 1, one after the other: wrk (1 thread), Locust FastHttpUser, and
 `marteau bench --workers 1` with a one-GET FunkLoad test, each at 10 then
-100 concurrent users for DURATION seconds. Prints requests/s and the ratios,
-the generator's CPU time per request in µs (user + system of the finished
-child process: less sensitive to a busy machine than requests/s; Marteau's
-also "in window", from its own per-second CPU samples, without start-up and
-the XML export), then the memory per user of one Marteau process holding
-1,000 idle users.
+100 concurrent users for DURATION seconds, ROUNDS times (default 3, the
+tools interleaved so that a burst of load elsewhere hits all three). For
+each tool it prints the median requests/s and the median CPU time per
+request in µs (user + system of the finished child process: less sensitive
+to a busy machine than requests/s; Marteau's also "in window", from its own
+per-second CPU samples, without start-up and the XML export), each with its
+spread over the rounds (min-max), and the ratios as the median of each
+round's ratio: a noisy machine shows in the spread rather than in the
+verdict. Then the memory per user of one Marteau process holding 1,000 idle
+users.
+
+`--profile FILE` runs one Marteau bench (10 users) under py-spy instead
+(`pip install py-spy`; native frames, so the system calls show), writes its
+folded stacks to FILE and prints the functions that hold the most samples,
+by own time and with their callees.
 
 Then the open model (`--rates`), also on core 1: `marteau bench --rates
 OPEN_RATE` against the closed model paced to about the same throughput
@@ -19,7 +28,8 @@ users asked for the same rate. `--open-only` runs just this part. The load
 average is printed first: the figures of a shared machine need it.
 
 Needs Debian's nginx and wrk (`apt-get install nginx wrk`) and Locust in the
-virtualenv (`pip install locust`). Usage: `python bench/engine.py [--duration 10]`.
+virtualenv (`pip install locust`). Usage: `python bench/engine.py [--duration 10]
+[--rounds 3] [--closed-only | --open-only | --profile FILE]`.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import re
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -342,14 +353,121 @@ def peak_rss_kb(workdir: Path, users: int, duration: int) -> int:
     return peak
 
 
+def spread(values: list[float], fmt: str) -> str:
+    """``median (min-max)`` of one figure over the rounds."""
+    return (
+        f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+        if len(values) > 1
+        else f"{values[0]:{fmt}}"
+    )
+
+
+def ratios(tops: list[float], bottoms: list[float]) -> list[float]:
+    """Round by round: a ratio of two tools measured minutes apart, not across rounds."""
+    return [top / max(bottom, 1e-9) for top, bottom in zip(tops, bottoms, strict=True)]
+
+
+def closed_model(tmp: Path, url: str, workdir: Path, duration: int, rounds: int) -> None:
+    """wrk, Locust and Marteau, `rounds` times at 10 and 100 users (module docstring)."""
+    print(
+        f"nginx on core 0 at {url}; generators on core 1; {duration} s per run, "
+        f"{rounds} rounds; load average {load_average()}\n"
+    )
+    for users in (10, 100):
+        figures: dict[str, list[float]] = {
+            key: []
+            for key in ("wrk", "locust", "marteau", "wrk_us", "locust_us", "marteau_us", "window")
+        }
+        for _ in range(rounds):
+            cpu = children_cpu()
+            wrk = run_wrk(url + "/", users, duration)
+            cpu, wrk_cpu = children_cpu(), children_cpu() - cpu
+            locust = run_locust(tmp, url, users, duration)
+            cpu, locust_cpu = children_cpu(), children_cpu() - cpu
+            marteau, in_window = run_marteau(workdir, users, duration)
+            marteau_cpu = children_cpu() - cpu
+            for key, rate, used in (
+                ("wrk", wrk, wrk_cpu),
+                ("locust", locust, locust_cpu),
+                ("marteau", marteau, marteau_cpu),
+            ):
+                figures[key].append(rate)
+                figures[f"{key}_us"].append(1e6 * used / max(rate * duration, 1))
+            figures["window"].append(in_window)
+        vs_locust = ratios(figures["marteau"], figures["locust"])
+        vs_wrk = ratios(figures["marteau"], figures["wrk"])
+        locust_per_cpu = ratios(figures["locust_us"], figures["marteau_us"])
+        print(f"{users} users (load average {load_average()})")
+        print(f"  req/s        wrk {spread(figures['wrk'], ',.0f')}")
+        print(f"               Locust {spread(figures['locust'], ',.0f')}")
+        print(f"               Marteau {spread(figures['marteau'], ',.0f')}")
+        print(
+            f"  CPU µs/req   wrk {spread(figures['wrk_us'], '.1f')}, "
+            f"Locust {spread(figures['locust_us'], '.1f')}, "
+            f"Marteau {spread(figures['marteau_us'], '.1f')} "
+            f"(in window {spread(figures['window'], '.1f')})"
+        )
+        print(
+            f"  Marteau      {spread(vs_locust, '.2f')}x Locust req/s, "
+            f"{spread(locust_per_cpu, '.2f')}x per CPU; {spread([100 * v for v in vs_wrk], '.0f')}%"
+            " of wrk\n",
+            flush=True,
+        )
+    baseline = peak_rss_kb(workdir, 1, 5)
+    loaded = peak_rss_kb(workdir, 1000, 5)
+    per_user = (loaded - baseline) / 999
+    print(
+        f"memory: 1 user {baseline / 1024:.1f} MiB, 1,000 idle users "
+        f"{loaded / 1024:.1f} MiB: {per_user:.1f} KiB per user (target < 64)"
+    )
+
+
+def profile(workdir: Path, duration: int, output: Path) -> None:
+    """One Marteau bench (10 users) under py-spy: folded stacks, then the top functions."""
+    spy = BIN / "py-spy"
+    if not spy.exists():
+        raise SystemExit(f"py-spy is not installed beside {sys.executable}: pip install py-spy")
+    bench = marteau_bench(workdir, 10, duration, [])
+    try:
+        subprocess.run(
+            [str(spy), "record", "--pid", str(bench.pid), "--format", "raw", "--rate", "200", "--native",
+             "--duration", str(duration + 1), "--output", str(output)],
+            check=True, capture_output=True, timeout=duration + 60,
+        )  # fmt: skip
+    finally:
+        bench.wait(timeout=duration + 120)
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in output.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = stack.split(";")
+        samples += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    print(f"{samples} samples in {output} (load average {load_average()})")
+    for title, table in (("own time", own), ("with callees", total)):
+        print(f"\n{title}:")
+        for frame, count in sorted(table.items(), key=lambda item: -item[1])[:25]:
+            print(f"  {100 * count / max(samples, 1):5.1f}%  {frame}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Marteau vs wrk and Locust on one core")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
-    parser.add_argument("--open-only", action="store_true", help="only the open model's part")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per tool (default 3)")
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--open-only", action="store_true", help="only the open model's part")
+    part.add_argument("--closed-only", action="store_true", help="no open model's part")
+    part.add_argument("--profile", type=Path, metavar="FILE", help="py-spy one Marteau bench")
     parser.add_argument(
         "--open-rate", type=int, default=OPEN_RATE, help=f"tests/s (default {OPEN_RATE:,})"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed: apt-get install nginx wrk util-linux")
@@ -362,39 +480,13 @@ def main() -> int:
         nginx = start_nginx(tmp, port)
         try:
             workdir = write_test(tmp, url)
-            if args.open_only:
-                open_model(tmp, url, workdir, args.duration, args.open_rate)
+            if args.profile is not None:
+                profile(workdir, args.duration, args.profile.resolve())
                 return 0
-            print(f"nginx on core 0 at {url}; generators on core 1; {args.duration} s per run\n")
-            print(
-                f"{'users':>6} {'wrk':>10} {'locust':>10} {'marteau':>10} {'m/locust':>9} "
-                f"{'m/wrk':>7}   CPU µs/req: {'wrk':>5} {'locust':>6} {'marteau':>7} "
-                f"{'in window':>9}"
-            )
-            for users in (10, 100):
-                cpu = children_cpu()
-                wrk = run_wrk(url + "/", users, args.duration)
-                cpu, wrk_cpu = children_cpu(), children_cpu() - cpu
-                locust = run_locust(tmp, url, users, args.duration)
-                cpu, locust_cpu = children_cpu(), children_cpu() - cpu
-                marteau, in_window = run_marteau(workdir, users, args.duration)
-                marteau_cpu = children_cpu() - cpu
-                per = [1e6 * c / max(r * args.duration, 1) for c, r in
-                       ((wrk_cpu, wrk), (locust_cpu, locust), (marteau_cpu, marteau))]  # fmt: skip
-                print(
-                    f"{users:>6} {wrk:>10.0f} {locust:>10.0f} {marteau:>10.0f} "
-                    f"{marteau / locust:>8.2f}x {marteau / wrk:>6.0%}   "
-                    f"{'':>11} {per[0]:>5.1f} {per[1]:>6.1f} {per[2]:>7.1f} {in_window:>9.1f}",
-                    flush=True,
-                )
-            baseline = peak_rss_kb(workdir, 1, 5)
-            loaded = peak_rss_kb(workdir, 1000, 5)
-            per_user = (loaded - baseline) / 999
-            print(
-                f"\nmemory: 1 user {baseline / 1024:.1f} MiB, 1,000 idle users "
-                f"{loaded / 1024:.1f} MiB: {per_user:.1f} KiB per user (target < 64)"
-            )
-            open_model(tmp, url, workdir, args.duration, args.open_rate)
+            if not args.open_only:
+                closed_model(tmp, url, workdir, args.duration, args.rounds)
+            if not args.closed_only:
+                open_model(tmp, url, workdir, args.duration, args.open_rate)
         finally:
             nginx.terminate()
             nginx.wait()

@@ -194,3 +194,79 @@ def test_a_connection_is_not_shared_between_blocking_and_hub_use(hub: Hub) -> No
         assert http.request("GET", url, [("Host", "x")]).status == 200
         assert not isinstance(next(iter(http._conns.values())).sock, HubSocket)
         http.close()
+
+
+def listener() -> socket.socket:
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # its peers take little at once
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    return server
+
+
+def test_requests_of_one_turn_go_out_together_and_in_order(hub: Hub) -> None:
+    """Each user's request is sent at the end of the loop's turn, whole and in order,
+    a large one (past the socket's buffer) as its peer takes it."""
+    server = listener()
+    sizes = [10, 1000, 60_000]
+    got: dict[int, bytes] = {}
+
+    def serve() -> None:
+        peers = [server.accept()[0] for _ in sizes]
+        for peer in peers:
+            peer.settimeout(10)
+            data = b""
+            while not data.endswith(b"\n"):
+                data += peer.recv(65536)
+            got[data[0]] = data
+            peer.sendall(b"ok:%d" % len(data))
+            peer.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    queued: list[int] = []
+    partial: list[int] = []
+
+    def user(i: int) -> bytes:
+        sock = HubSocket.connect(hub, server.getsockname(), 10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        hub.sleep(0.05)  # all connected: the three sends below are in one turn
+        sock.sendall(bytes([i]) + b"x" * (sizes[i] - 2) + b"\n")
+        queued.append(len(hub._sends))
+        hub.pass_turn()  # the batch was sent: what the socket did not take waits for a writer
+        if sock.writing:
+            partial.append(i)
+        try:
+            return sock.recv(100)
+        finally:
+            sock.close()
+
+    assert gather(hub, user, len(sizes)) == [b"ok:%d" % size for size in sizes]
+    thread.join(10)
+    server.close()
+    assert max(queued) == len(sizes)  # one batch
+    assert partial == [2]
+    assert [len(got[i]) for i in range(len(sizes))] == sizes
+    assert got[2] == b"\x02" + b"x" * 59_998 + b"\n"
+
+
+def test_a_failed_deferred_send_is_raised_by_the_next_recv(hub: Hub) -> None:
+    """The server reset the connection: the user's recv raises the send's error."""
+    server = listener()
+
+    def user() -> None:
+        sock = HubSocket.connect(hub, server.getsockname(), 10)
+        peer = server.accept()[0]
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        peer.close()  # RST
+        hub.sleep(0.1)
+        try:
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            with pytest.raises((ConnectionResetError, BrokenPipeError)):
+                sock.recv(100)
+            assert sock.error is None and sock.pending is None
+        finally:
+            sock.close()
+
+    hub.run(user)
+    server.close()

@@ -286,6 +286,51 @@ def test_export_then_read_gives_the_same_records(tmp_path: Path) -> None:
     assert len(first) == 18 and first == second
 
 
+# Times and durations at the edges of ``%.12g``: hundredths that round to .00
+# (Python 2 printed ``1433152801.0``), integral, tiny, huge, about 0.5 and 1.
+EDGE_FLOATS = (
+    1433152801.004,
+    1433152800.996,
+    1433152801.005,
+    1433152801.0,
+    1433152801.12,
+    0.0,
+    0.49999999999999,
+    0.5,
+    0.99999999999999,
+    1.0000000000001,
+    2.0,
+    1e-05,
+    123456789012.0,
+    1e16,
+    float("inf"),
+)
+
+
+def test_export_lines_equal_the_formatters_at_float_edges(tmp_path: Path) -> None:
+    """The export's fast formats give, line for line, what the reference formatters give."""
+    mrt, xml = tmp_path / "bench.mrt", tmp_path / "bench.xml"
+    rec = Recorder(mrt, {"marteau:time": "2015-06-01T10:00:00"}, suite="Simple", name="test_simple")
+    rec.recording = True
+    expected = []
+    for index, value in enumerate(EDGE_FLOATS):
+        other = EDGE_FLOATS[-1 - index]
+        response = response_kwargs(step=index + 1, time=value, duration=other)
+        test = result_kwargs(time=other, duration=value, connection_duration=other)
+        rec.response(**response)
+        rec.test_result(**test)
+        expected += [format_response(**response), format_test_result(**test)]
+    rec.close()
+    export_xml(mrt, xml)
+    lines = [
+        line
+        for line in xml.read_text("utf-8").splitlines()
+        if line.startswith(("<response", "<testResult"))
+    ]
+    assert sorted(lines) == sorted(expected)
+    assert 'time="1433152801.0" duration="inf" />' in lines[0]
+
+
 def test_export_renames_an_existing_file(tmp_path: Path) -> None:
     mrt, xml = tmp_path / "bench.mrt", tmp_path / "bench.xml"
     record_bench(mrt)

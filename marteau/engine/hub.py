@@ -46,6 +46,7 @@ __all__ = ["Hub", "HubGreenlet", "HubSocket", "blocking", "current_hub", "instal
 T = TypeVar("T")
 LAG_WARNING = 0.1  # seconds the loop may be held by user code before a warning
 BLOCKING_THREADS = 256  # threads for `blocking` calls (created on demand)
+DEFERRED_SEND = 65536  # bytes: a request up to this size is sent at the end of the loop's turn
 
 getcurrent = greenlet.getcurrent
 _real_sleep = time.sleep
@@ -81,6 +82,7 @@ class Hub:
         self.greenlet: greenlet.greenlet | None = None  # runs the loop, while `run` runs
         self.switches = 0  # times a greenlet gave the loop the hand (see `pass_turn`)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._sends: list[HubSocket] = []  # sockets with a request to send at this turn's end
 
     # -- running ------------------------------------------------------------------------
 
@@ -128,6 +130,19 @@ class Hub:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
         self.loop.close()
+
+    # -- sending ------------------------------------------------------------------------
+
+    def queue_send(self, sock: HubSocket) -> None:
+        """Send ``sock.pending`` with the other requests of this loop turn (`HubSocket.sendall`)."""
+        if not self._sends:
+            self.loop.call_soon(self._flush_sends)
+        self._sends.append(sock)
+
+    def _flush_sends(self) -> None:
+        batch, self._sends = self._sends, []
+        for sock in batch:
+            sock.flush()
 
     # -- waiting (from a hub greenlet) --------------------------------------------------
 
@@ -207,6 +222,16 @@ class HubSocket:
     next wait registers it again.  After a send on a plain socket the next
     receive waits for readability first, saving a failed ``recv`` call.
 
+    Cheaper wake-ups: on a plain socket a request of up to `DEFERRED_SEND`
+    bytes is not sent at once but at the end of the loop's turn, with the
+    requests of the other users woken in the same turn (`Hub.queue_send`),
+    so that the target, woken by the first, finds the rest without a
+    wake-up each; its user waits for the response meanwhile, and a send
+    that fails is raised by its next ``recv`` as it would have been by
+    ``sendall``. Bare client against nginx, 10 users, 2 rounds each on a
+    loaded machine (load average 3.6-5): system CPU per request 7.5-9.5 µs
+    sent at once, 5.7-6.5 µs deferred; at 100 users 5.4-6.3 and 4.6-6.2.
+
     Measured against nginx on the other core (HTTPClient alone, 10 and 100
     users, 3 rounds): CPU per request with the reader kept registered,
     uvloop 17.6-20.0 µs (10 users) and 12.4-12.7 µs (100 users), asyncio
@@ -216,7 +241,20 @@ class HubSocket:
     about as much as the kept reader, and would have needed a second parser.
     """
 
-    __slots__ = ("sock", "fd", "hub", "loop", "timeout", "waiter", "reading", "sent", "tls")
+    __slots__ = (
+        "sock",
+        "fd",
+        "hub",
+        "loop",
+        "timeout",
+        "waiter",
+        "reading",
+        "sent",
+        "tls",
+        "pending",
+        "writing",
+        "error",
+    )
 
     def __init__(self, sock: socket.socket, hub: Hub, timeout: float | None) -> None:
         sock.setblocking(False)
@@ -229,6 +267,9 @@ class HubSocket:
         self.reading = False
         self.sent = False
         self.tls = False
+        self.pending: bytes | memoryview | None = None  # a deferred send, not yet all sent
+        self.writing = False  # a writer is registered to send the rest of `pending`
+        self.error: OSError | None = None  # a deferred send's failure, for the next recv
 
     # -- opening ------------------------------------------------------------------------
 
@@ -289,15 +330,28 @@ class HubSocket:
         self.sock.setsockopt(*args)
 
     def close(self) -> None:
-        if self.reading:
-            self.reading = False
+        self.pending = None
+        if self.reading or self.writing:
             if not self.loop.is_closed():
-                self.loop.remove_reader(self.fd)
+                if self.reading:
+                    self.loop.remove_reader(self.fd)
+                if self.writing:
+                    self.loop.remove_writer(self.fd)
+            self.reading = self.writing = False
         self.sock.close()
 
     # -- I/O ----------------------------------------------------------------------------
 
     def sendall(self, data: bytes) -> None:
+        if not self.tls and len(data) <= DEFERRED_SEND:
+            if self.pending is None:
+                self.pending = data
+                self.sent = True
+                self.hub.queue_send(self)
+                return
+            self._send_now()  # a second send (a large body): in order, at once
+        elif self.pending is not None:
+            self._send_now()
         sock = self.sock
         self.sent = not self.tls
         try:
@@ -322,6 +376,8 @@ class HubSocket:
         if self.sent:
             self.sent = False
             self._wait_readable()
+        if self.error is not None:
+            self._raise_error()
         sock = self.sock
         while True:
             try:
@@ -335,6 +391,8 @@ class HubSocket:
         if self.sent:
             self.sent = False
             self._wait_readable()
+        if self.error is not None:
+            self._raise_error()
         sock = self.sock
         while True:
             try:
@@ -343,6 +401,63 @@ class HubSocket:
                 self._wait_readable()
             except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
                 self._wait_writable()
+
+    # -- deferred sends -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send what is pending (the hub's end of turn, or a writer's callback).
+
+        What the socket does not take now is sent when it is writable; a
+        failure wakes the user waiting for the response, whose ``recv``
+        raises it.
+        """
+        data = self.pending
+        if data is None:
+            return
+        try:
+            count = self.sock.send(data)
+        except BlockingIOError:
+            count = 0
+        except OSError as exc:
+            self.pending = None
+            self._stop_writing()
+            self.error = exc
+            waiter = self.waiter
+            if waiter is not None:
+                self.waiter = None
+                waiter.switch()
+            return
+        if count == len(data):
+            self.pending = None
+            self._stop_writing()
+            return
+        self.pending = memoryview(data)[count:]
+        if not self.writing:
+            self.writing = True
+            self.loop.add_writer(self.fd, self.flush)
+
+    def _stop_writing(self) -> None:
+        if self.writing:
+            self.writing = False
+            self.loop.remove_writer(self.fd)
+
+    def _send_now(self) -> None:
+        """A pending send, finished before anything else is sent (from the user)."""
+        data = self.pending
+        assert data is not None
+        self.pending = None
+        self._stop_writing()
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view) :]
+            except BlockingIOError:
+                self._wait_writable()
+
+    def _raise_error(self) -> None:
+        error, self.error = self.error, None
+        assert error is not None
+        raise error
 
     # -- waiting ------------------------------------------------------------------------
 

@@ -204,7 +204,7 @@ def run_command(
     if outcome.report_dir and outcome.report_dir.exists():
         index = outcome.report_dir / "index.html"
         click.echo(f"Report: {index if index.exists() else outcome.report_dir}")
-        found = _summary(outcome.report_dir)
+        _, found = _summary(outcome.report_dir)
         totals = found.get("totals") or {}
         if totals:
             click.echo(
@@ -228,8 +228,7 @@ def run_command(
 def outcome_json(outcome: RunOutcome) -> dict:
     """What `--json` prints: the lines of the text output, as data."""
     index = outcome.report_dir / "index.html" if outcome.report_dir else None
-    summary = next(iter(sorted(outcome.report_dir.rglob("summary.json"))), None) if index else None
-    found = _summary(outcome.report_dir) if index else {}
+    summary, found = _summary(outcome.report_dir) if index else (None, {})
     return {
         "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
         "report": str(index) if index and index.exists() else None,
@@ -245,11 +244,11 @@ def outcome_json(outcome: RunOutcome) -> dict:
     }
 
 
-def _summary(report_dir: Path) -> dict:
-    """The run's summary.json, or {} when there is none or it cannot be read."""
-    for path in sorted(report_dir.rglob("summary.json")):
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {}
-    return {}
+def _summary(report_dir: Path) -> tuple[Path | None, dict]:
+    """The run's summary.json (the first, in a report of several benches) and what it
+    holds, {} when there is none or it cannot be read."""
+    path = next(iter(sorted(report_dir.rglob("summary.json"))), None)
+    try:
+        return path, json.loads(path.read_text()) if path else {}
+    except (OSError, ValueError):
+        return path, {}

@@ -21,7 +21,8 @@ from marteau.errors import MarteauError
 from marteau.service.hosts import public_addresses
 from marteau.service.settings import Settings
 
-SCP_HOST = re.compile(r"^[\w.-]+@(?P<host>[\w.-]+):")
+# `user@host:path`, git's scp-like syntax (jobs.check_source accepts it as a git URL)
+SCP_LIKE = re.compile(r"^[\w.-]+@(?P<host>[\w.-]+):[^\s]+$")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -33,7 +34,7 @@ def clone_options(url: str, settings: Settings) -> list[str]:
     scheme = parts.scheme.lower()
     if not settings.public or scheme == "file":  # file://: an admin's own machine
         return []
-    scp = SCP_HOST.match(url) if not scheme or "://" not in url else None
+    scp = None if "://" in url else SCP_LIKE.match(url)
     host = scp.group("host") if scp else parts.hostname
     if not host:
         raise MarteauError(f"{url}: no host to clone from")

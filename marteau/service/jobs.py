@@ -20,7 +20,7 @@ from marteau.orchestration.project import SCRIPT
 from marteau.orchestration.sources import check_links
 from marteau.orchestration.values import MAX_LABEL, check_text
 from marteau.service import archive, quotas
-from marteau.service.clone_targets import clone_options
+from marteau.service.clone_targets import SCP_LIKE, clone_options
 from marteau.service.comparisons import comparison_json, flagged_changes, key_figures_json
 from marteau.service.db import Database
 from marteau.service.job_fields import check_no_credentials, redacted
@@ -32,7 +32,6 @@ from marteau.service.settings import Settings
 
 CYCLES = re.compile(r"^\d+(:\d+)*$")
 TEST = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")
-SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[^\s]+$")
 MAX_VALUE = 2000  # the longest override (a URL); a label is shorter
 OVERRIDES = (
     "cycles",

@@ -126,3 +126,37 @@ def test_job_lists_cost_no_query_per_job(tmp_path: Path, db: Database) -> None:
     assert [job["id"] for job in second_page["jobs"]] == list(range(newest - 5, newest - 10, -1))
     assert second_page["total"] == 34
     assert (orphan_json["id"], orphan_json["owner"], orphan_json["nodes"]) == (orphan_id, None, [])
+
+
+def test_kept_rows_follow_every_change_of_a_finished_job(tmp_path: Path, db: Database) -> None:
+    """A finished job's list row is built once (job_lists.ListedRows), yet a change of
+    any of its columns shows at once in both lists: its report purged, its overrides
+    changed, its figures compared."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=db.url)
+    with db.write() as session:
+        owner = accounts.create_user(session, "user0@example.org", PASSWORD).id
+    [job_id] = add_jobs(db, [owner], 1, SUCCEEDED)
+    with db.write() as session:
+        job = session.get(Job, job_id)
+        job.report_path, job.overrides, job.p95 = "report", {"cycles": "1:2"}, 0.25
+
+    def seen(client: httpx.Client) -> tuple[dict, str]:
+        page = client.get("/").text
+        return client.get("/api/jobs").json()["jobs"][0], page
+
+    with Uvicorn(settings, db) as web:
+        client = web.client("user0@example.org")
+        first, again = seen(client), seen(client)
+        with db.write() as session:
+            job = session.get(Job, job_id)
+            job.report_path, job.overrides, job.p95 = None, {"cycles": "3"}, 0.5
+            job.compared_to, job.flagged = job_id - 1, "p95:+100%:worse"
+        changed = seen(client)
+
+    assert first == again
+    assert first[0]["report_url"].endswith(f"/jobs/{job_id}/report/")
+    assert first[0]["overrides"] == {"cycles": "1:2"} and "250 ms" in first[1]
+    row, page = changed
+    assert row["report_url"] is None and row["overrides"] == {"cycles": "3"}
+    assert row["key_figures"]["p95"] == 0.5 and row["flagged"]["p95"]["class"] == "worse"
+    assert "500 ms" in page and "250 ms" not in page and "+100%" in page

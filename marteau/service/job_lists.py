@@ -6,18 +6,28 @@ selectin loaders rendering their IN lists). Here one Core statement per list,
 whatever the number of jobs: the page of jobs (a subquery, so that SQLite sorts and
 cuts the jobs before joining anything), each with its owner's email and its node
 names aggregated into one string. Every statement SQLAlchemy sends costs some 0.15 ms
-of Python; three of them per list were half of `/api/jobs`."""
+of Python; three of them per list were half of `/api/jobs`.
+
+A finished job's row does not change unless one of its columns does (a report
+purged, its disk use measured): `ListedRows` keeps those rows, keyed by the values
+the statement returned (JSON columns as their text), with what the lists made of
+them (its JSON, its HTML), so that a page of finished jobs is built once, not once
+per request."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import json
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Row, Select, bindparam, func, select
+from sqlalchemy import JSON, Integer, Select, Text, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
-from marteau.service.models import Job, JobNode, User
+from marteau.service.models import FINISHED, Job, JobNode, User
+
+T = TypeVar("T")
 
 NAMES_SEPARATOR = " "  # node names have no spaces (node_pool.NODE_NAME)
 
@@ -38,26 +48,58 @@ class ListedJob:
     columns are copied into the instance: reading them from the row object each
     time cost a fifth of a list's CPU."""
 
-    def __init__(
-        self, columns: list[str], row: Row[Any], owner: ListedOwner | None, nodes: list[ListedNode]
-    ) -> None:
-        vars(self).update(zip(columns, row, strict=False))
-        self.owner = owner
-        self.nodes = nodes
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        values = dict(zip(COLUMNS, row, strict=False))
+        for key in JSON_COLUMNS:
+            if values[key] is not None:
+                values[key] = json.loads(values[key])
+        vars(self).update(values)
+        email, names = row[-2], row[-1]
+        self.owner = ListedOwner(email) if email is not None else None
+        self.nodes = (
+            [ListedNode(name) for name in sorted(names.split(NAMES_SEPARATOR))] if names else []
+        )
+        self._shown: dict[str, Any] = {}
 
     finished = Job.finished
     source = Job.source
+
+    def shown(self, kind: str, make: Callable[[ListedJob], T]) -> T:
+        """What a list makes of this row (`kind`: its JSON, its HTML), made once per
+        row: a finished job's row is shared by the requests (`ListedRows`)."""
+        if kind not in self._shown:
+            self._shown[kind] = make(self)
+        return self._shown[kind]
 
 
 # a list reads no whole comparison (a JSON document each row would decode): the job's
 # `flagged` column says what the lists show of it (comparisons)
 LISTED = [column for column in Job.__table__.c if column.key not in ("comparison", "tolerance")]
+COLUMNS = [column.key for column in LISTED]
+# read as their text, decoded when a row is built: a kept row's key must be hashable
+JSON_COLUMNS = [column.key for column in LISTED if isinstance(column.type, JSON)]
+STATE = COLUMNS.index("state")
+
+
+class ListedRows:
+    """The rows of finished jobs, kept (at most `size`) with what the lists made of
+    them, keyed by every value the list's statement read for them; other rows (their
+    duration still runs) are built for each request."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self._finished = lru_cache(maxsize=size)(ListedJob)
+
+    def row(self, values: tuple[Any, ...]) -> ListedJob:
+        if values[STATE] in FINISHED:
+            return self._finished(values)
+        return ListedJob(values)
 
 
 def _page_statement(filtered: bool) -> Select[Any]:
     """The list's statement, built once: building it and its cache key for each
     request cost more than running it. Parameters: limit, offset (and states)."""
-    page = select(*LISTED).order_by(Job.id.desc())
+    read = [cast(c, Text).label(c.key) if c.key in JSON_COLUMNS else c for c in LISTED]
+    page = select(*read).order_by(Job.id.desc())
     if filtered:
         page = page.where(Job.state.in_(bindparam("states", expanding=True)))
     page = page.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
@@ -76,11 +118,14 @@ def _page_statement(filtered: bool) -> Select[Any]:
 
 ALL_JOBS = _page_statement(filtered=False)
 JOBS_IN_STATES = _page_statement(filtered=True)
-COLUMNS = [column.key for column in LISTED]
 
 
 def listed_jobs(
-    session: Session, states: Collection[str] | None, limit: int, offset: int = 0
+    session: Session,
+    rows: ListedRows,
+    states: Collection[str] | None,
+    limit: int,
+    offset: int = 0,
 ) -> list[ListedJob]:
     """The newest jobs first (those in one of `states`, if given)."""
     parameters: dict[str, Any] = {"limit": limit, "offset": offset}
@@ -88,17 +133,7 @@ def listed_jobs(
         parameters["states"] = list(states)
     statement = ALL_JOBS if states is None else JOBS_IN_STATES
     result = session.connection().execute(statement, parameters)  # Core: no ORM per row
-    return [
-        ListedJob(
-            COLUMNS,
-            row,
-            ListedOwner(row[-2]) if row[-2] is not None else None,
-            [ListedNode(name) for name in sorted(row[-1].split(NAMES_SEPARATOR))]
-            if row[-1]
-            else [],
-        )
-        for row in result
-    ]
+    return [rows.row(tuple(values)) for values in result]
 
 
 ALL_COUNT = select(func.count()).select_from(Job)

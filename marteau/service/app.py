@@ -85,6 +85,7 @@ from marteau.service.node_pool import (
     forget_check,
     node_command,
     node_json,
+    node_locks,
     node_view,
     parse_host_list,
     refuse_local,
@@ -581,8 +582,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         """The nodes; their Ansible variables (which may hold secrets) for admins only."""
         now = time.time()
         with nullcontext(session) if session else db.read() as session:
+            locks = node_locks(settings)
             nodes = [
-                node_view(node_json(n, now), settings)
+                node_view(node_json(n, now), locks)
                 for n in session.scalars(select(Node).order_by(Node.pool, Node.name))
             ]
         return nodes if auth.user.is_admin else [{**n, "vars": {}} for n in nodes]

@@ -208,22 +208,36 @@ def forget_check(settings: Settings, name: str) -> None:
     _record_path(settings, name).unlink(missing_ok=True)
 
 
-def node_lock(settings: Settings, name: str) -> dict[str, Any] | None:
-    """The on-node lock as the last check found it, or None (never checked, or free)."""
+def node_locks(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The on-node locks the last checks found, by node name (a node never checked,
+    or free, is absent): one listing of the records' folder, then only the records
+    there, for a page of nodes (an `open` that fails costs as much as one that reads)."""
     try:
-        record = json.loads(_record_path(settings, name).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if record.get("state") == "locked" else None
+        entries = list(os.scandir(settings.data_dir / "nodes"))
+    except OSError:
+        return {}
+    locks = {}
+    for entry in entries:
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            with open(entry.path, encoding="utf-8") as file:
+                record = json.load(file)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("state") == "locked":
+            locks[entry.name.removesuffix(".json")] = record
+    return locks
 
 
-def node_view(node: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def node_view(node: dict[str, Any], locks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A node's JSON as the pages and API show it: an idle node whose last check
     found it unreachable is `unreachable`, and `lock` says who holds it: the job of
-    its lease (database) and the on-node lock holder of the last check."""
+    its lease (database) and the on-node lock holder of the last check (`locks`,
+    from `node_locks`)."""
     if node["status"] == "idle" and node.get("check") == "unreachable":
         node["status"] = "unreachable"
-    node["lock"] = {"job": node.get("job"), "on_node": node_lock(settings, node["name"])}
+    node["lock"] = {"job": node.get("job"), "on_node": locks.get(node["name"])}
     return node
 
 

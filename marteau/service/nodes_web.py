@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from marteau.service.db import Database
-from marteau.service.node_pool import add_nodes, node_view, parse_host_list
+from marteau.service.node_pool import add_nodes, node_locks, node_view, parse_host_list
 from marteau.service.settings import Settings
 from marteau.service.web import ApiAdmin, app_db, app_settings
 
@@ -35,4 +35,5 @@ def api_add_nodes(
 ) -> dict:
     """Add several nodes at once, all or none (a bad or existing name adds none)."""
     nodes = add_nodes(db, settings, parse_host_list(body.names), body.pool, body.vars)
-    return {"nodes": [node_view(node, settings) for node in nodes]}
+    locks = node_locks(settings)
+    return {"nodes": [node_view(node, locks) for node in nodes]}

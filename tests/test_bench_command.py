@@ -628,7 +628,9 @@ def test_sigterm_ends_the_tests_that_outlive_the_grace(
 # -- bad input: exit 2, one line naming the culprit ---------------------------
 
 
-def _write_conf(workdir: Path, drop: str | None = None, cycles: str | None = None) -> None:
+def _write_conf(
+    workdir: Path, drop: str | None = None, cycles: str | None = None, add: str | None = None
+) -> None:
     lines = []
     for line in (DATA / "Bench.conf").read_text().splitlines():
         key = line.split("=", 1)[0].strip()
@@ -637,6 +639,8 @@ def _write_conf(workdir: Path, drop: str | None = None, cycles: str | None = Non
         if key == "cycles" and cycles is not None:
             line = f"cycles = {cycles}"
         lines.append(line)
+        if line.strip() == "[bench]" and add is not None:
+            lines.append(add)
     (workdir / "Bench.conf").write_text("\n".join(lines) + "\n")
 
 
@@ -666,6 +670,19 @@ BAD_INPUTS = {
         ["benchtests.py", "Bench.test_get", "--start-at", "1", "--start-file", "start"],
         "--start-at and --start-file",
     ),
+    "arrivals without rates": (
+        ["benchtests.py", "Bench.test_get", "--arrivals", "poisson"],
+        "--arrivals without rates: it only applies to the open model",
+    ),
+    "ramp without rates": (
+        ["benchtests.py", "Bench.test_get", "--ramp", "0"],
+        "--ramp without rates: it only applies to the open model",
+    ),
+    "conf arrivals without rates": (
+        ["benchtests.py", "Bench.test_get"],
+        "[bench] arrivals in ",
+    ),
+    "conf ramp without rates": (["benchtests.py", "Bench.test_get"], "[bench] ramp in "),
     "start file nowhere": (
         ["benchtests.py", "Bench.test_get", "--start-file", "nowhere/start"],
         "nowhere is not a writable directory",
@@ -685,6 +702,8 @@ def test_bad_input_exits_2_naming_the_culprit(workdir: Path, case: str):
         _write_conf(workdir, drop="cycle_time")
     elif case == "cycles empty":
         _write_conf(workdir, cycles="")
+    elif case.startswith("conf "):  # "conf ramp without rates": ramp = 2 in [bench]
+        _write_conf(workdir, add=f"{case.split()[1]} = {'poisson' if 'arrivals' in case else 2}")
     elif case == "syntax error":  # written here: a broken .py in the repo upsets linters
         (workdir / "broken_syntax.py").write_text(
             "from funkload.FunkLoadTestCase import FunkLoadTestCase\n\n\n"
@@ -697,6 +716,6 @@ def test_bad_input_exits_2_naming_the_culprit(workdir: Path, case: str):
     assert "Traceback" not in run.stderr + run.stdout
     if case == "missing bench key":
         assert str(workdir / "Bench.conf") in run.stderr
-    if case == "cycles empty":
+    if case in ("cycles empty", "conf arrivals without rates", "conf ramp without rates"):
         assert str(workdir / "Bench.conf") in run.stderr
     assert not (workdir / "bench.xml").exists()

@@ -19,6 +19,7 @@ from marteau.engine.arrivals import Share, arrivals, parse_rates, parse_share
 from marteau.errors import MarteauError
 from marteau.results import load
 from marteau.results.funkload_xml import read_xml
+from marteau.results.records import DROPPED
 from tests.servers import LocalServer, ok
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
@@ -142,8 +143,10 @@ class StallingTarget:
         return ok("home")
 
 
-def bench(folder: Path, url: str, duration: int, *args: str) -> subprocess.CompletedProcess:
-    (folder / "stalled.py").write_text(TEST)
+def bench(
+    folder: Path, url: str, duration: int, *args: str, source: str = TEST
+) -> subprocess.CompletedProcess:
+    (folder / "stalled.py").write_text(source)
     (folder / "Stalled.conf").write_text(CONF.format(url=url, duration=duration))
     return subprocess.run(
         [MARTEAU, "bench", "stalled.py", "Stalled.test_get", *args],
@@ -235,6 +238,40 @@ def test_a_busy_pool_drops_iterations_counts_and_says_so(tmp_path: Path) -> None
         "achieved_rate > 0.99 * intended": False,
         "p99_latency < 5": True,
     }
+
+
+HELD = """
+import select
+import time
+
+from funkload.FunkLoadTestCase import FunkLoadTestCase
+
+HELD = []
+
+
+class Stalled(FunkLoadTestCase):
+    def test_get(self):
+        if not HELD:  # the first iteration holds the loop: 300 arrivals fall due meanwhile
+            HELD.append(True)
+            select.select([], [], [], 0.3)
+        time.sleep(0)  # every iteration waits one loop turn, as a request would
+"""
+
+
+def test_a_late_loop_starts_every_missed_arrival_on_the_users_it_has(tmp_path: Path) -> None:
+    """The loop held 0.3 s at 1,000 tests/s: the 300 arrivals it missed all start, each
+    counted from its own instant, and they take the users that come back between two
+    loop turns instead of one new user each (which in a real bench means building a
+    test and opening a connection per arrival, in the loop, which makes it later still)."""
+    url = "http://127.0.0.1:9"  # never asked: the test sends no request
+    run = bench(tmp_path, url, 2, "--workers", "1", "--rates", "1000", source=HELD)
+    assert run.returncode == 0, run.stdout + run.stderr
+    iterations = load(str(tmp_path / "bench.mrt")).iterations
+    assert iterations.size == 2000
+    assert (iterations["result"] != DROPPED).all()
+    late = iterations["time"] - iterations["intended"]
+    assert late.max() > 0.25 and (late > 0.1).sum() >= 150  # they ran late, not skipped
+    assert iterations["users"].max() <= 10, iterations["users"].max()
 
 
 def test_the_open_xml_reads_back_as_its_compact_file_and_parses_strictly(

@@ -184,3 +184,62 @@ def test_an_oversized_conf_is_refused_before_it_is_read(tmp_path: Path) -> None:
     assert refused(run(tmp_path, root), tmp_path) == (
         f"Error: {root}/Tiny.conf: over 1048576 bytes, not a FunkLoad configuration"
     )
+
+
+WITHOUT_RATES = (
+    " without rates: it only applies to the open model; give --rates, `rates` in "
+    "{root}/.marteau.yml or [bench] rates in Tiny.conf, or leave it out"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "yml", "given"),
+    [
+        (("--arrivals", "poisson"), "", "--arrivals"),
+        (("--ramp", "0"), "", "--ramp"),
+        ((), "arrivals: constant\n", "{root}/.marteau.yml:4: key 'arrivals'"),
+        ((), "ramp: 5\n", "{root}/.marteau.yml:4: key 'ramp'"),
+    ],
+)
+def test_arrivals_or_ramp_without_rates_is_refused(
+    tmp_path: Path, args: tuple[str, ...], yml: str, given: str
+) -> None:
+    root = project(tmp_path, YML.format(test="Tiny.test_get") + yml, conf=GOOD_CONF)
+    assert refused(run(tmp_path, root, *args), tmp_path) == (
+        "Error: " + (given + WITHOUT_RATES).format(root=root)
+    )
+
+
+@pytest.mark.parametrize(
+    ("yml", "expected"),
+    [
+        ("arrivals: sometimes", "expected constant or poisson (with rates), got 'sometimes'"),
+        ("ramp: -1", "expected seconds of ramp before each window, a number >= 0 (with rates)"),
+        ("ramp: .nan", "expected seconds of ramp before each window"),
+        ("ramp: '5'", "expected seconds of ramp before each window"),
+    ],
+)
+def test_bad_arrivals_or_ramp_in_the_project_name_the_key(
+    tmp_path: Path, yml: str, expected: str
+) -> None:
+    root = project(tmp_path, YML.format(test="Tiny.test_get") + f"rates: 10\n{yml}\n", GOOD_CONF)
+    line = refused(run(tmp_path, root), tmp_path)
+    key = yml.split(":")[0]
+    assert line.startswith(f"Error: {root}/.marteau.yml:5: key '{key}': {expected}"), line
+
+
+def test_arrivals_and_ramp_pass_with_rates_from_any_place(tmp_path: Path) -> None:
+    """Rates from --rates, `rates:` or the test's .conf (the nodes read it) all count."""
+    from marteau.errors import MarteauError
+    from marteau.orchestration.project import locate
+    from marteau.orchestration.run import RunOptions, check_open_model
+
+    yml = YML.format(test="Tiny.test_get") + "arrivals: poisson\nramp: 2\n"
+    root = project(tmp_path, yml, conf=GOOD_CONF.replace("cycles = 1", "rates = 20"))
+    located = locate(str(root))
+    assert (located.arrivals, located.ramp) == ("poisson", 2)
+    check_open_model(RunOptions(), located, None)  # the .conf's [bench] rates
+    (root / "Tiny.conf").write_text(GOOD_CONF)
+    check_open_model(RunOptions(), located, "20")  # --rates or `rates:`
+    with pytest.raises(MarteauError, match="key 'arrivals' without rates"):
+        check_open_model(RunOptions(), located, None)

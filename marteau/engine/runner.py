@@ -286,7 +286,7 @@ class _Pool:
         self.busy = 0  # users running an iteration
         self.peak = 0
         self.arrivals = arrivals
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None  # a loop timer, or a turn (`_arrive_due`)
         self.waiting: float | None = None  # the arrival `timer` is for
         self.intended = 0  # arrivals inside the recording window ...
         self.dropped = 0  # ... and those of them that found every user busy
@@ -635,11 +635,19 @@ class ProcessRunner:
         )
         self._at(cycle, times.stage, self._arrive_due, cycle)
 
-    def _arrive_due(self, cycle: _Cycle) -> None:
+    def _arrive_due(self, cycle: _Cycle, started: bool = False) -> None:
         """Start every arrival whose instant has come, then sleep until the next one.
 
         One timer for the next arrival, not one per arrival: a late loop starts
-        the arrivals it missed at once, each still counted from its own instant.
+        the arrivals it missed at once, each still counted from its own instant,
+        as long as an idle user takes them.  When none is idle and this turn
+        has already started one (``started``), the next waits one loop turn:
+        this turn's requests leave only at its end (`Hub.queue_send`), so no
+        user can be back before it, and starting every missed arrival at once
+        would build a user and open a connection for each, in the loop, making
+        it later still.  Measured at 10,000 tests/s from a cold pool: 1,000
+        users and 2-3% dropped in the first 0.4 s that way, about 120 users and
+        none dropped with the turn.
         """
         pool, hub = cycle.pool, self._hub
         assert pool is not None and hub is not None
@@ -653,7 +661,12 @@ class ProcessRunner:
                 pool.timer = hub.loop.call_later(delay, self._due, cycle, intended)
                 pool.waiting = intended
                 return
+            if started and not pool.free:
+                pool.timer = hub.loop.call_soon(self._due, cycle, intended)
+                pool.waiting = intended
+                return
             self._arrive(cycle, pool, intended)
+            started = True
 
     def _due(self, cycle: _Cycle, intended: float) -> None:
         """The timer of the next arrival: start it (never early), then the ones after."""
@@ -666,7 +679,7 @@ class ProcessRunner:
         pool.waiting = None
         if not cycle.closed:
             self._arrive(cycle, pool, intended)
-            self._arrive_due(cycle)
+            self._arrive_due(cycle, started=True)
 
     def _drop_late(self, cycle: _Cycle, pool: _Pool) -> None:
         """At the window's end: the arrivals due that a late loop never started are dropped

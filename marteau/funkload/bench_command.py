@@ -239,6 +239,17 @@ class _BenchConf:
 
         value = self.get("bench", "rates", "")
         if not value:
+            for key in ("arrivals", "ramp"):
+                if getattr(self.options, f"bench_{key}", None) is not None:
+                    given = _CLI_NAMES[f"bench_{key}"]
+                elif self.get("bench", key, ""):
+                    given = f"[bench] {key} in {self.conf_path}"
+                else:
+                    continue
+                raise MarteauError(
+                    f"{given} without rates: it only applies to the open model; give "
+                    f"--rates or [bench] rates in {self.conf_path}, or leave it out"
+                )
             return None
         rates = parse_rates(value, self.source("bench", "rates"))
         arrivals = self.get("bench", "arrivals", "constant")

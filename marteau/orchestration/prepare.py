@@ -298,9 +298,13 @@ def job_vars(
     *,
     cycles: str | None = None,
     duration: int | None = None,
+    rates: str | None = None,
+    arrivals: str | None = None,
+    ramp: float | None = None,
     owner: str | None = None,
 ) -> dict:
-    """Build the archive and wheelhouse; return the run's Ansible extra vars."""
+    """Build the archive and wheelhouse; return the run's Ansible extra vars (the given
+    values, else the project's)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     deps: tuple[tuple[str, Path], ...] = ()
     if project.deps:  # the job's own wheels, beside its test: they go with the job
@@ -328,6 +332,14 @@ def job_vars(
         "marteau_project_commit": project.commit or "",
         "marteau_credentials": bool(project.credentials),
     }
+    # the open model, only when set (else marteau_bench reads the test's .conf); each node
+    # runs its share of the rates (`--rate-share`, worked out by marteau_bench)
+    open_model = {
+        "marteau_rates": rates or project.rates,
+        "marteau_arrivals": arrivals or project.arrivals,
+        "marteau_ramp": ramp or project.ramp,
+    }
+    values.update({name: value for name, value in open_model.items() if value})
     return values
 
 

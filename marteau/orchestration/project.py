@@ -8,6 +8,7 @@ validated strictly: an unknown key, a value of the wrong type or a missing
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from marteau.engine.arrivals import ARRIVALS
 from marteau.errors import MarteauError
 from marteau.orchestration.deps import check_requirement
 from marteau.orchestration.sources import check_links
@@ -35,6 +37,8 @@ KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "deps": ((list,), "a list of PEP 508 requirements (package names)"),
     "cycles": ((str, int), "a cycle list such as 10:20:30"),
     "rates": ((str, int, float), "tests per second per cycle such as 50:100:200 (open model)"),
+    "arrivals": ((str,), "constant or poisson (with rates)"),
+    "ramp": ((int, float), "seconds of ramp before each window, a number >= 0 (with rates)"),
     "duration": ((int,), "seconds per cycle (integer >= 1)"),
     "email": ((str,), "an email address (string)"),
     "lookup": ((list,), "a list of python module names"),
@@ -148,6 +152,8 @@ class Project:
     deps: list[str] = field(default_factory=list)
     cycles: str | None = None
     rates: str | None = None
+    arrivals: str | None = None  # constant | poisson: with rates (here, --rates or the .conf)
+    ramp: float | None = None
     duration: int | None = None
     email: str | None = None
     pool: str | None = None
@@ -267,6 +273,10 @@ def _check(path: Path, key: str, value: Any, line: int) -> Any:
     if not bad and key == "rates":
         value = str(value)
         bad = not RATES.match(value) or any(float(rate) == 0 for rate in value.split(":"))
+    if not bad and key == "arrivals":
+        bad = value not in ARRIVALS
+    if not bad and key == "ramp":
+        bad = not 0 <= value < math.inf  # NaN fails too
     if not bad and key == "test":
         bad = not TEST.match(value)
     if not bad and key in ("script", "wdir", "thresholds", "credentials"):
@@ -335,6 +345,8 @@ def load_config(path: Path, source: str = "") -> Project:
         deps=values.get("deps", []),
         cycles=values.get("cycles"),
         rates=values.get("rates"),
+        arrivals=values.get("arrivals"),
+        ramp=values.get("ramp"),
         duration=values.get("duration"),
         email=values.get("email"),
         pool=values.get("pool"),

@@ -140,18 +140,41 @@ class RunOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def conf_cycles(project: Project) -> tuple[str | None, int | None]:
-    """[bench] cycles and duration of the test's `<Class>.conf`, if it has them."""
+def conf_bench(project: Project) -> dict[str, str]:
+    """The [bench] values of the test's `<Class>.conf` (none if it cannot be read)."""
     path = project.test_dir / f"{project.test_class}.conf"
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
     except configparser.Error:
-        return None, None
-    cycles = parser.get("bench", "cycles", fallback=None)
-    duration = parser.get("bench", "duration", fallback=None)
-    cycles = cycles.strip() if cycles else None
-    return cycles, int(duration) if duration and duration.strip().isdigit() else None
+        return {}
+    return {key: value.strip() for key, value in parser.items("bench")} if "bench" in parser else {}
+
+
+def conf_cycles(project: Project) -> tuple[str | None, int | None]:
+    """[bench] cycles and duration of the test's `<Class>.conf`, if it has them."""
+    bench = conf_bench(project)
+    duration = bench.get("duration", "")
+    return bench.get("cycles") or None, int(duration) if duration.isdigit() else None
+
+
+def check_open_model(opts: RunOptions, project: Project, rates: str | None) -> None:
+    """`arrivals` and `ramp` only shape rates: given without any, say so (they would do
+    nothing). The rates may also come from the node's .conf, which the bench reads."""
+    if rates or conf_bench(project).get("rates"):
+        return
+    for key in ("arrivals", "ramp"):
+        if getattr(opts, key) is not None:
+            given = f"--{key}"
+        elif getattr(project, key) is not None:
+            given = where(project, key)
+        else:
+            continue
+        raise MarteauError(
+            f"{given} without rates: it only applies to the open model; give --rates, "
+            f"`rates` in {project.config_path} or [bench] rates in {project.test_class}.conf, "
+            "or leave it out"
+        )
 
 
 def bench_timeout(project: Project, cycles: str | None, duration: int | None) -> int:
@@ -468,8 +491,18 @@ class LoadTestRun:
             pool, pool_where or "the default pool", wanted, named, where(project, "nodes")
         )
         check_run(project, opts.url, ansible.inventory, ansible.envvars(), checked, self.warn)
+        check_open_model(opts, project, rates)
         self.view.set_stage("prepare")
-        extravars = job_vars(project, run_dir, job, cycles=cycles, duration=duration)
+        extravars = job_vars(
+            project,
+            run_dir,
+            job,
+            cycles=cycles,
+            duration=duration,
+            rates=opts.rates,
+            arrivals=opts.arrivals,
+            ramp=opts.ramp,
+        )
         bench_args = []  # one argument each: a value is never read as an option
         if opts.url:
             bench_args.append(f"--url={opts.url}")
@@ -484,12 +517,6 @@ class LoadTestRun:
             marteau_bench_extra_args=bench_args,
             marteau_max_clock_offset=opts.max_clock_offset,
         )
-        if rates:  # every node runs its share (`--rate-share`, worked out by marteau_bench)
-            extravars["marteau_rates"] = rates
-        if opts.arrivals:
-            extravars["marteau_arrivals"] = opts.arrivals
-        if opts.ramp:
-            extravars["marteau_ramp"] = opts.ramp
         timeout = opts.bench_timeout or bench_timeout(project, cycles or rates, duration)
         extravars["marteau_bench_timeout"] = timeout
         # A lock outlives the bench it guards (its expiry only matters if we die).

@@ -156,6 +156,9 @@ def fake_figures(view: LiveView, nodes: list[str], tick: int) -> None:
             ok=10 * tick,
             failures=0,
             errors=tick % 2,
+            p50=0.010 * tick,
+            p95=0.020 * tick + 0.001 * index,
+            p99=0.040 * tick,
         )
 
 

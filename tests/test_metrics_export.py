@@ -25,6 +25,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from marteau.service.live_figures import parse_line
 from tests.servers import LocalServer, ok
 from tests.test_bench_command import workdir  # noqa: F401 (fixture: a copy of its data)
 
@@ -297,6 +298,10 @@ def test_a_run_serves_each_nodes_figures_from_the_controller(tmp_path: Path) -> 
     (summary,) = (run_dir / "report").rglob("summary.json")
     recorded = json.loads(summary.read_text())["totals"]["requests"]
     assert 0 < first < moved <= recorded, (first, moved, recorded)
+    # the plain view's progress lines (a service job's console) carry the node's
+    # quantiles too: the job page's live percentiles chart reads them
+    progress = [f for f in map(parse_line, log.read_text().splitlines()) if f is not None]
+    assert any(f.p50 is not None and f.p50 <= f.p95 <= f.p99 for f in progress), progress
     assert any(
         value(found, "marteau_response_time_seconds", node="localhost", quantile="0.95")
         for found in seen

@@ -1,6 +1,7 @@
 """The service's pages in headless Chromium (Debian's, driven by Playwright): log in,
 add nodes as a host list and manage them, submit a job from the form, watch its console
-and its per-cycle figures and live chart update live, open the report, cancel a running job, manage
+and its per-cycle figures and live charts (requests/s, response time percentiles,
+users and failed tests) update live, open the report, cancel a running job, manage
 users. No console error, no failed request.
 
 With MARTEAU_SCREENSHOTS=1 the pages are also saved into docs/ for the README and
@@ -53,19 +54,20 @@ def open_watched_page(playwright, problems: list[str]):  # type: ignore[no-untyp
     return browser, page
 
 
-def _hover_last_point(page, name: str, series: int) -> list[str]:  # type: ignore[no-untyped-def]
-    """Hover the last point of `series` of chart `name`; the legend's value of that series."""
+def _hover_last_point(page, name: str, series: int, until: float | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """Hover the last point of `series` of chart `name` (at x `until` or before); the
+    legend's value of that series."""
     x, y = page.evaluate(
-        """([name, s]) => {
+        """([name, s, until]) => {
           const u = MarteauCharts.charts[name];
           u.root.scrollIntoView({block: "center"});
           let i = u.data[s].length - 1;
-          while (u.data[s][i] === null) { i -= 1; }
+          while (u.data[s][i] === null || (until !== null && u.data[0][i] > until)) { i -= 1; }
           const r = u.over.getBoundingClientRect();
           return [r.left + u.valToPos(u.data[0][i], "x"),
                   r.top + u.valToPos(u.data[s][i], u.series[s].scale)];
         }""",
-        [name, series],
+        [name, series, until],
     )
     page.mouse.move(x, y)
     return (
@@ -171,6 +173,20 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             assert page.locator("#figures tbody tr").first.locator("td").all_inner_texts() == first
             page.wait_for_function("MarteauCharts.charts.live_rps.series.length >= 4")
             assert _hover_last_point(page, "live_rps", 1) == ["201"]
+            # the response time percentiles, drawn from the page, then growing with each
+            # event of the stream; hovering cycle 0's last P95 shows its slower node's p95
+            # (web3 said 21 ms, web2 20 ms)
+            page.wait_for_function("MarteauCharts.charts.live_percentiles")
+            drawn = page.evaluate("MarteauCharts.charts.live_percentiles.data[0].length")
+            page.wait_for_function(
+                f"MarteauCharts.charts.live_percentiles.data[0].length > {drawn}"
+            )
+            labels = page.locator("#chart-live_percentiles .u-legend .u-series .u-label")
+            assert labels.all_inner_texts()[1:] == ["P50 (median)", "P95", "P99"]
+            end_of_cycle_0 = page.evaluate("MarteauCharts.charts.live_percentiles.spec.bands[0][1]")
+            assert _hover_last_point(page, "live_percentiles", 2, end_of_cycle_0) == ["21.0"]
+            # and the users with the failed tests so far: 2 users in cycle 0
+            assert _hover_last_point(page, "live_users", 1, end_of_cycle_0) == ["2.00"]
             _shot(page, tmp_path, "service-job.png")
             page.set_viewport_size(PHONE)
             _shot(page, tmp_path, "service-job-phone.png")

@@ -139,7 +139,7 @@ def test_live_figures_of_a_running_job_on_two_nodes(
     r = admin.post(
         "/api/jobs/upload",
         files={"archive": ("shop.tar.gz", tar_of(project), "application/gzip")},
-        data={"label": "sleep=3", "pool": "duo", "nodes": "2"},
+        data={"label": "sleep=4", "pool": "duo", "nodes": "2"},
     )
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]

@@ -144,18 +144,31 @@ def real_summary(report: Path, factor: float) -> None:
     summary.write_summary(report, summary.build_summary(bench, inputs=merged.inputs()))
 
 
+TICKS_PER_CYCLE = 3  # progress lines of each node per cycle of the stand-in
+
+
 def fake_figures(view: LiveView, nodes: list[str], tick: int) -> None:
-    """Per-node progress of cycle `tick - 1`, printed by `marteau run`'s own plain view."""
+    """Per-node progress line `tick` (from 1), printed by `marteau run`'s own plain view:
+    cycle n runs n + 1 users per node for `TICKS_PER_CYCLE` lines, whose last one says
+    node i did 100 (n + 1) + i req/s, 10 (n + 1) tests ok, (n + 1) % 2 errors, p50
+    10 (n + 1) ms, p95 20 (n + 1) + i ms, p99 40 (n + 1) ms (a little less before)."""
+    cycle, step = divmod(tick - 1, TICKS_PER_CYCLE)
+    users = cycle + 1
+    share = (step + 1) / TICKS_PER_CYCLE  # of the cycle's last line's figures
+    slower = 0.7 + 0.3 * share
     for index, node in enumerate(nodes):
         view.node(
             node,
-            cycle=tick - 1,
-            users=tick,
-            cycle_users=tick,
-            rps=100.0 * tick + index,
-            ok=10 * tick,
+            cycle=cycle,
+            users=users,
+            cycle_users=users,
+            rps=100.0 * users + index - 10 * (TICKS_PER_CYCLE - 1 - step),
+            ok=int(10 * users * share),
             failures=0,
-            errors=tick % 2,
+            errors=users % 2,
+            p50=0.010 * users * slower,
+            p95=(0.020 * users + 0.001 * index) * slower,
+            p99=0.040 * users * slower,
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,11 +21,13 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from marteau.service.live_figures import parse_line
 from tests.servers import LocalServer, ok
 from tests.test_bench_command import workdir  # noqa: F401 (fixture: a copy of its data)
 
@@ -32,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DATA = REPO / "tests" / "data" / "bench"
 DASHBOARD = REPO / "docs" / "grafana-marteau.json"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"  # Debian's prometheus package
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 # PromQL's own words: functions, aggregations, keywords (what is not a metric name)
 PROMQL_WORDS = {
@@ -94,8 +98,8 @@ def announced(log: Path, prefix: str, process: subprocess.Popen) -> str:
     return str(wait_for(url, f"{prefix!r} in {log}"))
 
 
-def dashboard_metrics(path: Path = DASHBOARD) -> set[str]:
-    """The metric names the dashboard's PromQL expressions (and variable queries) read."""
+def dashboard_expressions(path: Path = DASHBOARD) -> list[str]:
+    """The dashboard's PromQL expressions and variable queries."""
     dashboard = json.loads(path.read_text())
     expressions = []
 
@@ -114,8 +118,13 @@ def dashboard_metrics(path: Path = DASHBOARD) -> set[str]:
 
     walk(dashboard)
     assert expressions, f"{path}: no PromQL expression"
+    return expressions
+
+
+def dashboard_metrics(path: Path = DASHBOARD) -> set[str]:
+    """The metric names the dashboard's PromQL expressions (and variable queries) read."""
     names = set()
-    for expression in expressions:
+    for expression in dashboard_expressions(path):
         text = re.sub(r'"[^"]*"', "", expression)  # label values
         text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", text)  # selectors, ranges
         text = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", text)  # grouping labels
@@ -129,6 +138,33 @@ def dashboard_metrics(path: Path = DASHBOARD) -> set[str]:
 
 def exported_names(found: Samples) -> set[str]:
     return {name for name, _ in found}
+
+
+def promtool_check(expressions: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """Prometheus's own parser (`promtool check rules`) over each expression, as a
+    recording rule, Grafana's variables and `label_values()` turned into PromQL."""
+    rules = []
+    for i, expression in enumerate(expressions):
+        promql = re.sub(r"label_values\(([^,)]*),[^)]*\)", r"\1", expression)
+        promql = re.sub(r"\$\{?\w+\}?", ".*", promql)
+        rules.append({"record": f"dashboard:expression_{i}", "expr": promql})
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    return subprocess.run(
+        [PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_every_dashboard_expression_parses_in_promtool(tmp_path: Path) -> None:
+    """Beyond the names a real scrape has (the tests below): each panel's query is
+    PromQL that Prometheus itself accepts, and a broken one would be caught."""
+    if not Path(PROMTOOL).is_file():
+        pytest.skip("no promtool (make system-deps installs Debian's prometheus)")
+    expressions = dashboard_expressions()
+    checked = promtool_check(expressions, tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(expressions)} rules found" in checked.stdout
+    assert promtool_check(["sum by (node) (marteau_users"], tmp_path).returncode != 0
 
 
 # -- marteau bench --------------------------------------------------------------
@@ -297,6 +333,10 @@ def test_a_run_serves_each_nodes_figures_from_the_controller(tmp_path: Path) -> 
     (summary,) = (run_dir / "report").rglob("summary.json")
     recorded = json.loads(summary.read_text())["totals"]["requests"]
     assert 0 < first < moved <= recorded, (first, moved, recorded)
+    # the plain view's progress lines (a service job's console) carry the node's
+    # quantiles too: the job page's live percentiles chart reads them
+    progress = [f for f in map(parse_line, log.read_text().splitlines()) if f is not None]
+    assert any(f.p50 is not None and f.p50 <= f.p95 <= f.p99 for f in progress), progress
     assert any(
         value(found, "marteau_response_time_seconds", node="localhost", quantile="0.95")
         for found in seen

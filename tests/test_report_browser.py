@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from marteau.report.command import report_command
 from marteau.results.compact import RESPONSES, SAMPLES, TESTS, CompactWriter
 from marteau.results.records import RESPONSE_FIELDS, SAMPLE_FIELDS, TEST_FIELDS, numpy_dtype
+from tests.screenshots import shoot
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,7 +40,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 EVIL_BODY = (
     "<html><body><h1>Internal Server Error</h1>"
     "<script>window.__pwned = 1; document.title = 'pwned';</script>"
@@ -172,11 +172,6 @@ def browser():  # type: ignore[no-untyped-def]
         chromium.close()
 
 
-def screenshots(tmp_path: Path) -> Path:
-    """Where the screenshots go: docs/ with MARTEAU_SCREENSHOTS=1, else a temporary folder."""
-    return DOCS if os.environ.get("MARTEAU_SCREENSHOTS") == "1" else tmp_path
-
-
 def open_page(browser, path: Path, **context):  # type: ignore[no-untyped-def]
     """The page loaded, and its problems: errors and any request but the page itself."""
     page = browser.new_page(**context)
@@ -233,7 +228,19 @@ def test_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no
     # a tall viewport rather than full_page: the sticky navigation stays in place
     page.set_viewport_size({"width": 1280, "height": 2300})
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(screenshots(tmp_path) / "report.png"))
+    # the pointer on the tests chart's 40-CUs point: the legend shows its values
+    x, y = page.evaluate(
+        """async () => {
+          // after the resize the taller viewport caused has been drawn
+          await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+          const u = MarteauCharts.charts.tests;
+          const r = u.over.getBoundingClientRect();
+          return [r.left + u.valToPos(u.data[0][2], "x"), r.top + u.valToPos(u.data[1][2], "y0")];
+        }"""
+    )
+    page.mouse.move(x, y)
+    assert legend_values(page, "tests")[0] == "40"
+    shoot(page, tmp_path, "report.png")
     page.close()
 
     phone, problems = open_page(
@@ -251,7 +258,7 @@ def test_report_in_chromium(browser, tmp_path: Path) -> None:  # type: ignore[no
     phone.set_viewport_size({"width": 390, "height": 1500})
     phone.locator("#page-stats").scroll_into_view_if_needed()
     phone.evaluate("window.scrollTo(0, document.getElementById('page-stats').offsetTop - 50)")
-    phone.screenshot(path=str(screenshots(tmp_path) / "report-phone.png"))
+    shoot(phone, tmp_path, "report-phone.png")
     phone.close()
 
 
@@ -369,8 +376,18 @@ def test_interactive_charts_hover_toggle_zoom_offline(browser, tmp_path: Path) -
     )
     assert full[0] <= zoomed[0] < zoomed[1] <= full[1]
     assert zoomed[1] - zoomed[0] < (full[1] - full[0]) / 4
+    # a point more (as the job page's stream brings) keeps the range the reader zoomed to
+    grow = """() => {
+        const spec = JSON.parse(document.getElementById('chart-data').textContent).time_rps;
+        spec.x.push(spec.x[spec.x.length - 1] + 1);
+        spec.series.forEach(s => s.y.push(7));
+        MarteauCharts.drawAll({time_rps: spec});
+        const x = MarteauCharts.charts.time_rps.scales.x;
+        return [x.min, x.max];
+    }"""
+    assert page.evaluate(grow) == zoomed
     page.mouse.dblclick(x0, y0)
-    assert page.evaluate("MarteauCharts.charts.time_rps.scales.x.max") == full[1]
+    assert page.evaluate("MarteauCharts.charts.time_rps.scales.x.max") == full[1] + 1
 
     # the hostile description is a title's text: no alert, no extra element
     title = page.locator('[id="chart-request_004.001"] .u-title').text_content()

@@ -139,7 +139,7 @@ def test_live_figures_of_a_running_job_on_two_nodes(
     r = admin.post(
         "/api/jobs/upload",
         files={"archive": ("shop.tar.gz", tar_of(project), "application/gzip")},
-        data={"label": "sleep=3", "pool": "duo", "nodes": "2"},
+        data={"label": "sleep=4", "pool": "duo", "nodes": "2"},
     )
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
@@ -176,6 +176,9 @@ def test_live_figures_of_a_running_job_on_two_nodes(
                 "failures": 0,
                 "errors": 1,
                 "elapsed": rows[1]["elapsed"],
+                "p50": 10.0,
+                "p95": 21.0,
+                "p99": 40.0,
             }
             assert totals[1] == {
                 "cycle": 1,
@@ -187,6 +190,16 @@ def test_live_figures_of_a_running_job_on_two_nodes(
                 "failures": 0,
                 "errors": 0,
             }
+            # the live charts of the same event: cycle 0's P95 is its slower node's (duo2:
+            # 21 ms, duo1 20 ms)
+            charts = tables[-1]["charts"]
+            assert sorted(charts) == ["live_percentiles", "live_rps", "live_users"]
+            percentiles = {s["label"]: s["y"] for s in charts["live_percentiles"]["series"]}
+            assert 21.0 in percentiles["P95"]
+            assert [band[2] for band in charts["live_percentiles"]["bands"]][:2] == [
+                "2 CUs",
+                "4 CUs",
+            ]
             job = admin.get(f"/api/jobs/{job_id}").json()
             assert job["state"] == "succeeded" and job["figures"] == rows
             snapshot = admin.get(f"/api/jobs/{job_id}/figures").json()

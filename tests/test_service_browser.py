@@ -1,6 +1,7 @@
 """The service's pages in headless Chromium (Debian's, driven by Playwright): log in,
 add nodes as a host list and manage them, submit a job from the form, watch its console
-and its per-cycle figures and live chart update live, open the report, cancel a running job, manage
+and its per-cycle figures and live charts (requests/s, response time percentiles,
+users and failed tests) update live, open the report, cancel a running job, manage
 users. No console error, no failed request.
 
 With MARTEAU_SCREENSHOTS=1 the pages are also saved into docs/ for the README and
@@ -9,7 +10,6 @@ test's temporary folder, so that a normal run leaves the tree alone."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,21 +17,16 @@ import pytest
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from tests.screenshots import shoot  # noqa: E402
 from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, make_project, tar_of  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-
-
-def _shot(page, tmp_path: Path, name: str, full_page: bool = True) -> None:  # type: ignore[no-untyped-def]
-    folder = DOCS if os.environ.get("MARTEAU_SCREENSHOTS") == "1" else tmp_path
-    page.screenshot(path=str(folder / name), full_page=full_page)
 
 
 def _failed(request, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
@@ -53,19 +48,20 @@ def open_watched_page(playwright, problems: list[str]):  # type: ignore[no-untyp
     return browser, page
 
 
-def _hover_last_point(page, name: str, series: int) -> list[str]:  # type: ignore[no-untyped-def]
-    """Hover the last point of `series` of chart `name`; the legend's value of that series."""
+def _hover_last_point(page, name: str, series: int, until: float | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """Hover the last point of `series` of chart `name` (at x `until` or before); the
+    legend's value of that series."""
     x, y = page.evaluate(
-        """([name, s]) => {
+        """([name, s, until]) => {
           const u = MarteauCharts.charts[name];
           u.root.scrollIntoView({block: "center"});
           let i = u.data[s].length - 1;
-          while (u.data[s][i] === null) { i -= 1; }
+          while (u.data[s][i] === null || (until !== null && u.data[0][i] > until)) { i -= 1; }
           const r = u.over.getBoundingClientRect();
           return [r.left + u.valToPos(u.data[0][i], "x"),
                   r.top + u.valToPos(u.data[s][i], u.series[s].scale)];
         }""",
-        [name, series],
+        [name, series, until],
     )
     page.mouse.move(x, y)
     return (
@@ -123,13 +119,13 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             # a job from the form; its console grows live, then the page shows the result
             page.click("nav >> text=New job")
             page.set_input_files("input[name=archive]", str(archive))
-            page.fill("input[name=label]", "sleep=6")
+            page.fill("input[name=label]", "sleep=10,slower=1")  # a real summary.json
             page.fill("input[name=cycles]", "1:2")
             page.fill("input[name=pool]", "web")  # web2 and web3, run by the stand-in
             page.fill("input[name=nodes]", "2")
             page.click("button[formaction='/jobs/preview']")
             assert "Simple.test_simple" in page.locator("section.preview").inner_text()
-            _shot(page, tmp_path, "service-new-job.png")
+            shoot(page, tmp_path, "service-new-job.png", full_page=True)
             page.set_input_files("input[name=archive]", str(archive))
             page.click("form[action='/jobs'] button[type=submit]")
             page.wait_for_url(f"{service.url}/jobs/*")
@@ -171,9 +167,23 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             assert page.locator("#figures tbody tr").first.locator("td").all_inner_texts() == first
             page.wait_for_function("MarteauCharts.charts.live_rps.series.length >= 4")
             assert _hover_last_point(page, "live_rps", 1) == ["201"]
-            _shot(page, tmp_path, "service-job.png")
+            # the response time percentiles, drawn from the page, then growing with each
+            # event of the stream; hovering cycle 0's last P95 shows its slower node's p95
+            # (web3 said 21 ms, web2 20 ms)
+            page.wait_for_function("MarteauCharts.charts.live_percentiles")
+            drawn = page.evaluate("MarteauCharts.charts.live_percentiles.data[0].length")
+            page.wait_for_function(
+                f"MarteauCharts.charts.live_percentiles.data[0].length > {drawn}"
+            )
+            labels = page.locator("#chart-live_percentiles .u-legend .u-series .u-label")
+            assert labels.all_inner_texts()[1:] == ["P50 (median)", "P95", "P99"]
+            end_of_cycle_0 = page.evaluate("MarteauCharts.charts.live_percentiles.spec.bands[0][1]")
+            assert _hover_last_point(page, "live_percentiles", 2, end_of_cycle_0) == ["21.0"]
+            # and the users with the failed tests so far: 2 users in cycle 0
+            assert _hover_last_point(page, "live_users", 1, end_of_cycle_0) == ["2.00"]
+            shoot(page, tmp_path, "service-job.png", full_page=True)
             page.set_viewport_size(PHONE)
-            _shot(page, tmp_path, "service-job-phone.png")
+            shoot(page, tmp_path, "service-job-phone.png", full_page=True)
             page.set_viewport_size(DESKTOP)
             page.wait_for_selector("#state.state-succeeded")  # the end event reloads the page
             assert "job succeeded" in page.locator("#console").inner_text()
@@ -192,12 +202,23 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             page.click("button:has-text('Cancel')")
             page.wait_for_selector("#state.state-cancelled")
             page.screenshot(path=str(tmp_path / "job-cancelled.png"), full_page=True)
+            # the same project again, 1.5 times slower: the lists show each run's key
+            # figures, this one's p95 flagged against job #1's
+            page.click("nav >> text=New job")
+            page.set_input_files("input[name=archive]", str(archive))
+            page.fill("input[name=label]", "slower=1.5")
+            page.fill("input[name=pool]", "web")
+            page.click("form[action='/jobs'] button[type=submit]")
+            page.wait_for_selector("#state.state-succeeded")
             page.goto(service.url + "/")
             assert page.locator("tr", has_text="cancelled").count() == 1
-            assert page.locator("tr", has_text="succeeded").count() == 1
-            _shot(page, tmp_path, "service-dashboard.png")
+            assert page.locator("tr", has_text="succeeded").count() == 2
+            slower = page.locator("tr", has=page.locator("a", has_text="#3"))
+            assert "worse" in slower.locator("td.figure-p95").inner_html()
+            assert slower.locator("td.figure-peak_rps").inner_text().endswith("req/s")
+            shoot(page, tmp_path, "service-dashboard.png", full_page=True)
             page.click("nav >> text=Nodes")
-            _shot(page, tmp_path, "service-nodes.png")
+            shoot(page, tmp_path, "service-nodes.png", full_page=True)
 
             # users: add one, make them an admin, reset their password, delete them
             page.click("nav >> text=Users")
@@ -214,7 +235,7 @@ def test_browser_login_node_job_console_report_cancel(tmp_path: Path) -> None:
             assert "New password set for erin@example.org" in page.locator("p.notice").inner_text()
             me = page.locator("tr", has=page.locator("td", has_text="(you)"))
             assert me.locator("button", has_text="Delete").count() == 0
-            _shot(page, tmp_path, "service-users.png")
+            shoot(page, tmp_path, "service-users.png", full_page=True)
             erin.locator("button", has_text="Delete").click()
             assert "Deleted erin@example.org." in page.locator("p.notice").inner_text()
             assert erin.count() == 0

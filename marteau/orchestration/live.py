@@ -1,5 +1,7 @@
 """The terminal view of a run: the stage, each node's state and, during the
-bench, each node's cycle, users, requests/s and errors.
+bench, each node's cycle, users, requests/s, errors and response-time
+quantiles (p50/p95/p99 of its last 10 s; the plain line ends with them, as the
+bench's own progress line does, for the service's live charts).
 
 On a terminal it is a rich live table refreshed twice a second; elsewhere
 (a log, CI, a pipe) it prints one plain line per change of stage or node
@@ -22,6 +24,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from marteau.engine.figures import QUANTILES, format_quantiles, quantile_name
+
 PLAIN_REPEAT_EVERY = 5.0  # seconds between two identical progress lines of a node
 
 
@@ -35,6 +39,7 @@ class NodeView:
     ok: int | None = None
     failures: int | None = None
     errors: int | None = None
+    quantiles: dict[float, float] = field(default_factory=dict)  # seconds, the node's last 10 s
     note: str = ""
     last_plain: float = field(default=0.0, repr=False)
     last_text: str = field(default="", repr=False)
@@ -124,6 +129,11 @@ class LiveView:
                 view.ok = progress.get("ok", view.ok)
                 view.failures = progress.get("failures", view.failures)
                 view.errors = progress.get("errors", view.errors)
+                view.quantiles = {
+                    q: progress[key]
+                    for q in QUANTILES
+                    if isinstance(progress.get(key := quantile_name(q)), (int, float))
+                }
             if self.interactive:
                 return
             now = time.monotonic()
@@ -153,6 +163,8 @@ class LiveView:
             parts.append(f"{view.rps:.0f} req/s")
         if view.ok is not None:
             parts.append(f"{view.ok} ok, {view.failures} failures, {view.errors} errors")
+        if view.quantiles:
+            parts.append(format_quantiles(view.quantiles))
         return ", ".join(parts) or view.state
 
     def render(self) -> Group:
@@ -167,6 +179,7 @@ class LiveView:
                 "tests ok",
                 "failures",
                 "errors",
+                "p95",
                 "",
             ):
                 table.add_column(
@@ -185,6 +198,9 @@ class LiveView:
                         "" if view.errors is None else str(view.errors),
                         style="red" if view.errors else "",
                     ),
+                    format_quantiles({0.95: view.quantiles[0.95]}).removeprefix("p95 ")
+                    if 0.95 in view.quantiles
+                    else "",
                     Text(view.note, style="dim"),
                 )
             header = Text.assemble(

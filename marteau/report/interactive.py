@@ -148,14 +148,23 @@ def time_rps_spec(bucket: int, lines: list[tuple[str, Any, Any]], xlabel: str = 
 
 
 def percentiles_time_spec(
-    bucket: int, x: Any, lines: list[tuple[str, Any]], spans: list[tuple[float, float, int]]
+    bucket: int,
+    x: Any,
+    lines: list[tuple[str, Any]],
+    spans: list[tuple[float, float, int]],
+    over: str = "",
+    xlabel: str = "",
 ) -> dict[str, Any]:
-    """`charts.percentiles_time_chart`: P50/P95/P99 per time bucket (log scale), cycles shaded."""
+    """`charts.percentiles_time_chart`: P50/P95/P99 per time bucket (log scale), cycles shaded.
+
+    Also the service's live chart, whose points are each over the nodes' last
+    seconds (``over``), with its own x label.
+    """
     colors = (COLORS["med"], COLORS["p95"], COLORS["p99"])
     return {
-        "title": f"Response time percentiles over time ({charts._bucket_label(bucket)})",
+        "title": f"Response time percentiles over time ({over or charts._bucket_label(bucket)})",
         "x": _values(x),
-        "xlabel": "time since the first request (s)",
+        "xlabel": xlabel or "time since the first request (s)",
         "axes": [{"label": "response time (ms, log scale)", "log": True}],
         "series": [
             _series(label, colors[i % len(colors)], _values(y, MS))
@@ -196,9 +205,13 @@ def monitor_spec(
     floor: bool = True,
     spans: list[tuple[float, float, int]] | None = None,
     aligned: bool = False,
+    xlabel: str = "",
 ) -> dict[str, Any]:
     """`charts.monitor_chart`: a monitored host's values over time, one y axis per unit,
-    with the cycles' bands when the samples are aligned on the time charts' origin."""
+    with the cycles' bands when the samples are aligned on the time charts' origin.
+
+    Also the service's live users and failed tests chart, with its own x label.
+    """
     axes, series = [], []
     for unit, lines in panels:
         if not lines:
@@ -210,9 +223,12 @@ def monitor_spec(
     spec = {
         "title": title,
         "x": _values(x),
-        "xlabel": "time since the first request (s)"
-        if aligned
-        else "time since the first monitor record (s)",
+        "xlabel": xlabel
+        or (
+            "time since the first request (s)"
+            if aligned
+            else "time since the first monitor record (s)"
+        ),
         "axes": axes or [{"label": "value"}],
         "series": series,
     }

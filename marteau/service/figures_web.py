@@ -25,7 +25,8 @@ Db = Annotated[Database, Depends(app_db)]
 Config = Annotated[Settings, Depends(app_settings)]
 POLL = 0.25  # seconds between two reads of a running job's console
 STATE_EVERY = 1.0  # seconds between two looks at the job's state
-# the report's chart script and library (marteau/report/static), for the live chart
+EVENT_EVERY = 1.0  # seconds at least between two figures events (each carries the charts)
+# the report's chart script and library (marteau/report/static), for the live charts
 CHART_ASSETS = {
     "uPlot.iife.min.js": "text/javascript",
     "marteau-charts.js": "text/javascript",
@@ -68,10 +69,11 @@ def api_figures(job_id: int, auth: ApiAuth, db: Db, settings: Config) -> dict:
 async def api_figures_stream(
     job_id: int, request: Request, auth: ApiAuth, db: Db, settings: Config
 ) -> StreamingResponse:
-    """Server-sent events: a `figures` event (JSON `{rows, totals, chart}`: the
-    snapshot's `figures` and `totals`, and the live chart's spec, requests/s
-    over time per cycle) at once and each time a figure changes, then an `end`
-    event with the job's final state."""
+    """Server-sent events: a `figures` event (JSON `{rows, totals, charts}`: the
+    snapshot's `figures` and `totals`, and the live charts' specs by name:
+    requests/s per cycle, response time percentiles, users and failed tests,
+    over time) at once and when figures changed, at most once a second, then
+    an `end` event with the job's final state."""
     if await run_in_threadpool(_state, db, job_id) is None:
         raise HTTPException(404, f"no job {job_id}")
     reader = FiguresReader(console_path(settings, job_id))
@@ -83,16 +85,18 @@ async def api_figures_stream(
         yield "retry: 2000\n\n"
         await run_in_threadpool(reader.update)
         yield event()
-        checked = 0.0
+        checked, sent, unsent = 0.0, time.monotonic(), False
         while True:
-            if await run_in_threadpool(reader.update):
-                yield event()
+            unsent = await run_in_threadpool(reader.update) or unsent
             now = time.monotonic()
+            if unsent and now - sent >= EVENT_EVERY:
+                yield event()
+                sent, unsent = now, False
             if now - checked >= STATE_EVERY:
                 checked = now
                 state = await run_in_threadpool(_state, db, job_id)
                 if state is None or state in FINISHED:
-                    if await run_in_threadpool(reader.update):
+                    if await run_in_threadpool(reader.update) or unsent:
                         yield event()
                     yield f"event: end\ndata: {state or 'deleted'}\n\n"
                     return

@@ -2,7 +2,8 @@
    marteau/report/interactive.py. Hover shows the values in the legend, a drag
    zooms a range (double-click resets it), a click on a legend entry hides or
    shows its series. Used by the HTML report (inlined, specs in the page's
-   #chart-data block) and by the service's job page (live, from its SSE stream).
+   #chart-data block) and by the service's job page (the same block, then
+   `MarteauCharts.drawAll` at each event of its SSE stream).
    Text from the test (titles, labels) is only ever set as text. */
 (function () {
   "use strict";
@@ -46,9 +47,13 @@
     ctx.restore();
   }
 
+  /* The hooks read the chart's current spec (`update` replaces it), else the first. */
+  function specOf(u, spec) { return u.spec || spec; }
+
   /* Shaded x ranges (the cycles), labelled at the bottom. */
-  function drawBands(spec) {
+  function drawBands(first) {
     return function (u) {
+      var spec = specOf(u, first);
       clipped(u, function (ctx, px) {
         ctx.font = (11 * px) + "px sans-serif";
         ctx.textAlign = "center";
@@ -66,8 +71,9 @@
   }
 
   /* Labelled vertical lines (distribution: MED, P95, P99, Apdex T). */
-  function drawMarks(spec) {
+  function drawMarks(first) {
     return function (u) {
+      var spec = specOf(u, first);
       clipped(u, function (ctx, px) {
         ctx.font = (11 * px) + "px sans-serif";
         ctx.lineWidth = 1.2 * px;
@@ -191,7 +197,8 @@
     return u;
   }
 
-  /* New data for a drawn chart; drawn again when its series changed (a new cycle). */
+  /* New data for a drawn chart (drawn at its first data); drawn again when its series
+     changed (a new cycle). A range the reader zoomed to stays until a double-click. */
   function update(figure, spec, name) {
     var u = charts[name];
     var same = u && u.spec.series.length === spec.series.length &&
@@ -201,8 +208,17 @@
       return draw(figure, spec, name);
     }
     u.spec = spec;
-    u.setData(data(spec));
+    u.setData(data(spec));  /* uPlot keeps a zoomed x range */
     return u;
+  }
+
+  /* Each spec of {name: spec} that has data into the page's #chart-<name> figure. */
+  function drawAll(specs) {
+    Object.keys(specs).forEach(function (name) {
+      var figure = document.getElementById("chart-" + name);
+      var spec = specs[name];
+      if (figure && spec.x.length && spec.series.length) { update(figure, spec, name); }
+    });
   }
 
   function resize() {
@@ -216,14 +232,10 @@
   function drawPage() {
     var block = document.getElementById("chart-data");
     if (!block) { return; }
-    var specs = JSON.parse(block.textContent);
-    Object.keys(specs).forEach(function (name) {
-      var figure = document.getElementById("chart-" + name);
-      if (figure) { draw(figure, specs[name], name); }
-    });
+    drawAll(JSON.parse(block.textContent));
   }
 
-  window.MarteauCharts = { charts: charts, draw: draw, update: update, format: fmt };
+  window.MarteauCharts = { charts: charts, drawAll: drawAll, format: fmt };
   window.addEventListener("resize", resize);
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", drawPage);

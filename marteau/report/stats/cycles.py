@@ -18,7 +18,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from marteau.report.stats.arrays import Floats, Indexes, Ints, Mask, Records, dense, sequential_sum
-from marteau.report.stats.groups import Group, Seconds, apdex_of, groups, successful_apdex_counts
+from marteau.report.stats.groups import (
+    Group,
+    Seconds,
+    apdex_of,
+    group_figures,
+    successful_apdex_counts,
+)
 from marteau.report.stats.model import Apdex, DescriptionStats, PageStats, RequestStats, StepStats
 from marteau.report.stats.pages import PAGE_TYPES, all_ok_pages, group_pages, ok_pages, page_timing
 from marteau.report.stats.passes import (
@@ -123,7 +129,7 @@ class CycleAccumulator:
         self.successful_apdex += successful_apdex_counts(d, ok, self.t)
         # per request (step.number) groups first: the cycle's sorted values are their union
         keys, key_ids = _request_keys(columns)
-        by_key, order = groups(d, ok, key_ids, int(keys.size), self.t)
+        by_key, order = group_figures(d, ok, key_ids, int(keys.size), self.t)
         del key_ids
         group = Group.union(list(by_key.values()), sequential_sum(d), last=int(d.size) - 1)
         per_second = self._add_requests(cycle, int(cvus[0]), group, seconds)
@@ -227,7 +233,7 @@ class CycleAccumulator:
 
     def _add_descriptions(self, d: Floats, ok: Mask, descriptions: NDArray[np.uint32]) -> None:
         """The groups of the described responses (the whole bench's: `_descriptions`)."""
-        by_description, _ = groups(
+        by_description, _ = group_figures(
             d, ok, descriptions.astype(np.intp), int(self.nonempty.size), self.t
         )
         for k, g in by_description.items():
@@ -276,7 +282,7 @@ class CycleAccumulator:
         """The cycle's groups by node (thread // thread_base); unknown nodes dropped."""
         node_of_thread = node_ids[node_slot(threads, self.thread_base, node_ids.size)]
         count = len(self.nodes)
-        by_node, order = groups(d, ok, node_of_thread[thread_ids], count + 1, self.t)
+        by_node, order = group_figures(d, ok, node_of_thread[thread_ids], count + 1, self.t)
         ordered_seconds = seconds if order is None else seconds[order]
         at = 0
         for i in range(count + 1):

@@ -145,7 +145,7 @@ def successful_apdex_counts(d: Floats, ok: Mask, t: float) -> Ints:
     return np.array([satisfied, int(np.count_nonzero(good < 4 * t)) - satisfied])
 
 
-def groups(
+def group_figures(
     d: Floats, ok: Mask, gid: Indexes, ngroups: int, t: float
 ) -> tuple[dict[int, Group], Indexes | None]:
     """Figures of each non-empty group of `gid` (0 <= gid < ngroups), and the stable order.

@@ -23,6 +23,16 @@ from typing import Any
 import click
 
 from marteau.errors import MarteauError
+from marteau.monitor.samples import read_host
+from marteau.report import rst, stats, summary
+from marteau.report.junit import write_junit
+from marteau.report.monitoring import cycle_averages, keyed
+from marteau.report.org import render_org
+from marteau.report.stats import BenchStats
+from marteau.report.thresholds import evaluate, load_thresholds
+from marteau.results.compact import lost_load
+from marteau.results.merge import Merged, is_compact_source, load_all, write_merged_xml
+from marteau.results.resultset import ResultSet
 
 
 def report_directory_name(config: dict[str, str]) -> str:
@@ -44,10 +54,8 @@ def _html_renderer() -> Any:
     return getattr(module, "render_html", None)
 
 
-def _copy_results(merged: Any, directory: str) -> list[str]:
+def _copy_results(merged: Merged, directory: str) -> list[str]:
     """FunkLoad copies its input as funkload.xml (the merged file for several)."""
-    from marteau.results.merge import is_compact_source, write_merged_xml
-
     sources = merged.sources
     written = []
     if len(sources) == 1:
@@ -92,76 +100,36 @@ def build_report(
     `monitors`: monitored hosts' sample directories (`marteau.monitor.samples`),
     keyed by the bench's cycles and added to the results' monitor records.
     """
-    from marteau.report import rst, stats, summary
-    from marteau.results.compact import lost_load
-    from marteau.results.merge import load_all
-
     threshold_set = None
     if thresholds:
-        from marteau.report.thresholds import load_thresholds
-
         threshold_set = load_thresholds(thresholds)
     merged = load_all(list(results), node_names)
     if monitors:
         _add_monitors(merged.results, monitors)
     for skipped in merged.skipped:
         click.echo(f"Warning: {skipped.reason}", err=True)
-    bench = stats.compute(
-        merged.results, apdex_t=apdex_t, nodes=merged.nodes, thread_base=merged.thread_base
-    )
-    for name, why in (missing_nodes or {}).items():
-        bench.warnings.append(f"node {name}: missing from this report ({why or 'no results'})")
-    bench.warnings.extend(warnings)
-    for node, source in zip(merged.nodes, merged.sources, strict=True):
-        bench.warnings += [
-            f"node {node.name}: load lost: {text}" for text in lost_load(source.config)
-        ]
+    bench = _bench_stats(merged, apdex_t, missing_nodes or {}, warnings)
     threshold_report = None
     if threshold_set is not None:
-        from marteau.report.thresholds import evaluate
-
         threshold_report = evaluate(threshold_set, bench)
-    notes = [s.reason for s in merged.skipped if s.reason not in bench.warnings]
     renderer = _html_renderer() if html else None
     options: dict[str, Any] = dict(
         with_percentiles=with_percentiles,
         with_charts=renderer is not None,
         skip_definitions=skip_definitions,
         thresholds=threshold_report,
-        notes=notes,
+        notes=[s.reason for s in merged.skipped if s.reason not in bench.warnings],
     )
     text = rst.render_rst(bench, **options)
     org_text = None
     if org:
-        from marteau.report.org import render_org
-
         org_text = render_org(bench, **options)
-    data = summary.build_summary(bench, inputs=merged.inputs(), thresholds=threshold_report)
-    if missing_nodes:
-        data["missing_nodes"] = [{"node": n, "reason": r} for n, r in missing_nodes.items()]
-    if merged.results.monitors:
-        from marteau.report.monitoring import cycle_averages
-
-        data["monitors"] = cycle_averages(merged.results.monitors, merged.results.config)
-
+    data = _summary(bench, merged, threshold_report, missing_nodes)
     if html:
         directory = report_directory or os.path.join(
             output_directory, report_directory_name(bench.config)
         )
-        os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, "index.rst"), "w", encoding="utf-8") as f:
-            f.write(text)
-        if org_text is not None:
-            with open(os.path.join(directory, "index.org"), "w", encoding="utf-8") as f:
-                f.write(org_text)
-        summary.write_summary(directory, data)
-        _copy_results(merged, directory)
-        if css:
-            shutil.copyfile(css, os.path.join(directory, os.path.basename(css)))
-        if threshold_report is not None:
-            from marteau.report.junit import write_junit
-
-            write_junit(directory, threshold_report)
+        _write_directory(directory, text, org_text, data, merged, css, threshold_report)
         shown = directory
         if renderer is not None:
             shown = (
@@ -180,26 +148,82 @@ def build_report(
     else:
         click.echo(org_text if org_text is not None else text)
         if threshold_report is not None:
-            from marteau.report.junit import write_junit
-
             os.makedirs(output_directory, exist_ok=True)
             write_junit(output_directory, threshold_report)
+    return _threshold_status(threshold_report)
 
+
+def _bench_stats(
+    merged: Merged, apdex_t: float, missing_nodes: dict[str, str], warnings: tuple[str, ...]
+) -> BenchStats:
+    """The statistics, with the warnings of the run: missing nodes, its own, load lost."""
+    bench = stats.compute(
+        merged.results, apdex_t=apdex_t, nodes=merged.nodes, thread_base=merged.thread_base
+    )
+    for name, why in missing_nodes.items():
+        bench.warnings.append(f"node {name}: missing from this report ({why or 'no results'})")
+    bench.warnings.extend(warnings)
+    for node, source in zip(merged.nodes, merged.sources, strict=True):
+        bench.warnings += [
+            f"node {node.name}: load lost: {text}" for text in lost_load(source.config)
+        ]
+    return bench
+
+
+def _summary(
+    bench: BenchStats,
+    merged: Merged,
+    threshold_report: dict[str, Any] | None,
+    missing_nodes: dict[str, str] | None,
+) -> dict[str, Any]:
+    """summary.json's data: the statistics, inputs, thresholds, missing nodes, monitors."""
+    data = summary.build_summary(bench, inputs=merged.inputs(), thresholds=threshold_report)
+    if missing_nodes:
+        data["missing_nodes"] = [{"node": n, "reason": r} for n, r in missing_nodes.items()]
+    if merged.results.monitors:
+        data["monitors"] = cycle_averages(merged.results.monitors, merged.results.config)
+    return data
+
+
+def _write_directory(
+    directory: str,
+    text: str,
+    org_text: str | None,
+    data: dict[str, Any],
+    merged: Merged,
+    css: str | None,
+    threshold_report: dict[str, Any] | None,
+) -> None:
+    """The report directory's files before the HTML: index.rst/.org, summary.json, inputs."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "index.rst"), "w", encoding="utf-8") as f:
+        f.write(text)
+    if org_text is not None:
+        with open(os.path.join(directory, "index.org"), "w", encoding="utf-8") as f:
+            f.write(org_text)
+    summary.write_summary(directory, data)
+    _copy_results(merged, directory)
+    if css:
+        shutil.copyfile(css, os.path.join(directory, os.path.basename(css)))
     if threshold_report is not None:
-        failed = [r for r in threshold_report["results"] if not r["passed"]]
-        for result in failed:
-            click.echo(f"Threshold failed: {result['message']}", err=True)
-        if failed:
-            return 1
-        click.echo(f"All {len(threshold_report['results'])} threshold(s) passed.", err=True)
+        write_junit(directory, threshold_report)
+
+
+def _threshold_status(threshold_report: dict[str, Any] | None) -> int:
+    """1 when a threshold failed (each named on stderr), else 0."""
+    if threshold_report is None:
+        return 0
+    failed = [r for r in threshold_report["results"] if not r["passed"]]
+    for result in failed:
+        click.echo(f"Threshold failed: {result['message']}", err=True)
+    if failed:
+        return 1
+    click.echo(f"All {len(threshold_report['results'])} threshold(s) passed.", err=True)
     return 0
 
 
-def _add_monitors(results: Any, directories: tuple[str, ...]) -> None:
+def _add_monitors(results: ResultSet, directories: tuple[str, ...]) -> None:
     """Each directory's samples, keyed by the bench's cycles, as monitor records."""
-    from marteau.monitor.samples import read_host
-    from marteau.report.monitoring import keyed
-
     for directory in directories:
         host = read_host(directory)
         results.monitors.extend(keyed(host.samples, results.config))

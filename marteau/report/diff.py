@@ -22,7 +22,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from marteau import __version__
 from marteau.errors import MarteauError
@@ -407,6 +407,70 @@ def write_diff(ref: Report, new: Report, directory: str, *, charts: bool = True)
     )
 
 
+_LATENCY = ("avg", "p50", "p90", "p95", "p99")
+
+
+class _Chart(NamedTuple):
+    """One comparison chart: the figures `keys` of `rows` (ref and new) by CUs."""
+
+    name: str
+    title: str
+    rows: list[dict[str, Any]]
+    keys: tuple[str, ...]
+    labels: dict[str, str]
+    higher: bool  # bars (rates, Apdex: higher is better) rather than lines
+    unit: str
+
+
+def _chart_list(pages: list[dict[str, Any]], requests: list[dict[str, Any]]) -> list[_Chart]:
+    """The charts of the diff: rate and response times of pages, then requests, then Apdex."""
+    page_labels, request_labels = dict(PAGE_METRICS), dict(REQUEST_METRICS)
+    out = []
+    if pages:
+        out.append(
+            _Chart(
+                "spps_diff",
+                "Successful pages per second",
+                pages,
+                ("rate",),
+                page_labels,
+                True,
+                "pages per second",
+            )
+        )
+        out.append(
+            _Chart("page", "Page response time", pages, _LATENCY, page_labels, False, "seconds")
+        )
+    if requests:
+        out.append(
+            _Chart(
+                "rps_diff",
+                "Requests per second",
+                requests,
+                ("rate",),
+                request_labels,
+                True,
+                "requests per second",
+            )
+        )
+        out.append(
+            _Chart(
+                "request",
+                "Request response time",
+                requests,
+                _LATENCY,
+                request_labels,
+                False,
+                "seconds",
+            )
+        )
+    title = "Apdex (" + ("pages" if pages else "requests") + ")"
+    out.append(
+        _Chart("apdex_diff", title, pages or requests, ("apdex",), page_labels, True, "Apdex score")
+    )
+    return out
+
+
 def _charts(
     directory: str,
     pages: list[dict[str, Any]],
@@ -415,77 +479,18 @@ def _charts(
     from marteau.report.charts import comparison_chart
 
     out = {}
-    labels = dict(PAGE_METRICS)
-    request_labels = dict(REQUEST_METRICS)
-    latency = ("avg", "p50", "p90", "p95", "p99")
-    short = ("ref", "new")
-    jobs = []
-    if pages:
-        cvus = [r["cvus"] for r in pages]
-        jobs.append(
-            (
-                "spps_diff",
-                "Successful pages per second",
-                cvus,
-                pages,
-                ("rate",),
-                labels,
-                True,
-                "pages per second",
-            )
-        )
-        jobs.append(("page", "Page response time", cvus, pages, latency, labels, False, "seconds"))
-    if requests:
-        cvus = [r["cvus"] for r in requests]
-        jobs.append(
-            (
-                "rps_diff",
-                "Requests per second",
-                cvus,
-                requests,
-                ("rate",),
-                request_labels,
-                True,
-                "requests per second",
-            )
-        )
-        jobs.append(
-            (
-                "request",
-                "Request response time",
-                cvus,
-                requests,
-                latency,
-                request_labels,
-                False,
-                "seconds",
-            )
-        )
-    source = pages or requests
-    jobs.append(
-        (
-            "apdex_diff",
-            "Apdex (" + ("pages" if pages else "requests") + ")",
-            [r["cvus"] for r in source],
-            source,
-            ("apdex",),
-            labels,
-            True,
-            "Apdex score",
-        )
-    )
-    for name, title, cvus, rows, keys, key_labels, higher, unit in jobs:
-        series = _series(rows, keys, key_labels)
+    for chart in _chart_list(pages, requests):
+        series = _series(chart.rows, chart.keys, chart.labels)
         if not series:
             continue
-        out[name] = comparison_chart(
+        out[chart.name] = comparison_chart(
             directory,
-            name,
-            title,
-            cvus,
+            chart.name,
+            chart.title,
+            [r["cvus"] for r in chart.rows],
             series,
-            unit,
-            short,
-            higher,
+            chart.unit,
+            ("ref", "new"),
+            chart.higher,
         )
     return out

@@ -82,7 +82,34 @@ def write_trend(reports: list[Report], directory: str, *, charts: bool = True) -
     os.makedirs(directory, exist_ok=True)
     levels = _levels(reports)
     names = [_short(r, i) for i, r in enumerate(reports)]
+    benches = _benches(reports, names, directory)
+    tables = _tables(reports, levels, benches)
+    chart_names = _charts(directory, tables, levels, names) if charts and levels else {}
+    data = {
+        "schema": "marteau.trend/1",
+        "generator": f"marteau {__version__}",
+        "levels": levels,
+        "benches": benches,
+        "tables": tables,
+        "inputs": [asdict(r) for r in reports],
+        "neutral_percent": NEUTRAL_PERCENT,
+    }
+    from marteau.report.html import write_page
 
+    return write_page(
+        directory,
+        "trend",
+        data,
+        "trend.html",
+        benches=benches,
+        levels=levels,
+        tables=tables,
+        charts=chart_names,
+    )
+
+
+def _benches(reports: list[Report], names: list[str], directory: str) -> list[dict[str, Any]]:
+    """One entry per bench: its headline figures (top CUs) and their change since the previous."""
     benches = []
     previous: dict[str, Any] | None = None
     for i, report in enumerate(reports):
@@ -116,7 +143,13 @@ def write_trend(reports: list[Report], directory: str, *, charts: bool = True) -
             }
         )
         previous = figures
+    return benches
 
+
+def _tables(
+    reports: list[Report], levels: list[int], benches: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One table per series: a row per bench, a cell per CUs level (with its change)."""
     tables = []
     for chart, title, family, key, unit in SERIES:
         rows = []
@@ -138,46 +171,30 @@ def write_trend(reports: list[Report], directory: str, *, charts: bool = True) -
                 "rows": rows,
             }
         )
+    return tables
+
+
+def _charts(
+    directory: str, tables: list[dict[str, Any]], levels: list[int], names: list[str]
+) -> dict[str, str]:
+    """A chart per table with a value: a line per CUs level; chart -> its file name."""
+    from marteau.report.charts import trend_chart
 
     chart_names: dict[str, str] = {}
-    if charts and levels:
-        from marteau.report.charts import trend_chart
-
-        for table in tables:
-            lines = [
-                (f"{cvus} CUs", [row["cells"][j]["value"] for row in table["rows"]])
-                for j, cvus in enumerate(levels)
-            ]
-            if all(v is None for _label, values in lines for v in values):
-                continue
-            chart_names[table["chart"]] = trend_chart(
-                directory,
-                table["chart"],
-                f"{table['title']} per bench",
-                names,
-                lines,
-                table["unit"],
-                rating_bars=table["key"] == "apdex",
-            )
-
-    data = {
-        "schema": "marteau.trend/1",
-        "generator": f"marteau {__version__}",
-        "levels": levels,
-        "benches": benches,
-        "tables": tables,
-        "inputs": [asdict(r) for r in reports],
-        "neutral_percent": NEUTRAL_PERCENT,
-    }
-    from marteau.report.html import write_page
-
-    return write_page(
-        directory,
-        "trend",
-        data,
-        "trend.html",
-        benches=benches,
-        levels=levels,
-        tables=tables,
-        charts=chart_names,
-    )
+    for table in tables:
+        lines = [
+            (f"{cvus} CUs", [row["cells"][j]["value"] for row in table["rows"]])
+            for j, cvus in enumerate(levels)
+        ]
+        if all(v is None for _label, values in lines for v in values):
+            continue
+        chart_names[table["chart"]] = trend_chart(
+            directory,
+            table["chart"],
+            f"{table['title']} per bench",
+            names,
+            lines,
+            table["unit"],
+            rating_bars=table["key"] == "apdex",
+        )
+    return chart_names

@@ -263,7 +263,7 @@ def write_funkload_1x(source: Path, target: Path) -> None:
 
 def bench_tolerant(directory: Path, requests: int) -> dict[str, float]:
     """Read rate of the reader's tolerant path (FunkLoad 1.x XML-RPC records)."""
-    from marteau.results.funkload_xml import export_xml
+    from marteau.results.funkload_writer import export_xml
 
     directory.mkdir(parents=True, exist_ok=True)
     mrt, xml, old = directory / "node.mrt", directory / "export.xml", directory / "funkload-1x.xml"
@@ -368,7 +368,7 @@ def main() -> None:
             }
         if args.xml_requests:
             t0 = time.perf_counter()
-            from marteau.results.funkload_xml import export_xml
+            from marteau.results.funkload_writer import export_xml
 
             xml_dir = work / "xml"
             xml_dir.mkdir(exist_ok=True)

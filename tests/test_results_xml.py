@@ -10,9 +10,10 @@ import pytest
 
 from marteau.engine.recorder import Recorder
 from marteau.errors import MarteauError
-from marteau.results import funkload_xml, load
+from marteau.results import funkload_reader, load
 from marteau.results.compact import read_compact
-from marteau.results.funkload_xml import (
+from marteau.results.funkload_reader import read_xml
+from marteau.results.funkload_writer import (
     XmlLinesSink,
     export_xml,
     format_config,
@@ -21,7 +22,6 @@ from marteau.results.funkload_xml import (
     format_test_result,
     i3,
     py2_float,
-    read_xml,
     root_open,
 )
 from marteau.results.records import ERROR, FAILURE, SUCCESSFUL
@@ -499,7 +499,7 @@ def test_read_across_block_boundaries(tmp_path: Path, monkeypatch: pytest.Monkey
     rec.close()
     export_xml(mrt, xml)
     whole = read_xml(xml)
-    monkeypatch.setattr(funkload_xml, "_BLOCK", 500)
+    monkeypatch.setattr(funkload_reader, "_BLOCK", 500)
     pieces = read_xml(xml)
     assert pieces.warnings == whole.warnings == []
     assert list(pieces.responses["step"]) == list(range(300))

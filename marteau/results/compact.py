@@ -2,7 +2,7 @@
 
 Why not FunkLoad XML on the node: formatting one XML line costs ~4-22 µs,
 packing one struct ~0.35 µs.  The XML is exported from this file afterwards
-(`marteau.results.funkload_xml.export_xml`).
+(`marteau.results.funkload_writer.export_xml`).
 
 Layout::
 

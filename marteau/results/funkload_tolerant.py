@@ -6,6 +6,18 @@ long failure form, other attribute orders or quoting, and FunkLoad 1.x's
 XML-RPC records (a stray ``"`` after each).  `ElementReader` also holds the
 state of one read (string table, details, tests, warnings) that both paths
 fill.
+
+A region goes through expat first (``xml.parsers.expat``, in C: ~4x the rate
+of the regular expressions on FunkLoad 1.x's XML-RPC records).  The regular
+expressions (`_ELEMENT` and a generic attribute parser) stay the reference:
+they read whatever expat refuses or would read otherwise (a broken CDATA
+section, invalid UTF-8, a truncated line, a comment, whitespace or an odd
+character reference inside an attribute value, deep nesting, a line that
+looks like an element and is none), and expat's events are applied only
+once the whole region has parsed, so both give the same records, strings,
+details and warnings (tests/test_results_xml.py compares them).  Expat reads
+no DTD here (a ``<!DOCTYPE`` after the first element is an error), so no
+entity is ever expanded.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import html
 import re
 from typing import Any
+from xml.parsers import expat
 
 from marteau.results.compact import ROOT_TIME_KEY
 from marteau.results.records import ERROR, ITERATION_RESULTS, RESULT_CODES
@@ -53,6 +66,137 @@ _HEADER = re.compile(rb"<header(" + _ATTRS + rb")\s*/?>", re.S)
 _BODY = re.compile(rb"<body>(.*)</body>", re.S)
 _ELEMENT_LINE = re.compile(rb"^[ \t]*<(response|testResult)\b", re.M)
 _MAX_WARNINGS = 20
+_REQUIRED = ("cycle", "cvus", "thread", "step", "type", "result", "url", "code", "time", "duration")
+# What expat would read otherwise than the regular expressions: a tab, CR or
+# newline inside an attribute value (expat makes it a space) and a numeric
+# character reference other than FunkLoad's (html.unescape maps some, such as
+# &#128; or &#127;, to other characters than XML does).
+_RAW_WHITESPACE = re.compile(rb"=\s*+(?:\"[^\"\t\n\r]*+[\t\n\r]|'[^'\t\n\r]*+[\t\n\r])")
+_ODD_REFERENCE = re.compile(rb"&#(?!(?:9|10|13);)")
+_MAX_DEPTH = 64  # deeper nesting is never FunkLoad's: the regular expressions read it
+_EVENTS = frozenset(("funkload", "config", "monitor", "testResult", "iteration"))
+
+Event = tuple[str, Any, int, int]  # (tag or "long" or "closed", attrs or bytes, line, offset)
+
+
+class _Unsupported(Exception):
+    """The region holds something expat reads otherwise: the regular expressions read it."""
+
+
+class _ExpatRegion:
+    """One region through expat: its events, in file order, or `_Unsupported`.
+
+    The region is parsed inside a synthetic root (``<r>``, and a ``<funkload>``
+    when the region closes the file's root), so its lines need not form a
+    document; the elements still open at its end are closed for it.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        prefix = b"<r>"
+        if data.count(b"</funkload") > data.count(b"<funkload"):
+            prefix += b"<funkload>"  # the file's root was opened in an earlier region
+        self.prefix = prefix
+        self.events: list[Event] = []
+        self.open: list[str] = []
+        self.response: tuple[int, int, dict[str, str], int] | None = None
+        self.elements = 0  # <response> and <testResult>, as `_ELEMENT_LINE` counts them
+        parser = self.parser = expat.ParserCreate("utf-8")
+        parser.buffer_text = True
+        parser.StartElementHandler = self.start
+        parser.EndElementHandler = self.end
+        parser.StartCdataSectionHandler = self.cdata
+        parser.CommentHandler = self.unsupported
+        parser.ProcessingInstructionHandler = self.unsupported
+
+    def parse(self) -> list[Event]:
+        parser, data = self.parser, self.data
+        parser.Parse(self.prefix, False)
+        parser.Parse(data, False)
+        if self.response is not None:
+            raise _Unsupported("a <response> still open at the end of the region")
+        parser.Parse("".join(f"</{name}>" for name in reversed(self.open)).encode(), True)
+        if self.elements != len(_ELEMENT_LINE.findall(data)):
+            raise _Unsupported("a line that looks like an element and is none")
+        return self.events
+
+    def unsupported(self, *_: object) -> None:
+        raise _Unsupported("a comment or processing instruction")
+
+    def cdata(self) -> None:
+        if self.response is None:
+            raise _Unsupported("a CDATA section outside a <response>")
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        self.open.append(name)
+        if len(self.open) > _MAX_DEPTH:
+            raise _Unsupported("deep nesting")
+        if self.response is not None:
+            return  # the long form's <headers> and <body>: read with the element
+        offset = self.parser.CurrentByteIndex - len(self.prefix)
+        if offset < 0:
+            return  # the synthetic root
+        line = self.parser.CurrentLineNumber
+        if name == "response":
+            self.response = (len(self.open), offset, attrs, line)
+        elif name in _EVENTS:
+            self.elements += name == "testResult"
+            self.events.append((name, attrs, line, offset))
+
+    def end(self, name: str) -> None:
+        depth = len(self.open)
+        self.open.pop()
+        end = self.parser.CurrentByteIndex - len(self.prefix)
+        data = self.data
+        if self.response is not None:
+            if depth == self.response[0]:
+                self.end_response(self.response, end)
+        elif name == "funkload":
+            if data.startswith(b"</funkload>", end):
+                self.events.append(("closed", None, 0, end))
+            elif data.startswith(b"</funkload", end):
+                raise _Unsupported("an odd </funkload>")
+
+    def end_response(self, response: tuple[int, int, dict[str, str], int], end: int) -> None:
+        _, start, attrs, line = response
+        self.response = None
+        self.elements += 1
+        if self.empty(start, end):
+            self.events.append(("response", attrs, line, start))
+            return
+        # The long form: read as the regular expression reads it, if it spans the same bytes.
+        match = _ELEMENT.match(self.data, start)
+        if (
+            match is None
+            or match.end() != end + 11
+            or not self.data.startswith(b"</response>", end)
+        ):
+            raise _Unsupported("a <response> the regular expression reads otherwise")
+        self.events.append(("long", match.group(), line, start))
+
+    def empty(self, start: int, end: int) -> bool:
+        """Whether the element at `start`, ended at `end`, is ``<x .../>``.
+
+        Expat ends an empty element just after its ``/>`` and any other at
+        its ``</``: only an empty element right before an end tag needs a look.
+        """
+        data = self.data
+        if data[end - 2 : end] != b"/>":
+            return False
+        if not data.startswith(b"</", end):
+            return True
+        match = _START.match(data, start)
+        return match is not None and match.end() == end and match.group(3) == b"/"
+
+
+def _expat_events(data: bytes) -> list[Event] | None:
+    """The region's events, or None when the regular expressions must read it."""
+    if _RAW_WHITESPACE.search(data) or _ODD_REFERENCE.search(data):
+        return None
+    try:
+        return _ExpatRegion(data).parse()
+    except (expat.ExpatError, _Unsupported):
+        return None
 
 
 class _Where:
@@ -124,6 +268,32 @@ class ElementReader:
     # -- regions: everything that is not a plain response line --
 
     def region(self, data: bytes, first_line: int, rows: list[tuple[Any, ...]]) -> None:
+        events = _expat_events(data)
+        if events is None:
+            self.regex_region(data, first_line, rows)
+            return
+        for tag, value, line, offset in events:
+            line += first_line - 1
+            if tag == "response":
+                self.response(value, None, line, rows)
+            elif tag == "long":
+                self.element(value, line, rows)
+            elif tag == "closed":
+                self.closed = True
+            elif tag != "testResult" or not self.fast_test_at(data, offset):
+                self.tag(tag, value, line, rows)
+
+    def fast_test_at(self, data: bytes, offset: int) -> bool:
+        """`fast_test` on the ``<testResult>`` at `offset`, as `regex_region` would try it.
+
+        Only while no suite and name are known: that is all the two ways differ by.
+        """
+        if self.suite_name is not None or not data.startswith(b"<testResult cycle=", offset):
+            return False
+        match = _ELEMENT.match(data, offset)
+        return match is not None and self.fast_test(match.group())
+
+    def regex_region(self, data: bytes, first_line: int, rows: list[tuple[Any, ...]]) -> None:
         matched = 0
         for m in _ELEMENT.finditer(data):
             element = m.group()
@@ -172,7 +342,7 @@ class ElementReader:
             return False
         return True
 
-    def element(self, element: bytes, line: _Where, rows: list[tuple[Any, ...]]) -> None:
+    def element(self, element: bytes, line: _Where | int, rows: list[tuple[Any, ...]]) -> None:
         if element.startswith(b"</funkload"):
             self.closed = True
             return
@@ -182,22 +352,33 @@ class ElementReader:
         tag = start.group(1)
         if tag == b"monitorconfig":
             return  # py2 pickles of plot definitions: never unpickled
-        attrs = self.attrs(start.group(2))
-        if tag == b"funkload":
+        rest = None if start.group(3) else element[start.end() :]
+        self.tag(tag.decode(), self.attrs(start.group(2)), line, rows, rest)
+
+    def tag(
+        self,
+        tag: str,
+        attrs: dict[str, str],
+        line: _Where | int,
+        rows: list[tuple[Any, ...]],
+        rest: bytes | None = None,
+    ) -> None:
+        """One element: `rest` is what follows the start tag of a long-form response."""
+        if tag == "funkload":
             self.root = True
             if "time" in attrs:
                 self.config.setdefault(ROOT_TIME_KEY, attrs["time"])
-        elif tag == b"config":
+        elif tag == "config":
             if "key" in attrs:
                 self.config[attrs["key"]] = attrs.get("value", "")
-        elif tag == b"monitor":
+        elif tag == "monitor":
             self.monitors.append(attrs)
-        elif tag == b"testResult":
+        elif tag == "testResult":
             self.test_result(attrs, line)
-        elif tag == b"iteration":
+        elif tag == "iteration":
             self.iteration(attrs, line)
-        elif tag == b"response":
-            self.response(attrs, start, element, line, rows)
+        elif tag == "response":
+            self.response(attrs, rest, line, rows)
 
     def result_code(self, value: str) -> int:
         code = RESULT_CODES.get(value)
@@ -209,21 +390,18 @@ class ElementReader:
     def response(
         self,
         attrs: dict[str, str],
-        start: re.Match[bytes],
-        element: bytes,
-        line: _Where,
+        rest: bytes | None,
+        line: _Where | int,
         rows: list[tuple[Any, ...]],
     ) -> None:
-        required = ("cycle", "cvus", "thread", "step", "type", "result", "url", "code", "time")
-        missing = [n for n in (*required, "duration") if n not in attrs]
+        missing = [n for n in _REQUIRED if n not in attrs]
         if missing:
             self.warn(f"line {line}: <response> without {', '.join(missing)} skipped")
             return
         detail: dict[str, Any] | None = None
         if attrs.get("traceback"):
             detail = {"headers": [], "body": "", "traceback": attrs["traceback"]}
-        if not start.group(3):  # the long form of HTTP failures
-            rest = element[start.end() :]
+        if rest is not None:  # the long form of HTTP failures
             headers = [
                 [h.get("name", ""), h.get("value", "")]
                 for h in (self.attrs(m.group(1)) for m in _HEADER.finditer(rest))
@@ -272,7 +450,7 @@ class ElementReader:
             text = text[:-1]
         return text
 
-    def test_result(self, attrs: dict[str, str], line: _Where) -> None:
+    def test_result(self, attrs: dict[str, str], line: _Where | int) -> None:
         try:
             detail = 0
             if attrs.get("traceback"):
@@ -301,7 +479,7 @@ class ElementReader:
         if self.suite_name is None:
             self.suite_name = (attrs.get("suite", ""), attrs.get("name", ""))
 
-    def iteration(self, attrs: dict[str, str], line: _Where) -> None:
+    def iteration(self, attrs: dict[str, str], line: _Where | int) -> None:
         try:
             result = ITERATION_RESULTS.index(attrs.get("result", ""))
         except ValueError:

@@ -288,8 +288,8 @@ PHASES = (
     ("write_summary", "report.summary.write_summary"),
     ("_copy_results", "report.command._copy_results (copy inputs)"),
     ("render_html", "report.html.render_html (page + charts)"),
-    ("aggregate", "  report.charts.aggregate (numpy, wall-clock charts)"),
-    ("wait", "  report.charts.Rendering.wait (charts drawn)"),
+    ("aggregate", "  report.time_charts.aggregate (numpy, wall-clock charts)"),
+    ("wait", "  report.chart_pool.Rendering.wait (charts drawn)"),
 )
 
 

@@ -63,7 +63,9 @@ from marteau.results.records import (
     SAMPLE_STRUCT,
     TEST_FIELDS,
     TEST_STRUCT,
+    numpy_dtype,
 )
+from marteau.results.resultset import ResultSet
 
 MAGIC = b"MARTEAU-RESULTS 1\n"
 MAGIC_PREFIX = b"MARTEAU-RESULTS "
@@ -422,8 +424,6 @@ def resultset_of(
 ) -> Any:
     """The `ResultSet` of a scanned file, given its record arrays (iterations read here
     when not given: an open-model node has a few per test, never a merge's bulk)."""
-    from marteau.results.resultset import ResultSet
-
     raw = scan.raw
     if iterations is None:
         iterations = read_iterations(scan)
@@ -454,8 +454,6 @@ def read_iterations(scan: CompactScan) -> Any:
     """The open model's iteration records of a scanned file (an empty array when none)."""
     import numpy
 
-    from marteau.results.records import numpy_dtype
-
     array = numpy.empty(scan.count(ITERATIONS), dtype=numpy_dtype(ITERATION_FIELDS))
     read_records(scan, ITERATIONS, array)
     return array
@@ -464,8 +462,6 @@ def read_iterations(scan: CompactScan) -> Any:
 def read_compact(path: str | os.PathLike[str]) -> Any:
     """Read a compact file into a `ResultSet` of numpy arrays (controller side)."""
     import numpy
-
-    from marteau.results.records import numpy_dtype
 
     scan = scan_compact(path)
     arrays = []

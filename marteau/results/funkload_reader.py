@@ -23,7 +23,9 @@ from marteau.results.records import (
     RESULT_NAMES,
     SAMPLE_FIELDS,
     TEST_FIELDS,
+    numpy_dtype,
 )
+from marteau.results.resultset import ResultSet
 
 # FunkLoad's own <response .../> line: these keys around 14 "-quoted values.
 _RESPONSE_KEYS = (
@@ -82,8 +84,6 @@ class _XmlReader(ElementReader):
 
     def __init__(self, path: str) -> None:
         import numpy
-
-        from marteau.results.records import numpy_dtype
 
         self.np = numpy
         self.dtype = numpy_dtype(RESPONSE_FIELDS)
@@ -238,9 +238,6 @@ class _XmlReader(ElementReader):
     # -- the ResultSet --
 
     def result(self) -> Any:
-        from marteau.results.records import numpy_dtype
-        from marteau.results.resultset import ResultSet
-
         np = self.np
         # Decode/unescape each raw key once, then merge duplicates (the same
         # url written escaped differently, or met by both parsers).

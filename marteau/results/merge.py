@@ -26,6 +26,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marteau.errors import MarteauError
+from marteau.results import load
+from marteau.results.compact import (
+    MAGIC_PREFIX,
+    RECORD_FIELDS,
+    RESPONSES,
+    SAMPLES,
+    TESTS,
+    CompactScan,
+    is_compact,
+    read_records,
+    resultset_of,
+    scan_compact,
+)
+from marteau.results.records import numpy_dtype
 from marteau.results.resultset import ResultSet
 
 
@@ -88,8 +102,6 @@ class Merged:
 
 def is_compact_source(rs: ResultSet) -> bool:
     """Whether `rs` came from a compact ``.mrt`` file (else: FunkLoad XML)."""
-    from marteau.results.compact import is_compact
-
     try:
         return bool(is_compact(rs.source))
     except OSError:
@@ -135,8 +147,6 @@ def load_all(paths: Sequence[str], names: dict[str, str] | None = None) -> Merge
 
 
 def _load_all(paths: Sequence[str], names: dict[str, str]) -> Merged:
-    from marteau.results import load
-
     entries: list[Any] = []
     skipped: list[Skipped] = []
     for path in paths:
@@ -163,8 +173,6 @@ def _scan(path: str) -> Any:
 
     Errors are worded as `marteau.results.load` words them.
     """
-    from marteau.results.compact import MAGIC_PREFIX, scan_compact
-
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
@@ -188,17 +196,6 @@ def _read_in_place(entries: list[Any]) -> tuple[list[ResultSet], Any]:
     merged (responses, tests, samples) arrays that `merge` completes.
     """
     import numpy as np
-
-    from marteau.results.compact import (
-        RECORD_FIELDS,
-        RESPONSES,
-        SAMPLES,
-        TESTS,
-        CompactScan,
-        read_records,
-        resultset_of,
-    )
-    from marteau.results.records import numpy_dtype
 
     kinds = (RESPONSES, TESTS, SAMPLES)
     dtypes = [numpy_dtype(RECORD_FIELDS[kind]) for kind in kinds]

@@ -146,25 +146,30 @@ class _ExpatRegion:
     def end(self, name: str) -> None:
         depth = len(self.open)
         self.open.pop()
-        end = self.parser.CurrentByteIndex - len(self.prefix)
-        data = self.data
-        if self.response is not None:
-            if depth == self.response[0]:
-                self.end_response(self.response, end)
-        elif name == "funkload":
-            if data.startswith(b"</funkload>", end):
-                self.events.append(("closed", None, 0, end))
-            elif data.startswith(b"</funkload", end):
-                raise _Unsupported("an odd </funkload>")
-
-    def end_response(self, response: tuple[int, int, dict[str, str], int], end: int) -> None:
-        _, start, attrs, line = response
+        response = self.response
+        if response is None:
+            if name == "funkload":
+                self.end_root(self.parser.CurrentByteIndex - len(self.prefix))
+            return
+        if depth != response[0]:
+            return  # the end of a <headers>, <body> or <header>
         self.response = None
         self.elements += 1
+        end = self.parser.CurrentByteIndex - len(self.prefix)
+        _, start, attrs, line = response
         if self.empty(start, end):
             self.events.append(("response", attrs, line, start))
-            return
-        # The long form: read as the regular expression reads it, if it spans the same bytes.
+        else:
+            self.events.append(("long", self.long_form(start, end), line, start))
+
+    def end_root(self, end: int) -> None:
+        if self.data.startswith(b"</funkload>", end):
+            self.events.append(("closed", None, 0, end))
+        elif self.data.startswith(b"</funkload", end):
+            raise _Unsupported("an odd </funkload>")
+
+    def long_form(self, start: int, end: int) -> bytes:
+        """The long form's bytes, if the regular expression reads it as the same element."""
         match = _ELEMENT.match(self.data, start)
         if (
             match is None
@@ -172,7 +177,7 @@ class _ExpatRegion:
             or not self.data.startswith(b"</response>", end)
         ):
             raise _Unsupported("a <response> the regular expression reads otherwise")
-        self.events.append(("long", match.group(), line, start))
+        return match.group()
 
     def empty(self, start: int, end: int) -> bool:
         """Whether the element at `start`, ended at `end`, is ``<x .../>``.
@@ -181,7 +186,7 @@ class _ExpatRegion:
         its ``</``: only an empty element right before an end tag needs a look.
         """
         data = self.data
-        if data[end - 2 : end] != b"/>":
+        if data[end - 1] != 62 or data[end - 2] != 47:  # not "/>"
             return False
         if not data.startswith(b"</", end):
             return True

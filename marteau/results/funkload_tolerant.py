@@ -7,8 +7,10 @@ XML-RPC records (a stray ``"`` after each).  `ElementReader` also holds the
 state of one read (string table, details, tests, warnings) that both paths
 fill.
 
-A region goes through expat first (``xml.parsers.expat``, in C: ~4x the rate
-of the regular expressions on FunkLoad 1.x's XML-RPC records).  The regular
+A region goes through expat first (``xml.parsers.expat``, in C): FunkLoad
+1.x's XML-RPC records read at ~1.5x the rate of the regular expressions per
+CPU second (``bench/report.py --tolerant-requests``: 55,000 -> 84,000
+responses/s of CPU; building the records is most of what remains).  The regular
 expressions (`_ELEMENT` and a generic attribute parser) stay the reference:
 they read whatever expat refuses or would read otherwise (a broken CDATA
 section, invalid UTF-8, a truncated line, a comment, whitespace or an odd
@@ -219,8 +221,8 @@ class _Where:
 class ElementReader:
     """State of one `read_xml` (string table, details, tests, warnings) and its element parser.
 
-    A region is parsed by `_ELEMENT` and a generic attribute parser; the
-    fast path's subclass adds the response lines it reads in bulk.
+    A region is parsed by expat, else by `_ELEMENT` and a generic attribute
+    parser; the fast path's subclass adds the response lines it reads in bulk.
     """
 
     def __init__(self, path: str) -> None:

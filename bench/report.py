@@ -5,7 +5,9 @@ compact files (``.mrt``, what `marteau bench` writes on each node), then
 times ``marteau report --html`` on them in a child process: wall time and
 peak memory (the child's ``ru_maxrss``).  It also writes one FunkLoad XML
 file (exported from a node's compact file) and times `marteau.results.load`
-on it, for the XML read rate.  Prints the figures and their ratio to the
+on it, for the XML read rate, and the same records as FunkLoad 1.x wrote
+XML-RPC calls (a stray ``"`` after each ``<response />``, which the reader's
+tolerant path reads) for that path's rate.  Prints the figures and their ratio to the
 targets of the report issue: <= 15 s and <= 2 GB for 10 million requests
 on a 2-core machine (and an ``index.html`` of <= 5 MB, interactive charts
 included), >= 250,000 FunkLoad-XML responses read per second.  The load
@@ -13,7 +15,7 @@ average is printed with each figure: on a shared machine compare CPU
 seconds, not wall time.
 
 Usage: ``python bench/report.py [--sizes 1000000,10000000] [--xml-requests 1000000]
-[--keep DIR] [--profile]``.  ``--profile`` runs the largest report once more
+[--tolerant-requests 200000] [--keep DIR] [--profile]``.  ``--profile`` runs the largest report once more
 under cProfile and prints the top functions (cumulative time).
 """
 
@@ -250,6 +252,34 @@ def time_xml(xml: Path) -> tuple[int, float, float]:
     return int(count), float(seconds), float(cpu)
 
 
+def write_funkload_1x(source: Path, target: Path) -> None:
+    """`source` as FunkLoad 1.x wrote XML-RPC calls: a stray ``"`` after each ``<response />``."""
+    with source.open("rb") as lines, target.open("wb") as out:
+        for line in lines:
+            if line.startswith(b"<response ") and line.endswith(b" />\n"):
+                line = line[:-1] + b'"\n'
+            out.write(line)
+
+
+def bench_tolerant(directory: Path, requests: int) -> dict[str, float]:
+    """Read rate of the reader's tolerant path (FunkLoad 1.x XML-RPC records)."""
+    from marteau.results.funkload_writer import export_xml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    mrt, xml, old = directory / "node.mrt", directory / "export.xml", directory / "funkload-1x.xml"
+    write_node(mrt, 0, requests, seed=11)
+    export_xml(mrt, xml)
+    write_funkload_1x(xml, old)
+    os.sync()
+    count, seconds, cpu = time_xml(old)
+    print(
+        f"\nFunkLoad 1.x XML-RPC records ({old.stat().st_size / 1e6:.0f} MB, tolerant path): "
+        f"read {count:,} responses in {seconds:.2f} s wall ({cpu:.2f} s CPU): "
+        f"{count / seconds:,.0f} responses/s ({count / cpu:,.0f}/s of CPU)"
+    )
+    return {"responses": count, "seconds": seconds, "cpu_seconds": cpu}
+
+
 PHASES = (
     ("load_all", "results.merge.load_all (read + merge the nodes)"),
     ("compute", "report.stats.compute (FunkLoad's statistics)"),
@@ -258,8 +288,8 @@ PHASES = (
     ("write_summary", "report.summary.write_summary"),
     ("_copy_results", "report.command._copy_results (copy inputs)"),
     ("render_html", "report.html.render_html (page + charts)"),
-    ("aggregate", "  report.charts.aggregate (numpy, wall-clock charts)"),
-    ("wait", "  report.charts.Rendering.wait (charts drawn)"),
+    ("aggregate", "  report.time_charts.aggregate (numpy, wall-clock charts)"),
+    ("wait", "  report.chart_pool.Rendering.wait (charts drawn)"),
 )
 
 
@@ -296,6 +326,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--xml-requests", type=int, default=1_000_000)
+    parser.add_argument("--tolerant-requests", type=int, default=200_000)
     parser.add_argument("--keep", help="work directory to keep (default: a temporary one)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
@@ -337,7 +368,7 @@ def main() -> None:
             }
         if args.xml_requests:
             t0 = time.perf_counter()
-            from marteau.results.funkload_xml import export_xml
+            from marteau.results.funkload_writer import export_xml
 
             xml_dir = work / "xml"
             xml_dir.mkdir(exist_ok=True)
@@ -358,6 +389,8 @@ def main() -> None:
                 f"target >= {TARGET_XML_RATE:,}/s: {rate / TARGET_XML_RATE:.2f}x"
             )
             figures["xml"] = {"responses": count, "seconds": seconds, "cpu_seconds": cpu}
+        if args.tolerant_requests:
+            figures["tolerant_xml"] = bench_tolerant(work / "xml-1x", args.tolerant_requests)
         if args.profile and sizes:
             biggest = max(sizes)
             print(f"\ncProfile of marteau report --html, {biggest:,} requests:")

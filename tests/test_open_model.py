@@ -18,7 +18,7 @@ import pytest
 from marteau.engine.arrivals import Share, arrivals, parse_rates, parse_share
 from marteau.errors import MarteauError
 from marteau.results import load
-from marteau.results.funkload_xml import read_xml
+from marteau.results.funkload_reader import read_xml
 from marteau.results.records import DROPPED
 from tests.servers import LocalServer, ok
 

@@ -216,7 +216,7 @@ def test_charts_draw_durations_in_milliseconds(tmp_path: Path, monkeypatch) -> N
         drawn[name] = (ax.get_ylabel(), [line.get_ydata() for line in ax.get_lines()])
         return f"{name}.png"
 
-    monkeypatch.setattr(charts, "_save", keep)
+    monkeypatch.setattr(charts, "save", keep)
     candles = [{"cvus": 1, "min": 0.0002, "avg": 0.0003, "p10": 0.0002, "p50": 0.0002}]
     candles[0].update({"p90": 0.0004, "p95": 0.0004, "p99": 0.0004})
     charts.candle_chart(str(tmp_path), "requests", "Request response time", candles)

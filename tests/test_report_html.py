@@ -256,7 +256,7 @@ def test_time_aggregation_percentiles_and_counts() -> None:
     """The wall-clock charts' numbers: exact counts, percentiles within a bin (±1.2 %)."""
     import numpy as np
 
-    from marteau.report.charts import aggregate
+    from marteau.report.time_charts import aggregate
     from marteau.results.records import RESPONSE_FIELDS, numpy_dtype
 
     rng = np.random.default_rng(3)
@@ -305,7 +305,8 @@ def test_chart_workers_and_failure(tmp_path: Path) -> None:
     """Charts drawn by worker processes; a chart that cannot be drawn is a MarteauError."""
     from marteau.errors import MarteauError
     from marteau.report import stats
-    from marteau.report.charts import Job, Rendering, candle_chart, plan
+    from marteau.report.chart_pool import Job, Rendering
+    from marteau.report.charts import candle_chart, plan
     from marteau.results import load
 
     rs = load(SIMPLE)

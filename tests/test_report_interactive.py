@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from marteau.report import charts, interactive
+from marteau.report import interactive, monitor_charts, time_charts
 from marteau.report.command import report_command
 from marteau.results import load
 from marteau.results.records import RESPONSE_FIELDS, numpy_dtype
@@ -76,12 +76,12 @@ def test_ten_million_requests_make_a_small_spec() -> None:
     responses["duration"] = rng.lognormal(-3, 1, n)
     responses["cycle"] = (responses["time"] - 1.7e9) // 1440
     responses["cvus"] = 10 * (responses["cycle"] + 1)
-    jobs = charts.time_jobs(charts.aggregate(responses))
+    jobs = time_charts.time_jobs(time_charts.aggregate(responses))
     del responses
     text = interactive.script_json(interactive.specs(jobs))
     assert len(text) < 400_000
     specs = json.loads(text)
-    assert len(specs["time_rps"]["x"]) <= charts.MAX_TIME_POINTS
+    assert len(specs["time_rps"]["x"]) <= time_charts.MAX_TIME_POINTS
     assert [s["label"] for s in specs["time_rps"]["series"]] == [
         f"{10 * (c + 1)} CUs" for c in range(5)
     ]
@@ -90,7 +90,7 @@ def test_ten_million_requests_make_a_small_spec() -> None:
 def test_monitor_charts_have_specs() -> None:
     """Each monitored host's chart (tests/data/report/monitor.xml) has its interactive form."""
     results = load(DATA / "monitor.xml")
-    hosts = charts.monitor_hosts(results.monitors, results.config)
+    hosts = monitor_charts.monitor_hosts(results.monitors, results.config)
     jobs = [job for host in hosts for job in host["jobs"]]
     specs = interactive.specs(jobs)
     assert jobs and set(specs) == {job.name for job in jobs}

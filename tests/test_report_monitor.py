@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from marteau.report.charts import monitor_hosts
 from marteau.report.command import report_command
+from marteau.report.monitor_charts import monitor_hosts
 from marteau.results import load
 from marteau.results.merge import merge
 
@@ -155,7 +155,7 @@ def test_cycle_averages_for_summary_json() -> None:
 
 
 def test_monitor_charts_share_the_time_charts_origin_and_cycle_bands() -> None:
-    from marteau.report.charts import aggregate
+    from marteau.report.time_charts import aggregate
 
     rs = load(str(MONITOR))
     series = aggregate(rs.responses)

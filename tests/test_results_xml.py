@@ -10,9 +10,10 @@ import pytest
 
 from marteau.engine.recorder import Recorder
 from marteau.errors import MarteauError
-from marteau.results import funkload_xml, load
+from marteau.results import funkload_reader, funkload_tolerant, load
 from marteau.results.compact import read_compact
-from marteau.results.funkload_xml import (
+from marteau.results.funkload_reader import read_xml
+from marteau.results.funkload_writer import (
     XmlLinesSink,
     export_xml,
     format_config,
@@ -21,7 +22,6 @@ from marteau.results.funkload_xml import (
     format_test_result,
     i3,
     py2_float,
-    read_xml,
     root_open,
 )
 from marteau.results.records import ERROR, FAILURE, SUCCESSFUL
@@ -499,7 +499,7 @@ def test_read_across_block_boundaries(tmp_path: Path, monkeypatch: pytest.Monkey
     rec.close()
     export_xml(mrt, xml)
     whole = read_xml(xml)
-    monkeypatch.setattr(funkload_xml, "_BLOCK", 500)
+    monkeypatch.setattr(funkload_reader, "_BLOCK", 500)
     pieces = read_xml(xml)
     assert pieces.warnings == whole.warnings == []
     assert list(pieces.responses["step"]) == list(range(300))
@@ -537,3 +537,99 @@ def test_load_dispatches_on_content(tmp_path: Path) -> None:
     assert from_xml.source == str(xml) and len(from_xml.responses) == 5
     with pytest.raises(MarteauError, match="nothere"):
         load(tmp_path / "nothere.xml")
+
+
+# -- the tolerant path: expat, with the regular expressions as the reference ---
+
+_GOLDEN_1X = (DATA / "bench-1.17.xml").read_bytes().replace(b'" />\n<response', b'" />"\n<response')
+_VARIANTS = {
+    "XML-RPC records": b"",
+    "tab in a value": (b'description="Status"', b'description="St\tatus"'),
+    "newline in a value": (b'description="Status"', b'description="St\natus"'),
+    "CR LF lines": (b"\n", b"\r\n"),
+    "windows-1252 reference": (b'description="Status"', b'description="St&#128;atus"'),
+    "HTML entity": (b'description="Status"', b'description="St&nbsp;atus"'),
+    "XML entities": (b'description="Status"', b'description="a &amp; b &lt; c &#10;d"'),
+    "DOCTYPE": (b'<config key="id"', b'<!DOCTYPE r [<!ENTITY e "x">]>\n<config key="id" a="&e;"'),
+    "comment": (b'<config key="id"', b'<!-- <response cycle="1"/> -->\n<config key="id"'),
+    "CDATA outside a body": (
+        b'<config key="id"',
+        b'<![CDATA[\n<config key="x" value="y"/>]]>\n<config key="id"',
+    ),
+    "start and end tags": (b'duration="0.003" />"', b'duration="0.003"></response>'),
+    "text in a response": (b'duration="0.003" />"', b'duration="0.003">x/></response>'),
+    "element-like line": (b'<config key="id"', b'<response-x a="1"/>\n<config key="id"'),
+    "duplicate attribute": (b'description="Status"', b'description="Status" description="x"'),
+    "spaced root end": (b"</funkload>", b"</funkload >"),
+    "nesting": (
+        b'<config key="id" value="test_simple" />',
+        b'<x><config key="id" value="test_simple" /></x>',
+    ),
+    "quoting": (b'description="Status"', b"description='Sta\"tus'"),
+    "missing attribute": (b' duration="0.003"', b""),
+    "bad number": (b'duration="0.003"', b'duration="abc"'),
+    "no root end": (b"</funkload>\n", b""),
+    "deep nesting": (b'<config key="id"', b"<a>" * 100 + b'\n<config key="id"'),
+    "empty root": (b'.123456">', b'.123456"/>'),
+    "reference in a test": (b'<testResult cycle="000"', b'<testResult cycle="&#48;"'),
+    "invalid UTF-8": (b"/logo.png", b"/logo\xe9.png"),
+    "test before any response, no class": (b'<config key="class" value="Simple" />\n', b""),
+}
+
+
+def _variant(name: str) -> bytes:
+    change = _VARIANTS[name]
+    return _GOLDEN_1X.replace(*change) if change else _GOLDEN_1X
+
+
+def _everything(rs: object) -> tuple[object, ...]:
+    return tuple(
+        getattr(rs, name).tobytes()
+        if name in ("responses", "tests", "iterations")
+        else getattr(rs, name)
+        for name in (
+            "responses",
+            "tests",
+            "iterations",
+            "strings",
+            "details",
+            "config",
+            "monitors",
+            "warnings",
+        )
+    )
+
+
+@pytest.mark.parametrize("name", list(_VARIANTS))
+def test_tolerant_path_reads_as_the_regular_expressions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    path = tmp_path / "old.xml"
+    path.write_bytes(_variant(name))
+    expat_regions: list[bool] = []
+    events = funkload_tolerant._expat_events
+
+    def spy(data: bytes) -> object:
+        found = events(data)
+        expat_regions.append(found is not None)
+        return found
+
+    monkeypatch.setattr(funkload_tolerant, "_expat_events", spy)
+    with_expat = _everything(read_xml(path))
+    monkeypatch.setattr(funkload_tolerant, "_expat_events", lambda data: None)
+    assert with_expat == _everything(read_xml(path))
+    if name == "XML-RPC records":
+        assert expat_regions and all(expat_regions)
+
+
+def test_funkload_1x_records_give_the_numbers_of_plain_lines(tmp_path: Path) -> None:
+    path = tmp_path / "old.xml"
+    path.write_bytes(_GOLDEN_1X)
+    plain, old = read_xml(DATA / "bench-1.17.xml"), read_xml(path)
+    assert old.warnings == plain.warnings == []
+    for name in ("time", "duration", "cycle", "cvus", "thread", "step", "number", "code", "result"):
+        assert old.responses[name].tolist() == plain.responses[name].tolist()
+    assert [old.string(i) for i in old.responses["url"]] == [
+        plain.string(i) for i in plain.responses["url"]
+    ]
+    assert old.tests.tobytes() == plain.tests.tobytes() and old.details == plain.details

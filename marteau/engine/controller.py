@@ -681,7 +681,7 @@ class BenchController:
     def _write_results(self) -> None:
         """Combine the worker files into the node file, then export FunkLoad XML."""
         from marteau.results.compact import CompactWriter, combine
-        from marteau.results.funkload_xml import export_xml
+        from marteau.results.funkload_writer import export_xml
 
         setup = self.setup
         out = self.outcome

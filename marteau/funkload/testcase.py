@@ -85,7 +85,7 @@ def functional_sink(result_path: str) -> Any:
     with _sinks_lock:
         sink = _functional_sinks.get(result_path)
         if sink is None:
-            from marteau.results.funkload_xml import XmlLinesSink
+            from marteau.results.funkload_writer import XmlLinesSink
 
             directory = os.path.dirname(result_path)
             if directory:

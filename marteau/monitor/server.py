@@ -35,7 +35,7 @@ from marteau.funkload import rpc_daemon
 from marteau.monitor.agent import Bounds, record, sample_loop
 from marteau.monitor.conf import MonitorConf, read_conf
 from marteau.monitor.sampler import PLUGINS, Sampler, check_plugins
-from marteau.results.funkload_xml import format_monitor
+from marteau.results.funkload_writer import format_monitor
 
 TEST_KEY = "internal_test_monitor"
 TEST_SECONDS = 2.0

@@ -214,7 +214,7 @@ def render_page(
     `charts`: chart name -> image URL (a ``data:`` URI, see `inline_charts`).
     `chart_specs`: chart name -> interactive spec (`interactive.specs`), for
     the charts of `charts` only; without any, the page has no script.
-    `monitors`: the monitored hosts (`marteau.report.charts.monitor_hosts`),
+    `monitors`: the monitored hosts (`marteau.report.monitor_charts.monitor_hosts`),
     for the "Monitored hosts" section; without them it is left out.
     """
     charts = charts or {}
@@ -278,8 +278,8 @@ def render_html(
     then inlined; if they cannot be drawn (`MarteauError`), the page is
     still written, without them, as FunkLoad's gnuplot failure left one.
     """
+    from marteau.report import chart_pool, interactive, monitor_charts, time_charts
     from marteau.report import charts as charting
-    from marteau.report import interactive
 
     css_link = None
     if css:
@@ -296,15 +296,15 @@ def render_html(
         first, steps = charting.cycle_jobs(stats), charting.step_jobs(stats)
         hosts_seen = len({m.get("host") for m in monitor_records})
         expected = len(first) + len(steps) + 3 + 4 * hosts_seen
-        rendering = charting.Rendering(directory, workers=workers, expected=expected)
-        series = charting.aggregate(getattr(results, "responses", None))
+        rendering = chart_pool.Rendering(directory, workers=workers, expected=expected)
+        series = time_charts.aggregate(getattr(results, "responses", None))
     # the monitor charts share the time charts' origin and cycle bands
-    monitors = charting.monitor_hosts(
+    monitors = monitor_charts.monitor_hosts(
         monitor_records, getattr(results, "config", None) or {}, series
     )
     if rendering is not None and stats is not None:
         hosts = [job for host in monitors for job in host["jobs"]]
-        jobs = first + charting.time_jobs(series, stats) + hosts + steps
+        jobs = first + time_charts.time_jobs(series, stats) + hosts + steps
         rendering.submit(jobs)
         specs = interactive.specs(jobs)  # while the workers draw
     images: dict[str, str] = {}

@@ -9,8 +9,8 @@ from a *spec* built here out of the very arguments the PNG was drawn from
 zoom a range, click a legend entry to hide its series.
 
 Why a spec per drawing function rather than the raw responses: the data is
-already aggregated (`charts.aggregate` caps the wall-clock charts at
-`charts.MAX_TIME_POINTS` buckets), so 10 million requests still make a few
+already aggregated (`time_charts.aggregate` caps the wall-clock charts at
+`time_charts.MAX_TIME_POINTS` buckets), so 10 million requests still make a few
 hundred kB of JSON; values are rounded to 4 significant digits, which is
 more than a chart shows (the tables keep the exact figures).
 
@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from marteau.report import charts
-from marteau.report.charts import COLORS, CYCLE_PALETTE, MS, Job
+from marteau.report import charts, monitor_charts, time_charts
+from marteau.report.chart_pool import Job
+from marteau.report.chart_style import COLORS, CYCLE_PALETTE, MS
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 LIBRARY = ("uPlot.iife.min.js", "marteau-charts.js")
@@ -129,14 +130,14 @@ def _grid_x(lines: Sequence[tuple[str, Any, Any]]) -> tuple[Any, list[Any]]:
 
 
 def time_rps_spec(bucket: int, lines: list[tuple[str, Any, Any]], xlabel: str = "") -> dict:
-    """`charts.time_rps_chart`: requests per second over time, one line per cycle.
+    """`time_charts.time_rps_chart`: requests per second over time, one line per cycle.
 
     Also the service's live chart (`marteau.service.live_figures`), with
     its own x label.
     """
     x, ys = _grid_x(lines) if lines else (np.zeros(0), [])
     return {
-        "title": f"Requests per second over time ({charts._bucket_label(bucket)})",
+        "title": f"Requests per second over time ({time_charts.bucket_label(bucket)})",
         "x": _values(x),
         "xlabel": xlabel or "time since the first request (s)",
         "axes": [{"label": "requests per second", "min": 0}],
@@ -155,14 +156,14 @@ def percentiles_time_spec(
     over: str = "",
     xlabel: str = "",
 ) -> dict[str, Any]:
-    """`charts.percentiles_time_chart`: P50/P95/P99 per time bucket (log scale), cycles shaded.
+    """`time_charts.percentiles_time_chart`: P50/P95/P99 per time bucket (log scale), cycles shaded.
 
     Also the service's live chart, whose points are each over the nodes' last
     seconds (``over``), with its own x label.
     """
     colors = (COLORS["med"], COLORS["p95"], COLORS["p99"])
     return {
-        "title": f"Response time percentiles over time ({over or charts._bucket_label(bucket)})",
+        "title": f"Response time percentiles over time ({over or time_charts.bucket_label(bucket)})",
         "x": _values(x),
         "xlabel": xlabel or "time since the first request (s)",
         "axes": [{"label": "response time (ms, log scale)", "log": True}],
@@ -175,7 +176,7 @@ def percentiles_time_spec(
 
 
 def distribution_spec(edges: Any, counts: Any, markers: list[tuple[str, float]]) -> dict:
-    """`charts.distribution_chart`: the histogram of response times (log x), markers as lines."""
+    """`time_charts.distribution_chart`: the histogram of response times (log x), markers as lines."""
     counts = np.asarray(counts, float)
     positive = counts[counts > 0]
     log = bool(positive.size and positive.max() / positive.min() > 1000)
@@ -207,7 +208,7 @@ def monitor_spec(
     aligned: bool = False,
     xlabel: str = "",
 ) -> dict[str, Any]:
-    """`charts.monitor_chart`: a monitored host's values over time, one y axis per unit,
+    """`monitor_charts.monitor_chart`: a monitored host's values over time, one y axis per unit,
     with the cycles' bands when the samples are aligned on the time charts' origin.
 
     Also the service's live users and failed tests chart, with its own x label.
@@ -240,10 +241,10 @@ def monitor_spec(
 SPECS: dict[Callable[..., str], Callable[..., dict[str, Any]]] = {
     charts.rate_chart: rate_spec,
     charts.candle_chart: candle_spec,
-    charts.time_rps_chart: time_rps_spec,
-    charts.percentiles_time_chart: percentiles_time_spec,
-    charts.distribution_chart: distribution_spec,
-    charts.monitor_chart: monitor_spec,
+    time_charts.time_rps_chart: time_rps_spec,
+    time_charts.percentiles_time_chart: percentiles_time_spec,
+    time_charts.distribution_chart: distribution_spec,
+    monitor_charts.monitor_chart: monitor_spec,
 }
 
 

@@ -15,7 +15,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     anything unreadable raises `MarteauError` naming the file.
     """
     from marteau.results.compact import MAGIC_PREFIX, read_compact
-    from marteau.results.funkload_xml import read_xml
+    from marteau.results.funkload_reader import read_xml
 
     name = os.fspath(path)
     try:

@@ -2,7 +2,7 @@
 
 Why not FunkLoad XML on the node: formatting one XML line costs ~4-22 µs,
 packing one struct ~0.35 µs.  The XML is exported from this file afterwards
-(`marteau.results.funkload_xml.export_xml`).
+(`marteau.results.funkload_writer.export_xml`).
 
 Layout::
 
@@ -63,7 +63,9 @@ from marteau.results.records import (
     SAMPLE_STRUCT,
     TEST_FIELDS,
     TEST_STRUCT,
+    numpy_dtype,
 )
+from marteau.results.resultset import ResultSet
 
 MAGIC = b"MARTEAU-RESULTS 1\n"
 MAGIC_PREFIX = b"MARTEAU-RESULTS "
@@ -209,19 +211,7 @@ def iter_chunks(
     """
     name = os.fspath(path)
     warn = warnings.append if warnings is not None else (lambda _message: None)
-    try:
-        f = open(name, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise MarteauError(f"{name}: cannot read results: {exc.strerror}") from exc
-    with f:
-        magic = f.readline(64)
-        if magic != MAGIC:
-            if magic.startswith(MAGIC_PREFIX):
-                raise MarteauError(
-                    f"{name}: compact result format {magic[len(MAGIC_PREFIX) :].strip()!r} "
-                    "is newer than this Marteau"
-                )
-            raise MarteauError(f"{name}: not a Marteau compact result file (bad magic line)")
+    with _open_compact(name) as f:
         offset = len(MAGIC)
         ended = False
         while True:
@@ -235,36 +225,14 @@ def iter_chunks(
                 )
                 break
             kind, length = _HEADER.unpack(header)
-            if kind in skip:
-                # Seeking past the end succeeds silently: check the real size.
-                payload = b""
-                start = f.tell()
-                f.seek(length, os.SEEK_CUR)
-                size = os.fstat(f.fileno()).st_size
-                if size < f.tell():
-                    if spans is not None:
-                        warn(
-                            f"{name}: truncated last chunk at byte {offset} "
-                            f"({max(0, size - start)} of {length} bytes) ignored "
-                            "(the writer was probably killed)"
-                        )
-                    else:
-                        warn(
-                            f"{name}: truncated last chunk at byte {offset} ignored "
-                            "(the writer was probably killed)"
-                        )
-                    break
-                if spans is not None:
-                    spans.append((start, length))
-            else:
-                payload = f.read(length)
-                if len(payload) < length:
-                    warn(
-                        f"{name}: truncated last chunk at byte {offset} "
-                        f"({len(payload)} of {length} bytes) ignored "
-                        "(the writer was probably killed)"
-                    )
-                    break
+            payload, have = _payload(f, length, kind in skip, spans)
+            if have < length:
+                read = "" if kind in skip and spans is None else f" ({have} of {length} bytes)"
+                warn(
+                    f"{name}: truncated last chunk at byte {offset}{read} ignored "
+                    "(the writer was probably killed)"
+                )
+                break
             offset += _HEADER.size + length
             if kind == END:
                 ended = True
@@ -275,6 +243,42 @@ def iter_chunks(
             yield kind, payload
         if not ended:
             warn(f"{name}: no end marker: the bench did not close its results (killed?)")
+
+
+def _open_compact(name: str) -> IO[bytes]:
+    """The file, positioned after its magic line; `MarteauError` if it is not ours."""
+    try:
+        f = open(name, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise MarteauError(f"{name}: cannot read results: {exc.strerror}") from exc
+    magic = f.readline(64)
+    if magic != MAGIC:
+        f.close()
+        if magic.startswith(MAGIC_PREFIX):
+            raise MarteauError(
+                f"{name}: compact result format {magic[len(MAGIC_PREFIX) :].strip()!r} "
+                "is newer than this Marteau"
+            )
+        raise MarteauError(f"{name}: not a Marteau compact result file (bad magic line)")
+    return f
+
+
+def _payload(
+    f: IO[bytes], length: int, skip: bool, spans: list[tuple[int, int]] | None
+) -> tuple[bytes, int]:
+    """(payload, bytes of it in the file): read, or seeked over (b"") when `skip`.
+
+    A skipped payload's span goes to `spans` when it is whole.
+    """
+    if not skip:
+        payload = f.read(length)
+        return payload, len(payload)
+    start = f.tell()
+    f.seek(length, os.SEEK_CUR)  # seeking past the end succeeds silently: check the size
+    have = min(length, max(0, os.fstat(f.fileno()).st_size - start))
+    if have == length and spans is not None:
+        spans.append((start, length))
+    return b"", have
 
 
 def decode_json_chunk(path: str, kind: bytes, payload: bytes) -> Any:
@@ -420,8 +424,6 @@ def resultset_of(
 ) -> Any:
     """The `ResultSet` of a scanned file, given its record arrays (iterations read here
     when not given: an open-model node has a few per test, never a merge's bulk)."""
-    from marteau.results.resultset import ResultSet
-
     raw = scan.raw
     if iterations is None:
         iterations = read_iterations(scan)
@@ -452,8 +454,6 @@ def read_iterations(scan: CompactScan) -> Any:
     """The open model's iteration records of a scanned file (an empty array when none)."""
     import numpy
 
-    from marteau.results.records import numpy_dtype
-
     array = numpy.empty(scan.count(ITERATIONS), dtype=numpy_dtype(ITERATION_FIELDS))
     read_records(scan, ITERATIONS, array)
     return array
@@ -462,8 +462,6 @@ def read_iterations(scan: CompactScan) -> Any:
 def read_compact(path: str | os.PathLike[str]) -> Any:
     """Read a compact file into a `ResultSet` of numpy arrays (controller side)."""
     import numpy
-
-    from marteau.results.records import numpy_dtype
 
     scan = scan_compact(path)
     arrays = []

@@ -26,6 +26,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marteau.errors import MarteauError
+from marteau.results import load
+from marteau.results.compact import (
+    MAGIC_PREFIX,
+    RECORD_FIELDS,
+    RESPONSES,
+    SAMPLES,
+    TESTS,
+    CompactScan,
+    is_compact,
+    read_records,
+    resultset_of,
+    scan_compact,
+)
+from marteau.results.records import numpy_dtype
 from marteau.results.resultset import ResultSet
 
 
@@ -88,8 +102,6 @@ class Merged:
 
 def is_compact_source(rs: ResultSet) -> bool:
     """Whether `rs` came from a compact ``.mrt`` file (else: FunkLoad XML)."""
-    from marteau.results.compact import is_compact
-
     try:
         return bool(is_compact(rs.source))
     except OSError:
@@ -135,8 +147,6 @@ def load_all(paths: Sequence[str], names: dict[str, str] | None = None) -> Merge
 
 
 def _load_all(paths: Sequence[str], names: dict[str, str]) -> Merged:
-    from marteau.results import load
-
     entries: list[Any] = []
     skipped: list[Skipped] = []
     for path in paths:
@@ -163,8 +173,6 @@ def _scan(path: str) -> Any:
 
     Errors are worded as `marteau.results.load` words them.
     """
-    from marteau.results.compact import MAGIC_PREFIX, scan_compact
-
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
@@ -188,17 +196,6 @@ def _read_in_place(entries: list[Any]) -> tuple[list[ResultSet], Any]:
     merged (responses, tests, samples) arrays that `merge` completes.
     """
     import numpy as np
-
-    from marteau.results.compact import (
-        RECORD_FIELDS,
-        RESPONSES,
-        SAMPLES,
-        TESTS,
-        CompactScan,
-        read_records,
-        resultset_of,
-    )
-    from marteau.results.records import numpy_dtype
 
     kinds = (RESPONSES, TESTS, SAMPLES)
     dtypes = [numpy_dtype(RECORD_FIELDS[kind]) for kind in kinds]
@@ -288,88 +285,33 @@ def merge(resultsets: Sequence[ResultSet], *, release: bool = False, _into: Any 
     (from `load_all`): the merged arrays, the accepted inputs' records
     already read into their slices, completed in place.
     """
-    import numpy as np
-
     if not resultsets:
         raise MarteauError("no result to merge")
     first = resultsets[0]
-    accepted: list[ResultSet] = [first]
-    skipped: list[Skipped] = []
-    for rs in resultsets[1:]:
-        reason = _compatible(first, rs)
-        if reason:
-            skipped.append(Skipped(rs.source, f"{rs.source}: skipped: {reason}"))
-        else:
-            accepted.append(rs)
+    accepted, skipped = _accepted(first, resultsets[1:])
     taken: set[str] = set()
     nodes = [
         NodeInfo(_node_name(rs, i, taken), i, rs.source, _own_cycles(rs), rs.samples)
         for i, rs in enumerate(accepted)
     ]
-    max_thread = max(
-        [int(a["thread"].max()) for rs in accepted for a in (rs.responses, rs.tests) if a.size]
-        or [0]
-    )
-    thread_base = 1000 if max_thread < 1000 else 10 ** len(str(max_thread))
+    thread_base = _thread_base(accepted)
     if len(accepted) == 1:
         return Merged(first, nodes, thread_base, skipped, [first])
 
     width = max(len(n.cycles) for n in nodes)
     users = [sum(n.cycles[c] for n in nodes if c < len(n.cycles)) for c in range(width)]
-    count = len(accepted)
+    if _into is None:
+        _into = tuple(_allocate(accepted, name) for name in ("responses", "tests", "samples"))
+    all_responses, all_tests, all_samples = _into
+    cvus = _MergedUsers(users, len(accepted))
     strings: list[str] = []
     ids: dict[str, int] = {}
     details: list[dict[str, Any]] = []
     monitors: list[dict[str, str]] = []
     warnings: list[str] = []
-    users_by_cycle = np.array(users or [0], dtype=np.int64)
-
-    def merged_cvus(array: Any) -> Any:
-        cycle = array["cycle"].astype(np.int64)
-        inside = cycle < len(users)
-        out = array["cvus"].astype(np.int64) * count  # FunkLoad's rule outside the list
-        out[inside] = users_by_cycle[cycle[inside]]
-        return out
-
-    def set_cvus(array: Any) -> None:
-        """array["cvus"] = merged_cvus(array), run by run of one cycle (records come so)."""
-        cycle = np.ascontiguousarray(array["cycle"])
-        n = int(cycle.size)
-        change = np.flatnonzero(cycle[1:] != cycle[:-1]) + 1 if n else None
-        if change is None or change.size >= 4096:
-            array["cvus"] = merged_cvus(array)
-            return
-        bounds = [0, *change.tolist(), n]
-        column = array["cvus"]
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            number = int(cycle[lo])
-            if number < len(users):
-                column[lo:hi] = users_by_cycle[number]
-            else:
-                column[lo:hi] = column[lo:hi].astype(np.int64) * count
-
-    def allocate(name: str) -> Any:
-        arrays = [getattr(rs, name) for rs in accepted]
-        dtype = np.result_type(*[a.dtype for a in arrays])
-        return np.empty(sum(a.size for a in arrays), dtype=dtype)
-
-    if _into is not None:
-        all_responses, all_tests, all_samples = _into
-    else:
-        all_responses, all_tests, all_samples = (
-            allocate("responses"),
-            allocate("tests"),
-            allocate("samples"),
-        )
     r_at = t_at = s_at = 0
     for node, rs in zip(nodes, accepted, strict=True):
-        remap = np.empty(max(len(rs.strings), 1), dtype=np.uint32)
-        for old, text in enumerate(rs.strings):
-            new = ids.get(text)
-            if new is None:
-                new = ids[text] = len(strings)
-                strings.append(text)
-            remap[old] = new
+        remap = _remap_strings(rs.strings, ids, strings)
         offset = len(details)
         details.extend(rs.details)
         r = all_responses[r_at : r_at + rs.responses.size]
@@ -377,18 +319,8 @@ def merge(resultsets: Sequence[ResultSet], *, release: bool = False, _into: Any 
         r_at += r.size
         t_at += t.size
         for out, source in ((r, rs.responses), (t, rs.tests)):
-            if not _same_memory(out, source):
-                out[...] = source
-            # in place, same arithmetic as thread + index * base, detail + offset if > 0
-            if node.index:
-                column = out["thread"]
-                column += node.index * thread_base
-            if offset:
-                column = out["detail"]
-                used = np.flatnonzero(column)
-                column[used] += offset
-            set_cvus(out)
-        if not np.array_equal(remap[: len(rs.strings)], np.arange(len(rs.strings))):
+            _copy_records(out, source, node.index * thread_base, offset, cvus)
+        if remap is not None:
             for name in ("type", "url", "description"):
                 r[name] = remap[r[name]]
         part = all_samples[s_at : s_at + rs.samples.size]
@@ -398,14 +330,9 @@ def merge(resultsets: Sequence[ResultSet], *, release: bool = False, _into: Any 
         if release:
             rs.responses = rs.responses[:0]
             rs.tests = rs.tests[:0]
-        for monitor in rs.monitors:
-            monitor = dict(monitor)
-            if monitor.get("host") == "localhost":
-                monitor["host"] = node.name
-            monitors.append(monitor)
+        monitors.extend(_node_monitors(rs, node.name))
         warnings.extend(rs.warnings)
     warnings.extend(s.reason for s in skipped)
-    iterations = _merged_iterations(nodes, accepted, thread_base)
     config = dict(first.config)
     config["cycles"] = str(users)
     config["node"] = ", ".join(n.name for n in nodes)
@@ -420,9 +347,128 @@ def merge(resultsets: Sequence[ResultSet], *, release: bool = False, _into: Any 
         node=config["node"],
         monitors=monitors,
         warnings=warnings,
-        iterations=iterations,
+        iterations=_merged_iterations(nodes, accepted, thread_base),
     )
     return Merged(merged, nodes, thread_base, skipped, accepted)
+
+
+def _accepted(
+    first: ResultSet, others: Sequence[ResultSet]
+) -> tuple[list[ResultSet], list[Skipped]]:
+    """The inputs of the same bench as `first` (itself included), and the others, with why."""
+    accepted: list[ResultSet] = [first]
+    skipped: list[Skipped] = []
+    for rs in others:
+        reason = _compatible(first, rs)
+        if reason:
+            skipped.append(Skipped(rs.source, f"{rs.source}: skipped: {reason}"))
+        else:
+            accepted.append(rs)
+    return accepted, skipped
+
+
+def _thread_base(accepted: Sequence[ResultSet]) -> int:
+    """The multiple of the node index added to its thread ids: 1000, or above its largest id."""
+    max_thread = max(
+        [int(a["thread"].max()) for rs in accepted for a in (rs.responses, rs.tests) if a.size]
+        or [0]
+    )
+    return 1000 if max_thread < 1000 else 10 ** len(str(max_thread))
+
+
+def _allocate(accepted: Sequence[ResultSet], name: str) -> Any:
+    """The merged array of the `name` records (uninitialised), one slice per node."""
+    import numpy as np
+
+    arrays = [getattr(rs, name) for rs in accepted]
+    dtype = np.result_type(*[a.dtype for a in arrays])
+    return np.empty(sum(a.size for a in arrays), dtype=dtype)
+
+
+def _remap_strings(own: list[str], ids: dict[str, int], strings: list[str]) -> Any:
+    """A node's string ids → merged ids (new strings appended), or None if they are the same."""
+    import numpy as np
+
+    remap = np.empty(max(len(own), 1), dtype=np.uint32)
+    for old, text in enumerate(own):
+        new = ids.get(text)
+        if new is None:
+            new = ids[text] = len(strings)
+            strings.append(text)
+        remap[old] = new
+    if np.array_equal(remap[: len(own)], np.arange(len(own))):
+        return None
+    return remap
+
+
+class _MergedUsers:
+    """FunkLoad's ``cvus`` of merged records: the users of all nodes in the record's cycle."""
+
+    def __init__(self, users: list[int], count: int) -> None:
+        import numpy as np
+
+        self.np = np
+        self.users = users
+        self.count = count
+        self.by_cycle = np.array(users or [0], dtype=np.int64)
+
+    def of(self, array: Any) -> Any:
+        np = self.np
+        cycle = array["cycle"].astype(np.int64)
+        inside = cycle < len(self.users)
+        out = array["cvus"].astype(np.int64) * self.count  # FunkLoad's rule outside the list
+        out[inside] = self.by_cycle[cycle[inside]]
+        return out
+
+    def set(self, array: Any) -> None:
+        """array["cvus"] = self.of(array), run by run of one cycle (records come so)."""
+        np = self.np
+        cycle = np.ascontiguousarray(array["cycle"])
+        n = int(cycle.size)
+        change = np.flatnonzero(cycle[1:] != cycle[:-1]) + 1 if n else None
+        if change is None or change.size >= 4096:
+            array["cvus"] = self.of(array)
+            return
+        bounds = [0, *change.tolist(), n]
+        column = array["cvus"]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            number = int(cycle[lo])
+            if number < len(self.users):
+                column[lo:hi] = self.by_cycle[number]
+            else:
+                column[lo:hi] = column[lo:hi].astype(np.int64) * self.count
+
+
+def _copy_records(
+    out: Any, source: Any, thread_offset: int, detail_offset: int, cvus: _MergedUsers
+) -> None:
+    """A node's records into their slice of the merged array, renumbered in place.
+
+    Same arithmetic as thread + index * base, detail + offset if > 0.
+    """
+    import numpy as np
+
+    if not _same_memory(out, source):
+        out[...] = source
+    if thread_offset:
+        column = out["thread"]
+        column += thread_offset
+    if detail_offset:
+        column = out["detail"]
+        used = np.flatnonzero(column)
+        column[used] += detail_offset
+    cvus.set(out)
+
+
+def _node_monitors(rs: ResultSet, node: str) -> list[dict[str, str]]:
+    """A node's monitor samples, ``localhost`` named after the node."""
+    monitors = []
+    for monitor in rs.monitors:
+        monitor = dict(monitor)
+        if monitor.get("host") == "localhost":
+            monitor["host"] = node
+        monitors.append(monitor)
+    return monitors
 
 
 def _merged_iterations(

@@ -136,6 +136,8 @@ def test_live_figures_of_a_running_job_on_two_nodes(
 ) -> None:
     admin.post("/api/nodes/batch", json={"names": "duo1, duo2", "pool": "duo"})
     project = make_project(tmp_path / "shop", name="shop")
+    # logged in before the job starts: a login's hash on a busy machine can outlast it
+    browser, _csrf = page_login(service, ADMIN, ADMIN_PASSWORD)
     r = admin.post(
         "/api/jobs/upload",
         files={"archive": ("shop.tar.gz", tar_of(project), "application/gzip")},
@@ -150,7 +152,6 @@ def test_live_figures_of_a_running_job_on_two_nodes(
 
     try:
         wait_for(leased, timeout=60, what="the job's leases on duo1 and duo2")
-        browser, _csrf = page_login(service, ADMIN, ADMIN_PASSWORD)
         with closing(browser):
             page = browser.get("/nodes").text
             row = re.search(r"<tr>\s*<td>duo1</td>.*?</tr>", page, re.S).group(0)

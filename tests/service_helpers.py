@@ -362,7 +362,8 @@ class Service:
         return self.client(email, password)
 
     def client(self, email: str | None = None, password: str | None = None) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=10)
+        # 30 s: a login hashes in one niced thread, slow when both cores are busy
+        client = httpx.Client(base_url=self.url, timeout=30)
         if email:
             r = client.post("/api/login", json={"email": email, "password": password})
             assert r.status_code == 200, r.text

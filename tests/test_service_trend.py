@@ -404,6 +404,7 @@ def test_the_pages_show_figures_changes_diff_and_trend_in_chromium(service, shop
         page.click("#trend-link")
         page.wait_for_url(f"{service.url}/jobs/{second['id']}/report/trend/")
         page.click(f"a[href$='/{first['id']}/report/index.html']")  # a run of the trend
+        page.wait_for_url(f"{service.url}/jobs/{first['id']}/report/index.html")
         assert "fake report" in page.content()
         browser.close()
     assert problems == []

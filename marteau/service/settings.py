@@ -55,7 +55,7 @@ def _prices(value: object) -> object:
     """Prices per pool: `pool=price,pool=price` (environment, option), or a table."""
     if isinstance(value, str):
         pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
-        return {k.strip(): v for k, v in pairs}
+        return {k.strip(): v.strip() for k, v in pairs}
     return value
 
 
@@ -72,7 +72,7 @@ def setting(default: Any = PydanticUndefined, what: str = "", shown: str = "", *
 
 class Settings(BaseSettings):
     """Every setting, its default and its meaning: `load_settings` reads them from a
-    TOML file and the environment (`MARTEAU_<NAME>`), `serve_options` makes the
+    TOML file and the environment (`MARTEAU_<NAME>`), `serve.setting_option` makes the
     command-line options' help from them, and docs/service.md's table lists them (a
     test checks it). `Settings(...)` in code takes only what it is given."""
 

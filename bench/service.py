@@ -459,7 +459,7 @@ def watch(url: str, job_id: str) -> int:
     stand-in line of the job's console stream. The session cookie comes in $BENCH_COOKIE."""
     import httpx
 
-    from marteau.service.web import COOKIE
+    from marteau.service.routes.deps import COOKIE
 
     prefix = STAND_IN_LINE.split("{")[0]
     cookies = {COOKIE: os.environ["BENCH_COOKIE"]}
@@ -620,7 +620,7 @@ def main() -> int:
             "and --duration must be positive"
         )
 
-    from marteau.service.web import COOKIE
+    from marteau.service.routes.deps import COOKIE
     from tests.service_helpers import make_project
 
     work = Path(tempfile.mkdtemp(prefix="marteau-bench-service-"))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from marteau import exits
+from marteau.service.job_runs import outcome
 from marteau.service.models import CANCELLED, FAILED, SUCCEEDED
 from marteau.service.submit import job_exit
-from marteau.service.worker import outcome
 
 
 @pytest.mark.parametrize(

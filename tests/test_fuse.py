@@ -460,11 +460,11 @@ def test_the_service_passes_the_fuse_in_public_mode_and_reports_why_a_job_stoppe
     tmp_path: Path,
 ):
     pytest.importorskip("sqlalchemy")
+    from marteau.service.job_runs import outcome, run_arguments
     from marteau.service.mail import build_message
-    from marteau.service.models import Job
+    from marteau.service.models import FAILED, Job
     from marteau.service.scheduler import Claim
     from marteau.service.settings import Settings
-    from marteau.service.worker import FAILED, outcome, run_arguments
 
     job = Job(id=7, overrides={}, allowed_hosts=["shop.example.org"])
     claim = Claim(7, [], "marteau")

@@ -25,13 +25,14 @@ import uvicorn  # noqa: E402
 from sqlalchemy import select, update  # noqa: E402
 
 from marteau.errors import MarteauError  # noqa: E402
-from marteau.service import accounts, hosts  # noqa: E402
+from marteau.service import accounts, host_proofs, hosts  # noqa: E402
 from marteau.service.app import create_app  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
+from marteau.service.job_runs import run_arguments  # noqa: E402
 from marteau.service.models import Job, Node, User, VerifiedHost  # noqa: E402
 from marteau.service.scheduler import ISOLATED  # noqa: E402
 from marteau.service.settings import Settings, load_settings  # noqa: E402
-from marteau.service.worker import console_path, run_arguments  # noqa: E402
+from marteau.service.worker import console_path  # noqa: E402
 from tests.servers import DnsServer, HangingServer, LocalServer, ok  # noqa: E402
 from tests.service_helpers import (  # noqa: E402
     FAKE_RUN,
@@ -312,8 +313,8 @@ def test_one_users_proof_is_not_anothers(
 def test_allowed_networks_are_checked_when_the_settings_load(tmp_path: Path) -> None:
     loaded = load_settings(data_dir=tmp_path, verify_allow_networks=" 10.9.0.0/16, fd00::/8 ")
     assert [str(net) for net in loaded.allowed_networks] == ["10.9.0.0/16", "fd00::/8"]
-    assert hosts.not_public("10.9.1.2", loaded) is None
-    assert hosts.not_public("10.8.1.2", loaded) == "10.8.1.2: a private address"
+    assert host_proofs.not_public("10.9.1.2", loaded) is None
+    assert host_proofs.not_public("10.8.1.2", loaded) == "10.8.1.2: a private address"
     with pytest.raises(MarteauError, match="setting verify_allow_networks: .*10.0.0.0/33"):
         load_settings(data_dir=tmp_path, verify_allow_networks="10.0.0.0/33")
 

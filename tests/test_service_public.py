@@ -28,11 +28,11 @@ from marteau.results import load  # noqa: E402
 from marteau.service import hosts  # noqa: E402
 from marteau.service.accounts import create_user  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
+from marteau.service.job_runs import run_arguments  # noqa: E402
 from marteau.service.models import Job, Node  # noqa: E402
 from marteau.service.node_pool import check_now  # noqa: E402
 from marteau.service.scheduler import ISOLATED, Claim  # noqa: E402
 from marteau.service.settings import PUBLIC_QUOTAS, Settings, load_settings  # noqa: E402
-from marteau.service.worker import run_arguments  # noqa: E402
 from tests.nodes import NodeSet  # noqa: E402
 from tests.servers import LocalServer, Request, ok  # noqa: E402
 from tests.service_helpers import (  # noqa: E402

@@ -3,7 +3,7 @@
 A clone runs on the service's own machine, so in public mode it must not be a way
 into the service's network (a metadata address, a database port) nor, through git's
 error lines, a scanner of it. Before a clone, the URL's host is resolved and every
-address must be public (`hosts.public_addresses`, with the same
+address must be public (`host_proofs.public_addresses`, with the same
 `verify_allow_networks` exceptions as host verification). An http(s) clone is then
 pinned to the address checked (`http.curloptResolve`: git asks curl for no second
 DNS answer) and follows no redirect (`http.followRedirects=false`: a redirect could
@@ -18,7 +18,7 @@ import re
 from urllib.parse import urlsplit
 
 from marteau.errors import MarteauError
-from marteau.service.hosts import public_addresses
+from marteau.service.host_proofs import public_addresses
 from marteau.service.settings import Settings
 
 # `user@host:path`, git's scp-like syntax (jobs.check_source accepts it as a git URL)

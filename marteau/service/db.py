@@ -176,7 +176,7 @@ class Database:
 
     @asynccontextmanager
     async def async_read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only asyncio session, on a networked database (`web.run_read`)."""
+        """A read-only asyncio session, on a networked database (`routes.deps.run_read`)."""
         if self._async is None:
             raise RuntimeError("SQLite reads need no asyncio session: use read()")
         async with self._async() as session:

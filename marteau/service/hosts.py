@@ -25,361 +25,40 @@ redirect hop goes to that same address), and every failure reads the same
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
-import secrets
-import socket
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select, update
 
-from marteau import __version__
 from marteau.errors import MarteauError
 from marteau.service.db import Database
+from marteau.service.host_names import (
+    DNS,
+    ROOT,
+    WELL_KNOWN,
+    Target,
+    dns_record,
+    host_label,
+    is_ip,
+    new_token,
+    normal_name,
+    parse_host,
+    proof_urls,
+)
+from marteau.service.host_proofs import (
+    NOT_PROVEN,
+    ProofFailed,
+    check_public,
+    prove,
+    resolve,
+)
 from marteau.service.models import Job, User, VerifiedHost
 from marteau.service.settings import Settings
 
-WELL_KNOWN, ROOT, DNS = "well-known", "root", "dns"
-METHODS = (WELL_KNOWN, ROOT, DNS)  # the order of preference when several succeed
-CHECK_TIMEOUT = 5.0  # seconds for one way of proving (all redirects included)
-MAX_BODY = 4096  # bytes read of a proof's HTTP body: a token is 32 characters
-MAX_REDIRECTS = 3
-DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-TXT_PREFIX = "marteau-verification="
-USER_AGENT = f"Marteau/{__version__} (host verification)"
-# public mode: the one outcome of every failed check (the reason is logged)
-NOT_PROVEN = (
-    "not proven: no URL served the token and no TXT record held it (a public service "
-    "does not tell why a check failed)"
-)
-NOT_PUBLIC = ("loopback", "private", "link_local", "multicast", "reserved", "unspecified")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a job sends its load: host (lower case, IPs normalised) and port."""
-
-    host: str
-    port: int
-
-
-def _normal_name(name: str, field: str, text: str) -> str:
-    """A DNS name in lower-case ASCII (IDNA) or a normalised IP address."""
-    try:
-        return str(ipaddress.ip_address(name))
-    except ValueError:
-        pass
-    name = name.lower().rstrip(".")
-    try:
-        name = name.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise MarteauError(f"{field} {text!r}: not a valid host name") from None
-    labels = name.split(".")
-    if not name or len(name) > 253 or not all(DNS_LABEL.match(label) for label in labels):
-        raise MarteauError(
-            f"{field} {text!r}: expected a DNS name (letters, digits, hyphens, dots) or an IP address"
-        )
-    if labels[-1].isdigit():
-        raise MarteauError(f"{field} {text!r}: not a valid IP address")
-    return name
-
-
-def parse_host(text: str, field: str = "host") -> tuple[str, int | None]:
-    """`HOST`, `HOST:PORT`, `IPv6` or `[IPv6]:PORT` -> (host, port or None)."""
-    raw = text
-    text = text.strip()
-    if not text:
-        raise MarteauError(f"{field}: give a host name such as example.org or example.org:8080")
-    if "://" in text or any(c in text for c in "/?#@ \t\r\n\0"):
-        raise MarteauError(
-            f"{field} {raw!r}: expected HOST or HOST:PORT, without a scheme, a path or spaces"
-        )
-    port_text = None
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise MarteauError(f"{field} {raw!r}: expected [IPv6] or [IPv6]:PORT")
-        port_text = rest[1:] if rest else None
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise MarteauError(f"{field} {raw!r}: {host!r} is not an IPv6 address") from None
-    elif text.count(":") > 1:
-        host = text  # a bare IPv6 address; with a port it takes brackets
-    elif ":" in text:
-        host, port_text = text.split(":")
-    else:
-        host = text
-    port = None
-    if port_text is not None:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise MarteauError(f"{field} {raw!r}: the port must be a number from 1 to 65535")
-        port = int(port_text)
-    return _normal_name(host, field, raw), port
-
-
-def host_label(host: str, port: int | None) -> str:
-    """HOST or HOST:PORT, IPv6 in brackets: the form shown and given to `--allow-host`."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"{shown}:{port}" if port else shown
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def new_token() -> str:
-    """192 random bits, URL-safe (it goes in a URL path and a TXT record)."""
-    return secrets.token_urlsafe(24)
-
-
-def proof_urls(host: str, port: int | None, token: str) -> dict[str, list[str]]:
-    """The URLs the HTTP methods fetch, https first."""
-    bases = [f"{scheme}://{host_label(host, port)}" for scheme in ("https", "http")]
-    return {
-        WELL_KNOWN: [f"{base}/.well-known/marteau/{token}" for base in bases],
-        ROOT: [f"{base}/{token}" for base in bases],
-    }
-
-
-def dns_record(host: str, token: str) -> tuple[str, str]:
-    return f"_marteau.{host}", f"{TXT_PREFIX}{token}"
-
-
-# -- proving ---------------------------------------------------------------------
-
-
-class _Failed(Exception):
-    pass
-
-
-def _same(name: str, host: str) -> bool:
-    try:
-        return _normal_name(name, "redirect", name) == host
-    except MarteauError:
-        return False
-
-
-def _read_capped(response: Any, deadline: float) -> bytes:
-    body = b""
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > MAX_BODY or time.monotonic() > deadline:
-            break
-    return body
-
-
-def _fetch_token(
-    url: str,
-    host: str,
-    token: str,
-    timeout: float,
-    address: str,
-    settings: Settings | None = None,
-) -> None:
-    """GET `url` from `address` (one the name resolved to: the request names the host,
-    TLS checks its certificate, nothing is resolved again); redirects are followed only
-    on the same host, so to the same address, checked again at each hop in public mode.
-    _Failed unless the body (stripped) is the token."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    first = url if address == host else f"{url} (at {address})"
-    with httpx.Client(follow_redirects=False, trust_env=False) as client:
-        for _ in range(MAX_REDIRECTS + 1):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _Failed(f"{first}: no answer within {timeout:g}s")
-            if settings is not None and settings.public:
-                check_public([address], settings)
-            logical = httpx.URL(url)
-            extensions = {"sni_hostname": host} if logical.scheme == "https" else {}
-            headers = {"User-Agent": USER_AGENT, "Host": logical.netloc.decode("ascii")}
-            try:
-                with client.stream(
-                    "GET",
-                    logical.copy_with(host=address),
-                    headers=headers,
-                    extensions=extensions,
-                    timeout=left,
-                ) as response:
-                    if response.is_redirect:
-                        target = logical.join(response.headers.get("location", ""))
-                        if target.scheme not in ("http", "https") or not _same(target.host, host):
-                            raise _Failed(f"{first}: redirected to another host ({target})")
-                        url = str(target)
-                        continue
-                    if response.status_code != 200:
-                        raise _Failed(f"{first}: HTTP {response.status_code}")
-                    body = _read_capped(response, deadline)
-            except httpx.HTTPError as exc:
-                raise _Failed(f"{first}: {type(exc).__name__}: {exc or 'failed'}") from None
-            if body.strip() == token.encode():
-                return
-            raise _Failed(f"{first}: the body is not the token")
-    raise _Failed(f"{first}: more than {MAX_REDIRECTS} redirects")
-
-
-def _resolver(dns_server: str, timeout: float) -> Any:
-    """dnspython's resolver: the system's, or `dns_server` (HOST[:PORT]) alone."""
-    import dns.resolver
-
-    if not dns_server:
-        resolver = dns.resolver.Resolver()
-    else:
-        host, port = parse_host(dns_server, "dns_server")
-        if not is_ip(host):
-            try:
-                host = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0]
-            except OSError as exc:
-                raise _Failed(f"DNS: dns_server {dns_server!r}: {exc}") from None
-        resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [host]
-        resolver.port = port or 53
-    resolver.timeout = resolver.lifetime = timeout
-    return resolver
-
-
-def _dns_token(host: str, token: str, dns_server: str, timeout: float) -> None:
-    """_Failed unless a TXT record of `_marteau.HOST` is `marteau-verification=<token>`."""
-    import dns.exception
-    import dns.resolver
-
-    name, expected = dns_record(host, token)
-    if is_ip(host):
-        raise _Failed("DNS: an IP address has no TXT record of its own; serve the token over HTTP")
-    try:
-        answer = _resolver(dns_server, timeout).resolve(name, "TXT", search=False)
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        raise _Failed(f"DNS: no TXT record {name}") from None
-    except dns.exception.DNSException as exc:
-        raise _Failed(f"DNS: {name}: {exc}") from None
-    texts = [b"".join(rdata.strings).decode("utf-8", "replace").strip() for rdata in answer]
-    if expected not in texts:
-        raise _Failed(f"DNS: the TXT records of {name} do not hold {TXT_PREFIX}<token>")
-
-
-def not_public(address: str, settings: Settings) -> str | None:
-    """What makes `address` one a public service's checks must not reach (loopback,
-    private, ...; an IPv4 address inside an IPv6 one counts as itself), or None; the
-    networks of `verify_allow_networks` are reachable."""
-    ip = ipaddress.ip_address(address)
-    if any(ip.version == net.version and ip in net for net in settings.allowed_networks):
-        return None
-    inner: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        inner += [a for a in (ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())) if a]
-    for one in inner:
-        kinds = [kind.replace("_", "-") for kind in NOT_PUBLIC if getattr(one, f"is_{kind}")]
-        if kinds or not one.is_global:
-            return f"{address}: a {', '.join(kinds) or 'non-global'} address"
-    return None
-
-
-def check_public(addresses: list[str], settings: Settings) -> None:
-    """_Failed unless every one of `addresses` is public (see `not_public`)."""
-    refused = [why for why in (not_public(a, settings) for a in addresses) if why]
-    if refused:
-        raise _Failed("; ".join(refused) + ": a public service checks public addresses only")
-
-
-def public_addresses(host: str, settings: Settings, what: str) -> list[str]:
-    """The addresses `host` resolves to now, each public (see `not_public`); else one
-    MarteauError text, whatever the reason (logged): `what` a public service does for a
-    user (a clone of their URL) must not reach, or map, the service's own network."""
-    try:
-        addresses = resolve(host, settings)
-        check_public(addresses, settings)
-    except _Failed as exc:
-        log.warning("%s refused: %s", what, exc)
-        raise MarteauError(
-            f"{what}: {host} is not a public host (a public service reaches public addresses only)"
-        ) from None
-    return addresses
-
-
-def resolve(host: str, settings: Settings, timeout: float = CHECK_TIMEOUT) -> list[str]:
-    """The addresses `host` resolves to now, sorted (an IP address: itself), asking
-    `dns_server` when set, else the system's resolver. _Failed when there is none."""
-    import dns.exception
-    import dns.resolver
-
-    if is_ip(host):
-        return [host]
-    found: set[str] = set()
-    if not settings.dns_server:
-        try:
-            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise _Failed(f"{host}: the name does not resolve ({exc})") from None
-        found = {str(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in infos}
-    else:
-        resolver = _resolver(settings.dns_server, timeout)
-        for kind in ("A", "AAAA"):
-            try:
-                answer = resolver.resolve(host, kind, search=False)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-                continue
-            except dns.exception.DNSException as exc:
-                raise _Failed(f"{host}: the name does not resolve ({exc})") from None
-            found.update(str(ipaddress.ip_address(rdata.address)) for rdata in answer)
-    if not found:
-        raise _Failed(f"{host}: the name has no address")
-    return sorted(found, key=lambda ip: (":" in ip, ipaddress.ip_address(ip).packed))
-
-
-def prove(
-    host: str,
-    port: int | None,
-    token: str,
-    settings: Settings,
-    addresses: list[str],
-    timeout: float = CHECK_TIMEOUT,
-) -> tuple[str | None, str]:
-    """(method, "") for the preferred method that proves ownership now, or (None, why
-    each failed). An HTTP method proves only if every one of `addresses` serves the
-    token. All attempts run at once."""
-    attempts: list[tuple[str, str, Callable[[], None]]] = []
-    for method, urls in proof_urls(host, port, token).items():
-        for address in addresses:
-            for url in urls:
-                fetch = partial(_fetch_token, url, host, token, timeout, address, settings)
-                attempts.append((method, address, fetch))
-    attempts.append((DNS, "", lambda: _dns_token(host, token, settings.dns_server, timeout)))
-
-    def attempt(check: Callable[[], None]) -> str | None:
-        try:
-            check()
-        except _Failed as exc:
-            return str(exc)
-        return None
-
-    with ThreadPoolExecutor(max_workers=len(attempts)) as pool:
-        errors = list(pool.map(attempt, [check for _method, _address, check in attempts]))
-    proven = {
-        (method, address)
-        for (method, address, _check), error in zip(attempts, errors, strict=True)
-        if error is None
-    }
-    for method in METHODS:
-        needed = [""] if method == DNS else addresses
-        if needed and all((method, address) in proven for address in needed):
-            return method, ""
-    return None, "; ".join(e for e in errors if e)
-
 
 # -- rows --------------------------------------------------------------------------
 
@@ -531,7 +210,7 @@ def check_host(db: Database, settings: Settings, row: VerifiedHost) -> VerifiedH
         addresses = resolve(row.host, settings)
         if settings.public:
             check_public(addresses, settings)
-    except _Failed as exc:
+    except ProofFailed as exc:
         method, error, addresses = None, str(exc), []
     else:
         method, error = prove(row.host, row.port, row.token, settings, addresses)
@@ -566,7 +245,7 @@ def check_addresses(
             continue
         try:
             now = resolve(row.host, settings)
-        except _Failed as exc:
+        except ProofFailed as exc:
             moved.append(f"host {label}: {exc}")
             continue
         if now != row.addresses:
@@ -594,7 +273,7 @@ def parse_target(url: str, where: str) -> Target:
         raise MarteauError(f"{where}: {url!r}: {exc}") from None
     if split.scheme not in ("http", "https") or not split.hostname:
         raise MarteauError(f"{where}: {url!r}: expected an http(s) URL")
-    host = _normal_name(split.hostname, where, url)
+    host = normal_name(split.hostname, where, url)
     return Target(host, port or (443 if split.scheme == "https" else 80))
 
 

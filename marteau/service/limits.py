@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from marteau.service.web import resolve_auth
+from marteau.service.routes.deps import resolve_auth
 
 SMALL_BODY = 2**20  # bytes: every route but the archive uploads (JSON, forms)
 FORM_OVERHEAD = 2**20  # bytes an upload's form may add to the archive (fields, headers)

@@ -9,48 +9,37 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import fields
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from marteau.errors import MarteauError
-from marteau.service.settings import MARTEAU, Settings
+from marteau.service.settings import MARTEAU, Settings, env_name, setting_help
 from marteau.service.worker import die_with_parent
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _settings_options(function):  # type: ignore[no-untyped-def]
+
+def setting_option(name: str, **kwargs: Any) -> Callable[[F], F]:
+    """`--NAME` for setting `name`; its help (what, default, variable) from `Settings`."""
+    return click.option(f"--{name.replace('_', '-')}", help=setting_help(name), **kwargs)
+
+
+def _settings_options(function: F) -> F:
     options = [
         click.option(
             "--config", type=click.Path(path_type=Path, exists=True), help="TOML settings file."
         ),
-        click.option(
-            "--data-dir",
-            type=click.Path(path_type=Path),
-            help="Database, consoles, reports (default: ~/.local/share/marteau).",
-        ),
-        click.option("--database-url", help="SQLAlchemy URL (default: SQLite in the data folder)."),
-        click.option("--run-command", help="The command a job runs (default: marteau run)."),
-        click.option(
-            "--poll-interval", type=float, help="Seconds between looks at the queue (default 1)."
-        ),
-        click.option(
-            "--lease-ttl",
-            type=float,
-            help="Seconds a job's and its nodes' lease lives unrenewed (default 60).",
-        ),
-        click.option(
-            "--kill-grace",
-            type=float,
-            help="Seconds from SIGTERM to SIGKILL on cancel (default 60).",
-        ),
-        click.option("--lock-timeout", type=float, help="marteau run --lock-timeout (default 60)."),
-        click.option(
-            "--public",
-            is_flag=True,
-            default=None,
-            help="Public mode: verified target hosts, quotas and the safety fuse.",
-        ),
+        setting_option("data_dir", type=click.Path(path_type=Path)),
+        setting_option("database_url"),
+        setting_option("run_command"),
+        setting_option("poll_interval", type=float),
+        setting_option("lease_ttl", type=float),
+        setting_option("kill_grace", type=float),
+        setting_option("lock_timeout", type=float),
+        setting_option("public", is_flag=True, default=None),
     ]
     for option in reversed(options):
         function = option(function)
@@ -136,7 +125,7 @@ WEB_PROCESS_APP = "marteau.service.serve:web_process_app"
 def settings_environment(settings: Settings, environ: dict[str, str]) -> dict[str, str]:
     """`environ` with `settings` as its MARTEAU_<NAME> variables and no others: a
     variable that an option set back to the default must not reach a web process."""
-    names = {f"MARTEAU_{f.name.upper()}" for f in fields(settings)}
+    names = {env_name(name) for name in Settings.model_fields}
     kept = {name: value for name, value in environ.items() if name not in names}
     return {**kept, **settings.worker_env()}
 
@@ -201,24 +190,13 @@ class WorkerPool:
 
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
 @_settings_options
-@click.option("--host", help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", type=int, help="Port (default 8080).")
-@click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default 2).")
-@click.option(
-    "--web-processes",
-    type=click.IntRange(min=1),
-    help="Processes of the web app, to use more than one core (default 1).",
-)
-@click.option(
-    "--web-threads",
-    type=click.IntRange(min=1),
-    help="Threads of each web process for requests (default 40).",
-)
-@click.option(
-    "--nodes-command",
-    help="The command the nodes page runs to check or unlock (default: marteau nodes).",
-)
-@click.option("--base-url", help="Public URL of the service, for links in mails.")
+@setting_option("host")
+@setting_option("port", type=int)
+@setting_option("workers", type=click.IntRange(min=0))
+@setting_option("web_processes", type=click.IntRange(min=1))
+@setting_option("web_threads", type=click.IntRange(min=1))
+@setting_option("nodes_command")
+@setting_option("base_url")
 def serve_command(**options: object) -> None:
     """The web app, its JSON API and its workers: a queue of load tests run with
     `marteau run` on disjoint nodes. Upgrades the database schema first."""
@@ -269,7 +247,7 @@ def serve_command(**options: object) -> None:
 
 @click.command("worker", context_settings={"help_option_names": ["-h", "--help"]})
 @_settings_options
-@click.option("--base-url", help="Public URL of the service, for links in mails.")
+@setting_option("base_url")
 @click.option("--once", is_flag=True, help="Stop when the queue has nothing to do.")
 def worker_command(once: bool, **options: object) -> None:
     """A worker for `marteau serve`'s queue (on this machine or another one sharing

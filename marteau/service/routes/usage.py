@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -14,21 +14,19 @@ from marteau.errors import MarteauError
 from marteau.service import cost, quotas
 from marteau.service.db import Database
 from marteau.service.models import User
-from marteau.service.settings import Settings
-from marteau.service.web import (
+from marteau.service.routes.deps import (
     ApiAdmin,
     ApiAuth,
     Auth,
+    Config,
+    Db,
     FormAuth,
     PageAuth,
-    app_db,
-    app_settings,
     render,
 )
+from marteau.service.settings import Settings
 
 router = APIRouter(tags=["quotas"])
-Db = Annotated[Database, Depends(app_db)]
-Config = Annotated[Settings, Depends(app_settings)]
 
 
 def _user(db: Database, user_id: int) -> User:

@@ -4,10 +4,9 @@ carries the session's CSRF token (FormAuth)."""
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -16,10 +15,9 @@ from marteau.errors import MarteauError
 from marteau.service import accounts
 from marteau.service.db import Database
 from marteau.service.models import Job, User
-from marteau.service.web import ApiAdmin, Auth, FormAuth, PageAuth, app_db, render
+from marteau.service.routes.deps import ApiAdmin, Auth, Db, FormAuth, PageAuth, render
 
 router = APIRouter()
-Db = Annotated[Database, Depends(app_db)]
 # what the page says after an action (redirect-after-post: `?done=<key>&who=<email>`);
 # only these texts, so that a crafted link cannot put words in the service's mouth
 NOTICES = {

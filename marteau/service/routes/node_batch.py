@@ -3,15 +3,13 @@ the same Ansible variables (the page's add form takes the same list)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from marteau.service.db import Database
 from marteau.service.node_pool import add_nodes, node_locks, node_view, parse_host_list
-from marteau.service.settings import Settings
-from marteau.service.web import ApiAdmin, app_db, app_settings
+from marteau.service.routes.deps import ApiAdmin, Config, Db
 
 router = APIRouter(tags=["nodes"])
 
@@ -30,8 +28,8 @@ class NodesIn(BaseModel):
 def api_add_nodes(
     body: NodesIn,
     auth: ApiAdmin,
-    db: Annotated[Database, Depends(app_db)],
-    settings: Annotated[Settings, Depends(app_settings)],
+    db: Db,
+    settings: Config,
 ) -> dict:
     """Add several nodes at once, all or none (a bad or existing name adds none)."""
     nodes = add_nodes(db, settings, parse_host_list(body.names), body.pool, body.vars)

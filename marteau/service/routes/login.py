@@ -15,8 +15,8 @@ from marteau.service import accounts
 from marteau.service.db import Database
 from marteau.service.login_gate import Busy, LoginGate
 from marteau.service.models import User
+from marteau.service.routes.deps import COOKIE, LOGIN_CSRF, render
 from marteau.service.settings import Settings
-from marteau.service.web import COOKIE, LOGIN_CSRF, render
 
 router = APIRouter()
 

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
@@ -29,12 +29,11 @@ from sqlalchemy import func, select
 
 from marteau.service.live_figures import FiguresReader
 from marteau.service.models import QUEUED, RUNNING, STATES, Job, Node, Worker
+from marteau.service.routes.deps import Config, credential, resolve_auth
 from marteau.service.settings import Settings
-from marteau.service.web import app_settings, credential, resolve_auth
 from marteau.service.worker import console_path
 
 router = APIRouter(tags=["metrics"])
-Config = Annotated[Settings, Depends(app_settings)]
 NODE_STATES = ("leased", "idle", "disabled")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from marteau.service.comparisons import (
     TREND_RUNS,
@@ -13,10 +13,8 @@ from marteau.service.comparisons import (
     key_figures_json,
     project_runs,
 )
-from marteau.service.db import Database
 from marteau.service.models import Job
-from marteau.service.settings import Settings
-from marteau.service.web import ApiAuth, app_db, app_settings
+from marteau.service.routes.deps import ApiAuth, Config, Db
 
 router = APIRouter(tags=["jobs"])
 MAX_RUNS = 100
@@ -26,8 +24,8 @@ MAX_RUNS = 100
 def api_trend(
     job_id: int,
     auth: ApiAuth,
-    db: Annotated[Database, Depends(app_db)],
-    settings: Annotated[Settings, Depends(app_settings)],
+    db: Db,
+    settings: Config,
     limit: Annotated[int, Query(ge=1, le=MAX_RUNS)] = TREND_RUNS,
 ) -> dict:
     """The job's project's runs with key figures up to this job, oldest first (the

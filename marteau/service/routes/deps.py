@@ -1,6 +1,7 @@
 """What every route module shares: who is asking (login cookie with CSRF, or an API
-token), the auth dependencies, and page rendering through the app's templates. Routes
-live in `app` and in one module per topic that `app.create_app` includes."""
+token), the auth dependencies, the app's database and settings as dependencies, and
+the pages' templates and their rendering. The routes live in one module per resource
+in this package; `marteau.service.app.create_app` includes them."""
 
 from __future__ import annotations
 
@@ -8,22 +9,29 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
+from fastapi.templating import Jinja2Templates
 from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 
+from marteau import __version__
 from marteau.service import accounts
 from marteau.service.auth_cache import AuthCache
+from marteau.service.comparisons import change_text, figure_text
 from marteau.service.db import Database
-from marteau.service.models import ApiToken, LoginSession, User
+from marteau.service.figure_cells import change_badge, figure_cells
+from marteau.service.messages import shown
+from marteau.service.models import ApiToken, Job, LoginSession, User
 from marteau.service.settings import Settings
 
 COOKIE = "marteau_session"
 LOGIN_CSRF = "marteau_login_csrf"
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+SERVICE = Path(__file__).resolve().parent.parent  # marteau/service: templates/, static/
 T = TypeVar("T")
 
 
@@ -198,6 +206,43 @@ ReaderAuth = Annotated[Auth, Depends(reader_auth)]
 FormAuth = Annotated[Auth, Depends(form_auth)]
 
 
+def when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def duration_text(job: Job) -> str:
+    """How long the job ran (runs, while it does): M:SS, or H:MM:SS past an hour."""
+    if not job.started:
+        return ""
+    seconds = int((job.ended or time.time()) - job.started)
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
+
+
+def page_templates(settings: Settings) -> Jinja2Templates:
+    """The pages' templates with their filters and globals. `shown_row` renders a
+    job list's row once per row (`ListedJob.shown`: a finished job's row is shared by
+    the requests) with the `job_row` macro of `_jobs.html`; it is set before that
+    module is first made, as the module's context is a copy of the globals then."""
+    templates = Jinja2Templates(directory=str(SERVICE / "templates"))
+    templates.env.filters["when"] = when
+    templates.env.globals["duration"] = duration_text
+    templates.env.filters["shown"] = lambda text: shown(text or "", settings.data_dir)
+    templates.env.globals["version"] = __version__
+    templates.env.globals.update(
+        figure_text=figure_text,
+        change_text=change_text,
+        change_badge=change_badge,
+        figure_cells=figure_cells,
+    )
+    templates.env.globals["shown_row"] = lambda job: job.shown("html", job_row)
+    job_row = templates.env.get_template("_jobs.html").module.job_row  # type: ignore[attr-defined]
+    return templates
+
+
 def render(
     request: Request, name: str, auth: Auth | None, status: int = 200, **context: Any
 ) -> Response:
@@ -210,9 +255,14 @@ def render(
     )
 
 
-def app_db(request: Request) -> Database:
+async def app_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+# async: a sync dependency would cost each request a hop to the thread pool
+Db = Annotated[Database, Depends(app_db)]
+Config = Annotated[Settings, Depends(app_settings)]

@@ -4,9 +4,7 @@ Every user sees and acts on their own hosts only; another user's host answers 40
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -15,12 +13,10 @@ from marteau.errors import MarteauError
 from marteau.service import hosts
 from marteau.service.db import Database
 from marteau.service.models import VerifiedHost
+from marteau.service.routes.deps import ApiAuth, Auth, Config, Db, FormAuth, PageAuth, render
 from marteau.service.settings import Settings
-from marteau.service.web import ApiAuth, Auth, FormAuth, PageAuth, app_db, app_settings, render
 
 router = APIRouter()
-Db = Annotated[Database, Depends(app_db)]
-Config = Annotated[Settings, Depends(app_settings)]
 
 
 class HostIn(BaseModel):

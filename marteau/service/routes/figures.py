@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -16,13 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from marteau.service.db import Database
 from marteau.service.live_figures import FiguresReader, job_figures, with_totals
 from marteau.service.models import FINISHED, Job
-from marteau.service.settings import Settings
-from marteau.service.web import ApiAuth, app_db, app_settings
+from marteau.service.routes.deps import ApiAuth, Config, Db
 from marteau.service.worker import console_path
 
 router = APIRouter(tags=["jobs"])
-Db = Annotated[Database, Depends(app_db)]
-Config = Annotated[Settings, Depends(app_settings)]
 POLL = 0.25  # seconds between two reads of a running job's console
 STATE_EVERY = 1.0  # seconds between two looks at the job's state
 EVENT_EVERY = 1.0  # seconds at least between two figures events (each carries the charts)

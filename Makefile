@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest-xdist workers of `make test` (tests/conftest.py says how the suite splits).
+TEST_WORKERS ?= 3
 
 .PHONY: demo test lint system-deps constraints vendor-js
 
@@ -68,4 +70,4 @@ lint: $(VENV)/.installed
 
 # Install everything and run the whole test suite (what CI runs).
 test: system-deps $(VENV)/.installed lint
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup

@@ -1,14 +1,51 @@
-"""Shared fixtures: a real HTTP server on 127.0.0.1 per test."""
+"""Shared fixtures (a real HTTP server on 127.0.0.1 per test) and how the suite
+splits across pytest-xdist workers.
+
+`make test` runs the suite on several workers (`-n`, `--dist loadgroup`). Each
+worker is a controller of its own: its own `HOME`, so the embedded localhost node's
+lock (`~/.marteau/lock.json`), node folder and `~/.ansible` are its own, while the
+download caches (`XDG_CACHE_HOME`: pip's and the wheelhouse's, written atomically)
+stay shared. What only one process on the machine may use at a time, the sshd test
+nodes on 127.0.0.2-4 and this machine's nftables, goes to one worker: the tests
+that use them form the xdist group `machine`.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.servers import LocalServer
 
 pytest_plugins = ["tests.conftest_nodes", "tests.conftest_postgres", "tests.conftest_service"]
+
+# Tests of these modules change this machine's firewall or users without sshd nodes.
+MACHINE_MODULES = {"test_firewall.py"}
+MACHINE_FIXTURES = {"sshd_nodes"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On an xdist worker: a home of its own, the caches of the real one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    real_home = Path(os.path.expanduser("~"))
+    os.environ.setdefault("XDG_CACHE_HOME", str(real_home / ".cache"))
+    home = Path(config.rootpath) / ".pytest-homes" / worker
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["HOME"] = str(home)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of the sshd nodes and of this machine's firewall share one worker."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & MACHINE_FIXTURES or item.path.name in MACHINE_MODULES:
+            item.add_marker(pytest.mark.xdist_group("machine"))
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from marteau import exits
-from marteau.engine.console import Console, now_iso, status_word
+from marteau.engine.console import Console, last_line, now_iso, status_word
 from marteau.engine.figures import DurationWindow, LiveFigures, format_quantiles
 from marteau.engine.fuse import FUSE_EXIT, Fuse, FuseLimits, fuse_line
-from marteau.engine.runner import BenchPlan, CycleTimes, last_line, schedule
+from marteau.engine.schedule import BenchPlan, CycleTimes, schedule
 from marteau.engine.workers import ABORT_SIGNALS, WorkerPool, WorkerSpec, describe_failure
 from marteau.errors import MarteauError
 from marteau.results.compact import LOST_KEY

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from marteau.engine.bench_contract import Outcome
 from marteau.engine.console import last_line, status_word
-from marteau.engine.controller import Outcome
 from marteau.engine.cycle import CycleGate
 from marteau.engine.schedule import BenchPlan, schedule, users_of
 

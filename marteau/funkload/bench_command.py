@@ -309,7 +309,7 @@ def prepare(
 ) -> Any:
     """Everything before the first hook: import, main instance, conf, files, workers;
     the conf's ``[monitor]`` hosts unless `monitor` is False."""
-    from marteau.engine.controller import BenchSetup, ParentSink
+    from marteau.engine.bench_contract import BenchSetup, ParentSink
     from marteau.engine.schedule import BenchPlan
     from marteau.engine.workers import WorkerSpec, worker_path
     from marteau.funkload.config import conf_path_for

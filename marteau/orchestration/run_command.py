@@ -14,7 +14,7 @@ from marteau import exits
 from marteau.engine.fuse import fuse_options
 from marteau.engine.metrics import metrics_options
 from marteau.errors import MarteauError
-from marteau.funkload.bench_command import max_users_option, rates_options, strict_host_option
+from marteau.funkload.bench_options import max_users_option, rates_options, strict_host_option
 
 if TYPE_CHECKING:
     from marteau.orchestration.run import RunOutcome

@@ -166,40 +166,23 @@ class Connector:
         address: tuple[str, int],
         timeout: float | None,
     ) -> Conn:
-        """A fresh connection to `address` (through the proxy tunnel, then TLS, as needed)."""
-        if hub is not None:
-            return self._open_on_hub(hub, route, url, address, timeout)
-        sock: socket.socket | None = None
+        """A fresh connection to `address` (through the proxy tunnel, then TLS, as needed);
+        on a hub greenlet (`hub`) its waits switch to the hub."""
+        sock: socket.socket | HubSocket | None = None
         try:
-            sock = socket.create_connection(address, timeout)
+            if hub is None:
+                sock = socket.create_connection(address, timeout)
+            else:
+                sock = HubSocket.connect(hub, address, timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if route.tunnel:
                 self._connect_tunnel(sock, route, url)
             if route.tls:
-                sock = self._wrap(sock, route)
-        except HTTPClientError:
-            if sock is not None:
-                sock.close()
-            raise
-        except OSError as exc:
-            if sock is not None:
-                sock.close()
-            raise client_error(url, exc) from exc
-        return Conn(sock, None)
-
-    def _open_on_hub(
-        self, hub: Hub, route: Route, url: str, address: tuple[str, int], timeout: float | None
-    ) -> Conn:
-        """`_open_at` for a hub greenlet: the waits switch to the hub."""
-        sock: HubSocket | None = None
-        try:
-            sock = HubSocket.connect(hub, address, timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if route.tunnel:
-                self._connect_tunnel(sock, route, url)
-            if route.tls:
-                session = self._tls_sessions.pop(route.key, None)
-                sock.start_tls(self._ssl_context, route.host, session)
+                if isinstance(sock, HubSocket):
+                    session = self._tls_sessions.pop(route.key, None)
+                    sock.start_tls(self._ssl_context, route.host, session)
+                else:
+                    sock = self._wrap(sock, route)
         except HTTPClientError:
             if sock is not None:
                 sock.close()

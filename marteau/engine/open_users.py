@@ -32,7 +32,11 @@ getcurrent = greenlet.getcurrent
 
 
 class OpenModel:
-    """`ProcessRunner`'s open-model users (the runner provides the attributes below)."""
+    """`ProcessRunner`'s open-model users.
+
+    The runner provides the attributes below and the methods `_at` (a timer at
+    an epoch instant), `_start_user`, `_build`, `_failed` and `_problem`.
+    """
 
     plan: BenchPlan
     worker: int

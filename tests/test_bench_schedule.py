@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marteau.engine.console import status_word
-from marteau.engine.controller import Outcome
-from marteau.engine.runner import BenchPlan, CycleGate, last_line, schedule, users_of
+from marteau.engine.bench_contract import Outcome
+from marteau.engine.console import last_line, status_word
+from marteau.engine.cycle import CycleGate
+from marteau.engine.schedule import BenchPlan, schedule, users_of
 
 
 def test_schedule_follows_the_documented_formula():

@@ -7,7 +7,8 @@ import io
 from rich.console import Console
 
 from marteau.orchestration.live import LiveView
-from marteau.orchestration.run import ARGSPEC_TASK, LoadTestRun, RunOptions, split_cycles
+from marteau.orchestration.run import LoadTestRun, RunOptions, split_cycles
+from marteau.orchestration.run_events import ARGSPEC_TASK
 
 
 def test_table_shows_stage_nodes_and_bench_progress() -> None:

@@ -9,6 +9,7 @@ the web service's live console) a plain line is printed every few seconds.
 from __future__ import annotations
 
 import datetime
+import re
 import sys
 import time
 from typing import TextIO
@@ -32,6 +33,34 @@ def status_word(successes: int, failures: int, errors: int) -> str:
     if failures:
         return "FAILURE"
     return "SUCCESSFUL"
+
+
+_CHAINS = re.compile(
+    r"\n\s*(?:The above exception was the direct cause of the following exception"
+    r"|During handling of the above exception, another exception occurred):\s*\n"
+)
+
+
+def last_line(text: str) -> str:
+    """A traceback in one line: the exception, and the one it was raised from.
+
+    ``OSError: Can't load http://x/. (from HTTPClientError: ... Connection
+    refused)``: the user sees the URL and the cause without a traceback.
+    """
+
+    def final(block: str) -> str:
+        lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
+        return lines[-1] if lines else block.strip()
+
+    blocks = _CHAINS.split(text.strip())
+    last = final(blocks[-1])
+    if len(blocks) > 1:
+        cause = final(blocks[-2])
+        name, sep, message = cause.partition(": ")
+        cause = f"{name.rsplit('.', 1)[-1]}{sep}{message}"
+        if cause != last:
+            return f"{last} (from {cause})"
+    return last
 
 
 class Console:

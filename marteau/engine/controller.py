@@ -2,17 +2,17 @@
 
 The parent never runs a virtual user itself (with one worker, the worker is
 a thread of the parent).  It runs FunkLoad's hooks on the main test
-instance at the planned instants (`marteau.engine.runner` documents the
+instance at the planned instants (`marteau.engine.schedule` documents the
 schedule), follows the workers' counters for the console, and at the end
 (or on SIGTERM/SIGINT, or when the safety fuse trips: `marteau.engine.fuse`)
-combines the worker files into the node's ``.mrt`` and exports FunkLoad XML.
-Each worker flushes its file every second and at every cycle end, so a
+combines the worker files into the node's ``.mrt`` and exports FunkLoad XML
+(`marteau.engine.bench_end`).  What it is given and what it returns are in
+`marteau.engine.bench_contract`.  Each worker flushes its file every second and at every cycle end, so a
 killed bench keeps every finished cycle.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -20,17 +20,16 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from marteau import exits
-from marteau.engine.console import Console, now_iso, status_word
+from marteau.engine.bench_contract import BenchSetup, Outcome
+from marteau.engine.bench_end import print_summary, write_results
+from marteau.engine.console import Console, last_line, now_iso, status_word
 from marteau.engine.figures import DurationWindow, LiveFigures, format_quantiles
-from marteau.engine.fuse import FUSE_EXIT, Fuse, FuseLimits, fuse_line
-from marteau.engine.runner import BenchPlan, CycleTimes, last_line, schedule
-from marteau.engine.workers import ABORT_SIGNALS, WorkerPool, WorkerSpec, describe_failure
+from marteau.engine.fuse import Fuse, fuse_line
+from marteau.engine.schedule import CycleTimes, schedule
+from marteau.engine.workers import ABORT_SIGNALS, WorkerPool, describe_failure
 from marteau.errors import MarteauError
-from marteau.results.compact import LOST_KEY
 
 START_MARGIN = 0.25  # seconds between "armed" and cycle 0 without a start instant given
 READY_TIMEOUT = 120.0  # a worker that cannot import the test in this time is broken
@@ -70,92 +69,6 @@ def read_start_file(path: str) -> float | None:
     if not math.isfinite(value) or value <= 0:
         raise MarteauError(f"start file {path} holds {text[:32]!r}, not an epoch instant")
     return value
-
-
-class ParentSink:
-    """The main instance's sink: it records nothing, but keeps ``addMetadata`` entries."""
-
-    recording = False
-
-    def __init__(self) -> None:
-        self.entries: dict[str, str] = {}
-
-    def response(self, **fields: Any) -> None:
-        pass
-
-    def test_result(self, **fields: Any) -> None:
-        pass
-
-    def config(self, key: str, value: str) -> None:
-        self.entries[str(key)] = str(value)
-
-
-@dataclass
-class Outcome:
-    """How the bench went: FunkLoad's counts and the process exit status."""
-
-    successes: int = 0
-    failures: int = 0
-    errors: int = 0
-    responses: int = 0
-    cycles_done: int = 0
-    signum: int | None = None
-    hook_error: str | None = None
-    problems: dict[str, str] = field(default_factory=dict)
-    fuse: str | None = None  # why the safety fuse stopped the bench
-    lost: list[str] = field(default_factory=list)  # load lost or shifted, one line each
-    # open model: iterations dropped (the pool was busy), one line per cycle; counted in the
-    # results and the report, a warning, not an exit status (a `dropped < 1%` threshold is)
-    dropped: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """FunkLoad's console entry point: 0, 1 with failures, 255 with errors.
-
-        Marteau's own: `FUSE_EXIT` when the safety fuse stopped the bench,
-        128 + signal when a signal did, `exits.INCOMPLETE` when load was lost
-        (the counts of a bench that lost a cycle cannot be trusted as they are).
-        """
-        if self.fuse is not None:
-            return FUSE_EXIT
-        if self.signum is not None:
-            return exits.SIGNAL_BASE + self.signum
-        if self.lost:
-            return exits.INCOMPLETE
-        if self.errors or self.hook_error:
-            return exits.ERRORS
-        if self.failures:
-            return exits.FAILURES
-        return exits.OK
-
-
-@dataclass
-class BenchSetup:
-    """What the bench command resolved: plan, hooks, workers, files, header values."""
-
-    plan: BenchPlan
-    hooks: Any  # the main test instance ("<method>:0:0:0")
-    sink: ParentSink
-    specs: list[WorkerSpec]
-    config: dict[str, str]  # FunkLoad's <config> entries (section 4) + Marteau's
-    xml_path: str
-    compact_path: str
-    start_at: float | None
-    header: list[str]  # the "* Key: value" lines of the Configuration section
-    title: str
-    description: str
-    fuse: FuseLimits | None = None  # the safety fuse's limits, if it is on
-    start_file: str | None = None  # arm, write `<start_file>.ready`, read the instant here
-    start_timeout: float = 300.0  # seconds to wait for the start file once armed
-    monitor: MonitorHooks | None = None  # the conf's [monitor] servers (FunkLoad's)
-
-
-class MonitorHooks(Protocol):
-    """The bench's monitor servers (`marteau.funkload.monitor_link.MonitorLink`)."""
-
-    def start(self, key: str) -> None: ...
-    def stop(self, key: str) -> None: ...
-    def finish(self) -> list[dict[str, str]]: ...
 
 
 class BenchController:
@@ -217,8 +130,8 @@ class BenchController:
                 if self._set_up:  # cleanup even after an abort or a failed hook
                     self.console.line()
                     self._hook("tearDownBench")
-            self._write_results()
-            self._summary()
+            write_results(self.setup, self.outcome, self.console, self._monitor_key)
+            print_summary(self.setup, self.outcome, self.console)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -255,17 +168,9 @@ class BenchController:
             if not self._hook("setUpCycle"):
                 return
             if index == 0:
-                start = self._arm()
-                if start is None:
+                times = self._start()
+                if not times:
                     return
-                self.start = start
-                self.setup.config["start_at"] = repr(start)
-                times = schedule(self.plan, start)
-                self.pool.broadcast(("start", start))
-                # Also in a worker's own file, in case the parent dies before combining.
-                self.pool.send(0, ("config", "start_at", repr(start)))
-                if start - time.time() > 1:
-                    console.line(f"* Waiting for the start instant: {now_iso(start)}")
             cycle = times[index]
             key = f"{self.setup.config.get('method', '')}:{index}:{users}"
             if self.setup.monitor is not None:  # FunkLoad's order: after setUpCycle
@@ -301,6 +206,20 @@ class BenchController:
             if not self._hook("tearDownCycle"):
                 return
             self._cycle_result(cycle)
+
+    def _start(self) -> list[CycleTimes]:
+        """Arm, decide the start instant and tell the workers: the schedule (empty: none)."""
+        start = self._arm()
+        if start is None:
+            return []
+        self.start = start
+        self.setup.config["start_at"] = repr(start)
+        self.pool.broadcast(("start", start))
+        # Also in a worker's own file, in case the parent dies before combining.
+        self.pool.send(0, ("config", "start_at", repr(start)))
+        if start - time.time() > 1:
+            self.console.line(f"* Waiting for the start instant: {now_iso(start)}")
+        return schedule(self.plan, start)
 
     def _arm(self) -> float | None:
         """Build cycle 0's users in every worker, then decide the start instant (None: none).
@@ -677,81 +596,3 @@ class BenchController:
         for text in setup.header:
             console.line(text)
         console.line()
-
-    def _write_results(self) -> None:
-        """Combine the worker files into the node file, then export FunkLoad XML."""
-        from marteau.results.compact import CompactWriter, combine
-        from marteau.results.funkload_writer import export_xml
-
-        setup = self.setup
-        out = self.outcome
-        config = dict(setup.config)
-        config.update(setup.sink.entries)
-        config["marteau_cycles_completed"] = str(out.cycles_done)
-        if out.signum is not None:
-            config["marteau_aborted"] = signal.Signals(out.signum).name
-        if out.fuse is not None:
-            config["marteau_aborted"] = fuse_line(out.fuse)
-        if out.lost:
-            config[LOST_KEY] = json.dumps(out.lost)
-        parent_path = setup.compact_path[: -len(".mrt")] + ".parent.mrt"
-        monitors = []
-        if self.setup.monitor is not None:
-            if self._monitor_key is not None:  # a cycle cut short: its samples too
-                self.setup.monitor.stop(self._monitor_key)
-            monitors = self.setup.monitor.finish()
-        with CompactWriter(parent_path, config) as writer:
-            writer.monitors(monitors)
-        parts = [spec.path for spec in setup.specs if os.path.exists(spec.path)]
-        parts.append(parent_path)
-        try:
-            for warning in combine(parts, setup.compact_path):
-                self.console.line(f"* Warning: {warning}")
-        except (MarteauError, OSError) as exc:
-            self.console.line(f"* Error: cannot combine the worker results ({exc}); kept {parts}")
-            return
-        for part in parts:
-            os.remove(part)
-        try:
-            for warning in export_xml(setup.compact_path, setup.xml_path):
-                self.console.line(f"* Warning: {warning}")
-        except (MarteauError, OSError) as exc:
-            self.console.line(f"* Error: cannot write {setup.xml_path}: {exc}")
-
-    def _summary(self) -> None:
-        console = self.console
-        out = self.outcome
-        console.line()
-        console.title("Result")
-        console.line(f"* Success: {out.successes}")
-        console.line(f"* Failures: {out.failures}")
-        console.line(f"* Errors: {out.errors}")
-        console.line()
-        for kind in ("error", "failure"):
-            if kind in out.problems:
-                console.line(f"First {kind}: {last_line(out.problems[kind])}")
-        if out.hook_error:
-            console.line(f"Hook error: {out.hook_error}")
-        for text in out.lost:
-            console.line(f"Load lost: {text}")
-        for text in out.dropped:
-            console.line(f"Dropped: {text}")
-        if out.fuse is not None:
-            console.line(
-                f"Bench stopped by the safety fuse after {out.cycles_done} of "
-                f"{len(self.plan.cycles)} cycles: {console.status('ABORTED')}"
-            )
-        elif out.signum is not None:
-            name = signal.Signals(out.signum).name
-            console.line(
-                f"Bench aborted by {name} after {out.cycles_done} of "
-                f"{len(self.plan.cycles)} cycles: {console.status('ABORTED')}"
-            )
-        else:
-            word = "ERROR" if out.hook_error else status_word(0, out.failures, out.errors)
-            if out.lost:
-                word = "INCOMPLETE"
-            console.line(f"Bench status: {console.status(word)}")
-        console.line()
-        console.line(f"Log xml: {self.setup.xml_path}")
-        console.line(f"Compact results: {self.setup.compact_path}")

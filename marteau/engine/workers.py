@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from marteau.engine.runner import BenchPlan, ProcessRunner, TestFactory, last_line
+from marteau.engine.console import last_line
+from marteau.engine.runner import ProcessRunner, TestFactory
+from marteau.engine.schedule import BenchPlan
 
 ABORT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 

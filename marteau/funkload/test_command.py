@@ -27,7 +27,7 @@ import click
 from marteau.errors import MarteauError
 from marteau.funkload import doctests
 from marteau.funkload import testcase as testcase_module
-from marteau.funkload.bench_command import allow_host_option, install_guard, strict_host_option
+from marteau.funkload.bench_options import allow_host_option, install_guard, strict_host_option
 from marteau.funkload.loader import import_test_module, resolve_class
 from marteau.funkload.testcase import FunkLoadTestCase, close_functional_sinks
 

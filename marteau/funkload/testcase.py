@@ -39,6 +39,7 @@ from marteau.funkload.browser import LINK_OK_CODES, Browser, page_links
 from marteau.funkload.config import REQUIRED, ConfAccess, FunkLoadConfig, split_list
 from marteau.funkload.encoding import encode_body, get_url_with_params
 from marteau.funkload.response import HTTPResponse
+from marteau.funkload.result_log import ResultLog
 from marteau.funkload.utils import get_version, rpc_transport
 
 DEFAULT_OK_CODES = [200, 301, 302, 303, 307]
@@ -155,7 +156,7 @@ def parse_meta_method_name(name: str) -> tuple[str, int, int, int, bool]:
 # -- the test case -------------------------------------------------------------------------
 
 
-class FunkLoadTestCase(unittest.TestCase):
+class FunkLoadTestCase(ResultLog, unittest.TestCase):
     """Base class of FunkLoad tests: ``self.get(url)`` and friends, conf, logging."""
 
     # ok_codes etc. are per instance; these are class-level defaults for subclasses
@@ -822,137 +823,7 @@ class FunkLoadTestCase(unittest.TestCase):
             found.append(href)
         return found
 
-    # -- recording ---------------------------------------------------------------------
-
-    def _log_response(
-        self,
-        response: HTTPResponse,
-        rtype: str,
-        description: str | None,
-        t_start: float,
-        t_stop: float,
-        log_body: bool = False,
-    ) -> None:
-        self.total_responses += 1
-        self.page_responses += 1
-        result = "Successful" if self.step_success else "Failure"
-        if log_body:
-            self._sink.response(
-                cycle=self.cycle,
-                cvus=self.cvus,
-                thread=self.thread_id,
-                suite=self.suite_name,
-                name=self.test_name,
-                step=self.steps,
-                number=self.page_responses,
-                type=rtype,
-                result=result,
-                url=response.url,
-                code=response.code,
-                description=description or "",
-                time=t_start,
-                duration=t_stop - t_start,
-                headers=response.headers.items(),
-                body=response.raw_body,
-            )
-        else:
-            self._sink.response(
-                cycle=self.cycle,
-                cvus=self.cvus,
-                thread=self.thread_id,
-                suite=self.suite_name,
-                name=self.test_name,
-                step=self.steps,
-                number=self.page_responses,
-                type=rtype,
-                result=result,
-                url=response.url,
-                code=response.code,
-                description=description or "",
-                time=t_start,
-                duration=t_stop - t_start,
-            )
-
-    def _log_response_error(
-        self,
-        url: str,
-        rtype: str,
-        description: str | None,
-        t_start: float,
-        t_stop: float,
-    ) -> None:
-        self.total_responses += 1
-        self.page_responses += 1
-        self._sink.response(
-            cycle=self.cycle,
-            cvus=self.cvus,
-            thread=self.thread_id,
-            suite=self.suite_name,
-            name=self.test_name,
-            step=self.steps,
-            number=self.page_responses,
-            type=rtype,
-            result="Error",
-            url=url,
-            code=-1,
-            description=description or "",
-            time=t_start,
-            duration=t_stop - t_start,
-            traceback=traceback.format_exc(),
-        )
-
-    def _log_xmlrpc_response(
-        self,
-        url: str,
-        method: str,
-        description: str | None,
-        t_start: float,
-        t_stop: float,
-        code: int,
-    ) -> None:
-        self.total_responses += 1
-        self.page_responses += 1
-        result = "Error" if code == -1 else ("Successful" if self.step_success else "Failure")
-        self._sink.response(
-            cycle=self.cycle,
-            cvus=self.cvus,
-            thread=self.thread_id,
-            suite=self.suite_name,
-            name=self.test_name,
-            step=self.steps,
-            number=self.page_responses,
-            type="xmlrpc",
-            result=result,
-            url=f"{url}#{method}",
-            code=code,
-            description=description or "",
-            time=t_start,
-            duration=t_stop - t_start,
-            traceback=traceback.format_exc() if code == -1 else None,
-        )
-
-    def _log_result(self, t_start: float, t_stop: float) -> None:
-        """The `<testResult>` record."""
-        status = self.test_status
-        self._sink.test_result(
-            cycle=self.cycle,
-            cvus=self.cvus,
-            thread=self.thread_id,
-            suite=self.suite_name,
-            name=self.test_name,
-            time=t_start,
-            result=status,
-            steps=self.steps,
-            duration=t_stop - t_start,
-            connection_duration=self.total_time,
-            requests=self.total_responses,
-            pages=self.total_pages,
-            xmlrpc=self.total_xmlrpc,
-            redirects=self.total_redirects,
-            images=self.total_images,
-            links=self.total_links,
-            traceback=(self._test_traceback or "") if status != "Successful" else None,
-        )
+    # -- dumping ---------------------------------------------------------------------
 
     def _dump_content(self, response: HTTPResponse) -> None:
         """``--dump-directory``: each page body to ``DIR/NNN.ext`` (and to a browser with ``-V``)."""

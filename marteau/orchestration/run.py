@@ -14,11 +14,9 @@ nodes are stopped the same way and the run exits `FUSE_EXIT`.
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import json
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -29,100 +27,28 @@ from pathlib import Path
 from typing import Any
 
 from marteau import exits
-from marteau.engine.arrivals import parse_rates
-from marteau.engine.figures import QUANTILES, LiveFigures, quantile_name
-from marteau.engine.fuse import FUSE_EXIT, fuse_limits
-from marteau.engine.guard import parse_entry
+from marteau.engine.figures import LiveFigures
+from marteau.engine.fuse import FUSE_EXIT
 from marteau.errors import MarteauError
-from marteau.orchestration.driver import Ansible, Event, PlayResult
+from marteau.orchestration.driver import Ansible, PlayResult
 from marteau.orchestration.live import LiveView
 from marteau.orchestration.prepare import job_vars, new_job_id
-from marteau.orchestration.project import Project, locate
+from marteau.orchestration.project import Project
+from marteau.orchestration.run_events import LOCK_TASK, NAMED_TASK, RunEvents, one_line
+from marteau.orchestration.run_options import (
+    Asked,
+    RunOptions,
+    bench_timeout,
+    check_open_model,
+    check_options,
+)
 from marteau.orchestration.validate import Pool, check_run, where
-from marteau.orchestration.values import MAX_LABEL, check_text
-
-CYCLES = re.compile(r"^\d+(:\d+)*$")
-ROLE_STATES = {
-    "marteau_node": ("provision", "provisioning"),
-    "marteau_deploy": ("deploy", "deploying"),
-    "marteau_bench": ("bench", "benching"),
-    "marteau_collect": ("collect", "collecting"),
-    "marteau_lock": ("release", "releasing"),
-}
-# Node states only move forward (a role's later tasks do not step back).
-STATE_RANK = {
-    state: rank
-    for rank, state in enumerate(
-        [
-            "waiting",
-            "locking",
-            "locked",
-            "provisioning",
-            "deploying",
-            "benching",
-            "bench done",
-            "collecting",
-            "stopping",
-            "releasing",
-            "released",
-            "failed",
-            "unreachable",
-        ]
-    )
-}
-LOCK_TASK = "Take Marteau's lock on the node"
-NAMED_TASK = "Fail when a named node is not in the pool"
-WAIT_TASK = "Wait for the bench to end"
-ARMED_TASK = "Wait until every bench is armed"
-FANOUT_TASK = "Keep the fan-out time"
-DECIDE_TASK = "Decide the shared start instant"
-START_TASK = "Start the bench (async, in its own process group, under timeout)"
-FACTS_TASK = "Write the node's facts beside its results"
-RELEASE_TASK = "Release Marteau's lock on the node"
-CLOCK_TASK = "Measure the node's clock offset to the controller"
-FIREWALL_TASK = "Close the job user's egress to its allowed hosts"
-FIREWALL_REMOVE_TASK = "Remove the job user's egress firewall"
-# ansible-core's check of a role's meta/argument_specs.yml, first task of each entry point
-ARGSPEC_TASK = "Validating arguments against arg spec"
-MONITOR_PLAYS = ("Start monitoring the target hosts", "Stop monitoring the target hosts")
-MONITORED_TASK = "Keep that the host is monitored"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = exits.OK, exits.FAILURES, exits.BAD_INPUT
 
 
 class RunFailed(Exception):
     """The run could not go on (not bad input): exit 1 with this message."""
-
-
-@dataclass
-class RunOptions:
-    source: str = "."
-    inventory: Path | None = None
-    pool: str | None = None
-    nodes: int | None = None
-    cycles: str | None = None
-    rates: str | None = None  # the open model: tests/s per cycle, split across the nodes
-    arrivals: str | None = None  # constant | poisson
-    ramp: float | None = None  # seconds of ramp between rates
-    duration: int | None = None
-    label: str | None = None
-    report_dir: Path | None = None
-    split: bool = False
-    lock_timeout: float = 60.0
-    url: str | None = None
-    workers: int | None = None
-    max_clock_offset: float = 0.5
-    thresholds: Path | None = None
-    workdir: Path | None = None
-    runs_dir: Path = Path("marteau-runs")
-    bench_timeout: int | None = None
-    fuse_error_rate: float | None = None  # the safety fuse of every node's bench
-    fuse_median: float | None = None
-    fuse_window: float | None = None
-    allow_hosts: tuple[str, ...] = ()  # empty: the nodes may load any host
-    strict_host: bool = False  # with allow_hosts: refuse a Host header naming another host
-    max_users: int | None = None  # a quota: no node runs more users in a cycle
-    extra_vars: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,54 +64,6 @@ class RunOutcome:
     fuse: str | None = None  # the safety fuse line of the node that stopped the run
     bench_exits: dict[str, int] = field(default_factory=dict)  # each node's `marteau bench` exit
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def conf_bench(project: Project) -> dict[str, str]:
-    """The [bench] values of the test's `<Class>.conf` (none if it cannot be read)."""
-    path = project.test_dir / f"{project.test_class}.conf"
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error:
-        return {}
-    return {key: value.strip() for key, value in parser.items("bench")} if "bench" in parser else {}
-
-
-def conf_cycles(project: Project) -> tuple[str | None, int | None]:
-    """[bench] cycles and duration of the test's `<Class>.conf`, if it has them."""
-    bench = conf_bench(project)
-    duration = bench.get("duration", "")
-    return bench.get("cycles") or None, int(duration) if duration.isdigit() else None
-
-
-def check_open_model(opts: RunOptions, project: Project, rates: str | None) -> None:
-    """`arrivals` and `ramp` only shape rates: given without any, say so (they would do
-    nothing). The rates may also come from the node's .conf, which the bench reads."""
-    if rates or conf_bench(project).get("rates"):
-        return
-    for key in ("arrivals", "ramp"):
-        if getattr(opts, key) is not None:
-            given = f"--{key}"
-        elif getattr(project, key) is not None:
-            given = where(project, key)
-        else:
-            continue
-        raise MarteauError(
-            f"{given} without rates: it only applies to the open model; give --rates, "
-            f"`rates` in {project.config_path} or [bench] rates in {project.test_class}.conf, "
-            "or leave it out"
-        )
-
-
-def bench_timeout(project: Project, cycles: str | None, duration: int | None) -> int:
-    """A hard limit for one node's bench: 3x its expected length, at least 10 minutes."""
-    conf_cycles_, conf_duration = conf_cycles(project)
-    cycles = cycles or conf_cycles_
-    duration = duration or conf_duration
-    if not cycles or not duration:
-        return 3600
-    expected = len(cycles.split(":")) * (duration + 10) + 60
-    return max(600, 3 * expected)
 
 
 def run_cost(nodes: dict[str, dict], seconds: float) -> dict | None:
@@ -217,11 +95,6 @@ def node_files(run_dir: Path, hosts: list[str]) -> dict[str, dict]:
     return nodes
 
 
-def one_line(value: object) -> str:
-    """A message on one line, whole (ssh's errors span several)."""
-    return " ".join(str(value).split())
-
-
 def split_cycles(cycles: str, count: int) -> list[str]:
     """Each node's share of every cycle (the first nodes take the remainder)."""
     values = [int(c) for c in cycles.split(":")]
@@ -231,7 +104,7 @@ def split_cycles(cycles: str, count: int) -> list[str]:
     ]
 
 
-class LoadTestRun:
+class LoadTestRun(RunEvents):
     """``figures``: where each node's progress lines go besides the view (`--metrics-port`)."""
 
     def __init__(
@@ -240,21 +113,10 @@ class LoadTestRun:
         view: LiveView | None = None,
         figures: LiveFigures | None = None,
     ) -> None:
+        super().__init__(view or LiveView(), figures)
         self.options = options
-        self.view = view or LiveView()
-        self.figures = figures
         self.cancelled: int | None = None  # the signal that cancelled the run
-        self.fuse: str | None = None  # "<fuse line> (on <host>)": a node's fuse tripped
-        self.locked: list[str] = []  # every node this run took a lock on
         self.nodes: list[str] = []  # the nodes of the run
-        self.released: set[str] = set()
-        self.timings: dict[str, float] = {}
-        self.warnings: list[str] = []
-        self.report_warnings: list[str] = []  # also shown in the report (firewall drops)
-        self.barrier: dict[str, float] = {}  # the start barrier: fan-out and lead, seconds
-        self.monitored: list[str] = []  # the hosts whose monitoring agent started
-        self._progress_at: dict[str, int] = {}  # host -> log offset of the last line shown
-        self._t0 = time.monotonic()
 
     # -- signals --------------------------------------------------------------
 
@@ -267,171 +129,9 @@ class LoadTestRun:
             return
         raise KeyboardInterrupt  # a second signal: stop waiting
 
-    def warn(self, text: str) -> None:
-        """A warning on the console and in run.json."""
-        self.view.message(f"warning: {text}")
-        self.warnings.append(text)
-
     def cancel_requested(self) -> bool:
         """A signal, or a node's safety fuse: stop the benches and collect what ran."""
         return self.cancelled is not None or self.fuse is not None
-
-    # -- events ---------------------------------------------------------------
-
-    def on_event(self, event: Event) -> None:
-        kind = event.get("event", "")
-        data = event.get("event_data", {})
-        host = data.get("host")
-        task = data.get("task", "")
-        role = data.get("role", "")
-        if data.get("play") in MONITOR_PLAYS:
-            self._on_monitor_event(kind, host, task, data)
-            return
-        # Skip the controller's own "localhost" plays, not the embedded default's node
-        # (localhost too): its lock event is what puts it in `locked`.
-        if not host or host == "localhost" and host not in self.locked and task != LOCK_TASK:
-            return
-        res = data.get("res", {}) if isinstance(data.get("res"), dict) else {}
-        # the bench role's firewall tasks also run in collect and release, and every
-        # entry point of a role (release, cleanup, ...) starts with its arguments' check:
-        # not a stage
-        starts_stage = task != FIREWALL_REMOVE_TASK and not task.startswith(ARGSPEC_TASK)
-        if kind == "runner_on_start" and role in ROLE_STATES and starts_stage:
-            stage, state = ROLE_STATES[role]
-            if role == "marteau_lock" and task != RELEASE_TASK:
-                stage, state = "lock", "locking"
-            self.view.set_stage(stage)
-            self.timings.setdefault(f"{stage}_start", time.monotonic() - self._t0)
-            current = self.view.nodes.get(host)
-            if current is None or STATE_RANK.get(state, 0) > STATE_RANK.get(current.state, 0):
-                self.view.node(host, state, note="")
-        elif kind == "runner_on_ok" and task == LOCK_TASK and res.get("acquired"):
-            if host not in self.locked:
-                self.locked.append(host)
-            self.released.discard(host)
-            self.view.node(host, "locked")
-        elif kind == "runner_on_ok" and task == START_TASK:
-            self.timings.setdefault("bench_started", time.monotonic() - self._t0)
-            self.view.node(host, "benching", note="arming")
-        elif kind == "runner_on_ok" and task == ARMED_TASK:
-            self.timings["bench_armed"] = time.monotonic() - self._t0
-            self.view.node(host, "benching", note="armed")
-        elif kind == "runner_on_ok" and task in (FANOUT_TASK, DECIDE_TASK):
-            self._on_barrier(res.get("ansible_facts") or {})
-        elif kind == "runner_retry" and task == WAIT_TASK:
-            self._show_progress(host, res)
-        elif kind == "runner_on_ok" and task == WAIT_TASK:
-            self._show_progress(host, res)
-            rc = res.get("rc")
-            self.view.node(host, "bench done", note=f"exit {rc}")
-            if rc == FUSE_EXIT and res.get("fuse") and self.fuse is None:
-                self.fuse = f"{res['fuse']} (on {host})"
-                self.view.message(f"{self.fuse}: stopping the other nodes, collecting")
-        elif kind == "runner_on_ok" and task == CLOCK_TASK:
-            self.view.node(host, note=f"clock {res.get('offset', 0) * 1000:+.0f} ms")
-        elif kind == "runner_on_ok" and task == FIREWALL_TASK:
-            self.view.node(host, note=f"firewall: {len(res.get('accepted') or [])} address(es)")
-        elif kind == "runner_on_ok" and task == FIREWALL_REMOVE_TASK and res.get("dropped"):
-            self._firewall_dropped(host, res)
-        elif kind == "runner_on_ok" and task == RELEASE_TASK:
-            self.released.add(host)
-            current = self.view.nodes.get(host)
-            if current is None or STATE_RANK.get(current.state, 0) < STATE_RANK["released"]:
-                self.view.node(host, "released")
-        elif kind == "runner_on_unreachable" and not data.get("ignore_errors"):
-            # the whole SSH error: its start ("ssh: connect to host") says nothing
-            self.view.node(host, "unreachable", note=one_line(res.get("msg", "")))
-        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            if task == WAIT_TASK:
-                self._show_progress(host, res)
-            message = str(res.get("msg") or res.get("stderr") or "failed").strip()
-            first, _, rest = message.partition("\n")
-            self.view.node(host, "failed", note=f"{task}: {first}")
-            if rest:  # the bench log's last lines: the reason is in them
-                self.view.message(f"{host}: {rest}")
-        for warning in res.get("warnings", []) or []:
-            if isinstance(warning, dict):  # ansible-core 2.19: {"msg": ..., ...}
-                warning = warning.get("msg") or warning.get("message") or str(warning)
-            self.view.message(f"{host}: warning: {warning}")
-            self.warnings.append(f"{host}: {warning}")
-
-    def _on_monitor_event(self, kind: str, host: str | None, task: str, data: dict) -> None:
-        """A monitored host's events: not a node of the run; its troubles are warnings."""
-        res = data.get("res", {}) if isinstance(data.get("res"), dict) else {}
-        if kind == "runner_on_ok" and task == MONITORED_TASK and host not in self.monitored:
-            self.monitored.append(str(host))
-            self.view.message(f"{host}: monitored")
-        elif kind == "runner_on_ok" and task.startswith("Say that the host"):
-            self.warn(f"monitored host {host}: {res.get('msg', '')}")
-        elif kind == "runner_on_unreachable":
-            self.warn(f"monitored host {host}: unreachable: {one_line(res.get('msg', ''))}")
-
-    def _firewall_dropped(self, host: str, res: dict) -> None:
-        """A node's egress firewall dropped packets: the test got past `--allow-host`."""
-        where = ", ".join(str(d) for d in res.get("destinations") or []) or "unknown addresses"
-        warning = (
-            f"node {host}: the egress firewall dropped {res['dropped']} packet(s) the job "
-            f"sent outside its allowed hosts (to {where}): test code opened connections "
-            "of its own"
-        )
-        self.view.message(f"Warning: {warning}")
-        self.warnings.append(warning)
-        self.report_warnings.append(warning)
-
-    def _on_barrier(self, facts: dict[str, Any]) -> None:
-        """Every node armed: say what the start instant's lead was made of."""
-        try:
-            if "marteau_bench_fanout" in facts:
-                self.barrier["fanout"] = round(float(facts["marteau_bench_fanout"]), 3)
-            if "marteau_bench_start" in facts:
-                self.barrier["lead"] = round(float(facts["marteau_bench_start"]) - time.time(), 3)
-        except (TypeError, ValueError):
-            return
-        if "lead" in self.barrier:
-            self.view.message(
-                f"every node armed: fan-out {self.barrier.get('fanout', 0):.2f}s, "
-                f"start in {self.barrier['lead']:.2f}s"
-            )
-
-    def _show_progress(self, host: str, res: dict) -> None:
-        """Each progress line (one a second) the node's bench printed since the last poll."""
-        shown = self._progress_at.get(host, -1)
-        for line in res.get("lines") or []:
-            at = line.get("at", 0)
-            if at > shown:
-                shown = at
-                figures = {k: v for k, v in line.items() if k not in ("at", "phase")}
-                self.view.node(host, "benching", note=line.get("phase", ""), **figures)
-                self._publish(host, line)
-        self._progress_at[host] = shown
-
-    def _publish(self, host: str, line: dict[str, Any]) -> None:
-        """A node's progress line (`marteau_bench_status`) into the live figures."""
-        if self.figures is None:
-            return
-        quantiles = {
-            q: line[key]
-            for q in QUANTILES
-            if isinstance(line.get(key := quantile_name(q)), (int, float))
-        }
-        try:
-            self.figures.update(
-                host,
-                cycle=int(line["cycle"]),
-                phase=str(line.get("phase") or "").split(" ")[0],
-                users=int(line["users"]),
-                cycle_users=int(line["cycle_users"]),
-                rps=0.0 if line.get("phase") == "done" else float(line["rps"]),
-                counts=(
-                    int(line["ok"]),
-                    int(line["failures"]),
-                    int(line["errors"]),
-                    int(line.get("responses") or 0),
-                ),
-                quantiles=quantiles,
-            )
-        except (KeyError, TypeError, ValueError):
-            return  # a line from another version of the bench: the view shows it anyway
 
     # -- the run --------------------------------------------------------------
 
@@ -443,44 +143,10 @@ class LoadTestRun:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _elapsed(self) -> float:
-        return time.monotonic() - self._t0
-
     def _run(self) -> RunOutcome:
         opts = self.options
-        fuse_limits(opts.fuse_error_rate, opts.fuse_median, opts.fuse_window)  # bad input first
-        self.view.set_stage("project")
-        for entry in opts.allow_hosts:
-            parse_entry(entry)  # bad input before anything is cloned or locked
-        if opts.strict_host and not opts.allow_hosts:
-            raise MarteauError("--strict-host needs --allow-host (the hosts it checks against)")
-        project = locate(opts.source, opts.workdir)
-        cycles = opts.cycles or project.cycles
-        duration = opts.duration or project.duration
-        if cycles and not CYCLES.match(cycles):
-            raise MarteauError(f"--cycles {cycles!r}: expected users per cycle such as 10:20:30")
-        rates = opts.rates or project.rates
-        if rates:  # bad input before anything is locked
-            parse_rates(rates, "--rates" if opts.rates else where(project, "rates"))
-        if opts.label:
-            check_text("--label", opts.label, MAX_LABEL)
-        if opts.split and not cycles:
-            cycles, conf_duration = conf_cycles(project)
-            duration = duration or conf_duration
-            if not cycles:
-                raise MarteauError(
-                    f"--split needs the cycles: give -c, `cycles` in {project.config_path} "
-                    f"or [bench] cycles in {project.test_class}.conf"
-                )
-        pool = opts.pool or project.pool or "marteau"
-        # `nodes: [h1, h2]` in .marteau.yml: those nodes of the pool, unless --nodes counts
-        named = [] if opts.nodes else project.hosts
-        wanted = len(named) if named else opts.nodes or project.nodes or 1
-        if opts.split and cycles and min(int(c) for c in cycles.split(":")) < wanted:
-            raise MarteauError(
-                f"--split: cycles {cycles} leave a node without users on {wanted} nodes"
-            )
-        thresholds = opts.thresholds or project.thresholds
+        asked = check_options(opts, self.view)
+        project = asked.project
         job = new_job_id()
         run_dir = (opts.runs_dir / job).resolve()
         report_dir = (opts.report_dir or run_dir / "report").resolve()
@@ -488,17 +154,43 @@ class LoadTestRun:
         ansible = Ansible(run_dir, opts.inventory)  # checks the inventory path first
         pool_where = "--pool" if opts.pool else where(project, "pool") if project.pool else ""
         checked = Pool(
-            pool, pool_where or "the default pool", wanted, named, where(project, "nodes")
+            asked.pool,
+            pool_where or "the default pool",
+            asked.wanted,
+            asked.named,
+            where(project, "nodes"),
         )
         check_run(project, opts.url, ansible.inventory, ansible.envvars(), checked, self.warn)
-        check_open_model(opts, project, rates)
+        check_open_model(opts, project, asked.rates)
         self.view.set_stage("prepare")
+        extravars = self._extravars(asked, run_dir, job)
+        if ansible.inventory.is_file():
+            shutil.copy(ansible.inventory, run_dir / "inventory.ini")
+        self.timings["prepared"] = self._elapsed()
+        outcome = RunOutcome(EXIT_FAILED, run_dir=run_dir, report_dir=report_dir)
+        main: PlayResult | None = None
+        try:
+            main = self._lock_and_run(ansible, extravars, asked.pool, asked.wanted)
+            outcome.nodes = list(self.nodes)
+            self.timings["ran"] = self._elapsed()
+        finally:
+            self._wind_down(ansible, extravars, job)
+        self._gather(outcome, main, project)
+        self._write_provenance(run_dir, project, opts, extravars, outcome, asked.cycles)
+        code = self._report(run_dir, report_dir, asked.thresholds, outcome)
+        outcome.timings = dict(self.timings)
+        outcome.exit_code = self._exit_code(outcome, code)
+        return outcome
+
+    def _extravars(self, asked: Asked, run_dir: Path, job: str) -> dict[str, Any]:
+        """The playbooks' variables: the job's, then the options', which win over -e."""
+        opts, project = self.options, asked.project
         extravars = job_vars(
             project,
             run_dir,
             job,
-            cycles=cycles,
-            duration=duration,
+            cycles=asked.cycles,
+            duration=asked.duration,
             rates=opts.rates,
             arrivals=opts.arrivals,
             ramp=opts.ramp,
@@ -509,15 +201,17 @@ class LoadTestRun:
         if opts.label:
             bench_args.append(f"--label={opts.label}")
         extravars.update(
-            marteau_pool=pool,
-            marteau_nodes=wanted,
-            marteau_named_nodes=named,
+            marteau_pool=asked.pool,
+            marteau_nodes=asked.wanted,
+            marteau_named_nodes=asked.named,
             marteau_split=opts.split,
             marteau_workers=opts.workers or 0,
             marteau_bench_extra_args=bench_args,
             marteau_max_clock_offset=opts.max_clock_offset,
         )
-        timeout = opts.bench_timeout or bench_timeout(project, cycles or rates, duration)
+        timeout = opts.bench_timeout or bench_timeout(
+            project, asked.cycles or asked.rates, asked.duration
+        )
         extravars["marteau_bench_timeout"] = timeout
         # A lock outlives the bench it guards (its expiry only matters if we die).
         extravars["marteau_lock_ttl"] = timeout + 600
@@ -535,33 +229,33 @@ class LoadTestRun:
             if project.monitor.hosts:
                 extravars["marteau_monitor_hosts"] = list(project.monitor.hosts)
             extravars["marteau_monitor_interval"] = project.monitor.interval
-        shutil.copy(
-            ansible.inventory, run_dir / "inventory.ini"
-        ) if ansible.inventory.is_file() else None
-        self.timings["prepared"] = self._elapsed()
-        outcome = RunOutcome(EXIT_FAILED, run_dir=run_dir, report_dir=report_dir)
-        main: PlayResult | None = None
-        try:
-            main = self._lock_and_run(ansible, extravars, pool, wanted)
-            outcome.nodes = list(self.nodes)
-            self.timings["ran"] = self._elapsed()
-        finally:
-            if self.cancel_requested() and self.locked:
-                self._after_cancel(ansible, extravars)
-            if self.monitored:
-                self.view.set_stage("collect")
-                hosts = {"marteau_monitor_hosts": list(self.monitored)}
-                ansible.play("monitor_stop", {**extravars, **hosts}, on_event=self.on_event)
-            pending = [h for h in self.locked if h not in self.released]
-            if pending:
-                self.view.set_stage("release")
-                result = ansible.play(
-                    "unlock",
-                    {"marteau_job": job, "marteau_hosts": ",".join(pending)},
-                    on_event=self.on_event,
-                )
-                for host in result.hosts_with("dark"):
-                    self.view.message(f"{host}: unreachable, its lock stays until it expires")
+        return extravars
+
+    def _wind_down(self, ansible: Ansible, extravars: dict, job: str) -> None:
+        """Whatever happened: stop and collect after a cancel, stop the monitoring,
+        release every lock still held."""
+        if self.cancel_requested() and self.locked:
+            self._after_cancel(ansible, extravars)
+        if self.monitored:
+            self.view.set_stage("collect")
+            hosts = {"marteau_monitor_hosts": list(self.monitored)}
+            ansible.play("monitor_stop", {**extravars, **hosts}, on_event=self.on_event)
+        pending = [h for h in self.locked if h not in self.released]
+        if pending:
+            self.view.set_stage("release")
+            result = ansible.play(
+                "unlock",
+                {"marteau_job": job, "marteau_hosts": ",".join(pending)},
+                on_event=self.on_event,
+            )
+            for host in result.hosts_with("dark"):
+                self.view.message(f"{host}: unreachable, its lock stays until it expires")
+
+    def _gather(self, outcome: RunOutcome, main: PlayResult | None, project: Project) -> None:
+        """What the nodes gave: the completed and the missing, the load lost, the
+        benches' exits, Prometheus's series."""
+        run_dir = outcome.run_dir
+        assert run_dir is not None
         completed = self._completed(run_dir)
         outcome.completed = completed
         failures = main.failure_messages() if main else {}
@@ -576,19 +270,18 @@ class LoadTestRun:
         for host, node in node_files(run_dir, completed).items():
             with contextlib.suppress(TypeError, ValueError):
                 outcome.bench_exits[host] = int(node.get("bench_rc"))
-        self._write_provenance(run_dir, project, opts, extravars, outcome, cycles)
-        code = self._report(run_dir, report_dir, thresholds, outcome)
-        outcome.timings = dict(self.timings)
+
+    def _exit_code(self, outcome: RunOutcome, report: int) -> int:
+        """The run's exit status: a signal, the fuse, no results, else the worst of the
+        benches', the report's and the load lost (`exits.PRECEDENCE`)."""
         if outcome.cancelled:
-            outcome.exit_code = exits.SIGNAL_BASE + int(self.cancelled or signal.SIGINT)
-        elif outcome.fuse:
-            outcome.exit_code = FUSE_EXIT
-        elif not completed:  # no node gave results: the run could not finish
-            outcome.exit_code = EXIT_FAILED
-        else:  # the nodes' benches, the report and the load lost: exits.PRECEDENCE
-            lost = [exits.INCOMPLETE] if outcome.missing or outcome.lost else []
-            outcome.exit_code = exits.combine([code, *outcome.bench_exits.values(), *lost])
-        return outcome
+            return exits.SIGNAL_BASE + int(self.cancelled or signal.SIGINT)
+        if outcome.fuse:
+            return FUSE_EXIT
+        if not outcome.completed:  # no node gave results: the run could not finish
+            return EXIT_FAILED
+        lost = [exits.INCOMPLETE] if outcome.missing or outcome.lost else []
+        return exits.combine([report, *outcome.bench_exits.values(), *lost])
 
     # -- stages ---------------------------------------------------------------
 

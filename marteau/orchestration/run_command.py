@@ -14,7 +14,7 @@ from marteau import exits
 from marteau.engine.fuse import fuse_options
 from marteau.engine.metrics import metrics_options
 from marteau.errors import MarteauError
-from marteau.funkload.bench_command import max_users_option, rates_options, strict_host_option
+from marteau.funkload.bench_options import max_users_option, rates_options, strict_host_option
 
 if TYPE_CHECKING:
     from marteau.orchestration.run import RunOutcome
@@ -194,6 +194,13 @@ def run_command(
     if as_json:
         click.echo(json.dumps(outcome_json(outcome)))
         sys.exit(outcome.exit_code)
+    _print_outcome(outcome)
+    sys.exit(outcome.exit_code)
+
+
+def _print_outcome(outcome: RunOutcome) -> None:
+    """The text output's lines: where the run and its report are, what went missing or
+    was lost, the totals, the open model's rates and a tripped fuse."""
     click.echo(f"Run directory: {outcome.run_dir}")
     if outcome.missing:
         click.echo(
@@ -222,7 +229,6 @@ def run_command(
             )
     if outcome.fuse:
         click.echo(outcome.fuse)
-    sys.exit(outcome.exit_code)
 
 
 def outcome_json(outcome: RunOutcome) -> dict:

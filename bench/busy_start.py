@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from marteau.results import load  # noqa: E402
 from tests.nodes import NodeSet, available  # noqa: E402
 from tests.servers import LocalServer, ok  # noqa: E402
-from tests.test_orchestration_nodes import CONF, TEST  # noqa: E402
+from tests.support.projects import CONF, TEST  # noqa: E402
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 POOL = "pool"

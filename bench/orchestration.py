@@ -52,18 +52,10 @@ from marteau.orchestration.project import locate  # noqa: E402
 from marteau.results.compact import CompactWriter, read_compact_raw  # noqa: E402
 from marteau.results.records import RESPONSE_STRUCT  # noqa: E402
 from tests.nodes import NodeSet  # noqa: E402
+from tests.support.commands import MARTEAU  # noqa: E402
+from tests.support.node_runs import POOL  # noqa: E402
+from tests.support.projects import TEST  # noqa: E402
 
-MARTEAU = str(Path(sys.executable).with_name("marteau"))
-POOL = "pool"
-
-TEST = """\
-from funkload.FunkLoadTestCase import FunkLoadTestCase
-
-
-class Tiny(FunkLoadTestCase):
-    def test_get(self):
-        self.get(self.conf_get("main", "url") + "/", description="root")
-"""
 CONF = """\
 [main]
 title=Tiny

@@ -282,7 +282,7 @@ class Service:
         settings: dict[str, str] | None = None,
     ) -> None:
         """`settings`: MARTEAU_<NAME> values for serve (none: the defaults)."""
-        from tests.service_helpers import free_port
+        from tests.servers import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -20,7 +20,13 @@ import pytest
 
 from tests.servers import LocalServer
 
-pytest_plugins = ["tests.conftest_nodes", "tests.conftest_postgres", "tests.conftest_service"]
+pytest_plugins = [
+    "tests.conftest_browser",
+    "tests.conftest_files",
+    "tests.conftest_nodes",
+    "tests.conftest_postgres",
+    "tests.conftest_service",
+]
 
 # Tests of these modules change this machine's firewall or users without sshd nodes.
 MACHINE_MODULES = {"test_firewall.py"}

@@ -106,7 +106,7 @@ class PostgresCluster:
         """initdb, then the postmaster on a free port (another one if it was taken)."""
         # here, not at the top: the conftest imports this module, even without the service
         from marteau.service.worker import die_with_parent
-        from tests.service_helpers import free_port
+        from tests.servers import free_port
 
         made = self._run(
             "initdb",

@@ -4,8 +4,9 @@
 background thread. Routes map a path (without query) to a function taking
 the `Request` and returning `(status, headers, body)`; every request is kept
 in `server.requests` so tests can assert what was really sent on the wire.
-`HangingServer` accepts connections and never answers. `DnsServer` answers A and
-TXT queries over UDP from its dictionaries.
+`HangingServer` accepts connections and never answers. `CountingListener` counts the
+connections it accepts. `DnsServer` answers A and TXT queries over UDP from its
+dictionaries. `free_port` is a port with nothing listening.
 """
 
 from __future__ import annotations
@@ -180,4 +181,48 @@ class DnsServer:
     def __exit__(self, *exc: object) -> None:
         self.stopping.set()
         self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound once, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class CountingListener:
+    """A TCP listener that counts the connections it accepts and answers 200."""
+
+    def __init__(self, host: str, port: int = 0) -> None:
+        self.sock = socket.create_server((host, port))
+        self.sock.settimeout(0.2)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def url(self, host: str | None = None) -> str:
+        return f"http://{host or self.host}:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with conn:
+                self.answer(conn)
+
+    def answer(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
+
+    def __enter__(self) -> CountingListener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
         self.sock.close()

@@ -16,12 +16,10 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import time
-from contextlib import closing
 from pathlib import Path
 
 from marteau.orchestration.live import LiveView
@@ -255,12 +253,6 @@ def make_project(path: Path, **config: object) -> Path:
     return path
 
 
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def service_env(locks: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARTEAU_")}
     env.update(MARTEAU_FAKE_LOCKS=str(locks), PYTHONUNBUFFERED="1", **extra)
@@ -320,6 +312,8 @@ class Service:
         options: tuple[str, ...] = (),
     ) -> None:
         """`options`: more `marteau serve` options (for example `--config FILE`)."""
+        from tests.servers import free_port  # not at the top: `fake-run` runs without `tests`
+
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -376,6 +370,15 @@ def tar_of(project: Path, prefix: str = "project") -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(project, arcname=prefix)
     return buffer.getvalue()
+
+
+def upload(client, data: bytes, name: str = "project.tar.gz", **fields):  # type: ignore[no-untyped-def]
+    """POST a project archive to /api/jobs/upload, with `fields` as the form's values."""
+    return client.post(
+        "/api/jobs/upload",
+        files={"archive": (name, data, "application/gzip")},
+        data={k: str(v) for k, v in fields.items()},
+    )
 
 
 if __name__ == "__main__":

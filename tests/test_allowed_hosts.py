@@ -23,47 +23,10 @@ import pytest
 from marteau.engine import guard
 from marteau.engine.http import HTTPClient, HTTPClientError
 from marteau.errors import MarteauError
-from tests.servers import LocalServer, Reply, Request, ok
+from tests.servers import CountingListener, LocalServer, Reply, Request, ok
 
 REPO = Path(__file__).resolve().parents[1]
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
-
-
-class CountingListener:
-    """A TCP listener that counts the connections it accepts and answers 200."""
-
-    def __init__(self, host: str, port: int = 0) -> None:
-        self.sock = socket.create_server((host, port))
-        self.sock.settimeout(0.2)
-        self.host, self.port = host, self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def url(self, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            with conn:
-                self.answer(conn)
-
-    def answer(self, conn: socket.socket) -> None:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
-
-    def __enter__(self) -> CountingListener:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from typing import Any
 import pytest
 
 from tests.servers import LocalServer, ok
+from tests.support.commands import MARTEAU_BENCH, bench, bench_env
+from tests.support.records import parse_xml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -34,42 +35,6 @@ XML_TIME_ROUNDING = 0.006  # FunkLoad writes times with py2 str(float): 10 ms st
 def site() -> Any:
     with LocalServer(routes={"/ok": lambda request: ok("OK")}) as server:
         yield server
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    for item in DATA.iterdir():
-        if item.is_file():
-            shutil.copy(item, tmp_path / item.name)
-    return tmp_path
-
-
-def _env() -> dict[str, str]:
-    # The repository root carries the `funkload` import shim the test files use.
-    return dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-
-
-MARTEAU_BENCH = [str(BIN / "marteau"), "bench"]
-
-
-def bench(
-    workdir: Path, *args: str, command: list[str] | None = None, timeout: int = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*(command or MARTEAU_BENCH), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_env(),
-    )
-
-
-def parse_xml(path: Path) -> tuple[dict[str, str], list[ET.Element], list[ET.Element]]:
-    root = ET.parse(path).getroot()  # strict: the file must be well-formed
-    assert root.tag == "funkload"
-    config = {item.get("key"): item.get("value") for item in root.iter("config")}
-    return config, root.findall("response"), root.findall("testResult")
 
 
 def windows(config: dict[str, str]) -> list[tuple[float, float]]:
@@ -309,7 +274,7 @@ def start_file_bench(workdir: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=bench_env(),
     )
 
 
@@ -548,7 +513,7 @@ def test_sigterm_keeps_the_finished_cycles(workdir: Path, site: LocalServer):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=bench_env(),
     )
     assert bench_process.stdout is not None
     seen = []
@@ -597,7 +562,7 @@ def test_sigterm_ends_the_tests_that_outlive_the_grace(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=bench_env(),
     )
     assert bench_process.stdout is not None
     seen = []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from marteau.orchestration import content_dir
 from tests.servers import LocalServer, ok
-from tests.test_orchestration_nodes import CONF, TEST
+from tests.support.projects import CONF, TEST
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 MODULE = content_dir() / "roles" / "marteau_bench" / "library" / "marteau_bench_status.py"

@@ -7,14 +7,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 import pytest
 
 from marteau.errors import MarteauError
 from marteau.funkload.credentials import CredentialStore, load_credentials, read_conf
-from tests.servers import LocalServer, Request, ok
-from tests.test_fl_run_test import copy, marteau_test
+from tests.servers import LocalServer, free_port
+from tests.support.commands import marteau_test
+from tests.support.funkload import install
+from tests.support.projects import Logins, login_project
 
 BIN = Path(sys.executable).parent
 
@@ -35,12 +36,6 @@ FL_Member:fl_member_01,fl_member_02, ghost
 FL_Member:fl_member_03, fl_member_04
 Review:fl_review_01
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_conf(directory: Path, port: int, extra: str = "") -> Path:
@@ -176,7 +171,7 @@ def test_ctl_start_status_test_stop(running: tuple[Path, int]) -> None:
 def test_funkload_demo_and_helpers_against_the_server(running: tuple[Path, int]) -> None:
     """FunkLoad's xmlrpc demo, then the funkload.utils helpers, as a test uses them."""
     directory, port = running
-    copy(directory, "test_Credential.py")
+    install(directory, "test_Credential.py")
     (directory / "Credential.conf").write_text(
         f"[main]\nurl = http://localhost:{port}/\n[ftest]\nlog_to =\nresult_path = cred.xml\n"
     )
@@ -235,82 +230,6 @@ def test_ctl_port_taken(tmp_path: Path) -> None:
 
 
 # -- a bench serving its own slice ---------------------------------------------------------
-
-LOGIN_TEST = """\
-import uuid
-
-from funkload.FunkLoadTestCase import FunkLoadTestCase
-from funkload.utils import xmlrpc_get_credential
-
-
-class Login(FunkLoadTestCase):
-    def test_login(self):
-        if not hasattr(self, "vu"):  # once per virtual user: kept across its iterations
-            self.vu = uuid.uuid4().hex
-            self.login, self.password = xmlrpc_get_credential(
-                self.conf_get("credential", "host"), self.conf_get("credential", "port")
-            )
-        self.setHeader("X-VU", self.vu)
-        self.post(self.conf_get("main", "url") + "/login",
-                  params=[["login", self.login], ["password", self.password]])
-"""
-
-LOGIN_CONF = """\
-[main]
-title=Login
-description=Each user logs in with its own account
-url={url}
-
-[credential]
-host=localhost
-port={port}
-
-[test_login]
-description=POST /login
-
-[bench]
-cycles = {users}
-duration = 2
-startup_delay = 0
-sleep_time = 0
-cycle_time = 0
-log_to =
-log_path = login-bench.log
-result_path = login-bench.xml
-sleep_time_min = 0.05
-sleep_time_max = 0.05
-"""
-
-
-class Logins:
-    """The target: records which login each virtual user posted (refuses a bad password)."""
-
-    def __init__(self, passwords: dict[str, str]) -> None:
-        self.passwords = passwords
-        self.seen: list[tuple[str, str]] = []  # (X-VU, login)
-
-    def __call__(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
-        form = dict(parse_qsl(request.body.decode()))
-        if self.passwords.get(form.get("login", "")) != form.get("password"):
-            return 403, [], b"bad login"
-        self.seen.append((request.header("X-VU") or "", form["login"]))
-        return ok("welcome")
-
-    def logins_by_user(self) -> dict[str, set[str]]:
-        found: dict[str, set[str]] = {}
-        for vu, login in self.seen:
-            found.setdefault(vu, set()).add(login)
-        return found
-
-
-def login_project(directory: Path, url: str, port: int, users: int, logins: int) -> None:
-    (directory / "test_Login.py").write_text(LOGIN_TEST)
-    (directory / "Login.conf").write_text(LOGIN_CONF.format(url=url, port=port, users=users))
-    (directory / "passwords.txt").write_text("".join(f"user{i}:pw{i}\n" for i in range(logins)))
-    (directory / "credential.conf").write_text(
-        f"[server]\nhost = localhost\nport = {port}\nloop_on_first_credentials = 0\n"
-        "credentials_path = passwords.txt\n"
-    )
 
 
 def test_bench_serves_its_slice_to_every_worker(tmp_path: Path) -> None:

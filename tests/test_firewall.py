@@ -11,16 +11,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from marteau.orchestration import content_dir
 from tests.servers import LocalServer, ok
+from tests.support.firewall import call, table
 
-MODULE = content_dir() / "roles" / "marteau_bench" / "library" / "marteau_firewall.py"
 SYSTEM_PYTHON = "/usr/bin/python3"  # readable by a throwaway user, unlike the venv's
 
 pytestmark = pytest.mark.skipif(
@@ -49,16 +47,6 @@ print(json.dumps(out))
 """
 
 
-def call(tmp_path: Path, **args: object) -> dict:
-    """The module as Ansible runs it: a python process reading its arguments from a file."""
-    path = tmp_path / "args.json"
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    done = subprocess.run(
-        [sys.executable, str(MODULE), str(path)], capture_output=True, text=True, timeout=60
-    )
-    return json.loads(done.stdout)
-
-
 def probe(uid: int, *urls: str, timeout: float = 1.5) -> dict[str, list]:
     """What user `uid` gets from each URL: [urllib status or error, socket result].
 
@@ -74,12 +62,6 @@ def probe(uid: int, *urls: str, timeout: float = 1.5) -> dict[str, list]:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def table() -> str:
-    return subprocess.run(
-        ["nft", "list", "table", "inet", "marteau"], capture_output=True, text=True
-    ).stdout
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import threading
@@ -12,11 +11,9 @@ from xmlrpc.server import SimpleXMLRPCServer
 
 import pytest
 
-from tests.servers import LocalServer, ok
-from tests.test_funkload_support import MARTEAU, install, serve
-from tests.test_funkload_testcase import Credentials, closed_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import LocalServer, free_port, ok
+from tests.support.commands import MARTEAU, marteau_test
+from tests.support.funkload import Credentials, install, serve
 
 
 @pytest.fixture(scope="module")
@@ -27,41 +24,15 @@ def web() -> Iterator[LocalServer]:
         yield local
 
 
-copy = install
-
-
 def set_url(conf: Path, url: str) -> None:
     conf.write_text(re.sub(r"(?m)^url\s*=.*$", f"url = {url}", conf.read_text()))
-
-
-def marteau_test(
-    cwd: Path, *args: str, program: str = MARTEAU, env_changes: dict[str, str | None] | None = None
-) -> subprocess.CompletedProcess:
-    """Run the command in ``cwd``; ``env_changes`` sets variables (``None`` unsets one)."""
-    # The repo root on the path: an editable install made before `funkload/` and
-    # `webunit/` had an __init__.py maps only `marteau`, not the import shims.
-    env = dict(os.environ)
-    for name, value in (env_changes or {}).items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [program, *(["test"] if program == MARTEAU else []), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 # -- the demos ------------------------------------------------------------------------------
 
 
 def test_simple_demo(web: LocalServer, tmp_path: Path) -> None:
-    copy(tmp_path, "test_Simple.py", "Simple.conf")
+    install(tmp_path, "test_Simple.py", "Simple.conf")
     set_url(tmp_path / "Simple.conf", f"http://localhost:{web.port}/index.html")
     before = len(web.requests)
     run = marteau_test(tmp_path, "test_Simple.py", "-v")
@@ -79,7 +50,7 @@ def test_simple_demo(web: LocalServer, tmp_path: Path) -> None:
 
 
 def test_old_marteau_stupid_test(web: LocalServer, tmp_path: Path) -> None:
-    copy(tmp_path, "loadtest.py", "StupidTest.conf")
+    install(tmp_path, "loadtest.py", "StupidTest.conf")
     set_url(tmp_path / "StupidTest.conf", web.url + "/")
     run = marteau_test(tmp_path, "loadtest.py", "StupidTest.test_simple")
     assert run.returncode == 0, run.stderr
@@ -88,7 +59,7 @@ def test_old_marteau_stupid_test(web: LocalServer, tmp_path: Path) -> None:
 
 
 def test_failure_shows_url_code_and_assertion(web: LocalServer, tmp_path: Path) -> None:
-    copy(tmp_path, "loadtest.py", "StupidTest.conf")
+    install(tmp_path, "loadtest.py", "StupidTest.conf")
     url = f"{web.url}/nothing-here"
     run = marteau_test(tmp_path, "loadtest.py", "-u", url)  # -u overrides [main] url
     assert run.returncode == 1
@@ -99,7 +70,7 @@ def test_failure_shows_url_code_and_assertion(web: LocalServer, tmp_path: Path) 
 
 
 def test_backup_of_previous_result_file(web: LocalServer, tmp_path: Path) -> None:
-    copy(tmp_path, "loadtest.py", "StupidTest.conf")
+    install(tmp_path, "loadtest.py", "StupidTest.conf")
     set_url(tmp_path / "StupidTest.conf", web.url + "/")
     (tmp_path / "stupid-test.xml").write_text("old\n")
     assert marteau_test(tmp_path, "loadtest.py").returncode == 0
@@ -112,7 +83,7 @@ def test_credential_xmlrpc_demo(tmp_path: Path) -> None:
     server.register_instance(Credentials())
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        copy(tmp_path, "test_Credential.py")
+        install(tmp_path, "test_Credential.py")
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         (tmp_path / "Credential.conf").write_text(
             f"[main]\nurl = {url}\n[ftest]\nlog_to =\nresult_path = cred.xml\n"
@@ -137,7 +108,7 @@ def listed(run: subprocess.CompletedProcess) -> list[str]:
 
 
 def test_list_and_regex(tmp_path: Path) -> None:
-    copy(tmp_path, "test_dummy.py")
+    install(tmp_path, "test_dummy.py")
     everything = listed(marteau_test(tmp_path, "test_dummy.py", "--list"))
     assert len(everything) == 6
     assert everything[0] == "test_dummy.TestDummy1.test_dummy1_1"
@@ -164,7 +135,7 @@ def test_list_and_regex(tmp_path: Path) -> None:
 
 
 def test_exit_codes_of_plain_unittest_classes(tmp_path: Path) -> None:
-    copy(tmp_path, "test_dummy.py")
+    install(tmp_path, "test_dummy.py")
     passing = marteau_test(tmp_path, "test_dummy.py", "TestDummy1", "TestDummy2.test_dummy2_1")
     assert passing.returncode == 0 and "Ran 3 tests" in passing.stderr
     failing = marteau_test(tmp_path, "test_dummy.py", "TestDummy3")
@@ -175,7 +146,7 @@ def test_exit_codes_of_plain_unittest_classes(tmp_path: Path) -> None:
 
 
 def test_fl_run_test_alias(tmp_path: Path) -> None:
-    copy(tmp_path, "test_dummy.py")
+    install(tmp_path, "test_dummy.py")
     alias = str(Path(MARTEAU).with_name("fl-run-test"))
     run = marteau_test(tmp_path, "test_dummy.py", "TestDummy2", "--list", program=alias)
     assert run.returncode == 0 and len(run.stdout.split()) == 2
@@ -202,7 +173,7 @@ def bad(run: subprocess.CompletedProcess, *fragments: str) -> None:
 
 
 def test_missing_conf_file(tmp_path: Path) -> None:
-    copy(tmp_path, "loadtest.py")
+    install(tmp_path, "loadtest.py")
     bad(
         marteau_test(tmp_path, "loadtest.py"),
         f"configuration file {tmp_path / 'StupidTest.conf'} not found",
@@ -211,14 +182,14 @@ def test_missing_conf_file(tmp_path: Path) -> None:
 
 
 def test_missing_main_url(tmp_path: Path) -> None:
-    copy(tmp_path, "loadtest.py")
+    install(tmp_path, "loadtest.py")
     conf = tmp_path / "StupidTest.conf"
     conf.write_text("[main]\ntitle = no url\n[ftest]\nlog_to =\n")
     bad(marteau_test(tmp_path, "loadtest.py"), str(conf), "no key 'url' in [main]")
 
 
 def test_explicit_config_path(web: LocalServer, tmp_path: Path) -> None:
-    copy(tmp_path, "loadtest.py")
+    install(tmp_path, "loadtest.py")
     conf = tmp_path / "elsewhere.conf"
     conf.write_text(f"[main]\nurl = {web.url}/\n[ftest]\nlog_to =\nresult_path = x.xml\n")
     assert marteau_test(tmp_path, "loadtest.py", "--config", str(conf)).returncode == 0
@@ -226,7 +197,7 @@ def test_explicit_config_path(web: LocalServer, tmp_path: Path) -> None:
 
 
 def test_syntax_error(tmp_path: Path) -> None:
-    copy(tmp_path, "syntax_error.py")
+    install(tmp_path, "syntax_error.py")
     bad(
         marteau_test(tmp_path, "syntax_error.py"),
         str(tmp_path / "syntax_error.py"),
@@ -236,7 +207,7 @@ def test_syntax_error(tmp_path: Path) -> None:
 
 
 def test_failing_import(tmp_path: Path) -> None:
-    copy(tmp_path, "test_failing_import.py")
+    install(tmp_path, "test_failing_import.py")
     bad(
         marteau_test(tmp_path, "test_failing_import.py"),
         "cannot import test_failing_import.py",
@@ -247,7 +218,7 @@ def test_failing_import(tmp_path: Path) -> None:
 
 
 def test_unknown_file_class_and_method(tmp_path: Path) -> None:
-    copy(tmp_path, "loadtest.py")
+    install(tmp_path, "loadtest.py")
     bad(marteau_test(tmp_path, "nope.py"), "test file not found: nope.py")
     bad(marteau_test(tmp_path, "no_such_module"), "test module not found: no_such_module")
     bad(marteau_test(tmp_path, "loadtest.py", "Nope"), "no class or suite 'Nope'")
@@ -259,8 +230,8 @@ def test_unknown_file_class_and_method(tmp_path: Path) -> None:
 
 
 def test_connection_refused(tmp_path: Path) -> None:
-    copy(tmp_path, "test_Target.py")
-    url = f"http://127.0.0.1:{closed_port()}/"
+    install(tmp_path, "test_Target.py")
+    url = f"http://127.0.0.1:{free_port()}/"
     (tmp_path / "Target.conf").write_text(f"[main]\nurl = {url}\n[ftest]\nlog_to =\n")
     run = marteau_test(tmp_path, "test_Target.py", "Target.test_get")
     assert run.returncode == 1
@@ -272,7 +243,7 @@ def test_connection_refused(tmp_path: Path) -> None:
 
 
 def test_dns_failure(tmp_path: Path) -> None:
-    copy(tmp_path, "test_Target.py")
+    install(tmp_path, "test_Target.py")
     url = "http://no-such-host.invalid/"
     (tmp_path / "Target.conf").write_text(f"[main]\nurl = {url}\n[ftest]\nlog_to =\n")
     run = marteau_test(tmp_path, "test_Target.py", "Target.test_get")

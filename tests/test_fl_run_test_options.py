@@ -10,8 +10,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from tests.servers import LocalServer, ok
-from tests.test_fl_run_test import marteau_test
-from tests.test_funkload_support import serve
+from tests.support.commands import marteau_test
+from tests.support.funkload import serve
 
 TEST_MODULE = '''\
 """Pages of the local site.

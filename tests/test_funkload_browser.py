@@ -20,7 +20,7 @@ from marteau.funkload import (
 from marteau.funkload.browser import page_links
 from marteau.funkload.encoding import BOUNDARY
 from tests.servers import LocalServer, Request, ok
-from tests.test_funkload_support import ListSink, make_test, run_test, serve
+from tests.support.funkload import ListSink, make_test, run_test, serve
 from webunit.utility import Upload
 
 

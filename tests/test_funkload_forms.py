@@ -17,7 +17,7 @@ import funkload.FunkLoadTestCase as fl  # the module: pytest would build a TestC
 from marteau.funkload.forms import FormNotFoundError
 from marteau.funkload.response import HTTPResponse
 from tests.servers import LocalServer, Reply, Request, ok
-from tests.test_funkload_support import ListSink, make_test, serve
+from tests.support.funkload import ListSink, make_test, serve
 
 PAGE = """<html><head><title>Forms</title></head><body>
 <form action="/search" method="get">

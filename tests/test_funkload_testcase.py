@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 import unittest
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ import pytest
 import funkload.FunkLoadTestCase as fl  # the module: pytest would build a TestCase class found here
 from marteau.funkload import testcase as testcase_module
 from marteau.funkload.config import MissingConfOption
-from tests.servers import LocalServer, ok
-from tests.test_funkload_support import ListSink, make_test, run_test, serve
+from tests.servers import LocalServer, free_port, ok
+from tests.support.funkload import Credentials, ListSink, make_test, run_test, serve
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +43,6 @@ def web(shared_web: LocalServer) -> LocalServer:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 with nothing listening."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class Scenario(fl.FunkLoadTestCase):
@@ -288,7 +278,7 @@ def test_setup_error_writes_the_result_twice(web: LocalServer, workdir: Path) ->
 
 def test_connection_refused_is_an_error_record(web: LocalServer, workdir: Path) -> None:
     test, sink = scenario("refused", web, workdir)
-    test.refused_port = port = closed_port()  # type: ignore[attr-defined]
+    test.refused_port = port = free_port()  # type: ignore[attr-defined]
     result = run_test(test)
     assert len(result.failures) == 1
     assert f"Can't load http://127.0.0.1:{port}/x." in result.failures[0][1]
@@ -397,37 +387,6 @@ def test_functional_mode_writes_xml_lines(web: LocalServer, workdir: Path) -> No
 # -- xml-rpc --------------------------------------------------------------------------------
 
 
-class Credentials:
-    """Like FunkLoad's credential server: round-robin logins per group."""
-
-    def __init__(self) -> None:
-        self.users = {"alice": "a1", "bob": "b2", "carol": "c3"}
-        self.groups = {"admins": ["alice"], "members": ["bob", "carol"]}
-        self.next = 0
-        self.seq = 0
-
-    def getStatus(self) -> str:  # noqa: N802
-        return "Credential server running"
-
-    def getCredential(self, group: str | None = None) -> list[str]:  # noqa: N802
-        logins = self.groups[group] if group else sorted(self.users)
-        login = logins[self.next % len(logins)]
-        self.next += 1
-        return [login, self.users[login]]
-
-    def listCredentials(self, group: str | None = None) -> list[Any]:  # noqa: N802
-        if group is None:
-            return sorted(self.users)
-        return [[login, self.users[login]] for login in self.groups[group]]
-
-    def listGroups(self) -> list[str]:  # noqa: N802
-        return sorted(self.groups)
-
-    def getSeq(self) -> int:  # noqa: N802
-        self.seq += 1
-        return self.seq
-
-
 @pytest.fixture(scope="module")
 def xmlrpc_server() -> Iterator[tuple[str, list[str | None]]]:
     auth_seen: list[str | None] = []
@@ -490,7 +449,7 @@ def test_xmlrpc_credential_helpers(xmlrpc_server: tuple[str, list[str | None]]) 
     first = xmlrpc_get_seq(host, port)
     assert xmlrpc_get_seq(host, port) == first + 1
     with pytest.raises(OSError, match="No credential server reachable"):
-        xmlrpc_list_groups("127.0.0.1", closed_port())
+        xmlrpc_list_groups("127.0.0.1", free_port())
 
 
 # -- logging ------------------------------------------------------------------------------
@@ -523,7 +482,7 @@ def test_wait_until_available(web: LocalServer, workdir: Path) -> None:
     test.waitUntilAvailable(web.url + "/", time_out=2, sleep_time=0.01)
     assert sink.responses == []  # not logged
     with pytest.raises(AssertionError, match="not available"):
-        test.waitUntilAvailable(f"http://127.0.0.1:{closed_port()}/", 0.05, 0.01)
+        test.waitUntilAvailable(f"http://127.0.0.1:{free_port()}/", 0.05, 0.01)
 
 
 def test_dump_directory(web: LocalServer, workdir: Path) -> None:

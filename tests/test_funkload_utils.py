@@ -13,7 +13,7 @@ import pytest
 
 from marteau.errors import MarteauError
 from marteau.funkload.loader import import_test_module, module_name_for, resolve_test
-from tests.test_funkload_support import install
+from tests.support.funkload import install
 
 
 def test_import_shims() -> None:

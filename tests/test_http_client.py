@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import subprocess
 import threading
 import time
 import tracemalloc
@@ -25,7 +24,7 @@ import pytest
 from marteau.engine.http import HTTPClient, HTTPClientError, RawResponse
 from marteau.engine.hub import Hub
 from marteau.errors import MarteauError
-from tests.servers import LocalServer, Request, ok
+from tests.servers import LocalServer, Request, free_port, ok
 
 # -- a raw server ---------------------------------------------------------------
 
@@ -463,16 +462,8 @@ def test_retry_fails_too_then_error(client: HTTPClient) -> None:
 # -- network errors ---------------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def test_connection_refused(client: HTTPClient) -> None:
-    url = f"http://127.0.0.1:{closed_port()}/x"
+    url = f"http://127.0.0.1:{free_port()}/x"
     with pytest.raises(HTTPClientError) as info:
         client.request("GET", url)
     assert str(info.value) == f"Can't load {url}: [Errno 111] Connection refused"
@@ -539,28 +530,6 @@ def test_tcp_nodelay_is_on(client: HTTPClient) -> None:
 
 
 # -- TLS --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A self-signed server certificate and a client certificate, made now."""
-    folder = tmp_path_factory.mktemp("certs")
-    out = {}
-    for name in ("server", "client"):
-        key, cert = folder / f"{name}.key", folder / f"{name}.pem"
-        subprocess.run(
-            [
-                "openssl", "req", "-x509", "-newkey", "ec",
-                "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", str(key), "-out", str(cert), "-days", "2",
-                "-subj", f"/CN={name}.test",
-                "-addext", f"subjectAltName=DNS:{name}.test,IP:127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
-        out[name + "_key"], out[name] = key, cert
-    return out
 
 
 def server_context(certs: dict[str, Path], sni: list[str | None]) -> ssl.SSLContext:
@@ -783,7 +752,7 @@ def test_https_through_a_connect_tunnel(
 def test_refused_connect_is_an_error(
     certs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Proxy(closed_port(), refuse_connect=True) as proxy:
+    with Proxy(free_port(), refuse_connect=True) as proxy:
         monkeypatch.setenv("https_proxy", f"127.0.0.1:{proxy.port}")
         with HTTPClient(timeout=10) as http, pytest.raises(HTTPClientError, match="403") as info:
             http.request("GET", "https://secure.invalid/")

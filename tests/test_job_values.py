@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.servers import LocalServer, ok
-from tests.test_orchestration_nodes import CONF, TEST, ansible_env
+from tests.support.node_runs import ansible_env
+from tests.support.projects import CONF, TEST
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 

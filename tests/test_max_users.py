@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import LocalServer, ok
+from tests.support.projects import GREEDY_CONF
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 REPO = Path(__file__).resolve().parents[1]
@@ -29,28 +30,6 @@ class Greedy(FunkLoadTestCase):
 
     def test_get(self):
         self.get(self.conf_get("main", "url") + "/", description="Home")
-"""
-
-GREEDY_CONF = """
-[main]
-title=Greedy
-description=Asks more users than its quota
-url={url}
-
-[test_get]
-description=get
-
-[bench]
-cycles = 2
-duration = 2
-startup_delay = 0.01
-sleep_time = 0.2
-cycle_time = 0
-log_to =
-log_path = bench.log
-result_path = bench.xml
-sleep_time_min = 0.1
-sleep_time_max = 0.1
 """
 
 

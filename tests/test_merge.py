@@ -13,7 +13,7 @@ from marteau.errors import MarteauError
 from marteau.report.stats import compute
 from marteau.results import load
 from marteau.results.merge import load_all, merge, write_merged_xml
-from tests.test_report_stats import make_rs
+from tests.support.records import make_rs
 
 DATA = Path(__file__).parent / "data" / "report"
 

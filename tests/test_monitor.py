@@ -23,18 +23,12 @@ import pytest
 
 from marteau.monitor.sampler import Sampler
 from marteau.results import load
-from tests.servers import LocalServer, ok
+from tests.servers import LocalServer, free_port, ok
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BENCH_DATA = REPO / "tests" / "data" / "bench"
 COUNTERS = ("CPUTotalJiffies", "IDLTotalJiffies", "receiveBytes", "transmitBytes")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run(*args: str, cwd: Path, timeout: int = 60) -> subprocess.CompletedProcess[str]:

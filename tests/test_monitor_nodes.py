@@ -18,7 +18,8 @@ from pathlib import Path
 from tests.nodes import NodeSet
 from tests.prometheus_server import prometheus
 from tests.servers import LocalServer, ok
-from tests.test_orchestration_nodes import CONF, TEST, run_dir_of
+from tests.support.node_runs import run_dir_of
+from tests.support.projects import CONF, TEST
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 

@@ -14,7 +14,7 @@ import pytest
 from marteau.errors import MarteauError
 from marteau.orchestration.prepare import download_wheels, job_vars
 from marteau.orchestration.project import locate
-from tests.test_orchestration_nodes import TEST
+from tests.support.projects import TEST
 
 
 def test_a_requirement_is_never_a_pip_option(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -27,22 +27,18 @@ import pytest
 
 from tests.nodes import NodeSet
 from tests.servers import LocalServer, ok
-from tests.test_firewall import call as firewall
-from tests.test_firewall import table
-from tests.test_orchestration_nodes import (
-    CONF,
-    MARTEAU,
+from tests.support.commands import MARTEAU
+from tests.support.firewall import call as firewall
+from tests.support.firewall import table
+from tests.support.node_runs import (
     POOL,
     assert_nodes_clean,
-    inventory,
     lock_file,
     marteau_run,
-    nodes,
     plant_lock,
     run_dir_of,
 )
-
-__all__ = ["inventory", "nodes"]  # the fixtures, shared with test_orchestration_nodes
+from tests.support.projects import CONF, TEST
 
 MARKER = "/tmp/marteau-isolation-pwned"
 
@@ -121,8 +117,6 @@ def target():
 
 
 def make_project(root: Path, url: str, test: str | None = None) -> Path:
-    from tests.test_orchestration_nodes import TEST
-
     root.mkdir(parents=True, exist_ok=True)
     (root / "loadtest.py").write_text(test or TEST)
     (root / "Tiny.conf").write_text(CONF.format(url=url))

@@ -12,6 +12,7 @@ import pytest
 
 from marteau.orchestration import content_dir
 from tests.servers import LocalServer, ok
+from tests.support.projects import CONF, TEST
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 
@@ -21,8 +22,6 @@ def test_run_without_inventory_benches_this_machine(tmp_path: Path, output: str)
     project = tmp_path / "project"
     project.mkdir()
     with LocalServer(routes={"/": lambda request: ok("hello")}) as target:
-        from tests.test_orchestration_nodes import CONF, TEST
-
         (project / "loadtest.py").write_text(TEST)
         (project / "Tiny.conf").write_text(CONF.format(url=target.url))
         (project / ".marteau.yml").write_text(

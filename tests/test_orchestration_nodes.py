@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,46 +23,20 @@ from marteau.orchestration.prepare import job_vars, new_job_id
 from marteau.orchestration.project import locate
 from marteau.results import load
 from tests.nodes import NodeSet
-from tests.servers import LocalServer, ok
-
-MARTEAU = str(Path(sys.executable).with_name("marteau"))
-POOL = "pool"
-
-TEST = """\
-from funkload.FunkLoadTestCase import FunkLoadTestCase
-
-
-class Tiny(FunkLoadTestCase):
-    def test_get(self):
-        self.get(self.conf_get("main", "url") + "/", description="root")
-"""
-
-CONF = """\
-[main]
-title=Tiny
-description=One GET
-url={url}
-
-[test_get]
-description=GET /
-
-[ftest]
-log_to = console file
-log_path = tiny-test.log
-result_path = tiny-test.xml
-
-[bench]
-cycles = 1:2
-duration = 2
-startup_delay = 0
-sleep_time = 0
-cycle_time = 0
-log_to =
-log_path = tiny-bench.log
-result_path = tiny-bench.xml
-sleep_time_min = 0.01
-sleep_time_max = 0.01
-"""
+from tests.servers import LocalServer, free_port, ok
+from tests.support.commands import MARTEAU
+from tests.support.node_runs import (
+    POOL,
+    RUN_TIMEOUT,
+    ansible_env,
+    assert_nodes_clean,
+    lock_file,
+    marteau_run,
+    plant_lock,
+    run_dir_of,
+    summary,
+)
+from tests.support.projects import CONF, TEST, Logins, login_project
 
 
 @pytest.fixture(scope="module")
@@ -81,64 +54,6 @@ def project(tmp_path_factory, target) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def inventory(sshd_nodes: NodeSet, tmp_path_factory) -> Path:
-    return sshd_nodes.write_inventory(
-        tmp_path_factory.mktemp("inventory") / "nodes.ini", group=POOL
-    )
-
-
-@pytest.fixture
-def nodes(sshd_nodes: NodeSet) -> NodeSet:
-    """The shared nodes, every sshd up, no lock, nothing running (also after the test)."""
-
-    def reset() -> None:
-        for node in sshd_nodes.nodes:
-            node.start()
-            for pid, _ in node.bench_processes():
-                os.kill(pid, signal.SIGKILL)
-            lock_file(node).unlink(missing_ok=True)
-            jobs = node.home / ".marteau" / "jobs"
-            if jobs.is_dir():  # a killed node keeps its job: not for the next test
-                for job in jobs.iterdir():
-                    shutil.rmtree(job)
-
-    reset()
-    yield sshd_nodes
-    reset()
-
-
-def lock_file(node) -> Path:
-    return node.home / ".marteau" / "lock.json"
-
-
-def plant_lock(node, **lock: object) -> None:
-    """Write a lock on `node` as another job would have (owned by the node's user)."""
-    path = lock_file(node)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    path.write_text(json.dumps(lock))
-    for item in (path.parent, path):
-        os.chown(item, node.uid(), node.uid())
-
-
-# Bounds, not expectations: a cold run with its report takes 90-120 s on two cores
-# kept busy by another process (stress-ng --cpu 2), a warm one 30-60 s.
-RUN_TIMEOUT = 300
-
-
-def marteau_run(
-    project: Path, inventory: Path, cwd: Path, *args: str, timeout: float = RUN_TIMEOUT
-):
-    command = [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain", *args]
-    cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
-def run_dir_of(output: str) -> Path:
-    line = next(line for line in output.splitlines() if line.startswith("Run directory: "))
-    return Path(line.split(": ", 1)[1])
-
-
 def node_counts(run_dir: Path) -> dict[str, tuple[int, int]]:
     """{node: (responses, tests)} from each node's own result files (a bench stopped
     before it combined its workers' files leaves one per worker: all are reported)."""
@@ -148,20 +63,6 @@ def node_counts(run_dir: Path) -> dict[str, tuple[int, int]]:
         responses, tests = counts.get(path.parent.name, (0, 0))
         counts[path.parent.name] = (responses + len(results.responses), tests + len(results.tests))
     return counts
-
-
-def summary(report_dir: Path) -> dict:
-    (path,) = report_dir.rglob("summary.json")
-    return json.loads(path.read_text())
-
-
-def assert_nodes_clean(nodes: NodeSet) -> None:
-    for node in nodes.nodes:
-        assert not lock_file(node).exists(), f"{node.name} still locked"
-        assert node.bench_processes() == [], f"{node.name} still runs {node.bench_processes()}"
-        jobs = node.home / ".marteau" / "jobs"
-        assert not jobs.exists() or list(jobs.iterdir()) == [], f"{node.name} kept a job directory"
-        assert node.job_users() == [], f"{node.name} kept job users {node.job_users()}"
 
 
 def test_provision_twice_changes_nothing(
@@ -245,17 +146,6 @@ def test_nodes_on_two_busy_cores_arm_then_record_every_cycle(
         (path,) = (run_dir / "results" / name).glob("*.mrt")
         assert set(load(str(path)).tests["cycle"].tolist()) == {0, 1}, name
     assert not [w for w in summary(run_dir / "report")["warnings"] if "load lost" in w]
-
-
-def ansible_env() -> dict[str, str]:
-    """The environment of a plain `ansible-playbook` run of Marteau's playbooks."""
-    return dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        ANSIBLE_CONFIG=str(content_dir() / "ansible.cfg"),
-        ANSIBLE_HOST_KEY_CHECKING="True",
-        LC_ALL="C.UTF-8",
-    )
 
 
 def test_plain_ansible_playbook_gives_the_same_results_directory(
@@ -520,7 +410,6 @@ def test_three_nodes_never_hand_out_the_same_login(
 ) -> None:
     """`credentials` in .marteau.yml: each node serves its own slice, so the 9 users of
     three nodes (3 each) log in with 9 different accounts of a 12-login file."""
-    from tests.test_credentials import Logins, free_port, login_project
 
     logins = Logins({f"user{i}": f"pw{i}" for i in range(12)})
     with LocalServer(routes={"/login": logins}) as target:

@@ -20,10 +20,9 @@ import pytest
 
 from tests.record_site import PASSWORD, USER, LoginSite, recorded_calls
 from tests.servers import LocalServer
-from tests.test_bench_command import bench, parse_xml
-from tests.test_fl_run_test import marteau_test
-from tests.test_record_proxy import BIN, needs_mitmdump, start_recording
-from tests.test_report_browser import browser  # noqa: F401  (the Chromium fixture)
+from tests.support.commands import BIN, bench, marteau_test
+from tests.support.recording import needs_mitmdump, start_recording
+from tests.support.records import parse_xml
 
 FL_RECORD = str(BIN / "fl-record")
 PAGES = [("get", "/"), ("get", "/login"), ("post", "/login"), ("get", "/orders")]

@@ -23,7 +23,7 @@ from marteau.record.command import record_command
 from marteau.record.session import Page, Recording, Secret, UploadFile
 from tests.record_site import entry, form, recorded_calls, write_har
 from tests.servers import LocalServer, ok
-from tests.test_fl_run_test import marteau_test
+from tests.support.commands import marteau_test
 
 EVIL = "__import__('os').system('touch pwned')"
 EVIL_QUERY = quote(EVIL, safe="()'")

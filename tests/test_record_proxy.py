@@ -8,13 +8,10 @@ as a HAR, and bad settings are refused before anything is recorded.
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
@@ -24,17 +21,9 @@ import pytest
 
 from tests.record_site import PASSWORD, USER, LoginSite, recorded_calls
 from tests.servers import LocalServer
-from tests.test_fl_run_test import marteau_test
-from tests.test_http_client import certs  # noqa: F401  (a self-signed cert for 127.0.0.1)
+from tests.support.commands import MARTEAU, marteau_test
+from tests.support.recording import needs_mitmdump, start_recording
 
-BIN = Path(sys.executable).parent
-MARTEAU = str(BIN / "marteau")
-ADDRESS = re.compile(r"http://127\.0\.0\.1:\d+")
-
-needs_mitmdump = pytest.mark.skipif(
-    not os.access(BIN / "mitmdump", os.X_OK),
-    reason="mitmdump is not installed (make .venv/.installed)",
-)
 pytestmark = needs_mitmdump
 
 
@@ -42,24 +31,6 @@ pytestmark = needs_mitmdump
 def site() -> Iterator[LoginSite]:
     with LocalServer() as server:
         yield LoginSite(server)
-
-
-def start_recording(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    """``marteau record -p 0 ARGS`` in ``workdir``, and the proxy address it prints."""
-    process = subprocess.Popen(
-        [MARTEAU, "record", "-p", "0", "--confdir", str(workdir / "mitmproxy"), *args],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    first = process.stderr.readline()  # the "Recording through ..." line, or an error
-    match = ADDRESS.search(first)
-    if not match:
-        process.kill()
-        pytest.fail(f"no proxy address in {first!r}: {process.communicate()}")
-    return process, match.group(0)
 
 
 def browse_with_urllib(proxy: str, site: LoginSite) -> None:

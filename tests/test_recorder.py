@@ -4,55 +4,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 from marteau.engine.recorder import MAX_BODY, Recorder
 from marteau.results.compact import read_compact, read_compact_raw
 from marteau.results.records import ERROR, FAILURE, SUCCESSFUL
-
-
-def response_kwargs(**overrides: Any) -> dict[str, Any]:
-    kwargs: dict[str, Any] = dict(
-        cycle=0,
-        cvus=1,
-        thread=0,
-        suite="Simple",
-        name="test_simple",
-        step=1,
-        number=1,
-        type="get",
-        result="Successful",
-        url="/index.html",
-        code=200,
-        description="Get URL",
-        time=1433152801.12,
-        duration=0.0042,
-    )
-    kwargs.update(overrides)
-    return kwargs
-
-
-def result_kwargs(**overrides: Any) -> dict[str, Any]:
-    kwargs: dict[str, Any] = dict(
-        cycle=0,
-        cvus=1,
-        thread=0,
-        suite="Simple",
-        name="test_simple",
-        time=1433152801.1,
-        result="Successful",
-        steps=20,
-        duration=0.31,
-        connection_duration=0.11,
-        requests=21,
-        pages=20,
-        xmlrpc=0,
-        redirects=0,
-        images=1,
-        links=0,
-    )
-    kwargs.update(overrides)
-    return kwargs
+from tests.support.records import response_kwargs, result_kwargs
 
 
 def test_round_trip_to_resultset(tmp_path: Path) -> None:

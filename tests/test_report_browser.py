@@ -22,7 +22,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from marteau.report.command import report_command
@@ -30,16 +29,6 @@ from marteau.results.compact import RESPONSES, SAMPLES, TESTS, CompactWriter
 from marteau.results.records import RESPONSE_FIELDS, SAMPLE_FIELDS, TEST_FIELDS, numpy_dtype
 from tests.screenshots import shoot
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EVIL_BODY = (
     "<html><body><h1>Internal Server Error</h1>"
     "<script>window.__pwned = 1; document.title = 'pwned';</script>"
@@ -159,17 +148,6 @@ def build(root: Path, name: str, slower: float = 1.0, day: int = 27) -> Path:
         os.chdir(here)
     assert result.exit_code == 0, result.output
     return root / name
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed (make system-deps)")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_page(browser, path: Path, **context):  # type: ignore[no-untyped-def]

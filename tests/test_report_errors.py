@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from marteau.report import charts, errors
 from marteau.report.command import report_command
 from marteau.report.stats import milliseconds
-from tests.test_bench_command import REPO, bench, workdir  # noqa: F401 (fixture)
-from tests.test_report_html import tables_of
+from tests.support.commands import REPO, bench
+from tests.support.html import tables_of
 
 NODE_TRACEBACK = """\
 Traceback (most recent call last):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from marteau.report.command import report_command
+from tests.support.html import tables_of
 
 DATA = Path(__file__).parent / "data" / "report"
 SIMPLE = DATA / "simple.xml"
@@ -19,51 +19,8 @@ WIDE = ("time_rps", "percentiles_time", "distribution")
 MALICIOUS = "<script>window.__pwned = 1; document.title = 'pwned'</script>"
 
 
-class Tables(HTMLParser):
-    """Every <table>: its caption and rows of cell texts (th and td)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[dict] = []
-        self._cell: list[str] | None = None
-        self._row: list[str] | None = None
-        self._caption: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "table":
-            self.tables.append({"caption": "", "rows": []})
-        elif tag == "caption":
-            self._caption = []
-        elif tag == "tr":
-            self._row = []
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "caption" and self._caption is not None:
-            self.tables[-1]["caption"] = " ".join("".join(self._caption).split())
-            self._caption = None
-        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row.append(" ".join("".join(self._cell).split()))
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.tables[-1]["rows"].append(self._row)
-            self._row = None
-
-    def handle_data(self, data: str) -> None:
-        for part in (self._cell, self._caption):
-            if part is not None:
-                part.append(data)
-
-
 def words(text: str) -> list[str]:
     return text.split()
-
-
-def tables_of(html: str) -> dict[str, list[list[str]]]:
-    parser = Tables()
-    parser.feed(html)
-    return {t["caption"]: t["rows"] for t in parser.tables if t["caption"]}
 
 
 def build(tmp_path: Path, *args: str, source: Path = SIMPLE) -> tuple[Path, str]:

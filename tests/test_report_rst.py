@@ -9,7 +9,7 @@ import pytest
 from marteau.report.rst import render_rst
 from marteau.report.stats import compute
 from marteau.results import load
-from tests.test_report_stats import make_rs
+from tests.support.records import make_rs
 
 DATA = Path(__file__).parent / "data" / "report"
 DECO = "=================="

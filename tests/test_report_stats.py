@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,79 +15,9 @@ import pytest
 from marteau.report import stats as st
 from marteau.results import load
 from marteau.results.merge import NodeInfo
-from marteau.results.records import (
-    RESPONSE_FIELDS,
-    RESULT_CODES,
-    SAMPLE_FIELDS,
-    TEST_FIELDS,
-    numpy_dtype,
-)
-from marteau.results.resultset import ResultSet
+from tests.support.records import make_rs
 
 DATA = Path(__file__).parent / "data" / "report"
-
-
-def make_rs(
-    responses: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    tests: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    config: dict[str, str] | None = None,
-    source: str = "synthetic.xml",
-    samples: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    details: list[dict[str, Any]] | None = None,
-) -> ResultSet:
-    """A ResultSet from plain dicts; strings (type/url/description) and results by name."""
-    strings = [""]
-    ids: dict[str, int] = {"": 0}
-
-    def sid(text: str) -> int:
-        if text not in ids:
-            ids[text] = len(strings)
-            strings.append(text)
-        return ids[text]
-
-    r = np.zeros(len(responses), numpy_dtype(RESPONSE_FIELDS))
-    for i, row in enumerate(responses):
-        row = {
-            "cycle": 0,
-            "cvus": 1,
-            "thread": 0,
-            "step": 1,
-            "number": 1,
-            "code": 200,
-            "result": "Successful",
-            "type": "get",
-            "url": "/",
-            "description": "",
-            **row,
-        }
-        for name, _, _ in RESPONSE_FIELDS:
-            value = row.get(name, 0)
-            if name in ("type", "url", "description"):
-                value = sid(value)
-            elif name == "result":
-                value = RESULT_CODES[value]
-            r[i][name] = value
-    t = np.zeros(len(tests), numpy_dtype(TEST_FIELDS))
-    for i, row in enumerate(tests):
-        row = {"cycle": 0, "cvus": 1, "result": "Successful", **row}
-        for name, _, _ in TEST_FIELDS:
-            value = row.get(name, 0)
-            if name == "result":
-                value = RESULT_CODES[value]
-            t[i][name] = value
-    s = np.zeros(len(samples), numpy_dtype(SAMPLE_FIELDS))
-    for i, row in enumerate(samples):
-        for name, value in row.items():
-            s[i][name] = value
-    return ResultSet(
-        config={"id": "test_x", "cycles": "[1]", "duration": "10", **(config or {})},
-        strings=strings,
-        responses=r,
-        tests=t,
-        samples=s,
-        details=details or [],
-        source=source,
-    )
 
 
 @pytest.fixture(scope="module")

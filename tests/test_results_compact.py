@@ -19,7 +19,7 @@ from marteau.results.compact import (
     read_compact_raw,
 )
 from marteau.results.records import RESPONSE_STRUCT
-from tests.test_recorder import response_kwargs, result_kwargs
+from tests.support.records import response_kwargs, result_kwargs
 
 
 def write_cycles(path: Path, cycles: int, per_cycle: int = 3) -> None:

@@ -25,7 +25,7 @@ from marteau.results.funkload_writer import (
     root_open,
 )
 from marteau.results.records import ERROR, FAILURE, SUCCESSFUL
-from tests.test_recorder import response_kwargs, result_kwargs
+from tests.support.records import response_kwargs, result_kwargs
 
 DATA = Path(__file__).parent / "data" / "funkload"
 

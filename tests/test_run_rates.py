@@ -10,16 +10,8 @@ import pytest
 from marteau.results import load
 from tests.nodes import NodeSet
 from tests.servers import LocalServer, ok
-from tests.test_orchestration_nodes import (
-    CONF,
-    POOL,
-    TEST,
-    assert_nodes_clean,
-    marteau_run,
-    run_dir_of,
-    summary,
-)
-from tests.test_orchestration_nodes import nodes as nodes  # noqa: F401 - the fixture
+from tests.support.node_runs import POOL, assert_nodes_clean, marteau_run, run_dir_of, summary
+from tests.support.projects import CONF, TEST
 
 RATE, DURATION = 300, 10
 

@@ -17,7 +17,7 @@ from marteau import exits
 from marteau.service.live_figures import job_figures
 from tests.nodes import NodeSet
 from tests.servers import LocalServer, ok
-from tests.test_orchestration_nodes import CONF, TEST
+from tests.support.projects import CONF, TEST
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 ONE_NODE = ["--pool", "pool", "--nodes", "1", "--plain", "--lock-timeout", "300"]

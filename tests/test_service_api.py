@@ -29,6 +29,7 @@ from tests.service_helpers import (  # noqa: E402
     make_project,
     service_env,
     tar_of,
+    upload,
     wait_job,
 )
 
@@ -46,14 +47,6 @@ def bob(service: Service, admin):
     admin.post("/api/users", json={"email": "bob@example.org", "password": "bob-password"})
     with closing(service.client("bob@example.org", "bob-password")) as client:
         yield client
-
-
-def upload(client, data: bytes, name: str = "project.tar.gz", **fields):  # type: ignore[no-untyped-def]
-    return client.post(
-        "/api/jobs/upload",
-        files={"archive": (name, data, "application/gzip")},
-        data={k: str(v) for k, v in fields.items()},
-    )
 
 
 # -- accounts ------------------------------------------------------------------

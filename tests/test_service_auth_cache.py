@@ -21,7 +21,7 @@ from marteau.service.auth_cache import AuthCache  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import LoginSession  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
-from tests.test_service_hosts import PASSWORD, Uvicorn  # noqa: E402
+from tests.support.live_app import PASSWORD, Uvicorn  # noqa: E402
 
 ADMIN = "admin@example.org"
 

@@ -19,33 +19,9 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 from tests.screenshots import shoot  # noqa: E402
 from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, make_project, tar_of  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+from tests.support.browser import CHROMIUM, DESKTOP, PHONE, open_watched_page  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-
-
-def _failed(request, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
-    # leaving a page closes its live console and figures streams: not a failure
-    live = "/console/stream" in request.url or "/figures/stream" in request.url
-    if not (live and "ERR_ABORTED" in (request.failure or "")):
-        problems.append(f"{request.url} {request.failure}")
-
-
-def open_watched_page(playwright, problems: list[str]):  # type: ignore[no-untyped-def]
-    """Chromium and a desktop page whose console errors, page errors and failed
-    requests are appended to `problems` (the tests assert it stays empty)."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    page = browser.new_page(viewport=DESKTOP)
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("requestfailed", lambda r: _failed(r, problems))
-    page.set_default_timeout(20000)
-    return browser, page
 
 
 def _hover_last_point(page, name: str, series: int, until: float | None = None) -> list[str]:  # type: ignore[no-untyped-def]

@@ -9,7 +9,6 @@ import re
 import shlex
 import socket
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -21,30 +20,31 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("dns.message")
 
-import uvicorn  # noqa: E402
 from sqlalchemy import select, update  # noqa: E402
 
 from marteau.errors import MarteauError  # noqa: E402
 from marteau.service import accounts, host_proofs, hosts  # noqa: E402
-from marteau.service.app import create_app  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.job_runs import run_arguments  # noqa: E402
 from marteau.service.models import Job, Node, User, VerifiedHost  # noqa: E402
 from marteau.service.scheduler import ISOLATED  # noqa: E402
 from marteau.service.settings import Settings, load_settings  # noqa: E402
 from marteau.service.worker import console_path  # noqa: E402
-from tests.servers import DnsServer, HangingServer, LocalServer, ok  # noqa: E402
+from tests.servers import (  # noqa: E402
+    CountingListener,
+    DnsServer,
+    HangingServer,
+    LocalServer,
+    free_port,
+    ok,
+)
 from tests.service_helpers import (  # noqa: E402
     FAKE_RUN,
-    free_port,
     make_project,
     run_queue,
     tar_of,
-    wait_for,
 )
-from tests.test_allowed_hosts import CountingListener  # noqa: E402
-
-PASSWORD = "a-long-password"
+from tests.support.live_app import PASSWORD, Uvicorn  # noqa: E402
 
 
 @pytest.fixture
@@ -404,35 +404,6 @@ def test_public_checks_reach_public_addresses_only_and_all_fail_alike(
 
 
 # -- the API, the page and public mode on a real server --------------------------------
-
-
-class Uvicorn:
-    """The service's app on a real uvicorn (127.0.0.1, free port) in a thread."""
-
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings, db), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Uvicorn:
-        self.thread.start()
-        wait_for(lambda: self.server.started, timeout=30, what="uvicorn")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-    def client(self, email: str) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=30)
-        r = client.post("/api/login", json={"email": email, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-        return client
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 from marteau.service.accounts import create_user  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import Job, Node  # noqa: E402
-from tests.service_helpers import add_job, free_port, make_project, start_worker  # noqa: E402
+from tests.servers import free_port  # noqa: E402
+from tests.service_helpers import add_job, make_project, start_worker  # noqa: E402
 
 
 class Inbox:

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service_helpers import Service, make_project, tar_of, wait_for, wait_job
-from tests.test_metrics_export import (
+from tests.service_helpers import Service, make_project, tar_of, upload, wait_for, wait_job
+from tests.support.metrics import (
     OPENMETRICS,
     Samples,
     dashboard_metrics,
@@ -21,7 +21,6 @@ from tests.test_metrics_export import (
     samples,
     value,
 )
-from tests.test_service_api import upload
 
 TOKEN = "metrics-token-for-the-tests-0123456789"
 

@@ -46,7 +46,7 @@ from tests.service_helpers import (  # noqa: E402
     run_queue,
     service_env,
 )
-from tests.test_max_users import GREEDY_CONF  # noqa: E402
+from tests.support.projects import GREEDY_CONF  # noqa: E402
 
 SECRETS = {
     "MARTEAU_ADMIN_PASSWORD": "secret-admin-password-1",

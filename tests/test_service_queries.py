@@ -19,7 +19,7 @@ from marteau.service import accounts  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import FAILED, GIT, RUNNING, SUCCEEDED, Job, JobNode  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
-from tests.test_service_hosts import PASSWORD, Uvicorn  # noqa: E402
+from tests.support.live_app import PASSWORD, Uvicorn  # noqa: E402
 
 
 class StatementCounter:

@@ -13,7 +13,7 @@ pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, make_project  # noqa: E402
-from tests.test_service_browser import CHROMIUM, open_watched_page  # noqa: E402
+from tests.support.browser import CHROMIUM, open_watched_page  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 

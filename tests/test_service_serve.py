@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 from tests.service_helpers import Service, wait_for
-
-
-def children(pid: int) -> list[int]:
-    """The direct children of a process, from /proc."""
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+from tests.support.processes import alive, children
 
 
 def test_workers_end_when_serve_is_killed(tmp_path: Path, db_url: str) -> None:

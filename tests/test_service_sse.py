@@ -18,7 +18,7 @@ from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.models import GIT, SUCCEEDED, Job  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from marteau.service.worker import console_path  # noqa: E402
-from tests.test_service_hosts import PASSWORD, Uvicorn  # noqa: E402
+from tests.support.live_app import PASSWORD, Uvicorn  # noqa: E402
 
 LINES = 5000  # about 290 kB: several of the stream's reads
 

@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 from marteau.service.db import Database, upgrade  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from tests.service_helpers import wait_for  # noqa: E402
-from tests.test_service_hosts import Uvicorn  # noqa: E402
+from tests.support.live_app import Uvicorn  # noqa: E402
 
 THREADS = 3
 REQUESTS = 7

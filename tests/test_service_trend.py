@@ -33,6 +33,7 @@ from tests.service_helpers import (  # noqa: E402
     wait_for,
     wait_job,
 )
+from tests.support.browser import CHROMIUM, PHONE, open_watched_page
 
 # -- the summary, read as untrusted -------------------------------------------------
 
@@ -365,7 +366,6 @@ def test_the_api_lists_figures_changes_and_the_project_trend(service, alice, sho
 
 def test_the_pages_show_figures_changes_diff_and_trend_in_chromium(service, shop_runs) -> None:  # type: ignore[no-untyped-def]
     sync_api = pytest.importorskip("playwright.sync_api")
-    from tests.test_service_browser import CHROMIUM, PHONE, open_watched_page
 
     if not Path(CHROMIUM).exists():
         pytest.skip("needs Debian's chromium")

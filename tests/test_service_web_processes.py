@@ -13,7 +13,7 @@ import pytest
 from marteau.service.serve import settings_environment
 from marteau.service.settings import load_settings
 from tests.service_helpers import ADMIN, ADMIN_PASSWORD, Service, make_project, wait_for
-from tests.test_service_serve import alive, children
+from tests.support.processes import alive, children
 
 BASE_URL = "http://marteau.example.org:8443"
 

@@ -20,7 +20,7 @@ import pytest
 from marteau.errors import MarteauError
 from marteau.orchestration.prepare import archive_test
 from marteau.orchestration.project import load_config
-from tests.test_orchestration_nodes import CONF, TEST
+from tests.support.projects import CONF, TEST
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
 SECRET = "the service's admin password"

@@ -1,10 +1,10 @@
-"""Helpers shared by the FunkLoad API tests (this module holds no tests itself)."""
+"""The FunkLoad API tests' tools: their stored test files, a test case run in-process
+with a list sink, a fast local server, a stand-in credential server."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 import unittest
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +16,7 @@ from marteau.funkload import (
 )  # the module: pytest would build a TestCase class found here
 from tests.servers import LocalServer
 
-DATA = Path(__file__).parent / "data" / "funkload_tests"
+DATA = Path(__file__).parents[1] / "data" / "funkload_tests"
 # Test files are stored as demo_*.py so that pytest does not collect them (and
 # the syntax error as .txt so that no tool parses it); `install` restores the
 # names a FunkLoad user would run.
@@ -28,7 +28,6 @@ STORED = {
     "test_failing_import.py": "demo_failing_import.py",
     "syntax_error.py": "demo_syntax_error.py.txt",
 }
-MARTEAU = str(Path(sys.executable).parent / "marteau")
 
 
 class ListSink:
@@ -112,3 +111,34 @@ def run_test(test: unittest.TestCase) -> unittest.TestResult:
     result = unittest.TestResult()
     test.run(result)
     return result
+
+
+class Credentials:
+    """Like FunkLoad's credential server: round-robin logins per group."""
+
+    def __init__(self) -> None:
+        self.users = {"alice": "a1", "bob": "b2", "carol": "c3"}
+        self.groups = {"admins": ["alice"], "members": ["bob", "carol"]}
+        self.next = 0
+        self.seq = 0
+
+    def getStatus(self) -> str:  # noqa: N802
+        return "Credential server running"
+
+    def getCredential(self, group: str | None = None) -> list[str]:  # noqa: N802
+        logins = self.groups[group] if group else sorted(self.users)
+        login = logins[self.next % len(logins)]
+        self.next += 1
+        return [login, self.users[login]]
+
+    def listCredentials(self, group: str | None = None) -> list[Any]:  # noqa: N802
+        if group is None:
+            return sorted(self.users)
+        return [[login, self.users[login]] for login in self.groups[group]]
+
+    def listGroups(self) -> list[str]:  # noqa: N802
+        return sorted(self.groups)
+
+    def getSeq(self) -> int:  # noqa: N802
+        self.seq += 1
+        return self.seq

@@ -65,6 +65,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check marteau funkload webunit tests bench examples
 	$(BIN)/ruff format --check marteau funkload webunit tests bench examples
+	$(BIN)/mypy
 	$(BIN)/ansible-lint --offline --nocolor playbooks roles
 	$(BIN)/lint-imports --no-cache
 

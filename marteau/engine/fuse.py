@@ -212,7 +212,9 @@ def fuse_limits(error_rate: float | None, median: float | None, window: float | 
     return FuseLimits(error_rate, median, DEFAULT_WINDOW if window is None else window)
 
 
-class _ErrorRate(click.ParamType):
+# click >= 8.2 types ParamType as generic; unsubscripted, as click 8.1 (our lower bound)
+# cannot subscript it at run time.
+class _ErrorRate(click.ParamType):  # type: ignore[type-arg]
     name = "rate"
 
     def convert(

@@ -45,8 +45,8 @@ import http.client
 import ipaddress
 import socket
 import xmlrpc.client
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from marteau.engine.proxies import env_value, parse_proxy
 from marteau.errors import MarteauError
@@ -131,7 +131,7 @@ class HostGuard:
     def __init__(
         self,
         entries: Iterable[str],
-        addresses: dict[str, Sequence[str]],
+        addresses: Mapping[str, Sequence[str]],
         unresolved: dict[str, str] | None = None,
         proxies: Iterable[tuple[str, int]] = (),
         strict: bool = False,
@@ -169,8 +169,9 @@ class HostGuard:
                 continue
             ips = addresses.setdefault(host, [])
             for *_, sockaddr in found:
-                if sockaddr[0] not in ips:
-                    ips.append(sockaddr[0])
+                address = cast(str, sockaddr[0])  # AF_INET(6): a text address
+                if address not in ips:
+                    ips.append(address)
         proxies = []
         for variable in ("http_proxy", "https_proxy"):
             proxy = parse_proxy(variable, env_value(variable))
@@ -274,9 +275,10 @@ def uninstall() -> None:
     active = None
 
 
-def pin(
-    connection: http.client.HTTPConnection, host: str | None = None
-) -> http.client.HTTPConnection:
+_Connection = TypeVar("_Connection", bound=http.client.HTTPConnection)
+
+
+def pin(connection: _Connection, host: str | None = None) -> _Connection:
     """Make an ``http.client`` connection (XML-RPC, comet, the credential server) obey
     the guard: `HostRefused` now if its host (`host` as the URL spelled it, if the
     connection was made for another name) is not allowed, and its socket opened to
@@ -303,19 +305,22 @@ def pin(
     return connection
 
 
-class _Pinning:
+# What ``xmlrpc.client``'s transports take as a host: "host[:port]" or (host, x509 options).
+_XmlRpcHost = tuple[str, dict[str, str]] | str
+
+
+class PinnedTransport(xmlrpc.client.Transport):
     """An ``xmlrpc.client`` transport whose connections go through `pin`."""
 
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        return pin(super().make_connection(host))  # type: ignore[misc]
+    def make_connection(self, host: _XmlRpcHost) -> http.client.HTTPConnection:
+        return pin(super().make_connection(host))
 
 
-class PinnedTransport(_Pinning, xmlrpc.client.Transport):
-    pass
+class PinnedSafeTransport(xmlrpc.client.SafeTransport):
+    """`PinnedTransport` over TLS."""
 
-
-class PinnedSafeTransport(_Pinning, xmlrpc.client.SafeTransport):
-    pass
+    def make_connection(self, host: _XmlRpcHost) -> http.client.HTTPSConnection:
+        return pin(super().make_connection(host))
 
 
 def pinned_transport(url: str) -> xmlrpc.client.Transport:

@@ -298,7 +298,8 @@ class HTTPClient(Connector):
                 buf = after_interim(sock, buf[start:], url)
                 continue
             break
-        if connection is not None:
+        # set on the loop's one way out (break): mypy's definedness check does not follow it
+        if connection is not None:  # type: ignore[used-before-def]
             connection = connection.lower()
             if connection == "keep-alive":
                 keep = True

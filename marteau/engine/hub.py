@@ -37,7 +37,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import greenlet
 
@@ -100,7 +100,7 @@ class Hub:
         The exception of ``function`` is raised here.
         """
         loop = self.loop
-        outcome: list[Any] = []
+        outcome: list[tuple[bool, Any]] = []  # (True, the result) or (False, the exception)
 
         def main() -> None:
             try:
@@ -122,7 +122,7 @@ class Hub:
         ok, value = outcome[0]
         if not ok:
             raise value
-        return value
+        return cast(T, value)
 
     def close(self) -> None:
         """Close the loop and the thread pool (do not wait for blocking calls)."""
@@ -209,7 +209,12 @@ def _hub_sleep(seconds: float) -> None:
 
 def install_sleep() -> None:
     """Make ``time.sleep`` yield to the hub when a hub greenlet calls it (idempotent)."""
-    time.sleep = _hub_sleep
+    # typeshed's time.sleep also takes SupportsIndex; the replacement passes any number on
+    time.sleep = _hub_sleep  # type: ignore[assignment]
+
+
+# What getaddrinfo gives as an address: (host, port) or (host, port, flowinfo, scope_id).
+_SocketAddress = tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
 
 
 class HubSocket:
@@ -277,6 +282,7 @@ class HubSocket:
     def connect(cls, hub: Hub, address: tuple[str, int], timeout: float | None) -> HubSocket:
         """``socket.create_connection`` without blocking the hub (name lookup in a thread)."""
         host, port = address
+        infos: list[tuple[int, _SocketAddress]]
         try:
             infos = [(_family(host), (host, port))]
         except ValueError:
@@ -312,10 +318,10 @@ class HubSocket:
         self.tls = True
         if session is not None:
             with contextlib.suppress(ValueError):  # a session of another context: full handshake
-                self.sock.session = session  # type: ignore[attr-defined]
+                self.sock.session = session
         while True:
             try:
-                self.sock.do_handshake()  # type: ignore[attr-defined]
+                self.sock.do_handshake()
                 return
             except ssl.SSLWantReadError:
                 self._wait_readable()

@@ -90,7 +90,7 @@ class Exporter:
                 "--metrics-port needs the prometheus_client package: pip install 'marteau[metrics]'"
             ) from None
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(FiguresCollector(figures))  # type: ignore[arg-type]
+        registry.register(FiguresCollector(figures))
         try:
             self._server, self._thread = start_http_server(port, host, registry)
         except OSError as exc:

@@ -18,12 +18,13 @@ import itertools
 import time
 import traceback
 import unittest
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import greenlet
 
 from marteau.engine.arrivals import Share, arrivals
-from marteau.engine.cycle import EARLY, Cycle, Pool
+from marteau.engine.cycle import EARLY, Cycle, CycleGate, Pool
 from marteau.engine.hub import Hub
 from marteau.engine.schedule import BenchPlan, users_of
 from marteau.results.records import DROPPED, ERROR, SUCCESSFUL
@@ -43,6 +44,18 @@ class OpenModel:
     workers: int
     recorder: Any  # the runner's `Sink`
     _hub: Hub | None
+
+    if TYPE_CHECKING:  # the runner's methods
+
+        def _at(
+            self, cycle: Cycle, instant: float, action: Callable[..., None], *args: Any
+        ) -> None: ...
+        def _start_user(
+            self, cycle: Cycle, thread_id: int, intended: float | None = None
+        ) -> None: ...
+        def _build(self, index: int, users: int, thread_id: int, gate: CycleGate) -> Any: ...
+        def _failed(self, test: Any, result: unittest.TestResult) -> int: ...
+        def _problem(self, kind: str, text: str) -> None: ...
 
     def _plan_arrivals(self, cycle: Cycle) -> None:
         """The cycle's arrivals for this process, started from ``S_c`` by `_arrive_due`."""

@@ -76,7 +76,7 @@ class Counts:
         return self.tests_successful + self.tests_failure + self.tests_error
 
 
-def _count_value(counter: itertools.count) -> int:
+def _count_value(counter: itertools.count[int]) -> int:
     # itertools.count is incremented atomically by next(); its repr is the
     # only stable way to read it without incrementing.
     return int(repr(counter)[6:-1])

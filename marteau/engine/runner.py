@@ -37,7 +37,7 @@ import time
 import traceback
 import unittest
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import greenlet
 
@@ -70,8 +70,11 @@ class Sink(Protocol):
 
     recording: bool
 
-    def response(self, **fields: Any) -> None: ...
-    def test_result(self, **fields: Any) -> None: ...
+    # the record fields as keywords (`Recorder.response`, `Recorder.test_result`)
+    @property
+    def response(self) -> Callable[..., None]: ...
+    @property
+    def test_result(self) -> Callable[..., None]: ...
     def config(self, key: str, value: str) -> None: ...
     def flush(self) -> None: ...
     def sample(self, cpu_percent: float, users: int) -> None: ...
@@ -213,7 +216,11 @@ class ProcessRunner(OpenModel):
                 return
             assert self._start is not None
             for times in schedule(self.plan, self._start):
-                if not self._wait(lambda c=times.index: self._go >= c):
+
+                def go(c: int = times.index) -> bool:
+                    return self._go >= c
+
+                if not self._wait(go):
                     return
                 self._run_cycle(times)
                 if self.abort.is_set():
@@ -342,7 +349,7 @@ class ProcessRunner(OpenModel):
         except BaseException:  # SystemExit or KeyboardInterrupt from a test ends this user
             self._problem("error", traceback.format_exc())
         finally:
-            me = getcurrent()
+            me = cast(HubGreenlet, getcurrent())  # this user, started by `_start_user`
             cycle.users.discard(me)
             if not cycle.users and not me.hub.loop.is_closed():
                 me.hub.loop.call_soon(self._wake)

@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, cast
 
 from marteau.engine.console import last_line
 from marteau.engine.runner import ProcessRunner, TestFactory
@@ -183,11 +183,12 @@ class WorkerPool:
             self.abort.wait(timeout)
             return []
         messages: list[tuple[Any, ...]] = []
-        for channel in wait(list(channels), timeout):
-            worker = channels[channel]  # type: ignore[index]
+        # wait() gives back some of the objects it was given: here, channels
+        for channel in cast(list[Connection], wait(list(channels), timeout)):
+            worker = channels[channel]
             try:
-                while channel.poll(0):  # type: ignore[union-attr]
-                    messages.append(channel.recv())  # type: ignore[union-attr]
+                while channel.poll(0):
+                    messages.append(channel.recv())
             except (OSError, EOFError):
                 worker.alive = False
                 messages.append(("exited", worker.index))

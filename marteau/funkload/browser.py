@@ -357,7 +357,7 @@ class Browser:
         if not sep or not name:
             return
         value = value.strip()
-        morsel = Morsel()
+        morsel: Morsel[str] = Morsel()
         try:
             morsel.set(name, value, value)
         except CookieError:  # a name Morsel rejects: keep it anyway, as webunit did
@@ -402,18 +402,18 @@ class Browser:
                 deadline = None
         elif expires is not None:
             deadline = _parse_expires(expires)
-        key = (domain, path, name)
+        cookie_key = (domain, path, name)
         if deadline is not None and deadline <= time.time():
             morsels = self.cookies.get(domain, {}).get(path)
             if morsels is not None:
                 morsels.pop(name, None)
-            self._expiry.pop(key, None)
+            self._expiry.pop(cookie_key, None)
             return
         self.cookies.setdefault(domain, {}).setdefault(path, {})[name] = morsel
         if deadline is not None:
-            self._expiry[key] = deadline
+            self._expiry[cookie_key] = deadline
         else:
-            self._expiry.pop(key, None)
+            self._expiry.pop(cookie_key, None)
 
     # -- basic auth ----------------------------------------------------------------
 

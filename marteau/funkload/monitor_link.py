@@ -14,6 +14,7 @@ an inventory group, sampled by the agent Ansible starts.
 
 from __future__ import annotations
 
+import http.client
 import xmlrpc.client
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -90,15 +91,16 @@ class MonitorLink:
         transport = self._transport(host.url) if self._transport else xmlrpc.client.Transport()
         maker = transport.make_connection
 
-        def bounded(target: Any) -> Any:
+        def bounded(target: tuple[str, dict[str, str]] | str) -> http.client.HTTPConnection:
             connection = maker(target)
             connection.timeout = CALL_TIMEOUT
             return connection
 
-        transport.make_connection = bounded  # type: ignore[method-assign]
+        # a method replaced on one instance: mypy checks it against the unbound method
+        transport.make_connection = bounded  # type: ignore[method-assign, assignment]
         return xmlrpc.client.ServerProxy(host.url, transport=transport, allow_none=True)
 
-    def _each(self, action: str, call: Callable[[xmlrpc.client.ServerProxy], None]) -> None:
+    def _each(self, action: str, call: Callable[[xmlrpc.client.ServerProxy], object]) -> None:
         kept = []
         for host in self.hosts:
             try:

@@ -20,6 +20,24 @@ class ResultLog:
     """`FunkLoadTestCase`'s record methods (the test case holds the fields they read)."""
 
     _sink: Any  # the test case's `ResultSink`
+    # The fields the test case sets (its __init__ and its counters).
+    cycle: int
+    cvus: int
+    thread_id: int
+    suite_name: str
+    test_name: str
+    steps: int
+    page_responses: int
+    total_responses: int
+    total_time: float
+    total_pages: int
+    total_xmlrpc: int
+    total_redirects: int
+    total_images: int
+    total_links: int
+    step_success: bool
+    test_status: str
+    _test_traceback: str | None
 
     def _log_response(
         self,

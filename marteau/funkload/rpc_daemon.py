@@ -18,7 +18,7 @@ import time
 import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 from xmlrpc.server import SimpleXMLRPCRequestHandler
 
 import click
@@ -176,7 +176,7 @@ def control(daemon: Daemon, action: str, quiet: bool = False, verbose: bool = Fa
     return exits.OK
 
 
-def run_control(make: Callable[[], Daemon], action: str, quiet: bool, verbose: bool) -> None:
+def run_control(make: Callable[[], Daemon], action: str, quiet: bool, verbose: bool) -> NoReturn:
     """The click command's body: a bad conf is exit 2 with its message."""
     try:
         code = control(make(), action, quiet, verbose)

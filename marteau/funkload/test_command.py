@@ -41,7 +41,7 @@ class FunkLoadTestLoader(unittest.TestLoader):
         super().__init__()
         self.options = options
 
-    def make_test(self, klass: type, method: str) -> unittest.TestCase:
+    def make_test(self, klass: type[unittest.TestCase], method: str) -> unittest.TestCase:
         if issubclass(klass, FunkLoadTestCase):
             return klass(method, self.options)
         return klass(method)
@@ -140,7 +140,8 @@ class FunkLoadTextResult(unittest.TextTestResult):
         self._mutable = getattr(stream, "stream", None)
 
     def _exc_info_to_string(self, err: Any, test: unittest.TestCase) -> str:
-        text = super()._exc_info_to_string(err, test)
+        # unittest's private formatter, which typeshed does not declare
+        text = super()._exc_info_to_string(err, test)  # type: ignore[misc]
         last = getattr(test, "_last_request", None)
         if last:
             method, url, code = last
@@ -269,7 +270,7 @@ def run_tests(file: str, names: tuple[str, ...], values: dict[str, Any]) -> int:
         return 0
     verbosity = 0 if values["quiet"] else (2 if values["verbose"] else 1)
     runner = unittest.TextTestRunner(
-        stream=MutableStream(sys.stderr),  # type: ignore[arg-type]
+        stream=MutableStream(sys.stderr),
         verbosity=verbosity,
         failfast=bool(values["stop_on_fail"]),
         resultclass=FunkLoadTextResult,

@@ -28,7 +28,7 @@ import time
 import traceback
 import unittest
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urljoin
@@ -153,6 +153,11 @@ def parse_meta_method_name(name: str) -> tuple[str, int, int, int, bool]:
     return method, numbers[0], numbers[1], numbers[2], True
 
 
+# The arguments of one `_browse` call, kept for ``-l`` loops: url, params, description,
+# ok_codes, method, follow_redirect, load_auto_links.
+LoopPage = tuple[str, Any, str | None, Any, str, bool, bool]
+
+
 # -- the test case -------------------------------------------------------------------------
 
 
@@ -162,6 +167,8 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
     # ok_codes etc. are per instance; these are class-level defaults for subclasses
     # that read attributes before calling our __init__.
     _browser: Browser
+    # unittest.TestCase's cleanup stack (addCleanup), which typeshed does not declare.
+    _cleanups: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]]
 
     def __init__(self, methodName: str = "runTest", options: Any = None) -> None:
         self.meta_method_name = methodName
@@ -212,7 +219,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         self._loop_mode = bool(getattr(options, "loop_steps", False))
         self._loop_steps = _parse_loop_steps(getattr(options, "loop_steps", None))
         self._loop_number = int(getattr(options, "loop_number", 10) or 10)
-        self._loop_pages: list[tuple[Any, ...]] = []
+        self._loop_pages: list[LoopPage] = []
         self._looping = False
         self._last_request: tuple[str, str, int | None] | None = None
         self._sink_cache: Any = getattr(options, "marteau_sink", None)
@@ -523,7 +530,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
             self.sleep()
         return response
 
-    def _loop_page(self, page: tuple[Any, ...]) -> None:
+    def _loop_page(self, page: LoopPage) -> None:
         """``-l``: keep the pages of the loop range; at its last page replay them ``-n`` times."""
         start, end = self._loop_steps
         if start <= self.steps < end:
@@ -890,7 +897,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
                 if self._stop_on_fail:
                     result.stop()
                 return result
-            ok = False
+            ok: bool | None = False
             try:
                 method()
                 ok = True
@@ -974,7 +981,9 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
     assertRegexpMatches = unittest.TestCase.assertRegex
     assertNotRegexpMatches = unittest.TestCase.assertNotRegex
 
-    def assertDictContainsSubset(self, subset: dict, dictionary: dict, msg: Any = None) -> None:
+    def assertDictContainsSubset(
+        self, subset: Mapping[Any, Any], dictionary: Mapping[Any, Any], msg: Any = None
+    ) -> None:
         """Every key of ``subset`` is in ``dictionary`` with the same value."""
         missing = [key for key in subset if key not in dictionary]
         mismatched = [key for key in subset if key in dictionary and subset[key] != dictionary[key]]

@@ -58,7 +58,7 @@ class Stopped(Exception):
         self.why = why
 
 
-def folder_bytes(path: os.PathLike | str, cap: int | None = None) -> int:
+def folder_bytes(path: os.PathLike[str] | str, cap: int | None = None) -> int:
     """Bytes the files under `path` take (links not followed); the walk ends as soon
     as the sum passes `cap`."""
     total = 0

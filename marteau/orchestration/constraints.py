@@ -67,7 +67,7 @@ def pins(path: Path = CONSTRAINTS) -> dict[str, str]:
     """The pinned versions of `path`, by canonical project name."""
     from packaging.utils import canonicalize_name
 
-    found = {}
+    found: dict[str, str] = {}
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:

@@ -212,7 +212,7 @@ def _deterministic_tar(
 
     temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(open(temporary, "wb"))
+        out: io.BufferedIOBase = stack.enter_context(open(temporary, "wb"))
         if gzip:
             out = stack.enter_context(gz.GzipFile(filename="", mode="wb", fileobj=out, mtime=0))
         handle = stack.enter_context(tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT))

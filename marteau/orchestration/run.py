@@ -71,7 +71,8 @@ def run_cost(nodes: dict[str, dict], seconds: float) -> dict | None:
     rates = {}
     for host, node in nodes.items():
         try:
-            rates[host] = float(node.get("cost_per_hour"))
+            # a node without one: float(None) raises the TypeError caught below
+            rates[host] = float(node.get("cost_per_hour"))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue
     if not rates:
@@ -269,7 +270,8 @@ class LoadTestRun(RunEvents):
         outcome.fuse = self.fuse
         for host, node in node_files(run_dir, completed).items():
             with contextlib.suppress(TypeError, ValueError):
-                outcome.bench_exits[host] = int(node.get("bench_rc"))
+                # no bench_rc: int(None) raises the TypeError suppressed above
+                outcome.bench_exits[host] = int(node.get("bench_rc"))  # type: ignore[arg-type]
 
     def _exit_code(self, outcome: RunOutcome, report: int) -> int:
         """The run's exit status: a signal, the fuse, no results, else the worst of the

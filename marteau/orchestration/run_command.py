@@ -234,7 +234,7 @@ def _print_outcome(outcome: RunOutcome) -> None:
 def outcome_json(outcome: RunOutcome) -> dict:
     """What `--json` prints: the lines of the text output, as data."""
     index = outcome.report_dir / "index.html" if outcome.report_dir else None
-    summary, found = _summary(outcome.report_dir) if index else (None, {})
+    summary, found = _summary(outcome.report_dir) if outcome.report_dir else (None, {})
     return {
         "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
         "report": str(index) if index and index.exists() else None,

@@ -85,7 +85,8 @@ class Report:
     @property
     def max_cvus(self) -> int:
         rows = self.pages or self.requests
-        return max(self.cycles or [r["cvus"] for r in rows] or [0])
+        cvus: int = max(self.cycles or [r["cvus"] for r in rows] or [0])
+        return cvus
 
     def index(self) -> str | None:
         """The report's page, if it has one."""

@@ -107,7 +107,7 @@ def trim_traceback(text: str | None) -> str | None:
     """The traceback without engine frames and node paths (the user's frames by file name)."""
     if not text or not text.strip():
         return None
-    parts = []
+    parts: list[str] = []
     for separator, lines in _blocks(text):
         trimmed = _trim_block(lines)
         if not trimmed:

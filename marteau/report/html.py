@@ -31,12 +31,15 @@ import base64
 import json
 import os
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marteau import __version__
 from marteau.errors import MarteauError
 from marteau.report.errors import trim_traceback
 from marteau.report.stats import APDEX_RATINGS, apdex_label, milliseconds
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 CSS_NAME = "marteau.css"
@@ -50,7 +53,7 @@ RATING_LETTERS = {
 }
 
 
-def environment() -> Any:
+def environment() -> jinja2.Environment:
     """The Jinja2 environment of Marteau's HTML templates (autoescaped)."""
     import jinja2
 

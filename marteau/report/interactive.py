@@ -129,7 +129,9 @@ def _grid_x(lines: Sequence[tuple[str, Any, Any]]) -> tuple[Any, list[Any]]:
     return x, ys
 
 
-def time_rps_spec(bucket: int, lines: list[tuple[str, Any, Any]], xlabel: str = "") -> dict:
+def time_rps_spec(
+    bucket: int, lines: list[tuple[str, Any, Any]], xlabel: str = ""
+) -> dict[str, Any]:
     """`time_charts.time_rps_chart`: requests per second over time, one line per cycle.
 
     Also the service's live chart (`marteau.service.live_figures`), with
@@ -175,7 +177,7 @@ def percentiles_time_spec(
     }
 
 
-def distribution_spec(edges: Any, counts: Any, markers: list[tuple[str, float]]) -> dict:
+def distribution_spec(edges: Any, counts: Any, markers: list[tuple[str, float]]) -> dict[str, Any]:
     """`time_charts.distribution_chart`: the histogram of response times (log x), markers as lines."""
     counts = np.asarray(counts, float)
     positive = counts[counts > 0]
@@ -213,7 +215,8 @@ def monitor_spec(
 
     Also the service's live users and failed tests chart, with its own x label.
     """
-    axes, series = [], []
+    axes: list[dict[str, Any]] = []
+    series: list[dict[str, Any]] = []
     for unit, lines in panels:
         if not lines:
             continue
@@ -221,7 +224,7 @@ def monitor_spec(
         for label, y in lines:
             color = CYCLE_PALETTE[len(series) % len(CYCLE_PALETTE)]
             series.append(_series(label, color, _values(y), len(axes) - 1, step=steps))
-    spec = {
+    spec: dict[str, Any] = {
         "title": title,
         "x": _values(x),
         "xlabel": xlabel

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from marteau.engine.runner import BenchPlan, schedule
+from marteau.engine.schedule import BenchPlan, schedule
 
 # Counters whose per-second rate is averaged (kB/s), and the names they take.
 RATES = {
@@ -89,10 +89,10 @@ def cycle_averages(monitors: Sequence[dict[str, str]], config: dict[str, str]) -
     """Per host, per cycle: the samples' count and averages (see docs/report.md)."""
     hosts: dict[str, dict[tuple[int, int], list[dict[str, str]]]] = {}
     for record in monitors:
-        cycle = _cycle_of(record.get("key", ""))
-        if cycle is not None:
+        found = _cycle_of(record.get("key", ""))
+        if found is not None:
             host = record.get("host", "") or "unknown"
-            hosts.setdefault(host, {}).setdefault(cycle, []).append(record)
+            hosts.setdefault(host, {}).setdefault(found, []).append(record)
     out: dict[str, Any] = {}
     for host, cycles in hosts.items():
         rows = []

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from marteau.engine.runner import BenchPlan, schedule
+from marteau.engine.schedule import BenchPlan, schedule
 from marteau.report.quantiles import percentiles
 from marteau.results.merge import cycle_duration
 from marteau.results.records import DROPPED
@@ -62,7 +62,9 @@ def _figures(values: Any) -> dict[str, float]:
     return out
 
 
-def _windows(config: dict[str, str], cycles: list[int], iterations: Any) -> dict[int, tuple]:
+def _windows(
+    config: dict[str, str], cycles: list[int], iterations: Any
+) -> dict[int, tuple[float, float]]:
     """Each cycle's recording window, recomputed as the engine planned it."""
     duration = cycle_duration(config)
     try:

@@ -67,7 +67,7 @@ def run_percentiles(runs: Sequence[NDArray[np.float64]]) -> dict[str, float]:
 _SIGN = np.uint64(1 << 63)
 
 
-def _float_keys(values: NDArray[np.float64]) -> NDArray[np.uint64]:
+def _float_keys(values: NDArray[np.float64] | float) -> NDArray[np.uint64]:
     """Order-preserving uint64 keys of float64 values (not NaN)."""
     bits = np.asarray(values, dtype=np.float64).view(np.uint64)
     return np.where(bits & _SIGN, ~bits, bits | _SIGN)

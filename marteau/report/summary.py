@@ -144,4 +144,5 @@ def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     if os.path.isdir(name):
         name = os.path.join(name, SUMMARY_NAME)
     with open(name, encoding="utf-8") as f:
-        return json.load(f)
+        summary: dict[str, Any] = json.load(f)
+    return summary

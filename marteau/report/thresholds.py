@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +100,7 @@ _ALLOWED = {
     "page": set(DURATION_METRICS.values()) | {"error_rate", "apdex", "rps", "count", "errors"},
     "open": set(OPEN_METRICS.values()),
 }
-OPERATORS = {
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b,

@@ -90,10 +90,10 @@ def aggregate(responses: Any, max_points: int = MAX_TIME_POINTS) -> TimeSeries |
     span = int(math.floor(float(times.max()))) - start + 1
     bucket = max(1, math.ceil(span / max_points))
     n_buckets = (span + bucket - 1) // bucket
-    slot = times - start
-    slot //= bucket
-    slot = slot.astype(np.int64)
-    del times
+    offset = times - start
+    offset //= bucket
+    slot = offset.astype(np.int64)
+    del times, offset
     np.clip(slot, 0, n_buckets - 1, out=slot)
 
     n_bins = BINS_PER_DECADE * MAX_DECADES
@@ -275,7 +275,7 @@ def time_jobs(series: TimeSeries | None, stats: BenchStats | None = None) -> lis
     edges, counts = series.distribution()
     markers = []
     overall = stats.overall_requests if stats is not None else None
-    if overall is not None:
+    if overall is not None and stats is not None:
         for key, label in (("p50", "MED"), ("p95", "P95"), ("p99", "P99")):
             value = overall.percentiles.get(key, -1.0)
             if value > 0:

@@ -421,7 +421,7 @@ def read_records(scan: CompactScan, kind: bytes, out: Any) -> None:
 
 def resultset_of(
     scan: CompactScan, responses: Any, tests: Any, samples: Any, iterations: Any = None
-) -> Any:
+) -> ResultSet:
     """The `ResultSet` of a scanned file, given its record arrays (iterations read here
     when not given: an open-model node has a few per test, never a merge's bulk)."""
     raw = scan.raw

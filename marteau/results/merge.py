@@ -119,7 +119,8 @@ def small_pages() -> Iterator[None]:
     1.1 to 1.8 s of CPU that way, 0.57 s without.  Restored on exit.
     """
     try:
-        from numpy._core.multiarray import _set_madvise_hugepage
+        # numpy's private switch, not in its stubs; another numpy raises ImportError
+        from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
     except ImportError:  # another numpy: leave it as it is
         yield
         return

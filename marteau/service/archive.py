@@ -17,7 +17,6 @@ import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import IO
 
 from marteau.errors import MarteauError
 from marteau.orchestration.sources import inside
@@ -52,7 +51,9 @@ class _Counted(io.RawIOBase):
     expanded-size cap, or once it expands more than `MAX_RATIO` times the bytes it came
     from, reading stops with MarteauError (a bomb costs a few MiB of work, not GiBs)."""
 
-    def __init__(self, stream: IO[bytes], source: io.BytesIO, cap: int, archive: str) -> None:
+    def __init__(
+        self, stream: io.BufferedIOBase, source: io.BytesIO, cap: int, archive: str
+    ) -> None:
         self.stream, self.source, self.cap, self.archive = stream, source, cap, archive
         self.expanded = 0
 
@@ -72,7 +73,7 @@ class _Counted(io.RawIOBase):
         return len(data)
 
 
-def _decompressed(data: bytes) -> tuple[IO[bytes], io.BytesIO]:
+def _decompressed(data: bytes) -> tuple[io.BufferedIOBase, io.BytesIO]:
     """(the tar stream, the compressed bytes it reads from) by the data's magic bytes."""
     source = io.BytesIO(data)
     if data.startswith(b"\x1f\x8b"):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, or_, select, update
+from sqlalchemy import Integer, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from marteau.report.diff import verdict
@@ -120,10 +120,10 @@ def compare(previous: KeyFigures, current: KeyFigures, tolerance: float) -> dict
 
 def flagged(change: dict[str, Any] | None) -> bool:
     """Whether a change moved past the project's tolerance."""
-    return bool(change) and change["class"] in ("better", "worse")
+    return bool(change and change["class"] in ("better", "worse"))
 
 
-PREVIOUS: Select[Any] = (
+PREVIOUS = (
     select(Job.id, Job.peak_rps, Job.p95, Job.error_percent, Job.apdex)
     .where(
         Job.project_key == bindparam("key"),
@@ -155,7 +155,7 @@ def record(session: Session, job_id: int, figures: KeyFigures) -> None:
     job.comparison = {"job": row.id, "tolerance": tolerance, "changes": changes}
 
 
-RUNS: Select[Any] = (
+RUNS = (
     select(Job.id, Job.state, Job.ended, Job.peak_rps, Job.p95, Job.error_percent, Job.apdex)
     .where(
         Job.project_key == bindparam("key"),

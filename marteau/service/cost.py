@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marteau.engine.runner import BenchPlan, schedule
+from marteau.engine.schedule import BenchPlan, schedule
 from marteau.errors import MarteauError
 from marteau.orchestration.project import Project
 from marteau.orchestration.run import split_cycles
@@ -209,7 +209,8 @@ def provisioning_overhead(session: Session, settings: Settings, pool: str) -> fl
     for job_id, started, ended in rows:
         plan = saved_plan(settings, job_id)
         if plan is not None:
-            overheads.append(max(0.0, ended - started - plan.bench_seconds))
+            # the query keeps jobs whose started and ended are set (the columns are nullable)
+            overheads.append(max(0.0, ended - started - plan.bench_seconds))  # type: ignore[operator]
     return sum(overheads) / len(overheads) if overheads else DEFAULT_OVERHEAD
 
 

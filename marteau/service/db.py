@@ -63,7 +63,7 @@ def make_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection, record):  # type: ignore[no-untyped-def]
+        def _on_connect(dbapi_connection, record):
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -73,7 +73,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _on_begin(conn):  # type: ignore[no-untyped-def]
+        def _on_begin(conn):
             options = conn.get_execution_options()
             if options.get(NO_BEGIN):
                 return  # statements in autocommit: the BEGIN/ROLLBACK pair costs a read
@@ -192,7 +192,7 @@ class Database:
         self.engine.dispose()
 
 
-def alembic_config(connection=None):  # type: ignore[no-untyped-def]
+def alembic_config(connection=None):
     from alembic.config import Config
 
     config = Config()

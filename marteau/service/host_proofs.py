@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from marteau import __version__
 from marteau.errors import MarteauError
@@ -123,7 +123,8 @@ def _resolver(dns_server: str, timeout: float) -> Any:
         host, port = parse_host(dns_server, "dns_server")
         if not is_ip(host):
             try:
-                host = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0]
+                found = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0]
+                host = cast(str, found)  # AF_INET(6): a text address
             except OSError as exc:
                 raise ProofFailed(f"DNS: dns_server {dns_server!r}: {exc}") from None
         resolver = dns.resolver.Resolver(configure=False)

@@ -272,6 +272,8 @@ def preview_project(
         plan = read_plan(
             project, overrides, pool, int(overrides.get("nodes") or project.nodes or 1)
         )
+        target: str | None
+        target_from: str | None
         try:
             target, target_from = conf_url(project.test_dir, root, project.test, overrides)
         except MarteauError:

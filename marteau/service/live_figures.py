@@ -168,7 +168,8 @@ class FiguresReader:
             figures.cycle,
             sum(rates) if rates else None,
             sum(row.users for row in nodes),
-            *(_highest([getattr(row, key) for row in nodes]) for key in QUANTILES),
+            # mypy matches a starred argument against every field after it
+            *(_highest([getattr(row, key) for row in nodes]) for key in QUANTILES),  # type: ignore[arg-type]
             *self._failed,
         )
         points = self._points

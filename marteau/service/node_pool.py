@@ -61,7 +61,8 @@ def parse_host_list(text: str | list[str]) -> list[str]:
     if len(names) > MAX_HOSTS:
         raise MarteauError(f"{len(names)} host names: at most {MAX_HOSTS} at once")
     seen: set[str] = set()
-    twice = sorted({name for name in names if name in seen or seen.add(name)})
+    # seen.add returns None (false): the name is kept only if it was seen before
+    twice = sorted({name for name in names if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
     if twice:
         raise MarteauError(f"host names given twice: {', '.join(twice)}")
     return names
@@ -276,7 +277,8 @@ def take_due_check(db: Database, settings: Settings) -> Node | None:
     if node is None:
         return None
     with db.write() as session:
-        taken = session.execute(
+        # an UPDATE's or DELETE's Result is a CursorResult (rowcount); execute() says Result
+        taken = session.execute(  # type: ignore[attr-defined]
             update(Node)
             .where(Node.id == node.id, not_checked_since)
             .values(last_check=now)

@@ -50,12 +50,12 @@ RUN_CLAIM_LOCK = 0x6D727472  # PostgreSQL advisory lock key of the run claims ("
 ISOLATED = "isolated"  # a node's status when its last check found jobs isolated
 
 
-def unleased_node_clause(now: float):  # type: ignore[no-untyped-def]
+def unleased_node_clause(now: float):
     """No job holds the node's lease (never leased, or the lease expired)."""
     return or_(Node.lease_job_id.is_(None), Node.lease_expires < now)
 
 
-def free_node_clause(now: float, isolated_only: bool = False):  # type: ignore[no-untyped-def]
+def free_node_clause(now: float, isolated_only: bool = False):
     """Enabled, not leased, and not found unreachable by its last check; with
     `isolated_only` (public mode), found running each job as its own Unix user."""
     checked = Node.status == ISOLATED if isolated_only else Node.status != "unreachable"
@@ -82,7 +82,7 @@ class Scheduler:
         self.lease_ttl = lease_ttl
         self.isolated_only = isolated_only  # public mode: jobs run on isolated nodes only
 
-    def _skip_locked(self, statement):  # type: ignore[no-untyped-def]
+    def _skip_locked(self, statement):
         return statement if self.db.is_sqlite else statement.with_for_update(skip_locked=True)
 
     def _one_run_claim_at_a_time(self, session: Session) -> None:
@@ -111,7 +111,8 @@ class Scheduler:
             job_id = session.scalar(query)
             if job_id is None:
                 return None
-            taken = session.execute(
+            # an UPDATE's or DELETE's Result is a CursorResult (rowcount); execute() says Result
+            taken = session.execute(  # type: ignore[attr-defined]
                 update(Job)
                 .where(
                     Job.id == job_id,
@@ -199,12 +200,14 @@ class Scheduler:
         # commit that freed them, and a job must not seem to start before the previous
         # job on its nodes ended.
         started = time.time()
-        got_job = session.execute(
+        # an UPDATE's or DELETE's Result is a CursorResult (rowcount); execute() says Result
+        got_job = session.execute(  # type: ignore[attr-defined]
             update(Job)
             .where(Job.id == job_id, Job.state == QUEUED)
             .values(state=RUNNING, worker_id=self.worker_id, lease_expires=expires, started=started)
         ).rowcount
-        got_nodes = session.execute(
+        # an UPDATE's or DELETE's Result is a CursorResult (rowcount); execute() says Result
+        got_nodes = session.execute(  # type: ignore[attr-defined]
             update(Node)
             .where(Node.id.in_([n.id for n in nodes]), free_node_clause(now, self.isolated_only))
             .values(lease_job_id=job_id, lease_expires=expires)
@@ -226,7 +229,8 @@ class Scheduler:
         with self.db.write() as session:
             now = time.time()
             expires = now + self.lease_ttl
-            ours = session.execute(
+            # an UPDATE's or DELETE's Result is a CursorResult (rowcount); execute() says Result
+            ours = session.execute(  # type: ignore[attr-defined]
                 update(Job)
                 .where(Job.id == job_id, Job.worker_id == self.worker_id)
                 .where(Job.state.in_([QUEUED, RUNNING]))
@@ -256,7 +260,8 @@ class Scheduler:
         `then(session)` runs in that transaction once the job is ended (its cost)."""
         with self.db.write() as session:
             now = time.time()
-            done = session.execute(
+            # an UPDATE's or DELETE's Result is a CursorResult (rowcount); execute() says Result
+            done = session.execute(  # type: ignore[attr-defined]
                 update(Job)
                 .where(Job.id == job_id, Job.worker_id == self.worker_id)
                 .where(Job.state.in_([QUEUED, RUNNING]))

@@ -46,7 +46,7 @@ def _settings_options(function: F) -> F:
     return function
 
 
-def _load(**options: object):  # type: ignore[no-untyped-def]
+def _load(**options: object):
     from marteau.service.settings import load_settings
 
     try:
@@ -56,7 +56,7 @@ def _load(**options: object):  # type: ignore[no-untyped-def]
         sys.exit(2)
 
 
-def bootstrap_admin(db, settings) -> str | None:  # type: ignore[no-untyped-def]
+def bootstrap_admin(db, settings) -> str | None:
     """A database without users gets an admin (MARTEAU_ADMIN_EMAIL / MARTEAU_ADMIN_PASSWORD,
     else admin@localhost with a generated password written to <data>/admin-password)."""
     from sqlalchemy import select
@@ -82,7 +82,7 @@ def bootstrap_admin(db, settings) -> str | None:  # type: ignore[no-untyped-def]
     return message
 
 
-def refuse_local_nodes(db, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def refuse_local_nodes(db, settings: Settings) -> None:
     """`--public` with an enabled node of local connection would run other people's
     tests on this machine, next to the service's secrets: exit 2, saying what to change."""
     from marteau.service.node_pool import local_nodes
@@ -130,7 +130,7 @@ def settings_environment(settings: Settings, environ: dict[str, str]) -> dict[st
     return {**kept, **settings.worker_env()}
 
 
-def web_process_app():  # type: ignore[no-untyped-def]
+def web_process_app():
     """The app of one of `serve --web-processes N`'s processes (uvicorn starts them and
     calls this): settings from the MARTEAU_* variables serve set; it ends with serve."""
     from marteau.service.app import create_app
@@ -143,7 +143,7 @@ def web_process_app():  # type: ignore[no-untyped-def]
 class WorkerPool:
     """`--workers N` worker processes, restarted when one dies."""
 
-    def __init__(self, settings, count: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings, count: int) -> None:
         self.settings = settings
         self.count = count
         self.procs: list[subprocess.Popen] = []

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticUndefined
 from pydantic_settings import (
     BaseSettings,
@@ -66,7 +67,7 @@ Words = Annotated[list[str], BeforeValidator(_words)]
 def setting(default: Any = PydanticUndefined, what: str = "", shown: str = "", **more: Any) -> Any:
     """A setting's default and what it is (the CLI help and the docs say the same);
     `shown` is how the help shows a default computed at run time."""
-    extra = {"shown": shown} if shown else None
+    extra: JsonDict | None = {"shown": shown} if shown else None
     return Field(default, description=what, json_schema_extra=extra, **more)
 
 
@@ -311,9 +312,9 @@ def env_name(name: str) -> str:
 def setting_help(name: str) -> str:
     """The command-line help of setting `name`: what it is, its default, its variable."""
     field = Settings.model_fields[name]
-    default = (field.json_schema_extra or {}).get("shown") or field.get_default(
-        call_default_factory=True
-    )
+    extra = field.json_schema_extra or {}
+    # `setting` gives a dict, never pydantic's callable form
+    default = extra.get("shown") or field.get_default(call_default_factory=True)  # type: ignore[union-attr]
     if isinstance(default, bool):
         default = "on" if default else "off"
     elif isinstance(default, float):

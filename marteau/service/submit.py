@@ -60,7 +60,7 @@ class Client:
 
     def request(
         self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
-    ):  # type: ignore[no-untyped-def]
+    ):
         request = urllib.request.Request(self.server + path, data=body, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         if content_type:

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
-    _prctl = _libc.prctl
+    _prctl: Callable[..., int] | None = _libc.prctl
 except (OSError, AttributeError):  # not Linux
     _prctl = None
 PR_SET_PDEATHSIG = 1
@@ -150,10 +151,10 @@ class JobWorker:
         now = time.time()
         if now - self._last_reap >= REAP_EVERY:
             self._last_reap = now
-            for job_id in reap(self.db):
-                killed = kill_job(self.settings.db_url, job_id)
+            for reaped in reap(self.db):
+                killed = kill_job(self.settings.db_url, reaped)
                 self._log(
-                    job_id,
+                    reaped,
                     "job failed: its worker was lost (lease expired)"
                     + (f"; killed its process groups {sorted(killed)}" if killed else ""),
                 )
@@ -173,7 +174,7 @@ class JobWorker:
             return True
         return False
 
-    def _guarded(self, job_id: int, work, *args) -> None:  # type: ignore[no-untyped-def]
+    def _guarded(self, job_id: int, work, *args) -> None:
         """Run `work`; an unexpected error fails this job instead of killing the worker."""
         try:
             work(*args)

@@ -213,7 +213,8 @@ def _group_counts(d: Floats, ok: Mask, gid: Indexes, ngroups: int, t: float) -> 
     counts = np.bincount(code, minlength=ngroups * 6).reshape(ngroups, 2, 3)
     del code
     satisfied = counts[:, :, 2].sum(axis=1)
-    return (
+    # numpy's stubs type bincount as integer counts even with float weights (the total)
+    return (  # type: ignore[return-value]
         counts.sum(axis=(1, 2)),
         counts[:, 1, :].sum(axis=1),
         np.bincount(gid, weights=d, minlength=ngroups),  # sequential, file order

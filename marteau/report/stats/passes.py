@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -107,7 +107,7 @@ def take_columns(
 
 def node_slot(thread: NDArray[np.integer[Any]], thread_base: int, size: int) -> Indexes:
     """thread // thread_base, with nodes beyond the table sent to its last slot."""
-    return np.minimum(thread // thread_base, size - 1).astype(np.intp)
+    return cast(Indexes, np.minimum(thread // thread_base, size - 1).astype(np.intp))
 
 
 def node_table(nodes: Sequence[NodeInfo]) -> Indexes:
@@ -188,7 +188,8 @@ class _Sums:
         self.total = carried_sum(d, None if first_chunk else self.total)
         if self.nodes is not None:
             node = self.nodes[node_slot(columns["thread"], self.thread_base, self.nodes.size)]
-            self.per_node = np.bincount(
+            # numpy's stubs type bincount as integer counts even with float weights
+            self.per_node = np.bincount(  # type: ignore[assignment]
                 np.concatenate([self.every_node, node]),
                 weights=np.concatenate([self.per_node, d]),
                 minlength=self.every_node.size,
@@ -196,7 +197,8 @@ class _Sums:
             del node
         description = columns["description"]
         described = self.nonempty[description]
-        self.per_description = np.bincount(
+        # float sums, as above
+        self.per_description = np.bincount(  # type: ignore[assignment]
             np.concatenate([self.description_ids, description[described].astype(np.intp)]),
             weights=np.concatenate([self.per_description, d[described]]),
             minlength=self.nonempty.size,

@@ -12,7 +12,8 @@ if connection is None:  # the alembic command line: -x url=...
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
-    connection = make_engine(url).connect()
+    # alembic_config (marteau.service.db) always sets sqlalchemy.url
+    connection = make_engine(url).connect()  # type: ignore[arg-type]
 
 context.configure(
     connection=connection,

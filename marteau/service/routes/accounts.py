@@ -74,7 +74,8 @@ def _new_token(
         raise HTTPException(403, str(exc)) from None
     with db.write() as session:
         user = session.get(User, auth.user.id)
-        token, row = accounts.create_token(session, user, name, scope, days)
+        # the caller, just authenticated (None only if deleted since: reported)
+        token, row = accounts.create_token(session, user, name, scope, days)  # type: ignore[arg-type]
         return token, _token_json(row)
 
 
@@ -91,7 +92,9 @@ def _log_out(db: Database, auth: Auth) -> None:
     """End the caller's login session (its cookie is deleted by the answer)."""
     if auth.login is not None:
         with db.write() as session:
-            session.execute(LoginSession.__table__.delete().where(LoginSession.id == auth.login.id))
+            # a mapped class's __table__ is typed FromClause; it is the Table
+            table = LoginSession.__table__
+            session.execute(table.delete().where(LoginSession.id == auth.login.id))  # type: ignore[attr-defined]
 
 
 # -- API -------------------------------------------------------------------------

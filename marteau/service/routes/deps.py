@@ -239,7 +239,8 @@ def page_templates(settings: Settings) -> Jinja2Templates:
         figure_cells=figure_cells,
     )
     templates.env.globals["shown_row"] = lambda job: job.shown("html", job_row)
-    job_row = templates.env.get_template("_jobs.html").module.job_row  # type: ignore[attr-defined]
+    # a template's module has its macros as attributes, which Jinja2's types cannot list
+    job_row: Callable[..., Any] = templates.env.get_template("_jobs.html").module.job_row  # type: ignore[attr-defined]
     return templates
 
 

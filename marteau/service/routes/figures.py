@@ -77,7 +77,7 @@ async def api_figures_stream(
     def event() -> str:
         return f"event: figures\ndata: {json.dumps(reader.view())}\n\n"
 
-    async def events():  # type: ignore[no-untyped-def]
+    async def events():
         yield "retry: 2000\n\n"
         await run_in_threadpool(reader.update)
         yield event()

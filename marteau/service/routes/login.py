@@ -43,8 +43,9 @@ def client_address(request: Request) -> str:
 def _open(db: Database, hours: float, user_id: int) -> tuple[str, dict]:
     with db.write() as session:
         user = session.get(User, user_id)
-        token, login = accounts.open_session(session, user, hours)
-        return token, {"email": user.email, "admin": user.is_admin, "csrf_token": login.csrf_token}
+        # the user just logged in (None only if deleted since: reported)
+        token, login = accounts.open_session(session, user, hours)  # type: ignore[arg-type]
+        return token, {"email": user.email, "admin": user.is_admin, "csrf_token": login.csrf_token}  # type: ignore[union-attr]
 
 
 def _hash_of(db: Database, email: str) -> tuple[int, str] | None:

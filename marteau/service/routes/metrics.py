@@ -171,4 +171,4 @@ def metrics(request: Request, settings: Config) -> Response:
 
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     families = Families(service_families(request, settings))
-    return Response(encoder(families), media_type=content_type)  # type: ignore[arg-type]
+    return Response(encoder(families), media_type=content_type)

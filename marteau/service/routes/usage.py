@@ -107,7 +107,7 @@ def api_set_quotas(
 # -- pages ---------------------------------------------------------------------------
 
 
-def _profile(request: Request, auth: Auth, db: Database, settings: Settings, **extra: Any):  # type: ignore[no-untyped-def]
+def _profile(request: Request, auth: Auth, db: Database, settings: Settings, **extra: Any):
     data = _quotas_json(db, settings, auth.user)
     with db.read() as session:
         reports = quotas.finished_jobs_by_size(session, settings, auth.user.id)
@@ -124,13 +124,13 @@ async def profile_delete_reports(
     request: Request, auth: FormAuth, db: Db, settings: Config
 ) -> Response:
     form = await request.form()
-    ids = [int(v) for v in form.getlist("job") if str(v).isdigit()]
+    ids = [int(str(v)) for v in form.getlist("job") if str(v).isdigit()]
     freed = quotas.free_reports(db, settings, auth.user.id, ids)
     message = f"Deleted the files of {len(freed)} job(s)." if freed else "Nothing deleted."
     return _profile(request, auth, db, settings, notice=message)
 
 
-def _admin_page(request: Request, auth: Auth, db: Database, settings: Settings, **extra: Any):  # type: ignore[no-untyped-def]
+def _admin_page(request: Request, auth: Auth, db: Database, settings: Settings, **extra: Any):
     with db.read() as session:
         report = cost.spend_report(session)
         users = session.scalars(select(User).order_by(User.email)).all()

@@ -86,7 +86,7 @@ def api_delete_user(user_id: int, auth: ApiAdmin, db: Db) -> dict:
 # -- pages -------------------------------------------------------------------------
 
 
-def _page(request: Request, auth: Auth, db: Database, status: int = 200, **context) -> Response:  # type: ignore[no-untyped-def]
+def _page(request: Request, auth: Auth, db: Database, status: int = 200, **context) -> Response:
     return render(request, "users.html", auth, status=status, users=_users(db), **context)
 
 

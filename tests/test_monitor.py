@@ -15,12 +15,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+from xmlrpc.server import SimpleXMLRPCServer
 
 import pytest
 
+from marteau.errors import MarteauError
+from marteau.funkload import rpc_daemon
+from marteau.funkload.rpc_daemon import Daemon, control
 from marteau.monitor.sampler import Sampler
 from marteau.results import load
 from tests.servers import LocalServer, free_port, ok
@@ -335,3 +340,45 @@ def test_recorded_samples_join_the_report_per_cycle(bench_dir: Path) -> None:
     assert {"target_MonitorCPU.png", "target_MonitorNetwork.png", "target_MonitorCUs.png"} <= charts
     html = (bench_dir / "report" / "index.html").read_text()
     assert "<h3>target: The target</h3>" in html
+
+
+def _rpc_server(stop_answers: bool, stops: bool) -> Any:
+    """A real XML-RPC server in a thread whose stopServer may drop its answer, and may
+    never stop (a busy or stuck server, as `*-ctl stop` can meet it)."""
+    server = SimpleXMLRPCServer(("127.0.0.1", 0), logRequests=False, allow_none=True)
+    server.register_function(lambda: "monitor running pid = 1", "getStatus")
+
+    def stop_server() -> int:
+        if stops:  # then closes its socket, as the real server's process exits
+            threading.Thread(target=lambda: (server.shutdown(), server.server_close())).start()
+        if not stop_answers:
+            raise ConnectionResetError("dropped")  # the handler closes without an answer
+        return 1
+
+    server.register_function(stop_server, "stopServer")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("stop_answers", [True, False])
+def test_ctl_stop_judges_by_whether_the_server_stopped_not_by_its_answer(
+    tmp_path: Path, stop_answers: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = _rpc_server(stop_answers, stops=True)
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    daemon = Daemon("monitor server", "", url, "", str(tmp_path / "log"), "", object, int, print)
+    assert control(daemon, "stop") == 0
+    assert capsys.readouterr().out == f"Server {url} is stopped.\n"
+
+
+def test_ctl_stop_of_a_server_that_keeps_answering_is_an_error_naming_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rpc_daemon, "START_TIMEOUT", 0.5)
+    server = _rpc_server(stop_answers=True, stops=False)
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    daemon = Daemon("monitor server", "", url, "", str(tmp_path / "log"), "", object, int, print)
+    with pytest.raises(MarteauError, match=f"the monitor server at {url} did not stop; see "):
+        control(daemon, "stop")
+    server.shutdown()
+    server.server_close()

@@ -10,6 +10,7 @@ by `CALL_TIMEOUT`, every wait by `START_TIMEOUT`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -151,8 +152,14 @@ def control(daemon: Daemon, action: str, quiet: bool = False, verbose: bool = Fa
         return exits.OK
     if action in ("stop", "restart"):
         if running:
-            proxy(url).stopServer()
+            # a busy server may not answer in time: whether it stops is what counts
+            with contextlib.suppress(OSError, xmlrpc.client.Error):
+                proxy(url).stopServer()
             _wait_stopped(url)
+            if status(url) is not None:
+                raise MarteauError(
+                    f"the {daemon.title} at {url} did not stop; see {daemon.log_path}"
+                )
             say(f"Server {url} is stopped.")
             running = None
         elif action == "stop":

@@ -133,8 +133,12 @@ class BenchController:
             write_results(self.setup, self.outcome, self.console, self._monitor_key)
             print_summary(self.setup, self.outcome, self.console)
         finally:
+            # Stopped by a signal, the process exits next with 128 + its number: a late
+            # repeat of the stop (automation sends one more) must not kill it on its way
+            # out, in interpreter shutdown where no Python handler runs: ignored from here.
+            stopped = self.outcome.signum is not None
             for signum, handler in previous.items():
-                signal.signal(signum, handler)
+                signal.signal(signum, signal.SIG_IGN if stopped else handler)
         return self.outcome
 
     def _bench(self) -> None:

@@ -191,6 +191,19 @@ def test_data_body_is_sent_verbatim(case: Case, web: LocalServer) -> None:
     assert repr(Data("text/xml", "<a/>")) == "[User data text/xml]"
 
 
+def test_get_with_data_puts_it_in_the_query_as_typed(case: Case, web: LocalServer) -> None:
+    """FunkLoad's GET appends a Data's text after "?"; bytes are that text, with what a
+    URL cannot hold percent-encoded (not the `b'...'` of their repr)."""
+    web.routes["/q"] = lambda r: ok("q")
+    for data, path in [
+        ("a=1&b=%20x", "/q?a=1&b=%20x"),
+        (b"a=1&b=%20x;c=d/e?f", "/q?a=1&b=%20x;c=d/e?f"),
+        (b"k=\xc3\xa9 z", "/q?k=%C3%A9%20z"),
+    ]:
+        case.get(web.url + "/q", params=Data(None, data))
+        assert web.requests[-1].path == path
+
+
 def test_no_params_means_no_body_and_no_content_headers(case: Case, web: LocalServer) -> None:
     web.routes["/p"] = lambda r: ok("p")
     for call in (case.post, case.put):

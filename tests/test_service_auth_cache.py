@@ -14,7 +14,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-from sqlalchemy import delete  # noqa: E402
+from sqlalchemy import delete, select  # noqa: E402
 
 from marteau.service import accounts  # noqa: E402
 from marteau.service.auth_cache import AuthCache  # noqa: E402
@@ -135,3 +135,30 @@ def test_changes_of_another_web_process_hold_at_once(tmp_path: Path, db: Databas
                 assert alice.get("/api/me").status_code == 200  # a new lookup, still valid
     finally:
         second_db.dispose()
+
+
+def test_an_account_deleted_between_its_check_and_its_use_is_refused_not_a_500(
+    db: Database,
+) -> None:
+    """The login's password check and the session it opens, a caller's authentication
+    and the token it asks for, are two transactions: an admin may delete the account in
+    between.  The login is then a wrong one, the token a 401."""
+    from fastapi import HTTPException
+
+    from marteau.service.models import User
+    from marteau.service.routes.accounts import _new_token
+    from marteau.service.routes.deps import Auth
+    from marteau.service.routes.login import _open
+
+    with db.read() as session:
+        alice = session.scalars(select(User).where(User.email == "alice@example.org")).one()
+        admin = session.scalars(select(User).where(User.email == ADMIN)).one()
+        session.expunge_all()
+    assert _open(db, 1.0, alice.id) is not None
+    with db.write() as session:
+        accounts.delete_user(session, alice.id, admin)
+    assert _open(db, 1.0, alice.id) is None
+    with pytest.raises(HTTPException) as refused:
+        _new_token(db, Auth(alice, None), "ci", "submit", None)
+    assert refused.value.status_code == 401
+    assert "no longer exists" in refused.value.detail

@@ -11,7 +11,7 @@ import mimetypes
 import os
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_from_bytes, urlencode
 
 from marteau.funkload.utils import Data, Upload
 
@@ -88,11 +88,17 @@ def multipart_body(pairs: list[tuple[str, Any]]) -> bytes:
     return b"\r\n".join(parts) + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
+# RFC 3986's reserved and unreserved punctuation, and "%": an ASCII query keeps its form
+URL_PUNCTUATION = "!#$%&'()*+,/:;=?@[]~-._"
+
+
 def get_url_with_params(url: str, params: Any) -> str:
     """FunkLoad's GET: ``url + '?' + urlencode(params)`` (no check for an existing ``?``)."""
     if isinstance(params, Data):
-        # bytes data would be formatted as "b'...'": reported to the lead, left as it was
-        return f"{url}?{params.data}"  # type: ignore[str-bytes-safe]
+        data = params.data
+        if isinstance(data, bytes):  # a query given as bytes: percent-encode what a URL cannot hold
+            data = quote_from_bytes(data, safe=URL_PUNCTUATION)
+        return f"{url}?{data}"
     if isinstance(params, str):
         return f"{url}?{params}"
     return f"{url}?{urlencode(flatten_params(params))}"

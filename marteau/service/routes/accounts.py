@@ -74,8 +74,9 @@ def _new_token(
         raise HTTPException(403, str(exc)) from None
     with db.write() as session:
         user = session.get(User, auth.user.id)
-        # the caller, just authenticated (None only if deleted since: reported)
-        token, row = accounts.create_token(session, user, name, scope, days)  # type: ignore[arg-type]
+        if user is None:  # deleted since it was authenticated
+            raise HTTPException(401, "this account no longer exists")
+        token, row = accounts.create_token(session, user, name, scope, days)
         return token, _token_json(row)
 
 

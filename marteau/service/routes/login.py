@@ -40,12 +40,15 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _open(db: Database, hours: float, user_id: int) -> tuple[str, dict]:
+def _open(db: Database, hours: float, user_id: int) -> tuple[str, dict] | None:
+    """A session for the user whose password just matched; None if the account was
+    deleted in between (a wrong login, not a 500)."""
     with db.write() as session:
         user = session.get(User, user_id)
-        # the user just logged in (None only if deleted since: reported)
-        token, login = accounts.open_session(session, user, hours)  # type: ignore[arg-type]
-        return token, {"email": user.email, "admin": user.is_admin, "csrf_token": login.csrf_token}  # type: ignore[union-attr]
+        if user is None:
+            return None
+        token, login = accounts.open_session(session, user, hours)
+        return token, {"email": user.email, "admin": user.is_admin, "csrf_token": login.csrf_token}
 
 
 def _hash_of(db: Database, email: str) -> tuple[int, str] | None:

@@ -80,13 +80,12 @@ from collections.abc import Sequence
 
 from marteau.engine import guard
 from marteau.engine.http_connect import Conn, Connector, Route
+from marteau.engine.http_error import HTTPClientError, client_error
 from marteau.engine.http_wire import (
     RECV_SIZE,
-    HTTPClientError,
     RawResponse,
     Sock,
     after_interim,
-    client_error,
     connection_keep,
     encode_slow,
     read_body,

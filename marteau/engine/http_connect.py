@@ -15,7 +15,8 @@ import socket
 import ssl
 
 from marteau.engine import guard
-from marteau.engine.http_wire import MAX_HEAD, RECV_SIZE, HTTPClientError, client_error
+from marteau.engine.http_error import HTTPClientError, client_error
+from marteau.engine.http_wire import MAX_HEAD, RECV_SIZE
 from marteau.engine.hub import Hub, HubSocket, current_hub
 from marteau.engine.proxies import env_value, parse_proxy, split_hostport
 

@@ -377,11 +377,13 @@ class HubSocket:
         view = memoryview(data)[count:]
         while view:
             try:
-                view = view[sock.send(view) :]
+                sent = sock.send(view)  # not inside the slice: mypyc evaluates its start twice
             except _WOULD_WRITE:
                 self._wait_writable()
             except ssl.SSLWantReadError:  # pragma: no cover - TLS renegotiation
                 self._wait_readable()
+            else:
+                view = view[sent:]
 
     def recv(self, size: int) -> bytes:
         if self.sent:
@@ -461,9 +463,11 @@ class HubSocket:
         view = memoryview(data)
         while view:
             try:
-                view = view[self.sock.send(view) :]
+                sent = self.sock.send(view)  # not inside the slice (`sendall`)
             except BlockingIOError:
                 self._wait_writable()
+            else:
+                view = view[sent:]
 
     def _raise_error(self) -> None:
         error, self.error = self.error, None

@@ -35,7 +35,8 @@ class ResponseHeaders:
                 return value
         return default
 
-    getheader = get
+    def getheader(self, name: str, default: Any = None) -> Any:
+        return self.get(name, default)  # a method: mypyc compiles no alias
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name, _MISSING)
@@ -51,7 +52,8 @@ class ResponseHeaders:
         values = [value for key, value in self._raw if key.lower() == name]
         return values or default
 
-    getheaders = get_all
+    def getheaders(self, name: str, default: Any = None) -> Any:
+        return self.get_all(name, default)
 
     def items(self) -> list[tuple[str, str]]:
         return [(key.lower(), value) for key, value in self._raw]

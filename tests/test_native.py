@@ -8,6 +8,7 @@ compiles the engine; a source tree built with ``MARTEAU_PURE_BUILD=1`` fails her
 
 from __future__ import annotations
 
+import ast
 import importlib.machinery
 import json
 import os
@@ -109,6 +110,47 @@ def test_a_pure_controller_ships_no_compiled_wheel_and_says_why(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "None pure: MARTEAU_PURE is set"
     assert list(tmp_path.iterdir()) == []
+
+
+def mypyc_pitfalls(source: str, name: str) -> list[str]:
+    """What mypyc (2.4) compiles otherwise than Python runs it: ``raise ... from ...``
+    loses its cause (`marteau.engine.http_error.caused_by` sets it), and a call in a
+    slice's bounds is made twice."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Raise) and node.cause is not None:
+            found.append(f"{name}:{node.lineno}: raise ... from")
+        if isinstance(node, ast.Slice):
+            bounds = [b for b in (node.lower, node.upper, node.step) if b is not None]
+            if any(isinstance(n, ast.Call) for b in bounds for n in ast.walk(b)):
+                found.append(f"{name}:{node.lineno}: a call in a slice")
+    return found
+
+
+def test_the_compiled_modules_avoid_what_mypyc_compiles_otherwise() -> None:
+    # the check sees both (so it can fail) ...
+    bad = "try:\n    x = v[s.send(v):]\nexcept E as e:\n    raise F() from e\n"
+    assert sorted(mypyc_pitfalls(bad, "m")) == ["m:2: a call in a slice", "m:4: raise ... from"]
+    # ... and the compiled modules have neither
+    found = []
+    for name in native.COMPILED:
+        path = ROOT.joinpath(*name.split(".")).with_suffix(".py")
+        found += mypyc_pitfalls(path.read_text(), name)
+    assert found == []
+
+
+def test_caused_by_is_raise_from() -> None:
+    from marteau.engine.http_error import caused_by
+
+    for cause in (ValueError("inner"), None):
+        try:
+            try:
+                raise KeyError("context")
+            except KeyError:
+                raise caused_by(OSError("outer"), cause)  # noqa: B904 - what is tested
+        except OSError as error:
+            assert error.__cause__ is cause and error.__suppress_context__
+            assert isinstance(error.__context__, KeyError)
 
 
 def _dist(names: set[str], leaf: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from marteau.engine.http_error import client_error
+from marteau.engine.http_error import caused_by, client_error
 from marteau.engine.hub import HubSocket
 
 RECV_SIZE = 65536  # per recv call; allocated per call, never kept per connection
@@ -209,7 +209,7 @@ def read_chunked(
         try:
             size = int(size_text, 16)
         except ValueError:
-            raise client_error(url, f"malformed chunk size {size_text[:40]!r}") from None
+            raise caused_by(client_error(url, f"malformed chunk size {size_text[:40]!r}"), None)  # noqa: B904 - the cause set by caused_by
         if size < 0 or size_text[:1] in (b"+", b"-"):
             raise client_error(url, f"malformed chunk size {size_text[:40]!r}")
         pos = eol + 2

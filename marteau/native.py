@@ -39,7 +39,6 @@ COMPILED = (
     "marteau.engine.recorder",
     "marteau.funkload.response",
     "marteau.funkload.browser",
-    "marteau.funkload.steps",
 )
 PURE_ENV = "MARTEAU_PURE"
 GROUP = "marteau"  # mypyc's shared library: `marteau__mypyc.<suffix>`, top level

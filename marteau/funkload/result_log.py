@@ -5,9 +5,7 @@ auto-loaded resources, XML-RPC calls, errors with code -1) and one
 ``<testResult>`` per test, with FunkLoad's fields, to its sink: the bench's
 recorder (`marteau.engine.recorder`) or ``marteau test``'s XML lines.  These
 methods are part of the test case (`ResultLog` is one of its bases), apart
-because the record fields are one job: what goes in a result file. The two
-written for every request, a response's and the test's, are
-`marteau.funkload.steps`'s (compiled: `marteau.native`).
+because the record fields are one job: what goes in a result file.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import traceback
 from typing import Any
 
 from marteau.funkload.response import HTTPResponse
-from marteau.funkload.steps import log_response, log_result
 
 
 class ResultLog:
@@ -51,7 +48,45 @@ class ResultLog:
         t_stop: float,
         log_body: bool = False,
     ) -> None:
-        log_response(self, response, rtype, description, t_start, t_stop, log_body)
+        self.total_responses += 1
+        self.page_responses += 1
+        result = "Successful" if self.step_success else "Failure"
+        if log_body:
+            self._sink.response(
+                cycle=self.cycle,
+                cvus=self.cvus,
+                thread=self.thread_id,
+                suite=self.suite_name,
+                name=self.test_name,
+                step=self.steps,
+                number=self.page_responses,
+                type=rtype,
+                result=result,
+                url=response.url,
+                code=response.code,
+                description=description or "",
+                time=t_start,
+                duration=t_stop - t_start,
+                headers=response.headers.items(),
+                body=response.raw_body,
+            )
+        else:
+            self._sink.response(
+                cycle=self.cycle,
+                cvus=self.cvus,
+                thread=self.thread_id,
+                suite=self.suite_name,
+                name=self.test_name,
+                step=self.steps,
+                number=self.page_responses,
+                type=rtype,
+                result=result,
+                url=response.url,
+                code=response.code,
+                description=description or "",
+                time=t_start,
+                duration=t_stop - t_start,
+            )
 
     def _log_response_error(
         self,
@@ -113,4 +148,23 @@ class ResultLog:
 
     def _log_result(self, t_start: float, t_stop: float) -> None:
         """The `<testResult>` record."""
-        log_result(self, t_start, t_stop)
+        status = self.test_status
+        self._sink.test_result(
+            cycle=self.cycle,
+            cvus=self.cvus,
+            thread=self.thread_id,
+            suite=self.suite_name,
+            name=self.test_name,
+            time=t_start,
+            result=status,
+            steps=self.steps,
+            duration=t_stop - t_start,
+            connection_duration=self.total_time,
+            requests=self.total_responses,
+            pages=self.total_pages,
+            xmlrpc=self.total_xmlrpc,
+            redirects=self.total_redirects,
+            images=self.total_images,
+            links=self.total_links,
+            traceback=(self._test_traceback or "") if status != "Successful" else None,
+        )

@@ -31,17 +31,22 @@ import warnings
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urljoin
 
 from marteau.engine.guard import pin
 from marteau.engine.hub import blocking
 from marteau.funkload.browser import LINK_OK_CODES, Browser, page_links
 from marteau.funkload.config import REQUIRED, ConfAccess, FunkLoadConfig, split_list
+from marteau.funkload.encoding import encode_body, get_url_with_params
 from marteau.funkload.response import HTTPResponse
 from marteau.funkload.result_log import ResultLog
-from marteau.funkload.steps import REDIRECT_CODES, browse, clear_context, connect
 from marteau.funkload.utils import get_version, rpc_transport
 
 DEFAULT_OK_CODES = [200, 301, 302, 303, 307]
+REDIRECT_CODES = (301, 302, 303, 307)
+MAX_REDIRECTS = 10
+_REFERER_TYPES = frozenset(("get", "post", "put", "delete"))
+_NO_BODY_TYPES = frozenset(("get", "delete", "head", "options"))
 _DEBUG = logging.DEBUG
 
 
@@ -242,7 +247,23 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
 
     def clearContext(self) -> None:
         """Reset the per-test state: browser, counters, auth, certificates, User-Agent."""
-        clear_context(self)
+        self._browser.clear_context()
+        self._browser.debug_headers = self.debug_level >= 3
+        self.steps = 0
+        self.page_responses = 0
+        self.total_responses = 0
+        self.total_time = 0.0
+        self.total_pages = 0
+        self.total_images = 0
+        self.total_links = 0
+        self.total_redirects = 0
+        self.total_xmlrpc = 0
+        self.step_success = True
+        self.test_status = "Successful"
+        self._authinfo = None
+        self._keyfile_path = None
+        self._certfile_path = None
+        self.setUserAgent(self.default_user_agent)
 
     # -- configuration -----------------------------------------------------------------
 
@@ -465,17 +486,49 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         sleep: bool = True,
     ) -> HTTPResponse:
         """One page: the request, its redirects and its images/stylesheets, then think time."""
-        return browse(
-            self,
-            url_in,
-            params_in,
-            description,
-            ok_codes,
-            method,
-            follow_redirect,
-            load_auto_links,
-            sleep,
-        )
+        if ok_codes is None:
+            ok_codes = self.ok_codes
+        if params_in and method == "get":
+            url = get_url_with_params(url_in, params_in)
+            params = None
+        else:
+            url = url_in
+            params = params_in
+        self.steps += 1
+        self.page_responses = 0
+        if self.logger.isEnabledFor(_DEBUG):
+            self.logd(f"{method.upper()}: {url}\n\tPage {self.steps}: {description or ''} ...")
+            if params is not None:
+                self.logdd(f"\tparams: {params!r}")
+        response = self._connect(url, params, ok_codes, method, description)
+        if follow_redirect:
+            redirects = 0
+            while response.code in REDIRECT_CODES and redirects < MAX_REDIRECTS:
+                location = response.raw.header("location")
+                if not location:
+                    break
+                redirects += 1
+                url = urljoin(url, location.strip())
+                code = response.code
+                if code in (302, 303):
+                    method = "get"
+                if code == 303:  # HTTP/1.1: do not keep this connection alive
+                    self.setHeader("Connection", "close")
+                if self.logger.isEnabledFor(_DEBUG):
+                    self.logd(f" Load redirect link: {url}")
+                response = self._connect(url, None, ok_codes, method, None, redirect=True)
+        if load_auto_links and not self._simple_fetch and response.is_html:
+            self._load_auto_links(response, url)
+        self._response = response
+        if self._dumping:
+            self._dump_content(response)
+        if self._loop_mode and not self._looping:
+            self._loop_page(
+                (url_in, params_in, description, ok_codes, method, follow_redirect, load_auto_links)
+            )
+        if sleep and not self._looping:
+            self.sleep()
+        return response
 
     def _loop_page(self, page: LoopPage) -> None:
         """``-l``: keep the pages of the loop range; at its last page replay them ``-n`` times."""
@@ -514,7 +567,45 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         redirect: bool = False,
     ) -> HTTPResponse:
         """One request, logged; a non-ok code is a Failure, an exception an Error record."""
-        return connect(self, url, params, ok_codes, rtype, description, redirect)
+        body = content_type = None
+        if params is not None and rtype.lower() not in _NO_BODY_TYPES:
+            body, content_type = encode_body(params)
+        verb = rtype.upper()
+        t_start = time.time()
+        try:
+            response = self._browser.fetch(verb, url, body, content_type)
+        except Exception as exc:
+            t_stop = time.time()
+            self.total_time += t_stop - t_start
+            self.step_success = False
+            self.test_status = "Failure"
+            self._last_request = (verb, url, None)
+            self._log_response_error(url, rtype, description, t_start, t_stop)
+            if self.logger.isEnabledFor(_DEBUG):
+                self.logd(f" Failed in {t_stop - t_start:.3f}s")
+            if isinstance(exc, OSError):
+                raise OSError(f"Can't load {url}.") from exc
+            raise
+        t_stop = time.time()
+        self.total_time += t_stop - t_start
+        self._last_request = (verb, url, response.code)
+        if response.code not in ok_codes:
+            self.step_success = False
+            self.test_status = "Failure"
+            self._log_response(response, rtype, description, t_start, t_stop, log_body=True)
+            if self._dumping:
+                self._dump_content(response)
+            raise self.failureException(str(response))
+        if redirect:
+            self.total_redirects += 1
+        else:
+            self.total_pages += 1
+        self._log_response(response, rtype, description, t_start, t_stop)
+        if rtype in _REFERER_TYPES:
+            self._browser.set_header("Referer", url)
+        if self.logger.isEnabledFor(_DEBUG):
+            self.logd(f" Done in {t_stop - t_start:.3f}s")
+        return response
 
     def _load_auto_links(self, response: HTTPResponse, page_url: str) -> None:
         """Fetch the page's images and stylesheets once per context (webunit's cache)."""

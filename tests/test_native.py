@@ -19,7 +19,6 @@ import zipfile
 from pathlib import Path
 
 from marteau import native
-from marteau.orchestration.prepare import build_compiled_wheel, build_node_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -73,9 +72,29 @@ def test_an_extension_older_than_its_source_is_not_run(tmp_path: Path) -> None:
     assert all(path.startswith(str(tmp_path)) and path.endswith(".py") for path in seen["files"])
 
 
+def build_wheels(directory: Path, env: dict[str, str]) -> tuple[Path, Path | None, str]:
+    """Both node wheels, built by a controller process with this environment."""
+    code = (
+        "import json, sys, pathlib\n"
+        "from marteau.orchestration.prepare import build_compiled_wheel, build_node_wheel\n"
+        "target = pathlib.Path(sys.argv[1])\n"
+        "wheel, tag = build_compiled_wheel(target)\n"
+        "print(json.dumps([str(build_node_wheel(target)), wheel and str(wheel), tag]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(directory)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    pure, compiled, tag = json.loads(result.stdout)
+    return Path(pure), Path(compiled) if compiled else None, tag
+
+
 def test_the_node_wheels_one_pure_one_compiled_for_this_python(tmp_path: Path) -> None:
-    pure = build_node_wheel(tmp_path)
-    compiled, tag = build_compiled_wheel(tmp_path)
+    pure, compiled, tag = build_wheels(tmp_path, environment())
     python = f"cp{sys.version_info.major}{sys.version_info.minor}"
     assert compiled is not None and tag.startswith(f"{python}-{python}-linux_")
     assert compiled.name == f"marteau-{pure.name.split('-')[1]}-{tag}.whl"
@@ -96,20 +115,9 @@ def test_the_node_wheels_one_pure_one_compiled_for_this_python(tmp_path: Path) -
 
 
 def test_a_pure_controller_ships_no_compiled_wheel_and_says_why(tmp_path: Path) -> None:
-    code = (
-        "import sys, pathlib; from marteau.orchestration.prepare import build_compiled_wheel\n"
-        "wheel, why = build_compiled_wheel(pathlib.Path(sys.argv[1])); print(wheel, why)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        env=environment(MARTEAU_PURE="1"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "None pure: MARTEAU_PURE is set"
-    assert list(tmp_path.iterdir()) == []
+    pure, compiled, why = build_wheels(tmp_path, environment(MARTEAU_PURE="1"))
+    assert (compiled, why) == (None, "pure: MARTEAU_PURE is set")
+    assert list(tmp_path.iterdir()) == [pure]
 
 
 def mypyc_pitfalls(source: str, name: str) -> list[str]:

@@ -14,8 +14,11 @@ $(BIN)/python:
 # Install Marteau with the server, dev and monitor extras into the project's virtualenv, and mitmproxy (the
 # `record` extra: `marteau record`'s proxy, a program) into a venv of its own, since its
 # pins would downgrade the server extra's h11 and cryptography; .venv/bin/mitmdump links to it.
+# The install builds the compiled engine (setup.py, mypyc): it is redone when a compiled
+# module's source changes (marteau/native.py's COMPILED; until then marteau runs the .py).
 MITM_VENV := .venv-mitmproxy
-$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+COMPILED_SOURCES := $(shell sed -n 's/^    "\(marteau\.[a-z_.]*\)",$$/\1/p' marteau/native.py | tr . / | sed 's/$$/.py/')
+$(VENV)/.installed: setup.cfg pyproject.toml setup.py marteau/native.py $(COMPILED_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[server,dev,monitor]'
 	test -x $(MITM_VENV)/bin/python || $(PYTHON) -m venv $(MITM_VENV)
 	$(MITM_VENV)/bin/pip install --quiet 'mitmproxy>=11.0'
@@ -26,11 +29,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 # for the service tests' second database: tests/postgres.py starts a private cluster,
 # nftables for the job users' egress firewall, stress-ng to keep both cores busy
 # in the start barrier test, sudo for the test nodes' users: job isolation; Prometheus, a
-# real server for the monitor's Prometheus source).
+# real server for the monitor's Prometheus source; gcc, and Python's headers when $(PYTHON)
+# has none, for the compiled engine's build).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
-	  for pkg in chromium git nftables openssl openssh-server postgresql prometheus stress-ng sudo; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  for pkg in chromium gcc git nftables openssl openssh-server postgresql prometheus stress-ng sudo; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  $(PYTHON) -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	    || dpkg -s python3-dev >/dev/null 2>&1 || missing="$$missing python3-dev"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
@@ -69,6 +75,15 @@ lint: $(VENV)/.installed
 	$(BIN)/ansible-lint --offline --nocolor playbooks roles
 	$(BIN)/lint-imports --no-cache
 
-# Install everything and run the whole test suite (what CI runs).
+# Install everything and run the whole test suite (what CI runs) on the compiled engine,
+# then the tests of what the compiled modules run (the engine, the FunkLoad API, the result
+# files and their golden files, the bench) again on the pure one (MARTEAU_PURE=1).
+PURE_TESTS := tests/test_http_client.py tests/test_hub.py tests/test_recorder.py \
+	tests/test_allowed_hosts.py tests/test_funkload_browser.py tests/test_funkload_testcase.py \
+	tests/test_funkload_forms.py tests/test_funkload_utils.py tests/test_fl_run_test.py \
+	tests/test_fl_run_test_options.py tests/test_results_compact.py tests/test_results_xml.py \
+	tests/test_bench_command.py tests/test_bench_schedule.py tests/test_fuse.py \
+	tests/test_open_model.py tests/test_max_users.py tests/test_credentials.py
 test: system-deps $(VENV)/.installed lint
 	$(BIN)/pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup
+	MARTEAU_PURE=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PURE_TESTS)

@@ -25,7 +25,9 @@ OPEN_RATE` against the closed model paced to about the same throughput
 intended one over the window), the highest rate one core holds within 1%
 (a ladder of rates, first miss stops it), and Locust's `constant_throughput`
 users asked for the same rate. `--open-only` runs just this part. The load
-average is printed first: the figures of a shared machine need it.
+average is printed first: the figures of a shared machine need it, and
+whether Marteau runs its compiled engine or the pure one (`marteau.native`;
+`MARTEAU_PURE=1 python bench/engine.py` measures the pure one).
 
 Needs Debian's nginx and wrk (`apt-get install nginx wrk`) and Locust in the
 virtualenv (`pip install locust`). Usage: `python bench/engine.py [--duration 10]
@@ -49,6 +51,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from marteau import native
 
 BIN = Path(sys.executable).parent
 NGINX_CONF = """
@@ -480,6 +484,7 @@ def main() -> int:
         nginx = start_nginx(tmp, port)
         try:
             workdir = write_test(tmp, url)
+            print(f"Marteau's engine: {native.describe()}")
             if args.profile is not None:
                 profile(workdir, args.duration, args.profile.resolve())
                 return 0

@@ -16,6 +16,7 @@ from xmlrpc.server import SimpleXMLRPCServer
 import greenlet
 import pytest
 
+from marteau.engine import hub as hub_module
 from marteau.engine.http import HTTPClient
 from marteau.engine.hub import Hub, HubSocket, blocking, current_hub, install_sleep
 from tests.servers import LocalServer, Request, ok
@@ -93,7 +94,7 @@ def test_time_sleep_yields_in_hub_greenlets_and_blocks_elsewhere(hub: Hub) -> No
 
 
 def test_blocking_runs_in_a_thread_and_raises_its_exception(hub: Hub) -> None:
-    real_sleep = time.sleep.__globals__["_real_sleep"]
+    real_sleep = hub_module._real_sleep  # time.sleep before install_sleep
     main_thread = threading.get_ident()
 
     def work(i: int) -> int:

@@ -39,21 +39,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import click
 
 from marteau import exits
 from marteau.engine.figures import sampled_durations, weighted_quantiles
-from marteau.engine.hub import Hub, HubSocket
 from marteau.errors import MarteauError
 
 FUSE_EXIT = exits.FUSE  # `marteau bench` and `marteau run`: stopped by the safety fuse
 DEFAULT_WINDOW = 30.0
-
-# A user parked in one of these is waiting for the network (or a blocking call).
-_WAITS = frozenset({HubSocket._park.__code__, Hub.blocking.__code__})
 
 
 @dataclass(frozen=True)
@@ -97,7 +92,7 @@ class Probe:
 
     def __init__(self) -> None:
         self._counted = (0, 0)  # responses, failed: the recorder's totals at the last probe
-        self._waits: dict[Any, tuple[FrameType, float]] = {}  # user -> (its wait, first seen)
+        self._waits: dict[Any, tuple[int, float]] = {}  # user -> (its wait, first seen)
 
     def take(
         self, recorder: Any, users: Iterable[Any], resting: set[Any], now: float
@@ -114,17 +109,16 @@ class Probe:
 
     def _ages(self, users: Iterable[Any], resting: set[Any], now: float) -> list[float]:
         """How long each user parked in a network wait has been in that same wait."""
-        waits: dict[Any, tuple[FrameType, float]] = {}
+        waits: dict[Any, tuple[int, float]] = {}
         ages = []
         for user in users:
             if user in resting:
                 continue
-            top = user.gr_frame  # Hub.switch, called by what the user waits in
-            wait = top.f_back if top is not None else None
-            if wait is None or wait.f_code not in _WAITS:
+            wait = getattr(user, "waits", 0)  # odd: parked in a wait (`HubGreenlet.waits`)
+            if not wait % 2:
                 continue
             seen = self._waits.get(user)
-            since = seen[1] if seen is not None and seen[0] is wait else now
+            since = seen[1] if seen is not None and seen[0] == wait else now
             waits[user] = (wait, since)
             ages.append(now - since)
         self._waits = waits

@@ -80,13 +80,12 @@ from collections.abc import Sequence
 
 from marteau.engine import guard
 from marteau.engine.http_connect import Conn, Connector, Route
+from marteau.engine.http_error import HTTPClientError, caused_by, client_error
 from marteau.engine.http_wire import (
     RECV_SIZE,
-    HTTPClientError,
     RawResponse,
     Sock,
     after_interim,
-    client_error,
     connection_keep,
     encode_slow,
     read_body,
@@ -142,7 +141,7 @@ class HTTPClient(Connector):
             try:
                 host_guard.check_headers(headers, route.host, route.port, 443 if route.tls else 80)
             except guard.HostRefused as exc:
-                raise client_error(url, exc) from None
+                raise caused_by(client_error(url, exc), None)  # noqa: B904 - the cause set by caused_by
         text = f"{method} {route.target} HTTP/1.1\r\n"
         if headers:
             text += "".join([f"{name}: {value}\r\n" for name, value in headers])
@@ -173,7 +172,7 @@ class HTTPClient(Connector):
         try:
             return self._exchange(conn, route, url, data, body, head_only, closing)
         except _Stale:  # pragma: no cover - _exchange never raises it for a fresh conn
-            raise client_error(url, "connection closed before any response") from None
+            raise caused_by(client_error(url, "connection closed before any response"), None)  # noqa: B904 - the cause set by caused_by
 
     def close(self) -> None:
         """Close every kept connection (the client stays usable)."""
@@ -219,13 +218,13 @@ class HTTPClient(Connector):
         except EOFError:
             self._discard(conn, None)
             if conn.reused:
-                raise _Stale from None
-            raise client_error(url, "connection closed before any response") from None
+                raise caused_by(_Stale(), None)  # noqa: B904 - the cause set by caused_by
+            raise caused_by(client_error(url, "connection closed before any response"), None)  # noqa: B904 - the cause set by caused_by
         except OSError as exc:
             self._discard(conn, None)
             if conn.reused and not received and isinstance(exc, _STALE_ERRORS):
-                raise _Stale from exc
-            raise client_error(url, exc) from exc
+                raise caused_by(_Stale(), exc)  # noqa: B904 - the cause set by caused_by
+            raise caused_by(client_error(url, exc), exc)  # noqa: B904 - the cause set by caused_by
         except BaseException:
             self._discard(conn, None)
             raise

@@ -15,7 +15,8 @@ import socket
 import ssl
 
 from marteau.engine import guard
-from marteau.engine.http_wire import MAX_HEAD, RECV_SIZE, HTTPClientError, client_error
+from marteau.engine.http_error import HTTPClientError, caused_by, client_error
+from marteau.engine.http_wire import MAX_HEAD, RECV_SIZE
 from marteau.engine.hub import Hub, HubSocket, current_hub
 from marteau.engine.proxies import env_value, parse_proxy, split_hostport
 
@@ -109,7 +110,7 @@ class Connector:
         try:
             host, port = split_hostport(hostport, 443 if tls else 80)
         except ValueError:
-            raise client_error(url, f"bad host or port {hostport!r}") from None
+            raise caused_by(client_error(url, f"bad host or port {hostport!r}"), None)  # noqa: B904 - the cause set by caused_by
         if not host:
             raise client_error(url, "no host")
         proxy = self._https_proxy if tls else self._http_proxy
@@ -149,7 +150,7 @@ class Connector:
         try:
             addresses = host_guard.addresses(route.host, route.port, route.connect)
         except guard.HostRefused as exc:
-            raise client_error(url, exc) from None
+            raise caused_by(client_error(url, exc), None)  # noqa: B904 - the cause set by caused_by
         failure: HTTPClientError | None = None
         for address in addresses:  # as create_connection does: the first that connects
             try:
@@ -190,7 +191,7 @@ class Connector:
         except OSError as exc:
             if sock is not None:
                 sock.close()
-            raise client_error(url, exc) from exc
+            raise caused_by(client_error(url, exc), exc)  # noqa: B904 - the cause set by caused_by
         except BaseException:
             if sock is not None:
                 sock.close()
@@ -227,7 +228,8 @@ class Connector:
             buf += data
             if len(buf) > MAX_HEAD:
                 raise client_error(url, "proxy CONNECT response too large")
-        line = buf[: buf.find(b"\r\n")].decode("latin-1")
+        end = buf.find(b"\r\n")  # not in the slice: mypyc would call it twice
+        line = buf[:end].decode("latin-1")
         parts = line.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].startswith("2"):
             raise client_error(url, f"proxy refused CONNECT {hostport}: {line!r}")

@@ -1,8 +1,8 @@
-"""HTTP/1.1 messages off the client's fast path: errors, the response, bodies.
+"""HTTP/1.1 messages off the client's fast path: the response, its rarer forms, bodies.
 
 `marteau.engine.http` parses the common response (a head and a whole body
 in one ``recv``) inline, for its per-request cost; everything rarer lives
-here: the error type, heads split over several reads or with bare LFs,
+here: heads split over several reads or with bare LFs,
 unusual status lines and Content-Length values, header folding, interim
 responses, and bodies that are chunked, delimited by the close or longer
 than the first read.  The readers only call ``recv`` and ``recv_into``, so
@@ -14,28 +14,11 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
+from marteau.engine.http_error import caused_by, client_error
 from marteau.engine.hub import HubSocket
 
 RECV_SIZE = 65536  # per recv call; allocated per call, never kept per connection
 MAX_HEAD = 256 * 1024  # a response head larger than this is malformed
-
-
-class HTTPClientError(OSError):
-    """Connection refused, DNS failure, reset, timeout, TLS or protocol error.
-
-    The message names the full URL and the cause, e.g.
-    ``Can't load http://127.0.0.1:1/x: [Errno 111] Connection refused``;
-    ``url`` holds the URL.
-    """
-
-    url: str = ""
-
-
-def client_error(url: str, cause: object) -> HTTPClientError:
-    """Build the one error type with the message format callers rely on."""
-    err = HTTPClientError(f"Can't load {url}: {cause}")
-    err.url = url
-    return err
 
 
 Sock = socket.socket | HubSocket  # what the parser reads from: blocking or on the hub
@@ -226,7 +209,7 @@ def read_chunked(
         try:
             size = int(size_text, 16)
         except ValueError:
-            raise client_error(url, f"malformed chunk size {size_text[:40]!r}") from None
+            raise caused_by(client_error(url, f"malformed chunk size {size_text[:40]!r}"), None)  # noqa: B904 - the cause set by caused_by
         if size < 0 or size_text[:1] in (b"+", b"-"):
             raise client_error(url, f"malformed chunk size {size_text[:40]!r}")
         pos = eol + 2

@@ -41,6 +41,8 @@ from typing import Any, TypeVar, cast
 
 import greenlet
 
+from marteau.engine.greenlets import HubGreenlet
+
 __all__ = ["Hub", "HubGreenlet", "HubSocket", "blocking", "current_hub", "install_sleep"]
 
 T = TypeVar("T")
@@ -61,12 +63,6 @@ def new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # pragma: no cover - uvloop is a node dependency
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-class HubGreenlet(greenlet.greenlet):
-    """A greenlet whose blocking calls yield to ``hub`` (a user or the runner itself)."""
-
-    hub: Hub
 
 
 def current_hub() -> Hub | None:
@@ -152,6 +148,15 @@ class Hub:
         self.switches += 1
         return self.greenlet.switch()
 
+    def wait(self) -> Any:
+        """`switch`, as a user parked in a network or blocking wait (`HubGreenlet.waits`)."""
+        me = cast(HubGreenlet, getcurrent())
+        me.waits += 1
+        try:
+            return self.switch()
+        finally:
+            me.waits += 1
+
     def pass_turn(self) -> None:
         """Let the loop run once (its timers, the other greenlets), then go on."""
         self.loop.call_soon(getcurrent().switch)
@@ -179,7 +184,7 @@ class Hub:
 
         future.add_done_callback(done)
         try:
-            self.switch()
+            self.wait()
         except BaseException:
             future.remove_done_callback(done)
             raise
@@ -372,11 +377,13 @@ class HubSocket:
         view = memoryview(data)[count:]
         while view:
             try:
-                view = view[sock.send(view) :]
+                sent = sock.send(view)  # not inside the slice: mypyc evaluates its start twice
             except _WOULD_WRITE:
                 self._wait_writable()
             except ssl.SSLWantReadError:  # pragma: no cover - TLS renegotiation
                 self._wait_readable()
+            else:
+                view = view[sent:]
 
     def recv(self, size: int) -> bytes:
         if self.sent:
@@ -456,9 +463,11 @@ class HubSocket:
         view = memoryview(data)
         while view:
             try:
-                view = view[self.sock.send(view) :]
+                sent = self.sock.send(view)  # not inside the slice (`sendall`)
             except BlockingIOError:
                 self._wait_writable()
+            else:
+                view = view[sent:]
 
     def _raise_error(self) -> None:
         error, self.error = self.error, None
@@ -491,11 +500,11 @@ class HubSocket:
         self.waiter = getcurrent()
         try:
             if self.timeout is None:
-                self.hub.switch()
+                self.hub.wait()
             else:
                 handle = self.loop.call_later(self.timeout, self._expire, self.waiter)
                 try:
-                    self.hub.switch()
+                    self.hub.wait()
                 finally:
                     handle.cancel()
         finally:

@@ -52,7 +52,8 @@ MAX_BODY = 1024 * 1024
 
 # Where a packed response record keeps its duration (`pending_durations`).
 _DURATION = struct.Struct("<d")
-_BEFORE_DURATION = RESPONSE_FIELDS[: [name for name, _, _ in RESPONSE_FIELDS].index("duration")]
+_DURATION_FIELD = [name for name, _, _ in RESPONSE_FIELDS].index("duration")
+_BEFORE_DURATION = RESPONSE_FIELDS[:_DURATION_FIELD]  # (no call in a slice: mypyc)
 _DURATION_OFFSET = struct.calcsize("<" + "".join(code for _, code, _ in _BEFORE_DURATION))
 
 
@@ -328,7 +329,8 @@ class Recorder:
                 (ITERATIONS, self._iterations),
             ):
                 data = bytes(buffer)  # atomic copy ...
-                del buffer[: len(data)]  # ... and atomic removal of that prefix only
+                size = len(data)  # (not in the slice: mypyc would call it twice)
+                del buffer[:size]  # ... and atomic removal of that prefix only
                 records.append((kind, data))
             with self._lock:
                 strings, self._new_strings = self._new_strings, []

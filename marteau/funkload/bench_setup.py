@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from marteau import __version__
+from marteau import __version__, native
 from marteau.engine.bench_contract import BenchSetup, ParentSink
 from marteau.engine.schedule import BenchPlan
 from marteau.engine.workers import WorkerSpec, worker_path
@@ -430,6 +430,7 @@ def _header_lines(
         f"* Startup delay between thread: {s.startup_delay}s",
         f"* Workers: {workers} "
         + ("(in this process)" if workers == 1 else "processes, users split by thread id"),
+        f"* Engine: {native.describe()}",  # the run's provenance reads it from the node's log
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from marteau.engine.http_error import caused_by
 from marteau.funkload import dom, forms
 from marteau.funkload.encoding import get_url_with_params
 
@@ -35,7 +36,8 @@ class ResponseHeaders:
                 return value
         return default
 
-    getheader = get
+    def getheader(self, name: str, default: Any = None) -> Any:
+        return self.get(name, default)  # a method: mypyc compiles no alias
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name, _MISSING)
@@ -51,7 +53,8 @@ class ResponseHeaders:
         values = [value for key, value in self._raw if key.lower() == name]
         return values or default
 
-    getheaders = get_all
+    def getheaders(self, name: str, default: Any = None) -> Any:
+        return self.get_all(name, default)
 
     def items(self) -> list[tuple[str, str]]:
         return [(key.lower(), value) for key, value in self._raw]
@@ -190,9 +193,10 @@ class HTTPResponse:
         try:
             form = found[formnum]
         except IndexError:
-            raise forms.FormNotFoundError(
+            missing = forms.FormNotFoundError(
                 f"no form number {formnum!r} in {self.page_url} ({len(found)} forms)"
-            ) from None
+            )
+            raise caused_by(missing, None)  # noqa: B904 - the cause set by caused_by
         bases = document.getByName("base")
         base_href = bases[0].get("href") if bases else None
         data = forms.merge(forms.extract_fields(form), postargs)

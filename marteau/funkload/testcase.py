@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import configparser
+import functools
 import logging
 import os
 import random
@@ -222,7 +223,6 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         self._loop_pages: list[LoopPage] = []
         self._looping = False
         self._last_request: tuple[str, str, int | None] | None = None
-        self._sink_cache: Any = getattr(options, "marteau_sink", None)
         self._keyfile_path: str | None = None
         self._certfile_path: str | None = None
         self._authinfo: str | None = None
@@ -237,12 +237,13 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         """Where records go (FunkLoad's result logger; here a `ResultSink`)."""
         return self._sink
 
-    @property
+    @functools.cached_property
     def _sink(self) -> Any:
-        sink = self._sink_cache
+        """The bench's sink (options), else one opened on first use; kept in the
+        instance, so that the reads of every record cost no call."""
+        sink = getattr(self._options, "marteau_sink", None)
         if sink is None:
             sink = NullSink() if self.in_bench_mode else functional_sink(self.result_path)
-            self._sink_cache = sink
         return sink
 
     def clearContext(self) -> None:
@@ -935,7 +936,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
                 result.addFailure(self, info)
                 self.test_status = "Error"
                 ok = False
-            if not self._run_cleanups(result):
+            if self._cleanups and not self._run_cleanups(result):  # (no call for none)
                 ok = False
             if ok:
                 if expecting_failure:

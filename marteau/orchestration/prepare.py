@@ -2,11 +2,15 @@
 
 * **Wheelhouse.** Marteau's own wheel, built here from the code this
   controller runs (deterministically: the same code gives the same bytes),
-  plus wheels of the node requirements (setup.cfg's `install_requires`), of
-  the `monitor` extra (psutil, installed on the monitored hosts only) and
-  of pip itself, at the versions pinned in `node-constraints.txt`
-  (`constraints.py`), packed as one tar. Nodes install from it with `--no-index`: they
-  need no internet. Its sha256 names the install on the node, so an
+  twice when this controller runs the compiled engine (`marteau.native`):
+  pure (``py3-none-any``) and with the compiled modules, tagged for this
+  Python and platform (``cp311-cp311-linux_x86_64``), which pip on a node
+  prefers where it fits and passes over elsewhere (the run's provenance
+  says which engine each node ran). Plus wheels of the node requirements
+  (setup.cfg's `install_requires`), of the `monitor` extra (psutil,
+  installed on the monitored hosts only) and of pip itself, at the versions
+  pinned in `node-constraints.txt` (`constraints.py`), packed as one tar.
+  Nodes install from it with `--no-index`: they need no internet. Its sha256 names the install on the node, so an
   up-to-date node skips it; a test's `deps` do not change it.
 * **Test archive.** The test directory (`wdir`) as one `.tar.gz`, without
   VCS data, byte code or earlier results (FunkLoad's exclusions), and the
@@ -25,11 +29,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import importlib.machinery
 import io
 import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import time
 import zipfile
@@ -37,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 
 import marteau
+from marteau import native
 from marteau.errors import MarteauError
 from marteau.orchestration import inert
 from marteau.orchestration.constraints import CONSTRAINTS, node_requirements
@@ -82,6 +89,7 @@ def _package_dir(name: str) -> Path:
 
 
 def _package_files() -> list[tuple[str, Path]]:
+    """The node packages' files, without byte code nor compiled modules (`_compiled_files`)."""
     files = []
     for name in NODE_PACKAGES:
         top = _package_dir(name)
@@ -93,11 +101,30 @@ def _package_files() -> list[tuple[str, Path]]:
                 if d not in SKIP_DIRS and (relative / d).as_posix() not in CONTROLLER_ONLY
             )
             for filename in sorted(filenames):
-                if filename.endswith((".pyc", ".pyo")):
+                if filename.endswith((".pyc", ".pyo", ".so", ".pyd")):
                     continue
                 path = Path(directory) / filename
                 files.append((f"{name}/{path.relative_to(top).as_posix()}", path))
     return files
+
+
+def _compiled_files() -> tuple[list[tuple[str, Path]], str]:
+    """The engine's compiled modules this controller runs, with mypyc's shared library,
+    and the wheel tag they fit; no files (and why) when it runs the pure engine."""
+    engine = native.describe()
+    if engine != "compiled":
+        return [], engine
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    root = Path(marteau.__file__).resolve().parent.parent
+    names = [name.replace(".", "/") + suffix for name in native.COMPILED]
+    names.append(f"{native.GROUP}__mypyc{suffix}")
+    files = [(name, root / name) for name in names]
+    missing = [name for name, path in files if not path.is_file()]
+    if missing:
+        return [], f"pure: {', '.join(missing)} not found"
+    python = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+    return files, f"{python}-{python}-{platform}"
 
 
 def _entry_points() -> str:
@@ -111,16 +138,29 @@ def _entry_points() -> str:
 
 
 def build_node_wheel(directory: Path) -> Path:
-    """Marteau's node wheel, from the running code, byte-for-byte reproducible."""
+    """Marteau's pure node wheel, from the running code, byte-for-byte reproducible."""
+    return _write_wheel(directory, [], "py3-none-any")
+
+
+def build_compiled_wheel(directory: Path) -> tuple[Path | None, str]:
+    """The node wheel with the compiled engine this controller runs, for its Python and
+    platform (pip prefers it to the pure one where it fits), and its tag; None, and
+    why, when this controller runs the pure engine."""
+    files, tag = _compiled_files()
+    return (_write_wheel(directory, files, tag) if files else None), tag
+
+
+def _write_wheel(directory: Path, compiled: list[tuple[str, Path]], tag: str) -> Path:
     version = marteau.__version__
     dist_info = f"marteau-{version}.dist-info"
     entries: list[tuple[str, bytes]] = [
-        (arcname, path.read_bytes()) for arcname, path in _package_files()
+        (arcname, path.read_bytes()) for arcname, path in _package_files() + compiled
     ]
     requires = "".join(f"Requires-Dist: {r}\n" for r in node_requirements())
     requires += "Provides-Extra: monitor\n" + "".join(
         f'Requires-Dist: {r}; extra == "monitor"\n' for r in node_requirements("monitor")
     )
+    top_level = list(NODE_PACKAGES) + ([f"{native.GROUP}__mypyc"] if compiled else [])
     entries += [
         (
             f"{dist_info}/METADATA",
@@ -130,10 +170,11 @@ def build_node_wheel(directory: Path) -> Path:
         ),
         (
             f"{dist_info}/WHEEL",
-            b"Wheel-Version: 1.0\nGenerator: marteau\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            f"Wheel-Version: 1.0\nGenerator: marteau\nRoot-Is-Purelib: {str(not compiled).lower()}"
+            f"\nTag: {tag}\n".encode(),
         ),
         (f"{dist_info}/entry_points.txt", _entry_points().encode()),
-        (f"{dist_info}/top_level.txt", "\n".join(NODE_PACKAGES).encode() + b"\n"),
+        (f"{dist_info}/top_level.txt", "\n".join(top_level).encode() + b"\n"),
     ]
     record = []
     for arcname, data in entries:
@@ -142,12 +183,12 @@ def build_node_wheel(directory: Path) -> Path:
     record.append(f"{dist_info}/RECORD,,")
     entries.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"marteau-{version}-py3-none-any.whl"
+    target = directory / f"marteau-{version}-{tag}.whl"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as wheel:
         for arcname, data in entries:
             info = zipfile.ZipInfo(arcname, EPOCH)
-            info.external_attr = 0o644 << 16
+            info.external_attr = (0o755 if arcname.endswith(".so") else 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             wheel.writestr(info, data)
     if not target.exists() or target.read_bytes() != buffer.getvalue():
@@ -230,9 +271,10 @@ def _deterministic_tar(
 WHEELHOUSE_DAYS = 1  # a wheelhouse of other code or deps is kept this long (a run may ship it)
 
 
-def build_wheelhouse(directory: Path) -> tuple[Path, str]:
-    """The wheelhouse tar for the nodes and its sha256 (one builder at a time:
-    concurrent runs share the cache)."""
+def build_wheelhouse(directory: Path) -> tuple[Path, str, str]:
+    """The wheelhouse tar for the nodes, its sha256 and its compiled wheel's tag (else
+    why it has none: `build_compiled_wheel`); one builder at a time: concurrent runs
+    share the cache."""
     import fcntl
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -241,14 +283,16 @@ def build_wheelhouse(directory: Path) -> tuple[Path, str]:
         return _build_wheelhouse(directory)
 
 
-def _build_wheelhouse(directory: Path) -> tuple[Path, str]:
+def _build_wheelhouse(directory: Path) -> tuple[Path, str, str]:
     """Named by its content: the tar is shipped after the lock is released, and a
     run with other code may build another one meanwhile."""
     node_wheel = build_node_wheel(directory / "node-wheel")
+    compiled, engine = build_compiled_wheel(directory / "node-wheel")
     wheels = download_wheels(
         node_requirements() + node_requirements("monitor"), constraints=CONSTRAINTS
     )
     members = [(node_wheel.name, node_wheel)]
+    members += [(compiled.name, compiled)] if compiled else []
     members += [(p.name, p) for p in sorted(wheels.glob("*.whl"))]
     built = directory / "wheelhouse.tar"
     _deterministic_tar(built, members)
@@ -259,7 +303,7 @@ def _build_wheelhouse(directory: Path) -> tuple[Path, str]:
     for old in directory.glob("wheelhouse-*.tar"):
         if old != target and old.stat().st_mtime < stale:
             old.unlink(missing_ok=True)
-    return target, sha
+    return target, sha, engine
 
 
 def archive_test(
@@ -316,7 +360,7 @@ def job_vars(
             for path in credential_files(project, run_dir / "credentials")
         )
     archive = archive_test(project, run_dir / "test.tar.gz", prefix=f"{job}/test", extra=deps)
-    wheelhouse, sha = build_wheelhouse(cache_dir() / "wheelhouse")
+    wheelhouse, sha, engine = build_wheelhouse(cache_dir() / "wheelhouse")
     values = {
         "marteau_job": job,
         "marteau_owner": owner or default_owner(),
@@ -324,6 +368,7 @@ def job_vars(
         "marteau_archive": str(archive),
         "marteau_wheelhouse": str(wheelhouse),
         "marteau_wheelhouse_sha": sha,
+        "marteau_wheelhouse_engine": engine,  # for the provenance (run.json)
         "marteau_script": project.script,
         "marteau_test": project.test,
         "marteau_deps": project.deps,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -94,6 +95,21 @@ def node_files(run_dir: Path, hosts: list[str]) -> dict[str, dict]:
         except (OSError, ValueError):
             nodes[host] = {}
     return nodes
+
+
+ENGINE_LINE = re.compile(r"^\* Engine: (.{1,300})$", re.MULTILINE)
+LOG_HEAD = 64 * 1024  # the bench's Configuration section is at the top of its log
+
+
+def node_engine(run_dir: Path, host: str) -> str | None:
+    """How the node's bench ran the engine (``compiled``, ``pure: why``), from its log."""
+    try:
+        with open(run_dir / "results" / host / "bench.log", "rb") as log:
+            head = log.read(LOG_HEAD).decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = ENGINE_LINE.search(head)
+    return found.group(1) if found else None
 
 
 def split_cycles(cycles: str, count: int) -> list[str]:
@@ -477,6 +493,12 @@ class LoadTestRun(RunEvents):
             "clock_offsets": {h: n.get("clock_offset") for h, n in nodes.items()},
             "monitored": list(self.monitored),
             "node_facts": {h: n.get("facts") for h, n in nodes.items()},
+            # what the wheelhouse offered (its compiled wheel's tag, else why none) and
+            # what each node's bench ran (`marteau.native.describe`)
+            "engine": {
+                "wheelhouse": extravars.get("marteau_wheelhouse_engine"),
+                "nodes": {h: node_engine(run_dir, h) for h in nodes},
+            },
             "firewall": {h: n["firewall"] for h, n in nodes.items() if n.get("firewall")},
             "warnings": self.warnings,
             "timings": self.timings,

@@ -35,11 +35,18 @@ RUN_TIMEOUT = 300
 
 
 def marteau_run(
-    project: Path, inventory: Path, cwd: Path, *args: str, timeout: float = RUN_TIMEOUT
+    project: Path,
+    inventory: Path,
+    cwd: Path,
+    *args: str,
+    timeout: float = RUN_TIMEOUT,
+    env: dict[str, str] | None = None,
 ):
     command = [MARTEAU, "run", str(project), "-i", str(inventory), "--pool", POOL, "--plain", *args]
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def run_dir_of(output: str) -> Path:

@@ -358,7 +358,7 @@ def test_nodes_list_check_unlock(nodes: NodeSet, inventory: Path) -> None:
     lines = {
         line.split()[0]: line
         for line in listed.stdout.splitlines()
-        if line.strip().startswith("mt")
+        if line.strip().startswith(nodes.prefix)
     }
     assert "locked" in lines[held.name] and "job other-job of someone@elsewhere" in lines[held.name]
     assert all("free" in lines[n.name] and "ms" in lines[n.name] for n in nodes.nodes[1:])

@@ -67,6 +67,18 @@ def test_a_node_traceback_is_trimmed_to_the_users_frames() -> None:
     )
 
 
+def test_the_compiled_engines_frames_are_engine_frames_too() -> None:
+    """mypyc names a compiled module's source relative to the package's folder, and
+    shows no source line under it."""
+    compiled = NODE_TRACEBACK.replace(
+        '"/home/bench/.venvs/marteau/lib/python3.11/site-packages/marteau/engine/',
+        '"marteau/engine/',
+    )
+    compiled = re.sub(r"(engine/\w+\.py.*\n)(    .*\n)+", r"\1", compiled)
+    assert '"marteau/engine/hub.py", line 254, in connect\nConnection' in compiled
+    assert errors.trim_traceback(compiled) == errors.trim_traceback(NODE_TRACEBACK)
+
+
 def test_an_exception_raised_while_handling_another_is_the_kind() -> None:
     text = (
         "Traceback (most recent call last):\n"

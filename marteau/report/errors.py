@@ -27,9 +27,10 @@ CAUSE = "The above exception was the direct cause of the following exception:"
 CONTEXT = "During handling of the above exception, another exception occurred:"
 HEADER = "Traceback (most recent call last):"
 # a frame of Marteau, its shims, a library or the standard library: not the user's code
+# (the compiled engine's frames name their source relative to the package's folder)
 ENGINE_PATH = re.compile(
     r"[/\\](?:site-packages|dist-packages|lib[/\\]python3[^/\\]*)[/\\]"
-    r"|[/\\]marteau[/\\](?:engine|funkload|results|report)[/\\]"
+    r"|(?:^|[/\\])marteau[/\\](?:engine|funkload|results|report)[/\\]"
     r"|[/\\](?:funkload|webunit)[/\\][^/\\]+\.py$"
     r"|^<frozen "
 )

@@ -14,12 +14,16 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
+from fastapi import HTTPException  # noqa: E402
 from sqlalchemy import delete, select  # noqa: E402
 
 from marteau.service import accounts  # noqa: E402
 from marteau.service.auth_cache import AuthCache  # noqa: E402
 from marteau.service.db import Database, upgrade  # noqa: E402
-from marteau.service.models import LoginSession  # noqa: E402
+from marteau.service.models import LoginSession, User  # noqa: E402
+from marteau.service.routes.accounts import _new_token  # noqa: E402
+from marteau.service.routes.deps import Auth  # noqa: E402
+from marteau.service.routes.login import _open  # noqa: E402
 from marteau.service.settings import Settings  # noqa: E402
 from tests.support.live_app import PASSWORD, Uvicorn  # noqa: E402
 
@@ -143,13 +147,6 @@ def test_an_account_deleted_between_its_check_and_its_use_is_refused_not_a_500(
     """The login's password check and the session it opens, a caller's authentication
     and the token it asks for, are two transactions: an admin may delete the account in
     between.  The login is then a wrong one, the token a 401."""
-    from fastapi import HTTPException
-
-    from marteau.service.models import User
-    from marteau.service.routes.accounts import _new_token
-    from marteau.service.routes.deps import Auth
-    from marteau.service.routes.login import _open
-
     with db.read() as session:
         alice = session.scalars(select(User).where(User.email == "alice@example.org")).one()
         admin = session.scalars(select(User).where(User.email == ADMIN)).one()

@@ -94,6 +94,16 @@ def choose() -> None:
         sys.meta_path.insert(0, _SourceFinder)
 
 
+def compiled_files() -> list[Path]:
+    """The compiled engine's files, for this interpreter's first extension suffix (the
+    one a wheel tagged for it names): each module's extension and mypyc's shared
+    library (`GROUP`) at the top; empty when one of them is missing."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    files = [_source(name).with_suffix(suffix) for name in COMPILED]
+    files.append(_source(GROUP).with_name(f"{GROUP}__mypyc{suffix}"))
+    return files if all(path.is_file() for path in files) else []
+
+
 def describe() -> str:
     """``compiled``, or ``pure: <why>``: how this process runs the engine."""
     if _why_pure:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import importlib.machinery
 import io
 import json
 import os
@@ -114,17 +113,15 @@ def _compiled_files() -> tuple[list[tuple[str, Path]], str]:
     engine = native.describe()
     if engine != "compiled":
         return [], engine
-    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    files = native.compiled_files()
+    if not files:
+        return [], "pure: a compiled module or mypyc's shared library is missing"
     root = Path(marteau.__file__).resolve().parent.parent
-    names = [name.replace(".", "/") + suffix for name in native.COMPILED]
-    names.append(f"{native.GROUP}__mypyc{suffix}")
-    files = [(name, root / name) for name in names]
-    missing = [name for name, path in files if not path.is_file()]
-    if missing:
-        return [], f"pure: {', '.join(missing)} not found"
     python = f"cp{sys.version_info.major}{sys.version_info.minor}"
     platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
-    return files, f"{python}-{python}-{platform}"
+    return [(path.relative_to(root).as_posix(), path) for path in files], (
+        f"{python}-{python}-{platform}"
+    )
 
 
 def _entry_points() -> str:

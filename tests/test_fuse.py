@@ -332,12 +332,64 @@ def test_one_node_fuse_stops_the_other_nodes(sshd_nodes, tmp_path: Path):
     }
     assert "Bench stopped by the safety fuse after 0 of 1 cycles" in logs[first]
     assert "* Safety fuse:" not in logs[second]  # it had no fuse: marteau run stopped it
-    assert "Bench aborted by SIGTERM after 0 of 1 cycles" in logs[second]
+    assert "Bench aborted by SIGTERM after 0 of 1 cycles" in logs[second], out + logs[second]
     (summary,) = (run_dir / "report").rglob("summary.json")
     assert [node["name"] for node in json.loads(summary.read_text())["nodes"]] == [first, second]
     for node in sshd_nodes.nodes[:2]:
         assert node.bench_processes() == []
         assert not (node.home / ".marteau" / "lock.json").exists()
+
+
+SLOW_TO_END = (
+    TEST_FILE
+    + """
+    def tearDownBench(self):
+        import time
+        time.sleep(90)  # far past the stop's grace; the bench timeout bounds it
+"""
+)
+
+
+def test_a_bench_outliving_the_stop_grace_is_killed_and_the_run_says_so(tmp_path: Path):
+    """`marteau run` cancelled on the embedded default: the bench's tearDownBench hangs,
+    so the stop's SIGKILL after `marteau_bench_kill_after` ends it; the run, run.json and
+    the report say so (what it had not written is lost)."""
+    import json
+
+    project = fused_project(tmp_path / "project")
+    (project / "fused.py").write_text(SLOW_TO_END)
+    with LocalServer(routes={"/page": lambda request: ok("fine")}) as target:
+        process = subprocess.Popen(
+            [MARTEAU, "run", str(project), "--plain", "-u", target.url, "--workers", "1"]
+            + ["-e", "marteau_node_tune=false", "-e", "marteau_bench_kill_after=2"]
+            + ["--bench-timeout", "120"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            lines = []
+            for line in process.stdout:  # type: ignore[union-attr]
+                lines.append(line)
+                if "localhost: cycle #0 users 2/2" in line:  # it records
+                    break
+            process.send_signal(signal.SIGTERM)
+            out = "".join(lines) + process.communicate(timeout=180)[0]
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, out
+    warning = (
+        "node localhost: the bench did not end within marteau_bench_kill_after seconds of "
+        "SIGTERM and was killed: its results stop where it had written them"
+    )
+    assert f"Warning: {warning}" in " ".join(out.split()), out  # the live view wraps
+    run_dir = Path(next(x for x in out.splitlines() if x.startswith("Run directory: "))[15:])
+    assert warning in json.loads((run_dir / "run.json").read_text())["warnings"]
+    log = (run_dir / "results" / "localhost" / "bench.log").read_text()
+    assert "Bench aborted by SIGTERM" not in log  # killed in tearDownBench, before its summary
 
 
 # -- the rules ------------------------------------------------------------------

@@ -58,6 +58,7 @@ RELEASE_TASK = "Release Marteau's lock on the node"
 CLOCK_TASK = "Measure the node's clock offset to the controller"
 FIREWALL_TASK = "Close the job user's egress to its allowed hosts"
 FIREWALL_REMOVE_TASK = "Remove the job user's egress firewall"
+STOP_TASK = "Stop the bench's process group"
 # ansible-core's check of a role's meta/argument_specs.yml, first task of each entry point
 ARGSPEC_TASK = "Validating arguments against arg spec"
 MONITOR_PLAYS = ("Start monitoring the target hosts", "Stop monitoring the target hosts")
@@ -149,6 +150,8 @@ class RunEvents:
             self.view.node(host, note=f"firewall: {len(res.get('accepted') or [])} address(es)")
         elif kind == "runner_on_ok" and task == FIREWALL_REMOVE_TASK and res.get("dropped"):
             self._firewall_dropped(host, res)
+        elif kind == "runner_on_ok" and task == STOP_TASK and res.get("stdout") == "killed":
+            self._bench_killed(host)
         elif kind == "runner_on_ok" and task == RELEASE_TASK:
             self.released.add(host)
             current = self.view.nodes.get(host)
@@ -189,6 +192,16 @@ class RunEvents:
             f"node {host}: the egress firewall dropped {res['dropped']} packet(s) the job "
             f"sent outside its allowed hosts (to {where}): test code opened connections "
             "of its own"
+        )
+        self.view.message(f"Warning: {warning}")
+        self.warnings.append(warning)
+        self.report_warnings.append(warning)
+
+    def _bench_killed(self, host: str) -> None:
+        """A stopped bench outlived its grace and got SIGKILL: what it had not written is lost."""
+        warning = (
+            f"node {host}: the bench did not end within marteau_bench_kill_after seconds of "
+            "SIGTERM and was killed: its results stop where it had written them"
         )
         self.view.message(f"Warning: {warning}")
         self.warnings.append(warning)

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
+from marteau.engine.cycle import CycleGate
 from marteau.engine.recorder import MAX_BODY, Recorder
 from marteau.results.compact import read_compact, read_compact_raw
-from marteau.results.records import ERROR, FAILURE, SUCCESSFUL
+from marteau.results.records import (
+    ERROR,
+    FAILURE,
+    RESPONSE_ARGS,
+    SUCCESSFUL,
+    TEST_RESULT_ARGS,
+)
 from tests.support.records import response_kwargs, result_kwargs
 
 
@@ -188,3 +196,60 @@ def test_flushes_are_readable_before_close(tmp_path: Path) -> None:
     assert len(raw.responses) > 0
     assert any("no end marker" in w for w in raw.warnings)
     rec.close()
+
+
+def test_records_by_position_are_the_records_by_keyword(tmp_path: Path) -> None:
+    """The FunkLoad API records every request and test by position (`RESPONSE_ARGS`,
+    `TEST_RESULT_ARGS`), the rest by keyword: both give the same file."""
+    files = []
+    for positional in (False, True):
+        path = tmp_path / f"w{int(positional)}.mrt"
+        rec = Recorder(path, {}, suite="Simple", name="test_simple")
+        rec.recording = True
+        response = response_kwargs(result="Failure", code=404, traceback="tb", body=b"gone")
+        response["headers"] = [("x-a", "1")]
+        test = result_kwargs(result="Failure", traceback="AssertionError")
+        if positional:
+            rec.response(*(response[name] for name in RESPONSE_ARGS))
+            rec.test_result(*(test[name] for name in TEST_RESULT_ARGS))
+        else:
+            rec.response(**response)
+            rec.test_result(**test)
+        rec.close()
+        raw = vars(read_compact_raw(path))
+        files.append({key: raw[key] for key in raw if key not in ("path", "config")})
+    assert files[0] == files[1] and files[0]["responses"]
+    assert set(response) == set(RESPONSE_ARGS) and set(test) == set(TEST_RESULT_ARGS)
+
+
+def test_the_window_guard_keeps_what_ends_by_the_close_by_position_or_keyword() -> None:
+    """`CycleGate.guard` (the last moments of a window) reads ``time`` and ``duration``
+    wherever the caller put them."""
+    kept: list[tuple[str, float]] = []
+
+    class Sink:
+        recording = True
+
+        def response(self, *fields: Any, **named: Any) -> None:
+            kept.append(
+                ("response", dict(zip(RESPONSE_ARGS, fields, strict=False), **named)["url"])
+            )
+
+        def test_result(self, *fields: Any, **named: Any) -> None:
+            values = dict(zip(TEST_RESULT_ARGS, fields, strict=False), **named)
+            kept.append(("test", values["time"]))
+
+        def config(self, key: str, value: str) -> None:
+            pass
+
+    gate = CycleGate(Sink())
+    gate.guard(close=100.0)
+    for url, start in (("/in", 99.0), ("/out", 99.5)):
+        response = response_kwargs(url=url, time=start, duration=0.75)
+        gate.response(**response)
+        gate.response(*(response[name] for name in RESPONSE_ARGS[:14]))
+    for start in (98.0, 99.9):
+        test = result_kwargs(time=start, duration=1.5)
+        gate.test_result(**test)
+        gate.test_result(*(test.get(name) for name in TEST_RESULT_ARGS))
+    assert kept == [("response", "/in"), ("response", "/in"), ("test", 98.0), ("test", 98.0)]

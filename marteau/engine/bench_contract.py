@@ -25,10 +25,10 @@ class ParentSink:
     def __init__(self) -> None:
         self.entries: dict[str, str] = {}
 
-    def response(self, **fields: Any) -> None:
+    def response(self, *fields: Any, **named: Any) -> None:
         pass
 
-    def test_result(self, **fields: Any) -> None:
+    def test_result(self, *fields: Any, **named: Any) -> None:
         pass
 
     def config(self, key: str, value: str) -> None:

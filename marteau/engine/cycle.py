@@ -13,6 +13,7 @@ from typing import Any
 
 from marteau.engine.hub import HubGreenlet
 from marteau.engine.schedule import CycleTimes
+from marteau.results.records import RESPONSE_ARGS, TEST_RESULT_ARGS
 
 EARLY = 0.0005  # seconds a loop timer may fire before its instant (the loop's clock drifts)
 GUARD = 0.05  # seconds before a window closes when records start being checked (CycleGate.guard)
@@ -20,6 +21,19 @@ GUARD = 0.05  # seconds before a window closes when records start being checked 
 
 def _drop(**_fields: Any) -> None:
     """A closed gate's record method: the cycle is over."""
+
+
+# Where `ResultSink`'s record methods take ``time`` and ``duration`` by position.
+RESPONSE_TIME = (RESPONSE_ARGS.index("time"), RESPONSE_ARGS.index("duration"))
+TEST_TIME = (TEST_RESULT_ARGS.index("time"), TEST_RESULT_ARGS.index("duration"))
+
+
+def _ends(fields: tuple[Any, ...], named: dict[str, Any], where: tuple[int, int]) -> float:
+    """When a record's request or test ended (its fields by position or by keyword)."""
+    at, took = where
+    time = fields[at] if len(fields) > at else named["time"]
+    duration = fields[took] if len(fields) > took else named["duration"]
+    return float(time + duration)
 
 
 class CycleGate:
@@ -51,13 +65,13 @@ class CycleGate:
         """
         response, test_result = self.response, self.test_result
 
-        def guarded_response(**fields: Any) -> None:
-            if fields["time"] + fields["duration"] <= close:
-                response(**fields)
+        def guarded_response(*fields: Any, **named: Any) -> None:
+            if _ends(fields, named, RESPONSE_TIME) <= close:
+                response(*fields, **named)
 
-        def guarded_test_result(**fields: Any) -> None:
-            if fields["time"] + fields["duration"] <= close:
-                test_result(**fields)
+        def guarded_test_result(*fields: Any, **named: Any) -> None:
+            if _ends(fields, named, TEST_TIME) <= close:
+                test_result(*fields, **named)
 
         if self._open:
             self.response = guarded_response

@@ -137,7 +137,6 @@ class Recorder:
 
     def response(
         self,
-        *,
         cycle: int,
         cvus: int,
         thread: int,
@@ -191,7 +190,6 @@ class Recorder:
 
     def test_result(
         self,
-        *,
         cycle: int,
         cvus: int,
         thread: int,

@@ -147,7 +147,8 @@ class FunkLoadConfig:
 
     def __init__(self, path: str, options: Any = None) -> None:
         self.options = options
-        self._cache: dict[tuple[str, str], Any] = {}
+        # the values found, by (section, key): the file and options do not change
+        self.found: dict[tuple[str, str], Any] = {}
         self.parser = make_parser()
         if os.path.exists(path):
             try:
@@ -178,16 +179,16 @@ class FunkLoadConfig:
         on every iteration of a bench, and the file and options do not change.
         """
         cache_key = (section, key)
-        value = self._cache.get(cache_key)
+        value = self.found.get(cache_key)
         if value is not None:
             return value
         value = self.override(section, key)
         if value is not None:
-            self._cache[cache_key] = value
+            self.found[cache_key] = value
             return value
         try:
             value = self.parser.get(section, key)
-            self._cache[cache_key] = value
+            self.found[cache_key] = value
             return value
         except configparser.NoSectionError:
             if default is REQUIRED:

@@ -70,22 +70,22 @@ class ResultLog:
                 headers=response.headers.items(),
                 body=response.raw_body,
             )
-        else:
+        else:  # every request: positional (`ResultSink`'s order), a third of keywords' cost
             self._sink.response(
-                cycle=self.cycle,
-                cvus=self.cvus,
-                thread=self.thread_id,
-                suite=self.suite_name,
-                name=self.test_name,
-                step=self.steps,
-                number=self.page_responses,
-                type=rtype,
-                result=result,
-                url=response.url,
-                code=response.code,
-                description=description or "",
-                time=t_start,
-                duration=t_stop - t_start,
+                self.cycle,
+                self.cvus,
+                self.thread_id,
+                self.suite_name,
+                self.test_name,
+                self.steps,
+                self.page_responses,
+                rtype,
+                result,
+                response.url,
+                response.code,
+                description or "",
+                t_start,
+                t_stop - t_start,
             )
 
     def _log_response_error(
@@ -149,22 +149,22 @@ class ResultLog:
     def _log_result(self, t_start: float, t_stop: float) -> None:
         """The `<testResult>` record."""
         status = self.test_status
-        self._sink.test_result(
-            cycle=self.cycle,
-            cvus=self.cvus,
-            thread=self.thread_id,
-            suite=self.suite_name,
-            name=self.test_name,
-            time=t_start,
-            result=status,
-            steps=self.steps,
-            duration=t_stop - t_start,
-            connection_duration=self.total_time,
-            requests=self.total_responses,
-            pages=self.total_pages,
-            xmlrpc=self.total_xmlrpc,
-            redirects=self.total_redirects,
-            images=self.total_images,
-            links=self.total_links,
-            traceback=(self._test_traceback or "") if status != "Successful" else None,
+        self._sink.test_result(  # every test: positional, in `ResultSink`'s order
+            self.cycle,
+            self.cvus,
+            self.thread_id,
+            self.suite_name,
+            self.test_name,
+            t_start,
+            status,
+            self.steps,
+            t_stop - t_start,
+            self.total_time,
+            self.total_responses,
+            self.total_pages,
+            self.total_xmlrpc,
+            self.total_redirects,
+            self.total_images,
+            self.total_links,
+            (self._test_traceback or "") if status != "Successful" else None,
         )

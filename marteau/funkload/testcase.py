@@ -59,10 +59,10 @@ class NullSink:
 
     recording = False
 
-    def response(self, **record: Any) -> None:
+    def response(self, *fields: Any, **named: Any) -> None:
         pass
 
-    def test_result(self, **record: Any) -> None:
+    def test_result(self, *fields: Any, **named: Any) -> None:
         pass
 
     def config(self, key: str, value: str) -> None:
@@ -192,6 +192,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         self._options = options
         self._config = FunkLoadConfig.for_class(self.suite_name, options)
         self._config_path = self._config.path
+        self._conf_found = self._config.found
         self.conf = ConfAccess(self.conf_get)
         section = "bench" if self.in_bench_mode else "ftest"
         self._section = section
@@ -209,6 +210,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         )
         level = logging.INFO if self.in_bench_mode else logging.DEBUG
         self.logger = get_funkload_logger(self.log_to, self.log_path, level)
+        self._debugging = self.logger.isEnabledFor(_DEBUG)  # `run` asks again each test
         self.debug_level = int(getattr(options, "debug_level", 0) or 0)
         self._dump_dir = getattr(options, "dump_dir", None)
         self._dumping = bool(self._dump_dir)
@@ -270,6 +272,9 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
 
     def conf_get(self, section: str, key: str, default: Any = REQUIRED, quiet: bool = False) -> Any:
         """The CLI override, the conf value, the default, or a clear error."""
+        found = self._conf_found.get((section, key))  # tests read the conf on every iteration
+        if found is not None:
+            return found
         try:
             return self._config.get(section, key)
         except (configparser.NoSectionError, configparser.NoOptionError):
@@ -497,7 +502,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
             params = params_in
         self.steps += 1
         self.page_responses = 0
-        if self.logger.isEnabledFor(_DEBUG):
+        if self._debugging:
             self.logd(f"{method.upper()}: {url}\n\tPage {self.steps}: {description or ''} ...")
             if params is not None:
                 self.logdd(f"\tparams: {params!r}")
@@ -604,7 +609,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         self._log_response(response, rtype, description, t_start, t_stop)
         if rtype in _REFERER_TYPES:
             self._browser.set_header("Referer", url)
-        if self.logger.isEnabledFor(_DEBUG):
+        if self._debugging:
             self.logd(f" Done in {t_stop - t_start:.3f}s")
         return response
 
@@ -873,7 +878,9 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
             result.stopTest(self)
             return result
         self._test_traceback = None
-        if self.logger.isEnabledFor(_DEBUG):
+        # Asked once a test: its pages' debug lines follow the logger's level of its start.
+        self._debugging = self.logger.isEnabledFor(_DEBUG)
+        if self._debugging:
             description = self.conf_get(self.test_name, "description", "", quiet=True)
             self.logd(f"Starting -----------------------------------\n\t{description}")
         self._sink  # noqa: B018 - open the result file before the clock starts

@@ -147,7 +147,6 @@ def format_monitor(attributes: dict[str, str]) -> str:
 
 
 def format_response(
-    *,
     cycle: int,
     cvus: int,
     thread: int,
@@ -195,7 +194,6 @@ def format_response(
 
 
 def format_test_result(
-    *,
     cycle: int,
     cvus: int,
     thread: int,
@@ -286,13 +284,13 @@ class XmlLinesSink:
                 self._file.write(text + "\n")
                 self._file.flush()
 
-    def response(self, **kwargs: Any) -> None:
+    def response(self, *args: Any, **kwargs: Any) -> None:
         if self.recording:
-            self._write(format_response(**kwargs))
+            self._write(format_response(*args, **kwargs))
 
-    def test_result(self, **kwargs: Any) -> None:
+    def test_result(self, *args: Any, **kwargs: Any) -> None:
         if self.recording:
-            self._write(format_test_result(**kwargs))
+            self._write(format_test_result(*args, **kwargs))
 
     def config(self, key: str, value: str) -> None:
         self._write(format_config(key, value))

@@ -14,6 +14,7 @@ from typing import Any
 from marteau.funkload import (
     testcase as fl,
 )  # the module: pytest would build a TestCase class found here
+from marteau.results.records import RESPONSE_ARGS, TEST_RESULT_ARGS
 from tests.servers import LocalServer
 
 DATA = Path(__file__).parents[1] / "data" / "funkload_tests"
@@ -40,11 +41,11 @@ class ListSink:
         self.tests: list[dict[str, Any]] = []
         self.configs: list[tuple[str, str]] = []
 
-    def response(self, **record: Any) -> None:
-        self.responses.append(record)
+    def response(self, *fields: Any, **named: Any) -> None:
+        self.responses.append(dict(zip(RESPONSE_ARGS, fields, strict=False), **named))
 
-    def test_result(self, **record: Any) -> None:
-        self.tests.append(record)
+    def test_result(self, *fields: Any, **named: Any) -> None:
+        self.tests.append(dict(zip(TEST_RESULT_ARGS, fields, strict=False), **named))
 
     def config(self, key: str, value: str) -> None:
         self.configs.append((key, value))

@@ -253,3 +253,11 @@ def test_the_window_guard_keeps_what_ends_by_the_close_by_position_or_keyword() 
         gate.test_result(**test)
         gate.test_result(*(test.get(name) for name in TEST_RESULT_ARGS))
     assert kept == [("response", "/in"), ("response", "/in"), ("test", 98.0), ("test", 98.0)]
+    gate.close()  # the cycle is over: whatever its late users record is dropped
+    response = response_kwargs(time=99.0, duration=0.5)
+    gate.response(**response)
+    gate.response(*(response[name] for name in RESPONSE_ARGS[:14]))
+    test = result_kwargs(time=98.0, duration=1.0)
+    gate.test_result(**test)
+    gate.test_result(*(test.get(name) for name in TEST_RESULT_ARGS))
+    assert len(kept) == 4

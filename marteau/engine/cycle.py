@@ -19,7 +19,7 @@ EARLY = 0.0005  # seconds a loop timer may fire before its instant (the loop's c
 GUARD = 0.05  # seconds before a window closes when records start being checked (CycleGate.guard)
 
 
-def _drop(**_fields: Any) -> None:
+def _drop(*_fields: Any, **_named: Any) -> None:
     """A closed gate's record method: the cycle is over."""
 
 

@@ -74,7 +74,7 @@ def check_and_replay(workdir: Path, site: LoginSite, class_name: str, test_name:
         "-c",
         "2",
         "-D",
-        "2",
+        "5",  # a loaded machine still fits whole tests, their first page's image with them
         "--workers",
         "1",
         timeout=120,

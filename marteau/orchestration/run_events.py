@@ -95,6 +95,13 @@ class RunEvents:
         self.view.message(f"warning: {text}")
         self.warnings.append(text)
 
+    def _warn_in_report(self, warning: str) -> None:
+        """A warning on the console, in run.json and in the report (a node's results are
+        not what they seem)."""
+        self.view.message(f"Warning: {warning}")
+        self.warnings.append(warning)
+        self.report_warnings.append(warning)
+
     def on_event(self, event: Event) -> None:
         kind = event.get("event", "")
         data = event.get("event_data", {})
@@ -193,9 +200,7 @@ class RunEvents:
             f"sent outside its allowed hosts (to {where}): test code opened connections "
             "of its own"
         )
-        self.view.message(f"Warning: {warning}")
-        self.warnings.append(warning)
-        self.report_warnings.append(warning)
+        self._warn_in_report(warning)
 
     def _bench_killed(self, host: str) -> None:
         """A stopped bench outlived its grace and got SIGKILL: what it had not written is lost."""
@@ -203,9 +208,7 @@ class RunEvents:
             f"node {host}: the bench did not end within marteau_bench_kill_after seconds of "
             "SIGTERM and was killed: its results stop where it had written them"
         )
-        self.view.message(f"Warning: {warning}")
-        self.warnings.append(warning)
-        self.report_warnings.append(warning)
+        self._warn_in_report(warning)
 
     def _on_barrier(self, facts: dict[str, Any]) -> None:
         """Every node armed: say what the start instant's lead was made of."""

@@ -28,9 +28,9 @@ from pathlib import Path
 from types import ModuleType
 
 # The per-request path, by measurement (bench/engine.py). Not FunkLoadTestCase
-# (users subclass it, and a compiled class cannot be subclassed by Python
-# code) nor ResultLog, its base; not http_error (a compiled class cannot
-# derive from OSError).
+# (users subclass it, and a compiled class cannot derive from
+# unittest.TestCase): it keeps its counters and records in a compiled
+# `ResultLog`; not http_error (a compiled class cannot derive from OSError).
 COMPILED = (
     "marteau.engine.hub",
     "marteau.engine.http_wire",
@@ -39,6 +39,7 @@ COMPILED = (
     "marteau.engine.recorder",
     "marteau.funkload.response",
     "marteau.funkload.browser",
+    "marteau.funkload.result_log",
 )
 PURE_ENV = "MARTEAU_PURE"
 GROUP = "marteau"  # mypyc's shared library: `marteau__mypyc.<suffix>`, top level

@@ -161,10 +161,11 @@ def test_a_bench_of_refused_connections(
         assert "/marteau/" not in kind["traceback"] and str(REPO) not in kind["traceback"]
         assert str(workdir) not in kind["traceback"]
     assert '  File "benchtests.py", line' in kinds[1]["traceback"]
-    # FunkLoad's group keeps the raw traceback in summary.json and index.rst only
-    assert str(REPO / "marteau") in summary["errors"][0]["traceback"]
+    # FunkLoad's group keeps the raw traceback in summary.json and index.rst only: Marteau's
+    # frames (absolute paths, or relative to the package's folder from the compiled engine)
+    assert "marteau/engine/" in summary["errors"][0]["traceback"]
     shown = html.split('<section id="errors">')[1]
-    assert str(REPO / "marteau") not in shown and str(workdir) not in shown
+    assert "marteau/engine/" not in shown and str(workdir) not in shown
     table = tables_of(html)["Errors by kind"]
     assert table[1][:4] == ["requests", "ConnectionRefusedError", "Error", str(requests)]
 

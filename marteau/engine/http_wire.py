@@ -12,7 +12,6 @@ they work on a blocking socket and on a hub's `HubSocket` alike.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 
 from marteau.engine.http_error import caused_by, client_error
 from marteau.engine.hub import HubSocket
@@ -24,15 +23,34 @@ MAX_HEAD = 256 * 1024  # a response head larger than this is malformed
 Sock = socket.socket | HubSocket  # what the parser reads from: blocking or on the hub
 
 
-@dataclass(slots=True)
 class RawResponse:
-    """What the server sent: the browser layer builds FunkLoad's response on it."""
+    """What the server sent: the browser layer builds FunkLoad's response on it.
 
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]  # as received, original case, in order; chunked trailers last
-    body: bytes  # raw (not decompressed); b"" when none
-    version: str  # "HTTP/1.1" or "HTTP/1.0"
+    A plain class, not a dataclass: compiled, a dataclass keeps the
+    ``__init__`` that `dataclasses` writes at run time, interpreted, with a
+    generic attribute store per field (about 0.3 µs of every response).
+    """
+
+    __slots__ = ("status", "reason", "headers", "body", "version")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        version: str,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # as received, original case, in order; chunked trailers last
+        self.body = body  # raw (not decompressed); b"" when none
+        self.version = version  # "HTTP/1.1" or "HTTP/1.0"
+
+    def __repr__(self) -> str:
+        return (
+            f"RawResponse(status={self.status}, reason={self.reason!r}, version={self.version!r})"
+        )
 
     def header(self, name: str) -> str | None:
         """The first header called `name` (case-insensitive), or None."""

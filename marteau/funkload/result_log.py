@@ -1,58 +1,163 @@
-"""The records a FunkLoad test case logs: one per response, XML-RPC call and test.
+"""What one FunkLoad test did: its counters, and the records of its requests and of itself.
 
 `FunkLoadTestCase` counts and logs every response it gets (pages, redirects,
 auto-loaded resources, XML-RPC calls, errors with code -1) and one
 ``<testResult>`` per test, with FunkLoad's fields, to its sink: the bench's
-recorder (`marteau.engine.recorder`) or ``marteau test``'s XML lines.  These
-methods are part of the test case (`ResultLog` is one of its bases), apart
-because the record fields are one job: what goes in a result file.
+recorder (`marteau.engine.recorder`) or ``marteau test``'s XML lines.
+
+This is the per-request path of every test, so it is compiled with the
+engine (`marteau.native`): the test case keeps a `ResultLog` and shows its
+counters as its own attributes (``self.steps``, ``self.total_time``...), and
+`ResultLog.fetch` does a page request's timing, counting and record in one
+native call. What needs the test case itself (debug lines, dumps, its
+``failureException``) stays in the test case.
 """
 
 from __future__ import annotations
 
+import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
+from marteau.funkload.browser import Browser
 from marteau.funkload.response import HTTPResponse
+
+# The request types after which the browser sends a Referer (webunit).
+_REFERER_TYPES = frozenset(("get", "post", "put", "delete"))
+
+
+class FailedResponse(Exception):
+    """A response whose code is not an ok code, already counted and logged:
+    the test case raises its own ``failureException`` from it."""
+
+    def __init__(self, response: HTTPResponse) -> None:
+        super().__init__(str(response))
+        self.response = response
 
 
 class ResultLog:
-    """`FunkLoadTestCase`'s record methods (the test case holds the fields they read)."""
+    """One test case's counters and records (FunkLoad's field names)."""
 
-    _sink: Any  # the test case's `ResultSink`
-    # The fields the test case sets (its __init__ and its counters).
-    cycle: int
-    cvus: int
-    thread_id: int
-    suite_name: str
-    test_name: str
-    steps: int
-    page_responses: int
-    total_responses: int
-    total_time: float
-    total_pages: int
-    total_xmlrpc: int
-    total_redirects: int
-    total_images: int
-    total_links: int
-    step_success: bool
-    test_status: str
-    _test_traceback: str | None
+    def __init__(
+        self,
+        open_sink: Callable[[], Any],
+        cycle: int,
+        cvus: int,
+        thread_id: int,
+        suite_name: str,
+        test_name: str,
+    ) -> None:
+        self.open_sink = open_sink  # the sink, opened on the first record (a result file)
+        self.sink: Any = None
+        self.cycle = cycle
+        self.cvus = cvus
+        self.thread_id = thread_id
+        self.suite_name = suite_name
+        self.test_name = test_name
+        self.last_request: tuple[str, str, int | None] | None = None
+        self.last_duration = 0.0  # of the last `fetch`, for the test's debug line
+        self.steps = 0
+        self.page_responses = 0
+        self.total_responses = 0
+        self.total_time = 0.0
+        self.total_pages = 0
+        self.total_images = 0
+        self.total_links = 0
+        self.total_redirects = 0
+        self.total_xmlrpc = 0
+        self.step_success = True
+        self.test_status = "Successful"
 
-    def _log_response(
+    def get_sink(self) -> Any:
+        sink = self.sink
+        if sink is None:
+            sink = self.sink = self.open_sink()
+        return sink
+
+    def reset(self) -> None:
+        """The counters of a new test (``clearContext``)."""
+        self.steps = 0
+        self.page_responses = 0
+        self.total_responses = 0
+        self.total_time = 0.0
+        self.total_pages = 0
+        self.total_images = 0
+        self.total_links = 0
+        self.total_redirects = 0
+        self.total_xmlrpc = 0
+        self.step_success = True
+        self.test_status = "Successful"
+
+    def begin_page(self) -> int:
+        """A new step (a page or an XML-RPC call): its number."""
+        self.steps += 1
+        self.page_responses = 0
+        return self.steps
+
+    def fetch(
+        self,
+        browser: Browser,
+        rtype: str,
+        url: str,
+        body: bytes | None,
+        content_type: str | None,
+        ok_codes: Any,
+        description: str | None,
+        redirect: bool,
+    ) -> HTTPResponse:
+        """One request of a page, timed, counted and logged.
+
+        A response whose code is not in ``ok_codes`` raises `FailedResponse`;
+        an exception of the request is logged as an Error record (code -1)
+        and raised again.
+        """
+        verb = rtype.upper()
+        t_start = time.time()
+        try:
+            response = browser.fetch(verb, url, body, content_type)
+        except Exception:
+            t_stop = time.time()
+            self.last_duration = t_stop - t_start
+            self.total_time += t_stop - t_start
+            self.step_success = False
+            self.test_status = "Failure"
+            self.last_request = (verb, url, None)
+            self.response_error(url, rtype, description, t_start, t_stop)
+            raise
+        t_stop = time.time()
+        self.last_duration = t_stop - t_start
+        self.total_time += t_stop - t_start
+        self.last_request = (verb, url, response.code)
+        if response.code not in ok_codes:
+            self.step_success = False
+            self.test_status = "Failure"
+            self.response(response, rtype, description, t_start, t_stop, True)
+            raise FailedResponse(response)
+        if redirect:
+            self.total_redirects += 1
+        else:
+            self.total_pages += 1
+        self.response(response, rtype, description, t_start, t_stop, False)
+        if rtype in _REFERER_TYPES:
+            browser.set_header("Referer", url)
+        return response
+
+    def response(
         self,
         response: HTTPResponse,
         rtype: str,
         description: str | None,
         t_start: float,
         t_stop: float,
-        log_body: bool = False,
+        log_body: bool,
     ) -> None:
         self.total_responses += 1
         self.page_responses += 1
         result = "Successful" if self.step_success else "Failure"
+        sink = self.get_sink()
         if log_body:
-            self._sink.response(
+            sink.response(
                 cycle=self.cycle,
                 cvus=self.cvus,
                 thread=self.thread_id,
@@ -71,7 +176,7 @@ class ResultLog:
                 body=response.raw_body,
             )
         else:  # every request: positional (`ResultSink`'s order), a third of keywords' cost
-            self._sink.response(
+            sink.response(
                 self.cycle,
                 self.cvus,
                 self.thread_id,
@@ -88,7 +193,7 @@ class ResultLog:
                 t_stop - t_start,
             )
 
-    def _log_response_error(
+    def response_error(
         self,
         url: str,
         rtype: str,
@@ -96,9 +201,10 @@ class ResultLog:
         t_start: float,
         t_stop: float,
     ) -> None:
+        """The Error record (code -1) of a request that raised: call it while handling that."""
         self.total_responses += 1
         self.page_responses += 1
-        self._sink.response(
+        self.get_sink().response(
             cycle=self.cycle,
             cvus=self.cvus,
             thread=self.thread_id,
@@ -116,7 +222,7 @@ class ResultLog:
             traceback=traceback.format_exc(),
         )
 
-    def _log_xmlrpc_response(
+    def xmlrpc_response(
         self,
         url: str,
         method: str,
@@ -125,10 +231,11 @@ class ResultLog:
         t_stop: float,
         code: int,
     ) -> None:
+        """An XML-RPC call's record; code -1 (an error) while handling its exception."""
         self.total_responses += 1
         self.page_responses += 1
         result = "Error" if code == -1 else ("Successful" if self.step_success else "Failure")
-        self._sink.response(
+        self.get_sink().response(
             cycle=self.cycle,
             cvus=self.cvus,
             thread=self.thread_id,
@@ -146,10 +253,10 @@ class ResultLog:
             traceback=traceback.format_exc() if code == -1 else None,
         )
 
-    def _log_result(self, t_start: float, t_stop: float) -> None:
+    def result(self, t_start: float, t_stop: float, test_traceback: str | None) -> None:
         """The `<testResult>` record."""
         status = self.test_status
-        self._sink.test_result(  # every test: positional, in `ResultSink`'s order
+        self.get_sink().test_result(  # every test: positional, in `ResultSink`'s order
             self.cycle,
             self.cvus,
             self.thread_id,
@@ -166,5 +273,5 @@ class ResultLog:
             self.total_redirects,
             self.total_images,
             self.total_links,
-            (self._test_traceback or "") if status != "Successful" else None,
+            (test_traceback or "") if status != "Successful" else None,
         )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import configparser
-import functools
 import logging
 import os
 import random
@@ -30,6 +29,7 @@ import traceback
 import unittest
 import warnings
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urljoin
@@ -40,13 +40,12 @@ from marteau.funkload.browser import LINK_OK_CODES, Browser, page_links
 from marteau.funkload.config import REQUIRED, ConfAccess, FunkLoadConfig, split_list
 from marteau.funkload.encoding import encode_body, get_url_with_params
 from marteau.funkload.response import HTTPResponse
-from marteau.funkload.result_log import ResultLog
+from marteau.funkload.result_log import FailedResponse, ResultLog
 from marteau.funkload.utils import get_version, rpc_transport
 
 DEFAULT_OK_CODES = [200, 301, 302, 303, 307]
 REDIRECT_CODES = (301, 302, 303, 307)
 MAX_REDIRECTS = 10
-_REFERER_TYPES = frozenset(("get", "post", "put", "delete"))
 _NO_BODY_TYPES = frozenset(("get", "delete", "head", "options"))
 _DEBUG = logging.DEBUG
 
@@ -154,6 +153,15 @@ def parse_meta_method_name(name: str) -> tuple[str, int, int, int, bool]:
     return method, numbers[0], numbers[1], numbers[2], True
 
 
+def _logged(name: str) -> Any:
+    """A test case attribute kept in its `ResultLog` (FunkLoad's counters and record fields)."""
+
+    def set_value(test: FunkLoadTestCase, value: Any) -> None:
+        setattr(test._log, name, value)
+
+    return property(attrgetter(f"_log.{name}"), set_value)
+
+
 # The arguments of one `_browse` call, kept for ``-l`` loops: url, params, description,
 # ok_codes, method, follow_redirect, load_auto_links.
 LoopPage = tuple[str, Any, str | None, Any, str, bool, bool]
@@ -162,26 +170,39 @@ LoopPage = tuple[str, Any, str | None, Any, str, bool, bool]
 # -- the test case -------------------------------------------------------------------------
 
 
-class FunkLoadTestCase(ResultLog, unittest.TestCase):
+class FunkLoadTestCase(unittest.TestCase):
     """Base class of FunkLoad tests: ``self.get(url)`` and friends, conf, logging."""
 
-    # ok_codes etc. are per instance; these are class-level defaults for subclasses
-    # that read attributes before calling our __init__.
     _browser: Browser
+    _log: ResultLog
+    # FunkLoad's attributes of the test and its counters, kept by its (compiled) `ResultLog`.
+    cycle = _logged("cycle")
+    cvus = _logged("cvus")
+    thread_id = _logged("thread_id")
+    suite_name = _logged("suite_name")
+    test_name = _logged("test_name")
+    steps = _logged("steps")
+    page_responses = _logged("page_responses")
+    total_responses = _logged("total_responses")
+    total_time = _logged("total_time")
+    total_pages = _logged("total_pages")
+    total_images = _logged("total_images")
+    total_links = _logged("total_links")
+    total_redirects = _logged("total_redirects")
+    total_xmlrpc = _logged("total_xmlrpc")
+    step_success = _logged("step_success")
+    test_status = _logged("test_status")
+    _last_request = _logged("last_request")
     # unittest.TestCase's cleanup stack (addCleanup), which typeshed does not declare.
     _cleanups: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]]
 
     def __init__(self, methodName: str = "runTest", options: Any = None) -> None:
         self.meta_method_name = methodName
-        (
-            self.test_name,
-            self.cycle,
-            self.cvus,
-            self.thread_id,
-            self.in_bench_mode,
-        ) = parse_meta_method_name(methodName)
-        self.suite_name = type(self).__name__
-        unittest.TestCase.__init__(self, methodName=self.test_name)
+        test_name, cycle, cvus, thread_id, self.in_bench_mode = parse_meta_method_name(methodName)
+        self._log = ResultLog(
+            self._open_sink, cycle, cvus, thread_id, type(self).__name__, test_name
+        )
+        unittest.TestCase.__init__(self, methodName=test_name)
         self._funkload_init(options)
 
     # -- initialisation ----------------------------------------------------------------
@@ -224,7 +245,6 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         self._loop_number = int(getattr(options, "loop_number", 10) or 10)
         self._loop_pages: list[LoopPage] = []
         self._looping = False
-        self._last_request: tuple[str, str, int | None] | None = None
         self._keyfile_path: str | None = None
         self._certfile_path: str | None = None
         self._authinfo: str | None = None
@@ -239,10 +259,12 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         """Where records go (FunkLoad's result logger; here a `ResultSink`)."""
         return self._sink
 
-    @functools.cached_property
+    @property
     def _sink(self) -> Any:
-        """The bench's sink (options), else one opened on first use; kept in the
-        instance, so that the reads of every record cost no call."""
+        return self._log.get_sink()
+
+    def _open_sink(self) -> Any:
+        """The bench's sink (options), else one opened on the first record."""
         sink = getattr(self._options, "marteau_sink", None)
         if sink is None:
             sink = NullSink() if self.in_bench_mode else functional_sink(self.result_path)
@@ -252,17 +274,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         """Reset the per-test state: browser, counters, auth, certificates, User-Agent."""
         self._browser.clear_context()
         self._browser.debug_headers = self.debug_level >= 3
-        self.steps = 0
-        self.page_responses = 0
-        self.total_responses = 0
-        self.total_time = 0.0
-        self.total_pages = 0
-        self.total_images = 0
-        self.total_links = 0
-        self.total_redirects = 0
-        self.total_xmlrpc = 0
-        self.step_success = True
-        self.test_status = "Successful"
+        self._log.reset()
         self._authinfo = None
         self._keyfile_path = None
         self._certfile_path = None
@@ -500,10 +512,9 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         else:
             url = url_in
             params = params_in
-        self.steps += 1
-        self.page_responses = 0
+        step = self._log.begin_page()
         if self._debugging:
-            self.logd(f"{method.upper()}: {url}\n\tPage {self.steps}: {description or ''} ...")
+            self.logd(f"{method.upper()}: {url}\n\tPage {step}: {description or ''} ...")
             if params is not None:
                 self.logdd(f"\tparams: {params!r}")
         response = self._connect(url, params, ok_codes, method, description)
@@ -576,41 +587,22 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         body = content_type = None
         if params is not None and rtype.lower() not in _NO_BODY_TYPES:
             body, content_type = encode_body(params)
-        verb = rtype.upper()
-        t_start = time.time()
         try:
-            response = self._browser.fetch(verb, url, body, content_type)
+            response = self._log.fetch(
+                self._browser, rtype, url, body, content_type, ok_codes, description, redirect
+            )
+        except FailedResponse as failed:
+            if self._dumping:
+                self._dump_content(failed.response)
+            raise self.failureException(str(failed.response)) from None
         except Exception as exc:
-            t_stop = time.time()
-            self.total_time += t_stop - t_start
-            self.step_success = False
-            self.test_status = "Failure"
-            self._last_request = (verb, url, None)
-            self._log_response_error(url, rtype, description, t_start, t_stop)
             if self.logger.isEnabledFor(_DEBUG):
-                self.logd(f" Failed in {t_stop - t_start:.3f}s")
+                self.logd(f" Failed in {self._log.last_duration:.3f}s")
             if isinstance(exc, OSError):
                 raise OSError(f"Can't load {url}.") from exc
             raise
-        t_stop = time.time()
-        self.total_time += t_stop - t_start
-        self._last_request = (verb, url, response.code)
-        if response.code not in ok_codes:
-            self.step_success = False
-            self.test_status = "Failure"
-            self._log_response(response, rtype, description, t_start, t_stop, log_body=True)
-            if self._dumping:
-                self._dump_content(response)
-            raise self.failureException(str(response))
-        if redirect:
-            self.total_redirects += 1
-        else:
-            self.total_pages += 1
-        self._log_response(response, rtype, description, t_start, t_stop)
-        if rtype in _REFERER_TYPES:
-            self._browser.set_header("Referer", url)
         if self._debugging:
-            self.logd(f" Done in {t_stop - t_start:.3f}s")
+            self.logd(f" Done in {self._log.last_duration:.3f}s")
         return response
 
     def _load_auto_links(self, response: HTTPResponse, page_url: str) -> None:
@@ -628,7 +620,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
                 self.total_time += t_stop - t_start
                 self.step_success = False
                 self.test_status = "Failure"
-                self._log_response_error(link, kind, None, t_start, t_stop)
+                self._log.response_error(link, kind, None, t_start, t_stop)
                 if isinstance(exc, OSError):
                     raise OSError(f"Can't load {link}.") from exc
                 raise
@@ -642,9 +634,9 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
             if resource.code not in LINK_OK_CODES and not self._accept_invalid_links:
                 self.step_success = False
                 self.test_status = "Failure"
-                self._log_response(resource, kind, None, t_start, t_stop, log_body=True)
+                self._log.response(resource, kind, None, t_start, t_stop, True)
                 raise self.failureException(str(resource))
-            self._log_response(resource, kind, None, t_start, t_stop)
+            self._log.response(resource, kind, None, t_start, t_stop, False)
 
     # -- xml-rpc ---------------------------------------------------------------------------
 
@@ -658,12 +650,9 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         """Call ``method_name`` on the XML-RPC server; returns the RPC result."""
         from xmlrpc.client import ServerProxy
 
-        self.steps += 1
-        self.page_responses = 0
+        step = self._log.begin_page()
         if self.logger.isEnabledFor(_DEBUG):
-            self.logd(
-                f"XMLRPC: {url_in}::{method_name}\n\tCall {self.steps}: {description or ''} ..."
-            )
+            self.logd(f"XMLRPC: {url_in}::{method_name}\n\tCall {step}: {description or ''} ...")
         url = url_in.replace("//", "//" + self._authinfo, 1) if self._authinfo else url_in
         result = None
         t_start = time.time()
@@ -679,14 +668,14 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
             self.total_time += t_stop - t_start
             self.step_success = False
             self.test_status = "Error"
-            self._log_xmlrpc_response(url_in, method_name, description, t_start, t_stop, -1)
+            self._log.xmlrpc_response(url_in, method_name, description, t_start, t_stop, -1)
             if isinstance(exc, OSError):
                 raise OSError(f"Can't access {url_in}.") from exc
             raise
         t_stop = time.time()
         self.total_time += t_stop - t_start
         self.total_xmlrpc += 1
-        self._log_xmlrpc_response(url_in, method_name, description, t_start, t_stop, 200)
+        self._log.xmlrpc_response(url_in, method_name, description, t_start, t_stop, 200)
         self.sleep()
         return result
 
@@ -727,9 +716,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
         import http.client
         from urllib.parse import urlsplit
 
-        self.steps += 1
-        self.page_responses = 0
-        step = self.steps
+        step = self._log.begin_page()
 
         def run() -> None:
             parts = urlsplit(url)
@@ -901,7 +888,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
                 result.addError(self, info)
                 self.test_status = "Error"
                 # FunkLoad quirk: the result is also written by the finally below.
-                self._log_result(t_start, time.time())
+                self._log.result(t_start, time.time(), self._test_traceback)
                 if self._stop_on_fail:
                     result.stop()
                 return result
@@ -954,7 +941,7 @@ class FunkLoadTestCase(ResultLog, unittest.TestCase):
                 result.stop()
         finally:
             if not skipped:
-                self._log_result(t_start, time.time())
+                self._log.result(t_start, time.time(), self._test_traceback)
             result.stopTest(self)
         return result
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from marteau.engine.http import HTTPClient, HTTPClientError, RawResponse
+from marteau.engine import http
+from marteau.engine.http import HeadCache, HTTPClient, HTTPClientError, RawResponse
 from marteau.engine.hub import Hub
 from marteau.errors import MarteauError
 from tests.servers import LocalServer, Request, free_port, ok
@@ -362,6 +363,66 @@ def test_interim_100_continue_is_skipped(client: HTTPClient) -> None:
         assert (result.status, result.body, result.header("link")) == (200, b"final", None)
         assert client.request("GET", raw.url()).body == b"final"
     assert raw.accepted == 1
+
+
+@pytest.fixture
+def heads(monkeypatch: pytest.MonkeyPatch) -> HeadCache:
+    """A fresh cache of parsed heads for this test (the process shares one)."""
+    cache = HeadCache()
+    monkeypatch.setattr(http, "_heads", cache)
+    return cache
+
+
+def test_a_repeated_head_is_parsed_once_and_each_response_owns_its_headers(
+    client: HTTPClient, heads: HeadCache
+) -> None:
+    with RawServer(lambda n, head: response(b"same", "X-Same: 1")) as raw:
+        first = client.request("GET", raw.url())
+        second = client.request("GET", raw.url())
+        first.headers.append(("X-Added", "by the test"))
+        third = client.request("GET", raw.url())
+    assert (len(heads.heads), heads.hits) == (1, 2)
+    assert second.headers == third.headers == [("X-Same", "1"), ("Content-Length", "4")]
+    assert first.headers is not second.headers and third.body == b"same"
+
+
+def test_heads_that_never_repeat_rest_the_cache_and_stay_right(
+    client: HTTPClient, heads: HeadCache
+) -> None:
+    sent: list[str] = []
+
+    def reply(n: int, head: bytes) -> bytes:
+        sent.append(f"id-{n}")
+        return response(b"ok", f"X-Request-Id: {sent[-1]}")
+
+    with RawServer(reply) as raw:
+        for _ in range(heads.SIZE + 3):
+            assert client.request("GET", raw.url()).header("x-request-id") == sent[-1]
+    assert len(set(sent)) == heads.SIZE + 3
+    # the cache filled without a hit: it rests, and the last two heads were parsed directly
+    assert (heads.hits, heads.resting, len(heads.heads)) == (0, heads.REST - 2, 1)
+
+
+def test_the_cache_rests_for_its_count_then_tries_again(heads: HeadCache) -> None:
+    def head(n: int) -> bytes:
+        return f"HTTP/1.1 200 OK\r\nX-Request-Id: {n}\r\n\r\n".encode()
+
+    for n in range(heads.SIZE + 1 + heads.REST):
+        data = head(n)
+        parsed = heads.parse(data, len(data) - 4, "http://127.0.0.1/")
+        assert parsed.headers == (("X-Request-Id", str(n)),)
+    assert (heads.resting, len(heads.heads)) == (0, 1)
+    data = head(-1)
+    heads.parse(data, len(data) - 4, "http://127.0.0.1/")
+    assert len(heads.heads) == 2  # trying again
+
+
+def test_a_malformed_head_is_never_cached(client: HTTPClient, heads: HeadCache) -> None:
+    reply = b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"
+    for _ in range(2):
+        with RawServer(lambda n, head: [reply, CLOSE]) as raw, pytest.raises(HTTPClientError):
+            client.request("GET", raw.url())
+    assert (len(heads.heads), heads.hits) == (0, 0)
 
 
 def test_head_split_over_many_packets_and_bare_lf(client: HTTPClient) -> None:

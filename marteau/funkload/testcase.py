@@ -870,7 +870,8 @@ class FunkLoadTestCase(unittest.TestCase):
         if self._debugging:
             description = self.conf_get(self.test_name, "description", "", quiet=True)
             self.logd(f"Starting -----------------------------------\n\t{description}")
-        self._sink  # noqa: B018 - open the result file before the clock starts
+        if self._log.sink is None:  # open the result file before the clock starts
+            self._log.get_sink()
         t_start = time.time()
         skipped = False
         try:

@@ -39,6 +39,18 @@ class FailedResponse(Exception):
 class ResultLog:
     """One test case's counters and records (FunkLoad's field names)."""
 
+    steps: int
+    page_responses: int
+    total_responses: int
+    total_time: float
+    total_pages: int
+    total_images: int
+    total_links: int
+    total_redirects: int
+    total_xmlrpc: int
+    step_success: bool
+    test_status: str
+
     def __init__(
         self,
         open_sink: Callable[[], Any],
@@ -57,17 +69,7 @@ class ResultLog:
         self.test_name = test_name
         self.last_request: tuple[str, str, int | None] | None = None
         self.last_duration = 0.0  # of the last `fetch`, for the test's debug line
-        self.steps = 0
-        self.page_responses = 0
-        self.total_responses = 0
-        self.total_time = 0.0
-        self.total_pages = 0
-        self.total_images = 0
-        self.total_links = 0
-        self.total_redirects = 0
-        self.total_xmlrpc = 0
-        self.step_success = True
-        self.test_status = "Successful"
+        self.reset()
 
     def get_sink(self) -> Any:
         sink = self.sink

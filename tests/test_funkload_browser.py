@@ -19,7 +19,7 @@ from marteau.funkload import (
 )  # the module: pytest would build a TestCase class found here
 from marteau.funkload.browser import page_links
 from marteau.funkload.encoding import BOUNDARY
-from tests.servers import LocalServer, Request, ok
+from tests.servers import LocalServer, Request, free_port, ok
 from tests.support.funkload import ListSink, make_test, run_test, serve
 from webunit.utility import Upload
 
@@ -630,6 +630,23 @@ def test_invalid_link_fails_the_page(case: Case, web: LocalServer) -> None:
     assert case.step_success is False
     broken = sink_of(case).responses[-1]
     assert (broken["type"], broken["result"], broken["code"]) == ("image", "Failure", 404)
+
+
+def test_a_refused_link_is_an_error_record_and_fails_the_page(case: Case, web: LocalServer) -> None:
+    refused = f"http://127.0.0.1:{free_port()}/gone.png"
+    web.routes["/page"] = lambda r: ok(f'<html><img src="{refused}"></html>'.encode(), "text/html")
+    with pytest.raises(OSError, match=f"Can't load {refused}."):
+        case.get(web.url + "/page")
+    assert case.step_success is False and case.test_status == "Failure"
+    assert case.total_time > 0 and case.total_responses == 2
+    error = sink_of(case).responses[-1]
+    assert (error["type"], error["url"], error["code"], error["result"]) == (
+        "image",
+        refused,
+        -1,
+        "Error",
+    )
+    assert "Connection refused" in error["traceback"]
 
 
 def test_accept_invalid_links(web: LocalServer, workdir: Path) -> None:

@@ -121,15 +121,12 @@ class ResultLog:
         except Exception:
             t_stop = time.time()
             self.last_duration = t_stop - t_start
-            self.total_time += t_stop - t_start
-            self.step_success = False
-            self.test_status = "Failure"
             self.last_request = (verb, url, None)
             self.response_error(url, rtype, description, t_start, t_stop)
             raise
         t_stop = time.time()
-        self.last_duration = t_stop - t_start
-        self.total_time += t_stop - t_start
+        self.last_duration = duration = t_stop - t_start
+        self.total_time += duration
         self.last_request = (verb, url, response.code)
         if response.code not in ok_codes:
             self.step_success = False
@@ -203,7 +200,11 @@ class ResultLog:
         t_start: float,
         t_stop: float,
     ) -> None:
-        """The Error record (code -1) of a request that raised: call it while handling that."""
+        """A request that raised: a failed step, its time counted, and its Error record
+        (code -1, with the traceback: call it while handling the exception)."""
+        self.total_time += t_stop - t_start
+        self.step_success = False
+        self.test_status = "Failure"
         self.total_responses += 1
         self.page_responses += 1
         self.get_sink().response(

@@ -594,7 +594,7 @@ class FunkLoadTestCase(unittest.TestCase):
         except FailedResponse as failed:
             if self._dumping:
                 self._dump_content(failed.response)
-            raise self.failureException(str(failed.response)) from None
+            raise self.failureException(str(failed)) from None
         except Exception as exc:
             if self.logger.isEnabledFor(_DEBUG):
                 self.logd(f" Failed in {self._log.last_duration:.3f}s")
@@ -616,11 +616,7 @@ class FunkLoadTestCase(unittest.TestCase):
             try:
                 resource = browser.fetch("GET", link)
             except Exception as exc:
-                t_stop = time.time()
-                self.total_time += t_stop - t_start
-                self.step_success = False
-                self.test_status = "Failure"
-                self._log.response_error(link, kind, None, t_start, t_stop)
+                self._log.response_error(link, kind, None, t_start, time.time())
                 if isinstance(exc, OSError):
                     raise OSError(f"Can't load {link}.") from exc
                 raise

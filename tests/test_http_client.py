@@ -417,6 +417,16 @@ def test_the_cache_rests_for_its_count_then_tries_again(heads: HeadCache) -> Non
     assert len(heads.heads) == 2  # trying again
 
 
+def test_a_large_head_is_parsed_each_time_and_never_kept(
+    client: HTTPClient, heads: HeadCache
+) -> None:
+    big = "b" * heads.LARGEST
+    with RawServer(lambda n, head: response(b"ok", f"X-Big: {big}")) as raw:
+        for _ in range(2):
+            assert client.request("GET", raw.url()).header("x-big") == big
+    assert (len(heads.heads), heads.hits) == (0, 0)
+
+
 def test_a_malformed_head_is_never_cached(client: HTTPClient, heads: HeadCache) -> None:
     reply = b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"
     for _ in range(2):

@@ -155,6 +155,7 @@ class HeadCache:
 
     SIZE = 32
     REST = 4096
+    LARGEST = 8192  # bytes: a larger head is parsed each time, never kept
 
     def __init__(self) -> None:
         self.heads: dict[bytes, Head] = {}
@@ -163,15 +164,17 @@ class HeadCache:
 
     def parse(self, buf: bytes, end: int, url: str) -> Head:
         """The head `buf[:end]` (CRLF lines), from the cache when it repeats."""
-        if self.resting:
-            self.resting -= 1
-            return parse_head(buf[:end].decode("latin-1").split("\r\n"), url)
         key = buf[:end]
-        head = self.heads.get(key)
+        kept = not self.resting and end <= self.LARGEST
+        head = self.heads.get(key) if kept else None
         if head is not None:
             self.hits += 1
             return head
         head = parse_head(key.decode("latin-1").split("\r\n"), url)
+        if not kept:
+            if self.resting:
+                self.resting -= 1
+            return head
         if len(self.heads) >= self.SIZE:
             if self.hits < self.SIZE:
                 self.resting = self.REST

@@ -227,11 +227,21 @@ def test_requests_of_one_turn_go_out_together_and_in_order(hub: Hub) -> None:
     thread.start()
     queued: list[int] = []
     partial: list[int] = []
+    connected: list[greenlet.greenlet] = []
+
+    def all_connected() -> None:
+        """Park until the last user connected; then all go on in one loop turn
+        (however slow a busy machine makes the connects)."""
+        connected.append(greenlet.getcurrent())
+        if len(connected) == len(sizes):
+            for waiting in connected:
+                hub.loop.call_soon(waiting.switch)
+        hub.switch()
 
     def user(i: int) -> bytes:
         sock = HubSocket.connect(hub, server.getsockname(), 10)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        hub.sleep(0.05)  # all connected: the three sends below are in one turn
+        all_connected()  # the three sends below are in one turn
         sock.sendall(bytes([i]) + b"x" * (sizes[i] - 2) + b"\n")
         queued.append(len(hub._sends))
         hub.pass_turn()  # the batch was sent: what the socket did not take waits for a writer

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from marteau.engine.bench_contract import Outcome
 from marteau.engine.console import last_line, status_word
-from marteau.engine.cycle import CycleGate
+from marteau.engine.cycle import EARLY, CycleGate, reach
 from marteau.engine.schedule import BenchPlan, schedule, users_of
 
 
@@ -96,3 +97,15 @@ def test_status_and_exit_codes_follow_funkload():
     assert Outcome(failures=1, errors=1).exit_code == 255
     assert Outcome(hook_error="setUpBench failed").exit_code == 255
     assert Outcome(signum=15).exit_code == 143
+
+
+def test_a_window_edge_is_reached_exactly_though_its_timer_fires_early():
+    """A loop timer fires up to EARLY before its instant; a window's edge waits for it
+    (a response ending just before the window opened would count)."""
+    for _ in range(50):
+        instant = time.time() + EARLY * 0.8
+        reach(instant)
+        assert time.time() >= instant
+    far = time.time() + 10
+    reach(far)  # an abort long before E_c: no wait
+    assert time.time() < far

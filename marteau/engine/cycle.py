@@ -8,6 +8,7 @@ its users are doing, what its timers are, and whether it is over.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,13 @@ from marteau.results.records import RESPONSE_ARGS, TEST_RESULT_ARGS
 
 EARLY = 0.0005  # seconds a loop timer may fire before its instant (the loop's clock drifts)
 GUARD = 0.05  # seconds before a window closes when records start being checked (CycleGate.guard)
+
+
+def reach(instant: float) -> None:
+    """Spin to the epoch `instant` when a loop timer fired at most `EARLY` before it: a
+    recording window's edges are exact, since FunkLoad counts what ends inside."""
+    while 0.0 < instant - time.time() <= EARLY:
+        pass
 
 
 def _drop(*_fields: Any, **_named: Any) -> None:

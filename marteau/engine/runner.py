@@ -41,7 +41,7 @@ from typing import Any, Protocol, cast
 
 import greenlet
 
-from marteau.engine.cycle import EARLY, GUARD, Cycle, CycleGate
+from marteau.engine.cycle import EARLY, GUARD, Cycle, CycleGate, reach
 from marteau.engine.figures import sampled_durations
 from marteau.engine.fuse import Probe
 from marteau.engine.hub import LAG_WARNING, Hub, HubGreenlet, install_sleep
@@ -271,7 +271,8 @@ class ProcessRunner(OpenModel):
         self._send("joined", self.worker, times.index, *self._counts, cycle.opened, counts)
 
     def _at(self, cycle: Cycle, instant: float, action: Callable[..., None], *args: Any) -> None:
-        """Run ``action(*args)`` on the hub at the epoch ``instant`` (never early)."""
+        """Run ``action(*args)`` on the hub at the epoch ``instant`` (at most `EARLY`
+        before it: a user's start; a window's edge `reach`es it)."""
         loop = self._hub.loop  # type: ignore[union-attr]
 
         def fire() -> None:
@@ -284,6 +285,7 @@ class ProcessRunner(OpenModel):
         cycle.timers.append(loop.call_later(max(instant - time.time(), 0.0), fire))
 
     def _open_window(self, cycle: Cycle) -> None:
+        reach(cycle.times.open)
         now = time.time()
         if not cycle.closed and now < cycle.times.close:
             self.recorder.recording = True
@@ -293,6 +295,7 @@ class ProcessRunner(OpenModel):
         """E_c (or an abort): stop recording, close the gate, tell the users to stop."""
         if cycle.closed and not cycle.timers:
             return
+        reach(cycle.times.close)  # an abort, long before E_c, does not wait
         self.recorder.recording = False
         cycle.gate.close()
         cycle.closed = True

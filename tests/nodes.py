@@ -207,6 +207,11 @@ class Node:
         home = f"{self.home}/"
         return [entry for entry in pwd.getpwall() if entry.pw_dir.startswith(home)]
 
+    def bench_log(self) -> str:
+        """The bench's console of the job running on this node (empty when none)."""
+        logs = list((self.home / ".marteau" / "jobs").glob("*/bench.log"))
+        return logs[0].read_text() if logs else ""
+
     def job_processes(self) -> list[tuple[int, str]]:
         """(pid, cmdline) of the processes of this node's job users."""
         uids = {entry.pw_uid for entry in self.job_users()}

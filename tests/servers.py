@@ -47,6 +47,14 @@ def ok(body: bytes | str = b"OK", content_type: str = "text/plain") -> Reply:
     return 200, [("Content-Type", content_type)], data
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    """socketserver's listen backlog is 5: users connecting at once would see SYNs
+    dropped and retried a second later, a delay the tests would take for the engine's."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @dataclass
 class LocalServer:
     routes: dict[str, Route] = field(default_factory=dict)
@@ -84,8 +92,7 @@ class LocalServer:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _handle
             do_PROPFIND = do_LOCK = do_PATCH = _handle
 
-        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer((self.host, self.port), Handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

@@ -389,9 +389,9 @@ def test_a_cycle_without_a_finished_test_is_load_lost(workdir: Path, site: Local
 
 
 def test_users_sleep_side_by_side_on_the_hub(workdir: Path, site: LocalServer):
-    # 20 users of one process (started 10 ms apart: the test server's listen
-    # backlog is 5), each test a GET and time.sleep(0.25), 1 s window: about 4
-    # tests per user. Sleeps that held the process would allow ~4 in all.
+    # 20 users of one process (started 10 ms apart), each test a GET and
+    # time.sleep(0.25), 1 s window: about 4 tests per user. Sleeps that held the
+    # process would allow ~4 in all.
     run = bench(
         workdir, "benchtests.py", "Bench.test_pause", "-u", site.url, "-c", "20",
         "--workers", "1",
@@ -569,8 +569,11 @@ def test_sigterm_ends_the_tests_that_outlive_the_grace(
     try:
         for line in bench_process.stdout:
             seen.append(line)
-            if line.startswith("* Logging for"):  # both users are in their 30 s sleep
-                time.sleep(0.5)
+            if line.startswith("* Logging for"):  # the cycle starts: wait for both users
+                deadline = time.monotonic() + 60  # to be in their 30 s sleep
+                while sum(entry.startswith("sleeping") for entry in hooks(workdir)) < 2:
+                    assert time.monotonic() < deadline, hooks(workdir)
+                    time.sleep(0.05)
                 sent = time.monotonic()
                 bench_process.send_signal(signal.SIGTERM)
                 break

@@ -66,15 +66,17 @@ def probe(uid: int, *urls: str, timeout: float = 1.5) -> dict[str, list]:
 
 @pytest.fixture
 def job_users(tmp_path: Path) -> Iterator[list[int]]:
-    """Two throwaway Unix users (no home, no login), removed with any rules left."""
+    """Two throwaway Unix users (no home, no login), removed with any rules left. Their
+    uids lie above useradd's range: the job users other workers' runs add meanwhile
+    never get one of them, even once freed."""
     names = [f"mtfw{os.getpid() % 100000}{tag}" for tag in "ab"]
-    for name in names:
+    uids = [61000 + 2 * (os.getpid() % 1000) + i for i in range(2)]
+    for name, uid in zip(names, uids, strict=True):
         subprocess.run(
             ["useradd", "--no-create-home", "--user-group", "-p", "*", "-s", "/usr/sbin/nologin"]
-            + [name],
+            + ["--uid", str(uid), name],
             check=True,
         )
-    uids = [int(subprocess.check_output(["id", "-u", name])) for name in names]
     try:
         yield uids
     finally:

@@ -30,7 +30,7 @@ from marteau.engine.fuse import (
     weighted_median,
 )
 from marteau.errors import MarteauError
-from tests.servers import HangingServer, LocalServer, ok
+from tests.servers import HangingServer, LocalServer, Reply, Request, ok
 
 REPO = Path(__file__).resolve().parents[1]
 MARTEAU = str(Path(sys.executable).parent / "marteau")
@@ -134,18 +134,27 @@ def test_a_target_answering_500_stops_the_bench_and_keeps_the_results(workdir: P
 def test_failures_during_a_ramp_up_trip_the_fuse_before_any_window(workdir: Path):
     """40 users started 0.25 s apart: the cycle's recording window opens only after 10 s,
     yet the responses of the users already running count for the fuse."""
-    server_errors = {"/page": lambda request: (500, [("Content-Type", "text/plain")], b"down")}
-    with LocalServer(routes=server_errors) as target:
-        run, took = bench(
+    arrivals: list[float] = []
+
+    def down(request: Request) -> Reply:
+        arrivals.append(time.monotonic())
+        return 500, [("Content-Type", "text/plain")], b"down"
+
+    with LocalServer(routes={"/page": down}) as target:
+        run, _ = bench(
             workdir,
             target.url,
             *("-c", "40", "-s", "0.25", "-D", "2", "-m", "0.05", "-M", "0.05"),
             *("--fuse-error-rate", "50%", "--fuse-window", "2"),
         )
+    ended = time.monotonic()
     out = run.stdout
     assert run.returncode == FUSE_EXIT, out + run.stderr
     assert "safety fuse: error rate 100% > 50% over the last 2 s — bench stopped" in out
-    assert took < 9, f"stopped after {took:.1f} s: the fuse waited for the window at 10 s"
+    # from the first user's request (however late a busy machine started the bench):
+    # the window opens 10 s after it, and the fuse's own window ends 2 s after that
+    took = ended - arrivals[0]
+    assert took < 10, f"stopped {took:.1f} s after the first request: the fuse waited"
     assert len(target.requests) > 0
     results, _config = read_results(workdir)
     assert len(results.responses) == 0  # nothing was recorded: all of it was ramp-up
@@ -211,9 +220,12 @@ def test_the_fuse_options_are_checked(workdir: Path):
     assert "expected a fraction such as 0.5 or a percentage such as 50%" in run.stderr
 
 
-def sigterm_twice(workdir: Path, url: str, pause: float) -> tuple[int, str]:
-    """Bench `url`; once it records, SIGTERM, `pause` seconds, SIGTERM again: (exit
-    code, output)."""
+def sigterm_twice(
+    workdir: Path, url: str, pause: float, served: list[Request] | None = None
+) -> tuple[int, str]:
+    """Bench `url`; once it records (and, given the target's `served` requests, once
+    five more have reached it: responses inside the window), SIGTERM, `pause` seconds,
+    SIGTERM again: (exit code, output)."""
     process = subprocess.Popen(
         [MARTEAU, "bench", "fused.py", "Fused.test_get", "-u", url, "--workers", "1"],
         cwd=workdir,
@@ -225,6 +237,11 @@ def sigterm_twice(workdir: Path, url: str, pause: float) -> tuple[int, str]:
         for line in process.stdout:  # type: ignore[union-attr]
             if "recording" in line:
                 break
+        if served is not None:
+            deadline, wanted = time.monotonic() + 30, len(served) + 5
+            while len(served) < wanted:
+                assert time.monotonic() < deadline, "no request reached the target"
+                time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         time.sleep(pause)
         process.send_signal(signal.SIGTERM)
@@ -240,7 +257,7 @@ def test_a_stop_signal_delivered_twice_still_writes_the_results(workdir: Path):
     """How `marteau run` stops the other nodes: SIGTERM to the bench's process group,
     which `timeout -k` forwards again; the bench must take both as one stop."""
     with LocalServer(routes={"/page": lambda request: ok("fine")}) as target:
-        code, out = sigterm_twice(workdir, target.url, 0.01)
+        code, out = sigterm_twice(workdir, target.url, 0.01, target.requests)
     assert code == 128 + signal.SIGTERM, out
     assert "Bench aborted by SIGTERM after 0 of 1 cycles" in out
     results, config = read_results(workdir)

@@ -195,7 +195,7 @@ def test_cancel_removes_the_job_users_firewall_then_the_user_and_its_processes(
         )
         try:
             deadline = time.monotonic() + 120
-            while not all("escape:" in bench_log(node) for node in nodes.nodes):
+            while not all("escape:" in node.bench_log() for node in nodes.nodes):
                 assert time.monotonic() < deadline, "no bench tried its own socket"
                 time.sleep(0.2)
             users = {entry.pw_name: entry.pw_uid for n in nodes.nodes for entry in n.job_users()}
@@ -243,12 +243,6 @@ def uid_exists(uid: int) -> bool:
     except KeyError:
         return False
     return True
-
-
-def bench_log(node) -> str:
-    """The bench's console of the job running on `node` (empty when none)."""
-    logs = list((node.home / ".marteau" / "jobs").glob("*/bench.log"))
-    return logs[0].read_text() if logs else ""
 
 
 def test_the_firewall_holds_the_job_users_own_sockets_to_the_allowed_hosts(

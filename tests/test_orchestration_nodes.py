@@ -233,7 +233,9 @@ def test_a_project_naming_its_nodes_runs_on_exactly_those(
 def test_runs_contending_for_the_same_nodes_wait_or_fail_cleanly(
     nodes: NodeSet, inventory: Path, project: Path, tmp_path: Path
 ) -> None:
-    first = start_run(project, inventory, tmp_path / "a", "--nodes", "3", "-c", "1", "-D", "4")
+    # 10 s: the failing run below must find the first one's locks, however slowly a
+    # busy machine starts its Ansible
+    first = start_run(project, inventory, tmp_path / "a", "--nodes", "3", "-c", "1", "-D", "10")
     waiting = None
     try:
         wait_for(
@@ -286,8 +288,11 @@ def test_cancel_mid_bench_stops_everything_and_keeps_partial_results(
         "120",
     )
     try:
-        wait_for(lambda: all(n.bench_processes() for n in nodes.nodes), 60, "the benches")
-        time.sleep(5.5)  # into the second cycle: the first is on disk
+        wait_for(
+            lambda: all("Cycle #1 with" in n.bench_log() for n in nodes.nodes),
+            120,
+            "the second cycle on every node (the first is on disk)",
+        )
         cancelled_at = time.monotonic()
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=90)

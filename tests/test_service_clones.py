@@ -197,9 +197,11 @@ def test_a_worker_stops_a_clone_when_its_job_is_cancelled(tmp_path: Path) -> Non
 
 # -- the service: its workers and its preview -------------------------------------------
 
+# 10 s: the two clones of the test below must be seen alive together, however late a
+# busy machine's second worker takes its job
 CONFIG = """\
 [marteau]
-clone_timeout = 5
+clone_timeout = 10
 clone_max_mb = 1
 """
 
@@ -230,13 +232,13 @@ def test_two_hanging_clones_do_not_hold_both_workers(
         jobs = [wait_job(alice, job_id) for job_id in ids]
         for job in jobs:
             assert job["state"] == "failed"
-            assert job["exit_reason"] == f"bad input: {url}: git clone: not done within 5 s"
+            assert job["exit_reason"] == f"bad input: {url}: git clone: not done within 10 s"
             console = alice.get(f"/api/jobs/{job['id']}/console").text
-            assert f"Error: {url}: git clone: not done within 5 s" in console
+            assert f"Error: {url}: git clone: not done within 10 s" in console
         assert all(group_alive(group) == [] for group in set(seen.values()))
         preview = alice.post("/api/jobs/preview", json={"git_url": url})
         assert preview.status_code == 400
-        assert preview.json()["detail"] == f"{url}: git clone: not done within 5 s"
+        assert preview.json()["detail"] == f"{url}: git clone: not done within 10 s"
         assert processes_with(url) == {}
     # the workers are free: the next job runs
     project = make_project(tmp_path / "project")

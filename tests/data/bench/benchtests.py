@@ -71,6 +71,7 @@ class Bench(FunkLoadTestCase):
         """Outlives an abort's grace: the runner ends it, its cleanup still runs."""
         self.get(self.url + "/ok", description="Get ok")
         try:
+            self._hook(f"sleeping {self.thread_id}")
             time.sleep(30)
         finally:
             self._hook(f"cleanup {self.thread_id}")

@@ -79,7 +79,7 @@ def test_users_wait_for_responses_together(hub: Hub) -> None:
 def test_time_sleep_yields_in_hub_greenlets_and_blocks_elsewhere(hub: Hub) -> None:
     started = time.monotonic()
     gather(hub, lambda i: time.sleep(0.2), 50)
-    assert time.monotonic() - started < 1.5  # 50 x 0.2 s side by side
+    assert time.monotonic() - started < 5.0  # 50 x 0.2 s side by side, not the 10 s in a row
 
     outside = [greenlet.getcurrent()]
 

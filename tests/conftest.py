@@ -7,7 +7,8 @@ lock (`~/.marteau/lock.json`), node folder and `~/.ansible` are its own, while t
 download caches (`XDG_CACHE_HOME`: pip's and the wheelhouse's, written atomically)
 stay shared. What only one process on the machine may use at a time, the sshd test
 nodes on 127.0.0.2-4 and this machine's nftables, goes to one worker: the tests
-that use them form the xdist group `machine`.
+that use them form the xdist group `machine` (a test whose run gets a firewall
+from the embedded node says so with the group's marker itself).
 """
 
 from __future__ import annotations

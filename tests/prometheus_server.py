@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,13 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port
+
 BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -28,7 +23,7 @@ def prometheus(directory: Path) -> Iterator[str]:
     """The server's base URL, once it has scraped itself at least twice."""
     if not Path(BINARY).is_file():
         pytest.skip("no prometheus binary (make system-deps installs Debian's)")
-    port = _free_port()
+    port = free_port()
     (directory / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: self\n"

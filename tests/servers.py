@@ -11,11 +11,13 @@ dictionaries. `free_port` is a port with nothing listening.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import dns.message
@@ -192,10 +194,19 @@ class DnsServer:
 
 
 def free_port() -> int:
-    """A port on 127.0.0.1 with nothing listening (bound once, then closed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port on 127.0.0.1 with nothing listening (bound once, then closed), below the
+    kernel's ephemeral range: no other test's outgoing connection takes it as its
+    source port between this check and the bind of whoever asked for it."""
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(1000):
+        port = ephemeral // 2 + secrets.randbelow(ephemeral - ephemeral // 2)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on 127.0.0.1 below {ephemeral}")
 
 
 class CountingListener:

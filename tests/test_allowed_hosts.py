@@ -370,6 +370,8 @@ def test_a_bad_allow_host_is_bad_input(tmp_path: Path, command: list[str]) -> No
 # -- `marteau run`: the role passes the list to every node's bench ----------------
 
 
+# the embedded node's job user gets its egress firewall in this machine's nftables
+@pytest.mark.xdist_group("machine")
 def test_marteau_run_passes_the_allowed_hosts_to_the_nodes(tmp_path: Path) -> None:
     """-e cannot widen the list: --allow-host is applied after the extra variables."""
     project = tmp_path / "project"

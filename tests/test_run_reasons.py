@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from marteau import exits
 from marteau.service.live_figures import job_figures
 from tests.nodes import NodeSet
-from tests.servers import LocalServer, ok
+from tests.servers import LocalServer, free_port, ok
 from tests.support.projects import CONF, TEST
 
 MARTEAU = str(Path(sys.executable).with_name("marteau"))
@@ -98,12 +97,8 @@ def test_a_bench_that_fails_shows_the_last_lines_of_its_log(
 
 
 def refused_url() -> str:
-    """A port of 127.0.0.1 that refuses connections (bound, never listening)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
+    """A port of 127.0.0.1 that refuses connections (nothing listens)."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_a_target_that_refuses_everything_exits_255_with_figures_every_second(

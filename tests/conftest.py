@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & MACHINE_FIXTURES or item.path.name in MACHINE_MODULES:
             item.add_marker(pytest.mark.xdist_group("machine"))
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """On the controller of `--dist loadgroup`: stop unless pytest-xdist grouped the
+    machine's tests (their ids end in `@machine`). A pytest that this pytest-xdist does
+    not know can stop it from doing so, and those tests would share the nodes and
+    nftables in silence."""
+    if node.config.getvalue("dist") != "loadgroup":
+        return
+    ungrouped = [i for i in ids if i.split("::")[0].rsplit("/")[-1] in MACHINE_MODULES]
+    ungrouped = [i for i in ungrouped if "@" not in i]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist did not put {ungrouped[0]} in its group: this pytest-xdist and "
+            "this pytest do not work together (setup.cfg's dev extra says which pytest)"
+        )
 
 
 @pytest.fixture
